@@ -1,0 +1,122 @@
+package io.tinyllamaj.kernels;
+
+/**
+ * The ops a Llama forward and backward pass needs, in fp32 semantics. Layouts follow PyTorch:
+ * a linear layer's weight is {@code [out, in]} row-major, activations are {@code [rows, features]}.
+ *
+ * <p>Gradient conventions, chosen so one residual-gradient buffer flows through the blocks:
+ * parameter gradients always accumulate ({@code +=}); matmul, attention and SwiGLU input
+ * gradients overwrite; RMSNorm input gradients accumulate (the residual path adds to them).
+ *
+ * <p>Token ids come as host {@code int[]}: they are tiny next to activations, and a device
+ * backend copies them into its own staging buffer.
+ */
+public interface Backend extends AutoCloseable {
+
+    String name();
+
+    // ---- memory ----
+
+    /** A new zero-filled tensor. */
+    Tensor allocate(long length);
+
+    void upload(Tensor dst, float[] src, int srcOffset, int length);
+
+    void download(Tensor src, float[] dst, int dstOffset, int length);
+
+    default float[] download(Tensor src) {
+        float[] values = new float[Math.toIntExact(src.length())];
+        download(src, values, 0, values.length);
+        return values;
+    }
+
+    void fill(Tensor t, float value);
+
+    void copy(Tensor dst, Tensor src);
+
+    /** dst += src */
+    void accumulate(Tensor dst, Tensor src);
+
+    /** t *= factor */
+    void scale(Tensor t, float factor);
+
+    // ---- matmul ----
+
+    /** out[n, oc] = inp[n, c] . weight[oc, c]^T */
+    void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc);
+
+    /** dinp[n, c] = dout . weight (overwritten); dweight[oc, c] += dout^T . inp. dinp may be null. */
+    void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc);
+
+    // ---- RMSNorm ----
+
+    /** out = inp * rstd * weight per row, rstd[n] saved for the backward. */
+    void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps);
+
+    /** dinp += ..., dweight += ... */
+    void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c);
+
+    // ---- RoPE (rotate-half), in place on the q and k heads of fused qkv rows ----
+
+    /**
+     * qkv is {@code [b, t, (nHeads + 2 * nKvHeads) * headSize]}; the first nHeads + nKvHeads
+     * heads of each row are rotated by the angle of position {@code startPos + t}.
+     */
+    void ropeForward(Tensor qkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta);
+
+    /** The inverse rotation, applied to the gradient in place. */
+    void ropeBackward(Tensor dqkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta);
+
+    // ---- causal grouped-query attention ----
+
+    /**
+     * qkv {@code [b, tk, (nh + 2 nkv) hs]}; the queries are the last {@code tq} rows of each
+     * batch (tq == tk in training, fewer with a KV cache). out {@code [b, tq, nh hs]},
+     * lse {@code [b, nh, tq]} (log-sum-exp of the scaled scores, kept for the backward).
+     */
+    void attentionForward(Tensor out, Tensor lse, Tensor qkv, int b, int tq, int tk, int nh, int nkv, int hs);
+
+    /** dqkv overwritten; tq == tk == t. */
+    void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int b, int t, int nh, int nkv, int hs);
+
+    // ---- SwiGLU ----
+
+    /** h {@code [n, 2 hidden]} holds gate then up; out {@code [n, hidden]} = silu(gate) * up. */
+    void swigluForward(Tensor out, Tensor h, int n, int hidden);
+
+    /** dh overwritten. */
+    void swigluBackward(Tensor dh, Tensor dout, Tensor h, int n, int hidden);
+
+    // ---- embedding ----
+
+    void embeddingForward(Tensor out, Tensor table, int[] tokens, int n, int c);
+
+    /** dtable[tokens[i]] += dout[i] */
+    void embeddingBackward(Tensor dtable, Tensor dout, int[] tokens, int n, int c);
+
+    // ---- softmax cross-entropy ----
+
+    /**
+     * losses[i] = -log softmax(logits[i])[targets[i]]; logits are replaced by their gradient
+     * {@code (softmax - onehot) * gradScale}. A negative target is ignored: loss 0, gradient 0.
+     */
+    void crossEntropyForwardBackward(Tensor logits, Tensor losses, int[] targets, int n, int v, float gradScale);
+
+    /** losses only; logits unchanged. */
+    void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v);
+
+    // ---- optimizer ----
+
+    /** Sum of squares of all values, accumulated in double. */
+    double sumOfSquares(Tensor t);
+
+    /**
+     * One AdamW step over a flat parameter range, PyTorch semantics (decoupled decay,
+     * bias-corrected moments); the gradient is multiplied by gradScale first (clipping).
+     */
+    void adamwUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, AdamWStep step);
+
+    @Override
+    default void close() {
+    }
+}

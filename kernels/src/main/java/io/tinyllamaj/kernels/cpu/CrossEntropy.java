@@ -1,0 +1,59 @@
+package io.tinyllamaj.kernels.cpu;
+
+/**
+ * Softmax cross-entropy over the vocabulary, fused with its backward as in llm.c:
+ *   loss_i = logsumexp(z_i) - z_i[y_i];  dz_i = (softmax(z_i) - onehot(y_i)) * scale
+ * The gradient overwrites the logits, so no second [n, V] buffer exists. Sums run in double:
+ * a 32000-way logsumexp in fp32 loses digits the 1e-5 loss tolerance needs.
+ */
+final class CrossEntropy {
+
+    private CrossEntropy() {
+    }
+
+    static void forwardBackward(CpuTensor logits, CpuTensor losses, int[] targets, int n, int v, float scale) {
+        run(logits, losses, targets, n, v, scale, true);
+    }
+
+    static void forward(CpuTensor losses, CpuTensor logits, int[] targets, int n, int v) {
+        run(logits, losses, targets, n, v, 0f, false);
+    }
+
+    private static void run(CpuTensor logits, CpuTensor losses, int[] targets, int n, int v, float scale, boolean backward) {
+        float[] z = logits.data(), out = losses.data();
+        int zo = logits.offset(), lo = losses.offset();
+        Parallel.forChunks(n, 8L * n * v, (start, end) -> {
+            for (int i = start; i < end; i++) {
+                int row = zo + i * v;
+                int target = targets[i];
+                if (target >= v) {
+                    throw new IllegalArgumentException("target id " + target + " at position " + i
+                            + " is outside the vocabulary [0, " + v + ")");
+                }
+                if (target < 0) {
+                    out[lo + i] = 0f;
+                    if (backward) {
+                        java.util.Arrays.fill(z, row, row + v, 0f);
+                    }
+                    continue;
+                }
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < v; j++) {
+                    max = Math.max(max, z[row + j]);
+                }
+                double sum = 0;
+                for (int j = 0; j < v; j++) {
+                    sum += Math.exp(z[row + j] - max);
+                }
+                double logSum = Math.log(sum) + max;
+                out[lo + i] = (float) (logSum - z[row + target]);
+                if (backward) {
+                    for (int j = 0; j < v; j++) {
+                        z[row + j] = (float) Math.exp(z[row + j] - logSum) * scale;
+                    }
+                    z[row + target] -= scale;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,83 @@
+package io.tinyllamaj.model;
+
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Tensor;
+
+/**
+ * Every buffer one forward and backward pass of b x t tokens needs, allocated once and reused
+ * each step. Saved activations are per block; gradient scratch is shared across blocks because
+ * the backward visits one block at a time.
+ */
+final class Activations {
+
+    final int b;
+    final int t;
+    final Tensor[] residual;   // [layers + 1][n, dim]: the input of each block, and the last output
+    final Tensor[] rstdAttn;   // [n]
+    final Tensor[] normAttn;   // [n, dim]
+    final Tensor[] qkv;        // [n, qkvDim], after RoPE
+    final Tensor[] attn;       // [n, dim]
+    final Tensor[] lse;        // [b, heads, t]
+    final Tensor[] midResidual;// [n, dim]
+    final Tensor[] rstdMlp;    // [n]
+    final Tensor[] normMlp;    // [n, dim]
+    final Tensor[] gateUp;     // [n, 2 intermediate]
+    final Tensor[] swiglu;     // [n, intermediate]
+    final Tensor rstdFinal;    // [n]
+    final Tensor normFinal;    // [n, dim]
+    final Tensor logits;       // [n, vocab]; holds the logits' gradient after the fused loss
+    final Tensor losses;       // [n]
+    final Tensor scratch;      // [n, dim]: a sub-layer's output before the residual add
+    // gradients
+    final Tensor dResidual;    // [n, dim]
+    final Tensor dNorm;        // [n, dim]
+    final Tensor dQkv;         // [n, qkvDim]
+    final Tensor dAttn;        // [n, dim]
+    final Tensor dGateUp;      // [n, 2 intermediate]
+    final Tensor dSwiglu;      // [n, intermediate]
+
+    Activations(Backend backend, LlamaConfig c, int b, int t, boolean training) {
+        this.b = b;
+        this.t = t;
+        long n = (long) b * t;
+        int layers = c.layers();
+        residual = new Tensor[layers + 1];
+        rstdAttn = new Tensor[layers];
+        normAttn = new Tensor[layers];
+        qkv = new Tensor[layers];
+        attn = new Tensor[layers];
+        lse = new Tensor[layers];
+        midResidual = new Tensor[layers];
+        rstdMlp = new Tensor[layers];
+        normMlp = new Tensor[layers];
+        gateUp = new Tensor[layers];
+        swiglu = new Tensor[layers];
+        // Inference needs no saved activations: every block reuses block 0's buffers.
+        for (int l = 0; l < layers; l++) {
+            boolean fresh = training || l == 0;
+            residual[l] = fresh ? backend.allocate(n * c.dim()) : residual[0];
+            rstdAttn[l] = fresh ? backend.allocate(n) : rstdAttn[0];
+            normAttn[l] = fresh ? backend.allocate(n * c.dim()) : normAttn[0];
+            qkv[l] = fresh ? backend.allocate(n * c.qkvDim()) : qkv[0];
+            attn[l] = fresh ? backend.allocate(n * c.dim()) : attn[0];
+            lse[l] = fresh ? backend.allocate(n * c.heads()) : lse[0];
+            midResidual[l] = fresh ? backend.allocate(n * c.dim()) : midResidual[0];
+            rstdMlp[l] = fresh ? backend.allocate(n) : rstdMlp[0];
+            normMlp[l] = fresh ? backend.allocate(n * c.dim()) : normMlp[0];
+            gateUp[l] = fresh ? backend.allocate(n * 2L * c.intermediate()) : gateUp[0];
+            swiglu[l] = fresh ? backend.allocate(n * c.intermediate()) : swiglu[0];
+        }
+        residual[layers] = training ? backend.allocate(n * c.dim()) : residual[0];
+        rstdFinal = backend.allocate(n);
+        normFinal = backend.allocate(n * c.dim());
+        logits = backend.allocate(n * c.vocabSize());
+        losses = backend.allocate(n);
+        scratch = backend.allocate(n * c.dim());
+        dResidual = training ? backend.allocate(n * c.dim()) : null;
+        dNorm = training ? backend.allocate(n * c.dim()) : null;
+        dQkv = training ? backend.allocate(n * c.qkvDim()) : null;
+        dAttn = training ? backend.allocate(n * c.dim()) : null;
+        dGateUp = training ? backend.allocate(n * 2L * c.intermediate()) : null;
+        dSwiglu = training ? backend.allocate(n * c.intermediate()) : null;
+    }
+}

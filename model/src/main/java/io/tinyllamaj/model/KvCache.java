@@ -1,0 +1,35 @@
+package io.tinyllamaj.model;
+
+import io.tinyllamaj.kernels.Tensor;
+
+/**
+ * Keys and values of the positions seen so far, for one sequence. Each block keeps whole fused
+ * qkv rows [capacity, qkvDim] (queries included: attention then reads the cache exactly as it
+ * reads a training batch, at the cost of storing q, heads / (heads + 2 kvHeads) of the cache).
+ */
+public final class KvCache {
+
+    final Tensor[] layers;
+    final int capacity;
+    int length;
+
+    public KvCache(LlamaModel model, int capacity) {
+        LlamaConfig c = model.config();
+        if (capacity > c.maxSeqLen()) {
+            throw new IllegalArgumentException("a context of " + capacity + " tokens exceeds the model's max_seq_len " + c.maxSeqLen());
+        }
+        this.capacity = capacity;
+        this.layers = new Tensor[c.layers()];
+        for (int l = 0; l < layers.length; l++) {
+            layers[l] = model.backend().allocate((long) capacity * c.qkvDim());
+        }
+    }
+
+    public int length() {
+        return length;
+    }
+
+    public int capacity() {
+        return capacity;
+    }
+}

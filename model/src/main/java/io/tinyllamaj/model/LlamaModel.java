@@ -1,0 +1,205 @@
+package io.tinyllamaj.model;
+
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Tensor;
+
+/**
+ * The Llama architecture over a {@link Backend}: parameters and their gradients in one flat
+ * buffer each, a forward pass and its hand-written backward (llm.c style). A block is
+ * <pre>
+ *   h   = x + attn_out(attention(rope(qkv(rmsnorm(x)))))
+ *   out = h + down(swiglu(gate_up(rmsnorm(h))))
+ * </pre>
+ * and the model is embed, the blocks, a final RMSNorm and lm_head. Activations are sized for
+ * one micro-batch shape and reallocated only when the shape changes.
+ */
+public final class LlamaModel {
+
+    private final Backend backend;
+    private final LlamaConfig config;
+    private final ParameterLayout layout;
+    private final Tensor parameters;
+    private Tensor gradients;
+    private Activations activations;
+
+    public LlamaModel(Backend backend, LlamaConfig config) {
+        this.backend = backend;
+        this.config = config;
+        this.layout = new ParameterLayout(config);
+        this.parameters = backend.allocate(layout.total());
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public ParameterLayout layout() {
+        return layout;
+    }
+
+    /** All parameters, flat, in {@link ParameterLayout} order. */
+    public Tensor parameters() {
+        return parameters;
+    }
+
+    /** The gradient buffer, allocated on first use; the same layout as {@link #parameters()}. */
+    public Tensor gradients() {
+        if (gradients == null) {
+            gradients = backend.allocate(layout.total());
+        }
+        return gradients;
+    }
+
+    public Tensor parameter(String name) {
+        ParameterLayout.Entry e = layout.get(name);
+        return parameters.slice(e.offset(), e.size());
+    }
+
+    private Tensor gradient(String name) {
+        ParameterLayout.Entry e = layout.get(name);
+        return gradients().slice(e.offset(), e.size());
+    }
+
+    public void zeroGradients() {
+        backend.fill(gradients(), 0f);
+    }
+
+    private Activations activations(int b, int t, boolean training) {
+        if (t > config.maxSeqLen()) {
+            throw new IllegalArgumentException("sequence length " + t + " exceeds the model's max_seq_len " + config.maxSeqLen());
+        }
+        if (activations == null || activations.b != b || activations.t != t || (training && activations.dResidual == null)) {
+            activations = null; // let the old buffers go before the new ones are taken
+            activations = new Activations(backend, config, b, t, training);
+        }
+        return activations;
+    }
+
+    /** Logits [b * t, vocab] for tokens [b, t]; the tensor is reused by the next call. */
+    public Tensor logits(int[] tokens, int b, int t) {
+        Activations a = activations(b, t, activations != null && activations.dResidual != null);
+        forward(a, tokens);
+        return a.logits;
+    }
+
+    /** Per-position cross-entropy [b * t] without touching gradients; negative targets give 0. */
+    public float[] losses(int[] tokens, int[] targets, int b, int t) {
+        Activations a = activations(b, t, activations != null && activations.dResidual != null);
+        forward(a, tokens);
+        backend.crossEntropyForward(a.losses, a.logits, targets, b * t, config.vocabSize());
+        return backend.download(a.losses);
+    }
+
+    /**
+     * Forward, loss and backward for one micro-batch; parameter gradients accumulate.
+     * The gradient of the logits is scaled by {@code gradScale} (1 / tokens of the whole
+     * optimizer step for a mean loss). Returns the sum of the per-token losses.
+     */
+    public double forwardBackward(int[] tokens, int[] targets, int b, int t, float gradScale) {
+        Activations a = activations(b, t, true);
+        forward(a, tokens);
+        int n = b * t;
+        backend.crossEntropyForwardBackward(a.logits, a.losses, targets, n, config.vocabSize(), gradScale);
+        backward(a, tokens);
+        double sum = 0;
+        for (float loss : backend.download(a.losses)) {
+            sum += loss;
+        }
+        return sum;
+    }
+
+    /**
+     * Appends {@code count} tokens to {@code cache} and returns the logits [vocab] of the last
+     * one; the tensor is reused by the next call.
+     */
+    public Tensor decode(int[] tokens, int count, KvCache cache) {
+        if (cache.length + count > cache.capacity) {
+            throw new IllegalArgumentException("the KV cache holds " + cache.capacity + " positions; "
+                    + (cache.length + count) + " were asked for");
+        }
+        Activations a = activations(1, count, false);
+        forward(a, tokens, cache);
+        cache.length += count;
+        int last = count - 1, dim = config.dim();
+        Tensor lastRow = a.residual[config.layers()].slice((long) last * dim, dim);
+        backend.rmsnormForward(a.normFinal.slice(0, dim), a.rstdFinal.slice(0, 1), lastRow, parameter("final_norm"), 1, dim, config.normEps());
+        Tensor logits = a.logits.slice(0, config.vocabSize());
+        backend.matmulForward(logits, a.normFinal.slice(0, dim), parameter("lm_head"), 1, dim, config.vocabSize());
+        return logits;
+    }
+
+    private void forward(Activations a, int[] tokens) {
+        forward(a, tokens, null);
+        LlamaConfig c = config;
+        int n = a.b * a.t;
+        backend.rmsnormForward(a.normFinal, a.rstdFinal, a.residual[c.layers()], parameter("final_norm"), n, c.dim(), c.normEps());
+        backend.matmulForward(a.logits, a.normFinal, parameter("lm_head"), n, c.dim(), c.vocabSize());
+    }
+
+    /** The blocks; with a cache, q/k/v rows go into it at its current length and attention reads all of it. */
+    private void forward(Activations a, int[] tokens, KvCache cache) {
+        LlamaConfig c = config;
+        int b = a.b, t = a.t, n = b * t, dim = c.dim();
+        if (tokens.length < n) {
+            throw new IllegalArgumentException("expected " + n + " tokens, got " + tokens.length);
+        }
+        int past = cache == null ? 0 : cache.length;
+        backend.embeddingForward(a.residual[0], parameter("embed"), tokens, n, dim);
+        for (int l = 0; l < c.layers(); l++) {
+            Tensor x = a.residual[l];
+            Tensor qkvNew = cache == null ? a.qkv[l] : cache.layers[l].slice((long) past * c.qkvDim(), (long) t * c.qkvDim());
+            Tensor qkvAll = cache == null ? a.qkv[l] : cache.layers[l].slice(0, (long) (past + t) * c.qkvDim());
+            backend.rmsnormForward(a.normAttn[l], a.rstdAttn[l], x, parameter(ParameterLayout.block(l, "attn_norm")), n, dim, c.normEps());
+            backend.matmulForward(qkvNew, a.normAttn[l], parameter(ParameterLayout.block(l, "qkv")), n, dim, c.qkvDim());
+            backend.ropeForward(qkvNew, b, t, c.heads(), c.kvHeads(), c.headSize(), past, c.ropeTheta());
+            backend.attentionForward(a.attn[l], a.lse[l], qkvAll, b, t, past + t, c.heads(), c.kvHeads(), c.headSize());
+            backend.matmulForward(a.scratch, a.attn[l], parameter(ParameterLayout.block(l, "attn_out")), n, dim, dim);
+            residualAdd(a.midResidual[l], x, a.scratch);
+            backend.rmsnormForward(a.normMlp[l], a.rstdMlp[l], a.midResidual[l], parameter(ParameterLayout.block(l, "mlp_norm")), n, dim, c.normEps());
+            backend.matmulForward(a.gateUp[l], a.normMlp[l], parameter(ParameterLayout.block(l, "gate_up")), n, dim, 2 * c.intermediate());
+            backend.swigluForward(a.swiglu[l], a.gateUp[l], n, c.intermediate());
+            backend.matmulForward(a.scratch, a.swiglu[l], parameter(ParameterLayout.block(l, "down")), n, c.intermediate(), dim);
+            residualAdd(a.residual[l + 1], a.midResidual[l], a.scratch);
+        }
+    }
+
+    private void residualAdd(Tensor out, Tensor x, Tensor delta) {
+        if (out != x) {
+            backend.copy(out, x);
+        }
+        backend.accumulate(out, delta);
+    }
+
+    /** Expects the logits' gradient in a.logits. dResidual carries d(loss)/d(block output) down the blocks. */
+    private void backward(Activations a, int[] tokens) {
+        LlamaConfig c = config;
+        int b = a.b, t = a.t, n = b * t, dim = c.dim(), hidden = c.intermediate();
+        backend.matmulBackward(a.dNorm, gradient("lm_head"), a.logits, a.normFinal, parameter("lm_head"), n, dim, c.vocabSize());
+        backend.fill(a.dResidual, 0f);
+        backend.rmsnormBackward(a.dResidual, gradient("final_norm"), a.dNorm, a.residual[c.layers()], parameter("final_norm"), a.rstdFinal, n, dim);
+        for (int l = c.layers() - 1; l >= 0; l--) {
+            // MLP half: dResidual is d(out); it passes through the residual add unchanged.
+            backend.matmulBackward(a.dSwiglu, gradient(ParameterLayout.block(l, "down")), a.dResidual, a.swiglu[l],
+                    parameter(ParameterLayout.block(l, "down")), n, hidden, dim);
+            backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden);
+            backend.matmulBackward(a.dNorm, gradient(ParameterLayout.block(l, "gate_up")), a.dGateUp, a.normMlp[l],
+                    parameter(ParameterLayout.block(l, "gate_up")), n, dim, 2 * hidden);
+            backend.rmsnormBackward(a.dResidual, gradient(ParameterLayout.block(l, "mlp_norm")), a.dNorm, a.midResidual[l],
+                    parameter(ParameterLayout.block(l, "mlp_norm")), a.rstdMlp[l], n, dim);
+            // Attention half: dResidual is now d(h).
+            backend.matmulBackward(a.dAttn, gradient(ParameterLayout.block(l, "attn_out")), a.dResidual, a.attn[l],
+                    parameter(ParameterLayout.block(l, "attn_out")), n, dim, dim);
+            backend.attentionBackward(a.dQkv, a.dAttn, a.qkv[l], a.attn[l], a.lse[l], b, t, c.heads(), c.kvHeads(), c.headSize());
+            backend.ropeBackward(a.dQkv, b, t, c.heads(), c.kvHeads(), c.headSize(), 0, c.ropeTheta());
+            backend.matmulBackward(a.dNorm, gradient(ParameterLayout.block(l, "qkv")), a.dQkv, a.normAttn[l],
+                    parameter(ParameterLayout.block(l, "qkv")), n, dim, c.qkvDim());
+            backend.rmsnormBackward(a.dResidual, gradient(ParameterLayout.block(l, "attn_norm")), a.dNorm, a.residual[l],
+                    parameter(ParameterLayout.block(l, "attn_norm")), a.rstdAttn[l], n, dim);
+        }
+        backend.embeddingBackward(gradient("embed"), a.dResidual, tokens, n, dim);
+    }
+}

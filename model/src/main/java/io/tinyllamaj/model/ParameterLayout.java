@@ -1,0 +1,82 @@
+package io.tinyllamaj.model;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Where each parameter lives in the one flat fp32 buffer that holds them all (one allocation,
+ * one AdamW sweep, one norm, one checkpoint write). Order: embedding, then per block
+ * attn_norm, qkv, attn_out, mlp_norm, gate_up, down, then final_norm and lm_head.
+ * q, k and v are one fused [(heads + 2 kvHeads) headSize, dim] matrix, gate and up one
+ * [2 intermediate, dim] matrix (gate rows first): one matmul each.
+ */
+public final class ParameterLayout {
+
+    /** One named tensor: rows x cols values at offset (a vector has rows == 1). */
+    public record Entry(String name, long offset, int rows, int cols) {
+        public long size() {
+            return (long) rows * cols;
+        }
+    }
+
+    private final Map<String, Entry> entries;
+    private final long total;
+
+    public ParameterLayout(LlamaConfig c) {
+        Map<String, Entry> map = new LinkedHashMap<>();
+        long[] cursor = {0};
+        add(map, cursor, "embed", c.vocabSize(), c.dim());
+        for (int l = 0; l < c.layers(); l++) {
+            add(map, cursor, block(l, "attn_norm"), 1, c.dim());
+            add(map, cursor, block(l, "qkv"), c.qkvDim(), c.dim());
+            add(map, cursor, block(l, "attn_out"), c.dim(), c.heads() * c.headSize());
+            add(map, cursor, block(l, "mlp_norm"), 1, c.dim());
+            add(map, cursor, block(l, "gate_up"), 2 * c.intermediate(), c.dim());
+            add(map, cursor, block(l, "down"), c.dim(), c.intermediate());
+        }
+        add(map, cursor, "final_norm", 1, c.dim());
+        if (c.tieEmbeddings()) {
+            Entry embed = map.get("embed");
+            map.put("lm_head", new Entry("lm_head", embed.offset(), embed.rows(), embed.cols()));
+        } else {
+            add(map, cursor, "lm_head", c.vocabSize(), c.dim());
+        }
+        this.entries = Collections.unmodifiableMap(map);
+        this.total = cursor[0];
+    }
+
+    public static String block(int layer, String name) {
+        return "layers." + layer + "." + name;
+    }
+
+    private static void add(Map<String, Entry> map, long[] cursor, String name, int rows, int cols) {
+        map.put(name, new Entry(name, cursor[0], rows, cols));
+        cursor[0] += (long) rows * cols;
+    }
+
+    public Entry get(String name) {
+        Entry e = entries.get(name);
+        if (e == null) {
+            throw new IllegalArgumentException("no parameter named " + name);
+        }
+        return e;
+    }
+
+    /** Distinct stored tensors in layout order (a tied lm_head is not listed twice). */
+    public List<Entry> stored() {
+        List<Entry> list = new ArrayList<>();
+        for (Entry e : entries.values()) {
+            if (list.isEmpty() || e.offset() >= list.getLast().offset() + list.getLast().size()) {
+                list.add(e);
+            }
+        }
+        return list;
+    }
+
+    public long total() {
+        return total;
+    }
+}

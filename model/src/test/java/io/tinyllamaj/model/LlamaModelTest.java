@@ -1,0 +1,219 @@
+package io.tinyllamaj.model;
+
+import io.tinyllamaj.kernels.cpu.CpuBackend;
+import io.tinyllamaj.model.generate.Generator;
+import io.tinyllamaj.model.generate.Sampler;
+import io.tinyllamaj.model.hf.HfCheckpoint;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The whole model against the independent float64 {@link ReferenceLlama}. */
+class LlamaModelTest {
+
+    @TempDir
+    Path temp;
+
+    private static LlamaConfig tiny(boolean tied) {
+        LlamaConfig t = LlamaConfig.preset("test-tiny");
+        return new LlamaConfig("t", t.vocabSize(), t.dim(), t.layers(), t.heads(), t.kvHeads(), t.intermediate(),
+                t.normEps(), t.ropeTheta(), t.maxSeqLen(), tied);
+    }
+
+    private static int[] tokens(int n, int vocab, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] t = new int[n];
+        for (int i = 0; i < n; i++) {
+            t[i] = r.nextInt(vocab);
+        }
+        return t;
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void logitsAndLossMatchFloat64Reference(boolean tied) throws Exception {
+        LlamaConfig c = tiny(tied);
+        ReferenceLlama ref = new ReferenceLlama(c, 7);
+        LlamaModel model = HfCheckpoint.load(Checkpoints.write(ref, temp.resolve("hf")), new CpuBackend());
+        int b = 2, t = 9;
+        int[] in = tokens(b * t, c.vocabSize(), 1), targets = tokens(b * t, c.vocabSize(), 2);
+        targets[3] = -1;
+        double[] expected = ref.logits(in, b, t);
+        float[] actual = model.backend().download(model.logits(in, b, t));
+        assertRelative(expected, actual, 1e-5, "logits");
+        float[] losses = model.losses(in, targets, b, t);
+        double mean = 0;
+        for (float l : losses) {
+            mean += l;
+        }
+        mean /= b * t - 1;
+        assertEquals(ref.loss(in, targets, b, t), mean, 1e-5 * Math.abs(mean));
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void everyGradientMatchesFiniteDifferencesOfTheReference(boolean tied) throws Exception {
+        LlamaConfig c = tiny(tied);
+        ReferenceLlama ref = new ReferenceLlama(c, 11);
+        LlamaModel model = HfCheckpoint.load(Checkpoints.write(ref, temp.resolve("hf")), new CpuBackend());
+        int b = 2, t = 5;
+        int[] in = tokens(b * t, c.vocabSize(), 3), targets = tokens(b * t, c.vocabSize(), 4);
+        targets[7] = -1;
+        model.zeroGradients();
+        double lossSum = model.forwardBackward(in, targets, b, t, 1f / (b * t - 1));
+        assertEquals(ref.loss(in, targets, b, t), lossSum / (b * t - 1), 1e-5);
+        float[] grads = model.backend().download(model.gradients());
+        int q = c.heads() * c.headSize(), kv = c.kvHeads() * c.headSize();
+        for (String name : ref.w.keySet()) {
+            double[] w = ref.w.get(name);
+            double[] numeric = new double[w.length];
+            for (int i = 0; i < w.length; i++) {
+                double saved = w[i], h = 1e-5;
+                w[i] = saved + h;
+                double plus = ref.loss(in, targets, b, t);
+                w[i] = saved - h;
+                double minus = ref.loss(in, targets, b, t);
+                w[i] = saved;
+                numeric[i] = (plus - minus) / (2 * h);
+            }
+            // where this HF tensor lives in our layout: q, k, v stack into qkv; gate, up into gate_up
+            String[] parts = name.split("\\.");
+            long offset;
+            if (name.startsWith("model.layers.")) {
+                int l = Integer.parseInt(parts[2]);
+                String block = "layers." + l + ".";
+                ParameterLayout layout = model.layout();
+                offset = switch (parts[3] + "." + parts[4]) {
+                    case "input_layernorm.weight" -> layout.get(block + "attn_norm").offset();
+                    case "self_attn.q_proj" -> layout.get(block + "qkv").offset();
+                    case "self_attn.k_proj" -> layout.get(block + "qkv").offset() + (long) q * c.dim();
+                    case "self_attn.v_proj" -> layout.get(block + "qkv").offset() + (long) (q + kv) * c.dim();
+                    case "self_attn.o_proj" -> layout.get(block + "attn_out").offset();
+                    case "post_attention_layernorm.weight" -> layout.get(block + "mlp_norm").offset();
+                    case "mlp.gate_proj" -> layout.get(block + "gate_up").offset();
+                    case "mlp.up_proj" -> layout.get(block + "gate_up").offset() + (long) c.intermediate() * c.dim();
+                    case "mlp.down_proj" -> layout.get(block + "down").offset();
+                    default -> throw new AssertionError(name);
+                };
+            } else {
+                offset = model.layout().get(switch (name) {
+                    case "model.embed_tokens.weight" -> "embed";
+                    case "model.norm.weight" -> "final_norm";
+                    default -> "lm_head";
+                }).offset();
+            }
+            float[] ours = java.util.Arrays.copyOfRange(grads, (int) offset, (int) offset + w.length);
+            assertRelative(numeric, ours, 2e-4, "gradient of " + name);
+        }
+    }
+
+    @Test
+    void greedyGenerationWithKvCacheEqualsArgmaxOfFullForward() throws Exception {
+        LlamaConfig c = LlamaConfig.preset("test-small");
+        ReferenceLlama ref = new ReferenceLlama(c, 5);
+        LlamaModel model = HfCheckpoint.load(Checkpoints.write(ref, temp.resolve("hf")), new CpuBackend());
+        int[] prompt = tokens(7, c.vocabSize(), 9);
+        int[] generated = new Generator(model).generate(prompt, 20, new Sampler(0, 0, 1, 0), -1, token -> {
+        });
+        assertEquals(20, generated.length);
+        List<Integer> sequence = new ArrayList<>();
+        for (int p : prompt) {
+            sequence.add(p);
+        }
+        for (int g : generated) {
+            int[] all = sequence.stream().mapToInt(Integer::intValue).toArray();
+            float[] logits = model.backend().download(model.logits(all, 1, all.length));
+            float[] last = java.util.Arrays.copyOfRange(logits, (all.length - 1) * c.vocabSize(), all.length * c.vocabSize());
+            assertEquals(Sampler.argmax(last), g, "greedy token at position " + all.length);
+            sequence.add(g);
+        }
+    }
+
+    @Test
+    void samplingIsReproducibleAndRespectsTopK() {
+        float[] logits = {0f, 3f, 1f, 2.5f, -1f};
+        Sampler a = new Sampler(1f, 2, 1f, 99), b = new Sampler(1f, 2, 1f, 99);
+        for (int i = 0; i < 200; i++) {
+            int x = a.sample(logits);
+            assertEquals(x, b.sample(logits));
+            assertTrue(x == 1 || x == 3, "top-2 keeps tokens 1 and 3, got " + x);
+        }
+        // top-p 0.5: token 1 alone has p = e^3 / (e^3 + e^2.5) = 0.62 >= 0.5 among the top 2
+        Sampler nucleus = new Sampler(1f, 2, 0.5f, 1);
+        for (int i = 0; i < 50; i++) {
+            assertEquals(1, nucleus.sample(logits));
+        }
+    }
+
+    @Test
+    void tinyLlamaSizesMatchHandCounts() {
+        LlamaConfig c = LlamaConfig.preset("tinyllama-1.1b");
+        assertEquals(64, c.headSize());
+        assertEquals(8, c.groupSize());
+        // per block: 2 norms (2 * 2048) + qkv 2560 x 2048 + o 2048 x 2048 + 3 x 5632 x 2048 = 44,044,288
+        assertEquals(22L * 44_044_288 + 2L * 32000 * 2048 + 2048, c.parameterCount());
+        // DESIGN.md: 6 x 1.034e9 + 12 x 22 x 2048 x 2048 = 7.31 GFLOP per token
+        assertEquals(1_034_420_224L, c.matmulParameters());
+        assertEquals(6.0 * 1_034_420_224L + 12.0 * 22 * 2048 * 2048, c.trainingFlopsPerToken(2048));
+    }
+
+    @Test
+    void shapesThatDoNotDivideAreRejectedWithTheReason() {
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> new LlamaConfig("x", 100, 64, 2, 8, 3, 100, 1e-5f, 1e4f, 16, false));
+        assertEquals("model shape: heads 8 is not divisible by kv_heads 3", e.getMessage());
+        e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> new LlamaConfig("x", 100, 60, 2, 8, 2, 100, 1e-5f, 1e4f, 16, false));
+        assertEquals("model shape: dim 60 is not divisible by heads 8", e.getMessage());
+    }
+
+    @Test
+    void initializationFollowsTinyLlamaStandardDeviations() {
+        LlamaConfig c = LlamaConfig.preset("demo-9m");
+        LlamaModel model = new LlamaModel(new CpuBackend(), c);
+        Initialization.initialize(model, 3407);
+        assertEquals(Math.sqrt(2.0 / (5 * 128)), std(model, "embed"), 0.01 * Math.sqrt(2.0 / (5 * 128)));
+        assertEquals(Math.sqrt(2.0 / (5 * 128)), std(model, "layers.0.gate_up"), 0.02 * Math.sqrt(2.0 / (5 * 128)));
+        assertEquals(1 / Math.sqrt(128) / 4, std(model, "layers.1.down"), 0.02 / Math.sqrt(128) / 4);
+        float[] norm = model.backend().download(model.parameter("layers.2.mlp_norm"));
+        for (float v : norm) {
+            assertEquals(1f, v);
+        }
+        LlamaModel again = new LlamaModel(new CpuBackend(), c);
+        Initialization.initialize(again, 3407);
+        assertArrayEquals(model.backend().download(model.parameters()), again.backend().download(again.parameters()));
+    }
+
+    private static double std(LlamaModel model, String name) {
+        float[] v = model.backend().download(model.parameter(name));
+        double sum = 0, squares = 0;
+        for (float x : v) {
+            sum += x;
+            squares += (double) x * x;
+        }
+        double mean = sum / v.length;
+        return Math.sqrt(squares / v.length - mean * mean);
+    }
+
+    static void assertRelative(double[] expected, float[] actual, double tolerance, String what) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        double diff = 0, norm = 0;
+        for (int i = 0; i < expected.length; i++) {
+            assertTrue(Float.isFinite(actual[i]), what + ": non-finite at " + i);
+            diff += (actual[i] - expected[i]) * (actual[i] - expected[i]);
+            norm += expected[i] * expected[i];
+        }
+        double relative = Math.sqrt(diff) / Math.sqrt(norm);
+        assertTrue(relative < tolerance, what + ": relative error " + relative + " >= " + tolerance);
+    }
+}
