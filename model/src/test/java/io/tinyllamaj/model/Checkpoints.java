@@ -10,12 +10,12 @@ import java.util.List;
 import java.util.Map;
 
 /** Writes a reference model as a Hugging Face directory, with a config.json written by hand. */
-final class Checkpoints {
+public final class Checkpoints {
 
     private Checkpoints() {
     }
 
-    static Path write(ReferenceLlama ref, Path dir) throws IOException {
+    public static Path write(ReferenceLlama ref, Path dir) throws IOException {
         Files.createDirectories(dir);
         LlamaConfig c = ref.c;
         String config = """

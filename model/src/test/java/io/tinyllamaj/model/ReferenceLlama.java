@@ -9,12 +9,12 @@ import java.util.SplittableRandom;
  * separate q/k/v/gate/up projections keyed by HF tensor names, repeat_kv for grouped queries,
  * rotate_half RoPE, eager softmax attention with a causal mask. Shares no code with the model.
  */
-final class ReferenceLlama {
+public final class ReferenceLlama {
 
-    final LlamaConfig c;
-    final Map<String, double[]> w = new LinkedHashMap<>();
+    public final LlamaConfig c;
+    public final Map<String, double[]> w = new LinkedHashMap<>();
 
-    ReferenceLlama(LlamaConfig c, long seed) {
+    public ReferenceLlama(LlamaConfig c, long seed) {
         this.c = c;
         SplittableRandom r = new SplittableRandom(seed);
         int q = c.heads() * c.headSize(), kv = c.kvHeads() * c.headSize();
@@ -47,7 +47,7 @@ final class ReferenceLlama {
     }
 
     /** logits [b*t, vocab] */
-    double[] logits(int[] tokens, int b, int t) {
+    public double[] logits(int[] tokens, int b, int t) {
         int d = c.dim(), hs = c.headSize(), nh = c.heads(), nkv = c.kvHeads(), n = b * t;
         double[] h = new double[n * d];
         double[] embed = w.get("model.embed_tokens.weight");
@@ -108,7 +108,7 @@ final class ReferenceLlama {
     }
 
     /** Mean next-token cross-entropy over positions whose target is not negative. */
-    double loss(int[] tokens, int[] targets, int b, int t) {
+    public double loss(int[] tokens, int[] targets, int b, int t) {
         double[] z = logits(tokens, b, t);
         int v = c.vocabSize();
         double sum = 0;

@@ -1,0 +1,145 @@
+package io.tinyllamaj.model.hf;
+
+import io.tinyllamaj.kernels.cpu.CpuBackend;
+import io.tinyllamaj.model.Checkpoints;
+import io.tinyllamaj.model.LlamaConfig;
+import io.tinyllamaj.model.LlamaModel;
+import io.tinyllamaj.model.ReferenceLlama;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class HfCheckpointTest {
+
+    @TempDir
+    Path temp;
+
+    private Path reference() throws IOException {
+        return Checkpoints.write(new ReferenceLlama(LlamaConfig.preset("test-tiny"), 3), temp.resolve("ref"));
+    }
+
+    @Test
+    void exportThenImportIsBitwise() throws IOException {
+        LlamaModel model = HfCheckpoint.load(reference(), new CpuBackend());
+        HfCheckpoint.save(model, temp.resolve("out"), SafeTensors.DType.F32, Long.MAX_VALUE);
+        LlamaModel again = HfCheckpoint.load(temp.resolve("out"), new CpuBackend());
+        assertArrayEquals(model.backend().download(model.parameters()), again.backend().download(again.parameters()));
+        assertEquals(model.config().withName("x"), again.config().withName("x"));
+    }
+
+    @Test
+    void shardedExportCarriesAnIndexAndLoadsBitwise() throws IOException {
+        LlamaModel model = HfCheckpoint.load(reference(), new CpuBackend());
+        HfCheckpoint.save(model, temp.resolve("sharded"), SafeTensors.DType.F32, 4096);
+        assertTrue(Files.exists(temp.resolve("sharded/model.safetensors.index.json")));
+        assertTrue(Files.exists(temp.resolve("sharded/model-00001-of-00005.safetensors")) || listShards(temp.resolve("sharded")) > 1);
+        LlamaModel again = HfCheckpoint.load(temp.resolve("sharded"), new CpuBackend());
+        assertArrayEquals(model.backend().download(model.parameters()), again.backend().download(again.parameters()));
+    }
+
+    private static long listShards(Path dir) throws IOException {
+        try (var files = Files.list(dir)) {
+            return files.filter(f -> f.getFileName().toString().matches("model-\\d{5}-of-\\d{5}\\.safetensors")).count();
+        }
+    }
+
+    @Test
+    void bf16AndF16StoreRoundedValuesAndReadThemBack() throws IOException {
+        float[] values = {1f, -2.5f, 3.14159f, 1e-3f, 65504f, 1.00390625f, 1.01171875f};
+        Path file = temp.resolve("t.safetensors");
+        SafeTensors.write(file, List.of(
+                new SafeTensors.Entry("b", new long[]{7}, values, 0, SafeTensors.DType.BF16),
+                new SafeTensors.Entry("h", new long[]{7}, values, 0, SafeTensors.DType.F16)), Map.of());
+        try (SafeTensors t = SafeTensors.open(file)) {
+            float[] b = new float[7], h = new float[7];
+            t.readInto("b", new long[]{7}, b, 0);
+            t.readInto("h", new long[]{7}, h, 0);
+            // bf16 keeps 8 significant bits, rounding to nearest even (hand-rounded):
+            // 3.14159 -> 3.140625, 1e-3 = 1.024 * 2^-10 -> 131/128 * 2^-10, 65504 -> 65536,
+            // 1.00390625 (a tie) -> 1.0, 1.01171875 (a tie) -> 1.015625
+            assertArrayEquals(new float[]{1f, -2.5f, 3.140625f, 0.00099945068359375f, 65536f, 1f, 1.015625f}, b);
+            // f16 keeps 11 bits: 3.14159 -> 3.140625, 1e-3 -> 1049/1024 * 2^-10, 65504 exact
+            assertArrayEquals(new float[]{1f, -2.5f, 3.140625f, 0.0010004043579101562f, 65504f, 1.00390625f, 1.01171875f}, h);
+        }
+    }
+
+    @Test
+    void missingConfigIsNamed() throws IOException {
+        Path dir = reference();
+        Files.delete(dir.resolve("config.json"));
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(dir, new CpuBackend()));
+        assertEquals(dir.resolve("config.json") + ": missing (a Hugging Face checkpoint directory needs config.json)", e.getMessage());
+    }
+
+    @Test
+    void missingCheckpointDirectoryIsNamed() {
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(temp.resolve("nope"), new CpuBackend()));
+        assertEquals(temp.resolve("nope") + ": checkpoint directory not found", e.getMessage());
+    }
+
+    @Test
+    void truncatedFileNamesFileAndTensor() throws IOException {
+        Path dir = reference();
+        Path file = dir.resolve("model.safetensors");
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            ch.truncate(ch.size() - 10);
+        }
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(dir, new CpuBackend()));
+        assertTrue(e.getMessage().startsWith(file + ": tensor lm_head.weight ends at byte"), e.getMessage());
+        assertTrue(e.getMessage().endsWith("the file is truncated"), e.getMessage());
+    }
+
+    @Test
+    void wrongShapeNamesFileAndTensor() throws IOException {
+        Path dir = reference();
+        String config = Files.readString(dir.resolve("config.json")).replace("\"intermediate_size\": 24", "\"intermediate_size\": 32");
+        Files.writeString(dir.resolve("config.json"), config);
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(dir, new CpuBackend()));
+        assertEquals(dir.resolve("model.safetensors") + ": tensor model.layers.0.mlp.gate_proj.weight has shape [24, 16], expected [32, 16]",
+                e.getMessage());
+    }
+
+    @Test
+    void unsupportedDtypeAndMissingTensorAreNamed() throws IOException {
+        Path dir = reference();
+        Path file = dir.resolve("model.safetensors");
+        byte[] bytes = Files.readAllBytes(file);
+        long headerLength = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getLong();
+        String header = new String(bytes, 8, (int) headerLength);
+        String broken = header.replaceFirst("\"model.norm.weight\":\\{\"dtype\":\"F32\"", "\"model.norm.weight\":{\"dtype\":\"I64\"");
+        assertTrue(!broken.equals(header));
+        System.arraycopy(broken.getBytes(), 0, bytes, 8, broken.length());
+        Files.write(file, bytes);
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(dir, new CpuBackend()));
+        assertEquals(file + ": tensor model.norm.weight has dtype 'I64'; supported: F32, BF16, F16", e.getMessage());
+
+        Path other = Checkpoints.write(new ReferenceLlama(LlamaConfig.preset("test-tiny"), 3), temp.resolve("other"));
+        ReferenceLlama smaller = new ReferenceLlama(LlamaConfig.preset("test-tiny"), 3);
+        smaller.w.remove("model.layers.1.self_attn.v_proj.weight");
+        Checkpoints.write(smaller, other);
+        e = assertThrows(IOException.class, () -> HfCheckpoint.load(other, new CpuBackend()));
+        assertEquals(other + ": tensor model.layers.1.self_attn.v_proj.weight is missing from the checkpoint", e.getMessage());
+    }
+
+    @Test
+    void garbageInsteadOfSafetensorsIsRefused() throws IOException {
+        Path dir = reference();
+        Files.write(dir.resolve("model.safetensors"), new byte[]{1, 2, 3});
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(dir, new CpuBackend()));
+        assertTrue(e.getMessage().contains("not a safetensors file"), e.getMessage());
+    }
+}
