@@ -16,4 +16,4 @@ if ! JAVA_HOME=$(find_jdk); then
 fi
 export JAVA_HOME
 JAVA="$JAVA_HOME/bin/java"
-export TINYLLAMA_JVM_FLAGS="--add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED -XX:+UseParallelGC -Xss8m"
+export TINYLLAMA_JVM_FLAGS="--sun-misc-unsafe-memory-access=allow --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED -XX:+UseParallelGC -Xss8m"

@@ -1,0 +1,72 @@
+package io.tinyllamaj.data.corpus;
+
+import java.io.IOException;
+import java.nio.file.FileSystems;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.PathMatcher;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeSet;
+import java.util.stream.Stream;
+
+/**
+ * Expands input globs ({@code data/slimpajama/train/**}{@code /*.jsonl.zst}) into a sorted list
+ * of files. Sorting by path makes the document order, and so the shards, independent of the
+ * order the file system lists directories in.
+ */
+public final class InputFiles {
+    private InputFiles() {
+    }
+
+    public static List<Path> expand(List<String> globs) throws IOException {
+        TreeSet<Path> files = new TreeSet<>();
+        for (String glob : globs) {
+            List<Path> matched = expand(glob);
+            if (matched.isEmpty()) {
+                throw new IOException("no input files match " + glob);
+            }
+            files.addAll(matched);
+        }
+        return new ArrayList<>(files);
+    }
+
+    private static List<Path> expand(String glob) throws IOException {
+        Path literal = Path.of(glob);
+        if (!hasWildcard(glob)) {
+            if (Files.isDirectory(literal)) {
+                try (Stream<Path> walk = Files.walk(literal)) {
+                    return walk.filter(Files::isRegularFile).map(Path::normalize).sorted().toList();
+                }
+            }
+            return Files.isRegularFile(literal) ? List.of(literal.normalize()) : List.of();
+        }
+        Path base = baseDirectory(glob);
+        if (!Files.isDirectory(base)) {
+            return List.of();
+        }
+        PathMatcher matcher = FileSystems.getDefault().getPathMatcher("glob:" + Path.of(glob).normalize());
+        try (Stream<Path> walk = Files.walk(base)) {
+            return walk.filter(Files::isRegularFile).map(Path::normalize).filter(matcher::matches).sorted().toList();
+        }
+    }
+
+    private static boolean hasWildcard(String glob) {
+        return glob.chars().anyMatch(c -> c == '*' || c == '?' || c == '[' || c == '{');
+    }
+
+    /** The longest leading path without wildcards: where the walk starts. */
+    private static Path baseDirectory(String glob) {
+        Path base = null;
+        for (Path part : Path.of(glob)) {
+            if (hasWildcard(part.toString())) {
+                break;
+            }
+            base = base == null ? part : base.resolve(part);
+        }
+        if (Path.of(glob).isAbsolute()) {
+            base = base == null ? Path.of(glob).getRoot() : Path.of(glob).getRoot().resolve(base);
+        }
+        return base == null ? Path.of(".") : base;
+    }
+}

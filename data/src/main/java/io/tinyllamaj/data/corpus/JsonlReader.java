@@ -1,0 +1,101 @@
+package io.tinyllamaj.data.corpus;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.github.luben.zstd.ZstdInputStream;
+import java.io.BufferedInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.function.LongConsumer;
+
+/**
+ * JSON Lines, plain ({@code .jsonl}) or zstd-compressed ({@code .jsonl.zst}, as SlimPajama ships
+ * them): one object per line with the document in {@code text}. With {@code excludedSet} set,
+ * lines whose {@code meta.redpajama_set_name} equals it are left out (TinyLlama drops
+ * RedPajamaGithub from SlimPajama because StarCoderData covers code).
+ */
+public final class JsonlReader implements DocumentReader {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final String excludedSet;
+
+    /** @param excludedSet a {@code meta.redpajama_set_name} to leave out, or null to keep all */
+    public JsonlReader(String excludedSet) {
+        this.excludedSet = excludedSet;
+    }
+
+    @Override
+    public void read(Path file, DocumentSink sink, ReadReport report, LongConsumer bytesRead) throws IOException {
+        boolean zstd = file.getFileName().toString().endsWith(".zst");
+        StrictUtf8 utf8 = new StrictUtf8();
+        long lineNumber = 0;
+        try (InputStream raw = new CountingInputStream(Files.newInputStream(file), bytesRead);
+             InputStream in = zstd ? new ZstdInputStream(new BufferedInputStream(raw, 1 << 16)) : raw) {
+            LineSplitter lines = new LineSplitter(in);
+            while (true) {
+                try {
+                    if (!lines.next()) {
+                        break;
+                    }
+                } catch (IOException e) {
+                    // zstd-jni fails on a cut frame only when it needs the missing bytes; what was
+                    // decoded before is kept, the rest of this file cannot be recovered.
+                    report.problem(zstd ? ProblemKind.TRUNCATED_ZSTD : ProblemKind.UNREADABLE_FILE,
+                            file, lineNumber + 1, e.getMessage());
+                    return;
+                }
+                lineNumber++;
+                readLine(file, lineNumber, lines, utf8, sink, report);
+            }
+        }
+    }
+
+    private void readLine(Path file, long lineNumber, LineSplitter lines, StrictUtf8 utf8,
+                          DocumentSink sink, ReadReport report) {
+        if (isBlank(lines.bytes(), lines.length())) {
+            return;
+        }
+        String line = utf8.decode(lines.bytes(), 0, lines.length());
+        if (line == null) {
+            report.problem(ProblemKind.INVALID_UTF8, file, lineNumber, "");
+            return;
+        }
+        JsonNode record;
+        try {
+            record = JSON.readTree(line);
+        } catch (JsonProcessingException e) {
+            report.problem(ProblemKind.MALFORMED_JSON, file, lineNumber, e.getOriginalMessage());
+            return;
+        }
+        if (!record.isObject()) {
+            report.problem(ProblemKind.MALFORMED_JSON, file, lineNumber, "not a JSON object");
+            return;
+        }
+        JsonNode text = record.get("text");
+        if (text == null || !text.isTextual()) {
+            report.problem(ProblemKind.MISSING_TEXT, file, lineNumber, "no string field \"text\"");
+            return;
+        }
+        if (excludedSet != null && excludedSet.equals(record.path("meta").path("redpajama_set_name").asText(null))) {
+            report.exclude(excludedSet);
+            return;
+        }
+        if (text.asText().isEmpty()) {
+            report.exclude("empty documents");
+            return;
+        }
+        sink.document(text.asText());
+    }
+
+    private static boolean isBlank(byte[] bytes, int length) {
+        for (int i = 0; i < length; i++) {
+            if (bytes[i] != ' ' && bytes[i] != '\t' && bytes[i] != '\r') {
+                return false;
+            }
+        }
+        return true;
+    }
+}

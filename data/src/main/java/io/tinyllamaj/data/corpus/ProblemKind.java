@@ -1,0 +1,21 @@
+package io.tinyllamaj.data.corpus;
+
+/** The ways an input record can be unusable; each is counted and named in the summary. */
+public enum ProblemKind {
+    MALFORMED_JSON("malformed JSON"),
+    MISSING_TEXT("missing text field"),
+    INVALID_UTF8("invalid UTF-8"),
+    TRUNCATED_ZSTD("truncated zstd frame"),
+    CORRUPT_PARQUET("corrupt parquet"),
+    UNREADABLE_FILE("unreadable file");
+
+    private final String label;
+
+    ProblemKind(String label) {
+        this.label = label;
+    }
+
+    public String label() {
+        return label;
+    }
+}

@@ -1,0 +1,133 @@
+package io.tinyllamaj.data.shards;
+
+import java.io.IOException;
+import java.nio.file.FileSystems;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.PathMatcher;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+/**
+ * Opens training data for the trainer: a directory written by {@code prepare} (it has a
+ * {@code manifest.json}), or lit-gpt {@code .bin} chunks given as a directory or a glob such as
+ * {@code data/train_slimpajama*.bin} (TinyLlama keeps both corpora in one folder and tells them
+ * apart by prefix). Everything that can be checked without reading the tokens is always
+ * checked; {@link Verification#FULL} also hashes every shard and checks every token id.
+ */
+public final class TokenSources {
+    private TokenSources() {
+    }
+
+    /**
+     * @param location  a shard directory, a directory of .bin chunks, or a glob of .bin chunks
+     * @param vocabSize the model's vocabulary size: every token id must be below it
+     */
+    public static TokenSource open(String location, int vocabSize, Verification verification) throws IOException {
+        Path path = Path.of(location);
+        if (Files.isRegularFile(path.resolve(ShardManifest.FILE_NAME))) {
+            return openShardDirectory(path, vocabSize, verification);
+        }
+        List<Path> chunks = binChunks(location);
+        if (chunks.isEmpty()) {
+            throw new InvalidShardException(path, "no " + ShardManifest.FILE_NAME
+                    + " and no .bin chunks (run 'tinyllama prepare', or point at lit-gpt .bin files)");
+        }
+        return openPackedChunks(location, chunks, vocabSize, verification);
+    }
+
+    static TokenSource openShardDirectory(Path directory, int vocabSize, Verification verification) throws IOException {
+        ShardManifest manifest = ShardManifest.read(directory);
+        Path manifestFile = directory.resolve(ShardManifest.FILE_NAME);
+        if (manifest.vocabSize() > vocabSize) {
+            throw new InvalidShardException(manifestFile, "tokenized with a vocabulary of " + manifest.vocabSize()
+                    + ", the model has " + vocabSize);
+        }
+        long total = manifest.shards().stream().mapToLong(ShardManifest.Shard::tokens).sum();
+        if (total != manifest.tokens()) {
+            throw new InvalidShardException(manifestFile, "shards hold " + total + " tokens, the total says " + manifest.tokens());
+        }
+        List<ArrowTokenShard> shards = new ArrayList<>();
+        try {
+            for (ShardManifest.Shard entry : manifest.shards()) {
+                shards.add(openShard(directory, entry, manifest.vocabSize(), verification));
+            }
+        } catch (IOException | RuntimeException e) {
+            shards.forEach(ArrowTokenShard::close);
+            throw e;
+        }
+        return new ConcatenatedSource(directory.toString(), shards);
+    }
+
+    private static ArrowTokenShard openShard(Path directory, ShardManifest.Shard entry, int vocabSize,
+                                             Verification verification) throws IOException {
+        Path file = directory.resolve(entry.file());
+        if (!file.normalize().startsWith(directory.normalize()) || !Files.isRegularFile(file)) {
+            throw new InvalidShardException(file, "listed in the manifest but missing");
+        }
+        long size = Files.size(file);
+        if (size != entry.bytes()) {
+            throw new InvalidShardException(file, size + " bytes, the manifest says " + entry.bytes());
+        }
+        if (verification == Verification.FULL) {
+            String sha256 = ArrowTokenShard.sha256(file);
+            if (!sha256.equals(entry.sha256())) {
+                throw new InvalidShardException(file, "SHA-256 " + sha256 + " does not match the manifest's " + entry.sha256());
+            }
+        }
+        ArrowTokenShard shard = ArrowTokenShard.open(file, vocabSize);
+        try {
+            if (shard.tokenCount() != entry.tokens()) {
+                throw new InvalidShardException(file, shard.tokenCount() + " tokens, the manifest says " + entry.tokens());
+            }
+            if (verification == Verification.FULL) {
+                shard.checkTokenRange();
+            }
+            return shard;
+        } catch (IOException | RuntimeException e) {
+            shard.close();
+            throw e;
+        }
+    }
+
+    private static TokenSource openPackedChunks(String location, List<Path> chunks, int vocabSize,
+                                                Verification verification) throws IOException {
+        List<PackedBinShard> shards = new ArrayList<>();
+        try {
+            for (Path chunk : chunks) {
+                PackedBinShard shard = PackedBinShard.open(chunk);
+                shards.add(shard);
+                PackedBinShard first = shards.getFirst();
+                if (shard.dtype() != first.dtype() || shard.tokenCount() != first.tokenCount()) {
+                    throw new InvalidShardException(chunk, "header (" + shard.dtype() + ", chunk size " + shard.tokenCount()
+                            + ") differs from " + first.name() + " (" + first.dtype() + ", " + first.tokenCount() + ")");
+                }
+                if (verification == Verification.FULL) {
+                    shard.checkTokenRange(vocabSize);
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            shards.forEach(PackedBinShard::close);
+            throw e;
+        }
+        return new ConcatenatedSource(location, shards);
+    }
+
+    private static List<Path> binChunks(String location) throws IOException {
+        Path path = Path.of(location);
+        if (Files.isDirectory(path)) {
+            try (Stream<Path> files = Files.list(path)) {
+                return files.filter(f -> f.getFileName().toString().endsWith(".bin")).sorted().toList();
+            }
+        }
+        Path parent = path.toAbsolutePath().getParent();
+        if (parent == null || !Files.isDirectory(parent)) {
+            return List.of();
+        }
+        PathMatcher matcher = FileSystems.getDefault().getPathMatcher("glob:" + path.getFileName());
+        try (Stream<Path> files = Files.list(parent)) {
+            return files.filter(f -> matcher.matches(f.getFileName()) && Files.isRegularFile(f)).sorted().toList();
+        }
+    }
+}

@@ -1,0 +1,182 @@
+package io.tinyllamaj.data.corpus;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.github.luben.zstd.Zstd;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.parquet.hadoop.metadata.CompressionCodecName;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** RELIABILITY.md test 8, reader side: every malformed record is counted with its place; strict stops at the first. */
+class CorpusReadersTest {
+    @TempDir
+    Path dir;
+
+    private static final String GOOD_1 = "{\"text\":\"first document\",\"meta\":{\"redpajama_set_name\":\"RedPajamaBook\"}}";
+    private static final String GITHUB = "{\"text\":\"int main(){}\",\"meta\":{\"redpajama_set_name\":\"RedPajamaGithub\"}}";
+    private static final String BAD_JSON = "{\"text\": \"unterminated";
+    private static final String NO_TEXT = "{\"meta\":{\"redpajama_set_name\":\"RedPajamaC4\"}}";
+    private static final String GOOD_2 = "{\"text\":\"second \\u00e9 document\"}";
+
+    private byte[] jsonlWithInvalidUtf8() {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        for (String line : List.of(GOOD_1, GITHUB, BAD_JSON, NO_TEXT)) {
+            out.writeBytes((line + "\n").getBytes(StandardCharsets.UTF_8));
+        }
+        out.writeBytes("{\"text\":\"bad \u00ff".getBytes(StandardCharsets.ISO_8859_1));
+        out.writeBytes("\"}\n".getBytes(StandardCharsets.UTF_8));
+        out.writeBytes((GOOD_2 + "\n").getBytes(StandardCharsets.UTF_8));
+        return out.toByteArray();
+    }
+
+    private static List<String> read(CorpusSource source, Path file, ReadReport report) throws IOException {
+        List<String> documents = new ArrayList<>();
+        source.reader().read(file, documents::add, report, position -> { });
+        return documents;
+    }
+
+    @Test
+    void jsonlCountsEachBadLineWithItsLineNumberAndKeepsTheRest() throws IOException {
+        Path file = dir.resolve("part.jsonl");
+        Files.write(file, jsonlWithInvalidUtf8());
+        ReadReport report = new ReadReport(false);
+        List<String> documents = read(CorpusSource.SLIMPAJAMA, file, report);
+
+        assertEquals(List.of("first document", "second \u00e9 document"), documents);
+        assertEquals(Map.of(ProblemKind.MALFORMED_JSON, 1L, ProblemKind.MISSING_TEXT, 1L, ProblemKind.INVALID_UTF8, 1L),
+                report.counts());
+        assertEquals(List.of(file + ":3", file + ":4", file + ":5"),
+                report.problems().stream().map(ReadReport.Problem::location).toList());
+        assertEquals(Map.of("RedPajamaGithub", 1L), report.excluded());
+        assertTrue(report.summary().startsWith("3 unusable records (1 malformed JSON, 1 missing text field, 1 invalid UTF-8)"),
+                report.summary());
+    }
+
+    @Test
+    void plainJsonlSourceKeepsGithubLines() throws IOException {
+        Path file = dir.resolve("part.jsonl");
+        Files.writeString(file, GOOD_1 + "\n" + GITHUB + "\n");
+        assertEquals(List.of("first document", "int main(){}"), read(CorpusSource.JSONL, file, new ReadReport(false)));
+    }
+
+    @Test
+    void strictModeStopsAtTheFirstBadLineWithOneLine() throws IOException {
+        Path file = dir.resolve("part.jsonl");
+        Files.write(file, jsonlWithInvalidUtf8());
+        CorpusProblemException error = assertThrows(CorpusProblemException.class,
+                () -> read(CorpusSource.SLIMPAJAMA, file, new ReadReport(true)));
+        assertTrue(error.getMessage().startsWith(file + ":3: malformed JSON"), error.getMessage());
+        assertEquals(1, error.getMessage().lines().count());
+    }
+
+    @Test
+    void truncatedZstdFrameKeepsTheDocumentsBeforeTheCut() throws IOException {
+        StringBuilder text = new StringBuilder();
+        for (int i = 0; i < 20000; i++) {
+            text.append("{\"text\":\"document ").append(i).append(" with some words in it\"}\n");
+        }
+        byte[] whole = Zstd.compress(text.toString().getBytes(StandardCharsets.UTF_8), 3);
+        Path file = dir.resolve("part.jsonl.zst");
+        Files.write(file, Arrays.copyOf(whole, whole.length - 10));
+        ReadReport report = new ReadReport(false);
+        List<String> documents = read(CorpusSource.SLIMPAJAMA, file, report);
+
+        assertEquals(Map.of(ProblemKind.TRUNCATED_ZSTD, 1L), report.counts());
+        assertTrue(documents.size() > 10000 && documents.size() < 20000, "kept " + documents.size());
+        assertEquals("document 0 with some words in it", documents.getFirst());
+        assertEquals(file + ":" + (documents.size() + 1), report.problems().getFirst().location());
+
+        Files.write(file, whole);
+        ReadReport clean = new ReadReport(false);
+        assertEquals(20000, read(CorpusSource.SLIMPAJAMA, file, clean).size());
+        assertEquals(0, clean.problemCount());
+    }
+
+    private static List<Map<String, String>> codeRows(int n) {
+        List<Map<String, String>> rows = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            Map<String, String> row = new LinkedHashMap<>();
+            row.put("max_stars_repo_path", "src/file" + i + ".py");
+            row.put("content", i == 3 ? null : "def f" + i + "():\n    return " + i + "\n");
+            rows.add(row);
+        }
+        return rows;
+    }
+
+    @Test
+    void parquetReadsContentColumnWithEveryCodecAndCountsNulls() throws IOException {
+        for (CompressionCodecName codec : List.of(CompressionCodecName.UNCOMPRESSED, CompressionCodecName.SNAPPY,
+                CompressionCodecName.ZSTD, CompressionCodecName.GZIP)) {
+            Path file = dir.resolve("code-" + codec + ".parquet");
+            ParquetFixtures.write(file, codeRows(50), codec, 1 << 20);
+            ReadReport report = new ReadReport(false);
+            List<String> documents = read(CorpusSource.STARCODER, file, report);
+            assertEquals(49, documents.size(), codec.name());
+            assertEquals("def f0():\n    return 0\n", documents.getFirst());
+            assertEquals(List.of(file + ":4"), report.problems().stream().map(ReadReport.Problem::location).toList());
+        }
+    }
+
+    @Test
+    void corruptParquetIsReportedNotThrown() throws IOException {
+        Path file = dir.resolve("code.parquet");
+        ParquetFixtures.write(file, codeRows(2000), CompressionCodecName.SNAPPY, 4096);
+        byte[] bytes = Files.readAllBytes(file);
+
+        Path footerless = dir.resolve("cut.parquet");
+        Files.write(footerless, Arrays.copyOf(bytes, bytes.length / 2));
+        ReadReport report = new ReadReport(false);
+        assertEquals(List.of(), read(CorpusSource.STARCODER, footerless, report));
+        assertEquals(Map.of(ProblemKind.CORRUPT_PARQUET, 1L), report.counts());
+        assertEquals(footerless.toString(), report.problems().getFirst().location());
+
+        Path garbledPages = dir.resolve("garbled.parquet");
+        byte[] garbled = bytes.clone();
+        for (int i = bytes.length / 2; i < bytes.length / 2 + 64; i++) {
+            garbled[i] ^= (byte) 0x5A;
+        }
+        Files.write(garbledPages, garbled);
+        ReadReport pageReport = new ReadReport(false);
+        List<String> kept = read(CorpusSource.STARCODER, garbledPages, pageReport);
+        assertEquals(1L, pageReport.counts().get(ProblemKind.CORRUPT_PARQUET));
+        assertTrue(kept.size() < 1999, "kept " + kept.size());
+
+        assertThrows(CorpusProblemException.class, () -> read(CorpusSource.STARCODER, footerless, new ReadReport(true)));
+    }
+
+    @Test
+    void textFilesAreOneDocumentEachAndInvalidUtf8IsReported() throws IOException {
+        Path good = dir.resolve("a.txt");
+        Path bad = dir.resolve("b.txt");
+        Files.writeString(good, "Call me Ishmael.\nSome years ago...\n");
+        Files.write(bad, new byte[] {'o', 'k', (byte) 0xC3});
+        ReadReport report = new ReadReport(false);
+        assertEquals(List.of("Call me Ishmael.\nSome years ago...\n"), read(CorpusSource.TEXT, good, report));
+        assertEquals(List.of(), read(CorpusSource.TEXT, bad, report));
+        assertEquals(Map.of(ProblemKind.INVALID_UTF8, 1L), report.counts());
+    }
+
+    @Test
+    void globsExpandToSortedFiles() throws IOException {
+        Files.createDirectories(dir.resolve("b"));
+        Files.createDirectories(dir.resolve("a"));
+        Files.writeString(dir.resolve("b/2.jsonl"), "");
+        Files.writeString(dir.resolve("a/1.jsonl"), "");
+        Files.writeString(dir.resolve("a/skip.txt"), "");
+        assertEquals(List.of(dir.resolve("a/1.jsonl"), dir.resolve("b/2.jsonl")),
+                InputFiles.expand(List.of(dir + "/*/*.jsonl")));
+        assertThrows(IOException.class, () -> InputFiles.expand(List.of(dir + "/none/*.jsonl")));
+    }
+}

@@ -1,0 +1,153 @@
+package io.tinyllamaj.data.shards;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.github.luben.zstd.Zstd;
+import io.tinyllamaj.data.corpus.CorpusProblemException;
+import io.tinyllamaj.data.corpus.CorpusSource;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** RELIABILITY.md test 8, pipeline side: policy on bad input, byte-identical output, safe interruption. */
+class PreparePipelineTest {
+    @TempDir
+    Path dir;
+    private Path input;
+
+    @BeforeEach
+    void corpus() throws IOException {
+        input = dir.resolve("in");
+        Files.createDirectories(input);
+        for (int file = 0; file < 3; file++) {
+            StringBuilder lines = new StringBuilder();
+            for (int doc = 0; doc < 300; doc++) {
+                String set = doc % 50 == 7 ? "RedPajamaGithub" : "RedPajamaBook";
+                lines.append("{\"text\":\"file ").append(file).append(" document ").append(doc)
+                        .append(" says hello ").append("x".repeat(doc % 37)).append("\",\"meta\":{\"redpajama_set_name\":\"")
+                        .append(set).append("\"}}\n");
+                if (doc == 100) {
+                    lines.append("{not json\n{\"meta\":{}}\n");
+                }
+            }
+            byte[] compressed = Zstd.compress(lines.toString().getBytes(StandardCharsets.UTF_8), 3);
+            Files.write(input.resolve("part-" + file + ".jsonl.zst"), compressed);
+        }
+    }
+
+    private PrepareResult prepare(Path out, int workers, boolean strict, PrepareProgress progress) throws IOException {
+        PrepareOptions options = new PrepareOptions(CorpusSource.SLIMPAJAMA, List.of(input + "/*.jsonl.zst"), out,
+                workers, strict, 4000);
+        return new PreparePipeline(options, new ByteEncoder(), progress).run();
+    }
+
+    private static Map<String, byte[]> contents(Path out) throws IOException {
+        Map<String, byte[]> files = new TreeMap<>();
+        try (Stream<Path> list = Files.list(out)) {
+            for (Path file : list.toList()) {
+                files.put(file.getFileName().toString(), Files.readAllBytes(file));
+            }
+        }
+        return files;
+    }
+
+    private static void assertSameFiles(Map<String, byte[]> expected, Map<String, byte[]> actual) {
+        assertEquals(expected.keySet(), actual.keySet());
+        expected.forEach((name, bytes) -> assertArrayEquals(bytes, actual.get(name), name));
+    }
+
+    @Test
+    void outputIsByteIdenticalAcrossRunsAndWorkerCounts() throws IOException {
+        PrepareResult result = prepare(dir.resolve("one"), 1, false, PrepareProgress.NONE);
+        prepare(dir.resolve("three"), 3, false, PrepareProgress.NONE);
+        prepare(dir.resolve("again"), 3, false, PrepareProgress.NONE);
+        Map<String, byte[]> reference = contents(dir.resolve("one"));
+        assertSameFiles(reference, contents(dir.resolve("three")));
+        assertSameFiles(reference, contents(dir.resolve("again")));
+
+        ShardManifest manifest = result.manifest();
+        assertEquals(3 * (300 - 6), manifest.documents(), "Github lines and bad lines left out");
+        assertTrue(manifest.shards().size() > 3, "several shards: " + manifest.shards().size());
+        assertEquals(Map.of("RedPajamaGithub", 18L), result.report().excluded());
+        assertEquals(6, result.report().problemCount());
+        assertTrue(result.report().problems().getFirst().location().endsWith("part-0.jsonl.zst:102"));
+    }
+
+    @Test
+    void shardsHoldEachDocumentAsItsIdsThenEosWithoutBos() throws IOException {
+        Path out = dir.resolve("out");
+        prepare(out, 2, false, PrepareProgress.NONE);
+        try (TokenSource tokens = TokenSources.open(out.toString(), 259, Verification.FULL)) {
+            String first = "file 0 document 0 says hello ";
+            int[] expected = new ByteEncoder().encode(first);
+            int[] head = new int[expected.length + 2];
+            tokens.read(0, head, 0, head.length);
+            assertArrayEquals(expected, Arrays.copyOf(head, expected.length));
+            assertEquals(2, head[expected.length], "EOS after the document");
+            assertEquals(new ByteEncoder().encode("f")[0], head[expected.length + 1], "next document, no BOS");
+            int[] last = new int[1];
+            tokens.read(tokens.tokenCount() - 1, last, 0, 1);
+            assertEquals(2, last[0]);
+        }
+    }
+
+    @Test
+    void strictModeFailsOnTheFirstBadLine() {
+        CorpusProblemException error = assertThrows(CorpusProblemException.class,
+                () -> prepare(dir.resolve("out"), 2, true, PrepareProgress.NONE));
+        assertTrue(error.getMessage().endsWith("part-0.jsonl.zst:102: malformed JSON (Unexpected character ('n' (code 110)): "
+                + "was expecting double-quote to start field name)"), error.getMessage());
+    }
+
+    /** Stops the run after its second shard, as a kill would, and leaves a torn temporary file. */
+    private static final class KillAfterTwoShards implements PrepareProgress {
+        int shards;
+
+        @Override
+        public void update(long inputBytesDone, long inputBytesTotal, long textBytes, long tokens) {
+        }
+
+        @Override
+        public void shardCommitted(ShardManifest.Shard shard) {
+            if (++shards == 2) {
+                throw new IllegalStateException("killed");
+            }
+        }
+    }
+
+    @Test
+    void interruptedRunIsNeverReadableAndResumesToTheSameBytes() throws IOException {
+        Path reference = dir.resolve("reference");
+        prepare(reference, 2, false, PrepareProgress.NONE);
+
+        Path out = dir.resolve("out");
+        assertThrows(IllegalStateException.class, () -> prepare(out, 2, false, new KillAfterTwoShards()));
+        byte[] third = Files.readAllBytes(reference.resolve("shard-00002.arrow"));
+        Files.write(out.resolve("shard-00002.arrow.tmp"), Arrays.copyOf(third, third.length / 2));
+
+        InvalidShardException unreadable = assertThrows(InvalidShardException.class,
+                () -> TokenSources.open(out.toString(), 259, Verification.HEADERS));
+        assertTrue(unreadable.getMessage().contains("no manifest.json"), unreadable.getMessage());
+        assertThrows(InvalidShardException.class, () -> ArrowTokenShard.open(out.resolve("shard-00002.arrow.tmp"), 259));
+
+        PrepareResult resumed = prepare(out, 3, false, PrepareProgress.NONE);
+        assertEquals(2, resumed.shardsReused());
+        Map<String, byte[]> expected = contents(reference);
+        assertSameFiles(expected, contents(out));
+
+        PrepareResult again = prepare(out, 1, false, PrepareProgress.NONE);
+        assertEquals(resumed.manifest(), again.manifest(), "a finished directory is left as it is");
+    }
+}

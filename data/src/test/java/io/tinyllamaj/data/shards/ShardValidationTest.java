@@ -1,0 +1,193 @@
+package io.tinyllamaj.data.shards;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** RELIABILITY.md test 7: every kind of bad shard is refused with one line naming the file. */
+class ShardValidationTest {
+    private static final int VOCAB = 32000;
+
+    @TempDir
+    Path dir;
+
+    private static int[] tokens(int n, int seed) {
+        int[] tokens = new int[n];
+        for (int i = 0; i < n; i++) {
+            tokens[i] = (int) ((i * 2654435761L + seed) % VOCAB);
+        }
+        return tokens;
+    }
+
+    /** Two shards; the first spans two record batches so reads cross a batch boundary. */
+    private Path writeDirectory(int vocabOfSecond) throws IOException {
+        Path out = dir.resolve("shards");
+        Files.createDirectories(out);
+        int[] a = tokens(ArrowTokenShard.BATCH_TOKENS + 1000, 1);
+        int[] b = tokens(5000, 2);
+        List<ShardManifest.Shard> shards = new ArrayList<>();
+        shards.add(ArrowTokenShard.write(out.resolve("shard-00000.arrow"), a, a.length, 10, VOCAB));
+        shards.add(ArrowTokenShard.write(out.resolve("shard-00001.arrow"), b, b.length, 3, vocabOfSecond));
+        new ShardManifest(ShardManifest.FORMAT, ShardManifest.VERSION, "test", "none", VOCAB, 2, ShardManifest.FRAMING,
+                13, a.length + b.length, shards).write(out);
+        return out;
+    }
+
+    private static String refusal(Path out, Verification verification) {
+        return assertThrows(InvalidShardException.class, () -> TokenSources.open(out.toString(), VOCAB, verification))
+                .getMessage();
+    }
+
+    @Test
+    void roundTripReadsAcrossBatchesAndShards() throws IOException {
+        Path out = writeDirectory(VOCAB);
+        int[] a = tokens(ArrowTokenShard.BATCH_TOKENS + 1000, 1);
+        int[] b = tokens(5000, 2);
+        try (TokenSource source = TokenSources.open(out.toString(), VOCAB, Verification.FULL)) {
+            assertEquals(a.length + b.length, source.tokenCount());
+            int[] window = new int[3000];
+            int start = a.length - 2000;
+            source.read(start, window, 0, window.length);
+            int[] expected = new int[3000];
+            System.arraycopy(a, start, expected, 0, 2000);
+            System.arraycopy(b, 0, expected, 2000, 1000);
+            assertArrayEquals(expected, window);
+            int[] acrossBatches = new int[10];
+            source.read(ArrowTokenShard.BATCH_TOKENS - 5, acrossBatches, 0, 10);
+            assertArrayEquals(Arrays.copyOfRange(a, ArrowTokenShard.BATCH_TOKENS - 5, ArrowTokenShard.BATCH_TOKENS + 5),
+                    acrossBatches);
+        }
+    }
+
+    @Test
+    void badMagicIsRefused() throws IOException {
+        Path out = writeDirectory(VOCAB);
+        Path shard = out.resolve("shard-00001.arrow");
+        byte[] bytes = Files.readAllBytes(shard);
+        bytes[0] = 'X';
+        bytes[bytes.length - 1] = 'X';
+        Files.write(shard, bytes);
+        String message = refusal(out, Verification.HEADERS);
+        assertTrue(message.startsWith(shard + ": not an Arrow IPC file"), message);
+    }
+
+    @Test
+    void wrongVersionIsRefused() throws IOException {
+        Path out = writeDirectory(VOCAB);
+        Path shard = out.resolve("shard-00001.arrow");
+        byte[] bytes = Files.readAllBytes(shard);
+        // The version is the only one-character metadata value: a flatbuffer string "1" (length 1, then '1', NUL),
+        // once in the schema at the start and once in the footer.
+        String text = new String(bytes, StandardCharsets.ISO_8859_1);
+        String version = "\u0001\u0000\u0000\u00001\u0000";
+        assertEquals(2, text.split(version, -1).length - 1);
+        Files.write(shard, text.replace(version, "\u0001\u0000\u0000\u00007\u0000").getBytes(StandardCharsets.ISO_8859_1));
+        assertEquals(shard + ": shard format version 7, this build reads 1", refusal(out, Verification.HEADERS));
+
+        Path manifest = out.resolve(ShardManifest.FILE_NAME);
+        Files.writeString(manifest, Files.readString(manifest).replace("\"version\" : 1", "\"version\" : 2"));
+        assertEquals(manifest + ": format version 2, this build reads 1", refusal(out, Verification.HEADERS));
+    }
+
+    @Test
+    void oneByteShortIsRefused() throws IOException {
+        Path out = writeDirectory(VOCAB);
+        Path shard = out.resolve("shard-00000.arrow");
+        byte[] bytes = Files.readAllBytes(shard);
+        Files.write(shard, Arrays.copyOf(bytes, bytes.length - 1));
+        assertEquals(shard + ": " + (bytes.length - 1) + " bytes, the manifest says " + bytes.length,
+                refusal(out, Verification.HEADERS));
+    }
+
+    @Test
+    void flippedByteIsRefusedByTheChecksum() throws IOException {
+        Path out = writeDirectory(VOCAB);
+        Path shard = out.resolve("shard-00000.arrow");
+        byte[] bytes = Files.readAllBytes(shard);
+        bytes[bytes.length / 2] ^= 1;
+        Files.write(shard, bytes);
+        assertTrue(refusal(out, Verification.FULL).startsWith(shard + ": SHA-256 "));
+    }
+
+    @Test
+    void tokenAtOrAboveTheVocabularyIsRefused() throws IOException {
+        Path out = dir.resolve("shards");
+        Files.createDirectories(out);
+        int[] tokens = {5, 6, VOCAB, 7};
+        ShardManifest.Shard shard = ArrowTokenShard.write(out.resolve("shard-00000.arrow"), tokens, 4, 1, VOCAB);
+        new ShardManifest(ShardManifest.FORMAT, ShardManifest.VERSION, "test", "none", VOCAB, 2, ShardManifest.FRAMING,
+                1, 4, List.of(shard)).write(out);
+        assertEquals(out.resolve("shard-00000.arrow") + ": token 32000 at position 2 is outside the vocabulary of 32000",
+                refusal(out, Verification.FULL));
+    }
+
+    @Test
+    void shardsWithDifferentHeadersAreRefused() throws IOException {
+        Path out = writeDirectory(VOCAB + 1);
+        assertEquals(out.resolve("shard-00001.arrow") + ": header says vocabulary 32001, the manifest says 32000",
+                refusal(out, Verification.HEADERS));
+    }
+
+    @Test
+    void largerVocabularyThanTheModelIsRefused() throws IOException {
+        Path out = writeDirectory(VOCAB);
+        InvalidShardException error = assertThrows(InvalidShardException.class,
+                () -> TokenSources.open(out.toString(), 100, Verification.HEADERS));
+        assertTrue(error.getMessage().endsWith("tokenized with a vocabulary of 32000, the model has 100"));
+    }
+
+    private static byte[] packedChunk(int code, long chunkSize, short[] tokens) {
+        ByteBuffer buffer = ByteBuffer.allocate(24 + tokens.length * 2).order(ByteOrder.LITTLE_ENDIAN);
+        buffer.put("LITPKDS".getBytes(StandardCharsets.US_ASCII)).putLong(1).put((byte) code).putLong(chunkSize);
+        for (short token : tokens) {
+            buffer.putShort(token);
+        }
+        return buffer.array();
+    }
+
+    @Test
+    void litGptPackedChunksAreReadAndValidated() throws IOException {
+        Path bins = dir.resolve("lit");
+        Files.createDirectories(bins);
+        Files.write(bins.resolve("train_slim_0.bin"), packedChunk(8, 4, new short[] {1, 2, (short) 31999, 5}));
+        Files.write(bins.resolve("train_slim_1.bin"), packedChunk(8, 4, new short[] {7, 8, 9, 10}));
+        Files.write(bins.resolve("train_star_0.bin"), packedChunk(8, 2, new short[] {11, 12}));
+        try (TokenSource slim = TokenSources.open(bins + "/train_slim*", VOCAB, Verification.FULL)) {
+            int[] all = new int[8];
+            slim.read(0, all, 0, 8);
+            assertArrayEquals(new int[] {1, 2, 31999, 5, 7, 8, 9, 10}, all);
+        }
+        String differing = assertThrows(InvalidShardException.class,
+                () -> TokenSources.open(bins.toString(), VOCAB, Verification.HEADERS)).getMessage();
+        assertTrue(differing.startsWith(bins.resolve("train_star_0.bin") + ": header (UINT16, chunk size 2) differs"),
+                differing);
+
+        Files.write(bins.resolve("train_slim_1.bin"), packedChunk(8, 5, new short[] {7, 8, 9, 10}));
+        assertEquals(bins.resolve("train_slim_1.bin") + ": 32 bytes, the header's chunk size 5 of UINT16 needs 34",
+                assertThrows(InvalidShardException.class,
+                        () -> TokenSources.open(bins + "/train_slim*", VOCAB, Verification.HEADERS)).getMessage());
+        byte[] badMagic = packedChunk(8, 4, new short[] {7, 8, 9, 10});
+        badMagic[0] = 'X';
+        Files.write(bins.resolve("train_slim_1.bin"), badMagic);
+        assertTrue(assertThrows(InvalidShardException.class,
+                () -> TokenSources.open(bins + "/train_slim*", VOCAB, Verification.HEADERS)).getMessage()
+                .endsWith("train_slim_1.bin: bad magic (expected LITPKDS, a lit-gpt packed dataset chunk)"));
+        Files.write(bins.resolve("train_slim_1.bin"), packedChunk(8, 4, new short[] {7, 8, (short) 32000, 10}));
+        assertTrue(assertThrows(InvalidShardException.class,
+                () -> TokenSources.open(bins + "/train_slim*", VOCAB, Verification.FULL)).getMessage()
+                .endsWith("train_slim_1.bin: token 32000 at position 2 is outside the vocabulary of 32000"));
+    }
+}
