@@ -151,7 +151,7 @@ public final class CpuBackend implements Backend {
         CpuTensor c = of(t);
         float[] a = c.data();
         int o = c.offset(), n = c.length32();
-        int chunks = Math.max(1, Math.min(n, Parallel.THREADS * 4));
+        int chunks = Math.max(1, Math.min(n, Parallel.REDUCTION_CHUNKS));
         double[] partial = new double[chunks];
         Parallel.forEach(chunks, 2L * n, chunk -> {
             int start = (int) ((long) n * chunk / chunks), end = (int) ((long) n * (chunk + 1) / chunks);

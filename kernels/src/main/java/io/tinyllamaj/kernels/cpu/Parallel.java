@@ -8,6 +8,12 @@ final class Parallel {
 
     static final int THREADS = Runtime.getRuntime().availableProcessors();
 
+    /**
+     * Reductions split into this many partial sums whatever the core count, so a result is
+     * the same bits on a laptop and on a 128-core host (exact resume across machines).
+     */
+    static final int REDUCTION_CHUNKS = 64;
+
     private Parallel() {
     }
 

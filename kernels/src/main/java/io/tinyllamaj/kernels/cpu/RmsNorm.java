@@ -37,7 +37,7 @@ final class RmsNorm {
                          CpuTensor rstd, int n, int c) {
         float[] x = inp.data(), dy = dout.data(), w = weight.data(), r = rstd.data(), dx = dinp.data();
         int xo = inp.offset(), dyo = dout.offset(), wo = weight.offset(), ro = rstd.offset(), dxo = dinp.offset();
-        int chunks = Math.max(1, Math.min(n, Parallel.THREADS * 4));
+        int chunks = Math.max(1, Math.min(n, Parallel.REDUCTION_CHUNKS));
         float[][] partial = new float[chunks][];
         Parallel.forEach(chunks, 8L * n * c, chunk -> {
             int start = (int) ((long) n * chunk / chunks);

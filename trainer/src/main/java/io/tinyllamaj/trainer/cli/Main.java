@@ -15,6 +15,11 @@ import picocli.CommandLine.Command;
                 ScoreCommand.class,
                 GenerateCommand.class,
                 TokenizeCommand.class,
+                PrepareCommand.class,
+                PretrainCommand.class,
+                PlanCommand.class,
+                PlotCommand.class,
+                ExportCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Main {

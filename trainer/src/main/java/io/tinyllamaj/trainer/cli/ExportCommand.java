@@ -1,0 +1,57 @@
+package io.tinyllamaj.trainer.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tinyllamaj.kernels.cpu.CpuBackend;
+import io.tinyllamaj.model.LlamaConfig;
+import io.tinyllamaj.model.LlamaModel;
+import io.tinyllamaj.model.hf.HfCheckpoint;
+import io.tinyllamaj.model.hf.SafeTensors;
+import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** {@code tinyllama export}: a training checkpoint's weights as a Hugging Face Llama checkpoint. */
+@Command(name = "export", mixinStandardHelpOptions = true,
+        description = "Write a checkpoint's weights in the Hugging Face layout (config.json + safetensors).")
+public final class ExportCommand implements Callable<Integer> {
+
+    private static final long MAX_SHARD_BYTES = 5L << 30;
+
+    @Option(names = "--checkpoint", required = true, paramLabel = "DIR",
+            description = "A checkpoint (<run>/checkpoints/step-N) or a run directory (its newest complete checkpoint).")
+    private Path checkpoint;
+
+    @Option(names = "--out", required = true, paramLabel = "HF_DIR", description = "Output directory.")
+    private Path out;
+
+    @Option(names = "--dtype", defaultValue = "f32", description = "f32 or bf16 (default: ${DEFAULT-VALUE}).")
+    private String dtype;
+
+    @Override
+    public Integer call() throws Exception {
+        SafeTensors.DType type = switch (dtype.toLowerCase(Locale.ROOT)) {
+            case "f32", "fp32", "float32" -> SafeTensors.DType.F32;
+            case "bf16", "bfloat16" -> SafeTensors.DType.BF16;
+            default -> throw new IllegalArgumentException("--dtype: expected f32 or bf16, got '" + dtype + "'");
+        };
+        Path source = checkpoint;
+        if (Files.isDirectory(checkpoint.resolve("checkpoints"))) {
+            source = new CheckpointStore(checkpoint).findResumable(w -> System.err.println("warning: " + w))
+                    .orElseThrow(() -> new IllegalArgumentException(checkpoint + " has no complete checkpoint"));
+        }
+        CheckpointStore.verify(source);
+        LlamaConfig config = new ObjectMapper().treeToValue(CheckpointStore.readState(source).path("model"), LlamaConfig.class);
+        try (CpuBackend backend = new CpuBackend()) {
+            LlamaModel model = new LlamaModel(backend, config);
+            CheckpointStore.readTensor(source.resolve(CheckpointStore.PARAMS), backend, model.parameters());
+            HfCheckpoint.save(model, out, type, MAX_SHARD_BYTES);
+        }
+        System.out.println("exported " + source + " (" + config.name() + ", " + type + ") to " + out);
+        return 0;
+    }
+}

@@ -1,0 +1,85 @@
+package io.tinyllamaj.trainer.cli;
+
+import io.tinyllamaj.data.shards.ShardManifest;
+import io.tinyllamaj.trainer.config.ConfigLoader;
+import io.tinyllamaj.trainer.config.RunShape;
+import io.tinyllamaj.trainer.config.TrainingConfig;
+import io.tinyllamaj.trainer.data.ProjectPaths;
+import io.tinyllamaj.trainer.run.LearningRateSchedule;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.TreeSet;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code tinyllama plan}: what a recipe commits to before it runs: steps and tokens, epochs
+ * of each source (from the prepared manifests when present), the LR at milestones, and the
+ * wall-clock and GPU-hours a given per-GPU throughput implies.
+ */
+@Command(name = "plan", mixinStandardHelpOptions = true,
+        description = "Print the steps, tokens, epochs per source, LR milestones, wall-clock and GPU-hours of a recipe.")
+public final class PlanCommand implements Callable<Integer> {
+
+    @Option(names = "--config", paramLabel = "FILE", description = "YAML recipe (default: the built-in CPU demo).")
+    private Path config;
+
+    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "Override one config value (repeatable).")
+    private List<String> overrides = new ArrayList<>();
+
+    @Option(names = "--gpus", paramLabel = "N", description = "GPUs (default: distributed.world_size).")
+    private Integer gpus;
+
+    @Option(names = "--tokens-per-gpu-s", paramLabel = "X", defaultValue = "24000",
+            description = "Training throughput of one GPU (default: ${DEFAULT-VALUE}, TinyLlama's A100-40G figure).")
+    private double tokensPerGpuSecond;
+
+    @Override
+    public Integer call() throws Exception {
+        ConfigLoader.Loaded loaded = config != null ? ConfigLoader.load(config, overrides)
+                : ConfigLoader.parse("demo-cpu.yaml (built in)", ConfigLoader.demoYaml(), overrides);
+        print(loaded.config(), loaded.shape(), gpus != null ? gpus : loaded.shape().worldSize(), tokensPerGpuSecond, System.out);
+        return 0;
+    }
+
+    static void print(TrainingConfig c, RunShape s, int gpus, double tokensPerGpuSecond, PrintStream out) throws Exception {
+        if (gpus < 1 || !(tokensPerGpuSecond > 0)) {
+            throw new IllegalArgumentException("--gpus and --tokens-per-gpu-s must be positive");
+        }
+        long tokens = s.maxSteps() * s.tokensPerStep();
+        out.printf(Locale.ROOT, "model        %s, %,d parameters, %.3g GFLOP per token (6N + 12 L T d at seq %d)%n",
+                s.model().name(), s.model().parameterCount(), s.model().trainingFlopsPerToken(s.seqLen()) / 1e9, s.seqLen());
+        out.printf(Locale.ROOT, "batch        %,d sequences x %d tokens = %,d tokens per step; micro-batch %d x %d accumulation x %d ranks%n",
+                s.globalBatchSequences(), s.seqLen(), s.tokensPerStep(), s.microBatch(), s.accumulation(), s.worldSize());
+        out.printf(Locale.ROOT, "length       %,d steps (from step %,d), %,d tokens (%.4g T)%n", s.maxSteps(),
+                c.train().startStep(), tokens, tokens / 1e12);
+        double weights = c.data().sources().stream().mapToDouble(TrainingConfig.Source::weight).sum();
+        for (TrainingConfig.Source source : c.data().sources()) {
+            long share = Math.round(tokens * source.weight() / weights);
+            Path dir = ProjectPaths.resolveOutput(source.path());
+            String epochs = "epochs unknown (no " + ShardManifest.FILE_NAME + " at " + dir + ")";
+            if (Files.isRegularFile(dir.resolve(ShardManifest.FILE_NAME))) {
+                long available = ShardManifest.read(dir).tokens();
+                epochs = String.format(Locale.ROOT, "%.3f epochs of %,d tokens", (double) share / available, available);
+            }
+            out.printf(Locale.ROOT, "source       %-12s weight %.6f: %,d tokens, %s%n", source.name(), source.weight() / weights, share, epochs);
+        }
+        LearningRateSchedule lr = LearningRateSchedule.of(c.train(), s);
+        out.printf(Locale.ROOT, "schedule     %s, warmup %,d steps (%,d micro-batch iterations), peak %.3g, min %.3g%n",
+                c.train().decay(), c.train().warmupSteps(), lr.warmupIterations(), c.train().lr(), c.train().minLr());
+        TreeSet<Long> milestones = new TreeSet<>(List.of(0L, Math.min(c.train().warmupSteps(), s.maxSteps() - 1),
+                s.maxSteps() / 4, s.maxSteps() / 2, 3 * s.maxSteps() / 4, s.maxSteps() - 1));
+        for (long step : milestones) {
+            out.printf(Locale.ROOT, "  lr at step %,12d  %.6e%n", step, lr.at(step));
+        }
+        double seconds = tokens / (gpus * tokensPerGpuSecond);
+        out.printf(Locale.ROOT, "time         %,d GPUs at %,.0f tokens/s each: %.1f days wall-clock, %,.0f GPU-hours%n",
+                gpus, tokensPerGpuSecond, seconds / 86400, seconds * gpus / 3600);
+    }
+}

@@ -1,0 +1,25 @@
+package io.tinyllamaj.trainer.cli;
+
+import io.tinyllamaj.trainer.plot.Charts;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code tinyllama plot <run>}: PNG charts of a run's metrics. */
+@Command(name = "plot", mixinStandardHelpOptions = true,
+        description = "Write <run>/plots/{loss,lr,throughput}.png from <run>/metrics.jsonl.")
+public final class PlotCommand implements Callable<Integer> {
+
+    @Parameters(paramLabel = "RUN_DIR", description = "A run directory (the --out of pretrain).")
+    private Path run;
+
+    @Override
+    public Integer call() throws Exception {
+        for (Path file : Charts.write(run)) {
+            System.out.println("wrote " + file);
+        }
+        return 0;
+    }
+}

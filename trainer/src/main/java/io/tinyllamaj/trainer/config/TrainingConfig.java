@@ -1,0 +1,169 @@
+package io.tinyllamaj.trainer.config;
+
+import io.tinyllamaj.model.LlamaConfig;
+
+import java.util.List;
+
+/**
+ * A pretraining run, as written in a YAML recipe under {@code configs/}. Every section is an
+ * immutable record; a key left out takes the default given in its record's compact
+ * constructor, so the effective config printed at start-up (and saved as
+ * {@code <out>/config.yaml}) always shows every value the run used. YAML keys are the
+ * snake_case forms of the component names ({@code micro_batch_size}). {@link ConfigLoader}
+ * reads, overrides and validates; docs/training.md is the reference.
+ */
+public record TrainingConfig(Model model, Data data, Train train, Eval eval, Checkpoint checkpoint,
+                             Logging logging, Distributed distributed) {
+
+    public TrainingConfig {
+        model = model != null ? model : new Model(null, null, null, null, null, null, null, null, null, null, null);
+        data = data != null ? data : new Data(null, null, null, null);
+        train = train != null ? train : Train.DEFAULTS;
+        eval = eval != null ? eval : new Eval(null, null);
+        checkpoint = checkpoint != null ? checkpoint : new Checkpoint(null, null);
+        logging = logging != null ? logging : new Logging(null, null);
+        distributed = distributed != null ? distributed : new Distributed(null, null);
+    }
+
+    /**
+     * The model: a preset ({@link LlamaConfig#PRESETS}) whose fields may be overridden one by
+     * one, or every shape field given with no preset.
+     */
+    public record Model(String preset, Integer vocabSize, Integer dim, Integer layers, Integer heads, Integer kvHeads,
+                       Integer intermediate, Float normEps, Float ropeTheta, Integer maxSeqLen, Boolean tieEmbeddings) {
+
+        public LlamaConfig toLlamaConfig() {
+            if (preset == null) {
+                require("vocab_size", vocabSize);
+                require("dim", dim);
+                require("layers", layers);
+                require("heads", heads);
+                require("intermediate", intermediate);
+                require("max_seq_len", maxSeqLen);
+            }
+            LlamaConfig base = preset != null ? LlamaConfig.preset(preset) : null;
+            boolean custom = base == null || vocabSize != null || dim != null || layers != null || heads != null
+                    || kvHeads != null || intermediate != null || normEps != null || ropeTheta != null
+                    || maxSeqLen != null || tieEmbeddings != null;
+            return new LlamaConfig(
+                    custom ? (base == null ? "custom" : base.name() + "-custom") : base.name(),
+                    or(vocabSize, base == null ? 0 : base.vocabSize()),
+                    or(dim, base == null ? 0 : base.dim()),
+                    or(layers, base == null ? 0 : base.layers()),
+                    or(heads, base == null ? 0 : base.heads()),
+                    or(kvHeads, base == null ? or(heads, 0) : base.kvHeads()),
+                    or(intermediate, base == null ? 0 : base.intermediate()),
+                    normEps != null ? normEps : base == null ? 1e-5f : base.normEps(),
+                    ropeTheta != null ? ropeTheta : base == null ? 10000f : base.ropeTheta(),
+                    or(maxSeqLen, base == null ? 0 : base.maxSeqLen()),
+                    tieEmbeddings != null ? tieEmbeddings : base != null && base.tieEmbeddings());
+        }
+
+        private static void require(String key, Object value) {
+            if (value == null) {
+                throw new IllegalArgumentException("model." + key + " is required when model.preset is not given");
+            }
+        }
+
+        private static int or(Integer value, int fallback) {
+            return value != null ? value : fallback;
+        }
+    }
+
+    /**
+     * The training data: weighted sources mixed block by block; the last {@code valBlocks} blocks
+     * of each source are held out for validation and never trained on.
+     */
+    public record Data(String tokenizer, List<Source> sources, Integer valBlocks, Boolean shuffle) {
+        public Data {
+            tokenizer = tokenizer != null ? tokenizer : "llama2";
+            sources = sources != null ? List.copyOf(sources) : List.of();
+            valBlocks = valBlocks != null ? valBlocks : 8;
+            shuffle = shuffle != null ? shuffle : true;
+        }
+    }
+
+    /**
+     * One corpus: {@code path} is a directory written by {@code tinyllama prepare}, or lit-gpt
+     * {@code .bin} chunks (a directory or a glob). With {@code prepare}, a missing or stale
+     * {@code path} is prepared from the raw files first.
+     */
+    public record Source(String name, String path, Double weight, Prepare prepare) {
+        public Source {
+            weight = weight != null ? weight : 1.0;
+        }
+    }
+
+    /** How to make a source's shards from raw corpus files: format slimpajama|starcoder|jsonl|text. */
+    public record Prepare(String format, List<String> inputs) {
+        public Prepare {
+            inputs = inputs != null ? List.copyOf(inputs) : List.of();
+        }
+    }
+
+    /**
+     * The optimisation: batch, length, schedule and AdamW. The global batch is given in
+     * sequences ({@code globalBatchSize}) or tokens ({@code globalBatchTokens}); the length in
+     * optimizer steps ({@code maxSteps}) or tokens ({@code maxTokens}).
+     */
+    public record Train(Integer globalBatchSize, Long globalBatchTokens, Integer microBatchSize, Integer seqLen,
+                        Long maxSteps, Long maxTokens, Double lr, Double minLr, Long warmupSteps, String decay,
+                        Double beta1, Double beta2, Double eps, Double weightDecay, Double gradClip,
+                        String precision, Long seed, String device, Long startStep, Integer maxSkippedSteps) {
+
+        static final Train DEFAULTS = new Train(null, null, null, null, null, null, null, null, null, null,
+                null, null, null, null, null, null, null, null, null, null);
+
+        public Train {
+            microBatchSize = microBatchSize != null ? microBatchSize : 1;
+            seqLen = seqLen != null ? seqLen : 2048;
+            lr = lr != null ? lr : 4e-4;
+            minLr = minLr != null ? minLr : 4e-5;
+            warmupSteps = warmupSteps != null ? warmupSteps : 2000L;
+            decay = decay != null ? decay : "cosine";
+            beta1 = beta1 != null ? beta1 : 0.9;
+            beta2 = beta2 != null ? beta2 : 0.95;
+            eps = eps != null ? eps : 1e-8;
+            weightDecay = weightDecay != null ? weightDecay : 0.1;
+            gradClip = gradClip != null ? gradClip : 1.0;
+            precision = precision != null ? precision : "fp32";
+            seed = seed != null ? seed : 3407L;
+            device = device != null ? device : "cpu";
+            startStep = startStep != null ? startStep : 0L;
+            maxSkippedSteps = maxSkippedSteps != null ? maxSkippedSteps : 5;
+        }
+    }
+
+    /** Validation: every {@code interval} steps (0: only at the end), over {@code blocks} held-out blocks (null: all). */
+    public record Eval(Long interval, Integer blocks) {
+        public Eval {
+            interval = interval != null ? interval : 0L;
+        }
+    }
+
+    /** A checkpoint every {@code interval} steps (0: only at the end) and on SIGTERM; the newest {@code keepLast} are kept. */
+    public record Checkpoint(Long interval, Integer keepLast) {
+        public Checkpoint {
+            interval = interval != null ? interval : 1000L;
+            keepLast = keepLast != null ? keepLast : 3;
+        }
+    }
+
+    /**
+     * A metrics line every {@code interval} steps; MFU is reported against {@code peakTflops}
+     * (null: 989 on cuda, the H100 bf16 dense peak; none on cpu).
+     */
+    public record Logging(Long interval, Double peakTflops) {
+        public Logging {
+            interval = interval != null ? interval : 10L;
+        }
+    }
+
+    /** How ranks split the work (implemented by the distributed launcher; validated here). */
+    public record Distributed(String strategy, Integer worldSize) {
+        public Distributed {
+            strategy = strategy != null ? strategy : "none";
+            worldSize = worldSize != null ? worldSize : 1;
+        }
+    }
+}

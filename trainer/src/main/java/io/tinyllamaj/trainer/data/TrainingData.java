@@ -1,0 +1,122 @@
+package io.tinyllamaj.trainer.data;
+
+import io.tinyllamaj.data.corpus.CorpusSource;
+import io.tinyllamaj.data.sampler.MixtureSampler;
+import io.tinyllamaj.data.sampler.WeightedSource;
+import io.tinyllamaj.data.shards.DocumentEncoder;
+import io.tinyllamaj.data.shards.LogProgress;
+import io.tinyllamaj.data.shards.PrepareOptions;
+import io.tinyllamaj.data.shards.PreparePipeline;
+import io.tinyllamaj.data.shards.PrepareResult;
+import io.tinyllamaj.data.shards.ShardManifest;
+import io.tinyllamaj.data.shards.TokenSource;
+import io.tinyllamaj.data.shards.TokenSources;
+import io.tinyllamaj.data.shards.Verification;
+import io.tinyllamaj.data.tokenizer.LlamaTokenizer;
+import io.tinyllamaj.trainer.config.RunShape;
+import io.tinyllamaj.trainer.config.TrainingConfig;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Opens a config's data sources and the mixture sampler over them. A source with a
+ * {@code prepare} section is prepared from its raw files first when its shard directory has
+ * no manifest (the prepare pipeline itself reuses a finished directory whose inputs did not
+ * change). Relative paths are tried against the working directory first and then against
+ * the project directory, so the embedded demo finds {@code samples/} from anywhere.
+ */
+public final class TrainingData implements AutoCloseable {
+
+    private final List<TokenSource> opened;
+    private final MixtureSampler sampler;
+
+    private TrainingData(List<TokenSource> opened, MixtureSampler sampler) {
+        this.opened = opened;
+        this.sampler = sampler;
+    }
+
+    public MixtureSampler sampler() {
+        return sampler;
+    }
+
+    public static TrainingData open(TrainingConfig config, RunShape shape, int rank, PrintStream log) throws IOException {
+        List<WeightedSource> sources = new ArrayList<>();
+        List<TokenSource> opened = new ArrayList<>();
+        try {
+            for (TrainingConfig.Source source : config.data().sources()) {
+                Path location = ProjectPaths.resolveOutput(source.path());
+                if (source.prepare() != null) {
+                    prepare(config.data().tokenizer(), source, location, log);
+                }
+                TokenSource tokens = TokenSources.open(location.toString(), shape.model().vocabSize(), Verification.HEADERS);
+                opened.add(tokens);
+                sources.add(new WeightedSource(source.name(), tokens, source.weight()));
+            }
+            MixtureSampler sampler = new MixtureSampler(sources, shape.seqLen(), config.train().seed(), rank,
+                    shape.worldSize(), config.data().valBlocks(), config.data().shuffle());
+            return new TrainingData(opened, sampler);
+        } catch (IOException | RuntimeException e) {
+            opened.forEach(TokenSource::close);
+            throw e;
+        }
+    }
+
+    private static void prepare(String tokenizerName, TrainingConfig.Source source, Path out, PrintStream log)
+            throws IOException {
+        List<String> inputs = new ArrayList<>();
+        for (String input : source.prepare().inputs()) {
+            inputs.add(ProjectPaths.resolveInput(input));
+        }
+        boolean fresh = !Files.isRegularFile(out.resolve(ShardManifest.FILE_NAME));
+        if (fresh) {
+            log.println("preparing data source " + source.name() + " from " + String.join(", ", source.prepare().inputs())
+                    + " into " + out + " (first use)");
+        }
+        LlamaTokenizer tokenizer = tokenizerName.equals("llama2") ? LlamaTokenizer.llama2()
+                : LlamaTokenizer.load(ProjectPaths.resolveOutput(tokenizerName));
+        PrepareOptions options = new PrepareOptions(CorpusSource.parse(source.prepare().format()), inputs, out,
+                Math.max(1, Runtime.getRuntime().availableProcessors()), false, PrepareOptions.DEFAULT_SHARD_TOKENS);
+        try (LogProgress progress = new LogProgress(log, Duration.ofSeconds(10))) {
+            PrepareResult result = new PreparePipeline(options, encoderFor(tokenizer), progress).run();
+            if (fresh) {
+                log.printf("prepared %s: %,d documents, %,d tokens in %.1f s%n", source.name(),
+                        result.manifest().documents(), result.manifest().tokens(), result.seconds());
+            }
+        }
+    }
+
+    private static DocumentEncoder encoderFor(LlamaTokenizer tokenizer) {
+        return new DocumentEncoder() {
+            @Override
+            public int[] encode(String text) {
+                return tokenizer.encode(text, false, false);
+            }
+
+            @Override
+            public int vocabSize() {
+                return tokenizer.vocabSize();
+            }
+
+            @Override
+            public int eosId() {
+                return tokenizer.eosId();
+            }
+
+            @Override
+            public String checksum() {
+                return tokenizer.checksum();
+            }
+        };
+    }
+
+    @Override
+    public void close() {
+        opened.forEach(TokenSource::close);
+    }
+}

@@ -1,0 +1,85 @@
+package io.tinyllamaj.trainer.distributed;
+
+import io.tinyllamaj.kernels.AdamWStep;
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Tensor;
+import io.tinyllamaj.model.LlamaModel;
+
+/**
+ * ddp: every rank keeps all parameters and all optimizer state. After the backward the
+ * gradients are summed over ranks and divided by the world size (each rank's gradient is of
+ * its own mean loss; the global mean loss is their mean), then every rank runs the same AdamW
+ * update on the same bits, so the replicas never drift apart.
+ */
+final class DataParallel implements Strategy {
+
+    private final Ranks ranks;
+    private final String name;
+
+    DataParallel(Ranks ranks, String name) {
+        this.ranks = ranks;
+        this.name = name;
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public int rank() {
+        return ranks.world().rank();
+    }
+
+    @Override
+    public int worldSize() {
+        return ranks.world().size();
+    }
+
+    @Override
+    public Collectives world() {
+        return ranks.world();
+    }
+
+    @Override
+    public Shard optimizerShard(long parameterCount) {
+        return new Shard(0, parameterCount);
+    }
+
+    @Override
+    public double afterBackward(LlamaModel model) {
+        Backend backend = model.backend();
+        Tensor gradients = model.gradients();
+        int size = worldSize();
+        if (size > 1) {
+            ranks.world().allReduceSum(gradients);
+            backend.scale(gradients, 1f / size);
+        }
+        return backend.sumOfSquares(gradients);
+    }
+
+    @Override
+    public double meanOverRanks(double value) {
+        return worldSize() == 1 ? value : ranks.world().allReduceSum(value) / worldSize();
+    }
+
+    @Override
+    public boolean anyRank(boolean flag) {
+        return worldSize() == 1 ? flag : ranks.world().allReduceMax(flag ? 1 : 0) > 0;
+    }
+
+    @Override
+    public void step(LlamaModel model, Tensor m, Tensor v, AdamWStep step) {
+        model.backend().adamwUpdate(model.parameters(), model.gradients(), m, v, step);
+    }
+
+    @Override
+    public void abort(Throwable cause) {
+        ranks.abort(cause);
+    }
+
+    @Override
+    public void close() {
+        ranks.close();
+    }
+}

@@ -1,0 +1,90 @@
+package io.tinyllamaj.trainer.distributed;
+
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.cuda.CudaBackend;
+import io.tinyllamaj.kernels.mpi.Mpi;
+import io.tinyllamaj.kernels.nccl.Nccl;
+
+import java.io.PrintStream;
+import java.time.Duration;
+
+/**
+ * Where a strategy name becomes a {@link Strategy}. A process not started by mpirun is a
+ * world of one and never loads MPI; under mpirun, MPI starts here, CPU tensors reduce over
+ * MPI and CUDA tensors over NCCL (bootstrapped over MPI), and every collective runs under a
+ * {@link Watchdog}.
+ */
+public final class Distributed {
+
+    public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(10);
+
+    private Distributed() {
+    }
+
+    /** Rank and size as mpirun announced them, without starting MPI: 0 of 1 outside mpirun. */
+    public record Launch(int rank, int worldSize, int localRank) {
+        public static Launch detect() {
+            if (!Mpi.launchedByMpirun()) {
+                return new Launch(0, 1, 0);
+            }
+            String rank = System.getenv("OMPI_COMM_WORLD_RANK");
+            return new Launch(rank == null ? 0 : Integer.parseInt(rank.trim()), Mpi.launchedWorldSize(), Mpi.launchedLocalRank());
+        }
+    }
+
+    /**
+     * @param strategy     none, ddp, fsdp or hybrid
+     * @param worldSize    the configured world size; it must equal mpirun's -np
+     * @param ranksPerNode hybrid only: the ranks of one shard group (one node)
+     * @param timeout      how long one collective may take before the watchdog ends the process
+     * @param backend      decides the transport: NCCL for cuda, MPI otherwise
+     */
+    public static Strategy open(String strategy, int worldSize, int ranksPerNode, Duration timeout, Backend backend,
+                                PrintStream err) {
+        Launch launch = Launch.detect();
+        if (launch.worldSize() != worldSize) {
+            throw new IllegalArgumentException("distributed.world_size is " + worldSize + " but "
+                    + (Mpi.launchedByMpirun() ? "mpirun started " + launch.worldSize() + " ranks"
+                    : "this process was not started by mpirun (use: mpirun -np " + worldSize + " tinyllama pretrain ...)"));
+        }
+        if (strategy.equals("none") && worldSize != 1) {
+            throw new IllegalArgumentException("distributed.strategy none trains one rank; world size is " + worldSize);
+        }
+        Ranks ranks = worldSize == 1 ? Ranks.single() : connect(launch, timeout, backend, err);
+        try {
+            return create(strategy, ranks, ranksPerNode);
+        } catch (RuntimeException e) {
+            ranks.close();
+            throw e;
+        }
+    }
+
+    /** The strategy over already connected ranks (tests pass their own). */
+    static Strategy create(String strategy, Ranks ranks, int ranksPerNode) {
+        Collectives world = ranks.world();
+        return switch (strategy) {
+            case "none", "ddp" -> new DataParallel(ranks, strategy);
+            case "fsdp" -> new Sharded(ranks, strategy, world, SingleRankCollectives.INSTANCE);
+            case "hybrid" -> {
+                if (ranksPerNode < 1 || world.size() % ranksPerNode != 0) {
+                    throw new IllegalArgumentException("distributed.ranks_per_node " + ranksPerNode
+                            + " must divide the world size " + world.size());
+                }
+                int node = world.rank() / ranksPerNode, local = world.rank() % ranksPerNode;
+                Collectives shardGroup = ranksPerNode == 1 ? SingleRankCollectives.INSTANCE : ranks.split(node, local);
+                Collectives replicaGroup = ranksPerNode == world.size() ? SingleRankCollectives.INSTANCE : ranks.split(local, node);
+                yield new Sharded(ranks, strategy, shardGroup, replicaGroup);
+            }
+            default -> throw new IllegalArgumentException("unknown distributed.strategy '" + strategy
+                    + "' (expected none, ddp, fsdp or hybrid)");
+        };
+    }
+
+    private static Ranks connect(Launch launch, Duration timeout, Backend backend, PrintStream err) {
+        Mpi mpi = Mpi.initialize();
+        Watchdog watchdog = new Watchdog(launch.rank(), timeout, err);
+        MpiCollectives mpiWorld = new MpiCollectives(mpi, mpi.world(), false, backend, MpiCollectives.DEFAULT_CHUNK_FLOATS);
+        Collectives transport = backend instanceof CudaBackend cuda ? new NcclCollectives(Nccl.load(), mpiWorld, cuda) : mpiWorld;
+        return new Ranks(watchdog.watch(transport, "world"), mpi, watchdog, err);
+    }
+}

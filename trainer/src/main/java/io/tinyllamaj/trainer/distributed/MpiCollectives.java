@@ -1,0 +1,237 @@
+package io.tinyllamaj.trainer.distributed;
+
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Tensor;
+import io.tinyllamaj.kernels.cpu.CpuTensor;
+import io.tinyllamaj.kernels.mpi.Mpi;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+
+/**
+ * {@link Collectives} over an MPI communicator, for tensors of any backend: values pass
+ * through a native staging buffer, in chunks of at most {@code chunkFloats} per rank.
+ * CpuTensor ranges are copied straight between their float[] and the staging buffer (one
+ * memcpy each way); other tensors go through the backend's download/upload.
+ *
+ * <p>Why a staging copy rather than handing MPI the float[] itself: FFM passes heap arrays
+ * only to {@code Linker.Option.critical} downcalls, which hold off safepoints for as long as
+ * they run. A collective runs until the slowest rank arrives (forever, when a rank hangs), so
+ * a critical one would stall GC on every thread and keep the {@link Watchdog} from ending the
+ * process (see {@link Mpi}). The copy is a memcpy at memory bandwidth, small next to the
+ * reduction itself.
+ *
+ * <p>Chunking also keeps every MPI count below 2^31 and lets the sharded calls pack the
+ * ranks' pieces side by side, as MPI_Reduce_scatter_block and MPI_Allgather expect.
+ */
+public final class MpiCollectives implements Collectives {
+
+    /** 4 Mi floats (16 MiB) per rank and call. */
+    public static final int DEFAULT_CHUNK_FLOATS = 1 << 22;
+
+    private final Mpi mpi;
+    private final MemorySegment comm;
+    private final boolean ownsComm;
+    private final Backend backend;
+    private final int rank;
+    private final int size;
+    private final int chunkFloats;
+    private final Arena arena = Arena.ofShared();
+    private MemorySegment staging = MemorySegment.NULL;
+    private final MemorySegment scalar;
+    private float[] host = new float[0];
+
+    /**
+     * @param comm     the communicator (MPI_COMM_WORLD or one from a split)
+     * @param ownsComm whether {@link #close} frees it
+     */
+    public MpiCollectives(Mpi mpi, MemorySegment comm, boolean ownsComm, Backend backend, int chunkFloats) {
+        if (chunkFloats < 1) {
+            throw new IllegalArgumentException("chunkFloats must be positive, got " + chunkFloats);
+        }
+        this.mpi = mpi;
+        this.comm = comm;
+        this.ownsComm = ownsComm;
+        this.backend = backend;
+        this.rank = mpi.rank(comm);
+        this.size = mpi.size(comm);
+        this.chunkFloats = chunkFloats;
+        this.scalar = arena.allocate(JAVA_DOUBLE);
+    }
+
+    @Override
+    public int rank() {
+        return rank;
+    }
+
+    @Override
+    public int size() {
+        return size;
+    }
+
+    @Override
+    public void allReduceSum(Tensor t) {
+        long n = t.length();
+        MemorySegment buffer = staging(Math.min(n, chunkFloats));
+        for (long start = 0; start < n; start += chunkFloats) {
+            int count = (int) Math.min(chunkFloats, n - start);
+            toNative(t, start, count, buffer, 0);
+            mpi.allreduce(Mpi.IN_PLACE, buffer, count, mpi.floatType(), mpi.sum(), comm);
+            fromNative(buffer, 0, t, start, count);
+        }
+    }
+
+    @Override
+    public void reduceScatterSum(Tensor buffer) {
+        long n = buffer.length();
+        long q = Shard.equalPart(n, size);
+        int piece = (int) Math.min(q, Math.max(1, chunkFloats / size));
+        if (q > 0) {
+            MemorySegment send = staging((long) (size + 1) * piece);
+            long recvIndex = (long) size * piece;
+            for (long start = 0; start < q; start += piece) {
+                int count = (int) Math.min(piece, q - start);
+                for (int r = 0; r < size; r++) {
+                    toNative(buffer, r * q + start, count, send, (long) r * count);
+                }
+                mpi.reduceScatterBlock(send, send.asSlice(recvIndex * Float.BYTES), count, mpi.floatType(), mpi.sum(), comm);
+                fromNative(send, recvIndex, buffer, rank * q + start, count);
+            }
+        }
+        long tail = n - q * size;
+        if (tail > 0) {
+            allReduceSum(buffer.slice(q * size, tail));
+        }
+    }
+
+    @Override
+    public void allGather(Tensor buffer) {
+        long n = buffer.length();
+        long q = Shard.equalPart(n, size);
+        int piece = (int) Math.min(q, Math.max(1, chunkFloats / size));
+        if (q > 0) {
+            MemorySegment recv = staging((long) (size + 1) * piece);
+            long sendIndex = (long) size * piece;
+            for (long start = 0; start < q; start += piece) {
+                int count = (int) Math.min(piece, q - start);
+                toNative(buffer, rank * q + start, count, recv, sendIndex);
+                mpi.allgather(recv.asSlice(sendIndex * Float.BYTES), count, mpi.floatType(), recv, comm);
+                for (int r = 0; r < size; r++) {
+                    if (r != rank) {
+                        fromNative(recv, (long) r * count, buffer, r * q + start, count);
+                    }
+                }
+            }
+        }
+        long tail = n - q * size;
+        if (tail > 0) {
+            broadcast(buffer.slice(q * size, tail), size - 1);
+        }
+    }
+
+    @Override
+    public void broadcast(Tensor t, int root) {
+        long n = t.length();
+        MemorySegment buffer = staging(Math.min(n, chunkFloats));
+        for (long start = 0; start < n; start += chunkFloats) {
+            int count = (int) Math.min(chunkFloats, n - start);
+            if (rank == root) {
+                toNative(t, start, count, buffer, 0);
+            }
+            mpi.bcast(buffer, count, mpi.floatType(), root, comm);
+            if (rank != root) {
+                fromNative(buffer, 0, t, start, count);
+            }
+        }
+    }
+
+    @Override
+    public void barrier() {
+        mpi.barrier(comm);
+    }
+
+    @Override
+    public double allReduceSum(double value) {
+        scalar.set(JAVA_DOUBLE, 0, value);
+        mpi.allreduce(Mpi.IN_PLACE, scalar, 1, mpi.doubleType(), mpi.sum(), comm);
+        return scalar.get(JAVA_DOUBLE, 0);
+    }
+
+    @Override
+    public double allReduceMax(double value) {
+        scalar.set(JAVA_DOUBLE, 0, value);
+        mpi.allreduce(Mpi.IN_PLACE, scalar, 1, mpi.doubleType(), mpi.max(), comm);
+        return scalar.get(JAVA_DOUBLE, 0);
+    }
+
+    /** Broadcasts raw bytes from root (the NCCL unique id). */
+    void broadcastBytes(byte[] bytes, int root) {
+        try (Arena temporary = Arena.ofConfined()) {
+            MemorySegment buffer = temporary.allocate(bytes.length);
+            MemorySegment.copy(bytes, 0, buffer, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, bytes.length);
+            mpi.bcast(buffer, bytes.length, mpi.byteType(), root, comm);
+            MemorySegment.copy(buffer, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, bytes, 0, bytes.length);
+        }
+    }
+
+    @Override
+    public MpiCollectives split(int color, int key) {
+        return new MpiCollectives(mpi, mpi.split(comm, color, key), true, backend, chunkFloats);
+    }
+
+    Mpi mpi() {
+        return mpi;
+    }
+
+    MemorySegment comm() {
+        return comm;
+    }
+
+    @Override
+    public void close() {
+        if (ownsComm && mpi.active()) {
+            mpi.free(comm);
+        }
+        arena.close();
+    }
+
+    // ---- staging ----
+
+    private MemorySegment staging(long floats) {
+        long bytes = Math.max(1, floats) * Float.BYTES;
+        if (staging.byteSize() < bytes) {
+            staging = arena.allocate(bytes, 64);
+        }
+        return staging;
+    }
+
+    private void toNative(Tensor t, long from, int count, MemorySegment dst, long dstIndex) {
+        if (t instanceof CpuTensor cpu) {
+            MemorySegment.copy(cpu.data(), cpu.offset() + (int) from, dst, JAVA_FLOAT, dstIndex * Float.BYTES, count);
+        } else {
+            float[] values = host(count);
+            backend.download(t.slice(from, count), values, 0, count);
+            MemorySegment.copy(values, 0, dst, JAVA_FLOAT, dstIndex * Float.BYTES, count);
+        }
+    }
+
+    private void fromNative(MemorySegment src, long srcIndex, Tensor t, long to, int count) {
+        if (t instanceof CpuTensor cpu) {
+            MemorySegment.copy(src, JAVA_FLOAT, srcIndex * Float.BYTES, cpu.data(), cpu.offset() + (int) to, count);
+        } else {
+            float[] values = host(count);
+            MemorySegment.copy(src, JAVA_FLOAT, srcIndex * Float.BYTES, values, 0, count);
+            backend.upload(t.slice(to, count), values, 0, count);
+        }
+    }
+
+    private float[] host(int count) {
+        if (host.length < count) {
+            host = new float[count];
+        }
+        return host;
+    }
+}

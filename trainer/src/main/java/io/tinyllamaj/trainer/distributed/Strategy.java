@@ -1,0 +1,70 @@
+package io.tinyllamaj.trainer.distributed;
+
+import io.tinyllamaj.kernels.AdamWStep;
+import io.tinyllamaj.kernels.Tensor;
+import io.tinyllamaj.model.LlamaModel;
+
+/**
+ * How ranks share one optimizer step: the training loop calls it at four points and
+ * otherwise runs as on one rank (docs/distributed.md shows the calls in place).
+ * <pre>
+ *   m, v = allocate(optimizerShard(n).length())        once
+ *   each step: forward + backward of this rank's micro-batches (gradScale 1 / this rank's tokens)
+ *              normSquared = afterBackward(model)
+ *              loss        = meanOverRanks(localLoss)
+ *              skip        = anyRank(!finite(localLoss) || !finite(normSquared))
+ *              if !skip: step(model, m, v, adamw(clip from sqrt(normSquared)))
+ *   stop       = anyRank(stopSignal.requested())
+ * </pre>
+ * Implementations: {@link DataParallel} (ddp), {@link Sharded} (fsdp, hybrid). All ranks get
+ * the same bits back from every call, so their decisions (skip, clip factor, stop) agree.
+ */
+public interface Strategy extends AutoCloseable {
+
+    /** none, ddp, fsdp or hybrid. */
+    String name();
+
+    int rank();
+
+    int worldSize();
+
+    /** The ranks of the whole job, for anything beyond the calls below (a checkpoint barrier). */
+    Collectives world();
+
+    /**
+     * The range of the flat parameter buffer (of {@code parameterCount} values) whose AdamW
+     * moments this rank keeps and updates: everything for ddp, this rank's shard for fsdp and
+     * hybrid. The loop allocates m and v of this length.
+     */
+    Shard optimizerShard(long parameterCount);
+
+    /**
+     * Turns this rank's gradients of its own mean loss into the gradients of the global mean
+     * loss, over {@link #optimizerShard} at least (outside it they may be partial sums), and
+     * returns the squared L2 norm of the whole global gradient: the same value on every rank,
+     * non-finite on every rank when any rank's gradient held a NaN or infinity.
+     */
+    double afterBackward(LlamaModel model);
+
+    /** The mean over ranks of a per-rank value (each rank's mean loss over equally many tokens). */
+    double meanOverRanks(double value);
+
+    /** True on every rank when at least one rank passes true (a non-finite value, a stop signal). */
+    boolean anyRank(boolean flag);
+
+    /**
+     * One AdamW update of the parameters in {@link #optimizerShard}, whose moments are m and v,
+     * after which every rank holds all parameters again.
+     */
+    void step(LlamaModel model, Tensor m, Tensor v, AdamWStep step);
+
+    /**
+     * Ends every rank of the job after an error on this one, instead of leaving them waiting
+     * in their next collective: prints the cause and calls MPI_Abort. Single-rank: nothing.
+     */
+    void abort(Throwable cause);
+
+    /** Releases the communicators and, when this process started MPI, finalizes it. */
+    @Override
+    void close();
+}

@@ -1,0 +1,93 @@
+package io.tinyllamaj.trainer.run;
+
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * {@code <run>/metrics.jsonl}: one JSON object per logged step (step, loss, lr, grad_norm,
+ * tokens, tokens_per_s, mfu, tokens_per_source, val_loss when computed, ...), each line
+ * flushed as written. On resume the lines past the checkpoint's step are dropped first (they
+ * describe steps that will be trained again), so the file reads as one uninterrupted run.
+ */
+public final class MetricsLog implements AutoCloseable {
+
+    public static final String FILE = "metrics.jsonl";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final BufferedWriter out;
+
+    private MetricsLog(BufferedWriter out) {
+        this.out = out;
+    }
+
+    /** Opens the log for a run that continues after {@code resumedStep} (0: a fresh run, the file is replaced). */
+    public static MetricsLog open(Path runDirectory, long resumedStep, boolean resumed) throws IOException {
+        Path file = runDirectory.resolve(FILE);
+        if (resumed && Files.exists(file)) {
+            List<String> kept = new ArrayList<>();
+            for (JsonNode line : read(file)) {
+                if (line.path("step").asLong() <= resumedStep) {
+                    kept.add(JSON.writeValueAsString(line));
+                }
+            }
+            Path tmp = runDirectory.resolve(FILE + ".tmp");
+            Files.write(tmp, kept, StandardCharsets.UTF_8);
+            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } else {
+            Files.deleteIfExists(file);
+        }
+        return new MetricsLog(Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
+                StandardOpenOption.APPEND));
+    }
+
+    public static ObjectNode newRecord() {
+        return JSON.createObjectNode();
+    }
+
+    public void write(ObjectNode record) {
+        try {
+            out.write(JSON.writeValueAsString(record));
+            out.write('\n');
+            out.flush();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + FILE, e);
+        }
+    }
+
+    /** Every complete line of a metrics file; a line torn by a crash is skipped. */
+    public static List<JsonNode> read(Path file) throws IOException {
+        List<JsonNode> records = new ArrayList<>();
+        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+            if (line.isBlank()) {
+                continue;
+            }
+            try {
+                JsonNode node = JSON.readTree(line);
+                if (node != null && node.isObject() && node.has("step")) {
+                    records.add(node);
+                }
+            } catch (JacksonException torn) {
+                // the last line of a killed run may be cut short; it is written again on resume
+            }
+        }
+        return records;
+    }
+
+    @Override
+    public void close() throws IOException {
+        out.close();
+    }
+}

@@ -1,0 +1,178 @@
+package io.tinyllamaj.trainer.run;
+
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.model.LlamaModel;
+import io.tinyllamaj.trainer.Backends;
+import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
+import io.tinyllamaj.trainer.checkpoint.CorruptCheckpointException;
+import io.tinyllamaj.trainer.config.ConfigLoader;
+import io.tinyllamaj.trainer.config.RunShape;
+import io.tinyllamaj.trainer.config.TrainingConfig;
+import io.tinyllamaj.trainer.data.TrainingData;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+
+/**
+ * {@code tinyllama pretrain} without the command line: picks the config, the run directory
+ * and the starting point (fresh, a Hugging Face checkpoint, or a checkpoint of this run),
+ * then hands over to {@link Trainer}. Tests call it directly.
+ *
+ * @param config    a recipe file; null: the run directory's config.yaml when resuming, else the built-in demo
+ * @param overrides {@code key.path=value} settings applied on top
+ * @param out       the run directory; null: the one holding {@code resume}, else runs/demo
+ * @param resume    null, "auto", a checkpoint directory or a run directory
+ * @param initFrom  a Hugging Face checkpoint directory to start from, or null
+ */
+public record PretrainRun(Path config, List<String> overrides, Path out, String resume, Path initFrom) {
+
+    public static final Path DEFAULT_OUT = Path.of("runs", "demo");
+
+    public PretrainRun {
+        overrides = List.copyOf(overrides);
+    }
+
+    public Trainer.Outcome execute(StopSignal stop, Trainer.Hooks hooks, PrintStream log) throws IOException {
+        if (resume != null && initFrom != null) {
+            throw new IllegalArgumentException("--resume and --init-from exclude each other: a resumed run has its weights already");
+        }
+        Path runDirectory = runDirectory();
+        ConfigLoader.Loaded loaded = loadConfig(runDirectory);
+        TrainingConfig config = loaded.config();
+        RunShape shape = loaded.shape();
+        if (shape.worldSize() != 1) {
+            throw new IllegalArgumentException("distributed.world_size is " + shape.worldSize()
+                    + ": this launcher trains one rank (try the recipe on one device with --set distributed.strategy=none"
+                    + " --set distributed.world_size=1)");
+        }
+        CheckpointStore checkpoints = new CheckpointStore(runDirectory);
+        Optional<Path> checkpoint = chooseCheckpoint(runDirectory, checkpoints, log);
+
+        String yaml = ConfigLoader.toYaml(config);
+        log.println("effective config (config hash " + Trainer.configHash(config, shape) + "):");
+        log.print(yaml.indent(2));
+        log.printf(Locale.ROOT, "model %s: %,d parameters; %d steps of %,d tokens (%d x %d micro-batch x %d accumulation); "
+                        + "%,d tokens in all%n", shape.model().name(), shape.model().parameterCount(), shape.maxSteps(),
+                shape.tokensPerStep(), shape.microBatch(), shape.seqLen(), shape.accumulation(),
+                shape.maxSteps() * shape.tokensPerStep());
+        Files.createDirectories(runDirectory);
+        writeAtomically(runDirectory.resolve("config.yaml"), yaml);
+        checkpoints.cleanLeftovers();
+
+        try (Backend backend = Backends.create(config.train().device());
+             TrainingData data = TrainingData.open(config, shape, 0, log)) {
+            LlamaModel model = new LlamaModel(backend, shape.model());
+            long resumedStep = 0;
+            try (MetricsLog metrics = openMetrics(runDirectory, checkpoint);
+                 Progress progress = Progress.create(config.train().startStep(), shape.maxSteps(), log)) {
+                Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, metrics, progress, stop, hooks);
+                if (checkpoint.isPresent()) {
+                    trainer.resume(checkpoint.get());
+                    resumedStep = trainer.step();
+                    progress.message("resumed from " + checkpoint.get() + " at step " + resumedStep);
+                } else if (initFrom != null) {
+                    trainer.loadHuggingFace(initFrom);
+                    progress.message("weights from " + initFrom + "; fresh optimizer state at step " + trainer.step());
+                } else {
+                    trainer.initializeWeights();
+                }
+                long started = System.nanoTime();
+                Trainer.Outcome outcome = trainer.run();
+                double seconds = (System.nanoTime() - started) / 1e9;
+                progress.close();
+                log.printf(Locale.ROOT, "%s at step %d/%d after %.1f s (%,d tokens seen, %d steps skipped); run directory %s%n",
+                        outcome == Trainer.Outcome.FINISHED ? "finished" : "stopped", trainer.step(), shape.maxSteps(),
+                        seconds, trainer.tokensSeen(), trainer.skippedSteps(), runDirectory);
+                writePlots(runDirectory, log);
+                return outcome;
+            }
+        }
+    }
+
+    private Path runDirectory() {
+        if (out != null) {
+            return out;
+        }
+        if (resume != null && !resume.equals("auto")) {
+            Path given = Path.of(resume);
+            if (Files.isDirectory(given.resolve("checkpoints"))) {
+                return given;
+            }
+            Path parent = given.toAbsolutePath().getParent();
+            if (parent != null && parent.getFileName().toString().equals("checkpoints") && parent.getParent() != null) {
+                return parent.getParent();
+            }
+        }
+        return DEFAULT_OUT;
+    }
+
+    private ConfigLoader.Loaded loadConfig(Path runDirectory) {
+        if (config != null) {
+            return ConfigLoader.load(config, overrides);
+        }
+        Path saved = runDirectory.resolve("config.yaml");
+        if (resume != null && Files.isRegularFile(saved)) {
+            return ConfigLoader.load(saved, overrides);
+        }
+        return ConfigLoader.parse("demo-cpu.yaml (built in)", ConfigLoader.demoYaml(), overrides);
+    }
+
+    private Optional<Path> chooseCheckpoint(Path runDirectory, CheckpointStore checkpoints, PrintStream log) throws IOException {
+        if (resume == null) {
+            List<Path> existing = checkpoints.completeCheckpoints();
+            if (!existing.isEmpty()) {
+                throw new IllegalArgumentException(runDirectory + " already holds checkpoints (newest "
+                        + existing.getLast().getFileName() + "): pass --resume auto to continue it, or choose another --out");
+            }
+            return Optional.empty();
+        }
+        Path given = resume.equals("auto") ? runDirectory : Path.of(resume);
+        if (resume.equals("auto") || Files.isDirectory(given.resolve("checkpoints"))) {
+            Optional<Path> found = new CheckpointStore(given).findResumable(warning -> log.println("warning: " + warning));
+            if (found.isEmpty()) {
+                log.println("no checkpoint under " + given.resolve("checkpoints") + ": starting a new run");
+            }
+            return found;
+        }
+        try {
+            CheckpointStore.verify(given);
+        } catch (CorruptCheckpointException e) {
+            Path parent = given.toAbsolutePath().getParent();
+            Optional<Path> previous = parent == null ? Optional.empty()
+                    : new CheckpointStore(parent.getParent()).previousGood(given.toAbsolutePath());
+            throw new CorruptCheckpointException(e.getMessage() + previous.map(p -> "; the previous complete checkpoint is "
+                    + p + " (pass --resume " + p + ", or --resume auto)").orElse("; no earlier complete checkpoint was found"));
+        }
+        return Optional.of(given);
+    }
+
+    private static MetricsLog openMetrics(Path runDirectory, Optional<Path> checkpoint) throws IOException {
+        if (checkpoint.isEmpty()) {
+            return MetricsLog.open(runDirectory, 0, false);
+        }
+        long step = CheckpointStore.readState(checkpoint.get()).path("step").asLong();
+        return MetricsLog.open(runDirectory, step, true);
+    }
+
+    /** Charts are a convenience: a runtime without java.desktop (a jlinked GPU bundle) just skips them. */
+    private static void writePlots(Path runDirectory, PrintStream log) {
+        try {
+            log.println("plots: " + io.tinyllamaj.trainer.plot.Charts.write(runDirectory).getFirst().getParent());
+        } catch (IOException | RuntimeException | LinkageError e) {
+            log.println("plots skipped (" + e + "); run 'tinyllama plot " + runDirectory + "' elsewhere");
+        }
+    }
+
+    static void writeAtomically(Path file, String text) throws IOException {
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        Files.writeString(tmp, text, StandardCharsets.UTF_8);
+        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+}

@@ -1,0 +1,374 @@
+package io.tinyllamaj.trainer.run;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tinyllamaj.data.sampler.MixtureSampler;
+import io.tinyllamaj.kernels.AdamWStep;
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Tensor;
+import io.tinyllamaj.model.Initialization;
+import io.tinyllamaj.model.LlamaConfig;
+import io.tinyllamaj.model.LlamaModel;
+import io.tinyllamaj.model.hf.HfCheckpoint;
+import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
+import io.tinyllamaj.trainer.config.ConfigLoader;
+import io.tinyllamaj.trainer.config.RunShape;
+import io.tinyllamaj.trainer.config.TrainingConfig;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The pretraining loop, TinyLlama's recipe on one rank. Each optimizer step:
+ * <pre>
+ *   lr = schedule(step)                          TinyLlama's per-iteration warmup + cosine
+ *   zero gradients
+ *   repeat A times: next micro-batch of blocks; forward + backward, gradients accumulate
+ *                   (dloss/dlogits scaled by 1/tokens of the step, so the loss is the mean)
+ *   norm = ||gradients||_2 over every parameter
+ *   if loss or norm is not finite: skip the update (weights and moments untouched), count it
+ *   else AdamW(lr, gradients * min(1, clip / (norm + 1e-6)))   (torch's clip_grad_norm_)
+ * </pre>
+ * then, at their intervals, a metrics line, a validation pass over held-out blocks and a
+ * checkpoint. SIGTERM/SIGINT end the run at the next step boundary with a checkpoint.
+ *
+ * <p>Everything that decides the next step lives in a checkpoint: the fp32 weights, the
+ * AdamW moments, the counters below and the sampler position. The loop draws no random
+ * numbers of its own (no dropout), so on the CPU backend a resumed run repeats the
+ * uninterrupted one bit for bit.
+ */
+public final class Trainer {
+
+    /** Test seam: runs after the backward pass of every step, before the norm is taken. */
+    public interface Hooks {
+        Hooks NONE = (step, model) -> { };
+
+        void afterBackward(long step, LlamaModel model);
+    }
+
+    public enum Outcome { FINISHED, STOPPED }
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final TrainingConfig config;
+    private final RunShape shape;
+    private final LlamaModel model;
+    private final Backend backend;
+    private final MixtureSampler sampler;
+    private final CheckpointStore checkpoints;
+    private final MetricsLog metrics;
+    private final Progress progress;
+    private final StopSignal stop;
+    private final Hooks hooks;
+    private final LearningRateSchedule schedule;
+    private final Tensor adamM;
+    private final Tensor adamV;
+    private final Double peakFlops;
+
+    private final int[] block;
+    private final int[] tokens;
+    private final int[] targets;
+
+    // The run's position; all of it is saved in a checkpoint.
+    private long step;
+    private long updates;
+    private long tokensSeen;
+    private long skippedSteps;
+    private int consecutiveSkipped;
+    private long lastCheckpointStep = -1;
+
+    public Trainer(TrainingConfig config, RunShape shape, LlamaModel model, MixtureSampler sampler,
+                   CheckpointStore checkpoints, MetricsLog metrics, Progress progress, StopSignal stop, Hooks hooks) {
+        this.config = config;
+        this.shape = shape;
+        this.model = model;
+        this.backend = model.backend();
+        this.sampler = sampler;
+        this.checkpoints = checkpoints;
+        this.metrics = metrics;
+        this.progress = progress;
+        this.stop = stop;
+        this.hooks = hooks;
+        this.schedule = LearningRateSchedule.of(config.train(), shape);
+        long n = model.layout().total();
+        this.adamM = backend.allocate(n);
+        this.adamV = backend.allocate(n);
+        this.peakFlops = peakFlops(config);
+        this.block = new int[shape.seqLen() + 1];
+        this.tokens = new int[shape.microBatch() * shape.seqLen()];
+        this.targets = new int[tokens.length];
+        this.step = config.train().startStep();
+    }
+
+    // ---- where the run starts ----
+
+    /** A new model with TinyLlama's initialisation, seeded by train.seed. */
+    public void initializeWeights() {
+        Initialization.initialize(model, config.train().seed());
+    }
+
+    /** Weights from a Hugging Face checkpoint; the optimizer starts fresh at train.start_step. */
+    public void loadHuggingFace(Path directory) throws IOException {
+        HfCheckpoint.loadWeights(directory, model);
+    }
+
+    /** Continues from a checkpoint (already chosen and named by the caller); refuses an incompatible one. */
+    public void resume(Path checkpoint) throws IOException {
+        CheckpointStore.verify(checkpoint);
+        ObjectNode state = CheckpointStore.readState(checkpoint);
+        requireCompatible(checkpoint, state.path("fingerprint"));
+        CheckpointStore.readTensor(checkpoint.resolve(CheckpointStore.PARAMS), backend, model.parameters());
+        CheckpointStore.readTensor(checkpoint.resolve(CheckpointStore.ADAM_M), backend, adamM);
+        CheckpointStore.readTensor(checkpoint.resolve(CheckpointStore.ADAM_V), backend, adamV);
+        step = state.path("step").asLong();
+        updates = state.path("updates").asLong();
+        tokensSeen = state.path("tokens_seen").asLong();
+        skippedSteps = state.path("skipped_steps").asLong();
+        consecutiveSkipped = state.path("consecutive_skipped").asInt();
+        sampler.restore(JSON.treeToValue(state.path("sampler"), MixtureSampler.State.class));
+        lastCheckpointStep = step;
+    }
+
+    private void requireCompatible(Path checkpoint, JsonNode saved) {
+        List<String> changes = new ArrayList<>();
+        fingerprint(config, shape).forEach((key, now) -> {
+            String before = saved.path(key).asText(null);
+            if (!now.equals(before)) {
+                changes.add(key + " was " + before + ", now " + now);
+            }
+        });
+        if (!changes.isEmpty()) {
+            throw new IllegalArgumentException("cannot resume from " + checkpoint + ": the config changed where it must not: "
+                    + String.join("; ", changes));
+        }
+    }
+
+    /** The config values a checkpoint is only valid for. */
+    public static Map<String, String> fingerprint(TrainingConfig config, RunShape shape) {
+        LlamaConfig m = shape.model();
+        Map<String, String> parts = new LinkedHashMap<>();
+        parts.put("model", String.format(Locale.ROOT, "vocab_size=%d dim=%d layers=%d heads=%d kv_heads=%d intermediate=%d "
+                        + "norm_eps=%s rope_theta=%s tie_embeddings=%s", m.vocabSize(), m.dim(), m.layers(), m.heads(),
+                m.kvHeads(), m.intermediate(), m.normEps(), m.ropeTheta(), m.tieEmbeddings()));
+        parts.put("train.seq_len", Integer.toString(shape.seqLen()));
+        parts.put("train.global_batch_size", Long.toString(shape.globalBatchSequences()));
+        parts.put("train.seed", Long.toString(config.train().seed()));
+        parts.put("distributed.world_size", Integer.toString(shape.worldSize()));
+        StringBuilder sources = new StringBuilder();
+        for (TrainingConfig.Source s : config.data().sources()) {
+            sources.append(sources.isEmpty() ? "" : ", ").append(s.name()).append(':').append(s.weight());
+        }
+        parts.put("data.sources", sources.toString());
+        parts.put("data.val_blocks", Integer.toString(config.data().valBlocks()));
+        parts.put("data.shuffle", Boolean.toString(config.data().shuffle()));
+        return parts;
+    }
+
+    /** SHA-256 of {@link #fingerprint}, shown in logs and saved with every checkpoint. */
+    public static String configHash(TrainingConfig config, RunShape shape) {
+        try {
+            byte[] bytes = JSON.writeValueAsBytes(fingerprint(config, shape));
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes)).substring(0, 16);
+        } catch (JsonProcessingException | NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    // ---- the loop ----
+
+    public Outcome run() throws IOException {
+        long maxSteps = shape.maxSteps();
+        long logInterval = config.logging().interval();
+        long evalInterval = config.eval().interval();
+        long checkpointInterval = config.checkpoint().interval();
+        long windowStart = System.nanoTime();
+        long windowTokens = 0;
+        while (step < maxSteps) {
+            if (stop.requested()) {
+                progress.message(stop.reason() + " received: saving a checkpoint at step " + step);
+                saveCheckpoint();
+                return Outcome.STOPPED;
+            }
+            StepResult result = trainStep();
+            windowTokens += shape.tokensPerStep();
+
+            boolean last = step == maxSteps;
+            boolean logged = step % logInterval == 0 || last;
+            Double valLoss = (evalInterval > 0 && step % evalInterval == 0) || (last && config.data().valBlocks() > 0)
+                    ? evaluate() : null;
+            double seconds = (System.nanoTime() - windowStart) / 1e9;
+            double tokensPerSecond = windowTokens / Math.max(seconds, 1e-9);
+            progress.step(step, result.loss, result.lr, result.gradNorm, tokensPerSecond, logged);
+            if (logged || valLoss != null) {
+                metrics.write(metricsRecord(result, tokensPerSecond, valLoss));
+                windowStart = System.nanoTime();
+                windowTokens = 0;
+            }
+            if (valLoss != null) {
+                progress.message(String.format(Locale.ROOT, "step %d: val_loss %.4f", step, valLoss));
+            }
+            if (result.skipped) {
+                progress.message(String.format(Locale.ROOT, "step %d: non-finite %s; update skipped (%d in a row, %d in total)",
+                        step, Double.isFinite(result.loss) ? "gradient norm" : "loss", consecutiveSkipped, skippedSteps));
+                if (consecutiveSkipped >= config.train().maxSkippedSteps()) {
+                    throw new IllegalStateException("stopping: " + consecutiveSkipped + " steps in a row (up to step " + step
+                            + ") had a non-finite loss or gradient norm; the last checkpoint, "
+                            + (lastCheckpointStep >= 0 ? checkpoints.directory().resolve(CheckpointStore.name(lastCheckpointStep))
+                            : "none yet") + ", is intact (lower train.lr or check the data, then --resume auto)");
+                }
+            }
+            if ((checkpointInterval > 0 && step % checkpointInterval == 0) || last) {
+                saveCheckpoint();
+            }
+        }
+        return Outcome.FINISHED;
+    }
+
+    private record StepResult(double loss, double gradNorm, double lr, int firstToken, boolean skipped) {
+    }
+
+    private StepResult trainStep() {
+        TrainingConfig.Train t = config.train();
+        double lr = schedule.at(step);
+        int microBatch = shape.microBatch(), seqLen = shape.seqLen();
+        float gradScale = (float) (1.0 / shape.tokensPerRankStep());
+        model.zeroGradients();
+        double lossSum = 0;
+        int firstToken = -1;
+        for (int micro = 0; micro < shape.accumulation(); micro++) {
+            for (int row = 0; row < microBatch; row++) {
+                sampler.nextBlock(block);
+                System.arraycopy(block, 0, tokens, row * seqLen, seqLen);
+                System.arraycopy(block, 1, targets, row * seqLen, seqLen);
+            }
+            if (micro == 0) {
+                firstToken = tokens[0];
+            }
+            lossSum += model.forwardBackward(tokens, targets, microBatch, seqLen, gradScale);
+        }
+        hooks.afterBackward(step, model);
+        double loss = lossSum / shape.tokensPerRankStep();
+        double gradNorm = Math.sqrt(backend.sumOfSquares(model.gradients()));
+        boolean skipped = !Double.isFinite(loss) || !Double.isFinite(gradNorm);
+        if (skipped) {
+            skippedSteps++;
+            consecutiveSkipped++;
+        } else {
+            consecutiveSkipped = 0;
+            float clip = t.gradClip() > 0 ? (float) Math.min(1.0, t.gradClip() / (gradNorm + 1e-6)) : 1f;
+            updates++;
+            backend.adamwUpdate(model.parameters(), model.gradients(), adamM, adamV,
+                    new AdamWStep((float) lr, t.beta1().floatValue(), t.beta2().floatValue(), t.eps().floatValue(),
+                            t.weightDecay().floatValue(), Math.toIntExact(updates), clip));
+        }
+        step++;
+        tokensSeen += shape.tokensPerStep();
+        return new StepResult(loss, gradNorm, lr, firstToken, skipped);
+    }
+
+    /** Mean loss over the held-out blocks, in micro-batches of the training shape (padding rows are ignored). */
+    private double evaluate() {
+        Integer limit = config.eval().blocks();
+        List<int[]> blocks = sampler.validationBlocks(limit == null ? Integer.MAX_VALUE : limit);
+        int microBatch = shape.microBatch(), seqLen = shape.seqLen();
+        double sum = 0;
+        long count = 0;
+        for (int first = 0; first < blocks.size(); first += microBatch) {
+            int rows = Math.min(microBatch, blocks.size() - first);
+            for (int row = 0; row < microBatch; row++) {
+                int[] source = blocks.get(first + Math.min(row, rows - 1));
+                System.arraycopy(source, 0, tokens, row * seqLen, seqLen);
+                if (row < rows) {
+                    System.arraycopy(source, 1, targets, row * seqLen, seqLen);
+                } else {
+                    java.util.Arrays.fill(targets, row * seqLen, (row + 1) * seqLen, -1);
+                }
+            }
+            float[] losses = model.losses(tokens, targets, microBatch, seqLen);
+            for (int i = 0; i < rows * seqLen; i++) {
+                sum += losses[i];
+            }
+            count += (long) rows * seqLen;
+        }
+        return sum / count;
+    }
+
+    private ObjectNode metricsRecord(StepResult r, double tokensPerSecond, Double valLoss) {
+        ObjectNode record = MetricsLog.newRecord();
+        record.put("step", step);
+        record.put("loss", r.loss);
+        if (valLoss != null) {
+            record.put("val_loss", valLoss);
+        }
+        record.put("lr", r.lr);
+        record.put("grad_norm", r.gradNorm);
+        record.put("tokens", tokensSeen);
+        record.put("tokens_per_s", tokensPerSecond);
+        if (peakFlops != null) {
+            record.put("mfu", tokensPerSecond * shape.model().trainingFlopsPerToken(shape.seqLen()) / (peakFlops * shape.worldSize()));
+        } else {
+            record.putNull("mfu");
+        }
+        ObjectNode perSource = record.putObject("tokens_per_source");
+        sampler.tokensPerSource().forEach(perSource::put);
+        record.put("first_token", r.firstToken);
+        record.put("skipped", r.skipped);
+        record.put("skipped_steps", skippedSteps);
+        return record;
+    }
+
+    private static Double peakFlops(TrainingConfig config) {
+        Double tflops = config.logging().peakTflops();
+        if (tflops == null && config.train().device().equals("cuda")) {
+            tflops = 989.0;
+        }
+        return tflops == null ? null : tflops * 1e12;
+    }
+
+    // ---- checkpoints ----
+
+    public Path saveCheckpoint() throws IOException {
+        if (lastCheckpointStep == step) {
+            return checkpoints.directory().resolve(CheckpointStore.name(step));
+        }
+        ObjectNode state = JSON.createObjectNode();
+        state.put("updates", updates);
+        state.put("tokens_seen", tokensSeen);
+        state.put("skipped_steps", skippedSteps);
+        state.put("consecutive_skipped", consecutiveSkipped);
+        state.set("tokens_per_source", JSON.valueToTree(sampler.tokensPerSource()));
+        state.set("sampler", JSON.valueToTree(sampler.state()));
+        state.put("config_hash", configHash(config, shape));
+        state.set("fingerprint", JSON.valueToTree(fingerprint(config, shape)));
+        state.set("model", JSON.valueToTree(shape.model()));
+        state.set("config", ConfigLoader.toTree(config));
+        Path saved = checkpoints.save(step, backend, model.parameters(), adamM, adamV, state, config.checkpoint().keepLast());
+        lastCheckpointStep = step;
+        progress.message("checkpoint " + saved);
+        return saved;
+    }
+
+    // ---- read-only views for the command and tests ----
+
+    public long step() {
+        return step;
+    }
+
+    public long skippedSteps() {
+        return skippedSteps;
+    }
+
+    public long tokensSeen() {
+        return tokensSeen;
+    }
+}

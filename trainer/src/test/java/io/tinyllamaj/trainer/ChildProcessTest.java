@@ -1,0 +1,106 @@
+package io.tinyllamaj.trainer;
+
+import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
+import io.tinyllamaj.trainer.run.MetricsLog;
+import io.tinyllamaj.trainer.run.Trainer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * RELIABILITY.md tests 1, 2 and 10 (one rank) with real processes: a child JVM runs
+ * {@code tinyllama pretrain} on test-small and is SIGKILLed, SIGTERMed, or halted inside a
+ * checkpoint write; the resumed run must equal the uninterrupted one to the last bit.
+ */
+class ChildProcessTest {
+
+    static final int STEPS = 120;
+
+    @TempDir
+    static Path shared;
+    static Path recipe;
+    static Path reference;
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void uninterruptedRun() throws Exception {
+        recipe = TestRuns.writeRecipe(shared, "test-small", 256, 64, 4, 8, STEPS, "");
+        reference = shared.resolve("reference");
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, reference, null));
+    }
+
+    private Process start(Path run, String resume, String crash) throws Exception {
+        ProcessBuilder builder = resume == null
+                ? TestRuns.childPretrain(dir.resolve("child.log"), "--config", recipe.toString(), "--out", run.toString())
+                : TestRuns.childPretrain(dir.resolve("child.log"), "--config", recipe.toString(), "--out", run.toString(), "--resume", resume);
+        if (crash != null) {
+            builder.environment().put("TINYLLAMA_TEST_CRASH_IN_CHECKPOINT", crash);
+        }
+        return builder.start();
+    }
+
+    private String childLog() throws Exception {
+        return Files.readString(dir.resolve("child.log"));
+    }
+
+    @Test
+    void sigkillTwiceThenResumeEqualsTheUninterruptedRun() throws Exception {
+        Path run = dir.resolve("run");
+        Process first = start(run, null, null);
+        assertTrue(TestRuns.awaitStep(first, run, 30, 60_000), "the child reached step 30: " + childLog());
+        first.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+        Process second = start(run, "auto", null);
+        assertTrue(TestRuns.awaitStep(second, run, 75, 60_000), "the resumed child reached step 75: " + childLog());
+        second.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void sigtermSavesACheckpointAndExitsZero() throws Exception {
+        Path run = dir.resolve("run");
+        Process child = start(run, null, null);
+        assertTrue(TestRuns.awaitStep(child, run, 21, 60_000), "the child reached step 21: " + childLog());
+        child.destroy(); // SIGTERM
+        assertTrue(child.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, child.exitValue(), childLog());
+        long last = MetricsLog.read(run.resolve(MetricsLog.FILE)).getLast().path("step").asLong();
+        assertTrue(last < STEPS, "stopped before the end");
+        String latest = Files.readString(run.resolve("checkpoints/latest")).trim();
+        assertEquals(CheckpointStore.name(last), latest, "the checkpoint is taken at the step boundary where it stopped");
+        CheckpointStore.verify(run.resolve("checkpoints").resolve(latest));
+        assertTrue(childLog().contains("SIGTERM received: saving a checkpoint at step " + last), childLog());
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void killDuringCheckpointWritesResumesFromTheLastCompleteOne() throws Exception {
+        // halted: mid-shards at step 8, before the manifest at step 8, and while pruning at step 12
+        for (String crash : new String[] {"mid-shards:8", "before-manifest:8", "while-pruning:12"}) {
+            Path run = dir.resolve(crash.replace(':', '-'));
+            Process child = start(run, null, crash);
+            assertTrue(child.waitFor(60, TimeUnit.SECONDS));
+            assertEquals(86, child.exitValue(), crash + ": " + childLog());
+            CheckpointStore store = new CheckpointStore(run);
+            long expectedStep = crash.startsWith("while-pruning") ? 12 : 4;
+            assertEquals(run.resolve("checkpoints").resolve(CheckpointStore.name(expectedStep)),
+                    store.findResumable(w -> { }).orElseThrow(), crash);
+            if (!crash.startsWith("while-pruning")) {
+                assertFalse(Files.exists(run.resolve("checkpoints/step-00000008")), crash + ": no torn checkpoint under a final name");
+            }
+            assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"), crash);
+            TestRuns.assertSameRun(reference, run);
+        }
+    }
+}

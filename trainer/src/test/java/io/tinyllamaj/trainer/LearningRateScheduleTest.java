@@ -1,0 +1,53 @@
+package io.tinyllamaj.trainer;
+
+import io.tinyllamaj.trainer.config.ConfigLoader;
+import io.tinyllamaj.trainer.run.LearningRateSchedule;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The 3T recipe's LR against TinyLlama's get_lr evaluated by hand. With 1024 sequences per
+ * step on 16 GPUs at micro-batch 8, A = 1024 / (16 x 8) = 8 accumulation steps; the warmup
+ * covers 2000 x 8 = 16000 iterations and the decay 1430512 x 8 = 11444096; optimizer step s
+ * uses iteration s x 8 + 7. The expected values below are written out from that formula,
+ * not computed by the code under test.
+ */
+class LearningRateScheduleTest {
+
+    private static final ConfigLoader.Loaded RECIPE =
+            ConfigLoader.load(Path.of("..", "configs", "tinyllama-1.1b-3t.yaml"), List.of());
+    private static final LearningRateSchedule LR = LearningRateSchedule.of(RECIPE.config().train(), RECIPE.shape());
+
+    @Test
+    void recipeHasTinyLlamasShape() {
+        assertEquals(8, RECIPE.shape().accumulation());
+        assertEquals(1430512, RECIPE.shape().maxSteps());
+        assertEquals(1024L * 2048, RECIPE.shape().tokensPerStep());
+    }
+
+    @Test
+    void warmup() {
+        assertEquals(4e-4 * 7 / 16000, LR.at(0), 0);              // iteration 7
+        assertEquals(4e-4 * 15 / 16000, LR.at(1), 0);             // iteration 15
+        assertEquals(4e-4 * 15999 / 16000, LR.at(1999), 0);       // iteration 15999, the last of the warmup
+    }
+
+    @Test
+    void cosine() {
+        // step 2000: iteration 16007, 7 iterations into a decay of 11444096 - 16000 = 11428096
+        double r2000 = 7.0 / 11428096.0;
+        assertEquals(4e-5 + 0.5 * (1 + Math.cos(Math.PI * r2000)) * (4e-4 - 4e-5), LR.at(2000), 1e-18);
+        // step 715256: iteration 5722055; (5722055 - 16000) / 11428096 = 5706055 / 11428096, just under one half
+        double rMid = 5706055.0 / 11428096.0;
+        assertEquals(4e-5 + 0.5 * (1 + Math.cos(Math.PI * rMid)) * (4e-4 - 4e-5), LR.at(715256), 1e-18);
+        assertEquals(2.2e-4, LR.at(715256), 1e-6);                // about halfway between 4e-4 and 4e-5
+        // the last step: iteration 11444095, one short of the end of the decay
+        double rEnd = 11428095.0 / 11428096.0;
+        assertEquals(4e-5 + 0.5 * (1 + Math.cos(Math.PI * rEnd)) * (4e-4 - 4e-5), LR.at(1430511), 1e-18);
+        assertEquals(4e-5, LR.at(1430511), 1e-15);
+    }
+}

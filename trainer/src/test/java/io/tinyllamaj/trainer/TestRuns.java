@@ -1,0 +1,149 @@
+package io.tinyllamaj.trainer;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tinyllamaj.trainer.run.MetricsLog;
+import io.tinyllamaj.trainer.run.PretrainRun;
+import io.tinyllamaj.trainer.run.StopSignal;
+import io.tinyllamaj.trainer.run.Trainer;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** Tiny runs for the tests: lit-gpt .bin data written on the fly and a recipe around it. */
+public final class TestRuns {
+
+    private TestRuns() {
+    }
+
+    /**
+     * Writes two sources of lit-gpt uint16 chunks below {@code dir} whose tokens follow a
+     * learnable pattern (a noisy counter modulo {@code vocab}), and returns a recipe for them.
+     */
+    public static Path writeRecipe(Path dir, String preset, int vocab, int seqLen, int microBatch, int globalBatch,
+                                   int maxSteps, String extra) throws IOException {
+        writeSource(dir.resolve("prose"), vocab, 40_000, 1);
+        writeSource(dir.resolve("code"), vocab, 30_000, 2);
+        String yaml = """
+                model:
+                  preset: %s
+                data:
+                  val_blocks: 2
+                  sources:
+                    - {name: prose, path: %s, weight: 0.7}
+                    - {name: code, path: %s, weight: 0.3}
+                train:
+                  seq_len: %d
+                  micro_batch_size: %d
+                  global_batch_size: %d
+                  max_steps: %d
+                  lr: 1.0e-2
+                  min_lr: 1.0e-3
+                  warmup_steps: 3
+                eval:
+                  interval: 4
+                checkpoint:
+                  interval: 4
+                  keep_last: 2
+                logging:
+                  interval: 1
+                """.formatted(preset, dir.resolve("prose"), dir.resolve("code"), seqLen, microBatch, globalBatch, maxSteps)
+                + extra;
+        Path recipe = dir.resolve("recipe.yaml");
+        Files.writeString(recipe, yaml);
+        return recipe;
+    }
+
+    static void writeSource(Path dir, int vocab, int tokens, long seed) throws IOException {
+        Files.createDirectories(dir);
+        SplittableRandom random = new SplittableRandom(seed);
+        int chunk = tokens / 2;
+        int value = 0;
+        for (int c = 0; c < 2; c++) {
+            ByteBuffer buffer = ByteBuffer.allocate(24 + 2 * chunk).order(ByteOrder.LITTLE_ENDIAN);
+            buffer.put("LITPKDS".getBytes(StandardCharsets.US_ASCII)).putLong(1).put((byte) 8).putLong(chunk);
+            for (int i = 0; i < chunk; i++) {
+                value = random.nextInt(8) == 0 ? random.nextInt(vocab) : (value + (int) seed) % vocab;
+                buffer.putShort((short) value);
+            }
+            Files.write(dir.resolve("train_" + c + ".bin"), buffer.array());
+        }
+    }
+
+    /** Runs pretrain in this JVM; returns the outcome and keeps the log in {@code log}. */
+    public static Trainer.Outcome pretrain(Path recipe, Path out, String resume, StopSignal stop, Trainer.Hooks hooks,
+                                           ByteArrayOutputStream log, String... overrides) throws IOException {
+        PrintStream stream = new PrintStream(log, true, StandardCharsets.UTF_8);
+        return new PretrainRun(recipe, List.of(overrides), out, resume, null).execute(stop, hooks, stream);
+    }
+
+    public static Trainer.Outcome pretrain(Path recipe, Path out, String resume, String... overrides) throws IOException {
+        return pretrain(recipe, out, resume, StopSignal.none(), Trainer.Hooks.NONE, new ByteArrayOutputStream(), overrides);
+    }
+
+    /** The fields of metrics.jsonl that must repeat exactly (not timings). */
+    public static List<String> deterministicMetrics(Path runDirectory) throws IOException {
+        List<String> lines = new ArrayList<>();
+        for (JsonNode record : MetricsLog.read(runDirectory.resolve(MetricsLog.FILE))) {
+            lines.add("step=" + record.get("step") + " loss=" + bits(record.get("loss")) + " val_loss=" + bits(record.get("val_loss"))
+                    + " lr=" + bits(record.get("lr")) + " grad_norm=" + bits(record.get("grad_norm"))
+                    + " tokens=" + record.get("tokens") + " first_token=" + record.get("first_token")
+                    + " per_source=" + record.get("tokens_per_source") + " skipped_steps=" + record.get("skipped_steps"));
+        }
+        return lines;
+    }
+
+    private static String bits(JsonNode value) {
+        return value == null ? "-" : Long.toHexString(Double.doubleToRawLongBits(value.asDouble()));
+    }
+
+    public static void assertSameRun(Path expected, Path actual) throws IOException {
+        List<String> a = deterministicMetrics(expected), b = deterministicMetrics(actual);
+        assertEquals(String.join("\n", a), String.join("\n", b), "metrics after resume differ from the uninterrupted run");
+    }
+
+    /** A child JVM running {@code tinyllama pretrain ...} with this test's classpath. */
+    public static ProcessBuilder childPretrain(Path logFile, String... args) {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.add("--add-modules=jdk.incubator.vector");
+        command.add("--enable-native-access=ALL-UNNAMED");
+        command.add("--add-opens=java.base/java.nio=ALL-UNNAMED");
+        command.add("-Xmx1g");
+        command.add("-cp");
+        command.add(System.getProperty("java.class.path"));
+        command.add("io.tinyllamaj.trainer.cli.Main");
+        command.add("pretrain");
+        command.addAll(List.of(args));
+        return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(logFile.toFile());
+    }
+
+    /** Waits until metrics.jsonl of {@code run} reaches {@code step}; false if the process ended first. */
+    public static boolean awaitStep(Process process, Path run, long step, long timeoutMillis) throws Exception {
+        long deadline = System.currentTimeMillis() + timeoutMillis;
+        Path metrics = run.resolve(MetricsLog.FILE);
+        while (System.currentTimeMillis() < deadline) {
+            if (Files.exists(metrics)) {
+                List<JsonNode> records = MetricsLog.read(metrics);
+                if (!records.isEmpty() && records.getLast().path("step").asLong() >= step) {
+                    return true;
+                }
+            }
+            if (!process.isAlive()) {
+                return false;
+            }
+            Thread.sleep(10);
+        }
+        return false;
+    }
+}

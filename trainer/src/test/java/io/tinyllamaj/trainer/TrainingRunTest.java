@@ -1,0 +1,208 @@
+package io.tinyllamaj.trainer;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Tensor;
+import io.tinyllamaj.kernels.cpu.CpuBackend;
+import io.tinyllamaj.model.LlamaModel;
+import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
+import io.tinyllamaj.trainer.checkpoint.CorruptCheckpointException;
+import io.tinyllamaj.trainer.run.MetricsLog;
+import io.tinyllamaj.trainer.run.StopSignal;
+import io.tinyllamaj.trainer.run.Trainer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * In-process runs of test-tiny (12 steps, 2 micro-batches per step, validation and a
+ * checkpoint every 4 steps) against one uninterrupted reference run: exact resume, the
+ * checkpoint round trip, corrupt and torn checkpoints, and non-finite steps.
+ */
+class TrainingRunTest {
+
+    static final int STEPS = 12;
+
+    @TempDir
+    static Path shared;
+    static Path recipe;
+    static Path reference;
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void uninterruptedRun() throws Exception {
+        recipe = TestRuns.writeRecipe(shared, "test-tiny", 61, 16, 2, 4, STEPS, "");
+        reference = shared.resolve("reference");
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, reference, null));
+        List<JsonNode> metrics = MetricsLog.read(reference.resolve(MetricsLog.FILE));
+        assertEquals(STEPS, metrics.size());
+        assertTrue(metrics.getLast().path("loss").asDouble() < metrics.getFirst().path("loss").asDouble(),
+                "the loss falls on learnable data");
+        assertTrue(metrics.getLast().has("val_loss"));
+    }
+
+    /** A hook that asks the run to stop during the given 0-based step; the run stops after finishing it. */
+    private static Trainer.Hooks stopDuring(StopSignal stop, long step) {
+        return (s, model) -> {
+            if (s == step) {
+                stop.request("SIGTERM");
+            }
+        };
+    }
+
+    @Test
+    void stopAndResumeTwiceEqualsTheUninterruptedRun() throws Exception {
+        Path run = dir.resolve("run");
+        StopSignal first = StopSignal.none();
+        assertEquals(Trainer.Outcome.STOPPED, TestRuns.pretrain(recipe, run, null, first, stopDuring(first, 4),
+                new ByteArrayOutputStream()));
+        assertEquals("step-00000005", Files.readString(run.resolve("checkpoints/latest")).trim());
+        StopSignal second = StopSignal.none();
+        assertEquals(Trainer.Outcome.STOPPED, TestRuns.pretrain(recipe, run, "auto", second, stopDuring(second, 8),
+                new ByteArrayOutputStream()));
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void saveLoadRoundTripIsBitwise() throws Exception {
+        Path checkpoint = reference.resolve("checkpoints/step-00000008");
+        Backend backend = new CpuBackend();
+        LlamaModel model = new LlamaModel(backend, io.tinyllamaj.model.LlamaConfig.preset("test-tiny"));
+        Tensor m = backend.allocate(model.layout().total()), v = backend.allocate(model.layout().total());
+        CheckpointStore.Loaded loaded = CheckpointStore.load(checkpoint, backend, model.parameters(), m, v);
+        Path copy = new CheckpointStore(dir).save(8, backend, model.parameters(), m, v, loaded.state().deepCopy(), 2);
+        for (String file : List.of(CheckpointStore.PARAMS, CheckpointStore.ADAM_M, CheckpointStore.ADAM_V, CheckpointStore.STATE)) {
+            assertArrayEquals(Files.readAllBytes(checkpoint.resolve(file)), Files.readAllBytes(copy.resolve(file)), file);
+        }
+        // one more step from the reloaded state gives the same loss as the original run: resume from it
+        Path run = dir.resolve("resumed");
+        Files.createDirectories(run.resolve("checkpoints"));
+        copyTree(checkpoint, run.resolve("checkpoints/step-00000008"));
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
+        assertEquals(TestRuns.deterministicMetrics(reference).subList(8, STEPS), TestRuns.deterministicMetrics(run));
+    }
+
+    @Test
+    void corruptCheckpointIsRefusedAndAutoFallsBack() throws Exception {
+        Path run = dir.resolve("run");
+        copyTree(reference, run);
+        Path newest = run.resolve("checkpoints/step-00000012");
+        // a zeroed stretch inside the moments: same size, different bytes
+        try (var channel = Files.newByteChannel(newest.resolve(CheckpointStore.ADAM_M), StandardOpenOption.WRITE)) {
+            channel.position(100);
+            channel.write(java.nio.ByteBuffer.allocate(16));
+        }
+        CorruptCheckpointException refused = assertThrows(CorruptCheckpointException.class,
+                () -> TestRuns.pretrain(recipe, run, newest.toString()));
+        assertTrue(refused.getMessage().contains("adam_m.f32 fails its SHA-256 check"), refused.getMessage());
+        assertTrue(refused.getMessage().contains("the previous complete checkpoint is " + run.resolve("checkpoints/step-00000008").toAbsolutePath()),
+                refused.getMessage());
+
+        // a truncated file is refused by its size
+        Files.write(run.resolve("checkpoints/step-00000008/params.f32"), new byte[12]);
+        assertThrows(CorruptCheckpointException.class, () -> CheckpointStore.verify(run.resolve("checkpoints/step-00000008")));
+        copyTree(reference.resolve("checkpoints/step-00000008"), run.resolve("checkpoints/step-00000008"));
+
+        // auto skips the damaged newest one, resumes at step 8 and repeats steps 9..12 exactly
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        TestRuns.pretrain(recipe, run, "auto", StopSignal.none(), Trainer.Hooks.NONE, log);
+        String text = log.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("warning: checkpoint file " + newest.resolve(CheckpointStore.ADAM_M)), text);
+        assertTrue(text.contains("resumed from " + run.resolve("checkpoints/step-00000008")), text);
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void tornLatestPointerFallsBackToNewestComplete() throws Exception {
+        Path run = dir.resolve("run");
+        copyTree(reference, run);
+        Files.writeString(run.resolve("checkpoints/latest"), "step-000");
+        CheckpointStore store = new CheckpointStore(run);
+        List<String> warnings = new ArrayList<>();
+        assertEquals(run.resolve("checkpoints/step-00000012"), store.findResumable(warnings::add).orElseThrow());
+        assertEquals(1, warnings.size());
+        Files.delete(run.resolve("checkpoints/latest"));
+        assertEquals(run.resolve("checkpoints/step-00000012"), store.findResumable(w -> { }).orElseThrow());
+    }
+
+    @Test
+    void changedShapeIsRefusedOnResume() throws Exception {
+        Path run = dir.resolve("run");
+        copyTree(reference, run);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TestRuns.pretrain(recipe, run, "auto", "train.seq_len=8", "train.seed=1"));
+        assertTrue(e.getMessage().contains("train.seq_len was 16, now 8; train.seed was 3407, now 1"), e.getMessage());
+        IllegalArgumentException existing = assertThrows(IllegalArgumentException.class, () -> TestRuns.pretrain(recipe, run, null));
+        assertTrue(existing.getMessage().contains("already holds checkpoints"), existing.getMessage());
+    }
+
+    @Test
+    void nonFiniteGradientSkipsTheUpdate() throws Exception {
+        Path run = dir.resolve("run");
+        List<float[]> parametersAtHook = new ArrayList<>();
+        Trainer.Hooks poison = (step, model) -> {
+            parametersAtHook.add(model.backend().download(model.parameters()));
+            if (step == 5) {
+                model.backend().upload(model.gradients().slice(7, 1), new float[] {Float.NaN}, 0, 1);
+            }
+        };
+        TestRuns.pretrain(recipe, run, null, StopSignal.none(), poison, new ByteArrayOutputStream());
+        // step 5 was skipped: the weights going into step 6 are bitwise those going into step 5
+        assertTrue(Arrays.equals(parametersAtHook.get(5), parametersAtHook.get(6)), "weights changed on a skipped step");
+        assertFalse(Arrays.equals(parametersAtHook.get(4), parametersAtHook.get(5)), "weights change on normal steps");
+        List<JsonNode> metrics = MetricsLog.read(run.resolve(MetricsLog.FILE));
+        assertTrue(metrics.get(5).path("skipped").asBoolean());
+        assertEquals(1, metrics.getLast().path("skipped_steps").asLong());
+        // the skip counter survives a checkpoint
+        assertEquals(1, CheckpointStore.readState(run.resolve("checkpoints/step-00000012")).path("skipped_steps").asLong());
+    }
+
+    @Test
+    void tooManyNonFiniteStepsInARowStopTheRun() throws Exception {
+        Path run = dir.resolve("run");
+        Trainer.Hooks poison = (step, model) -> {
+            if (step >= 5) {
+                model.backend().upload(model.gradients().slice(0, 1), new float[] {Float.POSITIVE_INFINITY}, 0, 1);
+            }
+        };
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> TestRuns.pretrain(recipe, run, null,
+                StopSignal.none(), poison, new ByteArrayOutputStream(), "train.max_skipped_steps=3"));
+        assertTrue(e.getMessage().startsWith("stopping: 3 steps in a row (up to step 8) had a non-finite loss or gradient norm"),
+                e.getMessage());
+        assertTrue(e.getMessage().contains("the last checkpoint, " + run.resolve("checkpoints/step-00000004") + ", is intact"),
+                e.getMessage());
+        assertEquals("step-00000004", Files.readString(run.resolve("checkpoints/latest")).trim());
+        CheckpointStore.verify(run.resolve("checkpoints/step-00000004"));
+    }
+
+    static void copyTree(Path from, Path to) throws Exception {
+        try (var walk = Files.walk(from)) {
+            for (Path p : walk.toList()) {
+                Path target = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(p, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+        }
+    }
+}
