@@ -8,6 +8,7 @@ import io.tinyllamaj.kernels.mpi.Mpi;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 
@@ -171,9 +172,9 @@ public final class MpiCollectives implements Collectives {
     void broadcastBytes(byte[] bytes, int root) {
         try (Arena temporary = Arena.ofConfined()) {
             MemorySegment buffer = temporary.allocate(bytes.length);
-            MemorySegment.copy(bytes, 0, buffer, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, bytes.length);
+            MemorySegment.copy(bytes, 0, buffer, JAVA_BYTE, 0, bytes.length);
             mpi.bcast(buffer, bytes.length, mpi.byteType(), root, comm);
-            MemorySegment.copy(buffer, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, bytes, 0, bytes.length);
+            MemorySegment.copy(buffer, JAVA_BYTE, 0, bytes, 0, bytes.length);
         }
     }
 

@@ -3,6 +3,8 @@ package io.tinyllamaj.trainer.distributed;
 import io.tinyllamaj.kernels.mpi.Mpi;
 
 import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * The process's place in the job and what must be released at the end: the world group, the
@@ -14,7 +16,7 @@ final class Ranks implements AutoCloseable {
     private final Mpi mpi;
     private final Watchdog watchdog;
     private final PrintStream err;
-    private final java.util.List<Collectives> owned = new java.util.ArrayList<>();
+    private final List<Collectives> owned = new ArrayList<>();
 
     Ranks(Collectives world, Mpi mpi, Watchdog watchdog, PrintStream err) {
         this.world = world;
