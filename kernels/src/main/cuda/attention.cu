@@ -1,0 +1,265 @@
+// Causal grouped-query attention, flash-attention style, straight from fused qkv rows.
+//   qkv [b, tk, (nh + 2 nkv) hs]: q heads, then k heads, then v heads; query head h reads kv
+//   head h / (nh / nkv) (Hugging Face repeat_kv). Queries are the last tq rows (tq < tk with a
+//   KV cache); query i sits at position pos = tk - tq + i and sees keys j <= pos.
+//   s_ij = q_i . k_j / sqrt(hs);  p = softmax_j(s);  o_i = sum_j p_ij v_j
+//   out [b, tq, nh hs]; lse [b, nh, tq] = log sum_j exp(s_ij), kept for the backward.
+// Backward (tq == tk == t), with D_i = do_i . o_i:
+//   p_ij = exp(s_ij - lse_i);  dp_ij = do_i . v_j;  ds_ij = p_ij (dp_ij - D_i) / sqrt(hs)
+//   dq_i = sum_j ds_ij k_j;  dk_j = sum_i ds_ij q_i;  dv_j = sum_i p_ij do_i
+// Precision: q, k, v and do are rounded to bf16 as they are loaded; every sum is fp32.
+// Trick: no T x T matrix exists. The forward gives each thread one query row and streams
+// key/value tiles through shared memory with an online softmax. The backward runs kernels that
+// each recompute p from lse: one thread per query row accumulates dq; one thread per key row
+// accumulates that row's dk and dv contribution from one query head, into a per-query-head
+// partial buffer [b, t, nh, 2, hs] that a last kernel sums over each kv head's group. So no
+// atomics are needed, each dqkv element is written exactly once, and the dk/dv work spreads
+// over nh (not nkv) blocks per key tile.
+// This is the plain, safe version (a thread per row, fp32 FMA); a tensor-core version is the
+// next step, to be checked against this one.
+// Head sizes: one instantiation per HS_MAX in {32, 64, 128} serves any even hs <= HS_MAX.
+#include "common.cuh"
+
+#define ATTN_ROWS 64   // query rows (threads) per forward and dq block
+
+template <int HS_MAX>
+struct AttnTiles {
+    static constexpr int KEYS = HS_MAX <= 64 ? 64 : 32;        // key rows per shared tile (fwd, dq)
+    static constexpr int KV_ROWS = HS_MAX <= 64 ? 64 : 32;     // key rows per dkv block
+    static constexpr int QUERIES = HS_MAX <= 64 ? 16 : 8;      // query rows per shared tile (dkv)
+};
+
+template <int HS_MAX>
+__device__ void attention_forward_impl(float* out, float* lse, const float* qkv, int tq, int tk, int nh, int nkv, int hs) {
+    constexpr int KEYS = AttnTiles<HS_MAX>::KEYS;
+    __shared__ float ks[KEYS][HS_MAX];
+    __shared__ float vs[KEYS][HS_MAX];
+    int width = (nh + 2 * nkv) * hs, group = nh / nkv;
+    int bi = blockIdx.z, h = blockIdx.y, kvHead = h / group;
+    int past = tk - tq;
+    int i = blockIdx.x * ATTN_ROWS + threadIdx.x;
+    bool active = i < tq;
+    int pos = past + i;
+    const float* batch = qkv + (long long)bi * tk * width;
+    float scale = 1.f / sqrtf((float)hs);
+    float q[HS_MAX], o[HS_MAX];
+#pragma unroll
+    for (int d = 0; d < HS_MAX; d++) {
+        q[d] = (active && d < hs) ? bf16_round(batch[(long long)pos * width + h * hs + d]) : 0.f;
+        o[d] = 0.f;
+    }
+    float m = -CUDART_INF_F, l = 0.f;
+    int lastKey = past + min((int)(blockIdx.x + 1) * ATTN_ROWS, tq) - 1;
+    for (int k0 = 0; k0 <= lastKey; k0 += KEYS) {
+        for (int idx = threadIdx.x; idx < KEYS * HS_MAX; idx += blockDim.x) {
+            int r = idx / HS_MAX, d = idx % HS_MAX, j = k0 + r;
+            bool ok = j <= lastKey && d < hs;
+            const float* row = batch + (long long)j * width;
+            ks[r][d] = ok ? bf16_round(row[(nh + kvHead) * hs + d]) : 0.f;
+            vs[r][d] = ok ? bf16_round(row[(nh + nkv + kvHead) * hs + d]) : 0.f;
+        }
+        __syncthreads();
+        if (active) {
+            int count = min(KEYS, pos - k0 + 1);
+            for (int r = 0; r < count; r++) {
+                float s = 0.f;
+#pragma unroll
+                for (int d = 0; d < HS_MAX; d++) s += q[d] * ks[r][d];
+                s *= scale;
+                if (s > m) {
+                    float correction = expf(m - s);
+                    l *= correction;
+#pragma unroll
+                    for (int d = 0; d < HS_MAX; d++) o[d] *= correction;
+                    m = s;
+                }
+                float p = expf(s - m);
+                l += p;
+#pragma unroll
+                for (int d = 0; d < HS_MAX; d++) o[d] += p * vs[r][d];
+            }
+        }
+        __syncthreads();
+    }
+    if (active) {
+        float inv = 1.f / l;
+        float* dst = out + ((long long)bi * tq + i) * nh * hs + h * hs;
+#pragma unroll
+        for (int d = 0; d < HS_MAX; d++) if (d < hs) dst[d] = o[d] * inv;
+        lse[((long long)bi * nh + h) * tq + i] = m + logf(l);
+    }
+}
+
+// D[b, nh, t] = do_i . o_i, one thread per (row, head).
+extern "C" __global__ void attention_backward_dot(float* dot, const float* dout, const float* out, int b, int t, int nh, int hs) {
+    long long total = (long long)b * t * nh;
+    GRID_STRIDE(idx, total) {
+        int h = (int)(idx % nh);
+        long long row = idx / nh;            // bi * t + i
+        long long bi = row / t, i = row % t;
+        const float* dy = dout + row * nh * hs + (long long)h * hs;
+        const float* y = out + row * nh * hs + (long long)h * hs;
+        float sum = 0.f;
+        for (int d = 0; d < hs; d++) sum += bf16_round(dy[d]) * y[d];
+        dot[(bi * nh + h) * t + i] = sum;
+    }
+}
+
+template <int HS_MAX>
+__device__ void attention_backward_dq_impl(float* dqkv, const float* dout, const float* qkv, const float* lse,
+                                           const float* dot, int t, int nh, int nkv, int hs) {
+    constexpr int KEYS = AttnTiles<HS_MAX>::KEYS;
+    __shared__ float ks[KEYS][HS_MAX];
+    __shared__ float vs[KEYS][HS_MAX];
+    int width = (nh + 2 * nkv) * hs, group = nh / nkv;
+    int bi = blockIdx.z, h = blockIdx.y, kvHead = h / group;
+    int i = blockIdx.x * ATTN_ROWS + threadIdx.x;
+    bool active = i < t;
+    const float* batch = qkv + (long long)bi * t * width;
+    float scale = 1.f / sqrtf((float)hs);
+    float q[HS_MAX], dy[HS_MAX], dq[HS_MAX];
+    const float* gy = dout + ((long long)bi * t + i) * nh * hs + h * hs;
+#pragma unroll
+    for (int d = 0; d < HS_MAX; d++) {
+        q[d] = (active && d < hs) ? bf16_round(batch[(long long)i * width + h * hs + d]) : 0.f;
+        dy[d] = (active && d < hs) ? bf16_round(gy[d]) : 0.f;
+        dq[d] = 0.f;
+    }
+    float lseI = active ? lse[((long long)bi * nh + h) * t + i] : 0.f;
+    float dotI = active ? dot[((long long)bi * nh + h) * t + i] : 0.f;
+    int lastKey = min((int)(blockIdx.x + 1) * ATTN_ROWS, t) - 1;
+    for (int k0 = 0; k0 <= lastKey; k0 += KEYS) {
+        for (int idx = threadIdx.x; idx < KEYS * HS_MAX; idx += blockDim.x) {
+            int r = idx / HS_MAX, d = idx % HS_MAX, j = k0 + r;
+            bool ok = j <= lastKey && d < hs;
+            const float* row = batch + (long long)j * width;
+            ks[r][d] = ok ? bf16_round(row[(nh + kvHead) * hs + d]) : 0.f;
+            vs[r][d] = ok ? bf16_round(row[(nh + nkv + kvHead) * hs + d]) : 0.f;
+        }
+        __syncthreads();
+        if (active) {
+            int count = min(KEYS, i - k0 + 1);
+            for (int r = 0; r < count; r++) {
+                float s = 0.f, dp = 0.f;
+#pragma unroll
+                for (int d = 0; d < HS_MAX; d++) { s += q[d] * ks[r][d]; dp += dy[d] * vs[r][d]; }
+                float p = expf(s * scale - lseI);
+                float ds = p * (dp - dotI) * scale;
+#pragma unroll
+                for (int d = 0; d < HS_MAX; d++) dq[d] += ds * ks[r][d];
+            }
+        }
+        __syncthreads();
+    }
+    if (active) {
+        float* dst = dqkv + ((long long)bi * t + i) * width + h * hs;
+#pragma unroll
+        for (int d = 0; d < HS_MAX; d++) if (d < hs) dst[d] = dq[d];
+    }
+}
+
+template <int HS_MAX>
+__device__ void attention_backward_dkv_impl(float* partial, const float* dout, const float* qkv, const float* lse,
+                                            const float* dot, int t, int nh, int nkv, int hs) {
+    constexpr int KV_ROWS = AttnTiles<HS_MAX>::KV_ROWS;
+    constexpr int QUERIES = AttnTiles<HS_MAX>::QUERIES;
+    __shared__ float kOwn[KV_ROWS][HS_MAX + 1];     // padded: each thread walks its own row
+    __shared__ float vOwn[KV_ROWS][HS_MAX + 1];
+    __shared__ float qs[QUERIES][HS_MAX];
+    __shared__ float dys[QUERIES][HS_MAX];
+    __shared__ float lses[QUERIES], dots[QUERIES];
+    int width = (nh + 2 * nkv) * hs, group = nh / nkv;
+    int bi = blockIdx.z, h = blockIdx.y, kvHead = h / group;
+    int j0 = blockIdx.x * KV_ROWS;
+    int j = j0 + threadIdx.x;
+    bool active = j < t;
+    const float* batch = qkv + (long long)bi * t * width;
+    float scale = 1.f / sqrtf((float)hs);
+    for (int idx = threadIdx.x; idx < KV_ROWS * HS_MAX; idx += blockDim.x) {
+        int r = idx / HS_MAX, d = idx % HS_MAX;
+        bool ok = j0 + r < t && d < hs;
+        const float* row = batch + (long long)(j0 + r) * width;
+        kOwn[r][d] = ok ? bf16_round(row[(nh + kvHead) * hs + d]) : 0.f;
+        vOwn[r][d] = ok ? bf16_round(row[(nh + nkv + kvHead) * hs + d]) : 0.f;
+    }
+    float dk[HS_MAX], dv[HS_MAX];
+#pragma unroll
+    for (int d = 0; d < HS_MAX; d++) { dk[d] = 0.f; dv[d] = 0.f; }
+    for (int q0 = j0; q0 < t; q0 += QUERIES) {
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < QUERIES * HS_MAX; idx += blockDim.x) {
+            int r = idx / HS_MAX, d = idx % HS_MAX, i = q0 + r;
+            bool ok = i < t && d < hs;
+            qs[r][d] = ok ? bf16_round(batch[(long long)i * width + h * hs + d]) : 0.f;
+            dys[r][d] = ok ? bf16_round(dout[((long long)bi * t + i) * nh * hs + h * hs + d]) : 0.f;
+        }
+        if (threadIdx.x < QUERIES) {
+            int i = q0 + threadIdx.x;
+            lses[threadIdx.x] = i < t ? lse[((long long)bi * nh + h) * t + i] : 0.f;
+            dots[threadIdx.x] = i < t ? dot[((long long)bi * nh + h) * t + i] : 0.f;
+        }
+        __syncthreads();
+        if (active) {
+            int count = min(QUERIES, t - q0);
+            for (int r = 0; r < count; r++) {
+                if (q0 + r < j) continue;
+                float s = 0.f, dp = 0.f;
+#pragma unroll
+                for (int d = 0; d < HS_MAX; d++) { s += qs[r][d] * kOwn[threadIdx.x][d]; dp += dys[r][d] * vOwn[threadIdx.x][d]; }
+                float p = expf(s * scale - lses[r]);
+                float ds = p * (dp - dots[r]) * scale;
+#pragma unroll
+                for (int d = 0; d < HS_MAX; d++) { dk[d] += ds * qs[r][d]; dv[d] += p * dys[r][d]; }
+            }
+        }
+    }
+    if (active) {
+        float* row = partial + (((long long)bi * t + j) * nh + h) * 2 * hs;
+#pragma unroll
+        for (int d = 0; d < HS_MAX; d++) {
+            if (d < hs) {
+                row[d] = dk[d];
+                row[hs + d] = dv[d];
+            }
+        }
+    }
+}
+
+// dk, dv of kv head g = the sum of the partials of the query heads of its group, written into
+// the k and v heads of dqkv. One thread per output element.
+extern "C" __global__ void attention_backward_dkv_reduce(float* dqkv, const float* partial, int b, int t, int nh, int nkv, int hs) {
+    int group = nh / nkv, width = (nh + 2 * nkv) * hs;
+    long long total = (long long)b * t * 2 * nkv * hs;
+    GRID_STRIDE(idx, total) {
+        int d = (int)(idx % hs);
+        long long rest = idx / hs;
+        int kvHead = (int)(rest % nkv);
+        rest /= nkv;
+        int part = (int)(rest % 2);          // 0: dk, 1: dv
+        long long row = rest / 2;            // bi * t + j
+        const float* src = partial + (row * nh + (long long)kvHead * group) * 2 * hs + part * hs + d;
+        float sum = 0.f;
+        for (int g = 0; g < group; g++) sum += src[(long long)g * 2 * hs];
+        dqkv[row * width + (nh + part * nkv + kvHead) * hs + d] = sum;
+    }
+}
+
+#define ATTENTION_KERNELS(HS)                                                                                     \
+    extern "C" __global__ void __launch_bounds__(ATTN_ROWS) attention_forward_hs##HS(                           \
+            float* out, float* lse, const float* qkv, int tq, int tk, int nh, int nkv, int hs) {                \
+        attention_forward_impl<HS>(out, lse, qkv, tq, tk, nh, nkv, hs);                                          \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(ATTN_ROWS) attention_backward_dq_hs##HS(                       \
+            float* dqkv, const float* dout, const float* qkv, const float* lse, const float* dot,               \
+            int t, int nh, int nkv, int hs) {                                                                    \
+        attention_backward_dq_impl<HS>(dqkv, dout, qkv, lse, dot, t, nh, nkv, hs);                               \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__(ATTN_ROWS) attention_backward_dkv_hs##HS(                      \
+            float* partial, const float* dout, const float* qkv, const float* lse, const float* dot,            \
+            int t, int nh, int nkv, int hs) {                                                                    \
+        attention_backward_dkv_impl<HS>(partial, dout, qkv, lse, dot, t, nh, nkv, hs);                           \
+    }
+
+ATTENTION_KERNELS(32)
+ATTENTION_KERNELS(64)
+ATTENTION_KERNELS(128)

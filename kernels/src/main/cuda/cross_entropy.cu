@@ -1,0 +1,51 @@
+// Softmax cross-entropy over the vocabulary, fused with its backward (llm.c's fused classifier).
+//   loss_i = logsumexp(z_i) - z_i[y_i]
+//   dz_i   = (softmax(z_i) - onehot(y_i)) * scale      (overwrites the logits when backward != 0)
+// z [n, V] fp32, targets [n] (negative: ignored, loss 0 and gradient 0), losses [n].
+// Trick: one block per row walks the vocabulary in strided chunks keeping an online
+// (max, sum of exp) pair per thread, merged across the block, so the row is read once for the
+// statistics and once for the gradient and no [n, V] scratch exists.
+#include "common.cuh"
+
+extern "C" __global__ void cross_entropy(float* logits, float* losses, const int* targets, int n, int v,
+                                         float scale, int backward) {
+    __shared__ float maxes[32], sums[32];
+    __shared__ float rowStats[2];
+    int row = blockIdx.x;
+    float* z = logits + (long long)row * v;
+    int target = targets[row];
+    if (target < 0) {
+        if (threadIdx.x == 0) losses[row] = 0.f;
+        if (backward) for (int j = threadIdx.x; j < v; j += blockDim.x) z[j] = 0.f;
+        return;
+    }
+    float m = -CUDART_INF_F, s = 0.f;
+    for (int j = threadIdx.x; j < v; j += blockDim.x) {
+        float x = z[j];
+        if (x > m) { s = s * expf(m - x) + 1.f; m = x; } else { s += expf(x - m); }
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        float om = __shfl_xor_sync(0xffffffffu, m, offset), os = __shfl_xor_sync(0xffffffffu, s, offset);
+        float nm = fmaxf(m, om);
+        s = (m == -CUDART_INF_F ? 0.f : s * expf(m - nm)) + (om == -CUDART_INF_F ? 0.f : os * expf(om - nm));
+        m = nm;
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    if (lane == 0) { maxes[warp] = m; sums[warp] = s; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float bm = -CUDART_INF_F;
+        for (int w = 0; w < warps; w++) bm = fmaxf(bm, maxes[w]);
+        float bs = 0.f;
+        for (int w = 0; w < warps; w++) if (maxes[w] != -CUDART_INF_F) bs += sums[w] * expf(maxes[w] - bm);
+        float logSum = logf(bs) + bm;
+        rowStats[0] = logSum;
+        losses[row] = logSum - z[target];
+    }
+    __syncthreads();
+    if (!backward) return;
+    float logSum = rowStats[0];
+    for (int j = threadIdx.x; j < v; j += blockDim.x) {
+        z[j] = expf(z[j] - logSum) * scale - (j == target ? scale : 0.f);
+    }
+}

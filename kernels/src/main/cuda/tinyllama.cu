@@ -1,0 +1,11 @@
+// The one translation unit nvcc compiles into tinyllama.fatbin: every kernel family, each in
+// its own file (forward beside backward). One unit keeps the build to a single nvcc call.
+#include "elementwise.cu"
+#include "embedding.cu"
+#include "rmsnorm.cu"
+#include "rope.cu"
+#include "swiglu.cu"
+#include "attention.cu"
+#include "cross_entropy.cu"
+#include "adamw.cu"
+#include "global_norm.cu"

@@ -1,0 +1,186 @@
+package io.tinyllamaj.kernels.cuda;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.util.HashMap;
+import java.util.Map;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * FFM bindings to cuBLASLt ({@code libcublasLt.so.13}): column-major
+ * {@code D = alpha op(A) op(B) + beta C} with bf16 A and B, fp32 C = D, fp32 accumulation
+ * (CUBLAS_COMPUTE_32F). Each distinct shape gets its descriptors and the heuristic's first
+ * algorithm once, cached. Every cublasStatus_t is checked; a failure names the call.
+ */
+public final class CublasLt implements AutoCloseable {
+
+    private static final String LIB = "libcublasLt.so.13";
+    // cublasLt.h / library_types.h enum values
+    private static final int CUBLAS_COMPUTE_32F = 68;
+    private static final int CUDA_R_32F = 0;
+    private static final int CUDA_R_16BF = 14;
+    private static final int DESC_TRANSA = 3, DESC_TRANSB = 4;
+    private static final int PREF_MAX_WORKSPACE_BYTES = 1;
+    private static final int PREF_MIN_ALIGNMENT_A = 5, PREF_MIN_ALIGNMENT_B = 6, PREF_MIN_ALIGNMENT_C = 7, PREF_MIN_ALIGNMENT_D = 8;
+    private static final long HEURISTIC_RESULT_BYTES = 96; // cublasLtMatmulHeuristicResult_t
+    static final long WORKSPACE_BYTES = 32L << 20;
+
+    private final CudaDriver driver;
+    private final MethodHandle create, destroy, descCreate, descDestroy, descSetAttribute, layoutCreate, layoutDestroy,
+            preferenceCreate, preferenceDestroy, preferenceSetAttribute, heuristic, matmul;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment handle;
+    private final long workspace;
+    private final MemorySegment alpha, betaZero, betaOne;
+    private final Map<Shape, Plan> plans = new HashMap<>();
+
+    /** The op, sizes and output alignment that select one plan. transA/transB: 0 = N, 1 = T. */
+    private record Shape(int transA, int transB, int m, int n, int k, int lda, int ldb, int ldc, boolean accumulate, int alignC) {
+    }
+
+    private record Plan(MemorySegment desc, MemorySegment a, MemorySegment b, MemorySegment c, MemorySegment algo) {
+    }
+
+    CublasLt(CudaDriver driver) {
+        this.driver = driver;
+        SymbolLookup lib = Native.open(LIB, "TINYLLAMA_LIBCUBLASLT", "/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib",
+                "/usr/lib/x86_64-linux-gnu");
+        if (lib == null) {
+            throw new CudaUnavailableException("CUDA backend unavailable: " + LIB + " (cuBLASLt of CUDA 13) is not on the library path; set TINYLLAMA_LIBCUBLASLT to its directory");
+        }
+        create = Native.status(lib, LIB, "cublasLtCreate", ADDRESS);
+        destroy = Native.status(lib, LIB, "cublasLtDestroy", ADDRESS);
+        descCreate = Native.status(lib, LIB, "cublasLtMatmulDescCreate", ADDRESS, JAVA_INT, JAVA_INT);
+        descDestroy = Native.status(lib, LIB, "cublasLtMatmulDescDestroy", ADDRESS);
+        descSetAttribute = Native.status(lib, LIB, "cublasLtMatmulDescSetAttribute", ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG);
+        layoutCreate = Native.status(lib, LIB, "cublasLtMatrixLayoutCreate", ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG);
+        layoutDestroy = Native.status(lib, LIB, "cublasLtMatrixLayoutDestroy", ADDRESS);
+        preferenceCreate = Native.status(lib, LIB, "cublasLtMatmulPreferenceCreate", ADDRESS);
+        preferenceDestroy = Native.status(lib, LIB, "cublasLtMatmulPreferenceDestroy", ADDRESS);
+        preferenceSetAttribute = Native.status(lib, LIB, "cublasLtMatmulPreferenceSetAttribute", ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG);
+        heuristic = Native.status(lib, LIB, "cublasLtMatmulAlgoGetHeuristic", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
+        matmul = Native.status(lib, LIB, "cublasLtMatmul", ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS,
+                ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS);
+        try {
+            MemorySegment h = arena.allocate(ADDRESS);
+            check("cublasLtCreate", (int) create.invokeExact(h));
+            handle = h.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+        workspace = driver.memAlloc(WORKSPACE_BYTES);
+        alpha = arena.allocateFrom(JAVA_FLOAT, 1f);
+        betaZero = arena.allocateFrom(JAVA_FLOAT, 0f);
+        betaOne = arena.allocateFrom(JAVA_FLOAT, 1f);
+    }
+
+    private static void check(String call, int status) {
+        if (status != 0) {
+            throw new CudaException(call + " failed: cublasStatus_t " + status + statusName(status));
+        }
+    }
+
+    private static String statusName(int status) {
+        return switch (status) {
+            case 1 -> " (CUBLAS_STATUS_NOT_INITIALIZED)";
+            case 3 -> " (CUBLAS_STATUS_ALLOC_FAILED)";
+            case 7 -> " (CUBLAS_STATUS_INVALID_VALUE)";
+            case 8 -> " (CUBLAS_STATUS_ARCH_MISMATCH)";
+            case 11 -> " (CUBLAS_STATUS_MAPPING_ERROR)";
+            case 13 -> " (CUBLAS_STATUS_EXECUTION_FAILED)";
+            case 14 -> " (CUBLAS_STATUS_INTERNAL_ERROR)";
+            case 15 -> " (CUBLAS_STATUS_NOT_SUPPORTED)";
+            default -> "";
+        };
+    }
+
+    /**
+     * Column-major D[m, n] = op(A) op(B) (+ D when accumulate). A and B are bf16 device
+     * pointers, D is fp32 with leading dimension ldc. transA/transB: 0 = N, 1 = T;
+     * A is stored as [m, k] (N) or [k, m] (T), B as [k, n] (N) or [n, k] (T).
+     */
+    void matmul(int transA, int transB, int m, int n, int k, long a, int lda, long b, int ldb, long d, int ldc,
+                boolean accumulate, MemorySegment stream) {
+        Shape shape = new Shape(transA, transB, m, n, k, lda, ldb, ldc, accumulate, alignment(d));
+        Plan plan = plans.computeIfAbsent(shape, this::plan);
+        MemorySegment beta = accumulate ? betaOne : betaZero;
+        try {
+            check("cublasLtMatmul(m=" + m + ", n=" + n + ", k=" + k + ")", (int) matmul.invokeExact(handle, plan.desc, alpha,
+                    a, plan.a, b, plan.b, beta, d, plan.c, d, plan.c, plan.algo,
+                    workspace, WORKSPACE_BYTES, stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    private static int alignment(long address) {
+        return (int) Math.min(256, Long.lowestOneBit(address | 256));
+    }
+
+    private Plan plan(Shape s) {
+        try {
+            MemorySegment slot = arena.allocate(ADDRESS);
+            check("cublasLtMatmulDescCreate", (int) descCreate.invokeExact(slot, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+            MemorySegment desc = slot.get(ADDRESS, 0);
+            MemorySegment value = arena.allocateFrom(JAVA_INT, s.transA());
+            check("cublasLtMatmulDescSetAttribute(TRANSA)", (int) descSetAttribute.invokeExact(desc, DESC_TRANSA, value, 4L));
+            value = arena.allocateFrom(JAVA_INT, s.transB());
+            check("cublasLtMatmulDescSetAttribute(TRANSB)", (int) descSetAttribute.invokeExact(desc, DESC_TRANSB, value, 4L));
+            MemorySegment a = layout(CUDA_R_16BF, s.transA() == 0 ? s.m() : s.k(), s.transA() == 0 ? s.k() : s.m(), s.lda());
+            MemorySegment b = layout(CUDA_R_16BF, s.transB() == 0 ? s.k() : s.n(), s.transB() == 0 ? s.n() : s.k(), s.ldb());
+            MemorySegment c = layout(CUDA_R_32F, s.m(), s.n(), s.ldc());
+            check("cublasLtMatmulPreferenceCreate", (int) preferenceCreate.invokeExact(slot));
+            MemorySegment preference = slot.get(ADDRESS, 0);
+            setPreference(preference, PREF_MAX_WORKSPACE_BYTES, arena.allocateFrom(JAVA_LONG, WORKSPACE_BYTES), 8);
+            setPreference(preference, PREF_MIN_ALIGNMENT_A, arena.allocateFrom(JAVA_INT, 256), 4);
+            setPreference(preference, PREF_MIN_ALIGNMENT_B, arena.allocateFrom(JAVA_INT, 256), 4);
+            setPreference(preference, PREF_MIN_ALIGNMENT_C, arena.allocateFrom(JAVA_INT, s.alignC()), 4);
+            setPreference(preference, PREF_MIN_ALIGNMENT_D, arena.allocateFrom(JAVA_INT, s.alignC()), 4);
+            MemorySegment result = arena.allocate(HEURISTIC_RESULT_BYTES, 8);
+            MemorySegment count = arena.allocate(JAVA_INT);
+            check("cublasLtMatmulAlgoGetHeuristic", (int) heuristic.invokeExact(handle, desc, a, b, c, c, preference, 1, result, count));
+            check("cublasLtMatmulPreferenceDestroy", (int) preferenceDestroy.invokeExact(preference));
+            if (count.get(JAVA_INT, 0) < 1) {
+                throw new CudaException("cublasLtMatmulAlgoGetHeuristic found no algorithm for " + s);
+            }
+            return new Plan(desc, a, b, c, result); // the algo is the result's first 64 bytes
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    private void setPreference(MemorySegment preference, int attribute, MemorySegment value, long bytes) throws Throwable {
+        check("cublasLtMatmulPreferenceSetAttribute(" + attribute + ")", (int) preferenceSetAttribute.invokeExact(preference, attribute, value, bytes));
+    }
+
+    private MemorySegment layout(int type, long rows, long cols, long ld) throws Throwable {
+        MemorySegment slot = arena.allocate(ADDRESS);
+        check("cublasLtMatrixLayoutCreate", (int) layoutCreate.invokeExact(slot, type, rows, cols, ld));
+        return slot.get(ADDRESS, 0);
+    }
+
+    @Override
+    public void close() {
+        try {
+            for (Plan p : plans.values()) {
+                check("cublasLtMatmulDescDestroy", (int) descDestroy.invokeExact(p.desc));
+                check("cublasLtMatrixLayoutDestroy", (int) layoutDestroy.invokeExact(p.a));
+                check("cublasLtMatrixLayoutDestroy", (int) layoutDestroy.invokeExact(p.b));
+                check("cublasLtMatrixLayoutDestroy", (int) layoutDestroy.invokeExact(p.c));
+            }
+            plans.clear();
+            check("cublasLtDestroy", (int) destroy.invokeExact(handle));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+        driver.memFree(workspace);
+        arena.close();
+    }
+}

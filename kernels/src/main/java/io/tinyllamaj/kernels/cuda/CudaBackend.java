@@ -1,0 +1,532 @@
+package io.tinyllamaj.kernels.cuda;
+
+import io.tinyllamaj.kernels.AdamWStep;
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.ref.Cleaner;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Queue;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+
+/**
+ * One GPU, bf16-mixed precision. Every tensor of the {@link Backend} interface is fp32 in
+ * device memory (master weights, AdamW moments, gradients, activations), so the fp32
+ * semantics of the interface and its accumulate/overwrite conventions hold unchanged; bf16
+ * enters where the arithmetic is: matmul operands are cast to bf16 and multiplied by cuBLASLt
+ * with fp32 accumulation into fp32 outputs, and attention loads q, k, v and dout rounded to
+ * bf16 and sums in fp32. Norms, RoPE, SwiGLU, the loss and AdamW compute in fp32.
+ * (Keeping activations resident in bf16 halves their memory and is the next step; see
+ * docs/gpu-correctness.md.)
+ *
+ * <p>All work goes to one stream, in call order; downloads wait for it. Not thread-safe: one
+ * training loop drives one backend, as with the CPU backend.
+ */
+public final class CudaBackend implements Backend {
+
+    private static final Cleaner CLEANER = Cleaner.create();
+    private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
+            "rmsnorm_forward", "rmsnorm_backward", "rope_rotate", "swiglu_forward", "swiglu_backward", "cross_entropy",
+            "adamw_update", "sum_of_squares", "attention_backward_dot", "attention_backward_dkv_reduce",
+            "attention_forward_hs32", "attention_forward_hs64", "attention_forward_hs128",
+            "attention_backward_dq_hs32", "attention_backward_dq_hs64", "attention_backward_dq_hs128",
+            "attention_backward_dkv_hs32", "attention_backward_dkv_hs64", "attention_backward_dkv_hs128"};
+    private static final int RMSNORM_ROWS_PER_BLOCK = 32; // rmsnorm.cu
+    private static final int ATTN_ROWS = 64;              // attention.cu
+
+    private final CudaDriver driver;
+    private final int device;
+    private final String deviceName;
+    private final MemorySegment context;
+    private final MemorySegment stream;
+    private final CudaKernels kernels;
+    private final CublasLt blas;
+    private final Set<Long> live = ConcurrentHashMap.newKeySet();
+    private final Queue<Long> released = new ConcurrentLinkedQueue<>();
+    private final long[] bf16Scratch = new long[3];
+    private final long[] bf16ScratchBytes = new long[3];
+    private final Map<RopeKey, RopeTable> ropeTables = new HashMap<>();
+    private long tokens, tokensBytes, targets, targetsBytes, attnDot, attnDotBytes, attnPartial, attnPartialBytes;
+    private final long sumSlot;
+    private Thread lastThread;
+    private boolean closed;
+
+    private record RopeKey(int headSize, float theta) {
+    }
+
+    private record RopeTable(CudaTensor cos, CudaTensor sin, int positions) {
+    }
+
+    /** The first GPU; a {@link CudaUnavailableException} says in one line why it cannot run here. */
+    public static CudaBackend create() {
+        return new CudaBackend(0);
+    }
+
+    /** GPU {@code ordinal} of those visible; a {@link CudaUnavailableException} says why it cannot run here. */
+    public CudaBackend(int ordinal) {
+        this.driver = CudaDriver.load();
+        int count = driver.deviceCount();
+        if (count <= ordinal) {
+            throw new CudaUnavailableException("CUDA backend unavailable: " + (count == 0 ? "no CUDA GPU is visible"
+                    : "GPU " + ordinal + " asked for, " + count + " visible"));
+        }
+        byte[] fatbin = CudaKernels.readFatbin(); // the one-line reason before touching the GPU
+        this.device = driver.device(ordinal);
+        this.deviceName = driver.deviceName(device);
+        this.context = driver.retainPrimaryContext(device);
+        this.lastThread = Thread.currentThread();
+        this.stream = driver.streamCreate();
+        this.kernels = new CudaKernels(driver, stream, fatbin);
+        kernels.preload(KERNELS);
+        this.blas = new CublasLt(driver);
+        this.sumSlot = driver.memAlloc(256);
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    /** e.g. "NVIDIA H100 80GB HBM3 (sm_90)". */
+    public String deviceDescription() {
+        return deviceName + " (sm_" + driver.deviceAttribute(CudaDriver.COMPUTE_CAPABILITY_MAJOR, device)
+                + driver.deviceAttribute(CudaDriver.COMPUTE_CAPABILITY_MINOR, device) + ")";
+    }
+
+    public CudaDriver driver() {
+        return driver;
+    }
+
+    /** The stream all work goes to, for callers that time it with {@link CudaDriver#eventRecord} events. */
+    public MemorySegment stream() {
+        return stream;
+    }
+
+    /** Waits for all queued work; the host clock then measures the GPU's. */
+    public void synchronize() {
+        current();
+        driver.streamSynchronize(stream);
+    }
+
+    private void current() {
+        if (closed) {
+            throw new IllegalStateException("the CUDA backend is closed");
+        }
+        if (lastThread != Thread.currentThread()) {
+            driver.setCurrent(context);
+            lastThread = Thread.currentThread();
+        }
+    }
+
+    private CudaTensor of(Tensor t) {
+        if (t instanceof CudaTensor c && c.allocation().owner == this) {
+            return c;
+        }
+        throw new IllegalArgumentException("tensor " + t + " does not belong to this CUDA backend");
+    }
+
+    private long ptr(Tensor t) {
+        return of(t).address();
+    }
+
+    // ---- memory ----
+
+    @Override
+    public CudaTensor allocate(long length) {
+        current();
+        freeReleased();
+        long bytes = Math.max(4, length * Float.BYTES);
+        long address = driver.memAlloc(bytes);
+        live.add(address);
+        driver.memsetD32Async(address, 0, Math.max(1, length), stream);
+        CudaTensor.Allocation allocation = new CudaTensor.Allocation(this);
+        Queue<Long> queue = released;
+        CLEANER.register(allocation, () -> queue.add(address));
+        return new CudaTensor(address, length, allocation);
+    }
+
+    private void freeReleased() {
+        if (released.isEmpty()) {
+            return;
+        }
+        driver.streamSynchronize(stream);
+        for (Long address; (address = released.poll()) != null; ) {
+            if (live.remove(address)) {
+                driver.memFree(address);
+            }
+        }
+    }
+
+    /** A device buffer of at least {@code bytes}, grown (after the stream drains) when too small. */
+    private long grow(long current, long currentBytes, long bytes, java.util.function.LongConsumer setBytes) {
+        if (currentBytes >= bytes) {
+            return current;
+        }
+        if (current != 0) {
+            driver.streamSynchronize(stream);
+            driver.memFree(current);
+        }
+        long size = Math.max(bytes, currentBytes * 2);
+        setBytes.accept(size);
+        return driver.memAlloc(size);
+    }
+
+    @Override
+    public void upload(Tensor dst, float[] src, int srcOffset, int length) {
+        current();
+        CudaTensor d = of(dst);
+        checkLength(d, length);
+        if (length == 0) {
+            return;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate((long) length * Float.BYTES, 16);
+            MemorySegment.copy(src, srcOffset, host, JAVA_FLOAT, 0, length);
+            driver.memcpyHtoDAsync(d.address(), host, (long) length * Float.BYTES, stream);
+            driver.streamSynchronize(stream);
+        }
+    }
+
+    @Override
+    public void download(Tensor src, float[] dst, int dstOffset, int length) {
+        current();
+        CudaTensor s = of(src);
+        checkLength(s, length);
+        if (length == 0) {
+            return;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate((long) length * Float.BYTES, 16);
+            driver.memcpyDtoHAsync(host, s.address(), (long) length * Float.BYTES, stream);
+            driver.streamSynchronize(stream);
+            MemorySegment.copy(host, JAVA_FLOAT, 0, dst, dstOffset, length);
+        }
+    }
+
+    private static void checkLength(CudaTensor t, long length) {
+        if (length > t.length()) {
+            throw new IllegalArgumentException(length + " values do not fit " + t);
+        }
+    }
+
+    /** Copies host ints to a device staging buffer (tokens or targets). */
+    private long uploadInts(int[] values, int n, boolean isTargets) {
+        long bytes = (long) n * Integer.BYTES;
+        if (isTargets) {
+            targets = grow(targets, targetsBytes, bytes, b -> targetsBytes = b);
+        } else {
+            tokens = grow(tokens, tokensBytes, bytes, b -> tokensBytes = b);
+        }
+        long dst = isTargets ? targets : tokens;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(Math.max(4, bytes), 16);
+            MemorySegment.copy(values, 0, host, JAVA_INT, 0, n);
+            driver.memcpyHtoDAsync(dst, host, bytes, stream);
+            driver.streamSynchronize(stream);
+        }
+        return dst;
+    }
+
+    @Override
+    public void fill(Tensor t, float value) {
+        current();
+        CudaTensor c = of(t);
+        if (c.length() > 0) {
+            driver.memsetD32Async(c.address(), Float.floatToRawIntBits(value), c.length(), stream);
+        }
+    }
+
+    @Override
+    public void copy(Tensor dst, Tensor src) {
+        current();
+        CudaTensor s = of(src), d = of(dst);
+        checkLength(d, s.length());
+        if (s.length() > 0) {
+            driver.memcpyDtoDAsync(d.address(), s.address(), s.bytes(), stream);
+        }
+    }
+
+    @Override
+    public void accumulate(Tensor dst, Tensor src) {
+        current();
+        CudaTensor s = of(src), d = of(dst);
+        checkLength(d, s.length());
+        kernels.launchFlat("accumulate", s.length(), d.address(), s.address(), s.length());
+    }
+
+    @Override
+    public void scale(Tensor t, float factor) {
+        current();
+        CudaTensor c = of(t);
+        kernels.launchFlat("scale", c.length(), c.address(), factor, c.length());
+    }
+
+    // ---- matmul: bf16 operands, fp32 accumulation and output (cuBLASLt, column-major view) ----
+
+    /** Casts {@code length} values of t to bf16 into scratch buffer {@code slot}; returns its address. */
+    private long bf16(int slot, Tensor t, long length) {
+        CudaTensor c = of(t);
+        checkLength(c, length);
+        long bytes = length * 2;
+        bf16Scratch[slot] = grow(bf16Scratch[slot], bf16ScratchBytes[slot], Math.max(bytes, 256), b -> bf16ScratchBytes[slot] = b);
+        kernels.launchFlat("cast_bf16", length, bf16Scratch[slot], c.address(), length);
+        return bf16Scratch[slot];
+    }
+
+    @Override
+    public void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
+        current();
+        checkLength(of(out), (long) n * oc);
+        long w = bf16(0, weight, (long) oc * c);
+        long x = bf16(1, inp, (long) n * c);
+        // out^T [oc, n] = W [oc, c] (stored as col-major [c, oc], transposed) . inp^T [c, n]
+        blas.matmul(1, 0, oc, n, c, w, c, x, c, ptr(out), oc, false, stream);
+    }
+
+    @Override
+    public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc) {
+        current();
+        long dy = bf16(0, dout, (long) n * oc);
+        if (dinp != null) {
+            checkLength(of(dinp), (long) n * c);
+            long w = bf16(1, weight, (long) oc * c);
+            // dinp^T [c, n] = W^T [c, oc] (W stored col-major [c, oc]) . dout^T [oc, n]
+            blas.matmul(0, 0, c, n, oc, w, c, dy, oc, ptr(dinp), c, false, stream);
+        }
+        checkLength(of(dweight), (long) oc * c);
+        long x = bf16(2, inp, (long) n * c);
+        // dW^T [c, oc] += inp^T [c, n] . dout [n, oc] (dout stored col-major [oc, n], transposed)
+        blas.matmul(0, 1, c, oc, n, x, c, dy, oc, ptr(dweight), c, true, stream);
+    }
+
+    // ---- RMSNorm ----
+
+    @Override
+    public void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps) {
+        current();
+        kernels.launch("rmsnorm_forward", n, 1, 1, blockFor(c), 0, ptr(out), ptr(rstd), ptr(inp), ptr(weight), n, c, eps);
+    }
+
+    @Override
+    public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c) {
+        current();
+        if ((long) c * Float.BYTES > 48 * 1024) {
+            throw new IllegalArgumentException("rmsnormBackward: at most 12288 columns, got " + c);
+        }
+        int blocks = (n + RMSNORM_ROWS_PER_BLOCK - 1) / RMSNORM_ROWS_PER_BLOCK;
+        kernels.launch("rmsnorm_backward", Math.max(1, blocks), 1, 1, blockFor(c), c * Float.BYTES,
+                ptr(dinp), ptr(dweight), ptr(dout), ptr(inp), ptr(weight), ptr(rstd), n, c);
+    }
+
+    private static int blockFor(int c) {
+        return c >= 1024 ? 512 : c >= 256 ? 256 : c >= 128 ? 128 : c >= 64 ? 64 : 32;
+    }
+
+    // ---- RoPE ----
+
+    @Override
+    public void ropeForward(Tensor qkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta) {
+        rope(qkv, b, t, nHeads, nKvHeads, headSize, startPos, theta, 1f);
+    }
+
+    @Override
+    public void ropeBackward(Tensor dqkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta) {
+        rope(dqkv, b, t, nHeads, nKvHeads, headSize, startPos, theta, -1f);
+    }
+
+    private void rope(Tensor qkv, int b, int t, int nh, int nkv, int hs, int startPos, float theta, float sign) {
+        current();
+        RopeTable table = ropeTable(hs, theta, startPos + t);
+        int rows = b * t, rotated = nh + nkv, width = (nh + 2 * nkv) * hs;
+        kernels.launchFlat("rope_rotate", (long) rows * rotated * (hs / 2), ptr(qkv), table.cos.address(), table.sin.address(), rows, t, rotated, width, hs, startPos, sign);
+    }
+
+    /** cos/sin [positions, hs/2], computed on the host exactly as the CPU reference computes them. */
+    private RopeTable ropeTable(int hs, float theta, int positions) {
+        RopeKey key = new RopeKey(hs, theta);
+        RopeTable table = ropeTables.get(key);
+        if (table != null && table.positions >= positions) {
+            return table;
+        }
+        int size = Math.max(positions, table == null ? 0 : table.positions * 2);
+        int half = hs / 2;
+        float[] inverseFrequency = new float[half];
+        for (int i = 0; i < half; i++) {
+            inverseFrequency[i] = (float) (1.0 / Math.pow(theta, (2.0 * i) / hs));
+        }
+        float[] cos = new float[size * half];
+        float[] sin = new float[size * half];
+        for (int p = 0; p < size; p++) {
+            for (int i = 0; i < half; i++) {
+                float angle = (float) p * inverseFrequency[i];
+                cos[p * half + i] = (float) Math.cos(angle);
+                sin[p * half + i] = (float) Math.sin(angle);
+            }
+        }
+        table = new RopeTable(allocate(cos.length), allocate(sin.length), size);
+        upload(table.cos, cos, 0, cos.length);
+        upload(table.sin, sin, 0, sin.length);
+        ropeTables.put(key, table);
+        return table;
+    }
+
+    // ---- attention ----
+
+    private static int headSizeClass(int hs) {
+        if (hs <= 32) {
+            return 32;
+        }
+        if (hs <= 64) {
+            return 64;
+        }
+        if (hs <= 128) {
+            return 128;
+        }
+        throw new IllegalArgumentException("CUDA attention supports head sizes up to 128, got " + hs);
+    }
+
+    @Override
+    public void attentionForward(Tensor out, Tensor lse, Tensor qkv, int b, int tq, int tk, int nh, int nkv, int hs) {
+        current();
+        int hsMax = headSizeClass(hs);
+        kernels.launch("attention_forward_hs" + hsMax, (tq + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
+                ptr(out), ptr(lse), ptr(qkv), tq, tk, nh, nkv, hs);
+    }
+
+    @Override
+    public void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int b, int t, int nh, int nkv, int hs) {
+        current();
+        int hsMax = headSizeClass(hs);
+        long dotBytes = (long) b * nh * t * Float.BYTES;
+        attnDot = grow(attnDot, attnDotBytes, dotBytes, bytes -> attnDotBytes = bytes);
+        kernels.launchFlat("attention_backward_dot", (long) b * t * nh, attnDot, ptr(dout), ptr(out), b, t, nh, hs);
+        kernels.launch("attention_backward_dq_hs" + hsMax, (t + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
+                ptr(dqkv), ptr(dout), ptr(qkv), ptr(lse), attnDot, t, nh, nkv, hs);
+        // dk/dv: a partial per query head [b, t, nh, 2, hs], then the sum over each kv head's group
+        long partialBytes = (long) b * t * nh * 2 * hs * Float.BYTES;
+        attnPartial = grow(attnPartial, attnPartialBytes, partialBytes, bytes -> attnPartialBytes = bytes);
+        int kvRows = hsMax <= 64 ? 64 : 32; // AttnTiles::KV_ROWS in attention.cu
+        kernels.launch("attention_backward_dkv_hs" + hsMax, (t + kvRows - 1) / kvRows, nh, b, kvRows, 0,
+                attnPartial, ptr(dout), ptr(qkv), ptr(lse), attnDot, t, nh, nkv, hs);
+        kernels.launchFlat("attention_backward_dkv_reduce", (long) b * t * 2 * nkv * hs, ptr(dqkv), attnPartial, b, t, nh, nkv, hs);
+    }
+
+    // ---- SwiGLU ----
+
+    @Override
+    public void swigluForward(Tensor out, Tensor h, int n, int hidden) {
+        current();
+        kernels.launchFlat("swiglu_forward", (long) n * hidden, ptr(out), ptr(h), n, hidden);
+    }
+
+    @Override
+    public void swigluBackward(Tensor dh, Tensor dout, Tensor h, int n, int hidden) {
+        current();
+        kernels.launchFlat("swiglu_backward", (long) n * hidden, ptr(dh), ptr(dout), ptr(h), n, hidden);
+    }
+
+    // ---- embedding ----
+
+    @Override
+    public void embeddingForward(Tensor out, Tensor table, int[] tokens, int n, int c) {
+        current();
+        long rows = of(table).length() / c;
+        for (int i = 0; i < n; i++) {
+            if (tokens[i] < 0 || tokens[i] >= rows) {
+                throw new IllegalArgumentException("token id " + tokens[i] + " at position " + i
+                        + " is outside the vocabulary [0, " + rows + ")");
+            }
+        }
+        long ids = uploadInts(tokens, n, false);
+        kernels.launchFlat("embedding_forward", (long) n * c, ptr(out), ptr(table), ids, n, c);
+    }
+
+    @Override
+    public void embeddingBackward(Tensor dtable, Tensor dout, int[] tokens, int n, int c) {
+        current();
+        long ids = uploadInts(tokens, n, false);
+        kernels.launchFlat("embedding_backward", (long) n * c, ptr(dtable), ptr(dout), ids, n, c);
+    }
+
+    // ---- softmax cross-entropy ----
+
+    @Override
+    public void crossEntropyForwardBackward(Tensor logits, Tensor losses, int[] targets, int n, int v, float gradScale) {
+        crossEntropy(logits, losses, targets, n, v, gradScale, 1);
+    }
+
+    @Override
+    public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v) {
+        crossEntropy(logits, losses, targets, n, v, 0f, 0);
+    }
+
+    private void crossEntropy(Tensor logits, Tensor losses, int[] targets, int n, int v, float scale, int backward) {
+        current();
+        for (int i = 0; i < n; i++) {
+            if (targets[i] >= v) {
+                throw new IllegalArgumentException("target id " + targets[i] + " at position " + i
+                        + " is outside the vocabulary [0, " + v + ")");
+            }
+        }
+        long ids = uploadInts(targets, n, true);
+        kernels.launch("cross_entropy", n, 1, 1, 512, 0, ptr(logits), ptr(losses), ids, n, v, scale, backward);
+    }
+
+    // ---- optimizer ----
+
+    @Override
+    public double sumOfSquares(Tensor t) {
+        current();
+        CudaTensor c = of(t);
+        driver.memsetD32Async(sumSlot, 0, 2, stream);
+        kernels.launchFlat("sum_of_squares", c.length(), sumSlot, c.address(), c.length());
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(JAVA_DOUBLE);
+            driver.memcpyDtoHAsync(host, sumSlot, 8, stream);
+            driver.streamSynchronize(stream);
+            return host.get(JAVA_DOUBLE, 0);
+        }
+    }
+
+    @Override
+    public void adamwUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, AdamWStep s) {
+        current();
+        CudaTensor p = of(params);
+        float correction1 = (float) (1 - Math.pow(s.beta1(), s.step()));
+        float correction2 = (float) (1 - Math.pow(s.beta2(), s.step()));
+        kernels.launchFlat("adamw_update", p.length(), p.address(), ptr(grads), ptr(m), ptr(v), p.length(),
+                s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), correction1, correction2, s.gradScale());
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        current();
+        driver.streamSynchronize(stream);
+        closed = true;
+        for (long address : live) {
+            driver.memFree(address);
+        }
+        live.clear();
+        for (long address : new long[] {bf16Scratch[0], bf16Scratch[1], bf16Scratch[2], tokens, targets, attnDot, attnPartial, sumSlot}) {
+            if (address != 0) {
+                driver.memFree(address);
+            }
+        }
+        blas.close();
+        kernels.close();
+        driver.streamDestroy(stream);
+        driver.releasePrimaryContext(device);
+    }
+}

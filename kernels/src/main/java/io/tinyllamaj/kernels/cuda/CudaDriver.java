@@ -1,0 +1,343 @@
+package io.tinyllamaj.kernels.cuda;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * FFM bindings to the CUDA driver API ({@code libcuda.so.1}): the calls the backend needs,
+ * each looked up once. Every call's CUresult is checked; a failure becomes a
+ * {@link CudaException} naming the call, the error's name and its description.
+ * Device pointers are Java longs (CUdeviceptr); handles (context, stream, module, function,
+ * event) are addresses.
+ */
+public final class CudaDriver {
+
+    private static final String LIB = "libcuda.so.1";
+    /** CUdevice_attribute values. */
+    public static final int COMPUTE_CAPABILITY_MAJOR = 75, COMPUTE_CAPABILITY_MINOR = 76;
+
+    private final MethodHandle cuInit, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute,
+            cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuGetErrorName, cuGetErrorString,
+            cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuMemAlloc, cuMemFree, cuMemGetInfo,
+            cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async,
+            cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuLaunchKernel,
+            cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy;
+
+    private CudaDriver(SymbolLookup lib) {
+        cuInit = Native.status(lib, LIB, "cuInit", JAVA_INT);
+        cuDeviceGetCount = Native.status(lib, LIB, "cuDeviceGetCount", ADDRESS);
+        cuDeviceGet = Native.status(lib, LIB, "cuDeviceGet", ADDRESS, JAVA_INT);
+        cuDeviceGetName = Native.status(lib, LIB, "cuDeviceGetName", ADDRESS, JAVA_INT, JAVA_INT);
+        cuDeviceGetAttribute = Native.status(lib, LIB, "cuDeviceGetAttribute", ADDRESS, JAVA_INT, JAVA_INT);
+        cuDevicePrimaryCtxRetain = Native.status(lib, LIB, "cuDevicePrimaryCtxRetain", ADDRESS, JAVA_INT);
+        cuDevicePrimaryCtxRelease = Native.status(lib, LIB, "cuDevicePrimaryCtxRelease_v2", JAVA_INT);
+        cuCtxSetCurrent = Native.status(lib, LIB, "cuCtxSetCurrent", ADDRESS);
+        cuGetErrorName = Native.status(lib, LIB, "cuGetErrorName", JAVA_INT, ADDRESS);
+        cuGetErrorString = Native.status(lib, LIB, "cuGetErrorString", JAVA_INT, ADDRESS);
+        cuStreamCreate = Native.status(lib, LIB, "cuStreamCreate", ADDRESS, JAVA_INT);
+        cuStreamDestroy = Native.status(lib, LIB, "cuStreamDestroy_v2", ADDRESS);
+        cuStreamSynchronize = Native.status(lib, LIB, "cuStreamSynchronize", ADDRESS);
+        cuMemAlloc = Native.status(lib, LIB, "cuMemAlloc_v2", ADDRESS, JAVA_LONG);
+        cuMemFree = Native.status(lib, LIB, "cuMemFree_v2", JAVA_LONG);
+        cuMemGetInfo = Native.status(lib, LIB, "cuMemGetInfo_v2", ADDRESS, ADDRESS);
+        cuMemcpyHtoDAsync = Native.status(lib, LIB, "cuMemcpyHtoDAsync_v2", JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS);
+        cuMemcpyDtoHAsync = Native.status(lib, LIB, "cuMemcpyDtoHAsync_v2", ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS);
+        cuMemcpyDtoDAsync = Native.status(lib, LIB, "cuMemcpyDtoDAsync_v2", JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS);
+        cuMemsetD32Async = Native.status(lib, LIB, "cuMemsetD32Async", JAVA_LONG, JAVA_INT, JAVA_LONG, ADDRESS);
+        cuModuleLoadData = Native.status(lib, LIB, "cuModuleLoadData", ADDRESS, ADDRESS);
+        cuModuleUnload = Native.status(lib, LIB, "cuModuleUnload", ADDRESS);
+        cuModuleGetFunction = Native.status(lib, LIB, "cuModuleGetFunction", ADDRESS, ADDRESS, ADDRESS);
+        cuLaunchKernel = Native.status(lib, LIB, "cuLaunchKernel", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT,
+                JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+        cuEventCreate = Native.status(lib, LIB, "cuEventCreate", ADDRESS, JAVA_INT);
+        cuEventRecord = Native.status(lib, LIB, "cuEventRecord", ADDRESS, ADDRESS);
+        cuEventSynchronize = Native.status(lib, LIB, "cuEventSynchronize", ADDRESS);
+        cuEventElapsedTime = Native.status(lib, LIB, "cuEventElapsedTime_v2", ADDRESS, ADDRESS, ADDRESS);
+        cuEventDestroy = Native.status(lib, LIB, "cuEventDestroy_v2", ADDRESS);
+    }
+
+    /** Opens libcuda.so.1 and runs cuInit; a CudaUnavailableException says in one line why not. */
+    public static CudaDriver load() {
+        SymbolLookup lib = Native.open(LIB, "TINYLLAMA_LIBCUDA", "/usr/lib/x86_64-linux-gnu", "/usr/local/nvidia/lib64", "/usr/lib64");
+        if (lib == null) {
+            throw new CudaUnavailableException("CUDA backend unavailable: " + LIB + " (the NVIDIA driver) is not installed on this machine");
+        }
+        CudaDriver driver = new CudaDriver(lib);
+        try {
+            driver.init();
+        } catch (CudaException e) {
+            throw new CudaUnavailableException("CUDA backend unavailable: " + e.getMessage(), e);
+        }
+        return driver;
+    }
+
+    void check(String call, int status) {
+        if (status != 0) {
+            throw new CudaException(call + " failed: " + errorText(status));
+        }
+    }
+
+    private String errorText(int status) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment name = arena.allocate(ADDRESS), text = arena.allocate(ADDRESS);
+            int a = (int) cuGetErrorName.invokeExact(status, name);
+            int b = (int) cuGetErrorString.invokeExact(status, text);
+            String n = a == 0 ? name.get(ADDRESS, 0).reinterpret(256).getString(0) : "CUresult " + status;
+            String s = b == 0 ? text.get(ADDRESS, 0).reinterpret(1024).getString(0) : "";
+            return n + (s.isEmpty() ? "" : " (" + s + ")");
+        } catch (Throwable t) {
+            return "CUresult " + status;
+        }
+    }
+
+    private void init() {
+        try {
+            check("cuInit", (int) cuInit.invokeExact(0));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public int deviceCount() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment count = arena.allocate(JAVA_INT);
+            check("cuDeviceGetCount", (int) cuDeviceGetCount.invokeExact(count));
+            return count.get(JAVA_INT, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public int device(int ordinal) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment device = arena.allocate(JAVA_INT);
+            check("cuDeviceGet(" + ordinal + ")", (int) cuDeviceGet.invokeExact(device, ordinal));
+            return device.get(JAVA_INT, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public String deviceName(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment name = arena.allocate(256);
+            check("cuDeviceGetName", (int) cuDeviceGetName.invokeExact(name, 256, device));
+            return name.getString(0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** cuDeviceGetAttribute, e.g. {@link #COMPUTE_CAPABILITY_MAJOR}. */
+    public int deviceAttribute(int attribute, int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment value = arena.allocate(JAVA_INT);
+            check("cuDeviceGetAttribute(" + attribute + ")", (int) cuDeviceGetAttribute.invokeExact(value, attribute, device));
+            return value.get(JAVA_INT, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** Retains the device's primary context and makes it current on the calling thread. */
+    public MemorySegment retainPrimaryContext(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ctx = arena.allocate(ADDRESS);
+            check("cuDevicePrimaryCtxRetain", (int) cuDevicePrimaryCtxRetain.invokeExact(ctx, device));
+            MemorySegment context = ctx.get(ADDRESS, 0);
+            setCurrent(context);
+            return context;
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void setCurrent(MemorySegment context) {
+        try {
+            check("cuCtxSetCurrent", (int) cuCtxSetCurrent.invokeExact(context));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void releasePrimaryContext(int device) {
+        try {
+            check("cuDevicePrimaryCtxRelease", (int) cuDevicePrimaryCtxRelease.invokeExact(device));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public MemorySegment streamCreate() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment stream = arena.allocate(ADDRESS);
+            check("cuStreamCreate", (int) cuStreamCreate.invokeExact(stream, 0));
+            return stream.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void streamDestroy(MemorySegment stream) {
+        try {
+            check("cuStreamDestroy", (int) cuStreamDestroy.invokeExact(stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void streamSynchronize(MemorySegment stream) {
+        try {
+            check("cuStreamSynchronize", (int) cuStreamSynchronize.invokeExact(stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public long memAlloc(long bytes) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ptr = arena.allocate(JAVA_LONG);
+            check("cuMemAlloc(" + bytes + " bytes)", (int) cuMemAlloc.invokeExact(ptr, bytes));
+            return ptr.get(JAVA_LONG, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void memFree(long ptr) {
+        try {
+            check("cuMemFree", (int) cuMemFree.invokeExact(ptr));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** {free, total} bytes of device memory. */
+    public long[] memInfo() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment free = arena.allocate(JAVA_LONG), total = arena.allocate(JAVA_LONG);
+            check("cuMemGetInfo", (int) cuMemGetInfo.invokeExact(free, total));
+            return new long[] {free.get(JAVA_LONG, 0), total.get(JAVA_LONG, 0)};
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void memcpyHtoDAsync(long dst, MemorySegment src, long bytes, MemorySegment stream) {
+        try {
+            check("cuMemcpyHtoDAsync", (int) cuMemcpyHtoDAsync.invokeExact(dst, src, bytes, stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void memcpyDtoHAsync(MemorySegment dst, long src, long bytes, MemorySegment stream) {
+        try {
+            check("cuMemcpyDtoHAsync", (int) cuMemcpyDtoHAsync.invokeExact(dst, src, bytes, stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void memcpyDtoDAsync(long dst, long src, long bytes, MemorySegment stream) {
+        try {
+            check("cuMemcpyDtoDAsync", (int) cuMemcpyDtoDAsync.invokeExact(dst, src, bytes, stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void memsetD32Async(long dst, int value, long count, MemorySegment stream) {
+        try {
+            check("cuMemsetD32Async", (int) cuMemsetD32Async.invokeExact(dst, value, count, stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public MemorySegment moduleLoadData(MemorySegment image) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment module = arena.allocate(ADDRESS);
+            check("cuModuleLoadData", (int) cuModuleLoadData.invokeExact(module, image));
+            return module.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void moduleUnload(MemorySegment module) {
+        try {
+            check("cuModuleUnload", (int) cuModuleUnload.invokeExact(module));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public MemorySegment moduleGetFunction(MemorySegment module, String name) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment function = arena.allocate(ADDRESS);
+            check("cuModuleGetFunction(" + name + ")", (int) cuModuleGetFunction.invokeExact(function, module, arena.allocateFrom(name)));
+            return function.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void launchKernel(String name, MemorySegment function, int gridX, int gridY, int gridZ, int blockX,
+                             int sharedBytes, MemorySegment stream, MemorySegment params) {
+        try {
+            int status = (int) cuLaunchKernel.invokeExact(function, gridX, gridY, gridZ, blockX, 1, 1, sharedBytes,
+                    stream, params, MemorySegment.NULL);
+            if (status != 0) {
+                check("cuLaunchKernel(" + name + ", grid " + gridX + "x" + gridY + "x" + gridZ + ", block " + blockX + ")", status);
+            }
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public MemorySegment eventCreate() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment event = arena.allocate(ADDRESS);
+            check("cuEventCreate", (int) cuEventCreate.invokeExact(event, 0));
+            return event.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void eventRecord(MemorySegment event, MemorySegment stream) {
+        try {
+            check("cuEventRecord", (int) cuEventRecord.invokeExact(event, stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** Milliseconds between two recorded events, waiting for the second. */
+    public float eventElapsedMillis(MemorySegment start, MemorySegment end) {
+        try (Arena arena = Arena.ofConfined()) {
+            check("cuEventSynchronize", (int) cuEventSynchronize.invokeExact(end));
+            MemorySegment ms = arena.allocate(JAVA_FLOAT);
+            check("cuEventElapsedTime", (int) cuEventElapsedTime.invokeExact(ms, start, end));
+            return ms.get(JAVA_FLOAT, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void eventDestroy(MemorySegment event) {
+        try {
+            check("cuEventDestroy", (int) cuEventDestroy.invokeExact(event));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+}

@@ -1,0 +1,331 @@
+package io.tinyllamaj.kernels.cuda;
+
+import io.tinyllamaj.kernels.AdamWStep;
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Tensor;
+import io.tinyllamaj.kernels.cpu.CpuBackend;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * The GPU correctness harness, op by op: every {@link CudaBackend} op, forward and backward,
+ * against {@link CpuBackend} on the same random inputs, at several shapes (odd sizes, several
+ * head sizes, a KV-cache decode, a TinyLlama-sized attention). Outputs that an op overwrites
+ * start as NaN on both backends, so an element the kernel skips fails the check; outputs it
+ * accumulates into start from the same random values. Error is ||gpu - cpu|| / ||cpu||; a NaN
+ * anywhere fails. Bounds: 1e-2 where bf16 operands enter (matmul, attention), 1e-5 for the
+ * fp32 kernels. Prints a table and writes it to {@code OUT_DIR/gpu-ops.txt} (argument 1).
+ * Run on a GPU host: {@code scripts/gpu-check}.
+ */
+public final class CudaOpCheck {
+
+    static final double BF16 = 1e-2;
+    static final double FP32 = 1e-5;
+
+    private final CpuBackend cpu = new CpuBackend();
+    private final CudaBackend gpu;
+    private final SplittableRandom random = new SplittableRandom(3407);
+    private final List<String> rows = new ArrayList<>();
+    private int failures;
+
+    /** One value on both backends. */
+    private record Pair(Tensor cpu, Tensor gpu, long length) {
+    }
+
+    private CudaOpCheck(CudaBackend gpu) {
+        this.gpu = gpu;
+    }
+
+    public static void main(String[] args) throws IOException {
+        Path out = Path.of(args.length > 0 ? args[0] : ".");
+        try (CudaBackend gpu = CudaBackend.create()) {
+            CudaOpCheck check = new CudaOpCheck(gpu);
+            check.rows.add("device: " + gpu.deviceDescription());
+            check.rows.add(String.format("%-22s %-34s %-8s %11s %8s %s", "op", "shape", "output", "rel err", "bound", "result"));
+            long start = System.nanoTime();
+            check.runAll();
+            check.rows.add(String.format("%d checks, %d failed, %.1f s", check.rows.size() - 2, check.failures,
+                    (System.nanoTime() - start) / 1e9));
+            String table = String.join("\n", check.rows) + "\n";
+            System.out.print(table);
+            Files.createDirectories(out);
+            Files.writeString(out.resolve("gpu-ops.txt"), table);
+            if (check.failures > 0) {
+                System.exit(1);
+            }
+        }
+    }
+
+    private void runAll() {
+        guarded(() -> elementwise(100_003));
+        for (int[] s : new int[][] {{64, 128, 96}, {33, 70, 130}, {256, 2048, 2816}, {128, 2048, 3072}}) {
+            guarded(() -> matmul(s[0], s[1], s[2]));
+        }
+        for (int[] s : new int[][] {{64, 64}, {17, 100}, {300, 2048}}) {
+            guarded(() -> rmsnorm(s[0], s[1]));
+        }
+        for (int[] s : new int[][] {{2, 16, 4, 2, 64, 0}, {1, 37, 8, 2, 32, 5}, {2, 24, 4, 4, 128, 0}, {1, 9, 2, 1, 6, 3}}) {
+            guarded(() -> rope(s[0], s[1], s[2], s[3], s[4], s[5]));
+        }
+        for (int[] s : new int[][] {{2, 64, 4, 2, 64}, {1, 100, 8, 2, 32}, {1, 130, 4, 1, 128}, {2, 70, 4, 2, 16},
+                {1, 1024, 32, 4, 64}}) {
+            guarded(() -> attention(s[0], s[1], s[2], s[3], s[4]));
+        }
+        guarded(() -> attentionDecode(1, 5, 40, 4, 2, 64));
+        for (int[] s : new int[][] {{64, 160}, {1000, 1408}}) {
+            guarded(() -> swiglu(s[0], s[1]));
+        }
+        guarded(() -> embedding(300, 100, 64));
+        guarded(() -> embedding(2048, 32000, 128));
+        for (int[] s : new int[][] {{64, 32000}, {37, 1000}}) {
+            guarded(() -> crossEntropy(s[0], s[1]));
+        }
+        guarded(() -> sumOfSquares(1_000_003));
+        guarded(() -> adamw(100_003));
+    }
+
+    /** An op that throws is one failed row; the rest still run. */
+    private void guarded(Runnable check) {
+        try {
+            check.run();
+        } catch (RuntimeException e) {
+            failures++;
+            rows.add("ERROR " + e);
+            e.printStackTrace();
+        }
+    }
+
+    // ---- helpers ----
+
+    private Pair random(long n, double std) {
+        float[] v = new float[Math.toIntExact(n)];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) (gaussian() * std);
+        }
+        return of(v);
+    }
+
+    private Pair of(float[] v) {
+        Tensor c = cpu.allocate(v.length), g = gpu.allocate(v.length);
+        cpu.upload(c, v, 0, v.length);
+        gpu.upload(g, v, 0, v.length);
+        return new Pair(c, g, v.length);
+    }
+
+    private Pair poisoned(long n) {
+        Tensor c = cpu.allocate(n), g = gpu.allocate(n);
+        cpu.fill(c, Float.NaN);
+        gpu.fill(g, Float.NaN);
+        return new Pair(c, g, n);
+    }
+
+    private double gaussian() {
+        double u1 = random.nextDouble(), u2 = random.nextDouble();
+        return Math.sqrt(-2.0 * Math.log1p(-u1)) * Math.cos(2 * Math.PI * u2);
+    }
+
+    private int[] tokens(int n, int vocab) {
+        int[] t = new int[n];
+        for (int i = 0; i < n; i++) {
+            t[i] = random.nextInt(vocab);
+        }
+        return t;
+    }
+
+    static double relativeError(float[] got, float[] ref) {
+        double diff = 0, norm = 0;
+        for (int i = 0; i < ref.length; i++) {
+            if (Float.isNaN(got[i]) || Float.isNaN(ref[i]) || Float.isInfinite(got[i])) {
+                return Double.NaN;
+            }
+            double d = (double) got[i] - ref[i];
+            diff += d * d;
+            norm += (double) ref[i] * ref[i];
+        }
+        return norm == 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
+    }
+
+    private void compare(String op, String shape, String output, Pair p, double bound) {
+        report(op, shape, output, relativeError(gpu.download(p.gpu), cpu.download(p.cpu)), bound);
+    }
+
+    private void report(String op, String shape, String output, double error, double bound) {
+        boolean pass = error <= bound; // NaN fails
+        if (!pass) {
+            failures++;
+        }
+        rows.add(String.format("%-22s %-34s %-8s %11.3e %8.0e %s", op, shape, output, error, bound, pass ? "ok" : "FAIL"));
+    }
+
+    private static String shape(String names, int... values) {
+        String[] n = names.split(",");
+        StringBuilder s = new StringBuilder();
+        for (int i = 0; i < values.length; i++) {
+            s.append(i == 0 ? "" : " ").append(n[i]).append('=').append(values[i]);
+        }
+        return s.toString();
+    }
+
+    private void both(java.util.function.Consumer<Backend> op) {
+        op.accept(cpu);
+        op.accept(gpu);
+    }
+
+    // ---- ops ----
+
+    private void elementwise(int n) {
+        Pair a = random(n, 1), b = random(n, 1), c = poisoned(n);
+        both(be -> be.accumulate(be == cpu ? a.cpu : a.gpu, be == cpu ? b.cpu : b.gpu));
+        compare("accumulate", "n=" + n, "dst", a, FP32);
+        both(be -> be.scale(be == cpu ? a.cpu : a.gpu, 0.37f));
+        compare("scale", "n=" + n, "t", a, FP32);
+        both(be -> be.copy(be == cpu ? c.cpu.slice(1, n - 2) : c.gpu.slice(1, n - 2), be == cpu ? a.cpu.slice(2, n - 2) : a.gpu.slice(2, n - 2)));
+        both(be -> be.fill(be == cpu ? c.cpu.slice(0, 1) : c.gpu.slice(0, 1), 2.5f));
+        both(be -> be.fill(be == cpu ? c.cpu.slice(n - 1, 1) : c.gpu.slice(n - 1, 1), -1f));
+        compare("copy+fill (slices)", "n=" + n, "dst", c, 0);
+    }
+
+    private void matmul(int n, int c, int oc) {
+        String s = shape("n,c,oc", n, c, oc);
+        Pair inp = random((long) n * c, 1), w = random((long) oc * c, 0.05), out = poisoned((long) n * oc);
+        both(be -> be.matmulForward(be == cpu ? out.cpu : out.gpu, be == cpu ? inp.cpu : inp.gpu, be == cpu ? w.cpu : w.gpu, n, c, oc));
+        compare("matmul fwd", s, "out", out, BF16);
+        Pair dout = random((long) n * oc, 1), dinp = poisoned((long) n * c), dw = random((long) oc * c, 1);
+        both(be -> be.matmulBackward(be == cpu ? dinp.cpu : dinp.gpu, be == cpu ? dw.cpu : dw.gpu, be == cpu ? dout.cpu : dout.gpu,
+                be == cpu ? inp.cpu : inp.gpu, be == cpu ? w.cpu : w.gpu, n, c, oc));
+        compare("matmul bwd", s, "dinp", dinp, BF16);
+        compare("matmul bwd", s, "dweight", dw, BF16);
+        // a weight slice at an odd offset of a larger buffer, as a flat parameter buffer hands out
+        Pair flat = random((long) oc * c + 3, 0.05), dflat = random((long) oc * c + 3, 1);
+        both(be -> be.matmulBackward(null, be == cpu ? dflat.cpu.slice(3, (long) oc * c) : dflat.gpu.slice(3, (long) oc * c),
+                be == cpu ? dout.cpu : dout.gpu, be == cpu ? inp.cpu : inp.gpu,
+                be == cpu ? flat.cpu.slice(3, (long) oc * c) : flat.gpu.slice(3, (long) oc * c), n, c, oc));
+        compare("matmul bwd (slice)", s, "dweight", dflat, BF16);
+    }
+
+    private void rmsnorm(int n, int c) {
+        String s = shape("n,c", n, c);
+        Pair x = random((long) n * c, 2), w = random(c, 1), out = poisoned((long) n * c), rstd = poisoned(n);
+        both(be -> be.rmsnormForward(be == cpu ? out.cpu : out.gpu, be == cpu ? rstd.cpu : rstd.gpu, be == cpu ? x.cpu : x.gpu,
+                be == cpu ? w.cpu : w.gpu, n, c, 1e-5f));
+        compare("rmsnorm fwd", s, "out", out, FP32);
+        compare("rmsnorm fwd", s, "rstd", rstd, FP32);
+        Pair dout = random((long) n * c, 1), dx = random((long) n * c, 1), dw = random(c, 1);
+        both(be -> be.rmsnormBackward(be == cpu ? dx.cpu : dx.gpu, be == cpu ? dw.cpu : dw.gpu, be == cpu ? dout.cpu : dout.gpu,
+                be == cpu ? x.cpu : x.gpu, be == cpu ? w.cpu : w.gpu, be == cpu ? rstd.cpu : rstd.gpu, n, c));
+        compare("rmsnorm bwd", s, "dinp", dx, FP32);
+        compare("rmsnorm bwd", s, "dweight", dw, FP32);
+    }
+
+    private void rope(int b, int t, int nh, int nkv, int hs, int start) {
+        String s = shape("b,t,nh,nkv,hs,start", b, t, nh, nkv, hs, start);
+        long n = (long) b * t * (nh + 2 * nkv) * hs;
+        Pair x = random(n, 1);
+        both(be -> be.ropeForward(be == cpu ? x.cpu : x.gpu, b, t, nh, nkv, hs, start, 10000f));
+        compare("rope fwd", s, "qkv", x, FP32);
+        both(be -> be.ropeBackward(be == cpu ? x.cpu : x.gpu, b, t, nh, nkv, hs, start, 10000f));
+        compare("rope bwd", s, "dqkv", x, FP32);
+    }
+
+    private void attention(int b, int t, int nh, int nkv, int hs) {
+        String s = shape("b,t,nh,nkv,hs", b, t, nh, nkv, hs);
+        long width = (long) (nh + 2 * nkv) * hs;
+        Pair qkv = random(b * t * width, 1), out = poisoned((long) b * t * nh * hs), lse = poisoned((long) b * nh * t);
+        both(be -> be.attentionForward(be == cpu ? out.cpu : out.gpu, be == cpu ? lse.cpu : lse.gpu, be == cpu ? qkv.cpu : qkv.gpu,
+                b, t, t, nh, nkv, hs));
+        compare("attention fwd", s, "out", out, BF16);
+        compare("attention fwd", s, "lse", lse, BF16);
+        // the backward of both backends reads the CPU's out and lse, so it is checked on its own
+        float[] outRef = cpu.download(out.cpu), lseRef = cpu.download(lse.cpu);
+        gpu.upload(out.gpu, outRef, 0, outRef.length);
+        gpu.upload(lse.gpu, lseRef, 0, lseRef.length);
+        Pair dout = random((long) b * t * nh * hs, 1), dqkv = poisoned(b * t * width);
+        both(be -> be.attentionBackward(be == cpu ? dqkv.cpu : dqkv.gpu, be == cpu ? dout.cpu : dout.gpu, be == cpu ? qkv.cpu : qkv.gpu,
+                be == cpu ? out.cpu : out.gpu, be == cpu ? lse.cpu : lse.gpu, b, t, nh, nkv, hs));
+        float[] g = gpu.download(dqkv.gpu), c = cpu.download(dqkv.cpu);
+        for (int part = 0; part < 3; part++) { // q, k, v heads of every row, reported apart
+            int from = part == 0 ? 0 : part == 1 ? nh * hs : (nh + nkv) * hs;
+            int to = part == 0 ? nh * hs : part == 1 ? (nh + nkv) * hs : (int) width;
+            int per = to - from;
+            float[] gp = new float[b * t * per], cp = new float[b * t * per];
+            for (int r = 0; r < b * t; r++) {
+                System.arraycopy(g, (int) (r * width) + from, gp, r * per, per);
+                System.arraycopy(c, (int) (r * width) + from, cp, r * per, per);
+            }
+            report("attention bwd", s, new String[] {"dq", "dk", "dv"}[part], relativeError(gp, cp), BF16);
+        }
+    }
+
+    private void attentionDecode(int b, int tq, int tk, int nh, int nkv, int hs) {
+        String s = shape("b,tq,tk,nh,nkv,hs", b, tq, tk, nh, nkv, hs);
+        long width = (long) (nh + 2 * nkv) * hs;
+        Pair qkv = random(b * tk * width, 1), out = poisoned((long) b * tq * nh * hs), lse = poisoned((long) b * nh * tq);
+        both(be -> be.attentionForward(be == cpu ? out.cpu : out.gpu, be == cpu ? lse.cpu : lse.gpu, be == cpu ? qkv.cpu : qkv.gpu,
+                b, tq, tk, nh, nkv, hs));
+        compare("attention fwd (cache)", s, "out", out, BF16);
+        compare("attention fwd (cache)", s, "lse", lse, BF16);
+    }
+
+    private void swiglu(int n, int hidden) {
+        String s = shape("n,hidden", n, hidden);
+        Pair h = random((long) n * 2 * hidden, 2), out = poisoned((long) n * hidden);
+        both(be -> be.swigluForward(be == cpu ? out.cpu : out.gpu, be == cpu ? h.cpu : h.gpu, n, hidden));
+        compare("swiglu fwd", s, "out", out, FP32);
+        Pair dout = random((long) n * hidden, 1), dh = poisoned((long) n * 2 * hidden);
+        both(be -> be.swigluBackward(be == cpu ? dh.cpu : dh.gpu, be == cpu ? dout.cpu : dout.gpu, be == cpu ? h.cpu : h.gpu, n, hidden));
+        compare("swiglu bwd", s, "dh", dh, FP32);
+    }
+
+    private void embedding(int n, int vocab, int c) {
+        String s = shape("n,vocab,c", n, vocab, c);
+        int[] ids = tokens(n, Math.min(vocab, 50)); // repeated ids: the backward must add them up
+        Pair table = random((long) vocab * c, 1), out = poisoned((long) n * c);
+        both(be -> be.embeddingForward(be == cpu ? out.cpu : out.gpu, be == cpu ? table.cpu : table.gpu, ids, n, c));
+        compare("embedding fwd", s, "out", out, FP32);
+        Pair dout = random((long) n * c, 1), dtable = random((long) vocab * c, 1);
+        both(be -> be.embeddingBackward(be == cpu ? dtable.cpu : dtable.gpu, be == cpu ? dout.cpu : dout.gpu, ids, n, c));
+        compare("embedding bwd", s, "dtable", dtable, FP32);
+    }
+
+    private void crossEntropy(int n, int v) {
+        String s = shape("n,v", n, v);
+        int[] targets = tokens(n, v);
+        targets[n / 2] = -1; // ignored position
+        Pair logits = random((long) n * v, 3), losses = poisoned(n);
+        both(be -> be.crossEntropyForward(be == cpu ? losses.cpu : losses.gpu, be == cpu ? logits.cpu : logits.gpu, targets, n, v));
+        compare("cross-entropy fwd", s, "losses", losses, FP32);
+        compare("cross-entropy fwd", s, "logits", logits, 0);
+        Pair losses2 = poisoned(n);
+        both(be -> be.crossEntropyForwardBackward(be == cpu ? logits.cpu : logits.gpu, be == cpu ? losses2.cpu : losses2.gpu,
+                targets, n, v, 1f / n));
+        compare("cross-entropy fwd+bwd", s, "losses", losses2, FP32);
+        compare("cross-entropy fwd+bwd", s, "dlogits", logits, FP32);
+    }
+
+    private void sumOfSquares(int n) {
+        Pair x = random(n, 1);
+        double c = cpu.sumOfSquares(x.cpu), g = gpu.sumOfSquares(x.gpu);
+        report("sumOfSquares", "n=" + n, "sum", Math.abs(g - c) / c, 1e-9);
+        report("sumOfSquares (slice)", "n=" + (n - 10), "sum",
+                Math.abs(gpu.sumOfSquares(x.gpu.slice(5, n - 10)) - cpu.sumOfSquares(x.cpu.slice(5, n - 10)))
+                        / cpu.sumOfSquares(x.cpu.slice(5, n - 10)), 1e-9);
+    }
+
+    private void adamw(int n) {
+        Pair p = random(n, 0.05), m = of(new float[n]), v = of(new float[n]);
+        for (int step = 1; step <= 3; step++) {
+            Pair g = random(n, 1);
+            AdamWStep s = new AdamWStep(4e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, step, 0.5f);
+            both(be -> be.adamwUpdate(be == cpu ? p.cpu : p.gpu, be == cpu ? g.cpu : g.gpu, be == cpu ? m.cpu : m.gpu,
+                    be == cpu ? v.cpu : v.gpu, s));
+        }
+        compare("adamw x3", "n=" + n, "params", p, FP32);
+        compare("adamw x3", "n=" + n, "m", m, FP32);
+        compare("adamw x3", "n=" + n, "v", v, FP32);
+    }
+}

@@ -1,0 +1,237 @@
+package io.tinyllamaj.model.cuda;
+
+import io.tinyllamaj.kernels.AdamWStep;
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Tensor;
+import io.tinyllamaj.kernels.cuda.CudaBackend;
+import io.tinyllamaj.kernels.cuda.CudaDriver;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A {@link CudaBackend} that, while {@link #profiling} is on, brackets every op with CUDA events
+ * and sums the GPU time per op and shape: where a training step's time goes. Only for the
+ * bench in CudaModelCheck; events add a few microseconds of host time per op.
+ */
+final class TimedBackend implements Backend {
+
+    private final CudaBackend gpu;
+    private final CudaDriver driver;
+    private final Map<String, List<MemorySegment[]>> spans = new LinkedHashMap<>();
+    boolean profiling;
+
+    TimedBackend(CudaBackend gpu) {
+        this.gpu = gpu;
+        this.driver = gpu.driver();
+    }
+
+    private MemorySegment[] begin(String key) {
+        if (!profiling) {
+            return null;
+        }
+        MemorySegment[] span = {driver.eventCreate(), driver.eventCreate()};
+        driver.eventRecord(span[0], gpu.stream());
+        spans.computeIfAbsent(key, k -> new ArrayList<>()).add(span);
+        return span;
+    }
+
+    private void end(MemorySegment[] span) {
+        if (span != null) {
+            driver.eventRecord(span[1], gpu.stream());
+        }
+    }
+
+    /** Rows "op  calls  ms" sorted by time, and the total; clears what was recorded. */
+    List<String> report() {
+        gpu.synchronize();
+        record Row(String key, int calls, double ms) {
+        }
+        List<Row> rows = new ArrayList<>();
+        double total = 0;
+        for (Map.Entry<String, List<MemorySegment[]>> e : spans.entrySet()) {
+            double ms = 0;
+            for (MemorySegment[] span : e.getValue()) {
+                ms += driver.eventElapsedMillis(span[0], span[1]);
+                driver.eventDestroy(span[0]);
+                driver.eventDestroy(span[1]);
+            }
+            rows.add(new Row(e.getKey(), e.getValue().size(), ms));
+            total += ms;
+        }
+        spans.clear();
+        rows.sort((a, b) -> Double.compare(b.ms, a.ms));
+        List<String> lines = new ArrayList<>();
+        for (Row r : rows) {
+            lines.add(String.format("  %-52s %5d %9.2f ms %5.1f%%", r.key, r.calls, r.ms, 100 * r.ms / total));
+        }
+        lines.add(String.format("  %-52s %5s %9.2f ms", "sum of op times", "", total));
+        return lines;
+    }
+
+    @Override
+    public String name() {
+        return gpu.name();
+    }
+
+    @Override
+    public Tensor allocate(long length) {
+        return gpu.allocate(length);
+    }
+
+    @Override
+    public void upload(Tensor dst, float[] src, int srcOffset, int length) {
+        gpu.upload(dst, src, srcOffset, length);
+    }
+
+    @Override
+    public void download(Tensor src, float[] dst, int dstOffset, int length) {
+        gpu.download(src, dst, dstOffset, length);
+    }
+
+    @Override
+    public void fill(Tensor t, float value) {
+        MemorySegment[] s = begin("fill");
+        gpu.fill(t, value);
+        end(s);
+    }
+
+    @Override
+    public void copy(Tensor dst, Tensor src) {
+        MemorySegment[] s = begin("copy");
+        gpu.copy(dst, src);
+        end(s);
+    }
+
+    @Override
+    public void accumulate(Tensor dst, Tensor src) {
+        MemorySegment[] s = begin("accumulate");
+        gpu.accumulate(dst, src);
+        end(s);
+    }
+
+    @Override
+    public void scale(Tensor t, float factor) {
+        MemorySegment[] s = begin("scale");
+        gpu.scale(t, factor);
+        end(s);
+    }
+
+    @Override
+    public void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
+        MemorySegment[] s = begin("matmul fwd c=" + c + " oc=" + oc);
+        gpu.matmulForward(out, inp, weight, n, c, oc);
+        end(s);
+    }
+
+    @Override
+    public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc) {
+        MemorySegment[] s = begin("matmul bwd c=" + c + " oc=" + oc);
+        gpu.matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc);
+        end(s);
+    }
+
+    @Override
+    public void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps) {
+        MemorySegment[] s = begin("rmsnorm fwd");
+        gpu.rmsnormForward(out, rstd, inp, weight, n, c, eps);
+        end(s);
+    }
+
+    @Override
+    public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c) {
+        MemorySegment[] s = begin("rmsnorm bwd");
+        gpu.rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, n, c);
+        end(s);
+    }
+
+    @Override
+    public void ropeForward(Tensor qkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta) {
+        MemorySegment[] s = begin("rope fwd");
+        gpu.ropeForward(qkv, b, t, nHeads, nKvHeads, headSize, startPos, theta);
+        end(s);
+    }
+
+    @Override
+    public void ropeBackward(Tensor dqkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta) {
+        MemorySegment[] s = begin("rope bwd");
+        gpu.ropeBackward(dqkv, b, t, nHeads, nKvHeads, headSize, startPos, theta);
+        end(s);
+    }
+
+    @Override
+    public void attentionForward(Tensor out, Tensor lse, Tensor qkv, int b, int tq, int tk, int nh, int nkv, int hs) {
+        MemorySegment[] s = begin("attention fwd");
+        gpu.attentionForward(out, lse, qkv, b, tq, tk, nh, nkv, hs);
+        end(s);
+    }
+
+    @Override
+    public void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int b, int t, int nh, int nkv, int hs) {
+        MemorySegment[] s = begin("attention bwd");
+        gpu.attentionBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs);
+        end(s);
+    }
+
+    @Override
+    public void swigluForward(Tensor out, Tensor h, int n, int hidden) {
+        MemorySegment[] s = begin("swiglu fwd");
+        gpu.swigluForward(out, h, n, hidden);
+        end(s);
+    }
+
+    @Override
+    public void swigluBackward(Tensor dh, Tensor dout, Tensor h, int n, int hidden) {
+        MemorySegment[] s = begin("swiglu bwd");
+        gpu.swigluBackward(dh, dout, h, n, hidden);
+        end(s);
+    }
+
+    @Override
+    public void embeddingForward(Tensor out, Tensor table, int[] tokens, int n, int c) {
+        MemorySegment[] s = begin("embedding fwd");
+        gpu.embeddingForward(out, table, tokens, n, c);
+        end(s);
+    }
+
+    @Override
+    public void embeddingBackward(Tensor dtable, Tensor dout, int[] tokens, int n, int c) {
+        MemorySegment[] s = begin("embedding bwd");
+        gpu.embeddingBackward(dtable, dout, tokens, n, c);
+        end(s);
+    }
+
+    @Override
+    public void crossEntropyForwardBackward(Tensor logits, Tensor losses, int[] targets, int n, int v, float gradScale) {
+        MemorySegment[] s = begin("cross-entropy fwd+bwd");
+        gpu.crossEntropyForwardBackward(logits, losses, targets, n, v, gradScale);
+        end(s);
+    }
+
+    @Override
+    public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v) {
+        MemorySegment[] s = begin("cross-entropy fwd");
+        gpu.crossEntropyForward(losses, logits, targets, n, v);
+        end(s);
+    }
+
+    @Override
+    public double sumOfSquares(Tensor t) {
+        MemorySegment[] s = begin("sumOfSquares");
+        try {
+            return gpu.sumOfSquares(t);
+        } finally {
+            end(s);
+        }
+    }
+
+    @Override
+    public void adamwUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, AdamWStep step) {
+        MemorySegment[] s = begin("adamw");
+        gpu.adamwUpdate(params, grads, m, v, step);
+        end(s);
+    }
+}
