@@ -118,6 +118,14 @@ public final class LlamaTokenizer {
         return new LlamaTokenizer(TokenizerFiles.read(file));
     }
 
+    /** The name every command accepts for the built-in tokenizer. */
+    public static final String BUILT_IN_NAME = "llama2";
+
+    /** {@value #BUILT_IN_NAME} for the built-in tokenizer, otherwise a tokenizer file to {@link #load}. */
+    public static LlamaTokenizer open(String nameOrPath) throws IOException {
+        return BUILT_IN_NAME.equals(nameOrPath) ? llama2() : load(Path.of(nameOrPath));
+    }
+
     /** The Llama 2 tokenizer (32000 pieces) shipped on the classpath. */
     public static LlamaTokenizer llama2() {
         try (InputStream in = LlamaTokenizer.class.getResourceAsStream(BUILT_IN)) {

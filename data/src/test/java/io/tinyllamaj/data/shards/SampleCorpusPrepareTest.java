@@ -22,27 +22,7 @@ class SampleCorpusPrepareTest {
     Path dir;
 
     private ShardManifest prepare(CorpusSource source, String glob, String name, LlamaTokenizer llama) throws IOException {
-        DocumentEncoder encoder = new DocumentEncoder() {
-            @Override
-            public int[] encode(String text) {
-                return llama.encode(text, false, false);
-            }
-
-            @Override
-            public int vocabSize() {
-                return llama.vocabSize();
-            }
-
-            @Override
-            public int eosId() {
-                return llama.eosId();
-            }
-
-            @Override
-            public String checksum() {
-                return llama.checksum();
-            }
-        };
+        DocumentEncoder encoder = DocumentEncoder.of(llama);
         PrepareOptions options = new PrepareOptions(source, List.of(SAMPLES.resolve(glob).toString()), dir.resolve(name),
                 2, true, 1 << 18);
         return new PreparePipeline(options, encoder, PrepareProgress.NONE).run().manifest();

@@ -107,6 +107,6 @@ public final class GenerateCommand implements Callable<Integer> {
     }
 
     static LlamaTokenizer loadTokenizer(String name) throws IOException {
-        return name.equals("llama2") ? LlamaTokenizer.llama2() : LlamaTokenizer.load(Path.of(name));
+        return LlamaTokenizer.open(name);
     }
 }

@@ -60,40 +60,16 @@ public final class PrepareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        LlamaTokenizer llama = "llama2".equals(tokenizer) ? LlamaTokenizer.llama2() : LlamaTokenizer.load(Path.of(tokenizer));
+        LlamaTokenizer llama = LlamaTokenizer.open(tokenizer);
         PrepareOptions options = new PrepareOptions(CorpusSource.parse(source), inputs, out, workers, strict, shardTokens);
         PrepareResult result;
         try (PrepareProgress progress = progressFor(System.err)) {
-            result = new PreparePipeline(options, encoderFor(llama), progress).run();
+            result = new PreparePipeline(options, DocumentEncoder.of(llama), progress).run();
         }
         printSummary(result, System.out);
         return 0;
     }
 
-    /** The framing (EOS after each document, no BOS) is the pipeline's; the tokenizer gives bare ids. */
-    private static DocumentEncoder encoderFor(LlamaTokenizer llama) {
-        return new DocumentEncoder() {
-            @Override
-            public int[] encode(String text) {
-                return llama.encode(text, false, false);
-            }
-
-            @Override
-            public int vocabSize() {
-                return llama.vocabSize();
-            }
-
-            @Override
-            public int eosId() {
-                return llama.eosId();
-            }
-
-            @Override
-            public String checksum() {
-                return llama.checksum();
-            }
-        };
-    }
 
     /** A redrawn bar on a terminal; plain lines every 10 s in logs and pipes. */
     private static PrepareProgress progressFor(PrintStream err) {

@@ -28,8 +28,6 @@ import java.util.concurrent.Callable;
         description = "Print token ids, one JSON line {\"ids\": [...]} per input (BOS first unless --no-bos).")
 public final class TokenizeCommand implements Callable<Integer> {
 
-    private static final String BUILT_IN = "llama2";
-
     @Spec
     private CommandSpec spec;
 
@@ -58,7 +56,7 @@ public final class TokenizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        LlamaTokenizer encoder = BUILT_IN.equals(tokenizer) ? LlamaTokenizer.llama2() : LlamaTokenizer.load(Path.of(tokenizer));
+        LlamaTokenizer encoder = LlamaTokenizer.open(tokenizer);
         PrintWriter out = spec.commandLine().getOut();
         if (input.text != null) {
             print(encoder.encode(input.text, !noBos, eos), out);
