@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer;
 
 import io.tinyllamaj.trainer.config.ConfigLoader;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
@@ -56,6 +57,15 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void worldSizeAutoOrLeftOutIsMpirunsOrOne() {
+        Assumptions.assumeTrue(System.getenv("OMPI_COMM_WORLD_SIZE") == null, "this JVM runs under mpirun");
+        assertEquals(1, ConfigLoader.parse("config.yaml", BASE + "distributed: {strategy: ddp, world_size: auto}\n", List.of())
+                .shape().worldSize());
+        assertEquals(1, ConfigLoader.parse("config.yaml", BASE, List.of()).shape().worldSize());
+        assertEquals(1, ConfigLoader.parse("config.yaml", BASE, List.of("distributed.world_size=auto")).shape().worldSize());
+    }
+
+    @Test
     void impossibleCombinationsAreNamed() {
         assertEquals("config.yaml: train.global_batch_size 8 sequences per step is not divisible by "
                 + "train.micro_batch_size x distributed.world_size = 3 x 1", error(BASE.replace("micro_batch_size: 2", "micro_batch_size: 3")));
@@ -64,6 +74,10 @@ class ConfigLoaderTest {
         assertStarts("config.yaml: train.max_steps give exactly one", error(BASE.replace("max_steps: 10", "max_steps: 10, max_tokens: 100")));
         assertStarts("config.yaml: distributed.strategy must be one of none, ddp, fsdp, hybrid", error(BASE + "distributed: {strategy: zero3}\n"));
         assertStarts("config.yaml: distributed.world_size is 2 but distributed.strategy is none", error(BASE + "distributed: {world_size: 2}\n"));
+        assertStarts("config.yaml: distributed.ranks_per_node 8 must divide distributed.world_size 4 for the hybrid strategy",
+                error(BASE + "distributed: {strategy: hybrid, world_size: 4}\n"));
+        assertStarts("config.yaml: distributed.collective_timeout_s must be at least 1 second",
+                error(BASE + "distributed: {collective_timeout_s: 0}\n"));
         assertStarts("config.yaml: train.precision bf16-mixed needs train.device cuda", error(BASE.replace("max_steps: 10", "max_steps: 10, precision: bf16-mixed")));
         assertStarts("config.yaml: data.sources[0].weight must be positive", error(BASE.replace("weight: 0.7", "weight: -1")));
     }

@@ -14,12 +14,18 @@ import java.util.Map;
  * tail). The last {@code valBlocksPerSource} blocks are the validation set and never trained on;
  * the first {@code T = B - valBlocksPerSource} are the training blocks.
  *
- * <p><b>Epochs and ranks.</b> Each epoch of a source is a fresh permutation of its T training
- * blocks, keyed by the seed, the source's name and the epoch number. Rank r of W takes the
- * permutation's entries r, r+W, r+2W, ...: every training block is drawn exactly once per
- * epoch across all ranks (ranks differ by at most one block per epoch; nothing is dropped),
- * and no two ranks ever share a block within an epoch. When a rank has taken its share, that
- * source starts its next epoch.
+ * <p><b>Epochs.</b> Each epoch of a source is a fresh permutation of its T training blocks,
+ * keyed by the seed, the source's name and the epoch number; when all T have been drawn, the
+ * source starts its next epoch. Every training block is drawn exactly once per epoch.
+ *
+ * <p><b>Ranks: one global stream.</b> The draws form one sequence for the whole job, the
+ * same for every world size: draw g picks a source and that source's next permutation entry.
+ * Rank r of W takes the draws r, r+W, r+2W, ...: each call to {@link #nextBlock} advances
+ * the global counters by one round of W draws (all ranks compute every choice, which costs a
+ * few arithmetic operations per draw) and reads only this rank's block. So a step of G
+ * sequences reads the same G blocks on 1 rank or on W ranks, whatever the mixture weights,
+ * no two ranks ever share a draw, and the position (taken between rounds) is identical on
+ * every rank and valid for any other world size: a checkpoint reshards without replaying.
  *
  * <p><b>Mixture.</b> Which source the next block comes from is decided without randomness:
  * the source with the smallest {@code (blocksDrawn + 0.5) / weight} (ties: the earlier source),
@@ -32,14 +38,18 @@ import java.util.Map;
  */
 public final class MixtureSampler {
 
-    /** The complete sampler position; saved in checkpoints (Jackson serialises records as is). */
+    /**
+     * The complete sampler position, the same on every rank; saved in checkpoints (Jackson
+     * serialises records as is). {@code rank} and {@code worldSize} record who saved it; a
+     * position restores on any rank of any world size.
+     */
     public record State(long seed, int seqLen, int rank, int worldSize, boolean shuffle, List<SourcePosition> sources) {
         public State {
             sources = List.copyOf(sources);
         }
     }
 
-    /** One source's position: its epoch, blocks taken by this rank in that epoch, and in total. */
+    /** One source's position: its epoch, blocks drawn (by all ranks) in that epoch, and in total. */
     public record SourcePosition(String name, long trainingBlocks, long epoch, long positionInEpoch, long blocksDrawn) {
     }
 
@@ -95,30 +105,37 @@ public final class MixtureSampler {
             WeightedSource source = sources.get(s);
             long blocks = source.tokens().tokenCount() / blockLength;
             trainingBlocks[s] = blocks - valBlocksPerSource;
-            if (trainingBlocks[s] < worldSize) {
+            if (trainingBlocks[s] < 1) {
                 throw new IllegalArgumentException("source " + source.name() + " (" + source.tokens().name() + ") has "
                         + blocks + " blocks of " + blockLength + " tokens; it needs at least " + valBlocksPerSource
-                        + " for validation plus one per rank (" + worldSize + ")");
+                        + " for validation plus one for training");
             }
             permutation[s] = permutationFor(s, 0);
         }
     }
 
-    /** Fills {@code dst} (length seqLen + 1) with the next training block. */
+    /** Fills {@code dst} (length seqLen + 1) with this rank's block of the next round of draws. */
     public void nextBlock(int[] dst) {
         if (dst.length != blockLength) {
             throw new IllegalArgumentException("block buffer holds " + dst.length + " tokens, expected seq_len + 1 = " + blockLength);
         }
-        int s = nextSource();
-        if (positionInEpoch[s] == blocksPerEpoch(s)) {
-            epoch[s]++;
-            positionInEpoch[s] = 0;
-            permutation[s] = permutationFor(s, epoch[s]);
+        int mine = -1;
+        long block = -1;
+        for (int draw = 0; draw < worldSize; draw++) {
+            int s = nextSource();
+            if (positionInEpoch[s] == trainingBlocks[s]) {
+                epoch[s]++;
+                positionInEpoch[s] = 0;
+                permutation[s] = permutationFor(s, epoch[s]);
+            }
+            if (draw == rank) {
+                mine = s;
+                block = permutation[s].apply(positionInEpoch[s]);
+            }
+            positionInEpoch[s]++;
+            blocksDrawn[s]++;
         }
-        long block = permutation[s].apply(rank + positionInEpoch[s] * worldSize);
-        positionInEpoch[s]++;
-        blocksDrawn[s]++;
-        sources.get(s).tokens().read(block * blockLength, dst, 0, blockLength);
+        sources.get(mine).tokens().read(block * blockLength, dst, 0, blockLength);
     }
 
     private int nextSource() {
@@ -132,11 +149,6 @@ public final class MixtureSampler {
             }
         }
         return best;
-    }
-
-    /** This rank's share of an epoch: the permutation indices r, r+W, ... below T. */
-    private long blocksPerEpoch(int s) {
-        return (trainingBlocks[s] - rank + worldSize - 1) / worldSize;
     }
 
     private BlockPermutation permutationFor(int s, long epochNumber) {
@@ -154,12 +166,13 @@ public final class MixtureSampler {
         return new State(seed, seqLen, rank, worldSize, shuffle, positions);
     }
 
-    /** Continues from a saved position; refuses one taken with other data, seed, length or ranks. */
+    /**
+     * Continues from a saved position, on any rank of any world size (the position is global);
+     * refuses one taken with other data, seed or length.
+     */
     public void restore(State state) {
         requireSame("seed", state.seed(), seed);
         requireSame("seq_len", state.seqLen(), seqLen);
-        requireSame("world size", state.worldSize(), worldSize);
-        requireSame("rank", state.rank(), rank);
         if (state.shuffle() != shuffle) {
             throw new IllegalArgumentException("cannot resume: the data position was saved with shuffle=" + state.shuffle());
         }
@@ -177,7 +190,7 @@ public final class MixtureSampler {
         }
         for (int s = 0; s < sources.size(); s++) {
             SourcePosition saved = state.sources().get(s);
-            if (saved.positionInEpoch() < 0 || saved.positionInEpoch() > blocksPerEpoch(s) || saved.epoch() < 0) {
+            if (saved.positionInEpoch() < 0 || saved.positionInEpoch() > trainingBlocks[s] || saved.epoch() < 0) {
                 throw new IllegalArgumentException("cannot resume: position " + saved.positionInEpoch() + " of epoch "
                         + saved.epoch() + " is outside source " + saved.name());
             }
@@ -195,7 +208,7 @@ public final class MixtureSampler {
         }
     }
 
-    /** Tokens this rank has drawn from each source, training blocks only. */
+    /** Tokens drawn from each source by all ranks together, training blocks only. */
     public Map<String, Long> tokensPerSource() {
         Map<String, Long> tokens = new LinkedHashMap<>();
         for (int s = 0; s < sources.size(); s++) {

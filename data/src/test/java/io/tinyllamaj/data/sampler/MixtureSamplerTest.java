@@ -45,7 +45,7 @@ class MixtureSamplerTest {
         return JSON.readValue(JSON.writeValueAsString(state), MixtureSampler.State.class);
     }
 
-    /** Starcoder's rank-0 epoch is 397/2 blocks; at 0.3 of the draws it ends near draw 662. */
+    /** Starcoder's epoch is 397 blocks of the global stream; at 0.3 of 2 draws per round it ends near round 662. */
     @ParameterizedTest
     @ValueSource(booleans = {true, false})
     void resumeAtAnyPointContinuesTheUninterruptedStream(boolean shuffle) throws Exception {
@@ -120,9 +120,12 @@ class MixtureSamplerTest {
         for (int[] block : draw(sampler, 10_000)) {
             slim += block[0] < 1_000_000 ? 1 : 0;
         }
-        assertEquals(0.7, slim / 10_000.0, 0.01);
-        assertEquals((long) slim * BLOCK, sampler.tokensPerSource().get("slimpajama"));
-        assertEquals((long) (10_000 - slim) * BLOCK, sampler.tokensPerSource().get("starcoder"));
+        for (int[] block : draw(sampler(0, 2, true), 10_000)) {
+            slim += block[0] < 1_000_000 ? 1 : 0;
+        }
+        assertEquals(0.7, slim / 20_000.0, 0.01);
+        assertEquals((long) slim * BLOCK, sampler.tokensPerSource().get("slimpajama"), "counted for all ranks");
+        assertEquals((long) (20_000 - slim) * BLOCK, sampler.tokensPerSource().get("starcoder"));
         assertTrue(sampler.epochs().get("starcoder") >= 5, "starcoder wrapped into new epochs: " + sampler.epochs());
     }
 
@@ -153,12 +156,54 @@ class MixtureSamplerTest {
         assertEquals(BLOCK, slimInOrder.get(1)[0]);
     }
 
+    /**
+     * One global stream: W ranks together read, round by round, exactly the blocks one rank
+     * reads, for any mixture weights; a position saved at one world size continues the same
+     * stream at another (2 ranks -> 1 -> 3), so checkpoints reshard without replaying.
+     */
+    @Test
+    void ranksSplitOneGlobalStreamAndAPositionReshardsToAnyWorldSize() throws Exception {
+        int total = 1200;
+        List<int[]> single = draw(sampler(0, 1, true), total);
+        List<int[]> merged = new ArrayList<>();
+        MixtureSampler.State saved = null;
+        int[][] phases = {{2, 300}, {1, 300}, {3, 600}};
+        for (int[] phase : phases) {
+            int world = phase[0], draws = phase[1];
+            List<List<int[]>> perRank = new ArrayList<>();
+            MixtureSampler.State next = null;
+            for (int rank = 0; rank < world; rank++) {
+                MixtureSampler sampler = sampler(rank, world, true);
+                if (saved != null) {
+                    sampler.restore(roundTrip(saved));
+                }
+                perRank.add(draw(sampler, draws / world));
+                if (rank == 0) {
+                    next = sampler.state();
+                } else {
+                    assertEquals(JSON.writeValueAsString(next.sources()), JSON.writeValueAsString(sampler.state().sources()),
+                            "every rank holds the same position");
+                }
+            }
+            for (int i = 0; i < draws / world; i++) {
+                for (int rank = 0; rank < world; rank++) {
+                    merged.add(perRank.get(rank).get(i));
+                }
+            }
+            saved = next;
+        }
+        assertEquals(total, merged.size());
+        for (int i = 0; i < total; i++) {
+            assertArrayEquals(single.get(i), merged.get(i), "draw " + i);
+        }
+    }
+
     @Test
     void incompatibleResumeIsRefusedWithOneLine() {
         MixtureSampler.State state = sampler(0, 2, true).state();
-        IllegalArgumentException error = assertThrows(IllegalArgumentException.class, () -> sampler(0, 4, true).restore(state));
-        assertEquals("cannot resume: the data position was saved with world size 2, this run has 4", error.getMessage());
-        assertThrows(IllegalArgumentException.class,
+        IllegalArgumentException error = assertThrows(IllegalArgumentException.class,
                 () -> new MixtureSampler(mixture(), SEQ_LEN, 1, 0, 2, 4).restore(state));
+        assertEquals("cannot resume: the data position was saved with seed 3407, this run has 1", error.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> new MixtureSampler(mixture(), SEQ_LEN + 1, 3407, 0, 2, 4).restore(state));
     }
 }

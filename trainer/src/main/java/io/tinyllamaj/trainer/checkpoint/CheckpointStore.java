@@ -49,6 +49,18 @@ import java.util.stream.Stream;
  * checkpoints are pruned by renaming them to {@code .deleting-*} before deleting, so a crash
  * while pruning never leaves a half-deleted directory under a checkpoint name.
  *
+ * <p><b>Several ranks.</b> The weights are whole on every rank and rank 0 writes them once. The
+ * AdamW moments are one flat buffer in the same order, split by rank ({@code Shard}): each
+ * rank that holds a distinct range writes it, in parallel, as {@code adam_m-rankNNNNN.f32}
+ * and {@code adam_v-rankNNNNN.f32} plus {@code part-rankNNNNN.json} (its files' sizes and
+ * SHA-256 and the ranges they hold). After a barrier rank 0 merges the parts into the
+ * manifest, whose {@code moments} section names the file and range of every piece (they must
+ * tile the buffer), then renames and moves {@code latest}; a last barrier returns every rank
+ * with the checkpoint complete. A reader takes any range from the pieces that overlap it, so
+ * a checkpoint loads at any world size; ranges are whole files for a single rank and ddp,
+ * which keeps the single-file format above. The run directory must be on a file system all
+ * ranks share.
+ *
  * <p>On load every file is checked against the manifest; a mismatch is refused with the file
  * named. {@link #findResumable} follows {@code latest} and falls back to the newest checkpoint
  * that verifies when the pointer is missing, torn or points at a damaged checkpoint.
@@ -88,6 +100,15 @@ public final class CheckpointStore {
         return String.format("step-%08d", step);
     }
 
+    /**
+     * This process's part in writing a checkpoint: its rank (0 writes the weights, the state
+     * and the manifest), whether it writes its range of the moments, and a barrier over all
+     * writing processes.
+     */
+    public record Writer(int rank, boolean writesMoments, Runnable barrier) {
+        public static final Writer SINGLE = new Writer(0, true, () -> { });
+    }
+
     /** What a checkpoint holds besides the three tensors. */
     public record Loaded(Path directory, long step, ObjectNode state) {
     }
@@ -100,27 +121,126 @@ public final class CheckpointStore {
      */
     public Path save(long step, Backend backend, Tensor params, Tensor m, Tensor v, ObjectNode state, int keepLast)
             throws IOException {
-        Files.createDirectories(directory);
+        return save(step, backend, params, m, v, 0, Writer.SINGLE, state, keepLast);
+    }
+
+    /**
+     * Writes one checkpoint with all ranks; every rank calls this, {@code m} and {@code v} being
+     * its moments for the range starting at {@code momentOffset} of the flat buffer. Returns
+     * (on every rank, after the last barrier) the complete checkpoint's directory.
+     */
+    public Path save(long step, Backend backend, Tensor params, Tensor m, Tensor v, long momentOffset, Writer writer,
+                     ObjectNode state, int keepLast) throws IOException {
         String name = name(step);
         Path tmp = directory.resolve(name + ".tmp");
-        deleteRecursively(tmp);
-        Files.createDirectories(tmp);
+        boolean lead = writer.rank() == 0;
+        if (lead) {
+            Files.createDirectories(directory);
+            deleteRecursively(tmp);
+            Files.createDirectories(tmp);
+        }
+        writer.barrier().run();
+        if (!Files.isDirectory(tmp)) {
+            throw new IOException("rank " + writer.rank() + " cannot see " + tmp + ", which rank 0 created: the run directory"
+                    + " must be on a file system every rank shares");
+        }
         Map<String, FileEntry> files = new LinkedHashMap<>();
-        files.put(PARAMS, writeTensor(tmp.resolve(PARAMS), backend, params));
-        crashPoint("mid-shards", step);
-        files.put(ADAM_M, writeTensor(tmp.resolve(ADAM_M), backend, m));
-        files.put(ADAM_V, writeTensor(tmp.resolve(ADAM_V), backend, v));
-        state.put("format", FORMAT).put("version", VERSION).put("step", step);
-        files.put(STATE, writeBytes(tmp.resolve(STATE), JSON.writeValueAsBytes(state)));
-        crashPoint("before-manifest", step);
-        ObjectNode manifest = JSON.createObjectNode();
-        manifest.put("format", FORMAT).put("version", VERSION).put("step", step);
-        ObjectNode listed = manifest.putObject("files");
-        files.forEach((file, entry) -> listed.putObject(file).put("bytes", entry.bytes()).put("sha256", entry.sha256()));
-        writeBytes(tmp.resolve(MANIFEST), JSON.writeValueAsBytes(manifest));
-        syncDirectory(tmp);
-
+        ObjectNode pieces = JSON.createObjectNode();
+        if (lead) {
+            files.put(PARAMS, writeTensor(tmp.resolve(PARAMS), backend, params));
+            crashPoint("mid-shards", step);
+        }
+        if (writer.writesMoments()) {
+            boolean whole = momentOffset == 0 && m.length() == params.length();
+            for (Map.Entry<String, Tensor> moment : List.of(Map.entry(ADAM_M, m), Map.entry(ADAM_V, v))) {
+                String file = whole ? moment.getKey() : momentFile(moment.getKey(), writer.rank());
+                files.put(file, writeTensor(tmp.resolve(file), backend, moment.getValue()));
+                pieces.withArray(moment.getKey()).addObject().put("file", file).put("offset", momentOffset)
+                        .put("length", moment.getValue().length());
+            }
+            if (!lead) {
+                ObjectNode part = JSON.createObjectNode();
+                ObjectNode listed = part.putObject("files");
+                files.forEach((file, entry) -> listed.putObject(file).put("bytes", entry.bytes()).put("sha256", entry.sha256()));
+                part.set("moments", pieces);
+                writeBytes(tmp.resolve(partFile(writer.rank())), JSON.writeValueAsBytes(part));
+            }
+        }
+        if (lead) {
+            state.put("format", FORMAT).put("version", VERSION).put("step", step);
+            files.put(STATE, writeBytes(tmp.resolve(STATE), JSON.writeValueAsBytes(state)));
+        }
+        writer.barrier().run();
         Path target = directory.resolve(name);
+        if (lead) {
+            mergeParts(tmp, files, pieces);
+            crashPoint("before-manifest", step);
+            ObjectNode manifest = JSON.createObjectNode();
+            manifest.put("format", FORMAT).put("version", VERSION).put("step", step);
+            ObjectNode listed = manifest.putObject("files");
+            files.forEach((file, entry) -> listed.putObject(file).put("bytes", entry.bytes()).put("sha256", entry.sha256()));
+            if (!files.containsKey(ADAM_M)) {
+                manifest.set("moments", pieces);
+                requireTiling(tmp, pieces, params.length());
+            }
+            writeBytes(tmp.resolve(MANIFEST), JSON.writeValueAsBytes(manifest));
+            syncDirectory(tmp);
+            publish(tmp, target, name, step, keepLast);
+        }
+        writer.barrier().run();
+        return target;
+    }
+
+    static String momentFile(String moment, int rank) {
+        return moment.replace(".f32", String.format("-rank%05d.f32", rank));
+    }
+
+    private static String partFile(int rank) {
+        return String.format("part-rank%05d.json", rank);
+    }
+
+    /** Adds the other ranks' files and moment pieces, from their part files, to rank 0's. */
+    private static void mergeParts(Path tmp, Map<String, FileEntry> files, ObjectNode pieces) throws IOException {
+        List<Path> parts;
+        try (Stream<Path> entries = Files.list(tmp)) {
+            parts = entries.filter(p -> p.getFileName().toString().matches("part-rank\\d{5}\\.json")).sorted().toList();
+        }
+        for (Path part : parts) {
+            byte[] bytes = Files.readAllBytes(part);
+            JsonNode tree = JSON.readTree(bytes);
+            for (Map.Entry<String, JsonNode> file : tree.path("files").properties()) {
+                files.put(file.getKey(), new FileEntry(file.getValue().path("bytes").asLong(), file.getValue().path("sha256").asText()));
+            }
+            for (Map.Entry<String, JsonNode> moment : tree.path("moments").properties()) {
+                moment.getValue().forEach(piece -> pieces.withArray(moment.getKey()).add(piece));
+            }
+            files.put(part.getFileName().toString(), new FileEntry(bytes.length, HexFormat.of().formatHex(sha256().digest(bytes))));
+        }
+    }
+
+    /** The pieces of each moment must cover [0, n) exactly once, or a rank's shard is missing. */
+    private static void requireTiling(Path checkpoint, JsonNode pieces, long n) throws CorruptCheckpointException {
+        for (String moment : List.of(ADAM_M, ADAM_V)) {
+            List<JsonNode> sorted = new ArrayList<>();
+            pieces.path(moment).forEach(sorted::add);
+            sorted.sort(Comparator.comparingLong(p -> p.path("offset").asLong()));
+            long next = 0;
+            for (JsonNode piece : sorted) {
+                if (piece.path("offset").asLong() != next) {
+                    throw new CorruptCheckpointException("checkpoint " + checkpoint + ": the " + moment + " shards leave values "
+                            + next + ".." + (piece.path("offset").asLong() - 1) + " uncovered (a rank's shard is missing)");
+                }
+                next += piece.path("length").asLong();
+            }
+            if (next != n) {
+                throw new CorruptCheckpointException("checkpoint " + checkpoint + ": the " + moment + " shards cover " + next
+                        + " of the model's " + n + " values");
+            }
+        }
+    }
+
+    /** Renames the finished directory into place, then moves {@code latest} to it, then prunes. */
+    private void publish(Path tmp, Path target, String name, long step, int keepLast) throws IOException {
         if (Files.exists(target)) {
             Path old = directory.resolve(".deleting-" + name);
             deleteRecursively(old);
@@ -136,7 +256,6 @@ public final class CheckpointStore {
         move(latestTmp, directory.resolve(LATEST));
         syncDirectory(directory);
         prune(keepLast, name, step);
-        return target;
     }
 
     private record FileEntry(long bytes, String sha256) {
@@ -221,7 +340,7 @@ public final class CheckpointStore {
         return found;
     }
 
-    static long stepOf(Path checkpoint) {
+    public static long stepOf(Path checkpoint) {
         Matcher matcher = NAME.matcher(checkpoint.getFileName().toString());
         if (!matcher.matches()) {
             throw new IllegalArgumentException(checkpoint + " is not a checkpoint directory (expected a name like step-00001000)");
@@ -312,10 +431,22 @@ public final class CheckpointStore {
             throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " is not a "
                     + FORMAT + " version " + VERSION + " manifest");
         }
-        for (String required : List.of(PARAMS, ADAM_M, ADAM_V, STATE)) {
+        boolean sharded = manifest.has("moments");
+        for (String required : sharded ? List.of(PARAMS, STATE) : List.of(PARAMS, ADAM_M, ADAM_V, STATE)) {
             if (!manifest.path("files").has(required)) {
                 throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " does not list " + required);
             }
+        }
+        if (sharded) {
+            for (String moment : List.of(ADAM_M, ADAM_V)) {
+                for (JsonNode piece : manifest.path("moments").path(moment)) {
+                    if (!manifest.path("files").has(piece.path("file").asText())) {
+                        throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " does not list "
+                                + piece.path("file").asText());
+                    }
+                }
+            }
+            requireTiling(checkpoint, manifest.path("moments"), manifest.path("files").path(PARAMS).path("bytes").asLong() / Float.BYTES);
         }
         for (Map.Entry<String, JsonNode> entry : manifest.path("files").properties()) {
             Path file = checkpoint.resolve(entry.getKey());
@@ -341,8 +472,8 @@ public final class CheckpointStore {
     public static Loaded load(Path checkpoint, Backend backend, Tensor params, Tensor m, Tensor v) throws IOException {
         verify(checkpoint);
         readTensor(checkpoint.resolve(PARAMS), backend, params);
-        readTensor(checkpoint.resolve(ADAM_M), backend, m);
-        readTensor(checkpoint.resolve(ADAM_V), backend, v);
+        readMoments(checkpoint, ADAM_M, 0, backend, m);
+        readMoments(checkpoint, ADAM_V, 0, backend, v);
         return new Loaded(checkpoint, stepOf(checkpoint), readState(checkpoint));
     }
 
@@ -356,9 +487,53 @@ public final class CheckpointStore {
             throw new IllegalArgumentException("cannot resume: " + file + " holds " + Files.size(file) / Float.BYTES
                     + " values, the model has " + length);
         }
+        readRange(file, 0, backend, tensor);
+    }
+
+    /**
+     * Reads the range {@code [offset, offset + tensor.length())} of a moment's flat buffer
+     * ({@link #ADAM_M} or {@link #ADAM_V}) from whichever files hold it: the whole file, or the
+     * rank pieces the manifest names, however the saving run was split.
+     */
+    public static void readMoments(Path checkpoint, String moment, long offset, Backend backend, Tensor tensor)
+            throws IOException {
+        JsonNode pieces = JSON.readTree(checkpoint.resolve(MANIFEST).toFile()).path("moments").path(moment);
+        if (pieces.isMissingNode()) {
+            Path file = checkpoint.resolve(moment);
+            long values = Files.size(file) / Float.BYTES;
+            if (offset + tensor.length() > values) {
+                throw new IllegalArgumentException("cannot resume: " + file + " holds " + values + " values, this rank needs "
+                        + offset + ".." + (offset + tensor.length() - 1));
+            }
+            readRange(file, offset, backend, tensor);
+            return;
+        }
+        long end = offset + tensor.length(), covered = 0;
+        for (JsonNode piece : pieces) {
+            long from = Math.max(offset, piece.path("offset").asLong());
+            long to = Math.min(end, piece.path("offset").asLong() + piece.path("length").asLong());
+            if (from < to) {
+                readRange(checkpoint.resolve(piece.path("file").asText()), from - piece.path("offset").asLong(), backend,
+                        tensor.slice(from - offset, to - from));
+                covered += to - from;
+            }
+        }
+        if (covered != tensor.length()) {
+            throw new CorruptCheckpointException("checkpoint " + checkpoint + ": the " + moment + " shards hold " + covered
+                    + " of the " + tensor.length() + " values this rank needs");
+        }
+    }
+
+    /** Fills {@code tensor} from {@code file}, starting {@code fileOffset} values in. */
+    private static void readRange(Path file, long fileOffset, Backend backend, Tensor tensor) throws IOException {
+        long length = tensor.length();
+        if (length == 0) {
+            return;
+        }
         float[] chunk = new float[(int) Math.min(CHUNK_FLOATS, length)];
         ByteBuffer bytes = ByteBuffer.allocate(chunk.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
         try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
+            in.position(fileOffset * Float.BYTES);
             for (long offset = 0; offset < length; offset += chunk.length) {
                 int n = (int) Math.min(chunk.length, length - offset);
                 bytes.clear();

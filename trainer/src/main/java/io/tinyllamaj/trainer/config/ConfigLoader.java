@@ -116,6 +116,7 @@ public final class ConfigLoader {
         for (String override : overrides) {
             overridden.add(applyOverride((ObjectNode) tree, override));
         }
+        resolveWorldSize((ObjectNode) tree);
         TrainingConfig config;
         try {
             config = YAML.treeToValue(tree, TrainingConfig.class);
@@ -146,6 +147,34 @@ public final class ConfigLoader {
     /** The config as a tree, for checkpoints. */
     public static JsonNode toTree(TrainingConfig config) {
         return YAML.valueToTree(config);
+    }
+
+    /**
+     * {@code distributed.world_size} left out or {@code auto}: the number of ranks mpirun
+     * started ({@code OMPI_COMM_WORLD_SIZE}), 1 outside mpirun. A number stays as given and is
+     * checked against mpirun's when the run starts.
+     */
+    static void resolveWorldSize(ObjectNode root) {
+        JsonNode section = root.get("distributed");
+        JsonNode given = section == null ? null : section.get("world_size");
+        if (given != null && !given.isNull() && !(given.isTextual() && given.asText().equals("auto"))) {
+            return;
+        }
+        if (section == null || section.isNull()) {
+            section = root.putObject("distributed");
+        }
+        if (section instanceof ObjectNode object) {
+            object.put("world_size", launchedWorldSize());
+        }
+    }
+
+    private static int launchedWorldSize() {
+        String size = System.getenv("OMPI_COMM_WORLD_SIZE");
+        try {
+            return size == null ? 1 : Integer.parseInt(size.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("OMPI_COMM_WORLD_SIZE is '" + size + "', not a number");
+        }
     }
 
     // ---- overrides ----
@@ -304,6 +333,11 @@ public final class ConfigLoader {
         check.that(dist.worldSize() >= 1, "distributed.world_size", "must be at least 1, got " + dist.worldSize());
         check.that(!dist.strategy().equals("none") || dist.worldSize() == 1, "distributed.world_size",
                 "is " + dist.worldSize() + " but distributed.strategy is none (use ddp, fsdp or hybrid)");
+        check.that(!dist.strategy().equals("hybrid") || (dist.ranksPerNode() >= 1 && dist.worldSize() % dist.ranksPerNode() == 0),
+                "distributed.ranks_per_node", dist.ranksPerNode() + " must divide distributed.world_size " + dist.worldSize()
+                        + " for the hybrid strategy");
+        check.that(dist.collectiveTimeoutS() >= 1, "distributed.collective_timeout_s",
+                "must be at least 1 second, got " + dist.collectiveTimeoutS());
 
         TrainingConfig.Train t = c.train();
         check.that(t.microBatchSize() >= 1, "train.micro_batch_size", "must be at least 1, got " + t.microBatchSize());

@@ -22,7 +22,7 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
         eval = eval != null ? eval : new Eval(null, null);
         checkpoint = checkpoint != null ? checkpoint : new Checkpoint(null, null);
         logging = logging != null ? logging : new Logging(null, null);
-        distributed = distributed != null ? distributed : new Distributed(null, null);
+        distributed = distributed != null ? distributed : new Distributed(null, null, null, null);
     }
 
     /**
@@ -159,11 +159,18 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
         }
     }
 
-    /** How ranks split the work (implemented by the distributed launcher; validated here). */
-    public record Distributed(String strategy, Integer worldSize) {
+    /**
+     * How ranks split the work (docs/distributed.md). {@code worldSize} left out (or
+     * {@code auto} in YAML) is the number of ranks mpirun started, 1 without mpirun; a number
+     * must equal it. {@code ranksPerNode}: the shard group of hybrid (one node of GPUs).
+     * {@code collectiveTimeoutS}: a collective waiting longer ends the job, naming itself.
+     */
+    public record Distributed(String strategy, Integer worldSize, Integer ranksPerNode, Integer collectiveTimeoutS) {
         public Distributed {
             strategy = strategy != null ? strategy : "none";
             worldSize = worldSize != null ? worldSize : 1;
+            ranksPerNode = ranksPerNode != null ? ranksPerNode : 8;
+            collectiveTimeoutS = collectiveTimeoutS != null ? collectiveTimeoutS : 600;
         }
     }
 }

@@ -78,12 +78,12 @@ public final class TrainingData implements AutoCloseable {
             log.println("preparing data source " + source.name() + " from " + String.join(", ", source.prepare().inputs())
                     + " into " + out + " (first use)");
         }
-        LlamaTokenizer tokenizer = tokenizerName.equals("llama2") ? LlamaTokenizer.llama2()
+        LlamaTokenizer tokenizer = tokenizerName.equals(LlamaTokenizer.BUILT_IN_NAME) ? LlamaTokenizer.llama2()
                 : LlamaTokenizer.load(ProjectPaths.resolveOutput(tokenizerName));
         PrepareOptions options = new PrepareOptions(CorpusSource.parse(source.prepare().format()), inputs, out,
                 Math.max(1, Runtime.getRuntime().availableProcessors()), false, PrepareOptions.DEFAULT_SHARD_TOKENS);
         try (LogProgress progress = new LogProgress(log, Duration.ofSeconds(10))) {
-            PrepareResult result = new PreparePipeline(options, encoderFor(tokenizer), progress).run();
+            PrepareResult result = new PreparePipeline(options, DocumentEncoder.of(tokenizer), progress).run();
             if (fresh) {
                 log.printf("prepared %s: %,d documents, %,d tokens in %.1f s%n", source.name(),
                         result.manifest().documents(), result.manifest().tokens(), result.seconds());
@@ -91,29 +91,6 @@ public final class TrainingData implements AutoCloseable {
         }
     }
 
-    private static DocumentEncoder encoderFor(LlamaTokenizer tokenizer) {
-        return new DocumentEncoder() {
-            @Override
-            public int[] encode(String text) {
-                return tokenizer.encode(text, false, false);
-            }
-
-            @Override
-            public int vocabSize() {
-                return tokenizer.vocabSize();
-            }
-
-            @Override
-            public int eosId() {
-                return tokenizer.eosId();
-            }
-
-            @Override
-            public String checksum() {
-                return tokenizer.checksum();
-            }
-        };
-    }
 
     @Override
     public void close() {

@@ -47,6 +47,11 @@ final class DataParallel implements Strategy {
     }
 
     @Override
+    public boolean savesOptimizerShard() {
+        return rank() == 0;
+    }
+
+    @Override
     public double afterBackward(LlamaModel model) {
         Backend backend = model.backend();
         Tensor gradients = model.gradients();

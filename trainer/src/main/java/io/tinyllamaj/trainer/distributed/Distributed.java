@@ -44,7 +44,8 @@ public final class Distributed {
         Launch launch = Launch.detect();
         if (launch.worldSize() != worldSize) {
             throw new IllegalArgumentException("distributed.world_size is " + worldSize + " but "
-                    + (Mpi.launchedByMpirun() ? "mpirun started " + launch.worldSize() + " ranks"
+                    + (Mpi.launchedByMpirun() ? "mpirun started " + launch.worldSize() + " ranks (leave distributed.world_size"
+                    + " out, or set it to auto, to take mpirun's)"
                     : "this process was not started by mpirun (use: mpirun -np " + worldSize + " tinyllama pretrain ...)"));
         }
         if (strategy.equals("none") && worldSize != 1) {

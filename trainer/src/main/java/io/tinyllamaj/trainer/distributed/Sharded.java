@@ -70,6 +70,11 @@ final class Sharded implements Strategy {
     }
 
     @Override
+    public boolean savesOptimizerShard() {
+        return replicaGroup.rank() == 0;
+    }
+
+    @Override
     public double afterBackward(LlamaModel model) {
         Backend backend = model.backend();
         Tensor gradients = model.gradients();

@@ -39,6 +39,12 @@ public interface Strategy extends AutoCloseable {
     Shard optimizerShard(long parameterCount);
 
     /**
+     * Whether this rank writes its {@link #optimizerShard} into a checkpoint: one rank per
+     * distinct shard (rank 0 for ddp, every rank for fsdp, the first node's ranks for hybrid).
+     */
+    boolean savesOptimizerShard();
+
+    /**
      * Turns this rank's gradients of its own mean loss into the gradients of the global mean
      * loss, over {@link #optimizerShard} at least (outside it they may be partial sums), and
      * returns the squared L2 norm of the whole global gradient: the same value on every rank,

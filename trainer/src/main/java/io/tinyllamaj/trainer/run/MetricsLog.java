@@ -53,6 +53,11 @@ public final class MetricsLog implements AutoCloseable {
                 StandardOpenOption.APPEND));
     }
 
+    /** A log that writes nothing: ranks other than 0. */
+    public static MetricsLog discard() {
+        return new MetricsLog(new BufferedWriter(java.io.Writer.nullWriter()));
+    }
+
     public static ObjectNode newRecord() {
         return JSON.createObjectNode();
     }

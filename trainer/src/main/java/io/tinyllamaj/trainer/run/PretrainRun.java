@@ -9,13 +9,17 @@ import io.tinyllamaj.trainer.config.ConfigLoader;
 import io.tinyllamaj.trainer.config.RunShape;
 import io.tinyllamaj.trainer.config.TrainingConfig;
 import io.tinyllamaj.trainer.data.TrainingData;
+import io.tinyllamaj.trainer.distributed.Distributed;
+import io.tinyllamaj.trainer.distributed.Strategy;
 
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
@@ -39,6 +43,12 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         overrides = List.copyOf(overrides);
     }
 
+    /**
+     * Runs the whole command on this rank. Under mpirun every rank calls it: all of them open
+     * the strategy and the data and train together; rank 0 alone prints, writes config.yaml,
+     * metrics and plots, and chooses the checkpoint to resume from. An error on any rank ends
+     * every rank at once (MPI_Abort) after one line naming it.
+     */
     public Trainer.Outcome execute(StopSignal stop, Trainer.Hooks hooks, PrintStream log) throws IOException {
         if (resume != null && initFrom != null) {
             throw new IllegalArgumentException("--resume and --init-from exclude each other: a resumed run has its weights already");
@@ -46,33 +56,58 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         Path runDirectory = runDirectory();
         ConfigLoader.Loaded loaded = loadConfig(runDirectory);
         TrainingConfig config = loaded.config();
-        RunShape shape = loaded.shape();
-        if (shape.worldSize() != 1) {
-            throw new IllegalArgumentException("distributed.world_size is " + shape.worldSize()
-                    + ": this launcher trains one rank (try the recipe on one device with --set distributed.strategy=none"
-                    + " --set distributed.world_size=1)");
+        TrainingConfig.Distributed dist = config.distributed();
+        Distributed.Launch launch = Distributed.Launch.detect();
+        Backend backend = Backends.create(config.train().device(), gpuOf(launch));
+        Strategy strategy;
+        try {
+            strategy = Distributed.open(dist.strategy(), dist.worldSize(), dist.ranksPerNode(),
+                    Duration.ofSeconds(dist.collectiveTimeoutS()), backend, System.err);
+        } catch (RuntimeException e) {
+            backend.close();
+            throw e;
         }
+        try (strategy; backend) {
+            try {
+                return train(loaded, runDirectory, strategy, backend, stop, hooks,
+                        strategy.rank() == 0 ? log : new PrintStream(OutputStream.nullOutputStream()));
+            } catch (Throwable t) {
+                if (strategy.worldSize() > 1) {
+                    strategy.abort(t); // before close(): MPI_Finalize would wait for ranks that are not coming
+                }
+                throw t;
+            }
+        }
+    }
+
+    private Trainer.Outcome train(ConfigLoader.Loaded loaded, Path runDirectory, Strategy strategy, Backend backend,
+                                  StopSignal stop, Trainer.Hooks hooks, PrintStream log) throws IOException {
+        TrainingConfig config = loaded.config();
+        RunShape shape = loaded.shape();
+        boolean lead = strategy.rank() == 0;
         CheckpointStore checkpoints = new CheckpointStore(runDirectory);
-        Optional<Path> checkpoint = chooseCheckpoint(runDirectory, checkpoints, log);
+        Optional<Path> checkpoint = agreeOnCheckpoint(runDirectory, checkpoints, strategy, log);
 
         String yaml = ConfigLoader.toYaml(config);
         log.println("effective config (config hash " + Trainer.configHash(config, shape) + "):");
         log.print(yaml.indent(2));
-        log.printf(Locale.ROOT, "model %s: %,d parameters; %d steps of %,d tokens (%d x %d micro-batch x %d accumulation); "
-                        + "%,d tokens in all%n", shape.model().name(), shape.model().parameterCount(), shape.maxSteps(),
-                shape.tokensPerStep(), shape.microBatch(), shape.seqLen(), shape.accumulation(),
-                shape.maxSteps() * shape.tokensPerStep());
-        Files.createDirectories(runDirectory);
-        writeAtomically(runDirectory.resolve("config.yaml"), yaml);
-        checkpoints.cleanLeftovers();
+        log.printf(Locale.ROOT, "model %s: %,d parameters; %d steps of %,d tokens (%d x %d micro-batch x %d accumulation x %d ranks, "
+                        + "%s); %,d tokens in all%n", shape.model().name(), shape.model().parameterCount(), shape.maxSteps(),
+                shape.tokensPerStep(), shape.microBatch(), shape.seqLen(), shape.accumulation(), shape.worldSize(),
+                strategy.name(), shape.maxSteps() * shape.tokensPerStep());
+        if (lead) {
+            Files.createDirectories(runDirectory);
+            writeAtomically(runDirectory.resolve("config.yaml"), yaml);
+            checkpoints.cleanLeftovers();
+        }
 
-        try (Backend backend = Backends.create(config.train().device());
-             TrainingData data = TrainingData.open(config, shape, 0, log)) {
+        try (TrainingData data = TrainingData.open(config, shape, strategy.rank(), log)) {
             LlamaModel model = new LlamaModel(backend, shape.model());
             long resumedStep = 0;
-            try (MetricsLog metrics = openMetrics(runDirectory, checkpoint);
+            try (MetricsLog metrics = lead ? openMetrics(runDirectory, checkpoint) : MetricsLog.discard();
                  Progress progress = Progress.create(config.train().startStep(), shape.maxSteps(), log)) {
-                Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, metrics, progress, stop, hooks);
+                Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, metrics, progress, stop, hooks,
+                        strategy);
                 if (checkpoint.isPresent()) {
                     trainer.resume(checkpoint.get());
                     resumedStep = trainer.step();
@@ -90,10 +125,41 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 log.printf(Locale.ROOT, "%s at step %d/%d after %.1f s (%,d tokens seen, %d steps skipped); run directory %s%n",
                         outcome == Trainer.Outcome.FINISHED ? "finished" : "stopped", trainer.step(), shape.maxSteps(),
                         seconds, trainer.tokensSeen(), trainer.skippedSteps(), runDirectory);
-                writePlots(runDirectory, log);
+                if (lead) {
+                    writePlots(runDirectory, log);
+                }
                 return outcome;
             }
         }
+    }
+
+    /** Under mpirun each rank drives the GPU of its local rank, or the only one its launcher left visible. */
+    private static int gpuOf(Distributed.Launch launch) {
+        String visible = System.getenv("CUDA_VISIBLE_DEVICES");
+        return visible != null && !visible.isBlank() && !visible.contains(",") ? 0 : launch.localRank();
+    }
+
+    /**
+     * Rank 0 chooses (and verifies) the checkpoint; the others take the same step's directory,
+     * so the files are hashed once and every rank resumes from the same place.
+     */
+    private Optional<Path> agreeOnCheckpoint(Path runDirectory, CheckpointStore checkpoints, Strategy strategy, PrintStream log)
+            throws IOException {
+        Optional<Path> chosen = strategy.rank() == 0 ? chooseCheckpoint(runDirectory, checkpoints, log) : Optional.empty();
+        if (strategy.worldSize() == 1) {
+            return chosen;
+        }
+        double agreed = strategy.world().allReduceMax(chosen.map(p -> (double) CheckpointStore.stepOf(p)).orElse(-1.0));
+        if (strategy.rank() == 0) {
+            return chosen;
+        }
+        if (agreed < 0) {
+            return Optional.empty();
+        }
+        Path base = resume.equals("auto") || Files.isDirectory(Path.of(resume).resolve("checkpoints"))
+                ? new CheckpointStore(resume.equals("auto") ? runDirectory : Path.of(resume)).directory()
+                : Path.of(resume).toAbsolutePath().getParent();
+        return Optional.of(base.resolve(CheckpointStore.name((long) agreed)));
     }
 
     private Path runDirectory() {

@@ -16,6 +16,8 @@ import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
 import io.tinyllamaj.trainer.config.ConfigLoader;
 import io.tinyllamaj.trainer.config.RunShape;
 import io.tinyllamaj.trainer.config.TrainingConfig;
+import io.tinyllamaj.trainer.distributed.Shard;
+import io.tinyllamaj.trainer.distributed.Strategy;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -29,18 +31,21 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * The pretraining loop, TinyLlama's recipe on one rank. Each optimizer step:
+ * The pretraining loop, TinyLlama's recipe, on one rank or on each of W ranks. Each optimizer step:
  * <pre>
  *   lr = schedule(step)                          TinyLlama's per-iteration warmup + cosine
  *   zero gradients
- *   repeat A times: next micro-batch of blocks; forward + backward, gradients accumulate
- *                   (dloss/dlogits scaled by 1/tokens of the step, so the loss is the mean)
- *   norm = ||gradients||_2 over every parameter
- *   if loss or norm is not finite: skip the update (weights and moments untouched), count it
- *   else AdamW(lr, gradients * min(1, clip / (norm + 1e-6)))   (torch's clip_grad_norm_)
+ *   repeat A times: this rank's next micro-batch; forward + backward, gradients accumulate
+ *                   (dloss/dlogits scaled by 1/this rank's tokens of the step: its mean loss)
+ *   norm = ||gradients of the global mean loss||_2     strategy.afterBackward (all-reduce or
+ *                                                      reduce-scatter, then / W)
+ *   if any rank's loss or the norm is not finite: skip the update on every rank, count it
+ *   else AdamW(lr, gradients * min(1, clip / (norm + 1e-6)))   (torch's clip_grad_norm_), through
+ *        strategy.step: all moments (ddp) or this rank's shard of them (fsdp, hybrid)
  * </pre>
- * then, at their intervals, a metrics line, a validation pass over held-out blocks and a
- * checkpoint. SIGTERM/SIGINT end the run at the next step boundary with a checkpoint.
+ * then, at their intervals, a metrics line (rank 0), a validation pass over held-out blocks and
+ * a checkpoint. SIGTERM/SIGINT on any rank end the run on every rank at the next step boundary
+ * with one checkpoint. Every decision (skip, stop, clip) is taken from values all ranks share.
  *
  * <p>Everything that decides the next step lives in a checkpoint: the fp32 weights, the
  * AdamW moments, the counters below and the sampler position. The loop draws no random
@@ -70,7 +75,9 @@ public final class Trainer {
     private final Progress progress;
     private final StopSignal stop;
     private final Hooks hooks;
+    private final Strategy strategy;
     private final LearningRateSchedule schedule;
+    private final Shard optimizerShard;
     private final Tensor adamM;
     private final Tensor adamV;
     private final Double peakFlops;
@@ -88,7 +95,8 @@ public final class Trainer {
     private long lastCheckpointStep = -1;
 
     public Trainer(TrainingConfig config, RunShape shape, LlamaModel model, MixtureSampler sampler,
-                   CheckpointStore checkpoints, MetricsLog metrics, Progress progress, StopSignal stop, Hooks hooks) {
+                   CheckpointStore checkpoints, MetricsLog metrics, Progress progress, StopSignal stop, Hooks hooks,
+                   Strategy strategy) {
         this.config = config;
         this.shape = shape;
         this.model = model;
@@ -99,10 +107,15 @@ public final class Trainer {
         this.progress = progress;
         this.stop = stop;
         this.hooks = hooks;
+        this.strategy = strategy;
+        if (strategy.worldSize() != shape.worldSize()) {
+            throw new IllegalArgumentException("the strategy has " + strategy.worldSize() + " ranks, the config "
+                    + shape.worldSize());
+        }
         this.schedule = LearningRateSchedule.of(config.train(), shape);
-        long n = model.layout().total();
-        this.adamM = backend.allocate(n);
-        this.adamV = backend.allocate(n);
+        this.optimizerShard = strategy.optimizerShard(model.layout().total());
+        this.adamM = backend.allocate(optimizerShard.length());
+        this.adamV = backend.allocate(optimizerShard.length());
         this.peakFlops = peakFlops(config);
         this.block = new int[shape.seqLen() + 1];
         this.tokens = new int[shape.microBatch() * shape.seqLen()];
@@ -122,14 +135,25 @@ public final class Trainer {
         HfCheckpoint.loadWeights(directory, model);
     }
 
-    /** Continues from a checkpoint (already chosen and named by the caller); refuses an incompatible one. */
+    /**
+     * Continues from a checkpoint (already chosen, and verified by the caller on rank 0);
+     * refuses an incompatible one. A checkpoint saved at another world size reshards: the
+     * weights are whole, the moments are read for this rank's range of the flat buffer from
+     * whichever files hold it, and the data position is global ({@link MixtureSampler}).
+     */
     public void resume(Path checkpoint) throws IOException {
-        CheckpointStore.verify(checkpoint);
         ObjectNode state = CheckpointStore.readState(checkpoint);
         requireCompatible(checkpoint, state.path("fingerprint"));
+        int savedAccumulation = state.path("accumulation").asInt(shape.accumulation());
+        if (savedAccumulation != shape.accumulation()) {
+            progress.message(String.format(Locale.ROOT, "warning: the checkpoint was trained with %d accumulation steps (%s ranks), "
+                            + "this run takes %d; TinyLlama's schedule counts micro-batch iterations, so the learning rate shifts "
+                            + "slightly (keep train.micro_batch_size x world size constant to avoid it)", savedAccumulation,
+                    state.path("world_size").asText("1"), shape.accumulation()));
+        }
         CheckpointStore.readTensor(checkpoint.resolve(CheckpointStore.PARAMS), backend, model.parameters());
-        CheckpointStore.readTensor(checkpoint.resolve(CheckpointStore.ADAM_M), backend, adamM);
-        CheckpointStore.readTensor(checkpoint.resolve(CheckpointStore.ADAM_V), backend, adamV);
+        CheckpointStore.readMoments(checkpoint, CheckpointStore.ADAM_M, optimizerShard.offset(), backend, adamM);
+        CheckpointStore.readMoments(checkpoint, CheckpointStore.ADAM_V, optimizerShard.offset(), backend, adamV);
         step = state.path("step").asLong();
         updates = state.path("updates").asLong();
         tokensSeen = state.path("tokens_seen").asLong();
@@ -163,7 +187,6 @@ public final class Trainer {
         parts.put("train.seq_len", Integer.toString(shape.seqLen()));
         parts.put("train.global_batch_size", Long.toString(shape.globalBatchSequences()));
         parts.put("train.seed", Long.toString(config.train().seed()));
-        parts.put("distributed.world_size", Integer.toString(shape.worldSize()));
         StringBuilder sources = new StringBuilder();
         for (TrainingConfig.Source s : config.data().sources()) {
             sources.append(sources.isEmpty() ? "" : ", ").append(s.name()).append(':').append(s.weight());
@@ -194,8 +217,10 @@ public final class Trainer {
         long windowStart = System.nanoTime();
         long windowTokens = 0;
         while (step < maxSteps) {
-            if (stop.requested()) {
-                progress.message(stop.reason() + " received: saving a checkpoint at step " + step);
+            boolean stopHere = stop.requested();
+            if (strategy.anyRank(stopHere)) {
+                progress.message((stopHere ? stop.reason() + " received" : "a stop signal reached another rank")
+                        + ": saving a checkpoint at step " + step);
                 saveCheckpoint();
                 return Outcome.STOPPED;
             }
@@ -257,9 +282,10 @@ public final class Trainer {
             lossSum += model.forwardBackward(tokens, targets, microBatch, seqLen, gradScale);
         }
         hooks.afterBackward(step, model);
-        double loss = lossSum / shape.tokensPerRankStep();
-        double gradNorm = Math.sqrt(backend.sumOfSquares(model.gradients()));
-        boolean skipped = !Double.isFinite(loss) || !Double.isFinite(gradNorm);
+        double localLoss = lossSum / shape.tokensPerRankStep();
+        double gradNorm = Math.sqrt(strategy.afterBackward(model));
+        double loss = strategy.meanOverRanks(localLoss);
+        boolean skipped = strategy.anyRank(!Double.isFinite(localLoss) || !Double.isFinite(gradNorm));
         if (skipped) {
             skippedSteps++;
             consecutiveSkipped++;
@@ -267,7 +293,7 @@ public final class Trainer {
             consecutiveSkipped = 0;
             float clip = t.gradClip() > 0 ? (float) Math.min(1.0, t.gradClip() / (gradNorm + 1e-6)) : 1f;
             updates++;
-            backend.adamwUpdate(model.parameters(), model.gradients(), adamM, adamV,
+            strategy.step(model, adamM, adamV,
                     new AdamWStep((float) lr, t.beta1().floatValue(), t.beta2().floatValue(), t.eps().floatValue(),
                             t.weightDecay().floatValue(), Math.toIntExact(updates), clip));
         }
@@ -276,14 +302,17 @@ public final class Trainer {
         return new StepResult(loss, gradNorm, lr, firstToken, skipped);
     }
 
-    /** Mean loss over the held-out blocks, in micro-batches of the training shape (padding rows are ignored). */
+    /**
+     * Mean loss over the held-out blocks, in micro-batches of the training shape (padding rows
+     * are ignored); rank r evaluates the micro-batches r, r+W, ... and the sums are combined.
+     */
     private double evaluate() {
         Integer limit = config.eval().blocks();
         List<int[]> blocks = sampler.validationBlocks(limit == null ? Integer.MAX_VALUE : limit);
         int microBatch = shape.microBatch(), seqLen = shape.seqLen();
         double sum = 0;
         long count = 0;
-        for (int first = 0; first < blocks.size(); first += microBatch) {
+        for (int first = strategy.rank() * microBatch; first < blocks.size(); first += strategy.worldSize() * microBatch) {
             int rows = Math.min(microBatch, blocks.size() - first);
             for (int row = 0; row < microBatch; row++) {
                 int[] source = blocks.get(first + Math.min(row, rows - 1));
@@ -299,6 +328,10 @@ public final class Trainer {
                 sum += losses[i];
             }
             count += (long) rows * seqLen;
+        }
+        if (strategy.worldSize() > 1) {
+            sum = strategy.world().allReduceSum(sum);
+            count = Math.round(strategy.world().allReduceSum(count));
         }
         return sum / count;
     }
@@ -337,25 +370,54 @@ public final class Trainer {
 
     // ---- checkpoints ----
 
+    /**
+     * One complete checkpoint, written by all ranks together (docs/training.md): rank 0 the
+     * weights and the state, each rank holding a distinct moment shard that shard, in parallel;
+     * rank 0 writes the manifest last, after a barrier, and moves {@code latest}.
+     */
     public Path saveCheckpoint() throws IOException {
         if (lastCheckpointStep == step) {
             return checkpoints.directory().resolve(CheckpointStore.name(step));
         }
+        MixtureSampler.State position = sampler.state();
+        requireSamePositionOnEveryRank(position);
         ObjectNode state = JSON.createObjectNode();
         state.put("updates", updates);
         state.put("tokens_seen", tokensSeen);
         state.put("skipped_steps", skippedSteps);
         state.put("consecutive_skipped", consecutiveSkipped);
         state.set("tokens_per_source", JSON.valueToTree(sampler.tokensPerSource()));
-        state.set("sampler", JSON.valueToTree(sampler.state()));
+        state.set("sampler", JSON.valueToTree(position));
+        state.put("world_size", strategy.worldSize());
+        state.put("accumulation", shape.accumulation());
+        state.put("strategy", strategy.name());
         state.put("config_hash", configHash(config, shape));
         state.set("fingerprint", JSON.valueToTree(fingerprint(config, shape)));
         state.set("model", JSON.valueToTree(shape.model()));
         state.set("config", ConfigLoader.toTree(config));
-        Path saved = checkpoints.save(step, backend, model.parameters(), adamM, adamV, state, config.checkpoint().keepLast());
+        CheckpointStore.Writer writer = strategy.worldSize() == 1 ? CheckpointStore.Writer.SINGLE
+                : new CheckpointStore.Writer(strategy.rank(), strategy.savesOptimizerShard(), strategy.world()::barrier);
+        Path saved = checkpoints.save(step, backend, model.parameters(), adamM, adamV, optimizerShard.offset(), writer,
+                state, config.checkpoint().keepLast());
         lastCheckpointStep = step;
         progress.message("checkpoint " + saved);
         return saved;
+    }
+
+    /**
+     * The data position is global, so every rank holds the same one and rank 0 saves it for
+     * all; a rank that disagrees (a bug, or data that differs between nodes) stops the run
+     * before a checkpoint could hide it.
+     */
+    private void requireSamePositionOnEveryRank(MixtureSampler.State position) throws JsonProcessingException {
+        if (strategy.worldSize() == 1) {
+            return;
+        }
+        double hash = JSON.writeValueAsString(position.sources()).hashCode();
+        if (strategy.world().allReduceMax(hash) != -strategy.world().allReduceMax(-hash)) {
+            throw new IllegalStateException("the ranks' data positions differ at step " + step
+                    + " (do all nodes read the same data files?); not saving a checkpoint");
+        }
     }
 
     // ---- read-only views for the command and tests ----

@@ -1,0 +1,214 @@
+package io.tinyllamaj.trainer.distributed;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.tinyllamaj.trainer.TestRuns;
+import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
+import io.tinyllamaj.trainer.run.MetricsLog;
+import io.tinyllamaj.trainer.run.Trainer;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The real launcher under {@code mpirun --oversubscribe -np 2} (CPU ranks), against the same
+ * recipe trained on one rank in this JVM (RELIABILITY.md tests 4, 10 and 12):
+ * <ul>
+ *   <li>ddp and fsdp on 2 ranks (micro-batch 2) give the 1-rank (micro-batch 4) losses, at step 1 and over the run, within
+ *       {@link #TOLERANCE} relative (the same global batch, summed in another order);</li>
+ *   <li>the 2-rank fsdp run resumed from its step-8 checkpoint on 2 ranks equals the
+ *       uninterrupted one bit for bit; resumed on 1 rank (moments resharded from two files
+ *       into one range) it continues within {@link #TOLERANCE};</li>
+ *   <li>SIGTERM to one rank: both finish the step, write one complete checkpoint and exit 0;
+ *       the resumed run equals the uninterrupted one bit for bit.</li>
+ * </ul>
+ * Skipped only when mpirun is not installed.
+ */
+class DistributedTrainingTest {
+
+    static final double TOLERANCE = 1e-5;
+    static final int STEPS = 16;
+    /**
+     * TinyLlama's LR schedule counts micro-batch iterations, so it depends on the accumulation
+     * A = global / (micro x ranks): one rank takes micro-batches of 4 where two take 2 each,
+     * keeping A = 2 and the global batch of 8 (docs/distributed.md, "Resharding").
+     */
+    static final String ONE_RANK_MICRO_BATCH = "train.micro_batch_size=4";
+
+    @TempDir
+    static Path shared;
+    static Path recipe;
+    static Path single;
+    static boolean mpirun;
+
+    @BeforeAll
+    static void oneRankReference() throws Exception {
+        mpirun = DistributedTest.onPath("mpirun");
+        if (!mpirun) {
+            System.out.println("DistributedTrainingTest: mpirun not found on PATH; skipping (install openmpi-bin, as .ci/run does)");
+            return;
+        }
+        recipe = TestRuns.writeRecipe(shared, "test-small", 256, 64, 2, 8, STEPS, "");
+        single = shared.resolve("single");
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, single, null, ONE_RANK_MICRO_BATCH, "checkpoint.keep_last=10"));
+    }
+
+    @Test
+    void twoRanksMatchOneRankAndResumeExactlyOnTwoOrReshardedOnOne(@TempDir Path dir) throws Exception {
+        Assumptions.assumeTrue(mpirun, "mpirun not found on PATH (install openmpi-bin)");
+        Path ddp = dir.resolve("ddp");
+        Launched run = launch(dir, "--out", ddp.toString(), "--set", "distributed.strategy=ddp",
+                "--set", "distributed.world_size=2", "--set", "checkpoint.keep_last=10");
+        assertEquals(0, run.exitCode(), run.output());
+        assertClose("ddp, 2 ranks vs 1", single, ddp, 1);
+
+        Path fsdp = dir.resolve("fsdp");
+        run = launch(dir, "--out", fsdp.toString(), "--set", "distributed.strategy=fsdp", "--set", "checkpoint.keep_last=10");
+        assertEquals(0, run.exitCode(), run.output());
+        assertClose("fsdp, 2 ranks vs 1", single, fsdp, 1);
+        Path step8 = fsdp.resolve("checkpoints").resolve(CheckpointStore.name(8));
+        assertTrue(Files.exists(step8.resolve("adam_m-rank00001.f32")), "fsdp writes one moment shard per rank");
+
+        Path onTwo = copyUpTo(fsdp, dir.resolve("fsdp-resumed-on-2"), 8);
+        run = launch(dir, "--out", onTwo.toString(), "--resume", "auto", "--set", "distributed.strategy=fsdp",
+                "--set", "checkpoint.keep_last=10");
+        assertEquals(0, run.exitCode(), run.output());
+        assertTrue(run.output().contains("resumed from") && run.output().contains("at step 8"), run.output());
+        TestRuns.assertSameRun(fsdp, onTwo);
+
+        Path onOne = copyUpTo(fsdp, dir.resolve("fsdp-resumed-on-1"), 8);
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, onOne, "auto", ONE_RANK_MICRO_BATCH, "distributed.strategy=fsdp",
+                "checkpoint.keep_last=10"));
+        assertClose("fsdp 2 ranks -> resumed on 1 at step 8, vs 2 ranks uninterrupted", fsdp, onOne, 9);
+    }
+
+    @Test
+    void sigtermToOneRankStopsBothWithOneCheckpointAndTheRunResumesExactly(@TempDir Path dir) throws Exception {
+        Assumptions.assumeTrue(mpirun, "mpirun not found on PATH (install openmpi-bin)");
+        Path reference = dir.resolve("reference");
+        Launched run = launch(dir, "--out", reference.toString(), "--set", "distributed.strategy=ddp");
+        assertEquals(0, run.exitCode(), run.output());
+
+        Path stopped = dir.resolve("stopped");
+        Process mpirunProcess = start(dir, "--out", stopped.toString(), "--set", "distributed.strategy=ddp");
+        Path log = dir.resolve("mpirun.log");
+        assertTrue(TestRuns.awaitStep(mpirunProcess, stopped, 2, 60_000), "reached step 2: " + Files.readString(log));
+        List<ProcessHandle> ranks = mpirunProcess.descendants().filter(p -> p.info().command().orElse("").endsWith("java")).toList();
+        assertEquals(2, ranks.size(), "two java ranks under mpirun: " + ranks);
+        ranks.getLast().destroy(); // SIGTERM to one rank only
+        assertTrue(mpirunProcess.waitFor(60, TimeUnit.SECONDS), "the job ended");
+        String output = Files.readString(log);
+        assertEquals(0, mpirunProcess.exitValue(), output);
+        long last = MetricsLog.read(stopped.resolve(MetricsLog.FILE)).getLast().path("step").asLong();
+        assertTrue(last < STEPS, "stopped before the end: " + output);
+        String latest = Files.readString(stopped.resolve("checkpoints/latest")).trim();
+        assertEquals(CheckpointStore.name(last), latest, "one checkpoint, at the step where both ranks stopped");
+        CheckpointStore.verify(stopped.resolve("checkpoints").resolve(latest));
+        assertTrue(output.contains("saving a checkpoint at step " + last), output);
+
+        run = launch(dir, "--out", stopped.toString(), "--resume", "auto", "--set", "distributed.strategy=ddp");
+        assertEquals(0, run.exitCode(), run.output());
+        TestRuns.assertSameRun(reference, stopped);
+    }
+
+    // ---- helpers ----
+
+    /** Losses (and validation losses) of two runs agree within the tolerance from {@code fromStep} on. */
+    private static void assertClose(String what, Path expected, Path actual, long fromStep) throws IOException {
+        List<JsonNode> a = MetricsLog.read(expected.resolve(MetricsLog.FILE)), b = MetricsLog.read(actual.resolve(MetricsLog.FILE));
+        List<JsonNode> x = a.stream().filter(r -> r.path("step").asLong() >= fromStep).toList();
+        List<JsonNode> y = b.stream().filter(r -> r.path("step").asLong() >= fromStep).toList();
+        assertEquals(STEPS - fromStep + 1, x.size(), what);
+        assertEquals(x.size(), y.size(), what);
+        double worst = 0;
+        for (int i = 0; i < x.size(); i++) {
+            assertEquals(x.get(i).path("step").asLong(), y.get(i).path("step").asLong(), what);
+            assertEquals(x.get(i).path("first_token"), y.get(i).path("first_token"), what + ": the same data");
+            assertEquals(x.get(i).path("tokens_per_source"), y.get(i).path("tokens_per_source"), what + ": the same data");
+            for (String key : new String[] {"loss", "val_loss"}) {
+                if (!x.get(i).has(key)) {
+                    continue;
+                }
+                double e = x.get(i).path(key).asDouble(), g = y.get(i).path(key).asDouble();
+                double relative = Math.abs(g - e) / Math.abs(e);
+                worst = Math.max(worst, relative);
+                assertTrue(relative <= TOLERANCE, String.format(Locale.ROOT, "%s: step %d %s %.9f vs %.9f (relative %.2e)",
+                        what, x.get(i).path("step").asLong(), key, e, g, relative));
+            }
+        }
+        assertTrue(x.getLast().path("loss").asDouble() < x.getFirst().path("loss").asDouble() - 0.05,
+                what + ": the loss must fall, or the comparison proves little");
+        System.out.printf(Locale.ROOT, "%s: steps %d-%d, worst relative loss difference %.2e%n", what, fromStep, STEPS, worst);
+    }
+
+    /** A copy of a run directory as it was after the checkpoint of {@code step}: later checkpoints removed. */
+    private static Path copyUpTo(Path run, Path copy, long step) throws IOException {
+        try (Stream<Path> walk = Files.walk(run)) {
+            for (Path p : walk.sorted(Comparator.naturalOrder()).toList()) {
+                Path target = copy.resolve(run.relativize(p).toString());
+                if (Files.isDirectory(p)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(p, target);
+                }
+            }
+        }
+        Path checkpoints = copy.resolve("checkpoints");
+        try (Stream<Path> entries = Files.list(checkpoints)) {
+            for (Path c : entries.filter(p -> p.getFileName().toString().startsWith("step-")).toList()) {
+                if (CheckpointStore.stepOf(c) > step) {
+                    try (Stream<Path> files = Files.walk(c)) {
+                        for (Path f : files.sorted(Comparator.reverseOrder()).toList()) {
+                            Files.delete(f);
+                        }
+                    }
+                }
+            }
+        }
+        Files.writeString(checkpoints.resolve(CheckpointStore.LATEST), CheckpointStore.name(step) + "\n");
+        return copy;
+    }
+
+    record Launched(int exitCode, String output) {
+    }
+
+    private static Process start(Path dir, String... args) throws IOException {
+        List<String> command = new ArrayList<>(List.of("mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "--add-opens=java.base/java.nio=ALL-UNNAMED", "-Xmx512m", "-XX:+UseSerialGC",
+                "-cp", System.getProperty("java.class.path"), "io.tinyllamaj.trainer.cli.Main", "pretrain",
+                "--config", recipe.toString()));
+        command.addAll(List.of(args));
+        Path log = dir.resolve("mpirun.log");
+        return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    }
+
+    private static Launched launch(Path dir, String... args) throws IOException, InterruptedException {
+        Process process = start(dir, args);
+        Path log = dir.resolve("mpirun.log");
+        if (!process.waitFor(120, TimeUnit.SECONDS)) {
+            process.descendants().forEach(ProcessHandle::destroyForcibly);
+            process.destroyForcibly().waitFor();
+            return new Launched(-1, "timed out:\n" + Files.readString(log, StandardCharsets.UTF_8));
+        }
+        String output = Files.readString(log, StandardCharsets.UTF_8);
+        assertFalse(output.isEmpty() && process.exitValue() != 0, "mpirun printed nothing");
+        return new Launched(process.exitValue(), output);
+    }
+}
