@@ -45,15 +45,25 @@ public final class TrainingData implements AutoCloseable {
         return sampler;
     }
 
+    /**
+     * Tokenizes the sources that name a {@code prepare} block and are not prepared yet. Under
+     * mpirun only rank 0 calls this, then every rank waits at a barrier before {@link #open}:
+     * ranks preparing one directory at once would trip over each other's temporary files.
+     */
+    public static void prepareMissing(TrainingConfig config, PrintStream log) throws IOException {
+        for (TrainingConfig.Source source : config.data().sources()) {
+            if (source.prepare() != null) {
+                prepare(config.data().tokenizer(), source, ProjectPaths.resolveOutput(source.path()), log);
+            }
+        }
+    }
+
     public static TrainingData open(TrainingConfig config, RunShape shape, int rank, PrintStream log) throws IOException {
         List<WeightedSource> sources = new ArrayList<>();
         List<TokenSource> opened = new ArrayList<>();
         try {
             for (TrainingConfig.Source source : config.data().sources()) {
                 Path location = ProjectPaths.resolveOutput(source.path());
-                if (source.prepare() != null) {
-                    prepare(config.data().tokenizer(), source, location, log);
-                }
                 TokenSource tokens = TokenSources.open(location.toString(), shape.model().vocabSize(), Verification.HEADERS);
                 opened.add(tokens);
                 sources.add(new WeightedSource(source.name(), tokens, source.weight()));

@@ -101,6 +101,10 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
             checkpoints.cleanLeftovers();
         }
 
+        if (lead) {
+            TrainingData.prepareMissing(config, log);
+        }
+        strategy.world().barrier();
         try (TrainingData data = TrainingData.open(config, shape, strategy.rank(), log)) {
             LlamaModel model = new LlamaModel(backend, shape.model());
             long resumedStep = 0;
