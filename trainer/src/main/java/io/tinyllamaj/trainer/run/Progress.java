@@ -67,14 +67,14 @@ public interface Progress extends AutoCloseable {
 
         Bar(long startStep, long maxSteps) {
             bar = new ProgressBarBuilder().setTaskName("pretrain").setInitialMax(maxSteps)
-                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).showSpeed()
+                    .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500).showSpeed(new java.text.DecimalFormat("0.00"))
                     .setUnit(" steps", 1).startsFrom(startStep, Duration.ZERO).build();
         }
 
         @Override
         public void step(long step, double loss, double lr, double gradNorm, double tokensPerSecond, boolean logged) {
             bar.stepTo(step);
-            bar.setExtraMessage(String.format(Locale.ROOT, "loss %.4f lr %.2e %,.0f tok/s", loss, lr, tokensPerSecond));
+            bar.setExtraMessage(String.format(Locale.ROOT, " | loss %.4f lr %.2e %,.0f tok/s", loss, lr, tokensPerSecond));
         }
 
         @Override
