@@ -6,6 +6,7 @@
 #include "rope.cu"
 #include "swiglu.cu"
 #include "attention.cu"
+#include "flash_attention.cu"
 #include "cross_entropy.cu"
 #include "adamw.cu"
 #include "global_norm.cu"

@@ -24,7 +24,8 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * semantics of the interface and its accumulate/overwrite conventions hold unchanged; bf16
  * enters where the arithmetic is: matmul operands are cast to bf16 and multiplied by cuBLASLt
  * with fp32 accumulation into fp32 outputs, and attention loads q, k, v and dout rounded to
- * bf16 and sums in fp32. Norms, RoPE, SwiGLU, the loss and AdamW compute in fp32.
+ * bf16 and sums in fp32 (the tensor-core kernels, head size 64, also round p and ds to bf16
+ * before their second product; see {@link #useFlashAttention}). Norms, RoPE, SwiGLU, the loss and AdamW compute in fp32.
  * (Keeping activations resident in bf16 halves their memory and is the next step; see
  * docs/gpu-correctness.md.)
  *
@@ -39,9 +40,14 @@ public final class CudaBackend implements Backend {
             "adamw_update", "sum_of_squares", "attention_backward_dot", "attention_backward_dkv_reduce",
             "attention_forward_hs32", "attention_forward_hs64", "attention_forward_hs128",
             "attention_backward_dq_hs32", "attention_backward_dq_hs64", "attention_backward_dq_hs128",
-            "attention_backward_dkv_hs32", "attention_backward_dkv_hs64", "attention_backward_dkv_hs128"};
+            "attention_backward_dkv_hs32", "attention_backward_dkv_hs64", "attention_backward_dkv_hs128",
+            "flash_attention_forward_hs64", "flash_attention_backward_dq_hs64", "flash_attention_backward_dkv_hs64"};
     private static final int RMSNORM_ROWS_PER_BLOCK = 32; // rmsnorm.cu
     private static final int ATTN_ROWS = 64;              // attention.cu
+    private static final int FLASH_TILE = 64;             // flash_attention.cu: rows per block
+    private static final int FLASH_THREADS = 128;
+    /** System property choosing the attention kernels: {@code flash} (default) or {@code plain}. */
+    public static final String ATTENTION_PROPERTY = "tinyllamaj.cuda.attention";
 
     private final CudaDriver driver;
     private final int device;
@@ -59,6 +65,7 @@ public final class CudaBackend implements Backend {
     private final long sumSlot;
     private Thread lastThread;
     private boolean closed;
+    private boolean flashAttention = !"plain".equals(System.getProperty(ATTENTION_PROPERTY, "flash"));
 
     private record RopeKey(int headSize, float theta) {
     }
@@ -394,9 +401,28 @@ public final class CudaBackend implements Backend {
         throw new IllegalArgumentException("CUDA attention supports head sizes up to 128, got " + hs);
     }
 
+    /**
+     * Chooses the attention kernels: the tensor-core ones of flash_attention.cu (the default; used
+     * for head size 64 in training and prefill shapes) or the plain fp32 ones of attention.cu,
+     * kept as the reference they are checked against. Shapes the tensor-core kernels do not
+     * cover always run the plain ones.
+     */
+    public void useFlashAttention(boolean flash) {
+        this.flashAttention = flash;
+    }
+
+    public boolean flashAttention() {
+        return flashAttention;
+    }
+
     @Override
     public void attentionForward(Tensor out, Tensor lse, Tensor qkv, int b, int tq, int tk, int nh, int nkv, int hs) {
         current();
+        if (flashAttention && hs == 64 && tq == tk) {
+            kernels.launch("flash_attention_forward_hs64", (tq + FLASH_TILE - 1) / FLASH_TILE, nh, b, FLASH_THREADS, 0,
+                    ptr(out), ptr(lse), ptr(qkv), tq, nh, nkv);
+            return;
+        }
         int hsMax = headSizeClass(hs);
         kernels.launch("attention_forward_hs" + hsMax, (tq + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
                 ptr(out), ptr(lse), ptr(qkv), tq, tk, nh, nkv, hs);
@@ -409,6 +435,14 @@ public final class CudaBackend implements Backend {
         long dotBytes = (long) b * nh * t * Float.BYTES;
         attnDot = grow(attnDot, attnDotBytes, dotBytes, bytes -> attnDotBytes = bytes);
         kernels.launchFlat("attention_backward_dot", (long) b * t * nh, attnDot, ptr(dout), ptr(out), b, t, nh, hs);
+        if (flashAttention && hs == 64) {
+            int tiles = (t + FLASH_TILE - 1) / FLASH_TILE;
+            kernels.launch("flash_attention_backward_dq_hs64", tiles, nh, b, FLASH_THREADS, 0,
+                    ptr(dqkv), ptr(dout), ptr(qkv), ptr(lse), attnDot, t, nh, nkv);
+            kernels.launch("flash_attention_backward_dkv_hs64", tiles, nkv, b, FLASH_THREADS, 0,
+                    ptr(dqkv), ptr(dout), ptr(qkv), ptr(lse), attnDot, t, nh, nkv);
+            return;
+        }
         kernels.launch("attention_backward_dq_hs" + hsMax, (t + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
                 ptr(dqkv), ptr(dout), ptr(qkv), ptr(lse), attnDot, t, nh, nkv, hs);
         // dk/dv: a partial per query head [b, t, nh, 2, hs], then the sum over each kv head's group

@@ -73,9 +73,12 @@ public final class CudaOpCheck {
             guarded(() -> rope(s[0], s[1], s[2], s[3], s[4], s[5]));
         }
         for (int[] s : new int[][] {{2, 64, 4, 2, 64}, {1, 100, 8, 2, 32}, {1, 130, 4, 1, 128}, {2, 70, 4, 2, 16},
-                {1, 1024, 32, 4, 64}}) {
-            guarded(() -> attention(s[0], s[1], s[2], s[3], s[4]));
+                {2, 100, 8, 2, 64}, {1, 200, 4, 4, 64}, {1, 130, 16, 2, 64}, {1, 1024, 32, 4, 64}}) {
+            for (boolean flash : s[4] == 64 ? new boolean[] {true, false} : new boolean[] {false}) {
+                guarded(() -> attention(s[0], s[1], s[2], s[3], s[4], flash));
+            }
         }
+        guarded(() -> flashAgainstPlain(2, 2048, 32, 4, 64));
         guarded(() -> attentionDecode(1, 5, 40, 4, 2, 64));
         for (int[] s : new int[][] {{64, 160}, {1000, 1408}}) {
             guarded(() -> swiglu(s[0], s[1]));
@@ -232,14 +235,81 @@ public final class CudaOpCheck {
         compare("rope bwd", s, "dqkv", x, FP32);
     }
 
-    private void attention(int b, int t, int nh, int nkv, int hs) {
+    /** Head size 64 runs twice: the tensor-core kernels ("tc") and the plain ones, each against the CPU. */
+    private void attention(int b, int t, int nh, int nkv, int hs, boolean flash) {
+        gpu.useFlashAttention(flash);
+        try {
+            attention(b, t, nh, nkv, hs, flash ? "attention tc" : "attention");
+        } finally {
+            gpu.useFlashAttention(true);
+        }
+    }
+
+    /**
+     * The tensor-core kernels against the plain GPU ones at TinyLlama's training shape (too slow
+     * for the CPU): same random qkv and dout, the backward of both fed the plain forward's out and lse.
+     */
+    private void flashAgainstPlain(int b, int t, int nh, int nkv, int hs) {
+        String s = shape("b,t,nh,nkv,hs", b, t, nh, nkv, hs);
+        long width = (long) (nh + 2 * nkv) * hs;
+        long outLength = (long) b * t * nh * hs, lseLength = (long) b * nh * t;
+        Tensor qkv = gpu.allocate(b * t * width), dout = gpu.allocate(outLength);
+        upload(qkv, b * t * width);
+        upload(dout, outLength);
+        Tensor[] out = new Tensor[2], lse = new Tensor[2], dqkv = new Tensor[2];
+        for (int k = 0; k < 2; k++) {
+            gpu.useFlashAttention(k == 0);
+            out[k] = gpu.allocate(outLength);
+            lse[k] = gpu.allocate(lseLength);
+            dqkv[k] = gpu.allocate(b * t * width);
+            gpu.fill(out[k], Float.NaN);
+            gpu.fill(lse[k], Float.NaN);
+            gpu.fill(dqkv[k], Float.NaN);
+            gpu.attentionForward(out[k], lse[k], qkv, b, t, t, nh, nkv, hs);
+        }
+        report("tc vs plain fwd", s, "out", relativeError(gpu.download(out[0]), gpu.download(out[1])), BF16);
+        report("tc vs plain fwd", s, "lse", relativeError(gpu.download(lse[0]), gpu.download(lse[1])), BF16);
+        for (int k = 0; k < 2; k++) {
+            gpu.useFlashAttention(k == 0);
+            gpu.attentionBackward(dqkv[k], dout, qkv, out[1], lse[1], b, t, nh, nkv, hs);
+        }
+        gpu.useFlashAttention(true);
+        float[] g = gpu.download(dqkv[0]), c = gpu.download(dqkv[1]);
+        reportHeads("tc vs plain bwd", s, g, c, b * t, nh, nkv, hs);
+    }
+
+    private void upload(Tensor t, long n) {
+        float[] v = new float[Math.toIntExact(n)];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) gaussian();
+        }
+        gpu.upload(t, v, 0, v.length);
+    }
+
+    /** dq, dk, dv (the q, k and v heads of every dqkv row) reported apart. */
+    private void reportHeads(String op, String s, float[] g, float[] c, int rows, int nh, int nkv, int hs) {
+        int width = (nh + 2 * nkv) * hs;
+        for (int part = 0; part < 3; part++) {
+            int from = part == 0 ? 0 : part == 1 ? nh * hs : (nh + nkv) * hs;
+            int to = part == 0 ? nh * hs : part == 1 ? (nh + nkv) * hs : width;
+            int per = to - from;
+            float[] gp = new float[rows * per], cp = new float[rows * per];
+            for (int r = 0; r < rows; r++) {
+                System.arraycopy(g, r * width + from, gp, r * per, per);
+                System.arraycopy(c, r * width + from, cp, r * per, per);
+            }
+            report(op, s, new String[] {"dq", "dk", "dv"}[part], relativeError(gp, cp), BF16);
+        }
+    }
+
+    private void attention(int b, int t, int nh, int nkv, int hs, String op) {
         String s = shape("b,t,nh,nkv,hs", b, t, nh, nkv, hs);
         long width = (long) (nh + 2 * nkv) * hs;
         Pair qkv = random(b * t * width, 1), out = poisoned((long) b * t * nh * hs), lse = poisoned((long) b * nh * t);
         both(be -> be.attentionForward(be == cpu ? out.cpu : out.gpu, be == cpu ? lse.cpu : lse.gpu, be == cpu ? qkv.cpu : qkv.gpu,
                 b, t, t, nh, nkv, hs));
-        compare("attention fwd", s, "out", out, BF16);
-        compare("attention fwd", s, "lse", lse, BF16);
+        compare(op + " fwd", s, "out", out, BF16);
+        compare(op + " fwd", s, "lse", lse, BF16);
         // the backward of both backends reads the CPU's out and lse, so it is checked on its own
         float[] outRef = cpu.download(out.cpu), lseRef = cpu.download(lse.cpu);
         gpu.upload(out.gpu, outRef, 0, outRef.length);
@@ -247,18 +317,7 @@ public final class CudaOpCheck {
         Pair dout = random((long) b * t * nh * hs, 1), dqkv = poisoned(b * t * width);
         both(be -> be.attentionBackward(be == cpu ? dqkv.cpu : dqkv.gpu, be == cpu ? dout.cpu : dout.gpu, be == cpu ? qkv.cpu : qkv.gpu,
                 be == cpu ? out.cpu : out.gpu, be == cpu ? lse.cpu : lse.gpu, b, t, nh, nkv, hs));
-        float[] g = gpu.download(dqkv.gpu), c = cpu.download(dqkv.cpu);
-        for (int part = 0; part < 3; part++) { // q, k, v heads of every row, reported apart
-            int from = part == 0 ? 0 : part == 1 ? nh * hs : (nh + nkv) * hs;
-            int to = part == 0 ? nh * hs : part == 1 ? (nh + nkv) * hs : (int) width;
-            int per = to - from;
-            float[] gp = new float[b * t * per], cp = new float[b * t * per];
-            for (int r = 0; r < b * t; r++) {
-                System.arraycopy(g, (int) (r * width) + from, gp, r * per, per);
-                System.arraycopy(c, (int) (r * width) + from, cp, r * per, per);
-            }
-            report("attention bwd", s, new String[] {"dq", "dk", "dv"}[part], relativeError(gp, cp), BF16);
-        }
+        reportHeads(op + " bwd", s, gpu.download(dqkv.gpu), cpu.download(dqkv.cpu), b * t, nh, nkv, hs);
     }
 
     private void attentionDecode(int b, int tq, int tk, int nh, int nkv, int hs) {

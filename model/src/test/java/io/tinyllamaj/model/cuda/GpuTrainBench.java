@@ -1,0 +1,166 @@
+package io.tinyllamaj.model.cuda;
+
+import io.tinyllamaj.kernels.AdamWStep;
+import io.tinyllamaj.kernels.Tensor;
+import io.tinyllamaj.kernels.cuda.CudaBackend;
+import io.tinyllamaj.kernels.cuda.CudaDriver;
+import io.tinyllamaj.model.Initialization;
+import io.tinyllamaj.model.LlamaConfig;
+import io.tinyllamaj.model.LlamaModel;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * The GPU training-step benchmark behind {@code scripts/bench-gpu}: TinyLlama-1.1B on
+ * {@link CudaBackend}, one training step = zero gradients, forward + backward (bf16-mixed), the
+ * global gradient norm, AdamW with clipping at 1.0, as the trainer does it. Warm-up steps first,
+ * then the median of the timed steps (host clock after a synchronize). Also times the attention
+ * kernels alone at TinyLlama's shape with CUDA events (tensor-core and plain), and profiles one
+ * step per op family. Writes OUT_DIR/ours.json and OUT_DIR/ours.txt.
+ * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--warmup N] [--steps N] [--attention-batch B]}
+ */
+public final class GpuTrainBench {
+
+    private static final double PEAK_FLOPS = 989e12; // H100 SXM dense bf16
+
+    private final List<String> lines = new ArrayList<>();
+
+    public static void main(String[] args) throws IOException {
+        Path out = Path.of(args[0]);
+        int batch = 4, seq = 2048, warmup = 3, steps = 8, attentionBatch = 8;
+        for (int i = 1; i < args.length; i++) {
+            switch (args[i]) {
+                case "--batch" -> batch = Integer.parseInt(args[++i]);
+                case "--seq" -> seq = Integer.parseInt(args[++i]);
+                case "--warmup" -> warmup = Integer.parseInt(args[++i]);
+                case "--steps" -> steps = Integer.parseInt(args[++i]);
+                case "--attention-batch" -> attentionBatch = Integer.parseInt(args[++i]);
+                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+            }
+        }
+        GpuTrainBench bench = new GpuTrainBench();
+        Files.createDirectories(out);
+        try (CudaBackend gpu = CudaBackend.create()) {
+            String step = bench.trainingStep(gpu, LlamaConfig.preset("tinyllama-1.1b"), batch, seq, warmup, steps);
+            String attention = bench.attentionKernels(gpu, attentionBatch, seq, 32, 4, 64);
+            String json = "{\n  \"device\": \"" + gpu.deviceDescription() + "\",\n  \"attention_kernel\": \""
+                    + (gpu.flashAttention() ? "flash (tensor cores)" : "plain") + "\",\n" + step + ",\n" + attention + "\n}\n";
+            Files.writeString(out.resolve("ours.json"), json);
+        }
+        Files.writeString(out.resolve("ours.txt"), String.join("\n", bench.lines) + "\n");
+    }
+
+    private void line(String s) {
+        lines.add(s);
+        System.out.println(s);
+    }
+
+    private String trainingStep(CudaBackend gpu, LlamaConfig config, int b, int t, int warmup, int steps) {
+        TimedBackend timed = new TimedBackend(gpu);
+        LlamaModel model = new LlamaModel(timed, config);
+        Initialization.initialize(model, 3407);
+        Tensor m = gpu.allocate(model.layout().total()), v = gpu.allocate(model.layout().total());
+        int n = b * t;
+        SplittableRandom random = new SplittableRandom(5);
+        int[] tokens = new int[n], targets = new int[n];
+        double[] seconds = new double[warmup + steps];
+        double loss = 0;
+        for (int s = 0; s < warmup + steps + 1; s++) {
+            for (int i = 0; i < n; i++) {
+                tokens[i] = random.nextInt(config.vocabSize());
+                targets[i] = random.nextInt(config.vocabSize());
+            }
+            timed.profiling = s == warmup + steps; // one last step profiled per op, not counted
+            gpu.synchronize();
+            long start = System.nanoTime();
+            model.zeroGradients();
+            loss = model.forwardBackward(tokens, targets, b, t, 1f / n) / n;
+            double norm = Math.sqrt(timed.sumOfSquares(model.gradients()));
+            float clip = (float) Math.min(1.0, 1.0 / (norm + 1e-6));
+            timed.adamwUpdate(model.parameters(), model.gradients(), m, v, new AdamWStep(4e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, clip));
+            gpu.synchronize();
+            if (s < seconds.length) {
+                seconds[s] = (System.nanoTime() - start) / 1e9;
+            }
+        }
+        double[] timedSteps = Arrays.copyOfRange(seconds, warmup, seconds.length);
+        Arrays.sort(timedSteps);
+        double median = timedSteps[timedSteps.length / 2];
+        long[] info = gpu.driver().memInfo();
+        double usedGib = (info[1] - info[0]) / 1073741824.0;
+        double flopsPerToken = config.trainingFlopsPerToken(t);
+        double tokensPerSecond = n / median;
+        double mfu = flopsPerToken * tokensPerSecond / PEAK_FLOPS;
+        line(String.format(Locale.ROOT, "training step: %s, b=%d t=%d, bf16-mixed, AdamW + clipping; %d warm-up, median of %d steps",
+                config.name(), b, t, warmup, steps));
+        line(String.format(Locale.ROOT, "  step times (s): %s", Arrays.toString(Arrays.stream(seconds).map(x -> Math.round(x * 1e4) / 1e4).toArray())));
+        line(String.format(Locale.ROOT, "  median %.1f ms, %.0f tokens/s, MFU %.1f%% (%.3g FLOPs/token over %.0f TFLOP/s), device memory in use %.1f GiB, last loss %.4f",
+                median * 1e3, tokensPerSecond, 100 * mfu, flopsPerToken, PEAK_FLOPS / 1e12, usedGib, loss));
+        line("  GPU time per op family in one step (CUDA events around each Backend call):");
+        timed.report().forEach(this::line);
+        return String.format(Locale.ROOT, "  \"model\": \"%s\",\n  \"micro_batch\": %d,\n  \"seq_len\": %d,\n  \"step_ms\": %.2f,\n"
+                        + "  \"tokens_per_s\": %.0f,\n  \"flops_per_token\": %.4g,\n  \"mfu\": %.4f,\n  \"peak_mem_gib\": %.2f",
+                config.name(), b, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib);
+    }
+
+    /** Forward and backward of one attention call at TinyLlama's shape, median of CUDA-event timings. */
+    private String attentionKernels(CudaBackend gpu, int b, int t, int nh, int nkv, int hs) {
+        long width = (long) (nh + 2 * nkv) * hs;
+        Tensor qkv = random(gpu, b * t * width, 1), dout = random(gpu, (long) b * t * nh * hs, 1);
+        Tensor out = gpu.allocate((long) b * t * nh * hs), lse = gpu.allocate((long) b * nh * t), dqkv = gpu.allocate(b * t * width);
+        // causal: half of the t x t scores; forward 2 products, backward 5 (FlashAttention's count)
+        double forwardFlops = 4.0 * b * nh * (double) t * t * hs / 2;
+        line(String.format(Locale.ROOT, "attention kernels: b=%d t=%d nh=%d nkv=%d hs=%d causal (median of CUDA-event timings)", b, t, nh, nkv, hs));
+        StringBuilder json = new StringBuilder("  \"attention\": {\"shape\": \"b=" + b + " t=" + t + " nh=" + nh + " nkv=" + nkv + " hs=" + hs + "\"");
+        boolean was = gpu.flashAttention();
+        for (boolean flash : new boolean[] {true, false}) {
+            gpu.useFlashAttention(flash);
+            int reps = flash ? 20 : 3;
+            double fwd = medianMillis(gpu, reps, () -> gpu.attentionForward(out, lse, qkv, b, t, t, nh, nkv, hs));
+            double bwd = medianMillis(gpu, reps, () -> gpu.attentionBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs));
+            String name = flash ? "tc" : "plain";
+            line(String.format(Locale.ROOT, "  %-6s forward %8.3f ms (%5.0f TFLOP/s)   backward %8.3f ms (%5.0f TFLOP/s)",
+                    name, fwd, forwardFlops / fwd / 1e9, bwd, 2.5 * forwardFlops / bwd / 1e9));
+            json.append(String.format(Locale.ROOT, ", \"%s_fwd_ms\": %.3f, \"%s_bwd_ms\": %.3f", name, fwd, name, bwd));
+        }
+        gpu.useFlashAttention(was);
+        return json.append("}").toString();
+    }
+
+    private static double medianMillis(CudaBackend gpu, int reps, Runnable work) {
+        CudaDriver driver = gpu.driver();
+        work.run();
+        gpu.synchronize();
+        double[] ms = new double[reps];
+        MemorySegment start = driver.eventCreate(), end = driver.eventCreate();
+        for (int r = 0; r < reps; r++) {
+            driver.eventRecord(start, gpu.stream());
+            work.run();
+            driver.eventRecord(end, gpu.stream());
+            ms[r] = driver.eventElapsedMillis(start, end);
+        }
+        driver.eventDestroy(start);
+        driver.eventDestroy(end);
+        Arrays.sort(ms);
+        return ms[reps / 2];
+    }
+
+    private static Tensor random(CudaBackend gpu, long n, double std) {
+        SplittableRandom random = new SplittableRandom(n);
+        float[] v = new float[Math.toIntExact(n)];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) ((random.nextDouble() * 2 - 1) * std * 1.7320508);
+        }
+        Tensor t = gpu.allocate(n);
+        gpu.upload(t, v, 0, v.length);
+        return t;
+    }
+}
