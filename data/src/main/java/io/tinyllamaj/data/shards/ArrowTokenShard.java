@@ -61,18 +61,16 @@ public final class ArrowTokenShard implements TokenSource {
     private final Arena arena;
     private final MemorySegment mapped;
     private final boolean uint16;
-    private final int vocabSize;
     /** batchStart[i]: index of batch i's first token; the last entry is the token count. */
     private final long[] batchStart;
     private final long[] batchDataOffset;
 
-    private ArrowTokenShard(Path file, Arena arena, MemorySegment mapped, boolean uint16, int vocabSize,
+    private ArrowTokenShard(Path file, Arena arena, MemorySegment mapped, boolean uint16,
                             long[] batchStart, long[] batchDataOffset) {
         this.file = file;
         this.arena = arena;
         this.mapped = mapped;
         this.uint16 = uint16;
-        this.vocabSize = vocabSize;
         this.batchStart = batchStart;
         this.batchDataOffset = batchDataOffset;
     }
@@ -173,7 +171,7 @@ public final class ArrowTokenShard implements TokenSource {
         Arena arena = Arena.ofShared();
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             MemorySegment mapped = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);
-            return new ArrowTokenShard(file, arena, mapped, uint16, vocabSize, batchStart, dataOffset);
+            return new ArrowTokenShard(file, arena, mapped, uint16, batchStart, dataOffset);
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw e;
@@ -267,20 +265,6 @@ public final class ArrowTokenShard implements TokenSource {
     }
 
     /** Refuses the shard if any token id is at or above the vocabulary size. */
-    void checkTokenRange() throws InvalidShardException {
-        int[] chunk = new int[1 << 16];
-        for (long position = 0; position < tokenCount(); position += chunk.length) {
-            int n = (int) Math.min(chunk.length, tokenCount() - position);
-            read(position, chunk, 0, n);
-            for (int i = 0; i < n; i++) {
-                if (chunk[i] < 0 || chunk[i] >= vocabSize) {
-                    throw new InvalidShardException(file, "token " + chunk[i] + " at position " + (position + i)
-                            + " is outside the vocabulary of " + vocabSize);
-                }
-            }
-        }
-    }
-
     @Override
     public String name() {
         return file.toString();

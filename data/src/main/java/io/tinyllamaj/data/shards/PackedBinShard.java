@@ -122,21 +122,6 @@ public final class PackedBinShard implements TokenSource {
         }
     }
 
-    /** Refuses the chunk if any token id is negative or at or above the vocabulary size. */
-    void checkTokenRange(int vocabSize) throws InvalidShardException {
-        int[] chunk = new int[1 << 16];
-        for (long position = 0; position < tokens; position += chunk.length) {
-            int n = (int) Math.min(chunk.length, tokens - position);
-            read(position, chunk, 0, n);
-            for (int i = 0; i < n; i++) {
-                if (chunk[i] < 0 || chunk[i] >= vocabSize) {
-                    throw new InvalidShardException(file, "token " + chunk[i] + " at position " + (position + i)
-                            + " is outside the vocabulary of " + vocabSize);
-                }
-            }
-        }
-    }
-
     @Override
     public String name() {
         return file.toString();

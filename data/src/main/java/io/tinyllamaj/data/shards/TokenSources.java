@@ -82,12 +82,27 @@ public final class TokenSources {
                 throw new InvalidShardException(file, shard.tokenCount() + " tokens, the manifest says " + entry.tokens());
             }
             if (verification == Verification.FULL) {
-                shard.checkTokenRange();
+                checkTokenRange(shard, file, vocabSize);
             }
             return shard;
         } catch (IOException | RuntimeException e) {
             shard.close();
             throw e;
+        }
+    }
+
+    /** Refuses {@code source} (read from {@code file}) if any token id is negative or at or above the vocabulary size. */
+    static void checkTokenRange(TokenSource source, Path file, int vocabSize) throws InvalidShardException {
+        int[] chunk = new int[1 << 16];
+        for (long position = 0; position < source.tokenCount(); position += chunk.length) {
+            int n = (int) Math.min(chunk.length, source.tokenCount() - position);
+            source.read(position, chunk, 0, n);
+            for (int i = 0; i < n; i++) {
+                if (chunk[i] < 0 || chunk[i] >= vocabSize) {
+                    throw new InvalidShardException(file, "token " + chunk[i] + " at position " + (position + i)
+                            + " is outside the vocabulary of " + vocabSize);
+                }
+            }
         }
     }
 
@@ -104,7 +119,7 @@ public final class TokenSources {
                             + ") differs from " + first.name() + " (" + first.dtype() + ", " + first.tokenCount() + ")");
                 }
                 if (verification == Verification.FULL) {
-                    shard.checkTokenRange(vocabSize);
+                    checkTokenRange(shard, chunk, vocabSize);
                 }
             }
         } catch (IOException | RuntimeException e) {
