@@ -27,16 +27,6 @@ final class DataParallel implements Strategy {
     }
 
     @Override
-    public int rank() {
-        return ranks.world().rank();
-    }
-
-    @Override
-    public int worldSize() {
-        return ranks.world().size();
-    }
-
-    @Override
     public Collectives world() {
         return ranks.world();
     }
@@ -61,16 +51,6 @@ final class DataParallel implements Strategy {
             backend.scale(gradients, 1f / size);
         }
         return backend.sumOfSquares(gradients);
-    }
-
-    @Override
-    public double meanOverRanks(double value) {
-        return worldSize() == 1 ? value : ranks.world().allReduceSum(value) / worldSize();
-    }
-
-    @Override
-    public boolean anyRank(boolean flag) {
-        return worldSize() == 1 ? flag : ranks.world().allReduceMax(flag ? 1 : 0) > 0;
     }
 
     @Override

@@ -50,16 +50,6 @@ final class Sharded implements Strategy {
     }
 
     @Override
-    public int rank() {
-        return ranks.world().rank();
-    }
-
-    @Override
-    public int worldSize() {
-        return ranks.world().size();
-    }
-
-    @Override
     public Collectives world() {
         return ranks.world();
     }
@@ -91,16 +81,6 @@ final class Sharded implements Strategy {
         }
         double squares = backend.sumOfSquares(slice);
         return shardGroup.size() > 1 ? shardGroup.allReduceSum(squares) : squares;
-    }
-
-    @Override
-    public double meanOverRanks(double value) {
-        return worldSize() == 1 ? value : ranks.world().allReduceSum(value) / worldSize();
-    }
-
-    @Override
-    public boolean anyRank(boolean flag) {
-        return worldSize() == 1 ? flag : ranks.world().allReduceMax(flag ? 1 : 0) > 0;
     }
 
     @Override

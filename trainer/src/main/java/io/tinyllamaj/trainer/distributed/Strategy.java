@@ -24,12 +24,16 @@ public interface Strategy extends AutoCloseable {
     /** none, ddp, fsdp or hybrid. */
     String name();
 
-    int rank();
-
-    int worldSize();
-
     /** The ranks of the whole job, for anything beyond the calls below (a checkpoint barrier). */
     Collectives world();
+
+    default int rank() {
+        return world().rank();
+    }
+
+    default int worldSize() {
+        return world().size();
+    }
 
     /**
      * The range of the flat parameter buffer (of {@code parameterCount} values) whose AdamW
@@ -53,10 +57,14 @@ public interface Strategy extends AutoCloseable {
     double afterBackward(LlamaModel model);
 
     /** The mean over ranks of a per-rank value (each rank's mean loss over equally many tokens). */
-    double meanOverRanks(double value);
+    default double meanOverRanks(double value) {
+        return worldSize() == 1 ? value : world().allReduceSum(value) / worldSize();
+    }
 
     /** True on every rank when at least one rank passes true (a non-finite value, a stop signal). */
-    boolean anyRank(boolean flag);
+    default boolean anyRank(boolean flag) {
+        return worldSize() == 1 ? flag : world().allReduceMax(flag ? 1 : 0) > 0;
+    }
 
     /**
      * One AdamW update of the parameters in {@link #optimizerShard}, whose moments are m and v,
