@@ -251,20 +251,9 @@ public final class ArrowTokenShard implements TokenSource {
     }
 
     private int batchOf(long offset) {
-        int low = 0;
-        int high = batchStart.length - 2;
-        while (low < high) {
-            int mid = (low + high + 1) >>> 1;
-            if (batchStart[mid] <= offset) {
-                low = mid;
-            } else {
-                high = mid - 1;
-            }
-        }
-        return low;
+        return TokenSources.rangeOf(batchStart, batchStart.length - 1, offset);
     }
 
-    /** Refuses the shard if any token id is at or above the vocabulary size. */
     @Override
     public String name() {
         return file.toString();

@@ -42,17 +42,7 @@ final class ConcatenatedSource implements TokenSource {
     }
 
     private int partOf(long offset) {
-        int low = 0;
-        int high = parts.size() - 1;
-        while (low < high) {
-            int mid = (low + high + 1) >>> 1;
-            if (start[mid] <= offset) {
-                low = mid;
-            } else {
-                high = mid - 1;
-            }
-        }
-        return low;
+        return TokenSources.rangeOf(start, parts.size(), offset);
     }
 
     @Override

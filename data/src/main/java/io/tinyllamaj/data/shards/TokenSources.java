@@ -91,6 +91,21 @@ public final class TokenSources {
         }
     }
 
+    /** Of {@code ranges} consecutive ranges beginning at {@code starts[i]}, the one holding {@code offset}. */
+    static int rangeOf(long[] starts, int ranges, long offset) {
+        int low = 0;
+        int high = ranges - 1;
+        while (low < high) {
+            int mid = (low + high + 1) >>> 1;
+            if (starts[mid] <= offset) {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        return low;
+    }
+
     /** Refuses {@code source} (read from {@code file}) if any token id is negative or at or above the vocabulary size. */
     static void checkTokenRange(TokenSource source, Path file, int vocabSize) throws InvalidShardException {
         int[] chunk = new int[1 << 16];
