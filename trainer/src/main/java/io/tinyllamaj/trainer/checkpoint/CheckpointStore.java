@@ -417,6 +417,9 @@ public final class CheckpointStore {
 
     /** Checks every file against the manifest; throws naming the first file that differs. */
     public static JsonNode verify(Path checkpoint) throws IOException {
+        if (!Files.isDirectory(checkpoint)) {
+            throw new NoSuchFileException(checkpoint.toString(), null, "no such checkpoint or run directory");
+        }
         Path manifestFile = checkpoint.resolve(MANIFEST);
         JsonNode manifest;
         try {

@@ -80,6 +80,8 @@ public final class ConfigLoader {
         String text;
         try {
             text = Files.readString(file, StandardCharsets.UTF_8);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new IllegalArgumentException(file + ": config file not found", e);
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read config " + file + ": " + e.getMessage(), e);
         }
