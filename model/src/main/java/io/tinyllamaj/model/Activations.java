@@ -25,7 +25,7 @@ final class Activations {
     final Tensor[] swiglu;     // [n, intermediate]
     final Tensor rstdFinal;    // [n]
     final Tensor normFinal;    // [n, dim]
-    final Tensor logits;       // [n, vocab]; holds the logits' gradient after the fused loss
+    final Tensor logits;       // [min(n, LOGIT_ROWS), vocab]: one chunk of logits, then its gradient
     final Tensor losses;       // [n]
     final Tensor scratch;      // [n, dim]: a sub-layer's output before the residual add
     // gradients
@@ -70,7 +70,7 @@ final class Activations {
         residual[layers] = training ? backend.allocate(n * c.dim()) : residual[0];
         rstdFinal = backend.allocate(n);
         normFinal = backend.allocate(n * c.dim());
-        logits = backend.allocate(n * c.vocabSize());
+        logits = backend.allocate(Math.min(n, LlamaModel.LOGIT_ROWS) * c.vocabSize());
         losses = backend.allocate(n);
         scratch = backend.allocate(n * c.dim());
         dResidual = training ? backend.allocate(n * c.dim()) : null;

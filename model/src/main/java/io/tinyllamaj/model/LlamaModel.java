@@ -21,6 +21,7 @@ public final class LlamaModel {
     private final Tensor parameters;
     private Tensor gradients;
     private Activations activations;
+    private Tensor fullLogits;
 
     public LlamaModel(Backend backend, LlamaConfig config) {
         this.backend = backend;
@@ -79,18 +80,33 @@ public final class LlamaModel {
         return activations;
     }
 
-    /** Logits [b * t, vocab] for tokens [b, t]; the tensor is reused by the next call. */
+    /**
+     * Rows of logits computed at a time: the lm_head matmul and the loss run over row chunks so
+     * no [b * t, vocab] logits buffer exists in training (TinyLlama at 8 x 2048: 2 GB in fp32).
+     * A multiple of the CPU GEMM's K block (256), so chunking does not change the order in which
+     * the lm_head gradient is summed: the result is the same bits as one big matmul.
+     */
+    static final int LOGIT_ROWS = 1024;
+
+    /** Logits [b * t, vocab] for tokens [b, t] (inference and tests); the tensor is reused by the next call. */
     public Tensor logits(int[] tokens, int b, int t) {
         Activations a = activations(b, t, activations != null && activations.dResidual != null);
         forward(a, tokens);
-        return a.logits;
+        int n = b * t;
+        if (fullLogits == null || fullLogits.length() != (long) n * config.vocabSize()) {
+            fullLogits = null;
+            fullLogits = backend.allocate((long) n * config.vocabSize());
+        }
+        backend.matmulForward(fullLogits, a.normFinal, parameter("lm_head"), n, config.dim(), config.vocabSize());
+        return fullLogits;
     }
 
     /** Per-position cross-entropy [b * t] without touching gradients; negative targets give 0. */
     public float[] losses(int[] tokens, int[] targets, int b, int t) {
         Activations a = activations(b, t, activations != null && activations.dResidual != null);
         forward(a, tokens);
-        backend.crossEntropyForward(a.losses, a.logits, targets, b * t, config.vocabSize());
+        forEachLogitChunk(a, (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows), logits,
+                java.util.Arrays.copyOfRange(targets, start, start + rows), rows, config.vocabSize()));
         return backend.download(a.losses);
     }
 
@@ -102,14 +118,36 @@ public final class LlamaModel {
     public double forwardBackward(int[] tokens, int[] targets, int b, int t, float gradScale) {
         Activations a = activations(b, t, true);
         forward(a, tokens);
-        int n = b * t;
-        backend.crossEntropyForwardBackward(a.logits, a.losses, targets, n, config.vocabSize(), gradScale);
+        int dim = config.dim(), vocab = config.vocabSize();
+        // Per chunk: logits, then loss and its gradient in place, then the gradient through lm_head.
+        forEachLogitChunk(a, (rows, logits, start) -> {
+            backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows),
+                    java.util.Arrays.copyOfRange(targets, start, start + rows), rows, vocab, gradScale);
+            backend.matmulBackward(a.dNorm.slice((long) start * dim, (long) rows * dim), gradient("lm_head"), logits,
+                    a.normFinal.slice((long) start * dim, (long) rows * dim), parameter("lm_head"), rows, dim, vocab);
+        });
         backward(a, tokens);
         double sum = 0;
         for (float loss : backend.download(a.losses)) {
             sum += loss;
         }
         return sum;
+    }
+
+    private interface LogitChunk {
+        void accept(int rows, Tensor logits, int start);
+    }
+
+    /** Computes the logits of LOGIT_ROWS rows at a time into a.logits and hands each chunk on. */
+    private void forEachLogitChunk(Activations a, LogitChunk body) {
+        int n = a.b * a.t, dim = config.dim(), vocab = config.vocabSize();
+        for (int start = 0; start < n; start += LOGIT_ROWS) {
+            int rows = Math.min(LOGIT_ROWS, n - start);
+            Tensor logits = a.logits.slice(0, (long) rows * vocab);
+            backend.matmulForward(logits, a.normFinal.slice((long) start * dim, (long) rows * dim), parameter("lm_head"),
+                    rows, dim, vocab);
+            body.accept(rows, logits, start);
+        }
     }
 
     /**
@@ -132,12 +170,12 @@ public final class LlamaModel {
         return logits;
     }
 
+    /** The blocks and the final norm; the logits are left to the caller, a chunk at a time. */
     private void forward(Activations a, int[] tokens) {
         forward(a, tokens, null);
         LlamaConfig c = config;
         int n = a.b * a.t;
         backend.rmsnormForward(a.normFinal, a.rstdFinal, a.residual[c.layers()], parameter("final_norm"), n, c.dim(), c.normEps());
-        backend.matmulForward(a.logits, a.normFinal, parameter("lm_head"), n, c.dim(), c.vocabSize());
     }
 
     /** The blocks; with a cache, q/k/v rows go into it at its current length and attention reads all of it. */
@@ -174,11 +212,10 @@ public final class LlamaModel {
         backend.accumulate(out, delta);
     }
 
-    /** Expects the logits' gradient in a.logits. dResidual carries d(loss)/d(block output) down the blocks. */
+    /** Expects d(loss)/d(normFinal) in a.dNorm. dResidual carries d(loss)/d(block output) down the blocks. */
     private void backward(Activations a, int[] tokens) {
         LlamaConfig c = config;
         int b = a.b, t = a.t, n = b * t, dim = c.dim(), hidden = c.intermediate();
-        backend.matmulBackward(a.dNorm, gradient("lm_head"), a.logits, a.normFinal, parameter("lm_head"), n, dim, c.vocabSize());
         backend.fill(a.dResidual, 0f);
         backend.rmsnormBackward(a.dResidual, gradient("final_norm"), a.dNorm, a.residual[c.layers()], parameter("final_norm"), a.rstdFinal, n, dim);
         for (int l = c.layers() - 1; l >= 0; l--) {

@@ -118,6 +118,39 @@ class LlamaModelTest {
     }
 
     @Test
+    void lossAndGradientsOverSeveralLogitChunksEqualThoseOfSeparateHalves() throws Exception {
+        LlamaConfig c = tiny(false);
+        ReferenceLlama ref = new ReferenceLlama(c, 13);
+        Path dir = Checkpoints.write(ref, temp.resolve("hf"));
+        LlamaModel whole = HfCheckpoint.load(dir, new CpuBackend());
+        LlamaModel halves = HfCheckpoint.load(dir, new CpuBackend());
+        int b = 80, t = 16, n = b * t; // 1280 rows: two logit chunks of LlamaModel.LOGIT_ROWS
+        assertTrue(n > LlamaModel.LOGIT_ROWS);
+        int[] in = tokens(n, c.vocabSize(), 5), targets = tokens(n, c.vocabSize(), 6);
+        targets[1100] = -1;
+        float scale = 1f / (n - 1);
+        whole.zeroGradients();
+        double sum = whole.forwardBackward(in, targets, b, t, scale);
+        halves.zeroGradients();
+        int half = n / 2;
+        double sumHalves = halves.forwardBackward(java.util.Arrays.copyOfRange(in, 0, half), java.util.Arrays.copyOfRange(targets, 0, half), b / 2, t, scale)
+                + halves.forwardBackward(java.util.Arrays.copyOfRange(in, half, n), java.util.Arrays.copyOfRange(targets, half, n), b / 2, t, scale);
+        assertEquals(sumHalves, sum, 1e-6 * Math.abs(sum));
+        float[] expected = halves.backend().download(halves.gradients());
+        double[] reference = new double[expected.length];
+        for (int i = 0; i < expected.length; i++) {
+            reference[i] = expected[i];
+        }
+        assertRelative(reference, whole.backend().download(whole.gradients()), 1e-5, "chunked gradients");
+        float[] losses = whole.losses(in, targets, b, t);
+        float[] first = halves.losses(java.util.Arrays.copyOfRange(in, 0, half), java.util.Arrays.copyOfRange(targets, 0, half), b / 2, t);
+        float[] second = halves.losses(java.util.Arrays.copyOfRange(in, half, n), java.util.Arrays.copyOfRange(targets, half, n), b / 2, t);
+        assertArrayEquals(first, java.util.Arrays.copyOfRange(losses, 0, half));
+        assertArrayEquals(second, java.util.Arrays.copyOfRange(losses, half, n));
+        assertEquals(0f, losses[1100]);
+    }
+
+    @Test
     void greedyGenerationWithKvCacheEqualsArgmaxOfFullForward() throws Exception {
         LlamaConfig c = LlamaConfig.preset("test-small");
         ReferenceLlama ref = new ReferenceLlama(c, 5);

@@ -24,6 +24,10 @@ import java.util.SplittableRandom;
  * <ol>
  *   <li>one forward/backward of a small model and of a one-layer model of TinyLlama's width
  *       and vocabulary: logits, loss and every parameter gradient, as ||gpu - cpu|| / ||cpu||;</li>
+ *   <li>determinism: three training steps (forward, backward, global norm, AdamW) run twice from the same
+ *       state on the GPU, at the demo recipe's shape (plain attention), a small one (tensor-core attention)
+ *       and TinyLlama's width, with many repeated token ids: loss, gradients, weights and moments
+ *       must be the same bits;</li>
  *   <li>a loss curve: N steps of AdamW with global-norm clipping on batches from a random Markov chain, both
  *       backends, the largest relative gap between the curves;</li>
  *   <li>with {@code --bench}: the step time of TinyLlama-1.1B (b x 2048 tokens) on the GPU and the GPU time per op, a
@@ -60,6 +64,9 @@ public final class CudaModelCheck {
             int bench = benchBatch;
             check.guarded(() -> check.step(cpu, gpu, small, 2, 64));
             check.guarded(() -> check.step(cpu, gpu, wide, 1, 128));
+            check.guarded(() -> check.repeatable(gpu, LlamaConfig.preset("demo-9m"), 8, 128));
+            check.guarded(() -> check.repeatable(gpu, small, 4, 64));
+            check.guarded(() -> check.repeatable(gpu, wide, 2, 256));
             check.guarded(() -> check.curve(cpu, gpu, small, 4, 64, steps));
             if (bench > 0) {
                 check.guarded(() -> check.bench(gpu, LlamaConfig.preset("tinyllama-1.1b"), bench, 2048));
@@ -153,6 +160,82 @@ public final class CudaModelCheck {
             }
         }
         verdict("worst parameter gradient (" + worst + ")", worstError, GRAD_BOUND);
+    }
+
+    /**
+     * The same three training steps twice from the same weights and zero moments on the GPU:
+     * every loss, the first step's gradients, and the final weights and AdamW moments must be
+     * bitwise equal (a training run resumed from a checkpoint then tracks the uninterrupted one
+     * exactly). Token ids come from the first 64 of the vocabulary, so the embedding backward
+     * sees many repeats (where a scatter with atomics would vary run to run).
+     */
+    private void repeatable(CudaBackend gpu, LlamaConfig config, int b, int t) {
+        line(String.format("determinism: %s, b=%d t=%d, 3 steps (forward, backward, clip, AdamW) twice from the same state",
+                config.name(), b, t));
+        int n = b * t, steps = 3;
+        LlamaModel model = new LlamaModel(gpu, config);
+        Initialization.initialize(model, 3407);
+        float[] initial = gpu.download(model.parameters());
+        long total = model.layout().total();
+        Tensor m = gpu.allocate(total), v = gpu.allocate(total);
+        double[][] losses = new double[2][steps];
+        float[][] grads = new float[2][], params = new float[2][], ms = new float[2][], vs = new float[2][];
+        for (int k = 0; k < 2; k++) {
+            gpu.upload(model.parameters(), initial, 0, initial.length);
+            gpu.fill(m, 0f);
+            gpu.fill(v, 0f);
+            for (int s = 0; s < steps; s++) {
+                SplittableRandom random = new SplittableRandom(500 + s);
+                int[] tokens = new int[n], targets = new int[n];
+                for (int i = 0; i < n; i++) {
+                    tokens[i] = random.nextInt(Math.min(64, config.vocabSize()));
+                    targets[i] = random.nextInt(config.vocabSize());
+                }
+                model.zeroGradients();
+                losses[k][s] = model.forwardBackward(tokens, targets, b, t, 1f / n);
+                double norm = Math.sqrt(gpu.sumOfSquares(model.gradients()));
+                if (s == 0) {
+                    grads[k] = gpu.download(model.gradients());
+                }
+                float clip = (float) Math.min(1.0, 1.0 / (norm + 1e-6));
+                gpu.adamwUpdate(model.parameters(), model.gradients(), m, v, new AdamWStep(1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, clip));
+            }
+            params[k] = gpu.download(model.parameters());
+            ms[k] = gpu.download(m);
+            vs[k] = gpu.download(v);
+        }
+        int lossDiffs = 0;
+        for (int s = 0; s < steps; s++) {
+            if (Double.doubleToRawLongBits(losses[0][s]) != Double.doubleToRawLongBits(losses[1][s])) {
+                lossDiffs++;
+            }
+        }
+        line(String.format("  losses: %s / %s", java.util.Arrays.toString(losses[0]), java.util.Arrays.toString(losses[1])));
+        verdict("steps whose loss bits differ", lossDiffs, 0);
+        StringBuilder which = new StringBuilder();
+        for (ParameterLayout.Entry e : model.layout().stored()) {
+            int from = Math.toIntExact(e.offset()), to = Math.toIntExact(e.offset() + e.size());
+            int d = differing(grads[0], grads[1], from, to);
+            if (d > 0) {
+                which.append(' ').append(e.name()).append('(').append(d).append(')');
+            }
+        }
+        if (!which.isEmpty()) {
+            line("  gradients that differ:" + which);
+        }
+        verdict("step-1 gradient elements whose bits differ", differing(grads[0], grads[1], 0, grads[0].length), 0);
+        verdict("weights, m, v elements whose bits differ", differing(params[0], params[1], 0, params[0].length)
+                + differing(ms[0], ms[1], 0, ms[0].length) + differing(vs[0], vs[1], 0, vs[0].length), 0);
+    }
+
+    private static int differing(float[] a, float[] b, int from, int to) {
+        int count = 0;
+        for (int i = from; i < to; i++) {
+            if (Float.floatToRawIntBits(a[i]) != Float.floatToRawIntBits(b[i])) {
+                count++;
+            }
+        }
+        return count;
     }
 
     /**
