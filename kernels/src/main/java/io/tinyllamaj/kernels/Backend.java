@@ -53,6 +53,20 @@ public interface Backend extends AutoCloseable {
     /** out = inp * rstd * weight per row, rstd[n] saved for the backward. */
     void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps);
 
+    /**
+     * The residual add fused into the norm that follows it: residual = x + delta, then
+     * out = rmsnorm(residual). One pass over the rows instead of three (copy, add, norm); a
+     * backend without a fused kernel gets exactly those three. residual may be x itself.
+     */
+    default void residualRmsnormForward(Tensor residual, Tensor out, Tensor rstd, Tensor x, Tensor delta, Tensor weight,
+                                        int n, int c, float eps) {
+        if (residual != x) {
+            copy(residual, x);
+        }
+        accumulate(residual, delta);
+        rmsnormForward(out, rstd, residual, weight, n, c, eps);
+    }
+
     /** dinp += ..., dweight += ... */
     void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c);
 

@@ -187,29 +187,30 @@ public final class LlamaModel {
         }
         int past = cache == null ? 0 : cache.length;
         backend.embeddingForward(a.residual[0], parameter("embed"), tokens, n, dim);
+        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], parameter(ParameterLayout.block(0, "attn_norm")), n, dim, c.normEps());
         for (int l = 0; l < c.layers(); l++) {
             Tensor x = a.residual[l];
             Tensor qkvNew = cache == null ? a.qkv[l] : cache.layers[l].slice((long) past * c.qkvDim(), (long) t * c.qkvDim());
             Tensor qkvAll = cache == null ? a.qkv[l] : cache.layers[l].slice(0, (long) (past + t) * c.qkvDim());
-            backend.rmsnormForward(a.normAttn[l], a.rstdAttn[l], x, parameter(ParameterLayout.block(l, "attn_norm")), n, dim, c.normEps());
             backend.matmulForward(qkvNew, a.normAttn[l], parameter(ParameterLayout.block(l, "qkv")), n, dim, c.qkvDim());
             backend.ropeForward(qkvNew, b, t, c.heads(), c.kvHeads(), c.headSize(), past, c.ropeTheta());
             backend.attentionForward(a.attn[l], a.lse[l], qkvAll, b, t, past + t, c.heads(), c.kvHeads(), c.headSize());
             backend.matmulForward(a.scratch, a.attn[l], parameter(ParameterLayout.block(l, "attn_out")), n, dim, dim);
-            residualAdd(a.midResidual[l], x, a.scratch);
-            backend.rmsnormForward(a.normMlp[l], a.rstdMlp[l], a.midResidual[l], parameter(ParameterLayout.block(l, "mlp_norm")), n, dim, c.normEps());
+            backend.residualRmsnormForward(a.midResidual[l], a.normMlp[l], a.rstdMlp[l], x, a.scratch,
+                    parameter(ParameterLayout.block(l, "mlp_norm")), n, dim, c.normEps());
             backend.matmulForward(a.gateUp[l], a.normMlp[l], parameter(ParameterLayout.block(l, "gate_up")), n, dim, 2 * c.intermediate());
             backend.swigluForward(a.swiglu[l], a.gateUp[l], n, c.intermediate());
             backend.matmulForward(a.scratch, a.swiglu[l], parameter(ParameterLayout.block(l, "down")), n, c.intermediate(), dim);
-            residualAdd(a.residual[l + 1], a.midResidual[l], a.scratch);
+            if (l + 1 < c.layers()) {
+                // the next block's input norm rides on this block's residual add
+                backend.residualRmsnormForward(a.residual[l + 1], a.normAttn[l + 1], a.rstdAttn[l + 1], a.midResidual[l], a.scratch,
+                        parameter(ParameterLayout.block(l + 1, "attn_norm")), n, dim, c.normEps());
+            } else {
+                // the final norm is the caller's: all rows for logits, the last one when decoding
+                backend.copy(a.residual[l + 1], a.midResidual[l]);
+                backend.accumulate(a.residual[l + 1], a.scratch);
+            }
         }
-    }
-
-    private void residualAdd(Tensor out, Tensor x, Tensor delta) {
-        if (out != x) {
-            backend.copy(out, x);
-        }
-        backend.accumulate(out, delta);
     }
 
     /** Expects d(loss)/d(normFinal) in a.dNorm. dResidual carries d(loss)/d(block output) down the blocks. */

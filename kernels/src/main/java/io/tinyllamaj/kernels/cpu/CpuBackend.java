@@ -92,6 +92,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void residualRmsnormForward(Tensor residual, Tensor out, Tensor rstd, Tensor x, Tensor delta, Tensor weight,
+                                       int n, int c, float eps) {
+        RmsNorm.forward(of(out), of(rstd), of(x), of(delta), of(residual), of(weight), n, c, eps);
+    }
+
+    @Override
     public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c) {
         RmsNorm.backward(of(dinp), of(dweight), of(dout), of(inp), of(weight), of(rstd), n, c);
     }

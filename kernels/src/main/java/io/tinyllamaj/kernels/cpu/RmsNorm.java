@@ -1,7 +1,8 @@
 package io.tinyllamaj.kernels.cpu;
 
 /**
- * RMSNorm, as Hugging Face's LlamaRMSNorm: y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
+ * RMSNorm, as Hugging Face's LlamaRMSNorm: y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps),
+ * optionally fused with the residual add before it (x = inp + delta, kept for the backward).
  * x, y [n, c]; w [c]; rstd [n] is saved for the backward.
  * Backward (per row, with g = w * dy):
  *   dx += rstd * g - x * rstd^3 * mean(g * x)
@@ -14,11 +15,29 @@ final class RmsNorm {
     }
 
     static void forward(CpuTensor out, CpuTensor rstd, CpuTensor inp, CpuTensor weight, int n, int c, float eps) {
-        float[] x = inp.data(), y = out.data(), w = weight.data(), r = rstd.data();
-        int xo = inp.offset(), yo = out.offset(), wo = weight.offset(), ro = rstd.offset();
+        forward(out, rstd, inp, null, null, weight, n, c, eps);
+    }
+
+    /**
+     * With {@code delta}, first residual = inp + delta row by row (residual may be inp), and the
+     * norm is of the sum: the residual add fused into the norm, one pass over each row.
+     */
+    static void forward(CpuTensor out, CpuTensor rstd, CpuTensor inp, CpuTensor delta, CpuTensor residual, CpuTensor weight,
+                        int n, int c, float eps) {
+        float[] y = out.data(), w = weight.data(), r = rstd.data();
+        float[] x = delta == null ? inp.data() : residual.data();
+        int xo = delta == null ? inp.offset() : residual.offset();
+        int yo = out.offset(), wo = weight.offset(), ro = rstd.offset();
         Parallel.forChunks(n, 4L * n * c, (start, end) -> {
             for (int i = start; i < end; i++) {
                 int row = xo + i * c;
+                if (delta != null) {
+                    float[] a = inp.data(), d = delta.data();
+                    int ao = inp.offset() + i * c, dOff = delta.offset() + i * c;
+                    for (int j = 0; j < c; j++) {
+                        x[row + j] = a[ao + j] + d[dOff + j];
+                    }
+                }
                 double sum = 0;
                 for (int j = 0; j < c; j++) {
                     sum += x[row + j] * x[row + j];

@@ -63,6 +63,30 @@ class CpuOpsTest {
         assertClose("rmsnorm dw", numericGradient(w.clone(), ww -> dot(r, rmsnorm(x, ww, n, c, eps))), dw.data(), 1e-5);
     }
 
+    @Test
+    void residualAddFusedIntoRmsnormMatchesTheSeparateOpsBitwise() {
+        int n = 7, c = 48;
+        double[] x = random(random, n * c, 2), d = random(random, n * c, 1), w = random(random, c, 1);
+        double[] sum = new double[n * c];
+        for (int i = 0; i < sum.length; i++) {
+            sum[i] = (float) ((float) x[i] + (float) d[i]);
+        }
+        CpuTensor residual = zeros(n * c), out = zeros(n * c), rstd = zeros(n);
+        backend.residualRmsnormForward(residual, out, rstd, tensor(x), tensor(d), tensor(w), n, c, 1e-5f);
+        assertClose("fused residual", sum, residual.data(), 1e-12);
+        assertClose("fused norm", rmsnorm(sum, rounded(w), n, c, 1e-5), out.data(), 1e-6);
+        // the separate ops, and the fused op writing the residual over its input, give the same bits
+        CpuTensor separate = tensor(x), outSeparate = zeros(n * c), rstdSeparate = zeros(n);
+        backend.accumulate(separate, tensor(d));
+        backend.rmsnormForward(outSeparate, rstdSeparate, separate, tensor(w), n, c, 1e-5f);
+        CpuTensor inPlace = tensor(x), outInPlace = zeros(n * c), rstdInPlace = zeros(n);
+        backend.residualRmsnormForward(inPlace, outInPlace, rstdInPlace, inPlace, tensor(d), tensor(w), n, c, 1e-5f);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(separate.data(), inPlace.data());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(outSeparate.data(), outInPlace.data());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(outSeparate.data(), out.data());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(rstdSeparate.data(), rstd.data());
+    }
+
     @ParameterizedTest
     @CsvSource({"1,3,2,1,8,0", "2,5,4,2,16,0", "1,4,4,4,8,7"})
     void ropeMatchesReferenceAndFiniteDifferences(int b, int t, int nh, int nkv, int hs, int start) {
