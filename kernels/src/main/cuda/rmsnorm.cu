@@ -3,9 +3,10 @@
 // Backward per row, with g = w * dy:
 //   dx += rstd * g - x * rstd^3 * mean(g * x)     (accumulates: the residual path adds to dx)
 //   dw += sum over rows of dy * x * rstd
-// Trick: the backward gives each block a run of rows; every thread owns fixed columns, keeps
-// their dw partial sums in shared memory across the rows, and adds them to dw with one atomic
-// per column per block instead of one per element.
+// Trick: the backward gives each block a run of rows; every thread owns fixed columns and keeps
+// their dw partial sums in shared memory across the rows, then writes the block's partial row
+// to partials [blocks, c]; a second kernel sums the partials over the blocks in a fixed order
+// and adds them to dw. No atomics, so dw has the same bits on every run.
 #include "common.cuh"
 
 #define RMSNORM_ROWS_PER_BLOCK 32
@@ -25,7 +26,7 @@ extern "C" __global__ void rmsnorm_forward(float* out, float* rstd, const float*
 }
 
 // dynamic shared memory: c floats (the block's dw partials)
-extern "C" __global__ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+extern "C" __global__ void rmsnorm_backward(float* dinp, float* partials, const float* dout, const float* inp,
                                             const float* weight, const float* rstd, int n, int c) {
     extern __shared__ float dw[];
     __shared__ float scratch[32];
@@ -46,5 +47,26 @@ extern "C" __global__ void rmsnorm_backward(float* dinp, float* dweight, const f
             dw[j] += dy[j] * x[j] * s;
         }
     }
-    for (int j = threadIdx.x; j < c; j += blockDim.x) atomicAdd(&dweight[j], dw[j]);
+    float* mine = partials + (long long)blockIdx.x * c;
+    for (int j = threadIdx.x; j < c; j += blockDim.x) mine[j] = dw[j];
+}
+
+// dweight[j] += sum_b partials[b, j]. 256 threads per block: 32 columns x 8 strided runs of
+// blocks (coalesced 128-byte rows), the 8 run sums then added in order: a fixed tree.
+// grid ceil(c / 32).
+extern "C" __global__ void rmsnorm_dweight_reduce(float* dweight, const float* partials, int blocks, int c) {
+    __shared__ float runs[8][33];
+    int col = threadIdx.x & 31, run = threadIdx.x >> 5;
+    int j = blockIdx.x * 32 + col;
+    float sum = 0.f;
+    if (j < c) {
+        for (int b = run; b < blocks; b += 8) sum += partials[(long long)b * c + j];
+    }
+    runs[run][col] = sum;
+    __syncthreads();
+    if (run == 0 && j < c) {
+        float total = runs[0][col];
+        for (int r = 1; r < 8; r++) total += runs[r][col];
+        dweight[j] += total;
+    }
 }

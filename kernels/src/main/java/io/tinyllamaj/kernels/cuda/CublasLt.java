@@ -16,7 +16,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * FFM bindings to cuBLASLt ({@code libcublasLt.so.13}): column-major
  * {@code D = alpha op(A) op(B) + beta C} with bf16 A and B, fp32 C = D, fp32 accumulation
  * (CUBLAS_COMPUTE_32F). Each distinct shape gets its descriptors and the heuristic's first
- * algorithm once, cached. Every cublasStatus_t is checked; a failure names the call.
+ * algorithm once, cached, with one fixed workspace: so a shape always runs the same algorithm,
+ * and the result is the same bits every run (cuBLAS's reproducibility guarantee for one
+ * stream, one GPU architecture and SM count). Every cublasStatus_t is checked; a failure names the call.
  */
 public final class CublasLt implements AutoCloseable {
 

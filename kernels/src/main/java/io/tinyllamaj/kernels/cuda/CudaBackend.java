@@ -29,6 +29,11 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * (Keeping activations resident in bf16 halves their memory and is the next step; see
  * docs/gpu-correctness.md.)
  *
+ * <p>Deterministic: the same inputs give the same bits on every run. No kernel uses atomics
+ * (the embedding backward and the reductions over blocks sum in a fixed order) and cuBLASLt's
+ * algorithm is chosen once per shape ({@link CublasLt}), so a run resumed from a checkpoint
+ * continues the uninterrupted one exactly.
+ *
  * <p>All work goes to one stream, in call order; downloads wait for it. Not thread-safe: one
  * training loop drives one backend, as with the CPU backend.
  */
@@ -36,13 +41,14 @@ public final class CudaBackend implements Backend {
 
     private static final Cleaner CLEANER = Cleaner.create();
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
-            "rmsnorm_forward", "rmsnorm_backward", "rope_rotate", "swiglu_forward", "swiglu_backward", "cross_entropy",
-            "adamw_update", "sum_of_squares", "attention_backward_dot", "attention_backward_dkv_reduce",
+            "rmsnorm_forward", "rmsnorm_backward", "rmsnorm_dweight_reduce", "rope_rotate", "swiglu_forward", "swiglu_backward", "cross_entropy",
+            "adamw_update", "sum_of_squares", "sum_partials", "attention_backward_dot", "attention_backward_dkv_reduce",
             "attention_forward_hs32", "attention_forward_hs64", "attention_forward_hs128",
             "attention_backward_dq_hs32", "attention_backward_dq_hs64", "attention_backward_dq_hs128",
             "attention_backward_dkv_hs32", "attention_backward_dkv_hs64", "attention_backward_dkv_hs128",
             "flash_attention_forward_hs64", "flash_attention_backward_dq_hs64", "flash_attention_backward_dkv_hs64"};
     private static final int RMSNORM_ROWS_PER_BLOCK = 32; // rmsnorm.cu
+    private static final int SUM_BLOCKS = 1024;           // most blocks (partials) of sum_of_squares
     private static final int ATTN_ROWS = 64;              // attention.cu
     private static final int FLASH_TILE = 64;             // flash_attention.cu: rows per block
     private static final int FLASH_THREADS = 128;
@@ -62,7 +68,8 @@ public final class CudaBackend implements Backend {
     private final long[] bf16ScratchBytes = new long[3];
     private final Map<RopeKey, RopeTable> ropeTables = new HashMap<>();
     private long tokens, tokensBytes, targets, targetsBytes, attnDot, attnDotBytes, attnPartial, attnPartialBytes;
-    private final long sumSlot;
+    private long embedPlan, embedPlanBytes, rmsPartial, rmsPartialBytes;
+    private final long sumSlot, sumPartials;
     private Thread lastThread;
     private boolean closed;
     private boolean flashAttention = !"plain".equals(System.getProperty(ATTENTION_PROPERTY, "flash"));
@@ -96,6 +103,7 @@ public final class CudaBackend implements Backend {
         kernels.preload(KERNELS);
         this.blas = new CublasLt(driver);
         this.sumSlot = driver.memAlloc(256);
+        this.sumPartials = driver.memAlloc((long) SUM_BLOCKS * Double.BYTES);
     }
 
     @Override
@@ -234,13 +242,17 @@ public final class CudaBackend implements Backend {
             tokens = grow(tokens, tokensBytes, bytes, b -> tokensBytes = b);
         }
         long dst = isTargets ? targets : tokens;
+        copyInts(dst, values, n, bytes);
+        return dst;
+    }
+
+    private void copyInts(long dst, int[] values, int n, long bytes) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(Math.max(4, bytes), 16);
             MemorySegment.copy(values, 0, host, JAVA_INT, 0, n);
             driver.memcpyHtoDAsync(dst, host, bytes, stream);
             driver.streamSynchronize(stream);
         }
-        return dst;
     }
 
     @Override
@@ -329,9 +341,12 @@ public final class CudaBackend implements Backend {
         if ((long) c * Float.BYTES > 48 * 1024) {
             throw new IllegalArgumentException("rmsnormBackward: at most 12288 columns, got " + c);
         }
-        int blocks = (n + RMSNORM_ROWS_PER_BLOCK - 1) / RMSNORM_ROWS_PER_BLOCK;
-        kernels.launch("rmsnorm_backward", Math.max(1, blocks), 1, 1, blockFor(c), c * Float.BYTES,
-                ptr(dinp), ptr(dweight), ptr(dout), ptr(inp), ptr(weight), ptr(rstd), n, c);
+        int blocks = Math.max(1, (n + RMSNORM_ROWS_PER_BLOCK - 1) / RMSNORM_ROWS_PER_BLOCK);
+        // per-block dweight partials [blocks, c], summed in a fixed order by a second kernel (deterministic)
+        rmsPartial = grow(rmsPartial, rmsPartialBytes, (long) blocks * c * Float.BYTES, b -> rmsPartialBytes = b);
+        kernels.launch("rmsnorm_backward", blocks, 1, 1, blockFor(c), c * Float.BYTES,
+                ptr(dinp), rmsPartial, ptr(dout), ptr(inp), ptr(weight), ptr(rstd), n, c);
+        kernels.launch("rmsnorm_dweight_reduce", (c + 31) / 32, 1, 1, 256, 0, ptr(dweight), rmsPartial, blocks, c);
     }
 
     private static int blockFor(int c) {
@@ -487,8 +502,44 @@ public final class CudaBackend implements Backend {
     @Override
     public void embeddingBackward(Tensor dtable, Tensor dout, int[] tokens, int n, int c) {
         current();
-        long ids = uploadInts(tokens, n, false);
-        kernels.launchFlat("embedding_backward", (long) n * c, ptr(dtable), ptr(dout), ids, n, c);
+        if (n == 0) {
+            return;
+        }
+        long rows = of(dtable).length() / c;
+        // The plan of embedding.cu: positions grouped by token (ascending), each token's rows of
+        // dout added in position order by the one block that owns its table row.
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            if (tokens[i] < 0 || tokens[i] >= rows) {
+                throw new IllegalArgumentException("token id " + tokens[i] + " at position " + i
+                        + " is outside the vocabulary [0, " + rows + ")");
+            }
+            keys[i] = ((long) tokens[i] << 32) | i;
+        }
+        java.util.Arrays.sort(keys);
+        int unique = 0;
+        for (int k = 0; k < n; k++) {
+            if (k == 0 || (keys[k] >>> 32) != (keys[k - 1] >>> 32)) {
+                unique++;
+            }
+        }
+        int[] plan = new int[2 * unique + 1 + n];
+        int u = -1;
+        for (int k = 0; k < n; k++) {
+            int token = (int) (keys[k] >>> 32);
+            if (k == 0 || token != (int) (keys[k - 1] >>> 32)) {
+                u++;
+                plan[u] = token;
+                plan[unique + u] = k;
+            }
+            plan[2 * unique + 1 + k] = (int) keys[k];
+        }
+        plan[2 * unique] = n;
+        long bytes = (long) plan.length * Integer.BYTES;
+        embedPlan = grow(embedPlan, embedPlanBytes, bytes, b -> embedPlanBytes = b);
+        copyInts(embedPlan, plan, plan.length, bytes);
+        int block = Math.min(256, (c + 31) / 32 * 32);
+        kernels.launch("embedding_backward", unique, (c + block - 1) / block, 1, block, 0, ptr(dtable), ptr(dout), embedPlan, unique, c);
     }
 
     // ---- softmax cross-entropy ----
@@ -521,8 +572,10 @@ public final class CudaBackend implements Backend {
     public double sumOfSquares(Tensor t) {
         current();
         CudaTensor c = of(t);
-        driver.memsetD32Async(sumSlot, 0, 2, stream);
-        kernels.launchFlat("sum_of_squares", c.length(), sumSlot, c.address(), c.length());
+        // two passes, no atomics: per-block partials, then one block sums them in order (deterministic)
+        int blocks = (int) Math.max(1, Math.min((c.length() + 255) / 256, SUM_BLOCKS));
+        kernels.launch("sum_of_squares", blocks, 1, 1, 256, 0, sumPartials, c.address(), c.length());
+        kernels.launch("sum_partials", 1, 1, 1, 256, 0, sumSlot, sumPartials, blocks);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(JAVA_DOUBLE);
             driver.memcpyDtoHAsync(host, sumSlot, 8, stream);
@@ -553,7 +606,8 @@ public final class CudaBackend implements Backend {
             driver.memFree(address);
         }
         live.clear();
-        for (long address : new long[] {bf16Scratch[0], bf16Scratch[1], bf16Scratch[2], tokens, targets, attnDot, attnPartial, sumSlot}) {
+        for (long address : new long[] {bf16Scratch[0], bf16Scratch[1], bf16Scratch[2], tokens, targets, attnDot, attnPartial,
+                embedPlan, rmsPartial, sumSlot, sumPartials}) {
             if (address != 0) {
                 driver.memFree(address);
             }

@@ -90,6 +90,7 @@ public final class CudaOpCheck {
         }
         guarded(() -> sumOfSquares(1_000_003));
         guarded(() -> adamw(100_003));
+        guarded(() -> repeatability(8192, 2048));
     }
 
     /** An op that throws is one failed row; the rest still run. */
@@ -348,7 +349,7 @@ public final class CudaOpCheck {
         compare("embedding fwd", s, "out", out, FP32);
         Pair dout = random((long) n * c, 1), dtable = random((long) vocab * c, 1);
         both(be -> be.embeddingBackward(be == cpu ? dtable.cpu : dtable.gpu, be == cpu ? dout.cpu : dout.gpu, ids, n, c));
-        compare("embedding bwd", s, "dtable", dtable, FP32);
+        compare("embedding bwd", s, "dtable", dtable, 0); // same adds in the same order as the CPU
     }
 
     private void crossEntropy(int n, int v) {
@@ -373,6 +374,64 @@ public final class CudaOpCheck {
         report("sumOfSquares (slice)", "n=" + (n - 10), "sum",
                 Math.abs(gpu.sumOfSquares(x.gpu.slice(5, n - 10)) - cpu.sumOfSquares(x.cpu.slice(5, n - 10)))
                         / cpu.sumOfSquares(x.cpu.slice(5, n - 10)), 1e-9);
+    }
+
+    /**
+     * The ops that reduce across threads, run twice on the GPU from the same inputs at a training
+     * shape (n rows of width c, many repeated token ids): the outputs must be the same bits. The
+     * "rel err" column is the number of elements whose bits differ.
+     */
+    private void repeatability(int n, int c) {
+        String s = shape("n,c", n, c);
+        float[] x = values((long) n * c, 2), dy = values((long) n * c, 1), dx0 = values((long) n * c, 1), w = values(c, 1),
+                dw0 = values(c, 1);
+        Tensor xg = upload(x), dyg = upload(dy), wg = upload(w), rstd = gpu.allocate(n), out = gpu.allocate((long) n * c);
+        gpu.rmsnormForward(out, rstd, xg, wg, n, c, 1e-5f);
+        float[][] dxs = new float[2][], dws = new float[2][];
+        for (int k = 0; k < 2; k++) {
+            Tensor dx = upload(dx0), dw = upload(dw0);
+            gpu.rmsnormBackward(dx, dw, dyg, xg, wg, rstd, n, c);
+            dxs[k] = gpu.download(dx);
+            dws[k] = gpu.download(dw);
+        }
+        report("repeat: rmsnorm bwd", s, "dinp", differing(dxs[0], dxs[1]), 0);
+        report("repeat: rmsnorm bwd", s, "dweight", differing(dws[0], dws[1]), 0);
+        int[] ids = tokens(n, 100);
+        float[] table0 = values(100L * c, 1);
+        float[][] tables = new float[2][];
+        for (int k = 0; k < 2; k++) {
+            Tensor table = upload(table0);
+            gpu.embeddingBackward(table, dyg, ids, n, c);
+            tables[k] = gpu.download(table);
+        }
+        report("repeat: embedding bwd", s + " vocab=100", "dtable", differing(tables[0], tables[1]), 0);
+        double a = gpu.sumOfSquares(xg), b = gpu.sumOfSquares(xg);
+        report("repeat: sumOfSquares", "n=" + (long) n * c, "sum", Double.doubleToRawLongBits(a) == Double.doubleToRawLongBits(b) ? 0 : 1, 0);
+    }
+
+    private float[] values(long n, double std) {
+        float[] v = new float[Math.toIntExact(n)];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) (gaussian() * std);
+        }
+        return v;
+    }
+
+    private Tensor upload(float[] v) {
+        Tensor t = gpu.allocate(v.length);
+        gpu.upload(t, v, 0, v.length);
+        return t;
+    }
+
+    /** How many elements differ in their bits (NaN payloads included). */
+    static int differing(float[] a, float[] b) {
+        int count = a.length == b.length ? 0 : Math.max(a.length, b.length);
+        for (int i = 0; i < Math.min(a.length, b.length); i++) {
+            if (Float.floatToRawIntBits(a[i]) != Float.floatToRawIntBits(b[i])) {
+                count++;
+            }
+        }
+        return count;
     }
 
     private void adamw(int n) {
