@@ -84,6 +84,11 @@ class DistributedTrainingTest {
         Path step8 = fsdp.resolve("checkpoints").resolve(CheckpointStore.name(8));
         assertTrue(Files.exists(step8.resolve("adam_m-rank00001.f32")), "fsdp writes one moment shard per rank");
 
+        Path hybrid = dir.resolve("hybrid");
+        run = launch(dir, "--out", hybrid.toString(), "--set", "distributed.strategy=hybrid", "--set", "distributed.ranks_per_node=1");
+        assertEquals(0, run.exitCode(), run.output());
+        assertClose("hybrid (2 simulated nodes of 1 rank), 2 ranks vs 1", single, hybrid, 1);
+
         Path onTwo = copyUpTo(fsdp, dir.resolve("fsdp-resumed-on-2"), 8);
         run = launch(dir, "--out", onTwo.toString(), "--resume", "auto", "--set", "distributed.strategy=fsdp",
                 "--set", "checkpoint.keep_last=10");
