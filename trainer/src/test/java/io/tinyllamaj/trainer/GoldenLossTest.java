@@ -23,8 +23,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * it is NOT an independent reference. It is a regression guard that catches any change to
  * the numerics of tokenizing, sampling, the model, AdamW or the schedule; the correctness of
  * those parts rests on their own tests (the float64 reference of the model, the hand-computed
- * LR values, exact resume). Clipping is off here so that the result does not depend on how
- * the CPU backend splits the gradient-norm sum over cores. After an intended numerics change,
+ * LR values, exact resume). The CPU backend's reductions use a fixed split, so the file holds
+ * on any core count. After an intended numerics change,
  * regenerate with {@code -Dgolden.update=true} and say why in the commit.
  */
 class GoldenLossTest {
