@@ -33,11 +33,7 @@ final class Attention {
                 float max = Float.NEGATIVE_INFINITY;
                 for (int j = 0; j <= pos; j++) {
                     int k = batch + j * width + (nh + kvHead) * hs;
-                    float s = 0;
-                    for (int d = 0; d < hs; d++) {
-                        s += x[q + d] * x[k + d];
-                    }
-                    s *= scale;
+                    float s = Vec.dot(x, q, x, k, hs) * scale;
                     p[j] = s;
                     max = Math.max(max, s);
                 }
@@ -51,10 +47,7 @@ final class Attention {
                 float inv = 1f / sum;
                 for (int j = 0; j <= pos; j++) {
                     int v = batch + j * width + (nh + nkv + kvHead) * hs;
-                    float w = p[j] * inv;
-                    for (int d = 0; d < hs; d++) {
-                        o[dst + d] += w * x[v + d];
-                    }
+                    Vec.axpy(p[j] * inv, x, v, o, dst, hs);
                 }
                 l[lo + (bi * nh + h) * tq + i] = max + (float) Math.log(sum);
             }
@@ -84,27 +77,18 @@ final class Attention {
                     int gy = dyo + (bi * t + i) * nh * hs + h * hs;
                     int oy = oo + (bi * t + i) * nh * hs + h * hs;
                     float lseI = l[lo + (bi * nh + h) * t + i];
-                    float dotOut = 0;
-                    for (int d = 0; d < hs; d++) {
-                        dotOut += dy[gy + d] * o[oy + d];
-                    }
+                    float dotOut = Vec.dot(dy, gy, o, oy, hs);
                     for (int j = 0; j <= i; j++) {
                         int k = xo + batch + j * width + (nh + kvHead) * hs;
                         int v = k + nkv * hs;
                         int dk = dxo + batch + j * width + (nh + kvHead) * hs;
                         int dv = dk + nkv * hs;
-                        float s = 0, dp = 0;
-                        for (int d = 0; d < hs; d++) {
-                            s += x[q + d] * x[k + d];
-                            dp += dy[gy + d] * x[v + d];
-                        }
+                        float s = Vec.dot(x, q, x, k, hs), dp = Vec.dot(dy, gy, x, v, hs);
                         float p = (float) Math.exp(s * scale - lseI);
                         float ds = p * (dp - dotOut) * scale;
-                        for (int d = 0; d < hs; d++) {
-                            dx[dq + d] += ds * x[k + d];
-                            dx[dk + d] += ds * x[q + d];
-                            dx[dv + d] += p * dy[gy + d];
-                        }
+                        Vec.axpy(ds, x, k, dx, dq, hs);
+                        Vec.axpy(ds, x, q, dx, dk, hs);
+                        Vec.axpy(p, dy, gy, dx, dv, hs);
                     }
                 }
             }

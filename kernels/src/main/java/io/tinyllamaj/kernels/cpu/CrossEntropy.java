@@ -3,8 +3,9 @@ package io.tinyllamaj.kernels.cpu;
 /**
  * Softmax cross-entropy over the vocabulary, fused with its backward as in llm.c:
  *   loss_i = logsumexp(z_i) - z_i[y_i];  dz_i = (softmax(z_i) - onehot(y_i)) * scale
- * The gradient overwrites the logits, so no second [n, V] buffer exists. Sums run in double:
- * a 32000-way logsumexp in fp32 loses digits the 1e-5 loss tolerance needs.
+ * The gradient overwrites the logits, so no second [n, V] buffer exists; each logit costs one
+ * exp (kept in place between the sum and the normalisation). Sums run in double: a 32000-way
+ * logsumexp in fp32 loses digits the 1e-5 loss tolerance needs.
  */
 final class CrossEntropy {
 
@@ -41,15 +42,25 @@ final class CrossEntropy {
                 for (int j = 0; j < v; j++) {
                     max = Math.max(max, z[row + j]);
                 }
+                float targetLogit = z[row + target];
                 double sum = 0;
-                for (int j = 0; j < v; j++) {
-                    sum += Math.exp(z[row + j] - max);
-                }
-                double logSum = Math.log(sum) + max;
-                out[lo + i] = (float) (logSum - z[row + target]);
                 if (backward) {
+                    // one exp per logit: keep exp(z - max) in place, normalise in a second pass
                     for (int j = 0; j < v; j++) {
-                        z[row + j] = (float) Math.exp(z[row + j] - logSum) * scale;
+                        float e = (float) Math.exp(z[row + j] - max);
+                        z[row + j] = e;
+                        sum += e;
+                    }
+                } else {
+                    for (int j = 0; j < v; j++) {
+                        sum += Math.exp(z[row + j] - max);
+                    }
+                }
+                out[lo + i] = (float) (Math.log(sum) + max - targetLogit);
+                if (backward) {
+                    float factor = (float) (scale / sum);
+                    for (int j = 0; j < v; j++) {
+                        z[row + j] *= factor;
                     }
                     z[row + target] -= scale;
                 }
