@@ -63,6 +63,23 @@ class CpuOpsTest {
         assertClose("rmsnorm dw", numericGradient(w.clone(), ww -> dot(r, rmsnorm(x, ww, n, c, eps))), dw.data(), 1e-5);
     }
 
+    @ParameterizedTest
+    @CsvSource({"1", "7", "8", "13", "64", "67"})
+    void shortDotProductsAndAxpysMatchFloat64(int n) {
+        double[] a = rounded(random(random, n + 3, 1)), b = rounded(random(random, n + 5, 1));
+        double expected = 0;
+        for (int i = 0; i < n; i++) {
+            expected += a[3 + i] * b[5 + i];
+        }
+        assertEquals(expected, Vec.dot(toFloat(a), 3, toFloat(b), 5, n), 1e-5 * Math.max(1, Math.abs(expected)));
+        float[] y = toFloat(b);
+        Vec.axpy(0.5f, toFloat(a), 3, y, 5, n);
+        for (int i = 0; i < b.length; i++) {
+            double want = i >= 5 && i < 5 + n ? b[i] + 0.5 * a[i - 2] : b[i];
+            assertEquals(want, y[i], 1e-6, "axpy element " + i);
+        }
+    }
+
     @Test
     void residualAddFusedIntoRmsnormMatchesTheSeparateOpsBitwise() {
         int n = 7, c = 48;
