@@ -106,7 +106,7 @@ public final class LlamaModel {
         Activations a = activations(b, t, activations != null && activations.dResidual != null);
         forward(a, tokens);
         forEachLogitChunk(a, (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows), logits,
-                java.util.Arrays.copyOfRange(targets, start, start + rows), rows, config.vocabSize()));
+                rowsOf(targets, start, rows), rows, config.vocabSize()));
         return backend.download(a.losses);
     }
 
@@ -122,7 +122,7 @@ public final class LlamaModel {
         // Per chunk: logits, then loss and its gradient in place, then the gradient through lm_head.
         forEachLogitChunk(a, (rows, logits, start) -> {
             backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows),
-                    java.util.Arrays.copyOfRange(targets, start, start + rows), rows, vocab, gradScale);
+                    rowsOf(targets, start, rows), rows, vocab, gradScale);
             backend.matmulBackward(a.dNorm.slice((long) start * dim, (long) rows * dim), gradient("lm_head"), logits,
                     a.normFinal.slice((long) start * dim, (long) rows * dim), parameter("lm_head"), rows, dim, vocab);
         });
@@ -132,6 +132,11 @@ public final class LlamaModel {
             sum += loss;
         }
         return sum;
+    }
+
+    /** The targets of one logit chunk; the array itself when one chunk covers it (no copy per step). */
+    private static int[] rowsOf(int[] targets, int start, int rows) {
+        return start == 0 && rows == targets.length ? targets : java.util.Arrays.copyOfRange(targets, start, start + rows);
     }
 
     private interface LogitChunk {
