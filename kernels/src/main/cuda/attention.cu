@@ -7,7 +7,8 @@
 // Backward (tq == tk == t), with D_i = do_i . o_i:
 //   p_ij = exp(s_ij - lse_i);  dp_ij = do_i . v_j;  ds_ij = p_ij (dp_ij - D_i) / sqrt(hs)
 //   dq_i = sum_j ds_ij k_j;  dk_j = sum_i ds_ij q_i;  dv_j = sum_i p_ij do_i
-// Precision: q, k, v and do are rounded to bf16 as they are loaded; every sum is fp32.
+// Precision: q, k, v and do are rounded to bf16 as they are loaded (exact when stored in bf16);
+// every sum is fp32.
 // Trick: no T x T matrix exists. The forward gives each thread one query row and streams
 // key/value tiles through shared memory with an online softmax. The backward runs kernels that
 // each recompute p from lse: one thread per query row accumulates dq; one thread per key row
@@ -29,8 +30,8 @@ struct AttnTiles {
     static constexpr int QUERIES = HS_MAX <= 64 ? 16 : 8;      // query rows per shared tile (dkv)
 };
 
-template <int HS_MAX>
-__device__ void attention_forward_impl(float* out, float* lse, const float* qkv, int tq, int tk, int nh, int nkv, int hs) {
+template <int HS_MAX, typename T>
+__device__ void attention_forward_impl(T* out, float* lse, const T* qkv, int tq, int tk, int nh, int nkv, int hs) {
     constexpr int KEYS = AttnTiles<HS_MAX>::KEYS;
     __shared__ float ks[KEYS][HS_MAX];
     __shared__ float vs[KEYS][HS_MAX];
@@ -40,12 +41,12 @@ __device__ void attention_forward_impl(float* out, float* lse, const float* qkv,
     int i = blockIdx.x * ATTN_ROWS + threadIdx.x;
     bool active = i < tq;
     int pos = past + i;
-    const float* batch = qkv + (long long)bi * tk * width;
+    const T* batch = qkv + (long long)bi * tk * width;
     float scale = 1.f / sqrtf((float)hs);
     float q[HS_MAX], o[HS_MAX];
 #pragma unroll
     for (int d = 0; d < HS_MAX; d++) {
-        q[d] = (active && d < hs) ? bf16_round(batch[(long long)pos * width + h * hs + d]) : 0.f;
+        q[d] = (active && d < hs) ? ld_bf16(&batch[(long long)pos * width + h * hs + d]) : 0.f;
         o[d] = 0.f;
     }
     float m = -CUDART_INF_F, l = 0.f;
@@ -54,9 +55,9 @@ __device__ void attention_forward_impl(float* out, float* lse, const float* qkv,
         for (int idx = threadIdx.x; idx < KEYS * HS_MAX; idx += blockDim.x) {
             int r = idx / HS_MAX, d = idx % HS_MAX, j = k0 + r;
             bool ok = j <= lastKey && d < hs;
-            const float* row = batch + (long long)j * width;
-            ks[r][d] = ok ? bf16_round(row[(nh + kvHead) * hs + d]) : 0.f;
-            vs[r][d] = ok ? bf16_round(row[(nh + nkv + kvHead) * hs + d]) : 0.f;
+            const T* row = batch + (long long)j * width;
+            ks[r][d] = ok ? ld_bf16(&row[(nh + kvHead) * hs + d]) : 0.f;
+            vs[r][d] = ok ? ld_bf16(&row[(nh + nkv + kvHead) * hs + d]) : 0.f;
         }
         __syncthreads();
         if (active) {
@@ -83,30 +84,31 @@ __device__ void attention_forward_impl(float* out, float* lse, const float* qkv,
     }
     if (active) {
         float inv = 1.f / l;
-        float* dst = out + ((long long)bi * tq + i) * nh * hs + h * hs;
+        T* dst = out + ((long long)bi * tq + i) * nh * hs + h * hs;
 #pragma unroll
-        for (int d = 0; d < HS_MAX; d++) if (d < hs) dst[d] = o[d] * inv;
+        for (int d = 0; d < HS_MAX; d++) if (d < hs) st(&dst[d], o[d] * inv);
         lse[((long long)bi * nh + h) * tq + i] = m + logf(l);
     }
 }
 
 // D[b, nh, t] = do_i . o_i, one thread per (row, head).
-extern "C" __global__ void attention_backward_dot(float* dot, const float* dout, const float* out, int b, int t, int nh, int hs) {
+template <typename T>
+__device__ void attention_backward_dot_impl(float* dot, const T* dout, const T* out, int b, int t, int nh, int hs) {
     long long total = (long long)b * t * nh;
     GRID_STRIDE(idx, total) {
         int h = (int)(idx % nh);
         long long row = idx / nh;            // bi * t + i
         long long bi = row / t, i = row % t;
-        const float* dy = dout + row * nh * hs + (long long)h * hs;
-        const float* y = out + row * nh * hs + (long long)h * hs;
+        const T* dy = dout + row * nh * hs + (long long)h * hs;
+        const T* y = out + row * nh * hs + (long long)h * hs;
         float sum = 0.f;
-        for (int d = 0; d < hs; d++) sum += bf16_round(dy[d]) * y[d];
+        for (int d = 0; d < hs; d++) sum += ld_bf16(&dy[d]) * ld(&y[d]);
         dot[(bi * nh + h) * t + i] = sum;
     }
 }
 
-template <int HS_MAX>
-__device__ void attention_backward_dq_impl(float* dqkv, const float* dout, const float* qkv, const float* lse,
+template <int HS_MAX, typename T>
+__device__ void attention_backward_dq_impl(T* dqkv, const T* dout, const T* qkv, const float* lse,
                                            const float* dot, int t, int nh, int nkv, int hs) {
     constexpr int KEYS = AttnTiles<HS_MAX>::KEYS;
     __shared__ float ks[KEYS][HS_MAX];
@@ -115,14 +117,14 @@ __device__ void attention_backward_dq_impl(float* dqkv, const float* dout, const
     int bi = blockIdx.z, h = blockIdx.y, kvHead = h / group;
     int i = blockIdx.x * ATTN_ROWS + threadIdx.x;
     bool active = i < t;
-    const float* batch = qkv + (long long)bi * t * width;
+    const T* batch = qkv + (long long)bi * t * width;
     float scale = 1.f / sqrtf((float)hs);
     float q[HS_MAX], dy[HS_MAX], dq[HS_MAX];
-    const float* gy = dout + ((long long)bi * t + i) * nh * hs + h * hs;
+    const T* gy = dout + ((long long)bi * t + i) * nh * hs + h * hs;
 #pragma unroll
     for (int d = 0; d < HS_MAX; d++) {
-        q[d] = (active && d < hs) ? bf16_round(batch[(long long)i * width + h * hs + d]) : 0.f;
-        dy[d] = (active && d < hs) ? bf16_round(gy[d]) : 0.f;
+        q[d] = (active && d < hs) ? ld_bf16(&batch[(long long)i * width + h * hs + d]) : 0.f;
+        dy[d] = (active && d < hs) ? ld_bf16(&gy[d]) : 0.f;
         dq[d] = 0.f;
     }
     float lseI = active ? lse[((long long)bi * nh + h) * t + i] : 0.f;
@@ -132,9 +134,9 @@ __device__ void attention_backward_dq_impl(float* dqkv, const float* dout, const
         for (int idx = threadIdx.x; idx < KEYS * HS_MAX; idx += blockDim.x) {
             int r = idx / HS_MAX, d = idx % HS_MAX, j = k0 + r;
             bool ok = j <= lastKey && d < hs;
-            const float* row = batch + (long long)j * width;
-            ks[r][d] = ok ? bf16_round(row[(nh + kvHead) * hs + d]) : 0.f;
-            vs[r][d] = ok ? bf16_round(row[(nh + nkv + kvHead) * hs + d]) : 0.f;
+            const T* row = batch + (long long)j * width;
+            ks[r][d] = ok ? ld_bf16(&row[(nh + kvHead) * hs + d]) : 0.f;
+            vs[r][d] = ok ? ld_bf16(&row[(nh + nkv + kvHead) * hs + d]) : 0.f;
         }
         __syncthreads();
         if (active) {
@@ -152,14 +154,14 @@ __device__ void attention_backward_dq_impl(float* dqkv, const float* dout, const
         __syncthreads();
     }
     if (active) {
-        float* dst = dqkv + ((long long)bi * t + i) * width + h * hs;
+        T* dst = dqkv + ((long long)bi * t + i) * width + h * hs;
 #pragma unroll
-        for (int d = 0; d < HS_MAX; d++) if (d < hs) dst[d] = dq[d];
+        for (int d = 0; d < HS_MAX; d++) if (d < hs) st(&dst[d], dq[d]);
     }
 }
 
-template <int HS_MAX>
-__device__ void attention_backward_dkv_impl(float* partial, const float* dout, const float* qkv, const float* lse,
+template <int HS_MAX, typename T>
+__device__ void attention_backward_dkv_impl(float* partial, const T* dout, const T* qkv, const float* lse,
                                             const float* dot, int t, int nh, int nkv, int hs) {
     constexpr int KV_ROWS = AttnTiles<HS_MAX>::KV_ROWS;
     constexpr int QUERIES = AttnTiles<HS_MAX>::QUERIES;
@@ -173,14 +175,14 @@ __device__ void attention_backward_dkv_impl(float* partial, const float* dout, c
     int j0 = blockIdx.x * KV_ROWS;
     int j = j0 + threadIdx.x;
     bool active = j < t;
-    const float* batch = qkv + (long long)bi * t * width;
+    const T* batch = qkv + (long long)bi * t * width;
     float scale = 1.f / sqrtf((float)hs);
     for (int idx = threadIdx.x; idx < KV_ROWS * HS_MAX; idx += blockDim.x) {
         int r = idx / HS_MAX, d = idx % HS_MAX;
         bool ok = j0 + r < t && d < hs;
-        const float* row = batch + (long long)(j0 + r) * width;
-        kOwn[r][d] = ok ? bf16_round(row[(nh + kvHead) * hs + d]) : 0.f;
-        vOwn[r][d] = ok ? bf16_round(row[(nh + nkv + kvHead) * hs + d]) : 0.f;
+        const T* row = batch + (long long)(j0 + r) * width;
+        kOwn[r][d] = ok ? ld_bf16(&row[(nh + kvHead) * hs + d]) : 0.f;
+        vOwn[r][d] = ok ? ld_bf16(&row[(nh + nkv + kvHead) * hs + d]) : 0.f;
     }
     float dk[HS_MAX], dv[HS_MAX];
 #pragma unroll
@@ -190,8 +192,8 @@ __device__ void attention_backward_dkv_impl(float* partial, const float* dout, c
         for (int idx = threadIdx.x; idx < QUERIES * HS_MAX; idx += blockDim.x) {
             int r = idx / HS_MAX, d = idx % HS_MAX, i = q0 + r;
             bool ok = i < t && d < hs;
-            qs[r][d] = ok ? bf16_round(batch[(long long)i * width + h * hs + d]) : 0.f;
-            dys[r][d] = ok ? bf16_round(dout[((long long)bi * t + i) * nh * hs + h * hs + d]) : 0.f;
+            qs[r][d] = ok ? ld_bf16(&batch[(long long)i * width + h * hs + d]) : 0.f;
+            dys[r][d] = ok ? ld_bf16(&dout[((long long)bi * t + i) * nh * hs + h * hs + d]) : 0.f;
         }
         if (threadIdx.x < QUERIES) {
             int i = q0 + threadIdx.x;
@@ -227,7 +229,8 @@ __device__ void attention_backward_dkv_impl(float* partial, const float* dout, c
 
 // dk, dv of kv head g = the sum of the partials of the query heads of its group, written into
 // the k and v heads of dqkv. One thread per output element.
-extern "C" __global__ void attention_backward_dkv_reduce(float* dqkv, const float* partial, int b, int t, int nh, int nkv, int hs) {
+template <typename T>
+__device__ void attention_backward_dkv_reduce_impl(T* dqkv, const float* partial, int b, int t, int nh, int nkv, int hs) {
     int group = nh / nkv, width = (nh + 2 * nkv) * hs;
     long long total = (long long)b * t * 2 * nkv * hs;
     GRID_STRIDE(idx, total) {
@@ -240,26 +243,42 @@ extern "C" __global__ void attention_backward_dkv_reduce(float* dqkv, const floa
         const float* src = partial + (row * nh + (long long)kvHead * group) * 2 * hs + part * hs + d;
         float sum = 0.f;
         for (int g = 0; g < group; g++) sum += src[(long long)g * 2 * hs];
-        dqkv[row * width + (nh + part * nkv + kvHead) * hs + d] = sum;
+        st(&dqkv[row * width + (nh + part * nkv + kvHead) * hs + d], sum);
     }
 }
 
-#define ATTENTION_KERNELS(HS)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(ATTN_ROWS) attention_forward_hs##HS(                           \
-            float* out, float* lse, const float* qkv, int tq, int tk, int nh, int nkv, int hs) {                \
-        attention_forward_impl<HS>(out, lse, qkv, tq, tk, nh, nkv, hs);                                          \
+// Entry points: `name` over fp32 storage, `name_bf16` over bf16 storage (common.cuh).
+#define ATTENTION_KERNELS(HS, SUFFIX, T)                                                                          \
+    extern "C" __global__ void __launch_bounds__(ATTN_ROWS) attention_forward_hs##HS##SUFFIX(                   \
+            T* out, float* lse, const T* qkv, int tq, int tk, int nh, int nkv, int hs) {                        \
+        attention_forward_impl<HS, T>(out, lse, qkv, tq, tk, nh, nkv, hs);                                       \
     }                                                                                                             \
-    extern "C" __global__ void __launch_bounds__(ATTN_ROWS) attention_backward_dq_hs##HS(                       \
-            float* dqkv, const float* dout, const float* qkv, const float* lse, const float* dot,               \
+    extern "C" __global__ void __launch_bounds__(ATTN_ROWS) attention_backward_dq_hs##HS##SUFFIX(               \
+            T* dqkv, const T* dout, const T* qkv, const float* lse, const float* dot,                           \
             int t, int nh, int nkv, int hs) {                                                                    \
-        attention_backward_dq_impl<HS>(dqkv, dout, qkv, lse, dot, t, nh, nkv, hs);                               \
+        attention_backward_dq_impl<HS, T>(dqkv, dout, qkv, lse, dot, t, nh, nkv, hs);                            \
     }                                                                                                             \
-    extern "C" __global__ void __launch_bounds__(ATTN_ROWS) attention_backward_dkv_hs##HS(                      \
-            float* partial, const float* dout, const float* qkv, const float* lse, const float* dot,            \
+    extern "C" __global__ void __launch_bounds__(ATTN_ROWS) attention_backward_dkv_hs##HS##SUFFIX(              \
+            float* partial, const T* dout, const T* qkv, const float* lse, const float* dot,                    \
             int t, int nh, int nkv, int hs) {                                                                    \
-        attention_backward_dkv_impl<HS>(partial, dout, qkv, lse, dot, t, nh, nkv, hs);                           \
+        attention_backward_dkv_impl<HS, T>(partial, dout, qkv, lse, dot, t, nh, nkv, hs);                        \
     }
 
-ATTENTION_KERNELS(32)
-ATTENTION_KERNELS(64)
-ATTENTION_KERNELS(128)
+#define ATTENTION_SHARED_KERNELS(SUFFIX, T)                                                                       \
+    extern "C" __global__ void attention_backward_dot##SUFFIX(float* dot, const T* dout, const T* out,           \
+                                                              int b, int t, int nh, int hs) {                    \
+        attention_backward_dot_impl<T>(dot, dout, out, b, t, nh, hs);                                            \
+    }                                                                                                             \
+    extern "C" __global__ void attention_backward_dkv_reduce##SUFFIX(T* dqkv, const float* partial,              \
+                                                                     int b, int t, int nh, int nkv, int hs) {    \
+        attention_backward_dkv_reduce_impl<T>(dqkv, partial, b, t, nh, nkv, hs);                                 \
+    }
+
+ATTENTION_KERNELS(32, , float)
+ATTENTION_KERNELS(64, , float)
+ATTENTION_KERNELS(128, , float)
+ATTENTION_KERNELS(32, _bf16, bf16)
+ATTENTION_KERNELS(64, _bf16, bf16)
+ATTENTION_KERNELS(128, _bf16, bf16)
+ATTENTION_SHARED_KERNELS(, float)
+ATTENTION_SHARED_KERNELS(_bf16, bf16)

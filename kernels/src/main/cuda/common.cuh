@@ -1,17 +1,32 @@
 // Shared helpers for every kernel family: bf16 rounding, block reductions, grid-stride loops.
 //
-// Storage convention of the CUDA backend (see docs/gpu-correctness.md): every tensor the
-// Backend interface hands out is fp32 in device memory; "bf16 compute" happens where the
-// operands enter the arithmetic (cuBLASLt bf16 matmuls with fp32 accumulation, attention
-// loading q/k/v/dout rounded to bf16). So the rounding helper below is the one place a value
-// becomes bf16 outside the matmul casts.
+// Storage convention of the CUDA backend (see docs/gpu-correctness.md): parameters, gradients,
+// optimizer state, the residual stream and the loss are fp32; the activations a step keeps for
+// its backward (matmul inputs and outputs, q/k/v, attention output, SwiGLU) may be stored in
+// bf16. Kernels over activations are templates on their storage type T (float or bf16), built
+// as `name` (float) and `name_bf16`; every sum is fp32 either way. ld/st move one value between
+// storage and fp32 arithmetic; ld_bf16 is the load of an operand that enters bf16 arithmetic
+// (attention's q/k/v/dout): rounded to bf16 when stored in fp32, exact when stored in bf16.
 #pragma once
 #include <cuda_bf16.h>
 #include <math_constants.h>
+#include <stdint.h>
 
 __device__ __forceinline__ float bf16_round(float x) {
     return __bfloat162float(__float2bfloat16(x));
 }
+
+typedef __nv_bfloat16 bf16;
+
+__device__ __forceinline__ float ld(const float* p) { return *p; }
+__device__ __forceinline__ float ld(const bf16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ float ld_bf16(const float* p) { return bf16_round(*p); }
+__device__ __forceinline__ float ld_bf16(const bf16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void st(float* p, float v) { *p = v; }
+__device__ __forceinline__ void st(bf16* p, float v) { *p = __float2bfloat16(v); }
+// Two adjacent values (p 8-byte aligned for float, 4-byte for bf16).
+__device__ __forceinline__ void st2(float* p, float a, float b) { *reinterpret_cast<float2*>(p) = make_float2(a, b); }
+__device__ __forceinline__ void st2(bf16* p, float a, float b) { *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b); }
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int offset = 16; offset > 0; offset >>= 1) {

@@ -1,11 +1,11 @@
 // Causal grouped-query attention on the tensor cores, head size 64 (FlashAttention-2 style).
 // Same math, layouts and outputs as attention.cu (the plain version, kept as the reference):
-//   qkv [b, t, (nh + 2 nkv) 64] fp32, query head h reads kv head h / (nh / nkv);
+//   qkv [b, t, (nh + 2 nkv) 64] (fp32 or bf16 storage), query head h reads kv head h / (nh / nkv);
 //   s_ij = q_i . k_j / 8;  o_i = sum_j softmax_j(s)_ij v_j;  out [b, t, nh 64];  lse [b, nh, t];
 //   backward with D_i = do_i . o_i (attention_backward_dot): p_ij = exp(s_ij - lse_i),
 //   ds_ij = p_ij (do_i . v_j - D_i) / 8, dq = ds k, dk = ds^T q, dv = p^T do.
 // Replaces F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True) and its backward.
-// Precision: tiles are loaded from fp32, rounded to bf16 into shared memory, multiplied with
+// Precision: tiles are loaded from fp32 and rounded (or copied from bf16) into shared memory, multiplied with
 // mma.sync m16n8k16 (bf16 in, fp32 accumulate); softmax, lse and the ds arithmetic are fp32; p and
 // ds are rounded to bf16 as they become the A operand of the second product.
 // Tiling: a block is 4 warps over a 64-row tile, each warp owning 16 rows; the other operand
@@ -20,8 +20,7 @@
 //            partial buffers, each element of dqkv written exactly once (deterministic).
 // Longest blocks are scheduled first (the causal triangle makes work per block uneven).
 // Assumes hs == 64 and tq == tk (training); the launcher falls back to attention.cu otherwise.
-#include "common.cuh"
-#include <stdint.h>
+#include "tensor_core.cuh"
 
 #define FA_HS 64
 #define FA_TILE 64
@@ -30,35 +29,19 @@
 
 typedef __nv_bfloat16 FaTile[FA_TILE][FA_LD];
 
-__device__ __forceinline__ uint32_t fa_pack(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-}
-
 __device__ __forceinline__ uint32_t fa_word(const __nv_bfloat16* p) {
     return *reinterpret_cast<const uint32_t*>(p);
-}
-
-// c += a . b, one m16n8k16 tile: a row-major 16x16 bf16, b col-major 16x8 bf16, c 16x8 fp32.
-__device__ __forceinline__ void fa_mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 // B fragments of two adjacent 8-column tiles from a row-major [k][n] tile in shared memory:
 // rows k0..k0+15, columns n0..n0+15. r0,r1 serve columns n0..n0+7; r2,r3 columns n0+8..n0+15.
 __device__ __forceinline__ void fa_ldmatrix_trans(uint32_t* r, const FaTile& tile, int k0, int n0, int lane) {
-    const __nv_bfloat16* p = &tile[k0 + (lane & 7) + ((lane >> 3) & 1) * 8][n0 + (lane >> 4) * 8];
-    uint32_t address = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(address)
-                 : "memory");
+    tc_ldmatrix4_trans(r, &tile[k0 + (lane & 7) + ((lane >> 3) & 1) * 8][n0 + (lane >> 4) * 8]);
 }
 
-// Two 64 x 64 fp32 tiles (row strides in floats) -> bf16 tiles; rows >= `rows` become zeros. All
-// sixteen 16-byte loads of a thread are issued before the first store, so their latencies overlap.
+// Two 64 x 64 tiles (row strides in elements) -> bf16 tiles in shared memory; rows >= `rows`
+// become zeros. fp32 sources are rounded here; bf16 sources are copied. All of a thread's
+// 16-byte global loads are issued before the first shared store, so their latencies overlap.
 __device__ __forceinline__ void fa_load2(FaTile& dstA, const float* srcA, long long strideA,
                                          FaTile& dstB, const float* srcB, long long strideB, int rows) {
     constexpr int PER_THREAD = FA_TILE * 16 / FA_THREADS;
@@ -72,8 +55,27 @@ __device__ __forceinline__ void fa_load2(FaTile& dstA, const float* srcA, long l
 #pragma unroll
     for (int k = 0; k < PER_THREAD; k++) {
         int idx = threadIdx.x + k * FA_THREADS, r = idx >> 4, c = (idx & 15) * 4;
-        *reinterpret_cast<uint2*>(&dstA[r][c]) = make_uint2(fa_pack(a[k].x, a[k].y), fa_pack(a[k].z, a[k].w));
-        *reinterpret_cast<uint2*>(&dstB[r][c]) = make_uint2(fa_pack(b[k].x, b[k].y), fa_pack(b[k].z, b[k].w));
+        *reinterpret_cast<uint2*>(&dstA[r][c]) = make_uint2(tc_pack(a[k].x, a[k].y), tc_pack(a[k].z, a[k].w));
+        *reinterpret_cast<uint2*>(&dstB[r][c]) = make_uint2(tc_pack(b[k].x, b[k].y), tc_pack(b[k].z, b[k].w));
+    }
+}
+
+__device__ __forceinline__ void fa_load2(FaTile& dstA, const bf16* srcA, long long strideA,
+                                         FaTile& dstB, const bf16* srcB, long long strideB, int rows) {
+    constexpr int PER_THREAD = FA_TILE * 8 / FA_THREADS;
+    uint4 a[PER_THREAD], b[PER_THREAD];
+    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+    for (int k = 0; k < PER_THREAD; k++) {
+        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 3, c = (idx & 7) * 8;
+        a[k] = r < rows ? __ldg(reinterpret_cast<const uint4*>(srcA + r * strideA + c)) : zero;
+        b[k] = r < rows ? __ldg(reinterpret_cast<const uint4*>(srcB + r * strideB + c)) : zero;
+    }
+#pragma unroll
+    for (int k = 0; k < PER_THREAD; k++) {
+        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 3, c = (idx & 7) * 8;
+        *reinterpret_cast<uint4*>(&dstA[r][c]) = a[k];
+        *reinterpret_cast<uint4*>(&dstB[r][c]) = b[k];
     }
 }
 
@@ -89,7 +91,22 @@ __device__ __forceinline__ void fa_load(FaTile& dst, const float* src, long long
 #pragma unroll
     for (int k = 0; k < PER_THREAD; k++) {
         int idx = threadIdx.x + k * FA_THREADS, r = idx >> 4, c = (idx & 15) * 4;
-        *reinterpret_cast<uint2*>(&dst[r][c]) = make_uint2(fa_pack(a[k].x, a[k].y), fa_pack(a[k].z, a[k].w));
+        *reinterpret_cast<uint2*>(&dst[r][c]) = make_uint2(tc_pack(a[k].x, a[k].y), tc_pack(a[k].z, a[k].w));
+    }
+}
+
+__device__ __forceinline__ void fa_load(FaTile& dst, const bf16* src, long long stride, int rows) {
+    constexpr int PER_THREAD = FA_TILE * 8 / FA_THREADS;
+    uint4 a[PER_THREAD];
+#pragma unroll
+    for (int k = 0; k < PER_THREAD; k++) {
+        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 3, c = (idx & 7) * 8;
+        a[k] = r < rows ? __ldg(reinterpret_cast<const uint4*>(src + r * stride + c)) : make_uint4(0u, 0u, 0u, 0u);
+    }
+#pragma unroll
+    for (int k = 0; k < PER_THREAD; k++) {
+        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 3, c = (idx & 7) * 8;
+        *reinterpret_cast<uint4*>(&dst[r][c]) = a[k];
     }
 }
 
@@ -114,14 +131,10 @@ __device__ __forceinline__ void fa_abt(float (*acc)[4], const uint32_t (*a)[4], 
     for (int np = 0; np < 4; np++) {
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
-            const __nv_bfloat16* p = &tile[np * 16 + (lane & 7) + (lane >> 4) * 8][kk * 16 + ((lane >> 3) & 1) * 8];
-            uint32_t address = (uint32_t)__cvta_generic_to_shared(p), b[4];
-            asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                         : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-                         : "r"(address)
-                         : "memory");
-            fa_mma(acc[2 * np], a[kk], b[0], b[1]);
-            fa_mma(acc[2 * np + 1], a[kk], b[2], b[3]);
+            uint32_t b[4];
+            tc_ldmatrix4(b, &tile[np * 16 + (lane & 7) + (lane >> 4) * 8][kk * 16 + ((lane >> 3) & 1) * 8]);
+            tc_mma(acc[2 * np], a[kk], b[0], b[1]);
+            tc_mma(acc[2 * np + 1], a[kk], b[2], b[3]);
         }
     }
 }
@@ -130,14 +143,14 @@ __device__ __forceinline__ void fa_abt(float (*acc)[4], const uint32_t (*a)[4], 
 __device__ __forceinline__ void fa_pv(float (*acc)[4], const float (*p)[4], const FaTile& tile, int lane) {
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
-        uint32_t a[4] = {fa_pack(p[2 * kk][0], p[2 * kk][1]), fa_pack(p[2 * kk][2], p[2 * kk][3]),
-                         fa_pack(p[2 * kk + 1][0], p[2 * kk + 1][1]), fa_pack(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+        uint32_t a[4] = {tc_pack(p[2 * kk][0], p[2 * kk][1]), tc_pack(p[2 * kk][2], p[2 * kk][3]),
+                         tc_pack(p[2 * kk + 1][0], p[2 * kk + 1][1]), tc_pack(p[2 * kk + 1][2], p[2 * kk + 1][3])};
 #pragma unroll
         for (int nd = 0; nd < 4; nd++) {
             uint32_t b[4];
             fa_ldmatrix_trans(b, tile, kk * 16, nd * 16, lane);
-            fa_mma(acc[2 * nd], a, b[0], b[1]);
-            fa_mma(acc[2 * nd + 1], a, b[2], b[3]);
+            tc_mma(acc[2 * nd], a, b[0], b[1]);
+            tc_mma(acc[2 * nd + 1], a, b[2], b[3]);
         }
     }
 }
@@ -145,14 +158,14 @@ __device__ __forceinline__ void fa_pv(float (*acc)[4], const float (*p)[4], cons
 #define FA_LOG2E 1.4426950408889634f
 #define FA_SCALE 0.125f   // 1 / sqrt(64)
 
-extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_attention_forward_hs64(
-        float* out, float* lse, const float* qkv, int t, int nh, int nkv) {
+template <typename T>
+__device__ __forceinline__ void flash_forward(T* out, float* lse, const T* qkv, int t, int nh, int nkv) {
     __shared__ __align__(16) FaTile qs, ks, vs;
     const int width = (nh + 2 * nkv) * FA_HS, group = nh / nkv;
     const int qTile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, bi = blockIdx.z, g = h / group;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
     const int q0 = qTile * FA_TILE;
-    const float* batch = qkv + (long long)bi * t * width;
+    const T* batch = qkv + (long long)bi * t * width;
     fa_load(qs, batch + (long long)q0 * width + h * FA_HS, width, min(FA_TILE, t - q0));
     __syncthreads();
     uint32_t qf[4][4];
@@ -182,57 +195,35 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_attention_forward
             xA = fmaxf(xA, fmaxf(s[n][0], s[n][1]));
             xB = fmaxf(xB, fmaxf(s[n][2], s[n][3]));
         }
-        xA = fmaxf(xA, __shfl_xor_sync(0xffffffffu, xA, 1));
-        xA = fmaxf(xA, __shfl_xor_sync(0xffffffffu, xA, 2));
-        xB = fmaxf(xB, __shfl_xor_sync(0xffffffffu, xB, 1));
-        xB = fmaxf(xB, __shfl_xor_sync(0xffffffffu, xB, 2));
-        const float corrA = exp2f(mA - xA), corrB = exp2f(mB - xB);
-        mA = xA;
-        mB = xB;
-        lA *= corrA;
-        lB *= corrB;
-#pragma unroll
-        for (int n = 0; n < 8; n++) {
-            o[n][0] *= corrA;
-            o[n][1] *= corrA;
-            o[n][2] *= corrB;
-            o[n][3] *= corrB;
-            s[n][0] = exp2f(s[n][0] - xA);
-            s[n][1] = exp2f(s[n][1] - xA);
-            s[n][2] = exp2f(s[n][2] - xB);
-            s[n][3] = exp2f(s[n][3] - xB);
-            lA += s[n][0] + s[n][1];
-            lB += s[n][2] + s[n][3];
-        }
+        tc_online_softmax(s, o, xA, xB, mA, mB, lA, lB);
         fa_pv(o, s, vs, lane);
     }
-    lA += __shfl_xor_sync(0xffffffffu, lA, 1);
-    lA += __shfl_xor_sync(0xffffffffu, lA, 2);
-    lB += __shfl_xor_sync(0xffffffffu, lB, 1);
-    lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+    lA = tc_row_sum(lA);
+    lB = tc_row_sum(lB);
     const float invA = 1.f / lA, invB = 1.f / lB;
     if (rowA < t) {
-        float* dst = out + ((long long)bi * t + rowA) * nh * FA_HS + h * FA_HS + c;
+        T* dst = out + ((long long)bi * t + rowA) * nh * FA_HS + h * FA_HS + c;
 #pragma unroll
-        for (int n = 0; n < 8; n++) *reinterpret_cast<float2*>(dst + n * 8) = make_float2(o[n][0] * invA, o[n][1] * invA);
+        for (int n = 0; n < 8; n++) st2(dst + n * 8, o[n][0] * invA, o[n][1] * invA);
         if ((lane & 3) == 0) lse[((long long)bi * nh + h) * t + rowA] = mA / FA_LOG2E + logf(lA);
     }
     if (rowB < t) {
-        float* dst = out + ((long long)bi * t + rowB) * nh * FA_HS + h * FA_HS + c;
+        T* dst = out + ((long long)bi * t + rowB) * nh * FA_HS + h * FA_HS + c;
 #pragma unroll
-        for (int n = 0; n < 8; n++) *reinterpret_cast<float2*>(dst + n * 8) = make_float2(o[n][2] * invB, o[n][3] * invB);
+        for (int n = 0; n < 8; n++) st2(dst + n * 8, o[n][2] * invB, o[n][3] * invB);
         if ((lane & 3) == 0) lse[((long long)bi * nh + h) * t + rowB] = mB / FA_LOG2E + logf(lB);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_attention_backward_dq_hs64(
-        float* dqkv, const float* dout, const float* qkv, const float* lse, const float* dot, int t, int nh, int nkv) {
+template <typename T>
+__device__ __forceinline__ void flash_backward_dq(T* dqkv, const T* dout, const T* qkv, const float* lse, const float* dot,
+                                                  int t, int nh, int nkv) {
     __shared__ __align__(16) FaTile qs, dos, ks, vs;
     const int width = (nh + 2 * nkv) * FA_HS, group = nh / nkv;
     const int qTile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, bi = blockIdx.z, g = h / group;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
     const int q0 = qTile * FA_TILE, rows = min(FA_TILE, t - q0);
-    const float* batch = qkv + (long long)bi * t * width;
+    const T* batch = qkv + (long long)bi * t * width;
     fa_load2(qs, batch + (long long)q0 * width + h * FA_HS, width,
              dos, dout + ((long long)bi * t + q0) * nh * FA_HS + h * FA_HS, nh * FA_HS, rows);
     __syncthreads();
@@ -268,26 +259,27 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_attention_backwar
         fa_pv(dq, s, ks, lane);
     }
     if (rowA < t) {
-        float* dst = dqkv + ((long long)bi * t + rowA) * width + h * FA_HS + c;
+        T* dst = dqkv + ((long long)bi * t + rowA) * width + h * FA_HS + c;
 #pragma unroll
-        for (int n = 0; n < 8; n++) *reinterpret_cast<float2*>(dst + n * 8) = make_float2(dq[n][0], dq[n][1]);
+        for (int n = 0; n < 8; n++) st2(dst + n * 8, dq[n][0], dq[n][1]);
     }
     if (rowB < t) {
-        float* dst = dqkv + ((long long)bi * t + rowB) * width + h * FA_HS + c;
+        T* dst = dqkv + ((long long)bi * t + rowB) * width + h * FA_HS + c;
 #pragma unroll
-        for (int n = 0; n < 8; n++) *reinterpret_cast<float2*>(dst + n * 8) = make_float2(dq[n][2], dq[n][3]);
+        for (int n = 0; n < 8; n++) st2(dst + n * 8, dq[n][2], dq[n][3]);
     }
 }
 
-extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_attention_backward_dkv_hs64(
-        float* dqkv, const float* dout, const float* qkv, const float* lse, const float* dot, int t, int nh, int nkv) {
+template <typename T>
+__device__ __forceinline__ void flash_backward_dkv(T* dqkv, const T* dout, const T* qkv, const float* lse, const float* dot,
+                                                   int t, int nh, int nkv) {
     __shared__ __align__(16) FaTile ks, vs, qs, dos;
     __shared__ float lses[FA_TILE], dots[FA_TILE];
     const int width = (nh + 2 * nkv) * FA_HS, group = nh / nkv;
     const int kvTile = blockIdx.x, g = blockIdx.y, bi = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
     const int j0 = kvTile * FA_TILE, tiles = gridDim.x;
-    const float* batch = qkv + (long long)bi * t * width;
+    const T* batch = qkv + (long long)bi * t * width;
     fa_load2(ks, batch + (long long)j0 * width + (nh + g) * FA_HS, width,
              vs, batch + (long long)j0 * width + (nh + nkv + g) * FA_HS, width, min(FA_TILE, t - j0));
     __syncthreads();
@@ -334,19 +326,37 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_attention_backwar
         }
     }
     if (keyA < t) {
-        float* row = dqkv + ((long long)bi * t + keyA) * width + c;
+        T* row = dqkv + ((long long)bi * t + keyA) * width + c;
 #pragma unroll
         for (int n = 0; n < 8; n++) {
-            *reinterpret_cast<float2*>(row + (nh + g) * FA_HS + n * 8) = make_float2(dk[n][0], dk[n][1]);
-            *reinterpret_cast<float2*>(row + (nh + nkv + g) * FA_HS + n * 8) = make_float2(dv[n][0], dv[n][1]);
+            st2(row + (nh + g) * FA_HS + n * 8, dk[n][0], dk[n][1]);
+            st2(row + (nh + nkv + g) * FA_HS + n * 8, dv[n][0], dv[n][1]);
         }
     }
     if (keyB < t) {
-        float* row = dqkv + ((long long)bi * t + keyB) * width + c;
+        T* row = dqkv + ((long long)bi * t + keyB) * width + c;
 #pragma unroll
         for (int n = 0; n < 8; n++) {
-            *reinterpret_cast<float2*>(row + (nh + g) * FA_HS + n * 8) = make_float2(dk[n][2], dk[n][3]);
-            *reinterpret_cast<float2*>(row + (nh + nkv + g) * FA_HS + n * 8) = make_float2(dv[n][2], dv[n][3]);
+            st2(row + (nh + g) * FA_HS + n * 8, dk[n][2], dk[n][3]);
+            st2(row + (nh + nkv + g) * FA_HS + n * 8, dv[n][2], dv[n][3]);
         }
     }
 }
+
+// Entry points: `name` over fp32 storage, `name_bf16` over bf16 storage (common.cuh).
+#define FLASH_KERNELS(SUFFIX, T)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_attention_forward_hs64##SUFFIX(                \
+            T* out, float* lse, const T* qkv, int t, int nh, int nkv) {                                           \
+        flash_forward<T>(out, lse, qkv, t, nh, nkv);                                                              \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_attention_backward_dq_hs64##SUFFIX(            \
+            T* dqkv, const T* dout, const T* qkv, const float* lse, const float* dot, int t, int nh, int nkv) {   \
+        flash_backward_dq<T>(dqkv, dout, qkv, lse, dot, t, nh, nkv);                                             \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(FA_THREADS) flash_attention_backward_dkv_hs64##SUFFIX(           \
+            T* dqkv, const T* dout, const T* qkv, const float* lse, const float* dot, int t, int nh, int nkv) {   \
+        flash_backward_dkv<T>(dqkv, dout, qkv, lse, dot, t, nh, nkv);                                            \
+    }
+
+FLASH_KERNELS(, float)
+FLASH_KERNELS(_bf16, bf16)

@@ -1,5 +1,7 @@
 // RMSNorm (Hugging Face LlamaRMSNorm): y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
-//   x, y, dx, dy [n, c]; w, dw [c]; rstd [n] saved by the forward.
+//   x, y, dx, dy [n, c]; w, dw [c]; rstd [n] saved by the forward. y may be stored in bf16
+//   (it is a matmul input); x, dx, dy, w and dw are fp32.
+// residual_rmsnorm_forward fuses the residual add before it: r = x + delta, y = rmsnorm(r).
 // Backward per row, with g = w * dy:
 //   dx += rstd * g - x * rstd^3 * mean(g * x)     (accumulates: the residual path adds to dx)
 //   dw += sum over rows of dy * x * rstd
@@ -10,20 +12,79 @@
 #include "common.cuh"
 
 #define RMSNORM_ROWS_PER_BLOCK 32
+#define RMSNORM_WARPS 8   // forward: one warp per row, 8 rows per block of 256 threads
 
-extern "C" __global__ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight,
-                                           int n, int c, float eps) {
-    __shared__ float scratch[32];
-    int row = blockIdx.x;
-    const float* x = inp + (long long)row * c;
-    float sum = 0.f;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) sum += x[j] * x[j];
-    sum = block_sum(sum, scratch);
-    float s = 1.f / sqrtf(sum / c + eps);
-    if (threadIdx.x == 0) rstd[row] = s;
-    float* y = out + (long long)row * c;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) y[j] = x[j] * s * weight[j];
+__device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ void st4(bf16* p, float4 v) {
+    __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+    *reinterpret_cast<uint2*>(p) = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
 }
+
+// One warp per row. With delta: residual = x + delta is written first (the residual add fused
+// into the norm that follows it; residual may be x itself), and the norm reads residual.
+// Without: the norm reads x. out (fp32 or bf16 storage) = r * rstd * w. 16-byte accesses when
+// every row start is 16-byte aligned (c % 4 == 0 and aligned bases), else one value per lane.
+template <typename T>
+__device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const float* x, const float* delta,
+                                     const float* weight, int n, int c, float eps) {
+    int lane = threadIdx.x & 31;
+    int row = blockIdx.x * RMSNORM_WARPS + (threadIdx.x >> 5);
+    if (row >= n) return;
+    const float* xr = x + (long long)row * c;
+    const float* dr = delta ? delta + (long long)row * c : nullptr;
+    float* rr = delta ? residual + (long long)row * c : nullptr;
+    const float* src = delta ? rr : xr;
+    T* y = out + (long long)row * c;
+    bool vec = c % 4 == 0 && ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out) | reinterpret_cast<uintptr_t>(weight)
+                               | reinterpret_cast<uintptr_t>(delta) | reinterpret_cast<uintptr_t>(residual)) & 15) == 0
+;
+    float sum = 0.f;
+    if (vec) {
+        for (int j = lane * 4; j < c; j += 128) {
+            float4 v = *reinterpret_cast<const float4*>(xr + j);
+            if (delta) {
+                float4 d = *reinterpret_cast<const float4*>(dr + j);
+                v.x += d.x; v.y += d.y; v.z += d.z; v.w += d.w;
+                *reinterpret_cast<float4*>(rr + j) = v;
+            }
+            sum += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int j = lane; j < c; j += 32) {
+            float v = xr[j];
+            if (delta) {
+                v += dr[j];
+                rr[j] = v;
+            }
+            sum += v * v;
+        }
+    }
+    sum = warp_sum(sum);
+    float s = 1.f / sqrtf(sum / c + eps);
+    if (lane == 0) rstd[row] = s;
+    __syncwarp();  // this lane reads residual values other lanes wrote
+    if (vec) {
+        for (int j = lane * 4; j < c; j += 128) {
+            float4 v = *reinterpret_cast<const float4*>(src + j), w = *reinterpret_cast<const float4*>(weight + j);
+            st4(y + j, make_float4(v.x * s * w.x, v.y * s * w.y, v.z * s * w.z, v.w * s * w.w));
+        }
+    } else {
+        for (int j = lane; j < c; j += 32) st(&y[j], src[j] * s * weight[j]);
+    }
+}
+
+#define RMSNORM_FORWARD_KERNELS(SUFFIX, T)                                                                         \
+    extern "C" __global__ void rmsnorm_forward##SUFFIX(T* out, float* rstd, const float* inp, const float* weight, \
+                                                       int n, int c, float eps) {                                  \
+        rmsnorm_forward_impl<T>(nullptr, out, rstd, inp, nullptr, weight, n, c, eps);                              \
+    }                                                                                                               \
+    extern "C" __global__ void residual_rmsnorm_forward##SUFFIX(float* residual, T* out, float* rstd,              \
+            const float* x, const float* delta, const float* weight, int n, int c, float eps) {                    \
+        rmsnorm_forward_impl<T>(residual, out, rstd, x, delta, weight, n, c, eps);                                 \
+    }
+
+RMSNORM_FORWARD_KERNELS(, float)
+RMSNORM_FORWARD_KERNELS(_bf16, bf16)
 
 // dynamic shared memory: c floats (the block's dw partials)
 extern "C" __global__ void rmsnorm_backward(float* dinp, float* partials, const float* dout, const float* inp,

@@ -7,6 +7,7 @@
 #include "swiglu.cu"
 #include "attention.cu"
 #include "flash_attention.cu"
+#include "flash_attention_pipelined.cu"
 #include "cross_entropy.cu"
 #include "adamw.cu"
 #include "global_norm.cu"

@@ -20,6 +20,17 @@ public interface Backend extends AutoCloseable {
     /** A new zero-filled tensor. */
     Tensor allocate(long length);
 
+    /**
+     * A new zero-filled tensor for an activation that a step keeps or passes between ops (matmul
+     * inputs and outputs, q/k/v, attention and SwiGLU outputs, their gradients). A backend may
+     * store it in reduced precision (the CUDA backend: bf16, as PyTorch's autocast keeps these
+     * tensors), so every value written to it is rounded; sums inside the ops stay fp32. The CPU
+     * backend keeps fp32.
+     */
+    default Tensor allocateActivation(long length) {
+        return allocate(length);
+    }
+
     void upload(Tensor dst, float[] src, int srcOffset, int length);
 
     void download(Tensor src, float[] dst, int dstOffset, int length);

@@ -6,7 +6,11 @@ import io.tinyllamaj.kernels.Tensor;
 /**
  * Every buffer one forward and backward pass of b x t tokens needs, allocated once and reused
  * each step. Saved activations are per block; gradient scratch is shared across blocks because
- * the backward visits one block at a time.
+ * the backward visits one block at a time. The SwiGLU output is not saved: the backward
+ * recomputes it from gate|up (one cheap elementwise pass instead of n x intermediate values per
+ * block; at TinyLlama's 8 x 2048 that is 4 GB in bf16). Buffers that feed or leave a matmul,
+ * attention or SwiGLU are {@link Backend#allocateActivation activations} (bf16 on the GPU); the
+ * residual stream, norms' statistics, logits and losses stay fp32.
  */
 final class Activations {
 
@@ -22,7 +26,7 @@ final class Activations {
     final Tensor[] rstdMlp;    // [n]
     final Tensor[] normMlp;    // [n, dim]
     final Tensor[] gateUp;     // [n, 2 intermediate]
-    final Tensor[] swiglu;     // [n, intermediate]
+    final Tensor swiglu;       // [n, intermediate]: the current block's (recomputed in the backward)
     final Tensor rstdFinal;    // [n]
     final Tensor normFinal;    // [n, dim]
     final Tensor logits;       // [min(n, LOGIT_ROWS), vocab]: one chunk of logits, then its gradient
@@ -51,22 +55,21 @@ final class Activations {
         rstdMlp = new Tensor[layers];
         normMlp = new Tensor[layers];
         gateUp = new Tensor[layers];
-        swiglu = new Tensor[layers];
         // Inference needs no saved activations: every block reuses block 0's buffers.
         for (int l = 0; l < layers; l++) {
             boolean fresh = training || l == 0;
             residual[l] = fresh ? backend.allocate(n * c.dim()) : residual[0];
             rstdAttn[l] = fresh ? backend.allocate(n) : rstdAttn[0];
-            normAttn[l] = fresh ? backend.allocate(n * c.dim()) : normAttn[0];
-            qkv[l] = fresh ? backend.allocate(n * c.qkvDim()) : qkv[0];
-            attn[l] = fresh ? backend.allocate(n * c.dim()) : attn[0];
+            normAttn[l] = fresh ? backend.allocateActivation(n * c.dim()) : normAttn[0];
+            qkv[l] = fresh ? backend.allocateActivation(n * c.qkvDim()) : qkv[0];
+            attn[l] = fresh ? backend.allocateActivation(n * c.dim()) : attn[0];
             lse[l] = fresh ? backend.allocate(n * c.heads()) : lse[0];
             midResidual[l] = fresh ? backend.allocate(n * c.dim()) : midResidual[0];
             rstdMlp[l] = fresh ? backend.allocate(n) : rstdMlp[0];
-            normMlp[l] = fresh ? backend.allocate(n * c.dim()) : normMlp[0];
-            gateUp[l] = fresh ? backend.allocate(n * 2L * c.intermediate()) : gateUp[0];
-            swiglu[l] = fresh ? backend.allocate(n * c.intermediate()) : swiglu[0];
+            normMlp[l] = fresh ? backend.allocateActivation(n * c.dim()) : normMlp[0];
+            gateUp[l] = fresh ? backend.allocateActivation(n * 2L * c.intermediate()) : gateUp[0];
         }
+        swiglu = backend.allocateActivation(n * c.intermediate());
         residual[layers] = training ? backend.allocate(n * c.dim()) : residual[0];
         rstdFinal = backend.allocate(n);
         normFinal = backend.allocate(n * c.dim());
@@ -75,9 +78,9 @@ final class Activations {
         scratch = backend.allocate(n * c.dim());
         dResidual = training ? backend.allocate(n * c.dim()) : null;
         dNorm = training ? backend.allocate(n * c.dim()) : null;
-        dQkv = training ? backend.allocate(n * c.qkvDim()) : null;
-        dAttn = training ? backend.allocate(n * c.dim()) : null;
-        dGateUp = training ? backend.allocate(n * 2L * c.intermediate()) : null;
-        dSwiglu = training ? backend.allocate(n * c.intermediate()) : null;
+        dQkv = training ? backend.allocateActivation(n * c.qkvDim()) : null;
+        dAttn = training ? backend.allocateActivation(n * c.dim()) : null;
+        dGateUp = training ? backend.allocateActivation(n * 2L * c.intermediate()) : null;
+        dSwiglu = training ? backend.allocateActivation(n * c.intermediate()) : null;
     }
 }

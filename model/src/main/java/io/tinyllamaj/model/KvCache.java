@@ -21,7 +21,7 @@ public final class KvCache {
         this.capacity = capacity;
         this.layers = new Tensor[c.layers()];
         for (int l = 0; l < layers.length; l++) {
-            layers[l] = model.backend().allocate((long) capacity * c.qkvDim());
+            layers[l] = model.backend().allocateActivation((long) capacity * c.qkvDim());
         }
     }
 

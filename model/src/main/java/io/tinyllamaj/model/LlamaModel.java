@@ -204,8 +204,8 @@ public final class LlamaModel {
             backend.residualRmsnormForward(a.midResidual[l], a.normMlp[l], a.rstdMlp[l], x, a.scratch,
                     parameter(ParameterLayout.block(l, "mlp_norm")), n, dim, c.normEps());
             backend.matmulForward(a.gateUp[l], a.normMlp[l], parameter(ParameterLayout.block(l, "gate_up")), n, dim, 2 * c.intermediate());
-            backend.swigluForward(a.swiglu[l], a.gateUp[l], n, c.intermediate());
-            backend.matmulForward(a.scratch, a.swiglu[l], parameter(ParameterLayout.block(l, "down")), n, c.intermediate(), dim);
+            backend.swigluForward(a.swiglu, a.gateUp[l], n, c.intermediate());
+            backend.matmulForward(a.scratch, a.swiglu, parameter(ParameterLayout.block(l, "down")), n, c.intermediate(), dim);
             if (l + 1 < c.layers()) {
                 // the next block's input norm rides on this block's residual add
                 backend.residualRmsnormForward(a.residual[l + 1], a.normAttn[l + 1], a.rstdAttn[l + 1], a.midResidual[l], a.scratch,
@@ -226,7 +226,8 @@ public final class LlamaModel {
         backend.rmsnormBackward(a.dResidual, gradient("final_norm"), a.dNorm, a.residual[c.layers()], parameter("final_norm"), a.rstdFinal, n, dim);
         for (int l = c.layers() - 1; l >= 0; l--) {
             // MLP half: dResidual is d(out); it passes through the residual add unchanged.
-            backend.matmulBackward(a.dSwiglu, gradient(ParameterLayout.block(l, "down")), a.dResidual, a.swiglu[l],
+            backend.swigluForward(a.swiglu, a.gateUp[l], n, hidden); // recomputed, not saved (see Activations)
+            backend.matmulBackward(a.dSwiglu, gradient(ParameterLayout.block(l, "down")), a.dResidual, a.swiglu,
                     parameter(ParameterLayout.block(l, "down")), n, hidden, dim);
             backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden);
             backend.matmulBackward(a.dNorm, gradient(ParameterLayout.block(l, "gate_up")), a.dGateUp, a.normMlp[l],

@@ -14,7 +14,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * FFM bindings to cuBLASLt ({@code libcublasLt.so.13}): column-major
- * {@code D = alpha op(A) op(B) + beta C} with bf16 A and B, fp32 C = D, fp32 accumulation
+ * {@code D = alpha op(A) op(B) + beta C} with bf16 A and B, C = D in fp32 or bf16, fp32 accumulation
  * (CUBLAS_COMPUTE_32F). Each distinct shape gets its descriptors and the heuristic's first
  * algorithm once, cached, with one fixed workspace: so a shape always runs the same algorithm,
  * and the result is the same bits every run (cuBLAS's reproducibility guarantee for one
@@ -43,7 +43,8 @@ public final class CublasLt implements AutoCloseable {
     private final Map<Shape, Plan> plans = new HashMap<>();
 
     /** The op, sizes and output alignment that select one plan. transA/transB: 0 = N, 1 = T. */
-    private record Shape(int transA, int transB, int m, int n, int k, int lda, int ldb, int ldc, boolean accumulate, int alignC) {
+    private record Shape(int transA, int transB, int m, int n, int k, int lda, int ldb, int ldc, boolean accumulate, int alignC,
+                         boolean bf16Out) {
     }
 
     private record Plan(MemorySegment desc, MemorySegment a, MemorySegment b, MemorySegment c, MemorySegment algo) {
@@ -105,12 +106,12 @@ public final class CublasLt implements AutoCloseable {
 
     /**
      * Column-major D[m, n] = op(A) op(B) (+ D when accumulate). A and B are bf16 device
-     * pointers, D is fp32 with leading dimension ldc. transA/transB: 0 = N, 1 = T;
-     * A is stored as [m, k] (N) or [k, m] (T), B as [k, n] (N) or [n, k] (T).
+     * pointers, D is fp32 (or bf16 when bf16Out) with leading dimension ldc. transA/transB: 0 = N,
+     * 1 = T; A is stored as [m, k] (N) or [k, m] (T), B as [k, n] (N) or [n, k] (T).
      */
     void matmul(int transA, int transB, int m, int n, int k, long a, int lda, long b, int ldb, long d, int ldc,
-                boolean accumulate, MemorySegment stream) {
-        Shape shape = new Shape(transA, transB, m, n, k, lda, ldb, ldc, accumulate, alignment(d));
+                boolean accumulate, boolean bf16Out, MemorySegment stream) {
+        Shape shape = new Shape(transA, transB, m, n, k, lda, ldb, ldc, accumulate, alignment(d), bf16Out);
         Plan plan = plans.computeIfAbsent(shape, this::plan);
         MemorySegment beta = accumulate ? betaOne : betaZero;
         try {
@@ -137,7 +138,7 @@ public final class CublasLt implements AutoCloseable {
             check("cublasLtMatmulDescSetAttribute(TRANSB)", (int) descSetAttribute.invokeExact(desc, DESC_TRANSB, value, 4L));
             MemorySegment a = layout(CUDA_R_16BF, s.transA() == 0 ? s.m() : s.k(), s.transA() == 0 ? s.k() : s.m(), s.lda());
             MemorySegment b = layout(CUDA_R_16BF, s.transB() == 0 ? s.k() : s.n(), s.transB() == 0 ? s.n() : s.k(), s.ldb());
-            MemorySegment c = layout(CUDA_R_32F, s.m(), s.n(), s.ldc());
+            MemorySegment c = layout(s.bf16Out() ? CUDA_R_16BF : CUDA_R_32F, s.m(), s.n(), s.ldc());
             check("cublasLtMatmulPreferenceCreate", (int) preferenceCreate.invokeExact(slot));
             MemorySegment preference = slot.get(ADDRESS, 0);
             setPreference(preference, PREF_MAX_WORKSPACE_BYTES, arena.allocateFrom(JAVA_LONG, WORKSPACE_BYTES), 8);

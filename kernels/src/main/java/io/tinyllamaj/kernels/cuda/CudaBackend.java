@@ -17,17 +17,22 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 /**
- * One GPU, bf16-mixed precision. Every tensor of the {@link Backend} interface is fp32 in
- * device memory (master weights, AdamW moments, gradients, activations), so the fp32
- * semantics of the interface and its accumulate/overwrite conventions hold unchanged; bf16
- * enters where the arithmetic is: matmul operands are cast to bf16 and multiplied by cuBLASLt
- * with fp32 accumulation into fp32 outputs, and attention loads q, k, v and dout rounded to
- * bf16 and sums in fp32 (the tensor-core kernels, head size 64, also round p and ds to bf16
- * before their second product; see {@link #useFlashAttention}). Norms, RoPE, SwiGLU, the loss and AdamW compute in fp32.
- * (Keeping activations resident in bf16 halves their memory and is the next step; see
- * docs/gpu-correctness.md.)
+ * One GPU, bf16-mixed precision. Master weights, gradients, AdamW moments, the residual stream
+ * and the loss are fp32 in device memory, so the fp32 semantics of the interface and its
+ * accumulate/overwrite conventions hold for them unchanged. Activations taken with
+ * {@link #allocateActivation} (matmul inputs and outputs, q/k/v, attention and SwiGLU outputs and
+ * their gradients) are stored in bf16, as PyTorch's autocast keeps them: half the memory and
+ * half the bytes of every op that touches them; the system property
+ * {@value #ACTIVATIONS_PROPERTY}{@code =fp32} keeps them in fp32 instead. bf16 enters the
+ * arithmetic where PyTorch's does: matmul operands are bf16 (fp32 tensors are cast first) and
+ * cuBLASLt accumulates in fp32; attention multiplies bf16 q, k, v and dout and sums in fp32 (the
+ * tensor-core kernels, head size 64, also round p and ds to bf16 before their second product;
+ * see {@link #useFlashAttention}). Norms, RoPE, SwiGLU, the loss and AdamW compute in fp32 and
+ * round only when they store into a bf16 tensor. Ops over activations take fp32 or bf16 storage
+ * (one kernel build each); tensors one op reads and writes together must share a storage type.
  *
  * <p>Deterministic: the same inputs give the same bits on every run. No kernel uses atomics
  * (the embedding backward and the reductions over blocks sum in a fixed order) and cuBLASLt's
@@ -41,19 +46,37 @@ public final class CudaBackend implements Backend {
 
     private static final Cleaner CLEANER = Cleaner.create();
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
-            "rmsnorm_forward", "rmsnorm_backward", "rmsnorm_dweight_reduce", "rope_rotate", "swiglu_forward", "swiglu_backward", "cross_entropy",
-            "adamw_update", "sum_of_squares", "sum_partials", "attention_backward_dot", "attention_backward_dkv_reduce",
+            "rmsnorm_backward", "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
+            "flash2_forward_hs64", "flash2_backward_dq_hs64", "flash2_backward_dkv_hs64"};
+    /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
+    private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rope_rotate",
+            "swiglu_forward", "swiglu_backward", "attention_backward_dot", "attention_backward_dkv_reduce",
             "attention_forward_hs32", "attention_forward_hs64", "attention_forward_hs128",
             "attention_backward_dq_hs32", "attention_backward_dq_hs64", "attention_backward_dq_hs128",
             "attention_backward_dkv_hs32", "attention_backward_dkv_hs64", "attention_backward_dkv_hs128",
             "flash_attention_forward_hs64", "flash_attention_backward_dq_hs64", "flash_attention_backward_dkv_hs64"};
-    private static final int RMSNORM_ROWS_PER_BLOCK = 32; // rmsnorm.cu
+    private static final int RMSNORM_ROWS_PER_BLOCK = 32; // rmsnorm.cu (backward)
+    private static final int RMSNORM_WARPS = 8;           // rmsnorm.cu (forward: a warp per row)
     private static final int SUM_BLOCKS = 1024;           // most blocks (partials) of sum_of_squares
     private static final int ATTN_ROWS = 64;              // attention.cu
     private static final int FLASH_TILE = 64;             // flash_attention.cu: rows per block
     private static final int FLASH_THREADS = 128;
-    /** System property choosing the attention kernels: {@code flash} (default) or {@code plain}. */
+    /** System property choosing the attention kernels: {@code flash2} (default), {@code flash} or {@code plain}; see {@link Attention}. */
     public static final String ATTENTION_PROPERTY = "tinyllamaj.cuda.attention";
+    private static final int FLASH2_TILE = 128;           // flash_attention_pipelined.cu: rows per block
+    private static final int FLASH2_THREADS = 256;
+
+    /** The attention kernels: shapes a choice does not cover run the next one down (FLASH2 -> FLASH -> PLAIN). */
+    public enum Attention {
+        /** attention.cu: a thread per row, fp32 FMA; the reference the others are checked against. */
+        PLAIN,
+        /** flash_attention.cu: tensor cores, 64-row tiles; head size 64, training and prefill shapes. */
+        FLASH,
+        /** flash_attention_pipelined.cu: 128-row tiles, copies overlapped with math; bf16 storage, head size 64. */
+        FLASH2
+    }
+    /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
+    public static final String ACTIVATIONS_PROPERTY = "tinyllamaj.cuda.activations";
 
     private final CudaDriver driver;
     private final int device;
@@ -72,7 +95,8 @@ public final class CudaBackend implements Backend {
     private final long sumSlot, sumPartials;
     private Thread lastThread;
     private boolean closed;
-    private boolean flashAttention = !"plain".equals(System.getProperty(ATTENTION_PROPERTY, "flash"));
+    private Attention attention = attentionProperty();
+    private final boolean bf16Activations = !"fp32".equals(System.getProperty(ACTIVATIONS_PROPERTY, "bf16"));
 
     private record RopeKey(int headSize, float theta) {
     }
@@ -101,6 +125,9 @@ public final class CudaBackend implements Backend {
         this.stream = driver.streamCreate();
         this.kernels = new CudaKernels(driver, stream, fatbin);
         kernels.preload(KERNELS);
+        for (String name : ACTIVATION_KERNELS) {
+            kernels.preload(name, name + "_bf16");
+        }
         this.blas = new CublasLt(driver);
         this.sumSlot = driver.memAlloc(256);
         this.sumPartials = driver.memAlloc((long) SUM_BLOCKS * Double.BYTES);
@@ -149,24 +176,62 @@ public final class CudaBackend implements Backend {
         throw new IllegalArgumentException("tensor " + t + " does not belong to this CUDA backend");
     }
 
-    private long ptr(Tensor t) {
-        return of(t).address();
+    /** A tensor an op needs in fp32 (parameters, gradients, the residual stream, the loss). */
+    private CudaTensor fp32(String op, Tensor t) {
+        CudaTensor c = of(t);
+        if (c.bf16()) {
+            throw new IllegalArgumentException(op + ": " + c + " must be fp32");
+        }
+        return c;
+    }
+
+    private long ptr32(String op, Tensor t) {
+        return fp32(op, t).address();
+    }
+
+    /** Tensors one kernel reads and writes together share a storage type. */
+    private static void sameStorage(String op, CudaTensor first, CudaTensor... others) {
+        for (CudaTensor o : others) {
+            if (o.bf16() != first.bf16()) {
+                throw new IllegalArgumentException(op + ": " + first + " and " + o + " differ in storage type");
+            }
+        }
+    }
+
+    /** The kernel built for this storage type: {@code name} for fp32, {@code name_bf16} for bf16. */
+    private static String kernel(String name, CudaTensor storage) {
+        return storage.bf16() ? name + "_bf16" : name;
     }
 
     // ---- memory ----
 
     @Override
     public CudaTensor allocate(long length) {
+        return allocate(length, false);
+    }
+
+    /** bf16 storage unless {@value #ACTIVATIONS_PROPERTY}=fp32; see the class comment. */
+    @Override
+    public CudaTensor allocateActivation(long length) {
+        return allocate(length, bf16Activations);
+    }
+
+    /** Whether {@link #allocateActivation} stores bf16. */
+    public boolean bf16Activations() {
+        return bf16Activations;
+    }
+
+    private CudaTensor allocate(long length, boolean bf16) {
         current();
         freeReleased();
-        long bytes = Math.max(4, length * Float.BYTES);
+        long bytes = Math.max(4, (length * (bf16 ? 2 : Float.BYTES) + 3) / 4 * 4);
         long address = driver.memAlloc(bytes);
         live.add(address);
-        driver.memsetD32Async(address, 0, Math.max(1, length), stream);
+        driver.memsetD32Async(address, 0, bytes / 4, stream);
         CudaTensor.Allocation allocation = new CudaTensor.Allocation(this);
         Queue<Long> queue = released;
         CLEANER.register(allocation, () -> queue.add(address));
-        return new CudaTensor(address, length, allocation);
+        return new CudaTensor(address, length, bf16, allocation);
     }
 
     private void freeReleased() {
@@ -204,9 +269,15 @@ public final class CudaBackend implements Backend {
             return;
         }
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate((long) length * Float.BYTES, 16);
-            MemorySegment.copy(src, srcOffset, host, JAVA_FLOAT, 0, length);
-            driver.memcpyHtoDAsync(d.address(), host, (long) length * Float.BYTES, stream);
+            MemorySegment host = arena.allocate((long) length * d.elementBytes(), 16);
+            if (d.bf16()) {
+                for (int i = 0; i < length; i++) {
+                    host.setAtIndex(JAVA_SHORT, i, toBf16(src[srcOffset + i]));
+                }
+            } else {
+                MemorySegment.copy(src, srcOffset, host, JAVA_FLOAT, 0, length);
+            }
+            driver.memcpyHtoDAsync(d.address(), host, host.byteSize(), stream);
             driver.streamSynchronize(stream);
         }
     }
@@ -220,11 +291,26 @@ public final class CudaBackend implements Backend {
             return;
         }
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate((long) length * Float.BYTES, 16);
-            driver.memcpyDtoHAsync(host, s.address(), (long) length * Float.BYTES, stream);
+            MemorySegment host = arena.allocate((long) length * s.elementBytes(), 16);
+            driver.memcpyDtoHAsync(host, s.address(), host.byteSize(), stream);
             driver.streamSynchronize(stream);
-            MemorySegment.copy(host, JAVA_FLOAT, 0, dst, dstOffset, length);
+            if (s.bf16()) {
+                for (int i = 0; i < length; i++) {
+                    dst[dstOffset + i] = Float.intBitsToFloat(host.getAtIndex(JAVA_SHORT, i) << 16);
+                }
+            } else {
+                MemorySegment.copy(host, JAVA_FLOAT, 0, dst, dstOffset, length);
+            }
         }
+    }
+
+    /** fp32 -> bf16 bits, round to nearest even (as __float2bfloat16 and torch's .to(bfloat16)). */
+    static short toBf16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        if (Float.isNaN(value)) {
+            return (short) 0x7FC0;
+        }
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
 
     private static void checkLength(CudaTensor t, long length) {
@@ -259,7 +345,9 @@ public final class CudaBackend implements Backend {
     public void fill(Tensor t, float value) {
         current();
         CudaTensor c = of(t);
-        if (c.length() > 0) {
+        if (c.length() > 0 && c.bf16()) {
+            driver.memsetD16Async(c.address(), toBf16(value), c.length(), stream);
+        } else if (c.length() > 0) {
             driver.memsetD32Async(c.address(), Float.floatToRawIntBits(value), c.length(), stream);
         }
     }
@@ -269,6 +357,7 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor s = of(src), d = of(dst);
         checkLength(d, s.length());
+        sameStorage("copy", d, s);
         if (s.length() > 0) {
             driver.memcpyDtoDAsync(d.address(), s.address(), s.bytes(), stream);
         }
@@ -277,7 +366,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void accumulate(Tensor dst, Tensor src) {
         current();
-        CudaTensor s = of(src), d = of(dst);
+        CudaTensor s = fp32("accumulate", src), d = fp32("accumulate", dst);
         checkLength(d, s.length());
         kernels.launchFlat("accumulate", s.length(), d.address(), s.address(), s.length());
     }
@@ -285,16 +374,22 @@ public final class CudaBackend implements Backend {
     @Override
     public void scale(Tensor t, float factor) {
         current();
-        CudaTensor c = of(t);
+        CudaTensor c = fp32("scale", t);
         kernels.launchFlat("scale", c.length(), c.address(), factor, c.length());
     }
 
     // ---- matmul: bf16 operands, fp32 accumulation and output (cuBLASLt, column-major view) ----
 
-    /** Casts {@code length} values of t to bf16 into scratch buffer {@code slot}; returns its address. */
+    /**
+     * The bf16 operand of a matmul: a bf16 tensor as it is, an fp32 one cast into scratch buffer
+     * {@code slot}; returns its address.
+     */
     private long bf16(int slot, Tensor t, long length) {
         CudaTensor c = of(t);
         checkLength(c, length);
+        if (c.bf16()) {
+            return c.address();
+        }
         long bytes = length * 2;
         bf16Scratch[slot] = grow(bf16Scratch[slot], bf16ScratchBytes[slot], Math.max(bytes, 256), b -> bf16ScratchBytes[slot] = b);
         kernels.launchFlat("cast_bf16", length, bf16Scratch[slot], c.address(), length);
@@ -304,11 +399,12 @@ public final class CudaBackend implements Backend {
     @Override
     public void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
         current();
-        checkLength(of(out), (long) n * oc);
+        CudaTensor o = of(out);
+        checkLength(o, (long) n * oc);
         long w = bf16(0, weight, (long) oc * c);
         long x = bf16(1, inp, (long) n * c);
         // out^T [oc, n] = W [oc, c] (stored as col-major [c, oc], transposed) . inp^T [c, n]
-        blas.matmul(1, 0, oc, n, c, w, c, x, c, ptr(out), oc, false, stream);
+        blas.matmul(1, 0, oc, n, c, w, c, x, c, o.address(), oc, false, o.bf16(), stream);
     }
 
     @Override
@@ -316,15 +412,17 @@ public final class CudaBackend implements Backend {
         current();
         long dy = bf16(0, dout, (long) n * oc);
         if (dinp != null) {
-            checkLength(of(dinp), (long) n * c);
+            CudaTensor di = of(dinp);
+            checkLength(di, (long) n * c);
             long w = bf16(1, weight, (long) oc * c);
             // dinp^T [c, n] = W^T [c, oc] (W stored col-major [c, oc]) . dout^T [oc, n]
-            blas.matmul(0, 0, c, n, oc, w, c, dy, oc, ptr(dinp), c, false, stream);
+            blas.matmul(0, 0, c, n, oc, w, c, dy, oc, di.address(), c, false, di.bf16(), stream);
         }
-        checkLength(of(dweight), (long) oc * c);
+        CudaTensor dw = fp32("matmulBackward (dweight)", dweight);
+        checkLength(dw, (long) oc * c);
         long x = bf16(2, inp, (long) n * c);
         // dW^T [c, oc] += inp^T [c, n] . dout [n, oc] (dout stored col-major [oc, n], transposed)
-        blas.matmul(0, 1, c, oc, n, x, c, dy, oc, ptr(dweight), c, true, stream);
+        blas.matmul(0, 1, c, oc, n, x, c, dy, oc, dw.address(), c, true, false, stream);
     }
 
     // ---- RMSNorm ----
@@ -332,7 +430,20 @@ public final class CudaBackend implements Backend {
     @Override
     public void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps) {
         current();
-        kernels.launch("rmsnorm_forward", n, 1, 1, blockFor(c), 0, ptr(out), ptr(rstd), ptr(inp), ptr(weight), n, c, eps);
+        CudaTensor o = of(out);
+        kernels.launch(kernel("rmsnorm_forward", o), (n + RMSNORM_WARPS - 1) / RMSNORM_WARPS, 1, 1, 32 * RMSNORM_WARPS, 0,
+                o.address(), ptr32("rmsnormForward", rstd), ptr32("rmsnormForward", inp), ptr32("rmsnormForward", weight), n, c, eps);
+    }
+
+    /** One kernel: residual = x + delta written once, then the norm of it (see rmsnorm.cu). */
+    @Override
+    public void residualRmsnormForward(Tensor residual, Tensor out, Tensor rstd, Tensor x, Tensor delta, Tensor weight,
+                                       int n, int c, float eps) {
+        current();
+        CudaTensor o = of(out);
+        String op = "residualRmsnormForward";
+        kernels.launch(kernel("residual_rmsnorm_forward", o), (n + RMSNORM_WARPS - 1) / RMSNORM_WARPS, 1, 1, 32 * RMSNORM_WARPS, 0,
+                ptr32(op, residual), o.address(), ptr32(op, rstd), ptr32(op, x), ptr32(op, delta), ptr32(op, weight), n, c, eps);
     }
 
     @Override
@@ -344,9 +455,10 @@ public final class CudaBackend implements Backend {
         int blocks = Math.max(1, (n + RMSNORM_ROWS_PER_BLOCK - 1) / RMSNORM_ROWS_PER_BLOCK);
         // per-block dweight partials [blocks, c], summed in a fixed order by a second kernel (deterministic)
         rmsPartial = grow(rmsPartial, rmsPartialBytes, (long) blocks * c * Float.BYTES, b -> rmsPartialBytes = b);
+        String op = "rmsnormBackward";
         kernels.launch("rmsnorm_backward", blocks, 1, 1, blockFor(c), c * Float.BYTES,
-                ptr(dinp), rmsPartial, ptr(dout), ptr(inp), ptr(weight), ptr(rstd), n, c);
-        kernels.launch("rmsnorm_dweight_reduce", (c + 31) / 32, 1, 1, 256, 0, ptr(dweight), rmsPartial, blocks, c);
+                ptr32(op, dinp), rmsPartial, ptr32(op, dout), ptr32(op, inp), ptr32(op, weight), ptr32(op, rstd), n, c);
+        kernels.launch("rmsnorm_dweight_reduce", (c + 31) / 32, 1, 1, 256, 0, ptr32(op, dweight), rmsPartial, blocks, c);
     }
 
     private static int blockFor(int c) {
@@ -369,7 +481,8 @@ public final class CudaBackend implements Backend {
         current();
         RopeTable table = ropeTable(hs, theta, startPos + t);
         int rows = b * t, rotated = nh + nkv, width = (nh + 2 * nkv) * hs;
-        kernels.launchFlat("rope_rotate", (long) rows * rotated * (hs / 2), ptr(qkv), table.cos.address(), table.sin.address(), rows, t, rotated, width, hs, startPos, sign);
+        CudaTensor x = of(qkv);
+        kernels.launchFlat(kernel("rope_rotate", x), (long) rows * rotated * (hs / 2), x.address(), table.cos.address(), table.sin.address(), rows, t, rotated, width, hs, startPos, sign);
     }
 
     /** cos/sin [positions, hs/2], computed on the host exactly as the CPU reference computes them. */
@@ -416,57 +529,101 @@ public final class CudaBackend implements Backend {
         throw new IllegalArgumentException("CUDA attention supports head sizes up to 128, got " + hs);
     }
 
-    /**
-     * Chooses the attention kernels: the tensor-core ones of flash_attention.cu (the default; used
-     * for head size 64 in training and prefill shapes) or the plain fp32 ones of attention.cu,
-     * kept as the reference they are checked against. Shapes the tensor-core kernels do not
-     * cover always run the plain ones.
-     */
+    private static Attention attentionProperty() {
+        String value = System.getProperty(ATTENTION_PROPERTY, "flash2");
+        for (Attention a : Attention.values()) {
+            if (a.name().equalsIgnoreCase(value)) {
+                return a;
+            }
+        }
+        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash or flash2, got '" + value + "'");
+    }
+
+    /** Chooses the attention kernels (see {@link Attention}); the default comes from {@value #ATTENTION_PROPERTY}. */
+    public void useAttention(Attention kernels) {
+        this.attention = kernels;
+    }
+
+    public Attention attention() {
+        return attention;
+    }
+
+    /** The tensor-core kernels ({@link Attention#FLASH}) or the plain reference ones. */
     public void useFlashAttention(boolean flash) {
-        this.flashAttention = flash;
+        this.attention = flash ? Attention.FLASH : Attention.PLAIN;
     }
 
     public boolean flashAttention() {
-        return flashAttention;
+        return attention != Attention.PLAIN;
+    }
+
+    /** The kernels that run this shape: the chosen ones where they apply, else the next one down. */
+    private Attention attentionFor(CudaTensor qkv, int hs, int tq, int tk) {
+        if (attention == Attention.PLAIN || hs != 64 || tq != tk) {
+            return Attention.PLAIN;
+        }
+        return attention == Attention.FLASH2 && !qkv.bf16() ? Attention.FLASH : attention;
     }
 
     @Override
     public void attentionForward(Tensor out, Tensor lse, Tensor qkv, int b, int tq, int tk, int nh, int nkv, int hs) {
         current();
-        if (flashAttention && hs == 64 && tq == tk) {
-            kernels.launch("flash_attention_forward_hs64", (tq + FLASH_TILE - 1) / FLASH_TILE, nh, b, FLASH_THREADS, 0,
-                    ptr(out), ptr(lse), ptr(qkv), tq, nh, nkv);
+        CudaTensor o = of(out), x = of(qkv);
+        sameStorage("attentionForward", o, x);
+        long l = ptr32("attentionForward", lse);
+        Attention kind = attentionFor(x, hs, tq, tk);
+        if (kind == Attention.FLASH2) {
+            kernels.launch("flash2_forward_hs64", (tq + FLASH2_TILE - 1) / FLASH2_TILE, nh, b, FLASH2_THREADS, 0,
+                    o.address(), l, x.address(), tq, nh, nkv);
+            return;
+        }
+        if (kind == Attention.FLASH) {
+            kernels.launch(kernel("flash_attention_forward_hs64", x), (tq + FLASH_TILE - 1) / FLASH_TILE, nh, b, FLASH_THREADS, 0,
+                    o.address(), l, x.address(), tq, nh, nkv);
             return;
         }
         int hsMax = headSizeClass(hs);
-        kernels.launch("attention_forward_hs" + hsMax, (tq + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
-                ptr(out), ptr(lse), ptr(qkv), tq, tk, nh, nkv, hs);
+        kernels.launch(kernel("attention_forward_hs" + hsMax, x), (tq + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
+                o.address(), l, x.address(), tq, tk, nh, nkv, hs);
     }
 
     @Override
     public void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int b, int t, int nh, int nkv, int hs) {
         current();
+        CudaTensor dx = of(dqkv), dy = of(dout), x = of(qkv), y = of(out);
+        sameStorage("attentionBackward", x, dx, dy, y);
+        long l = ptr32("attentionBackward", lse);
         int hsMax = headSizeClass(hs);
         long dotBytes = (long) b * nh * t * Float.BYTES;
         attnDot = grow(attnDot, attnDotBytes, dotBytes, bytes -> attnDotBytes = bytes);
-        kernels.launchFlat("attention_backward_dot", (long) b * t * nh, attnDot, ptr(dout), ptr(out), b, t, nh, hs);
-        if (flashAttention && hs == 64) {
-            int tiles = (t + FLASH_TILE - 1) / FLASH_TILE;
-            kernels.launch("flash_attention_backward_dq_hs64", tiles, nh, b, FLASH_THREADS, 0,
-                    ptr(dqkv), ptr(dout), ptr(qkv), ptr(lse), attnDot, t, nh, nkv);
-            kernels.launch("flash_attention_backward_dkv_hs64", tiles, nkv, b, FLASH_THREADS, 0,
-                    ptr(dqkv), ptr(dout), ptr(qkv), ptr(lse), attnDot, t, nh, nkv);
+        kernels.launchFlat(kernel("attention_backward_dot", x), (long) b * t * nh, attnDot, dy.address(), y.address(), b, t, nh, hs);
+        Attention kind = attentionFor(x, hs, t, t);
+        if (kind == Attention.FLASH2) {
+            int tiles = (t + FLASH2_TILE - 1) / FLASH2_TILE;
+            kernels.launch("flash2_backward_dq_hs64", tiles, nh, b, FLASH2_THREADS, 0,
+                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
+            kernels.launch("flash2_backward_dkv_hs64", tiles, nkv, b, FLASH2_THREADS, 0,
+                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
             return;
         }
-        kernels.launch("attention_backward_dq_hs" + hsMax, (t + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
-                ptr(dqkv), ptr(dout), ptr(qkv), ptr(lse), attnDot, t, nh, nkv, hs);
+        if (kind == Attention.FLASH) {
+            int tiles = (t + FLASH_TILE - 1) / FLASH_TILE;
+            kernels.launch(kernel("flash_attention_backward_dq_hs64", x), tiles, nh, b, FLASH_THREADS, 0,
+                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
+            kernels.launch(kernel("flash_attention_backward_dkv_hs64", x), tiles, nkv, b, FLASH_THREADS, 0,
+                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
+            return;
+        }
+        kernels.launch(kernel("attention_backward_dq_hs" + hsMax, x), (t + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
+                dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv, hs);
         // dk/dv: a partial per query head [b, t, nh, 2, hs], then the sum over each kv head's group
         long partialBytes = (long) b * t * nh * 2 * hs * Float.BYTES;
         attnPartial = grow(attnPartial, attnPartialBytes, partialBytes, bytes -> attnPartialBytes = bytes);
         int kvRows = hsMax <= 64 ? 64 : 32; // AttnTiles::KV_ROWS in attention.cu
-        kernels.launch("attention_backward_dkv_hs" + hsMax, (t + kvRows - 1) / kvRows, nh, b, kvRows, 0,
-                attnPartial, ptr(dout), ptr(qkv), ptr(lse), attnDot, t, nh, nkv, hs);
-        kernels.launchFlat("attention_backward_dkv_reduce", (long) b * t * 2 * nkv * hs, ptr(dqkv), attnPartial, b, t, nh, nkv, hs);
+        kernels.launch(kernel("attention_backward_dkv_hs" + hsMax, x), (t + kvRows - 1) / kvRows, nh, b, kvRows, 0,
+                attnPartial, dy.address(), x.address(), l, attnDot, t, nh, nkv, hs);
+        kernels.launchFlat(kernel("attention_backward_dkv_reduce", x), (long) b * t * 2 * nkv * hs, dx.address(), attnPartial,
+                b, t, nh, nkv, hs);
     }
 
     // ---- SwiGLU ----
@@ -474,13 +631,40 @@ public final class CudaBackend implements Backend {
     @Override
     public void swigluForward(Tensor out, Tensor h, int n, int hidden) {
         current();
-        kernels.launchFlat("swiglu_forward", (long) n * hidden, ptr(out), ptr(h), n, hidden);
+        CudaTensor o = of(out), x = of(h);
+        sameStorage("swigluForward", o, x);
+        swiglu("swiglu_forward", o, hidden, n, o.address(), x.address());
     }
 
     @Override
     public void swigluBackward(Tensor dh, Tensor dout, Tensor h, int n, int hidden) {
         current();
-        kernels.launchFlat("swiglu_backward", (long) n * hidden, ptr(dh), ptr(dout), ptr(h), n, hidden);
+        CudaTensor dx = of(dh), dy = of(dout), x = of(h);
+        sameStorage("swigluBackward", dx, dy, x);
+        swiglu("swiglu_backward", dx, hidden, n, dx.address(), dy.address(), x.address());
+    }
+
+    /** swiglu.cu's launch: 16 bytes per thread when every row start is 16-byte aligned, else one value. */
+    private void swiglu(String name, CudaTensor storage, int hidden, int n, long... pointers) {
+        if (n == 0) {
+            return;
+        }
+        int wide = 16 / storage.elementBytes();
+        long aligned = 0;
+        for (long p : pointers) {
+            aligned |= p;
+        }
+        int vec = hidden % wide == 0 && (aligned & 15) == 0 ? wide : 1;
+        int block = 128;
+        int columns = (hidden / vec + block - 1) / block;
+        Object[] args = new Object[pointers.length + 3];
+        for (int i = 0; i < pointers.length; i++) {
+            args[i] = pointers[i];
+        }
+        args[pointers.length] = n;
+        args[pointers.length + 1] = hidden;
+        args[pointers.length + 2] = vec;
+        kernels.launch(kernel(name, storage), columns, Math.min(n, 65535), 1, block, 0, args);
     }
 
     // ---- embedding ----
@@ -496,7 +680,7 @@ public final class CudaBackend implements Backend {
             }
         }
         long ids = uploadInts(tokens, n, false);
-        kernels.launchFlat("embedding_forward", (long) n * c, ptr(out), ptr(table), ids, n, c);
+        kernels.launchFlat("embedding_forward", (long) n * c, ptr32("embeddingForward", out), ptr32("embeddingForward", table), ids, n, c);
     }
 
     @Override
@@ -539,7 +723,8 @@ public final class CudaBackend implements Backend {
         embedPlan = grow(embedPlan, embedPlanBytes, bytes, b -> embedPlanBytes = b);
         copyInts(embedPlan, plan, plan.length, bytes);
         int block = Math.min(256, (c + 31) / 32 * 32);
-        kernels.launch("embedding_backward", unique, (c + block - 1) / block, 1, block, 0, ptr(dtable), ptr(dout), embedPlan, unique, c);
+        kernels.launch("embedding_backward", unique, (c + block - 1) / block, 1, block, 0, ptr32("embeddingBackward", dtable),
+                ptr32("embeddingBackward", dout), embedPlan, unique, c);
     }
 
     // ---- softmax cross-entropy ----
@@ -563,7 +748,7 @@ public final class CudaBackend implements Backend {
             }
         }
         long ids = uploadInts(targets, n, true);
-        kernels.launch("cross_entropy", n, 1, 1, 512, 0, ptr(logits), ptr(losses), ids, n, v, scale, backward);
+        kernels.launch("cross_entropy", n, 1, 1, 512, 0, ptr32("crossEntropy", logits), ptr32("crossEntropy", losses), ids, n, v, scale, backward);
     }
 
     // ---- optimizer ----
@@ -571,7 +756,7 @@ public final class CudaBackend implements Backend {
     @Override
     public double sumOfSquares(Tensor t) {
         current();
-        CudaTensor c = of(t);
+        CudaTensor c = fp32("sumOfSquares", t);
         // two passes, no atomics: per-block partials, then one block sums them in order (deterministic)
         int blocks = (int) Math.max(1, Math.min((c.length() + 255) / 256, SUM_BLOCKS));
         kernels.launch("sum_of_squares", blocks, 1, 1, 256, 0, sumPartials, c.address(), c.length());
@@ -587,10 +772,11 @@ public final class CudaBackend implements Backend {
     @Override
     public void adamwUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, AdamWStep s) {
         current();
-        CudaTensor p = of(params);
+        String op = "adamwUpdate";
+        CudaTensor p = fp32(op, params);
         float correction1 = (float) (1 - Math.pow(s.beta1(), s.step()));
         float correction2 = (float) (1 - Math.pow(s.beta2(), s.step()));
-        kernels.launchFlat("adamw_update", p.length(), p.address(), ptr(grads), ptr(m), ptr(v), p.length(),
+        kernels.launchFlat("adamw_update", p.length(), p.address(), ptr32(op, grads), ptr32(op, m), ptr32(op, v), p.length(),
                 s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), correction1, correction2, s.gradScale());
     }
 

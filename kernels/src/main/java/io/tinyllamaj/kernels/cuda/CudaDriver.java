@@ -9,6 +9,7 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 /**
  * FFM bindings to the CUDA driver API ({@code libcuda.so.1}): the calls the backend needs,
@@ -26,7 +27,7 @@ public final class CudaDriver {
     private final MethodHandle cuInit, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute,
             cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuGetErrorName, cuGetErrorString,
             cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuMemAlloc, cuMemFree, cuMemGetInfo,
-            cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async,
+            cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemsetD16Async,
             cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuLaunchKernel,
             cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy;
 
@@ -51,6 +52,7 @@ public final class CudaDriver {
         cuMemcpyDtoHAsync = Native.status(lib, LIB, "cuMemcpyDtoHAsync_v2", ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS);
         cuMemcpyDtoDAsync = Native.status(lib, LIB, "cuMemcpyDtoDAsync_v2", JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS);
         cuMemsetD32Async = Native.status(lib, LIB, "cuMemsetD32Async", JAVA_LONG, JAVA_INT, JAVA_LONG, ADDRESS);
+        cuMemsetD16Async = Native.status(lib, LIB, "cuMemsetD16Async", JAVA_LONG, JAVA_SHORT, JAVA_LONG, ADDRESS);
         cuModuleLoadData = Native.status(lib, LIB, "cuModuleLoadData", ADDRESS, ADDRESS);
         cuModuleUnload = Native.status(lib, LIB, "cuModuleUnload", ADDRESS);
         cuModuleGetFunction = Native.status(lib, LIB, "cuModuleGetFunction", ADDRESS, ADDRESS, ADDRESS);
@@ -257,6 +259,14 @@ public final class CudaDriver {
     public void memsetD32Async(long dst, int value, long count, MemorySegment stream) {
         try {
             check("cuMemsetD32Async", (int) cuMemsetD32Async.invokeExact(dst, value, count, stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void memsetD16Async(long dst, short value, long count, MemorySegment stream) {
+        try {
+            check("cuMemsetD16Async", (int) cuMemsetD16Async.invokeExact(dst, value, count, stream));
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }

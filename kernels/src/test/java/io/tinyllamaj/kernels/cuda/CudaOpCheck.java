@@ -19,7 +19,10 @@ import java.util.SplittableRandom;
  * start as NaN on both backends, so an element the kernel skips fails the check; outputs it
  * accumulates into start from the same random values. Error is ||gpu - cpu|| / ||cpu||; a NaN
  * anywhere fails. Bounds: 1e-2 where bf16 operands enter (matmul, attention), 1e-5 for the
- * fp32 kernels. Prints a table and writes it to {@code OUT_DIR/gpu-ops.txt} (argument 1).
+ * fp32 kernels. The ops over activations run twice: with fp32 storage and with bf16 storage
+ * ({@link CudaBackend#allocateActivation}; marked "bf16"), the inputs then rounded to bf16 on the
+ * host so both backends see the same values, and every bf16 output bounded at 1e-2.
+ * Prints a table and writes it to {@code OUT_DIR/gpu-ops.txt} (argument 1).
  * Run on a GPU host: {@code scripts/gpu-check}.
  */
 public final class CudaOpCheck {
@@ -63,26 +66,14 @@ public final class CudaOpCheck {
 
     private void runAll() {
         guarded(() -> elementwise(100_003));
-        for (int[] s : new int[][] {{64, 128, 96}, {33, 70, 130}, {256, 2048, 2816}, {128, 2048, 3072}}) {
-            guarded(() -> matmul(s[0], s[1], s[2]));
+        guarded(() -> bf16Storage(100_003));
+        for (boolean act : new boolean[] {false, true}) {
+            runActivationOps(act);
         }
-        for (int[] s : new int[][] {{64, 64}, {17, 100}, {300, 2048}}) {
-            guarded(() -> rmsnorm(s[0], s[1]));
-        }
-        for (int[] s : new int[][] {{2, 16, 4, 2, 64, 0}, {1, 37, 8, 2, 32, 5}, {2, 24, 4, 4, 128, 0}, {1, 9, 2, 1, 6, 3}}) {
-            guarded(() -> rope(s[0], s[1], s[2], s[3], s[4], s[5]));
-        }
-        for (int[] s : new int[][] {{2, 64, 4, 2, 64}, {1, 100, 8, 2, 32}, {1, 130, 4, 1, 128}, {2, 70, 4, 2, 16},
-                {2, 100, 8, 2, 64}, {1, 200, 4, 4, 64}, {1, 130, 16, 2, 64}, {1, 1024, 32, 4, 64}}) {
-            for (boolean flash : s[4] == 64 ? new boolean[] {true, false} : new boolean[] {false}) {
-                guarded(() -> attention(s[0], s[1], s[2], s[3], s[4], flash));
-            }
-        }
-        guarded(() -> flashAgainstPlain(2, 2048, 32, 4, 64));
-        guarded(() -> attentionDecode(1, 5, 40, 4, 2, 64));
-        for (int[] s : new int[][] {{64, 160}, {1000, 1408}}) {
-            guarded(() -> swiglu(s[0], s[1]));
-        }
+        guarded(() -> flashAgainstPlain(2, 2048, 32, 4, 64, false));
+        guarded(() -> flashAgainstPlain(2, 2048, 32, 4, 64, true));
+        guarded(() -> flash2AgainstFlash(2, 2048, 32, 4, 64));
+        guarded(() -> flash2AgainstFlash(1, 1000, 32, 4, 64));
         guarded(() -> embedding(300, 100, 64));
         guarded(() -> embedding(2048, 32000, 128));
         for (int[] s : new int[][] {{64, 32000}, {37, 1000}}) {
@@ -91,6 +82,33 @@ public final class CudaOpCheck {
         guarded(() -> sumOfSquares(1_000_003));
         guarded(() -> adamw(100_003));
         guarded(() -> repeatability(8192, 2048));
+    }
+
+    /** The ops whose activations may be stored in bf16, with fp32 (act false) or bf16 storage. */
+    private void runActivationOps(boolean act) {
+        for (int[] s : new int[][] {{64, 128, 96}, {33, 70, 130}, {256, 2048, 2816}, {128, 2048, 3072}}) {
+            guarded(() -> matmul(s[0], s[1], s[2], act));
+        }
+        for (int[] s : new int[][] {{64, 64}, {17, 100}, {300, 2048}}) {
+            guarded(() -> rmsnorm(s[0], s[1], act));
+            guarded(() -> residualRmsnorm(s[0], s[1], act));
+        }
+        for (int[] s : new int[][] {{2, 16, 4, 2, 64, 0}, {1, 37, 8, 2, 32, 5}, {2, 24, 4, 4, 128, 0}, {1, 9, 2, 1, 6, 3}}) {
+            guarded(() -> rope(s[0], s[1], s[2], s[3], s[4], s[5], act));
+        }
+        for (int[] s : new int[][] {{2, 64, 4, 2, 64}, {1, 100, 8, 2, 32}, {1, 130, 4, 1, 128}, {2, 70, 4, 2, 16},
+                {2, 100, 8, 2, 64}, {1, 200, 4, 4, 64}, {1, 130, 16, 2, 64}, {1, 1024, 32, 4, 64}, {2, 300, 8, 1, 64}}) {
+            List<CudaBackend.Attention> kinds = s[4] != 64 ? List.of(CudaBackend.Attention.PLAIN)
+                    : act ? List.of(CudaBackend.Attention.FLASH2, CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN)
+                    : List.of(CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN);
+            for (CudaBackend.Attention kind : kinds) {
+                guarded(() -> attention(s[0], s[1], s[2], s[3], s[4], kind, act));
+            }
+        }
+        guarded(() -> attentionDecode(1, 5, 40, 4, 2, 64, act));
+        for (int[] s : new int[][] {{64, 160}, {1000, 1408}, {7, 13}}) {
+            guarded(() -> swiglu(s[0], s[1], act));
+        }
     }
 
     /** An op that throws is one failed row; the rest still run. */
@@ -119,6 +137,39 @@ public final class CudaOpCheck {
         cpu.upload(c, v, 0, v.length);
         gpu.upload(g, v, 0, v.length);
         return new Pair(c, g, v.length);
+    }
+
+    /** Random values on both backends; for an activation (act), rounded to bf16 first and stored as the GPU stores activations. */
+    private Pair random(long n, double std, boolean act) {
+        if (!act) {
+            return random(n, std);
+        }
+        float[] v = new float[Math.toIntExact(n)];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = roundBf16((float) (gaussian() * std));
+        }
+        Tensor c = cpu.allocate(v.length), g = gpu.allocateActivation(v.length);
+        cpu.upload(c, v, 0, v.length);
+        gpu.upload(g, v, 0, v.length);
+        return new Pair(c, g, v.length);
+    }
+
+    static float roundBf16(float x) {
+        return Float.intBitsToFloat(CudaBackend.toBf16(x) << 16);
+    }
+
+    private Pair poisoned(long n, boolean act) {
+        if (!act) {
+            return poisoned(n);
+        }
+        Tensor c = cpu.allocate(n), g = gpu.allocateActivation(n);
+        cpu.fill(c, Float.NaN);
+        gpu.fill(g, Float.NaN);
+        return new Pair(c, g, n);
+    }
+
+    private static String tag(String op, boolean act) {
+        return act ? op + " bf16" : op;
     }
 
     private Pair poisoned(long n) {
@@ -194,31 +245,36 @@ public final class CudaOpCheck {
         compare("copy+fill (slices)", "n=" + n, "dst", c, 0);
     }
 
-    private void matmul(int n, int c, int oc) {
+    /** With act, the activations (inp, out, dout, dinp) are bf16 tensors; weights and dweight stay fp32. */
+    private void matmul(int n, int c, int oc, boolean act) {
         String s = shape("n,c,oc", n, c, oc);
-        Pair inp = random((long) n * c, 1), w = random((long) oc * c, 0.05), out = poisoned((long) n * oc);
+        Pair inp = random((long) n * c, 1, act), w = random((long) oc * c, 0.05), out = poisoned((long) n * oc, act);
         both(be -> be.matmulForward(be == cpu ? out.cpu : out.gpu, be == cpu ? inp.cpu : inp.gpu, be == cpu ? w.cpu : w.gpu, n, c, oc));
-        compare("matmul fwd", s, "out", out, BF16);
-        Pair dout = random((long) n * oc, 1), dinp = poisoned((long) n * c), dw = random((long) oc * c, 1);
+        compare(tag("matmul fwd", act), s, "out", out, BF16);
+        Pair dout = random((long) n * oc, 1, act), dinp = poisoned((long) n * c, act), dw = random((long) oc * c, 1);
         both(be -> be.matmulBackward(be == cpu ? dinp.cpu : dinp.gpu, be == cpu ? dw.cpu : dw.gpu, be == cpu ? dout.cpu : dout.gpu,
                 be == cpu ? inp.cpu : inp.gpu, be == cpu ? w.cpu : w.gpu, n, c, oc));
-        compare("matmul bwd", s, "dinp", dinp, BF16);
-        compare("matmul bwd", s, "dweight", dw, BF16);
+        compare(tag("matmul bwd", act), s, "dinp", dinp, BF16);
+        compare(tag("matmul bwd", act), s, "dweight", dw, BF16);
         // a weight slice at an odd offset of a larger buffer, as a flat parameter buffer hands out
         Pair flat = random((long) oc * c + 3, 0.05), dflat = random((long) oc * c + 3, 1);
         both(be -> be.matmulBackward(null, be == cpu ? dflat.cpu.slice(3, (long) oc * c) : dflat.gpu.slice(3, (long) oc * c),
                 be == cpu ? dout.cpu : dout.gpu, be == cpu ? inp.cpu : inp.gpu,
                 be == cpu ? flat.cpu.slice(3, (long) oc * c) : flat.gpu.slice(3, (long) oc * c), n, c, oc));
-        compare("matmul bwd (slice)", s, "dweight", dflat, BF16);
+        compare(tag("matmul bwd (slice)", act), s, "dweight", dflat, BF16);
     }
 
-    private void rmsnorm(int n, int c) {
+    /** With act, the output is a bf16 tensor (a matmul input); everything else stays fp32. */
+    private void rmsnorm(int n, int c, boolean act) {
         String s = shape("n,c", n, c);
-        Pair x = random((long) n * c, 2), w = random(c, 1), out = poisoned((long) n * c), rstd = poisoned(n);
+        Pair x = random((long) n * c, 2), w = random(c, 1), out = poisoned((long) n * c, act), rstd = poisoned(n);
         both(be -> be.rmsnormForward(be == cpu ? out.cpu : out.gpu, be == cpu ? rstd.cpu : rstd.gpu, be == cpu ? x.cpu : x.gpu,
                 be == cpu ? w.cpu : w.gpu, n, c, 1e-5f));
-        compare("rmsnorm fwd", s, "out", out, FP32);
-        compare("rmsnorm fwd", s, "rstd", rstd, FP32);
+        compare(tag("rmsnorm fwd", act), s, "out", out, act ? BF16 : FP32);
+        compare(tag("rmsnorm fwd", act), s, "rstd", rstd, FP32);
+        if (act) {
+            return; // the backward reads only fp32 tensors
+        }
         Pair dout = random((long) n * c, 1), dx = random((long) n * c, 1), dw = random(c, 1);
         both(be -> be.rmsnormBackward(be == cpu ? dx.cpu : dx.gpu, be == cpu ? dw.cpu : dw.gpu, be == cpu ? dout.cpu : dout.gpu,
                 be == cpu ? x.cpu : x.gpu, be == cpu ? w.cpu : w.gpu, be == cpu ? rstd.cpu : rstd.gpu, n, c));
@@ -226,23 +282,47 @@ public final class CudaOpCheck {
         compare("rmsnorm bwd", s, "dweight", dw, FP32);
     }
 
-    private void rope(int b, int t, int nh, int nkv, int hs, int start) {
-        String s = shape("b,t,nh,nkv,hs,start", b, t, nh, nkv, hs, start);
-        long n = (long) b * t * (nh + 2 * nkv) * hs;
-        Pair x = random(n, 1);
-        both(be -> be.ropeForward(be == cpu ? x.cpu : x.gpu, b, t, nh, nkv, hs, start, 10000f));
-        compare("rope fwd", s, "qkv", x, FP32);
-        both(be -> be.ropeBackward(be == cpu ? x.cpu : x.gpu, b, t, nh, nkv, hs, start, 10000f));
-        compare("rope bwd", s, "dqkv", x, FP32);
+    /** The fused residual add + norm (CUDA) against the CPU's copy, add and norm; in place (residual = x) too. */
+    private void residualRmsnorm(int n, int c, boolean act) {
+        String s = shape("n,c", n, c);
+        Pair x = random((long) n * c, 2), delta = random((long) n * c, 1), w = random(c, 1);
+        Pair residual = poisoned((long) n * c), out = poisoned((long) n * c, act), rstd = poisoned(n);
+        both(be -> be.residualRmsnormForward(be == cpu ? residual.cpu : residual.gpu, be == cpu ? out.cpu : out.gpu,
+                be == cpu ? rstd.cpu : rstd.gpu, be == cpu ? x.cpu : x.gpu, be == cpu ? delta.cpu : delta.gpu,
+                be == cpu ? w.cpu : w.gpu, n, c, 1e-5f));
+        compare(tag("residual+rmsnorm", act), s, "residual", residual, 0); // one fp32 add, as on the CPU
+        compare(tag("residual+rmsnorm", act), s, "out", out, act ? BF16 : FP32);
+        compare(tag("residual+rmsnorm", act), s, "rstd", rstd, FP32);
+        Pair out2 = poisoned((long) n * c, act);
+        both(be -> be.residualRmsnormForward(be == cpu ? x.cpu : x.gpu, be == cpu ? out2.cpu : out2.gpu,
+                be == cpu ? rstd.cpu : rstd.gpu, be == cpu ? x.cpu : x.gpu, be == cpu ? delta.cpu : delta.gpu,
+                be == cpu ? w.cpu : w.gpu, n, c, 1e-5f));
+        compare(tag("residual+rmsnorm (in place)", act), s, "x", x, 0);
+        compare(tag("residual+rmsnorm (in place)", act), s, "out", out2, act ? BF16 : FP32);
     }
 
-    /** Head size 64 runs twice: the tensor-core kernels ("tc") and the plain ones, each against the CPU. */
-    private void attention(int b, int t, int nh, int nkv, int hs, boolean flash) {
-        gpu.useFlashAttention(flash);
+    private void rope(int b, int t, int nh, int nkv, int hs, int start, boolean act) {
+        String s = shape("b,t,nh,nkv,hs,start", b, t, nh, nkv, hs, start);
+        long n = (long) b * t * (nh + 2 * nkv) * hs;
+        Pair x = random(n, 1, act);
+        both(be -> be.ropeForward(be == cpu ? x.cpu : x.gpu, b, t, nh, nkv, hs, start, 10000f));
+        compare(tag("rope fwd", act), s, "qkv", x, act ? BF16 : FP32);
+        both(be -> be.ropeBackward(be == cpu ? x.cpu : x.gpu, b, t, nh, nkv, hs, start, 10000f));
+        compare(tag("rope bwd", act), s, "dqkv", x, act ? BF16 : FP32);
+    }
+
+    /** Each kernel choice against the CPU ("tc": FLASH, "tc2": FLASH2). */
+    private void attention(int b, int t, int nh, int nkv, int hs, CudaBackend.Attention kind, boolean act) {
+        gpu.useAttention(kind);
         try {
-            attention(b, t, nh, nkv, hs, flash ? "attention tc" : "attention");
+            String name = switch (kind) {
+                case PLAIN -> "attention";
+                case FLASH -> "attention tc";
+                case FLASH2 -> "attention tc2";
+            };
+            attention(b, t, nh, nkv, hs, tag(name, act), act);
         } finally {
-            gpu.useFlashAttention(true);
+            gpu.useAttention(CudaBackend.Attention.FLASH2);
         }
     }
 
@@ -250,33 +330,51 @@ public final class CudaOpCheck {
      * The tensor-core kernels against the plain GPU ones at TinyLlama's training shape (too slow
      * for the CPU): same random qkv and dout, the backward of both fed the plain forward's out and lse.
      */
-    private void flashAgainstPlain(int b, int t, int nh, int nkv, int hs) {
+    private void flashAgainstPlain(int b, int t, int nh, int nkv, int hs, boolean act) {
+        against(b, t, nh, nkv, hs, act, CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN, tag("tc vs plain", act));
+    }
+
+    private void flash2AgainstFlash(int b, int t, int nh, int nkv, int hs) {
+        against(b, t, nh, nkv, hs, true, CudaBackend.Attention.FLASH2, CudaBackend.Attention.FLASH, "tc2 vs tc bf16");
+    }
+
+    /**
+     * One kernel choice against another at TinyLlama's training shape (too slow for the CPU): same
+     * random qkv and dout, the backward of both fed the second's out and lse.
+     */
+    private void against(int b, int t, int nh, int nkv, int hs, boolean act, CudaBackend.Attention first,
+                         CudaBackend.Attention second, String op) {
         String s = shape("b,t,nh,nkv,hs", b, t, nh, nkv, hs);
         long width = (long) (nh + 2 * nkv) * hs;
         long outLength = (long) b * t * nh * hs, lseLength = (long) b * nh * t;
-        Tensor qkv = gpu.allocate(b * t * width), dout = gpu.allocate(outLength);
+        Tensor qkv = act ? gpu.allocateActivation(b * t * width) : gpu.allocate(b * t * width);
+        Tensor dout = act ? gpu.allocateActivation(outLength) : gpu.allocate(outLength);
         upload(qkv, b * t * width);
         upload(dout, outLength);
+        CudaBackend.Attention[] kinds = {first, second};
         Tensor[] out = new Tensor[2], lse = new Tensor[2], dqkv = new Tensor[2];
-        for (int k = 0; k < 2; k++) {
-            gpu.useFlashAttention(k == 0);
-            out[k] = gpu.allocate(outLength);
-            lse[k] = gpu.allocate(lseLength);
-            dqkv[k] = gpu.allocate(b * t * width);
-            gpu.fill(out[k], Float.NaN);
-            gpu.fill(lse[k], Float.NaN);
-            gpu.fill(dqkv[k], Float.NaN);
-            gpu.attentionForward(out[k], lse[k], qkv, b, t, t, nh, nkv, hs);
+        try {
+            for (int k = 0; k < 2; k++) {
+                gpu.useAttention(kinds[k]);
+                out[k] = act ? gpu.allocateActivation(outLength) : gpu.allocate(outLength);
+                lse[k] = gpu.allocate(lseLength);
+                dqkv[k] = act ? gpu.allocateActivation(b * t * width) : gpu.allocate(b * t * width);
+                gpu.fill(out[k], Float.NaN);
+                gpu.fill(lse[k], Float.NaN);
+                gpu.fill(dqkv[k], Float.NaN);
+                gpu.attentionForward(out[k], lse[k], qkv, b, t, t, nh, nkv, hs);
+            }
+            report(op + " fwd", s, "out", relativeError(gpu.download(out[0]), gpu.download(out[1])), BF16);
+            report(op + " fwd", s, "lse", relativeError(gpu.download(lse[0]), gpu.download(lse[1])), BF16);
+            for (int k = 0; k < 2; k++) {
+                gpu.useAttention(kinds[k]);
+                gpu.attentionBackward(dqkv[k], dout, qkv, out[1], lse[1], b, t, nh, nkv, hs);
+            }
+        } finally {
+            gpu.useAttention(CudaBackend.Attention.FLASH2);
         }
-        report("tc vs plain fwd", s, "out", relativeError(gpu.download(out[0]), gpu.download(out[1])), BF16);
-        report("tc vs plain fwd", s, "lse", relativeError(gpu.download(lse[0]), gpu.download(lse[1])), BF16);
-        for (int k = 0; k < 2; k++) {
-            gpu.useFlashAttention(k == 0);
-            gpu.attentionBackward(dqkv[k], dout, qkv, out[1], lse[1], b, t, nh, nkv, hs);
-        }
-        gpu.useFlashAttention(true);
         float[] g = gpu.download(dqkv[0]), c = gpu.download(dqkv[1]);
-        reportHeads("tc vs plain bwd", s, g, c, b * t, nh, nkv, hs);
+        reportHeads(op + " bwd", s, g, c, b * t, nh, nkv, hs);
     }
 
     private void upload(Tensor t, long n) {
@@ -303,42 +401,74 @@ public final class CudaOpCheck {
         }
     }
 
-    private void attention(int b, int t, int nh, int nkv, int hs, String op) {
+    private void attention(int b, int t, int nh, int nkv, int hs, String op, boolean act) {
         String s = shape("b,t,nh,nkv,hs", b, t, nh, nkv, hs);
         long width = (long) (nh + 2 * nkv) * hs;
-        Pair qkv = random(b * t * width, 1), out = poisoned((long) b * t * nh * hs), lse = poisoned((long) b * nh * t);
+        Pair qkv = random(b * t * width, 1, act), out = poisoned((long) b * t * nh * hs, act), lse = poisoned((long) b * nh * t);
         both(be -> be.attentionForward(be == cpu ? out.cpu : out.gpu, be == cpu ? lse.cpu : lse.gpu, be == cpu ? qkv.cpu : qkv.gpu,
                 b, t, t, nh, nkv, hs));
         compare(op + " fwd", s, "out", out, BF16);
         compare(op + " fwd", s, "lse", lse, BF16);
-        // the backward of both backends reads the CPU's out and lse, so it is checked on its own
+        // the backward of both backends reads the CPU's out (as the GPU stores it) and lse, so it is checked on its own
         float[] outRef = cpu.download(out.cpu), lseRef = cpu.download(lse.cpu);
+        if (act) {
+            for (int i = 0; i < outRef.length; i++) {
+                outRef[i] = roundBf16(outRef[i]);
+            }
+            cpu.upload(out.cpu, outRef, 0, outRef.length);
+        }
         gpu.upload(out.gpu, outRef, 0, outRef.length);
         gpu.upload(lse.gpu, lseRef, 0, lseRef.length);
-        Pair dout = random((long) b * t * nh * hs, 1), dqkv = poisoned(b * t * width);
+        Pair dout = random((long) b * t * nh * hs, 1, act), dqkv = poisoned(b * t * width, act);
         both(be -> be.attentionBackward(be == cpu ? dqkv.cpu : dqkv.gpu, be == cpu ? dout.cpu : dout.gpu, be == cpu ? qkv.cpu : qkv.gpu,
                 be == cpu ? out.cpu : out.gpu, be == cpu ? lse.cpu : lse.gpu, b, t, nh, nkv, hs));
         reportHeads(op + " bwd", s, gpu.download(dqkv.gpu), cpu.download(dqkv.cpu), b * t, nh, nkv, hs);
     }
 
-    private void attentionDecode(int b, int tq, int tk, int nh, int nkv, int hs) {
+    private void attentionDecode(int b, int tq, int tk, int nh, int nkv, int hs, boolean act) {
         String s = shape("b,tq,tk,nh,nkv,hs", b, tq, tk, nh, nkv, hs);
         long width = (long) (nh + 2 * nkv) * hs;
-        Pair qkv = random(b * tk * width, 1), out = poisoned((long) b * tq * nh * hs), lse = poisoned((long) b * nh * tq);
+        Pair qkv = random(b * tk * width, 1, act), out = poisoned((long) b * tq * nh * hs, act), lse = poisoned((long) b * nh * tq);
         both(be -> be.attentionForward(be == cpu ? out.cpu : out.gpu, be == cpu ? lse.cpu : lse.gpu, be == cpu ? qkv.cpu : qkv.gpu,
                 b, tq, tk, nh, nkv, hs));
-        compare("attention fwd (cache)", s, "out", out, BF16);
-        compare("attention fwd (cache)", s, "lse", lse, BF16);
+        compare(tag("attention fwd (cache)", act), s, "out", out, BF16);
+        compare(tag("attention fwd (cache)", act), s, "lse", lse, BF16);
     }
 
-    private void swiglu(int n, int hidden) {
+    private void swiglu(int n, int hidden, boolean act) {
         String s = shape("n,hidden", n, hidden);
-        Pair h = random((long) n * 2 * hidden, 2), out = poisoned((long) n * hidden);
+        Pair h = random((long) n * 2 * hidden, 2, act), out = poisoned((long) n * hidden, act);
         both(be -> be.swigluForward(be == cpu ? out.cpu : out.gpu, be == cpu ? h.cpu : h.gpu, n, hidden));
-        compare("swiglu fwd", s, "out", out, FP32);
-        Pair dout = random((long) n * hidden, 1), dh = poisoned((long) n * 2 * hidden);
+        compare(tag("swiglu fwd", act), s, "out", out, act ? BF16 : FP32);
+        Pair dout = random((long) n * hidden, 1, act), dh = poisoned((long) n * 2 * hidden, act);
         both(be -> be.swigluBackward(be == cpu ? dh.cpu : dh.gpu, be == cpu ? dout.cpu : dout.gpu, be == cpu ? h.cpu : h.gpu, n, hidden));
-        compare("swiglu bwd", s, "dh", dh, FP32);
+        compare(tag("swiglu bwd", act), s, "dh", dh, act ? BF16 : FP32);
+    }
+
+    /** bf16 tensors: upload rounds to nearest even, download widens exactly, fill and copy (slices) keep the bits. */
+    private void bf16Storage(int n) {
+        float[] v = values(n, 3);
+        v[0] = 1.00390625f;      // exactly halfway between two bf16 values: rounds to even (1.0)
+        v[1] = 1.01171875f;      // halfway the other way: rounds up to 1.015625
+        Tensor t = gpu.allocateActivation(n), u = gpu.allocateActivation(n);
+        gpu.upload(t, v, 0, n);
+        float[] expected = new float[n];
+        for (int i = 0; i < n; i++) {
+            expected[i] = roundBf16(v[i]);
+        }
+        float[] got = gpu.download(t);
+        int wrong = differing(got, expected) + (got[0] == 1f ? 0 : 1) + (got[1] == 1.015625f ? 0 : 1);
+        report("bf16 upload/download", "n=" + n, "values", wrong, 0);
+        gpu.fill(u, Float.NaN);
+        gpu.copy(u.slice(1, n - 2), t.slice(2, n - 2));
+        gpu.fill(u.slice(0, 1), 2.5f);
+        gpu.fill(u.slice(n - 1, 1), -1f);
+        float[] back = gpu.download(u);
+        float[] want = new float[n];
+        System.arraycopy(expected, 2, want, 1, n - 2);
+        want[0] = 2.5f;
+        want[n - 1] = -1f;
+        report("bf16 copy+fill (slices)", "n=" + n, "dst", differing(back, want), 0);
     }
 
     private void embedding(int n, int vocab, int c) {

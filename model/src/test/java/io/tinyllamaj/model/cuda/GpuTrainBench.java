@@ -25,7 +25,7 @@ import java.util.SplittableRandom;
  * then the median of the timed steps (host clock after a synchronize). Also times the attention
  * kernels alone at TinyLlama's shape with CUDA events (tensor-core and plain), and profiles one
  * step per op family. Writes OUT_DIR/ours.json and OUT_DIR/ours.txt.
- * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--warmup N] [--steps N] [--attention-batch B]}
+ * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--warmup N] [--steps N] [--attention-batch B] [--attention-only]}
  */
 public final class GpuTrainBench {
 
@@ -35,7 +35,8 @@ public final class GpuTrainBench {
 
     public static void main(String[] args) throws IOException {
         Path out = Path.of(args[0]);
-        int batch = 4, seq = 2048, warmup = 3, steps = 8, attentionBatch = 8;
+        int batch = 8, seq = 2048, warmup = 3, steps = 8, attentionBatch = 8;
+        boolean training = true;
         for (int i = 1; i < args.length; i++) {
             switch (args[i]) {
                 case "--batch" -> batch = Integer.parseInt(args[++i]);
@@ -43,16 +44,19 @@ public final class GpuTrainBench {
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
                 case "--steps" -> steps = Integer.parseInt(args[++i]);
                 case "--attention-batch" -> attentionBatch = Integer.parseInt(args[++i]);
+                case "--attention-only" -> training = false;
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
         GpuTrainBench bench = new GpuTrainBench();
         Files.createDirectories(out);
         try (CudaBackend gpu = CudaBackend.create()) {
-            String step = bench.trainingStep(gpu, LlamaConfig.preset("tinyllama-1.1b"), batch, seq, warmup, steps);
+            String step = training ? bench.trainingStep(gpu, LlamaConfig.preset("tinyllama-1.1b"), batch, seq, warmup, steps)
+                    : "  \"model\": \"none (attention only)\"";
             String attention = bench.attentionKernels(gpu, attentionBatch, seq, 32, 4, 64);
             String json = "{\n  \"device\": \"" + gpu.deviceDescription() + "\",\n  \"attention_kernel\": \""
-                    + (gpu.flashAttention() ? "flash (tensor cores)" : "plain") + "\",\n" + step + ",\n" + attention + "\n}\n";
+                    + gpu.attention().name().toLowerCase(Locale.ROOT) + "\",\n  \"activations\": \""
+                    + (gpu.bf16Activations() ? "bf16" : "fp32") + "\",\n" + step + ",\n" + attention + "\n}\n";
             Files.writeString(out.resolve("ours.json"), json);
         }
         Files.writeString(out.resolve("ours.txt"), String.join("\n", bench.lines) + "\n");
@@ -111,27 +115,40 @@ public final class GpuTrainBench {
                 config.name(), b, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib);
     }
 
-    /** Forward and backward of one attention call at TinyLlama's shape, median of CUDA-event timings. */
+    /**
+     * Forward and backward of one attention call at TinyLlama's shape, median of CUDA-event
+     * timings, for each kernel choice and storage type: "tc" (FLASH) and "plain" over fp32
+     * tensors, "tc_bf16" and "tc2_bf16" (FLASH2) over bf16 tensors as training stores them.
+     */
     private String attentionKernels(CudaBackend gpu, int b, int t, int nh, int nkv, int hs) {
         long width = (long) (nh + 2 * nkv) * hs;
-        Tensor qkv = random(gpu, b * t * width, 1), dout = random(gpu, (long) b * t * nh * hs, 1);
-        Tensor out = gpu.allocate((long) b * t * nh * hs), lse = gpu.allocate((long) b * nh * t), dqkv = gpu.allocate(b * t * width);
         // causal: half of the t x t scores; forward 2 products, backward 5 (FlashAttention's count)
         double forwardFlops = 4.0 * b * nh * (double) t * t * hs / 2;
         line(String.format(Locale.ROOT, "attention kernels: b=%d t=%d nh=%d nkv=%d hs=%d causal (median of CUDA-event timings)", b, t, nh, nkv, hs));
         StringBuilder json = new StringBuilder("  \"attention\": {\"shape\": \"b=" + b + " t=" + t + " nh=" + nh + " nkv=" + nkv + " hs=" + hs + "\"");
-        boolean was = gpu.flashAttention();
-        for (boolean flash : new boolean[] {true, false}) {
-            gpu.useFlashAttention(flash);
-            int reps = flash ? 20 : 3;
-            double fwd = medianMillis(gpu, reps, () -> gpu.attentionForward(out, lse, qkv, b, t, t, nh, nkv, hs));
-            double bwd = medianMillis(gpu, reps, () -> gpu.attentionBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs));
-            String name = flash ? "tc" : "plain";
-            line(String.format(Locale.ROOT, "  %-6s forward %8.3f ms (%5.0f TFLOP/s)   backward %8.3f ms (%5.0f TFLOP/s)",
-                    name, fwd, forwardFlops / fwd / 1e9, bwd, 2.5 * forwardFlops / bwd / 1e9));
-            json.append(String.format(Locale.ROOT, ", \"%s_fwd_ms\": %.3f, \"%s_bwd_ms\": %.3f", name, fwd, name, bwd));
+        CudaBackend.Attention was = gpu.attention();
+        record Variant(String name, CudaBackend.Attention kind, boolean bf16, int reps) {
         }
-        gpu.useFlashAttention(was);
+        for (Variant v : List.of(new Variant("tc", CudaBackend.Attention.FLASH, false, 20),
+                new Variant("tc_bf16", CudaBackend.Attention.FLASH, true, 20),
+                new Variant("tc2_bf16", CudaBackend.Attention.FLASH2, true, 20),
+                new Variant("plain", CudaBackend.Attention.PLAIN, false, 3))) {
+            try {
+                gpu.useAttention(v.kind);
+                Tensor qkv = random(gpu, b * t * width, 1, v.bf16), dout = random(gpu, (long) b * t * nh * hs, 1, v.bf16);
+                Tensor out = v.bf16 ? gpu.allocateActivation((long) b * t * nh * hs) : gpu.allocate((long) b * t * nh * hs);
+                Tensor dqkv = v.bf16 ? gpu.allocateActivation(b * t * width) : gpu.allocate(b * t * width);
+                Tensor lse = gpu.allocate((long) b * nh * t);
+                double fwd = medianMillis(gpu, v.reps, () -> gpu.attentionForward(out, lse, qkv, b, t, t, nh, nkv, hs));
+                double bwd = medianMillis(gpu, v.reps, () -> gpu.attentionBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs));
+                line(String.format(Locale.ROOT, "  %-9s forward %8.3f ms (%5.0f TFLOP/s)   backward %8.3f ms (%5.0f TFLOP/s)",
+                        v.name, fwd, forwardFlops / fwd / 1e9, bwd, 2.5 * forwardFlops / bwd / 1e9));
+                json.append(String.format(Locale.ROOT, ", \"%s_fwd_ms\": %.3f, \"%s_bwd_ms\": %.3f", v.name, fwd, v.name, bwd));
+            } catch (RuntimeException e) {
+                line("  " + v.name + " failed: " + e.getMessage());
+            }
+        }
+        gpu.useAttention(was);
         return json.append("}").toString();
     }
 
@@ -153,13 +170,13 @@ public final class GpuTrainBench {
         return ms[reps / 2];
     }
 
-    private static Tensor random(CudaBackend gpu, long n, double std) {
+    private static Tensor random(CudaBackend gpu, long n, double std, boolean bf16) {
         SplittableRandom random = new SplittableRandom(n);
         float[] v = new float[Math.toIntExact(n)];
         for (int i = 0; i < v.length; i++) {
             v[i] = (float) ((random.nextDouble() * 2 - 1) * std * 1.7320508);
         }
-        Tensor t = gpu.allocate(n);
+        Tensor t = bf16 ? gpu.allocateActivation(n) : gpu.allocate(n);
         gpu.upload(t, v, 0, v.length);
         return t;
     }

@@ -83,6 +83,11 @@ final class TimedBackend implements Backend {
     }
 
     @Override
+    public Tensor allocateActivation(long length) {
+        return gpu.allocateActivation(length);
+    }
+
+    @Override
     public void upload(Tensor dst, float[] src, int srcOffset, int length) {
         gpu.upload(dst, src, srcOffset, length);
     }
@@ -131,6 +136,14 @@ final class TimedBackend implements Backend {
     public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc) {
         MemorySegment[] s = begin("matmul bwd c=" + c + " oc=" + oc);
         gpu.matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc);
+        end(s);
+    }
+
+    @Override
+    public void residualRmsnormForward(Tensor residual, Tensor out, Tensor rstd, Tensor x, Tensor delta, Tensor weight,
+                                       int n, int c, float eps) {
+        MemorySegment[] s = begin("residual + rmsnorm fwd");
+        gpu.residualRmsnormForward(residual, out, rstd, x, delta, weight, n, c, eps);
         end(s);
     }
 

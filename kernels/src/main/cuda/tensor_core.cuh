@@ -1,0 +1,77 @@
+// Tensor-core building blocks shared by the attention kernels (flash_attention.cu and
+// flash_attention_pipelined.cu): bf16 packing, the mma.sync m16n8k16 tile product, ldmatrix
+// loads, and the online-softmax update of FlashAttention. Fragment layouts are PTX's for
+// m16n8k16 with bf16 operands and fp32 accumulators: a thread holds rows lane / 4 and lane / 4 + 8,
+// columns (lane % 4) * 2 and + 1 of each 8-column tile.
+#pragma once
+#include "common.cuh"
+
+// Two fp32 values -> one register of two bf16 (round to nearest even), lo in the low half.
+__device__ __forceinline__ uint32_t tc_pack(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
+__device__ __forceinline__ uint32_t tc_smem(const void* p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+// c += a . b, one m16n8k16 tile: a row-major 16x16 bf16, b col-major 16x8 bf16, c 16x8 fp32.
+__device__ __forceinline__ void tc_mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Four 8x8 bf16 matrices from shared memory; lane i gives the address of row i % 8 of matrix i / 8.
+__device__ __forceinline__ void tc_ldmatrix4(uint32_t* r, const bf16* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(tc_smem(p))
+                 : "memory");
+}
+
+// The same, each matrix transposed.
+__device__ __forceinline__ void tc_ldmatrix4_trans(uint32_t* r, const bf16* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(tc_smem(p))
+                 : "memory");
+}
+
+// Sum over the 4 threads that hold one accumulator row (lanes 4 r .. 4 r + 3).
+__device__ __forceinline__ float tc_row_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// One key tile of the online softmax for a thread's two rows (A: lane / 4, B: lane / 4 + 8).
+// s holds the tile's scores in log2 units (scaled by log2(e) / sqrt(hs); masked ones -inf), xA/xB
+// the thread's running maxima over its own columns including this tile. Reduces the maxima over
+// the row's 4 threads, rescales o and the sums l by the change of maximum, and replaces s by
+// p = 2^(s - max), adding them to l (per thread; the caller reduces l at the end).
+__device__ __forceinline__ void tc_online_softmax(float (*s)[4], float (*o)[4], float xA, float xB,
+                                                  float& mA, float& mB, float& lA, float& lB) {
+    xA = fmaxf(xA, __shfl_xor_sync(0xffffffffu, xA, 1));
+    xA = fmaxf(xA, __shfl_xor_sync(0xffffffffu, xA, 2));
+    xB = fmaxf(xB, __shfl_xor_sync(0xffffffffu, xB, 1));
+    xB = fmaxf(xB, __shfl_xor_sync(0xffffffffu, xB, 2));
+    const float corrA = exp2f(mA - xA), corrB = exp2f(mB - xB);
+    mA = xA;
+    mB = xB;
+    lA *= corrA;
+    lB *= corrB;
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+        o[n][0] *= corrA;
+        o[n][1] *= corrA;
+        o[n][2] *= corrB;
+        o[n][3] *= corrB;
+        s[n][0] = exp2f(s[n][0] - xA);
+        s[n][1] = exp2f(s[n][1] - xA);
+        s[n][2] = exp2f(s[n][2] - xB);
+        s[n][3] = exp2f(s[n][3] - xB);
+        lA += s[n][0] + s[n][1];
+        lB += s[n][2] + s[n][3];
+    }
+}
