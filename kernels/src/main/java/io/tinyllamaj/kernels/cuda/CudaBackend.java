@@ -95,8 +95,8 @@ public final class CudaBackend implements Backend {
     private final long sumSlot, sumPartials;
     private Thread lastThread;
     private boolean closed;
-    private Attention attention = attentionProperty();
-    private final boolean bf16Activations = !"fp32".equals(System.getProperty(ACTIVATIONS_PROPERTY, "bf16"));
+    private Attention attention = attention(System.getProperty(ATTENTION_PROPERTY, "flash2"));
+    private final boolean bf16Activations = bf16Activations(System.getProperty(ACTIVATIONS_PROPERTY, "bf16"));
 
     private record RopeKey(int headSize, float theta) {
     }
@@ -529,14 +529,23 @@ public final class CudaBackend implements Backend {
         throw new IllegalArgumentException("CUDA attention supports head sizes up to 128, got " + hs);
     }
 
-    private static Attention attentionProperty() {
-        String value = System.getProperty(ATTENTION_PROPERTY, "flash2");
+    /** The value of {@value #ATTENTION_PROPERTY}; anything else is refused in one line. */
+    static Attention attention(String value) {
         for (Attention a : Attention.values()) {
             if (a.name().equalsIgnoreCase(value)) {
                 return a;
             }
         }
         throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash or flash2, got '" + value + "'");
+    }
+
+    /** The value of {@value #ACTIVATIONS_PROPERTY} (bf16 or fp32); anything else is refused in one line. */
+    static boolean bf16Activations(String value) {
+        return switch (value.toLowerCase(java.util.Locale.ROOT)) {
+            case "bf16" -> true;
+            case "fp32" -> false;
+            default -> throw new IllegalArgumentException(ACTIVATIONS_PROPERTY + " must be bf16 or fp32, got '" + value + "'");
+        };
     }
 
     /** Chooses the attention kernels (see {@link Attention}); the default comes from {@value #ATTENTION_PROPERTY}. */

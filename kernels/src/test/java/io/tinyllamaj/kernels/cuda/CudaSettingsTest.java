@@ -1,0 +1,29 @@
+package io.tinyllamaj.kernels.cuda;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The CUDA backend's two system properties: the values they take, and one line for any other. */
+class CudaSettingsTest {
+
+    @Test
+    void attentionKernelsByName() {
+        assertEquals(CudaBackend.Attention.PLAIN, CudaBackend.attention("plain"));
+        assertEquals(CudaBackend.Attention.FLASH, CudaBackend.attention("flash"));
+        assertEquals(CudaBackend.Attention.FLASH2, CudaBackend.attention("FLASH2"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaBackend.attention("flash9"));
+        assertEquals("tinyllamaj.cuda.attention must be plain, flash or flash2, got 'flash9'", e.getMessage());
+    }
+
+    @Test
+    void activationStorageByName() {
+        assertTrue(CudaBackend.bf16Activations("bf16"));
+        assertFalse(CudaBackend.bf16Activations("FP32"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaBackend.bf16Activations("fp16"));
+        assertEquals("tinyllamaj.cuda.activations must be bf16 or fp32, got 'fp16'", e.getMessage());
+    }
+}
