@@ -30,6 +30,20 @@ struct AttnTiles {
     static constexpr int QUERIES = HS_MAX <= 64 ? 16 : 8;      // query rows per shared tile (dkv)
 };
 
+// Key and value rows k0 .. k0 + KEYS - 1 of kv head kvHead (rounded to bf16) into shared tiles;
+// rows past lastKey and columns past hs are zeros. The whole block takes part.
+template <int HS_MAX, int KEYS, typename T>
+__device__ __forceinline__ void attn_load_kv(float (*ks)[HS_MAX], float (*vs)[HS_MAX], const T* batch, int k0, int lastKey,
+                                             int width, int nh, int nkv, int kvHead, int hs) {
+    for (int idx = threadIdx.x; idx < KEYS * HS_MAX; idx += blockDim.x) {
+        int r = idx / HS_MAX, d = idx % HS_MAX, j = k0 + r;
+        bool ok = j <= lastKey && d < hs;
+        const T* row = batch + (long long)j * width;
+        ks[r][d] = ok ? ld_bf16(&row[(nh + kvHead) * hs + d]) : 0.f;
+        vs[r][d] = ok ? ld_bf16(&row[(nh + nkv + kvHead) * hs + d]) : 0.f;
+    }
+}
+
 template <int HS_MAX, typename T>
 __device__ void attention_forward_impl(T* out, float* lse, const T* qkv, int tq, int tk, int nh, int nkv, int hs) {
     constexpr int KEYS = AttnTiles<HS_MAX>::KEYS;
@@ -52,13 +66,7 @@ __device__ void attention_forward_impl(T* out, float* lse, const T* qkv, int tq,
     float m = -CUDART_INF_F, l = 0.f;
     int lastKey = past + min((int)(blockIdx.x + 1) * ATTN_ROWS, tq) - 1;
     for (int k0 = 0; k0 <= lastKey; k0 += KEYS) {
-        for (int idx = threadIdx.x; idx < KEYS * HS_MAX; idx += blockDim.x) {
-            int r = idx / HS_MAX, d = idx % HS_MAX, j = k0 + r;
-            bool ok = j <= lastKey && d < hs;
-            const T* row = batch + (long long)j * width;
-            ks[r][d] = ok ? ld_bf16(&row[(nh + kvHead) * hs + d]) : 0.f;
-            vs[r][d] = ok ? ld_bf16(&row[(nh + nkv + kvHead) * hs + d]) : 0.f;
-        }
+        attn_load_kv<HS_MAX, KEYS>(ks, vs, batch, k0, lastKey, width, nh, nkv, kvHead, hs);
         __syncthreads();
         if (active) {
             int count = min(KEYS, pos - k0 + 1);
@@ -131,13 +139,7 @@ __device__ void attention_backward_dq_impl(T* dqkv, const T* dout, const T* qkv,
     float dotI = active ? dot[((long long)bi * nh + h) * t + i] : 0.f;
     int lastKey = min((int)(blockIdx.x + 1) * ATTN_ROWS, t) - 1;
     for (int k0 = 0; k0 <= lastKey; k0 += KEYS) {
-        for (int idx = threadIdx.x; idx < KEYS * HS_MAX; idx += blockDim.x) {
-            int r = idx / HS_MAX, d = idx % HS_MAX, j = k0 + r;
-            bool ok = j <= lastKey && d < hs;
-            const T* row = batch + (long long)j * width;
-            ks[r][d] = ok ? ld_bf16(&row[(nh + kvHead) * hs + d]) : 0.f;
-            vs[r][d] = ok ? ld_bf16(&row[(nh + nkv + kvHead) * hs + d]) : 0.f;
-        }
+        attn_load_kv<HS_MAX, KEYS>(ks, vs, batch, k0, lastKey, width, nh, nkv, kvHead, hs);
         __syncthreads();
         if (active) {
             int count = min(KEYS, i - k0 + 1);

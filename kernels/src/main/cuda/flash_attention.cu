@@ -39,74 +39,69 @@ __device__ __forceinline__ void fa_ldmatrix_trans(uint32_t* r, const FaTile& til
     tc_ldmatrix4_trans(r, &tile[k0 + (lane & 7) + ((lane >> 3) & 1) * 8][n0 + (lane >> 4) * 8]);
 }
 
-// Two 64 x 64 tiles (row strides in elements) -> bf16 tiles in shared memory; rows >= `rows`
-// become zeros. fp32 sources are rounded here; bf16 sources are copied. All of a thread's
-// 16-byte global loads are issued before the first shared store, so their latencies overlap.
-__device__ __forceinline__ void fa_load2(FaTile& dstA, const float* srcA, long long strideA,
-                                         FaTile& dstB, const float* srcB, long long strideB, int rows) {
-    constexpr int PER_THREAD = FA_TILE * 16 / FA_THREADS;
-    float4 a[PER_THREAD], b[PER_THREAD];
-#pragma unroll
-    for (int k = 0; k < PER_THREAD; k++) {
-        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 4, c = (idx & 15) * 4;
-        a[k] = r < rows ? __ldg(reinterpret_cast<const float4*>(srcA + r * strideA + c)) : make_float4(0.f, 0.f, 0.f, 0.f);
-        b[k] = r < rows ? __ldg(reinterpret_cast<const float4*>(srcB + r * strideB + c)) : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
-#pragma unroll
-    for (int k = 0; k < PER_THREAD; k++) {
-        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 4, c = (idx & 15) * 4;
-        *reinterpret_cast<uint2*>(&dstA[r][c]) = make_uint2(tc_pack(a[k].x, a[k].y), tc_pack(a[k].z, a[k].w));
-        *reinterpret_cast<uint2*>(&dstB[r][c]) = make_uint2(tc_pack(b[k].x, b[k].y), tc_pack(b[k].z, b[k].w));
-    }
-}
+// One 16-byte chunk of a source row, and how it lands in a bf16 tile: 4 fp32 values (rounded
+// here) or 8 bf16 values (copied).
+template <typename T>
+struct FaChunk;
 
-__device__ __forceinline__ void fa_load2(FaTile& dstA, const bf16* srcA, long long strideA,
-                                         FaTile& dstB, const bf16* srcB, long long strideB, int rows) {
-    constexpr int PER_THREAD = FA_TILE * 8 / FA_THREADS;
-    uint4 a[PER_THREAD], b[PER_THREAD];
-    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+template <>
+struct FaChunk<float> {
+    static constexpr int VALUES = 4;
+    typedef float4 Raw;
+    static __device__ __forceinline__ Raw zero() { return make_float4(0.f, 0.f, 0.f, 0.f); }
+    static __device__ __forceinline__ void store(bf16* dst, Raw a) {
+        *reinterpret_cast<uint2*>(dst) = make_uint2(tc_pack(a.x, a.y), tc_pack(a.z, a.w));
+    }
+};
+
+template <>
+struct FaChunk<bf16> {
+    static constexpr int VALUES = 8;
+    typedef uint4 Raw;
+    static __device__ __forceinline__ Raw zero() { return make_uint4(0u, 0u, 0u, 0u); }
+    static __device__ __forceinline__ void store(bf16* dst, Raw a) { *reinterpret_cast<uint4*>(dst) = a; }
+};
+
+// Two 64 x 64 tiles (row strides in elements) -> bf16 tiles in shared memory; rows >= `rows`
+// become zeros. All of a thread's 16-byte global loads are issued before the first shared
+// store, so their latencies overlap.
+template <typename T>
+__device__ __forceinline__ void fa_load2(FaTile& dstA, const T* srcA, long long strideA,
+                                         FaTile& dstB, const T* srcB, long long strideB, int rows) {
+    typedef FaChunk<T> C;
+    constexpr int PER_ROW = FA_HS / C::VALUES, PER_THREAD = FA_TILE * PER_ROW / FA_THREADS;
+    constexpr int ROW_SHIFT = PER_ROW == 16 ? 4 : 3;   // log2(PER_ROW): chunks of a row
+    typename C::Raw a[PER_THREAD], b[PER_THREAD];
 #pragma unroll
     for (int k = 0; k < PER_THREAD; k++) {
-        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 3, c = (idx & 7) * 8;
-        a[k] = r < rows ? __ldg(reinterpret_cast<const uint4*>(srcA + r * strideA + c)) : zero;
-        b[k] = r < rows ? __ldg(reinterpret_cast<const uint4*>(srcB + r * strideB + c)) : zero;
+        int idx = threadIdx.x + k * FA_THREADS, r = idx >> ROW_SHIFT, c = (idx & (PER_ROW - 1)) * C::VALUES;
+        a[k] = r < rows ? __ldg(reinterpret_cast<const typename C::Raw*>(srcA + r * strideA + c)) : C::zero();
+        b[k] = r < rows ? __ldg(reinterpret_cast<const typename C::Raw*>(srcB + r * strideB + c)) : C::zero();
     }
 #pragma unroll
     for (int k = 0; k < PER_THREAD; k++) {
-        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 3, c = (idx & 7) * 8;
-        *reinterpret_cast<uint4*>(&dstA[r][c]) = a[k];
-        *reinterpret_cast<uint4*>(&dstB[r][c]) = b[k];
+        int idx = threadIdx.x + k * FA_THREADS, r = idx >> ROW_SHIFT, c = (idx & (PER_ROW - 1)) * C::VALUES;
+        C::store(&dstA[r][c], a[k]);
+        C::store(&dstB[r][c], b[k]);
     }
 }
 
 // One tile, the same way.
-__device__ __forceinline__ void fa_load(FaTile& dst, const float* src, long long stride, int rows) {
-    constexpr int PER_THREAD = FA_TILE * 16 / FA_THREADS;
-    float4 a[PER_THREAD];
+template <typename T>
+__device__ __forceinline__ void fa_load(FaTile& dst, const T* src, long long stride, int rows) {
+    typedef FaChunk<T> C;
+    constexpr int PER_ROW = FA_HS / C::VALUES, PER_THREAD = FA_TILE * PER_ROW / FA_THREADS;
+    constexpr int ROW_SHIFT = PER_ROW == 16 ? 4 : 3;   // log2(PER_ROW): chunks of a row
+    typename C::Raw a[PER_THREAD];
 #pragma unroll
     for (int k = 0; k < PER_THREAD; k++) {
-        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 4, c = (idx & 15) * 4;
-        a[k] = r < rows ? __ldg(reinterpret_cast<const float4*>(src + r * stride + c)) : make_float4(0.f, 0.f, 0.f, 0.f);
+        int idx = threadIdx.x + k * FA_THREADS, r = idx >> ROW_SHIFT, c = (idx & (PER_ROW - 1)) * C::VALUES;
+        a[k] = r < rows ? __ldg(reinterpret_cast<const typename C::Raw*>(src + r * stride + c)) : C::zero();
     }
 #pragma unroll
     for (int k = 0; k < PER_THREAD; k++) {
-        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 4, c = (idx & 15) * 4;
-        *reinterpret_cast<uint2*>(&dst[r][c]) = make_uint2(tc_pack(a[k].x, a[k].y), tc_pack(a[k].z, a[k].w));
-    }
-}
-
-__device__ __forceinline__ void fa_load(FaTile& dst, const bf16* src, long long stride, int rows) {
-    constexpr int PER_THREAD = FA_TILE * 8 / FA_THREADS;
-    uint4 a[PER_THREAD];
-#pragma unroll
-    for (int k = 0; k < PER_THREAD; k++) {
-        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 3, c = (idx & 7) * 8;
-        a[k] = r < rows ? __ldg(reinterpret_cast<const uint4*>(src + r * stride + c)) : make_uint4(0u, 0u, 0u, 0u);
-    }
-#pragma unroll
-    for (int k = 0; k < PER_THREAD; k++) {
-        int idx = threadIdx.x + k * FA_THREADS, r = idx >> 3, c = (idx & 7) * 8;
-        *reinterpret_cast<uint4*>(&dst[r][c]) = a[k];
+        int idx = threadIdx.x + k * FA_THREADS, r = idx >> ROW_SHIFT, c = (idx & (PER_ROW - 1)) * C::VALUES;
+        C::store(&dst[r][c], a[k]);
     }
 }
 

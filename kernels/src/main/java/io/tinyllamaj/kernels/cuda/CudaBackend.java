@@ -30,7 +30,7 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * arithmetic where PyTorch's does: matmul operands are bf16 (fp32 tensors are cast first) and
  * cuBLASLt accumulates in fp32; attention multiplies bf16 q, k, v and dout and sums in fp32 (the
  * tensor-core kernels, head size 64, also round p and ds to bf16 before their second product;
- * see {@link #useFlashAttention}). Norms, RoPE, SwiGLU, the loss and AdamW compute in fp32 and
+ * see {@link #useAttention}). Norms, RoPE, SwiGLU, the loss and AdamW compute in fp32 and
  * round only when they store into a bf16 tensor. Ops over activations take fp32 or bf16 storage
  * (one kernel build each); tensors one op reads and writes together must share a storage type.
  *
@@ -555,15 +555,6 @@ public final class CudaBackend implements Backend {
 
     public Attention attention() {
         return attention;
-    }
-
-    /** The tensor-core kernels ({@link Attention#FLASH}) or the plain reference ones. */
-    public void useFlashAttention(boolean flash) {
-        this.attention = flash ? Attention.FLASH : Attention.PLAIN;
-    }
-
-    public boolean flashAttention() {
-        return attention != Attention.PLAIN;
     }
 
     /** The kernels that run this shape: the chosen ones where they apply, else the next one down. */
