@@ -8,6 +8,7 @@
 #include "attention.cu"
 #include "flash_attention.cu"
 #include "flash_attention_pipelined.cu"
+#include "flash_attention_bwd3.cu"
 #include "cross_entropy.cu"
 #include "adamw.cu"
 #include "global_norm.cu"

@@ -46,10 +46,11 @@ public final class CudaBackend implements Backend {
 
     private static final Cleaner CLEANER = Cleaner.create();
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
-            "rmsnorm_backward", "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
-            "flash2_forward_hs64", "flash2_backward_dq_hs64", "flash2_backward_dkv_hs64"};
+            "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
+            "flash2_forward_hs64", "flash2_backward_dq_hs64", "flash2_backward_dkv_hs64",
+            "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64"};
     /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
-    private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rope_rotate",
+    private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rmsnorm_backward", "rope_rotate",
             "swiglu_forward", "swiglu_backward", "attention_backward_dot", "attention_backward_dkv_reduce",
             "attention_forward_hs32", "attention_forward_hs64", "attention_forward_hs128",
             "attention_backward_dq_hs32", "attention_backward_dq_hs64", "attention_backward_dq_hs128",
@@ -61,10 +62,11 @@ public final class CudaBackend implements Backend {
     private static final int ATTN_ROWS = 64;              // attention.cu
     private static final int FLASH_TILE = 64;             // flash_attention.cu: rows per block
     private static final int FLASH_THREADS = 128;
-    /** System property choosing the attention kernels: {@code flash2} (default), {@code flash} or {@code plain}; see {@link Attention}. */
+    /** System property choosing the attention kernels: {@code flash2} (default), {@code flash3}, {@code flash} or {@code plain}; see {@link Attention}. */
     public static final String ATTENTION_PROPERTY = "tinyllamaj.cuda.attention";
     private static final int FLASH2_TILE = 128;           // flash_attention_pipelined.cu: rows per block
     private static final int FLASH2_THREADS = 256;
+    private static final int FLASH3_THREADS = 128;        // flash_attention_bwd3.cu: 4 warps of 32 rows
 
     /** The attention kernels: shapes a choice does not cover run the next one down (FLASH2 -> FLASH -> PLAIN). */
     public enum Attention {
@@ -73,7 +75,9 @@ public final class CudaBackend implements Backend {
         /** flash_attention.cu: tensor cores, 64-row tiles; head size 64, training and prefill shapes. */
         FLASH,
         /** flash_attention_pipelined.cu: 128-row tiles, copies overlapped with math; bf16 storage, head size 64. */
-        FLASH2
+        FLASH2,
+        /** FLASH2's forward; the backward of flash_attention_bwd3.cu (32 rows per warp). Not yet run on a GPU. */
+        FLASH3
     }
     /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
     public static final String ACTIVATIONS_PROPERTY = "tinyllamaj.cuda.activations";
@@ -456,8 +460,9 @@ public final class CudaBackend implements Backend {
         // per-block dweight partials [blocks, c], summed in a fixed order by a second kernel (deterministic)
         rmsPartial = grow(rmsPartial, rmsPartialBytes, (long) blocks * c * Float.BYTES, b -> rmsPartialBytes = b);
         String op = "rmsnormBackward";
-        kernels.launch("rmsnorm_backward", blocks, 1, 1, blockFor(c), c * Float.BYTES,
-                ptr32(op, dinp), rmsPartial, ptr32(op, dout), ptr32(op, inp), ptr32(op, weight), ptr32(op, rstd), n, c);
+        CudaTensor dy = of(dout); // the gradient of a matmul input: fp32 or bf16 storage
+        kernels.launch(kernel("rmsnorm_backward", dy), blocks, 1, 1, blockFor(c), c * Float.BYTES,
+                ptr32(op, dinp), rmsPartial, dy.address(), ptr32(op, inp), ptr32(op, weight), ptr32(op, rstd), n, c);
         kernels.launch("rmsnorm_dweight_reduce", (c + 31) / 32, 1, 1, 256, 0, ptr32(op, dweight), rmsPartial, blocks, c);
     }
 
@@ -536,7 +541,7 @@ public final class CudaBackend implements Backend {
                 return a;
             }
         }
-        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash or flash2, got '" + value + "'");
+        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash, flash2 or flash3, got '" + value + "'");
     }
 
     /** The value of {@value #ACTIVATIONS_PROPERTY} (bf16 or fp32); anything else is refused in one line. */
@@ -562,7 +567,7 @@ public final class CudaBackend implements Backend {
         if (attention == Attention.PLAIN || hs != 64 || tq != tk) {
             return Attention.PLAIN;
         }
-        return attention == Attention.FLASH2 && !qkv.bf16() ? Attention.FLASH : attention;
+        return (attention == Attention.FLASH2 || attention == Attention.FLASH3) && !qkv.bf16() ? Attention.FLASH : attention;
     }
 
     @Override
@@ -572,7 +577,7 @@ public final class CudaBackend implements Backend {
         sameStorage("attentionForward", o, x);
         long l = ptr32("attentionForward", lse);
         Attention kind = attentionFor(x, hs, tq, tk);
-        if (kind == Attention.FLASH2) {
+        if (kind == Attention.FLASH2 || kind == Attention.FLASH3) {
             kernels.launch("flash2_forward_hs64", (tq + FLASH2_TILE - 1) / FLASH2_TILE, nh, b, FLASH2_THREADS, 0,
                     o.address(), l, x.address(), tq, nh, nkv);
             return;
@@ -598,6 +603,14 @@ public final class CudaBackend implements Backend {
         attnDot = grow(attnDot, attnDotBytes, dotBytes, bytes -> attnDotBytes = bytes);
         kernels.launchFlat(kernel("attention_backward_dot", x), (long) b * t * nh, attnDot, dy.address(), y.address(), b, t, nh, hs);
         Attention kind = attentionFor(x, hs, t, t);
+        if (kind == Attention.FLASH3) {
+            int tiles = (t + FLASH2_TILE - 1) / FLASH2_TILE;
+            kernels.launch("flash3_backward_dq_hs64", tiles, nh, b, FLASH3_THREADS, 0,
+                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
+            kernels.launch("flash3_backward_dkv_hs64", tiles, nkv, b, FLASH3_THREADS, 0,
+                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
+            return;
+        }
         if (kind == Attention.FLASH2) {
             int tiles = (t + FLASH2_TILE - 1) / FLASH2_TILE;
             kernels.launch("flash2_backward_dq_hs64", tiles, nh, b, FLASH2_THREADS, 0,

@@ -74,6 +74,9 @@ public final class CudaOpCheck {
         guarded(() -> flashAgainstPlain(2, 2048, 32, 4, 64, true));
         guarded(() -> flash2AgainstFlash(2, 2048, 32, 4, 64));
         guarded(() -> flash2AgainstFlash(1, 1000, 32, 4, 64));
+        guarded(() -> against(2, 2048, 32, 4, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH2, "tc3 vs tc2 bf16"));
+        guarded(() -> against(1, 1000, 32, 4, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH2, "tc3 vs tc2 bf16"));
+        guarded(() -> against(2, 333, 8, 1, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH2, "tc3 vs tc2 bf16"));
         guarded(() -> embedding(300, 100, 64));
         guarded(() -> embedding(2048, 32000, 128));
         for (int[] s : new int[][] {{64, 32000}, {37, 1000}}) {
@@ -99,7 +102,8 @@ public final class CudaOpCheck {
         for (int[] s : new int[][] {{2, 64, 4, 2, 64}, {1, 100, 8, 2, 32}, {1, 130, 4, 1, 128}, {2, 70, 4, 2, 16},
                 {2, 100, 8, 2, 64}, {1, 200, 4, 4, 64}, {1, 130, 16, 2, 64}, {1, 1024, 32, 4, 64}, {2, 300, 8, 1, 64}}) {
             List<CudaBackend.Attention> kinds = s[4] != 64 ? List.of(CudaBackend.Attention.PLAIN)
-                    : act ? List.of(CudaBackend.Attention.FLASH2, CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN)
+                    : act ? List.of(CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH2, CudaBackend.Attention.FLASH,
+                            CudaBackend.Attention.PLAIN)
                     : List.of(CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN);
             for (CudaBackend.Attention kind : kinds) {
                 guarded(() -> attention(s[0], s[1], s[2], s[3], s[4], kind, act));
@@ -264,7 +268,7 @@ public final class CudaOpCheck {
         compare(tag("matmul bwd (slice)", act), s, "dweight", dflat, BF16);
     }
 
-    /** With act, the output is a bf16 tensor (a matmul input); everything else stays fp32. */
+    /** With act, the forward's output and the backward's dout are bf16 tensors; everything else stays fp32. */
     private void rmsnorm(int n, int c, boolean act) {
         String s = shape("n,c", n, c);
         Pair x = random((long) n * c, 2), w = random(c, 1), out = poisoned((long) n * c, act), rstd = poisoned(n);
@@ -272,14 +276,12 @@ public final class CudaOpCheck {
                 be == cpu ? w.cpu : w.gpu, n, c, 1e-5f));
         compare(tag("rmsnorm fwd", act), s, "out", out, act ? BF16 : FP32);
         compare(tag("rmsnorm fwd", act), s, "rstd", rstd, FP32);
-        if (act) {
-            return; // the backward reads only fp32 tensors
-        }
-        Pair dout = random((long) n * c, 1), dx = random((long) n * c, 1), dw = random(c, 1);
+        // with act, dout (a matmul input's gradient) is bf16; the math stays fp32 on the same values
+        Pair dout = random((long) n * c, 1, act), dx = random((long) n * c, 1), dw = random(c, 1);
         both(be -> be.rmsnormBackward(be == cpu ? dx.cpu : dx.gpu, be == cpu ? dw.cpu : dw.gpu, be == cpu ? dout.cpu : dout.gpu,
                 be == cpu ? x.cpu : x.gpu, be == cpu ? w.cpu : w.gpu, be == cpu ? rstd.cpu : rstd.gpu, n, c));
-        compare("rmsnorm bwd", s, "dinp", dx, FP32);
-        compare("rmsnorm bwd", s, "dweight", dw, FP32);
+        compare(tag("rmsnorm bwd", act), s, "dinp", dx, FP32);
+        compare(tag("rmsnorm bwd", act), s, "dweight", dw, FP32);
     }
 
     /** The fused residual add + norm (CUDA) against the CPU's copy, add and norm; in place (residual = x) too. */
@@ -319,6 +321,7 @@ public final class CudaOpCheck {
                 case PLAIN -> "attention";
                 case FLASH -> "attention tc";
                 case FLASH2 -> "attention tc2";
+                case FLASH3 -> "attention tc3";
             };
             attention(b, t, nh, nkv, hs, tag(name, act), act);
         } finally {

@@ -132,6 +132,7 @@ public final class GpuTrainBench {
         for (Variant v : List.of(new Variant("tc", CudaBackend.Attention.FLASH, false, 20),
                 new Variant("tc_bf16", CudaBackend.Attention.FLASH, true, 20),
                 new Variant("tc2_bf16", CudaBackend.Attention.FLASH2, true, 20),
+                new Variant("tc3_bf16", CudaBackend.Attention.FLASH3, true, 20),
                 new Variant("plain", CudaBackend.Attention.PLAIN, false, 3))) {
             try {
                 gpu.useAttention(v.kind);
