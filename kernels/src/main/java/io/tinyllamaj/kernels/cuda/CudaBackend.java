@@ -50,7 +50,7 @@ public final class CudaBackend implements Backend {
             "flash2_forward_hs64", "flash2_backward_dq_hs64", "flash2_backward_dkv_hs64",
             "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64"};
     /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
-    private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rmsnorm_backward", "rope_rotate",
+    private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rmsnorm_backward", "rmsnorm_backward_vec", "rope_rotate",
             "swiglu_forward", "swiglu_backward", "attention_backward_dot", "attention_backward_dkv_reduce",
             "attention_forward_hs32", "attention_forward_hs64", "attention_forward_hs128",
             "attention_backward_dq_hs32", "attention_backward_dq_hs64", "attention_backward_dq_hs128",
@@ -461,8 +461,15 @@ public final class CudaBackend implements Backend {
         rmsPartial = grow(rmsPartial, rmsPartialBytes, (long) blocks * c * Float.BYTES, b -> rmsPartialBytes = b);
         String op = "rmsnormBackward";
         CudaTensor dy = of(dout); // the gradient of a matmul input: fp32 or bf16 storage
-        kernels.launch(kernel("rmsnorm_backward", dy), blocks, 1, 1, blockFor(c), c * Float.BYTES,
-                ptr32(op, dinp), rmsPartial, dy.address(), ptr32(op, inp), ptr32(op, weight), ptr32(op, rstd), n, c);
+        long dx = ptr32(op, dinp), x = ptr32(op, inp), w = ptr32(op, weight);
+        if (c % 4 == 0 && c <= 4096 && ((dx | x | w) & 15) == 0 && dy.address() % (4L * dy.elementBytes()) == 0) {
+            // rmsnorm.cu's vectorized form: a thread per 4 columns
+            kernels.launch(kernel("rmsnorm_backward_vec", dy), blocks, 1, 1, (c / 4 + 31) / 32 * 32, 0,
+                    dx, rmsPartial, dy.address(), x, w, ptr32(op, rstd), n, c);
+        } else {
+            kernels.launch(kernel("rmsnorm_backward", dy), blocks, 1, 1, blockFor(c), c * Float.BYTES,
+                    dx, rmsPartial, dy.address(), x, w, ptr32(op, rstd), n, c);
+        }
         kernels.launch("rmsnorm_dweight_reduce", (c + 31) / 32, 1, 1, 256, 0, ptr32(op, dweight), rmsPartial, blocks, c);
     }
 
@@ -487,7 +494,18 @@ public final class CudaBackend implements Backend {
         RopeTable table = ropeTable(hs, theta, startPos + t);
         int rows = b * t, rotated = nh + nkv, width = (nh + 2 * nkv) * hs;
         CudaTensor x = of(qkv);
-        kernels.launchFlat(kernel("rope_rotate", x), (long) rows * rotated * (hs / 2), x.address(), table.cos.address(), table.sin.address(), rows, t, rotated, width, hs, startPos, sign);
+        if (rows == 0) {
+            return;
+        }
+        // rope.cu: 16 bytes of each half-head per thread when the halves and rows stay 16-byte aligned
+        int half = hs / 2, wide = 16 / x.elementBytes();
+        boolean aligned = half % wide == 0 && (x.address() & 15) == 0 && ((long) width * x.elementBytes()) % 16 == 0
+                && ((long) half * x.elementBytes()) % 16 == 0;
+        int vec = aligned ? wide : 1;
+        int threads = rotated * (half / vec);
+        int block = Math.min(256, (threads + 31) / 32 * 32);
+        kernels.launch(kernel("rope_rotate", x), (threads + block - 1) / block, Math.min(rows, 65535), 1, block, 0,
+                x.address(), table.cos.address(), table.sin.address(), rows, t, rotated, width, hs, startPos, sign, vec);
     }
 
     /** cos/sin [positions, hs/2], computed on the host exactly as the CPU reference computes them. */
@@ -761,7 +779,9 @@ public final class CudaBackend implements Backend {
             }
         }
         long ids = uploadInts(targets, n, true);
-        kernels.launch("cross_entropy", n, 1, 1, 512, 0, ptr32("crossEntropy", logits), ptr32("crossEntropy", losses), ids, n, v, scale, backward);
+        long z = ptr32("crossEntropy", logits);
+        int vec = v % 4 == 0 && (z & 15) == 0 ? 4 : 1; // cross_entropy.cu: 16-byte accesses when every row allows them
+        kernels.launch("cross_entropy", n, 1, 1, 512, 0, z, ptr32("crossEntropy", losses), ids, n, v, scale, backward, vec);
     }
 
     // ---- optimizer ----
@@ -789,8 +809,10 @@ public final class CudaBackend implements Backend {
         CudaTensor p = fp32(op, params);
         float correction1 = (float) (1 - Math.pow(s.beta1(), s.step()));
         float correction2 = (float) (1 - Math.pow(s.beta2(), s.step()));
-        kernels.launchFlat("adamw_update", p.length(), p.address(), ptr32(op, grads), ptr32(op, m), ptr32(op, v), p.length(),
-                s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), correction1, correction2, s.gradScale());
+        long g = ptr32(op, grads), mm = ptr32(op, m), vv = ptr32(op, v);
+        int vec4 = ((p.address() | g | mm | vv) & 15) == 0 ? 1 : 0; // slices of a flat buffer may start anywhere
+        kernels.launchFlat("adamw_update", vec4 == 1 ? (p.length() + 3) / 4 : p.length(), p.address(), g, mm, vv, p.length(),
+                s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), correction1, correction2, s.gradScale(), vec4);
     }
 
     @Override

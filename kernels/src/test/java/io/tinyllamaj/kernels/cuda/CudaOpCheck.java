@@ -79,7 +79,7 @@ public final class CudaOpCheck {
         guarded(() -> against(2, 333, 8, 1, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH2, "tc3 vs tc2 bf16"));
         guarded(() -> embedding(300, 100, 64));
         guarded(() -> embedding(2048, 32000, 128));
-        for (int[] s : new int[][] {{64, 32000}, {37, 1000}}) {
+        for (int[] s : new int[][] {{64, 32000}, {37, 1000}, {13, 1001}}) { // v = 1001: one value per thread step
             guarded(() -> crossEntropy(s[0], s[1]));
         }
         guarded(() -> sumOfSquares(1_000_003));
@@ -92,7 +92,8 @@ public final class CudaOpCheck {
         for (int[] s : new int[][] {{64, 128, 96}, {33, 70, 130}, {256, 2048, 2816}, {128, 2048, 3072}}) {
             guarded(() -> matmul(s[0], s[1], s[2], act));
         }
-        for (int[] s : new int[][] {{64, 64}, {17, 100}, {300, 2048}}) {
+        // c = 130 and 5000 take the one-value-per-thread backward, the others the 16-byte one
+        for (int[] s : new int[][] {{64, 64}, {17, 100}, {300, 2048}, {9, 130}, {40, 5000}}) {
             guarded(() -> rmsnorm(s[0], s[1], act));
             guarded(() -> residualRmsnorm(s[0], s[1], act));
         }
@@ -575,8 +576,13 @@ public final class CudaOpCheck {
             both(be -> be.adamwUpdate(be == cpu ? p.cpu : p.gpu, be == cpu ? g.cpu : g.gpu, be == cpu ? m.cpu : m.gpu,
                     be == cpu ? v.cpu : v.gpu, s));
         }
-        compare("adamw x3", "n=" + n, "params", p, FP32);
-        compare("adamw x3", "n=" + n, "m", m, FP32);
-        compare("adamw x3", "n=" + n, "v", v, FP32);
+        // a fourth step on slices starting one value in: the unaligned (one value per step) path
+        Pair g = random(n, 1);
+        AdamWStep s4 = new AdamWStep(4e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 4, 1f);
+        both(be -> be.adamwUpdate(be == cpu ? p.cpu.slice(1, n - 2) : p.gpu.slice(1, n - 2), be == cpu ? g.cpu.slice(1, n - 2) : g.gpu.slice(1, n - 2),
+                be == cpu ? m.cpu.slice(1, n - 2) : m.gpu.slice(1, n - 2), be == cpu ? v.cpu.slice(1, n - 2) : v.gpu.slice(1, n - 2), s4));
+        compare("adamw x3 + slice", "n=" + n, "params", p, FP32);
+        compare("adamw x3 + slice", "n=" + n, "m", m, FP32);
+        compare("adamw x3 + slice", "n=" + n, "v", v, FP32);
     }
 }
