@@ -616,35 +616,33 @@ public final class CudaBackend implements Backend {
         CudaTensor dx = of(dqkv), dy = of(dout), x = of(qkv), y = of(out);
         sameStorage("attentionBackward", x, dx, dy, y);
         long l = ptr32("attentionBackward", lse);
-        int hsMax = headSizeClass(hs);
+        headSizeClass(hs); // refuses head sizes no kernel covers, before any launch
         long dotBytes = (long) b * nh * t * Float.BYTES;
         attnDot = grow(attnDot, attnDotBytes, dotBytes, bytes -> attnDotBytes = bytes);
         kernels.launchFlat(kernel("attention_backward_dot", x), (long) b * t * nh, attnDot, dy.address(), y.address(), b, t, nh, hs);
         Attention kind = attentionFor(x, hs, t, t);
-        if (kind == Attention.FLASH3) {
-            int tiles = (t + FLASH2_TILE - 1) / FLASH2_TILE;
-            kernels.launch("flash3_backward_dq_hs64", tiles, nh, b, FLASH3_THREADS, 0,
-                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
-            kernels.launch("flash3_backward_dkv_hs64", tiles, nkv, b, FLASH3_THREADS, 0,
-                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
-            return;
+        switch (kind) {
+            case FLASH3 -> tensorCoreBackward("flash3_backward_dq_hs64", "flash3_backward_dkv_hs64", FLASH2_TILE, FLASH3_THREADS,
+                    dx, dy, x, l, b, t, nh, nkv);
+            case FLASH2 -> tensorCoreBackward("flash2_backward_dq_hs64", "flash2_backward_dkv_hs64", FLASH2_TILE, FLASH2_THREADS,
+                    dx, dy, x, l, b, t, nh, nkv);
+            case FLASH -> tensorCoreBackward(kernel("flash_attention_backward_dq_hs64", x), kernel("flash_attention_backward_dkv_hs64", x),
+                    FLASH_TILE, FLASH_THREADS, dx, dy, x, l, b, t, nh, nkv);
+            case PLAIN -> plainBackward(dx, dy, x, l, b, t, nh, nkv, hs);
         }
-        if (kind == Attention.FLASH2) {
-            int tiles = (t + FLASH2_TILE - 1) / FLASH2_TILE;
-            kernels.launch("flash2_backward_dq_hs64", tiles, nh, b, FLASH2_THREADS, 0,
-                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
-            kernels.launch("flash2_backward_dkv_hs64", tiles, nkv, b, FLASH2_THREADS, 0,
-                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
-            return;
-        }
-        if (kind == Attention.FLASH) {
-            int tiles = (t + FLASH_TILE - 1) / FLASH_TILE;
-            kernels.launch(kernel("flash_attention_backward_dq_hs64", x), tiles, nh, b, FLASH_THREADS, 0,
-                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
-            kernels.launch(kernel("flash_attention_backward_dkv_hs64", x), tiles, nkv, b, FLASH_THREADS, 0,
-                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
-            return;
-        }
+    }
+
+    /** A tensor-core backward: the dq kernel over (query tile, head), then the dk/dv kernel over (key tile, kv head). */
+    private void tensorCoreBackward(String dq, String dkv, int tile, int threads, CudaTensor dx, CudaTensor dy, CudaTensor x,
+                                    long lse, int b, int t, int nh, int nkv) {
+        int tiles = (t + tile - 1) / tile;
+        kernels.launch(dq, tiles, nh, b, threads, 0, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
+        kernels.launch(dkv, tiles, nkv, b, threads, 0, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
+    }
+
+    /** attention.cu's backward: dq per query row, dk/dv partials per query head, then their sum per group. */
+    private void plainBackward(CudaTensor dx, CudaTensor dy, CudaTensor x, long l, int b, int t, int nh, int nkv, int hs) {
+        int hsMax = headSizeClass(hs);
         kernels.launch(kernel("attention_backward_dq_hs" + hsMax, x), (t + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
                 dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv, hs);
         // dk/dv: a partial per query head [b, t, nh, 2, hs], then the sum over each kv head's group
