@@ -75,57 +75,6 @@ constexpr int THREADS = 128;
 
 typedef bf16 Row[LD];
 
-// 16-byte asynchronous global -> shared copy; when !valid nothing is read and 16 zero bytes are
-// written (src-size 0); src must still be a valid address (callers pass the tile's first row).
-__device__ __forceinline__ void cp16(uint32_t dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void cp4(uint32_t dst, const void* src, bool valid) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-
-__device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
-// 64 rows x 64 bf16 (row stride `stride` elements, src = the tile's first row, which must exist)
-// -> dst[64][LD]; rows >= valid are zero-filled without reading. 128 threads, 4 x 16 bytes each.
-__device__ __forceinline__ void cp_tile(Row* dst, const bf16* src, int stride, int valid, int tid) {
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        const int idx = tid + k * THREADS, r = idx >> 3, col = (idx & 7) * 8;
-        const bool ok = r < valid;
-        cp16(tc_smem(&dst[r][col]), src + (ok ? r * stride + col : 0), ok);
-    }
-}
-
-// threadIdx.x read from the special register at the point of use.
-__device__ __forceinline__ int tid_fresh() {
-    int v;
-    asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(v));
-    return v;
-}
-
-__device__ __forceinline__ uint32_t ldg32(const bf16* p) {
-    return __ldg(reinterpret_cast<const unsigned int*>(p));
-}
-
-// A fragments (4 k-steps of 16 columns) of the 16 x 64 bf16 rows rowA = row0 + lane / 4 and
-// rowB = rowA + 8, straight from global memory (pointers to column (lane % 4) * 2 of each row);
-// rows that do not exist (okA / okB false) are zeros and are not read.
-__device__ __forceinline__ void a_frags_global(uint32_t (*a)[4], const bf16* pA, bool okA, const bf16* pB, bool okB) {
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-        a[kk][0] = okA ? ldg32(pA + kk * 16) : 0u;
-        a[kk][1] = okB ? ldg32(pB + kk * 16) : 0u;
-        a[kk][2] = okA ? ldg32(pA + kk * 16 + 8) : 0u;
-        a[kk][3] = okB ? ldg32(pB + kk * 16 + 8) : 0u;
-    }
-}
-
 // acc[m][2 NP] (two 16-row tiles m, each 16 x 16 NP as 8-column tiles) = a[m] . tile[row0 ..
 // row0 + 16 NP)^T, a[m] = 16 x 64 (4 k-steps): the tile's rows are the output columns. One
 // ldmatrix.x4 = B of two column tiles for one k-step, shared by both row tiles: 4 mma.
@@ -168,11 +117,11 @@ __device__ __forceinline__ void mma2_av(float (*acc)[8][4], const uint32_t (*a)[
 // K and V rows k0 .. k0 + 63 of kv head g, batch bi (k0 < t) -> kv[0], kv[1] (zero rows past t),
 // as one cp.async group. Addresses are derived afresh from the arguments at each call.
 __device__ __forceinline__ void cp_kv(Row (*kv)[64], const bf16* qkv, int t, int nh, int nkv, int g, int bi, int k0) {
-    const int width = (nh + 2 * nkv) * 64, tid = tid_fresh();
+    const int width = (nh + 2 * nkv) * 64, tid = tc_tid();
     const bf16* src = qkv + ((long long)bi * t + k0) * width + (nh + g) * 64;
-    cp_tile(kv[0], src, width, t - k0, tid);
-    cp_tile(kv[1], src + nkv * 64, width, t - k0, tid);
-    cp_commit();
+    tc_cp_tile<128>(kv[0], src, width, t - k0, tid);
+    tc_cp_tile<128>(kv[1], src + nkv * 64, width, t - k0, tid);
+    tc_cp_commit();
 }
 
 // 32 rows x 64 bf16 -> dst[32][LD], rows >= valid zero-filled without reading; 128 threads,
@@ -182,7 +131,7 @@ __device__ __forceinline__ void cp_tile32(Row* dst, const bf16* src, int stride,
     for (int k = 0; k < 2; k++) {
         const int idx = tid + k * THREADS, r = idx >> 3, col = (idx & 7) * 8;
         const bool ok = r < valid;
-        cp16(tc_smem(&dst[r][col]), src + (ok ? r * stride + col : 0), ok);
+        tc_cp_async16(tc_smem(&dst[r][col]), src + (ok ? r * stride + col : 0), ok);
     }
 }
 
@@ -230,9 +179,9 @@ flash3_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const flo
         for (int m = 0; m < 2; m++) {
             const int rowA = w0 + m * 16 + (lane >> 2), rowB = rowA + 8;
             const bool okA = rowA < t, okB = rowB < t;
-            a_frags_global(qf[m], batch + (long long)rowA * width + h * 64 + c, okA,
+            tc_a_fragments_global(qf[m], batch + (long long)rowA * width + h * 64 + c, okA,
                            batch + (long long)rowB * width + h * 64 + c, okB);
-            a_frags_global(df[m], dbatch + (long long)rowA * nh * 64, okA, dbatch + (long long)rowB * nh * 64, okB);
+            tc_a_fragments_global(df[m], dbatch + (long long)rowA * nh * 64, okA, dbatch + (long long)rowB * nh * 64, okB);
             lse2[m][0] = okA ? lse[statBase + rowA] * LOG2E : 0.f;
             lse2[m][1] = okB ? lse[statBase + rowB] * LOG2E : 0.f;
             dotv[m][0] = okA ? dot[statBase + rowA] : 0.f;
@@ -251,7 +200,7 @@ flash3_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const flo
     const int relc = c - (lane >> 2);
 
     for (int kt = 0; kt < nkt; kt++) {
-        cp_wait_all();
+        tc_cp_wait_all();
         __syncthreads();   // tile kt visible to all; every warp is done with tile kt - 1's buffer
         if (kt + 1 < nkt) cp_kv(kv[(kt + 1) & 1], qkv, t, nh, nkv, g, bi, (kt + 1) * 64);
         if (!warpLive) continue;
@@ -333,7 +282,7 @@ flash3_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
     // Copies of flat tile `it` (head g * group + it / per, query rows j0 + 32 (it % per) .. + 31)
     // into stage st, as one cp.async group (with whatever copies were issued before it).
     auto load = [&](int it, int st) {
-        const int tid = tid_fresh();
+        const int tid = tc_tid();
         const int hh = it / per, h = g * group + hh, i0 = j0 + (it - hh * per) * 32, valid = t - i0;
         const long long row0 = (long long)bi * t + i0;
         cp_tile32(qd[st][0], qkv + row0 * width + h * 64, width, valid, tid);
@@ -341,9 +290,9 @@ flash3_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
         if (tid < 64) {
             const int r = tid & 31;   // 64 threads: 32 lse, then 32 dot
             const float* src = (tid < 32 ? lse : dot) + ((long long)bi * nh + h) * t + i0;
-            cp4(tc_smem(&stat[st][tid >> 5][r]), r < valid ? src + r : src, r < valid);
+            tc_cp_async4(tc_smem(&stat[st][tid >> 5][r]), r < valid ? src + r : src, r < valid);
         }
-        cp_commit();
+        tc_cp_commit();
     };
 
     {   // V rows j0 .. j0 + 127 of kv head g (the first group, with tile 0)
@@ -353,7 +302,7 @@ flash3_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
         for (int k = 0; k < 8; k++) {
             const int idx = tid + k * THREADS, r = idx >> 3, col = (idx & 7) * 8;
             const bool ok = r < t - j0;
-            cp16(tc_smem(&vsm[r][col]), src + (ok ? (long long)r * width + col : 0), ok);
+            tc_cp_async16(tc_smem(&vsm[r][col]), src + (ok ? (long long)r * width + col : 0), ok);
         }
     }
     load(0, 0);
@@ -365,7 +314,7 @@ flash3_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
     for (int m = 0; m < 2; m++) {
         const int keyA = w0 + m * 16 + (lane >> 2), keyB = keyA + 8;
         const bf16* rowA = qkv + ((long long)bi * t + keyA) * width + (nh + g) * 64 + c;
-        a_frags_global(kf[m], rowA, keyA < t, rowA + 8LL * width, keyB < t);
+        tc_a_fragments_global(kf[m], rowA, keyA < t, rowA + 8LL * width, keyB < t);
     }
     const Row* vw = vsm + warp * 32;   // this warp's V rows
 
@@ -380,7 +329,7 @@ flash3_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
 
     int i0 = j0;   // first query of tile it
     for (int it = 0; it < total; it++) {
-        cp_wait_all();
+        tc_cp_wait_all();
         __syncthreads();   // tile it (and V) visible; every warp is done with tile it - 1's buffers
         if (it + 1 < total) load(it + 1, (it + 1) & 1);
         const Row* qs = qd[it & 1][0];

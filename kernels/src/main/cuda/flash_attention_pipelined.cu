@@ -61,58 +61,6 @@ constexpr int THREADS = 256;
 
 typedef bf16 Row[LD];
 
-// 16-byte asynchronous global -> shared copy; when !valid nothing is read and 16 zero bytes are
-// written (src-size 0), src must still be a valid address (callers pass the tile's first row).
-__device__ __forceinline__ void cp16(uint32_t dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void cp4(uint32_t dst, const void* src, bool valid) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0)
-                 : "memory");
-}
-
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-
-__device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
-// 64 rows x 64 bf16 (row stride `stride` elements, src = the tile's first row, which must exist)
-// -> dst[64][LD]; rows >= valid are zero-filled without reading. 256 threads, 2 x 16 bytes each.
-__device__ __forceinline__ void cp_tile(Row* dst, const bf16* src, int stride, int valid, int tid) {
-#pragma unroll
-    for (int k = 0; k < 2; k++) {
-        const int idx = tid + k * THREADS, r = idx >> 3, col = (idx & 7) * 8;
-        const bool ok = r < valid;
-        cp16(tc_smem(&dst[r][col]), src + (ok ? r * stride + col : 0), ok);
-    }
-}
-
-// threadIdx.x read from the special register at the point of use (the compiler may not keep it,
-// or values derived from it, live in a register across a loop body).
-__device__ __forceinline__ int tid_fresh() {
-    int v;
-    asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(v));
-    return v;
-}
-
-__device__ __forceinline__ uint32_t ldg32(const bf16* p) {
-    return __ldg(reinterpret_cast<const unsigned int*>(p));
-}
-
-// A fragments (4 k-steps of 16 columns) of the 16 x 64 bf16 rows rowA = row0 + lane / 4 and
-// rowB = rowA + 8, straight from global memory (pointers to column (lane % 4) * 2 of each row);
-// rows that do not exist (okA / okB false) are zeros and are not read.
-__device__ __forceinline__ void a_frags_global(uint32_t (*a)[4], const bf16* pA, bool okA, const bf16* pB, bool okB) {
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-        a[kk][0] = okA ? ldg32(pA + kk * 16) : 0u;
-        a[kk][1] = okB ? ldg32(pB + kk * 16) : 0u;
-        a[kk][2] = okA ? ldg32(pA + kk * 16 + 8) : 0u;
-        a[kk][3] = okB ? ldg32(pB + kk * 16 + 8) : 0u;
-    }
-}
-
 // acc[2 NP] (16 x 16 NP as 8-column tiles) = a . tile[row0 .. row0 + 16 NP)^T, a = 16 x 64:
 // the tile's rows are the output columns. One ldmatrix.x4 = B of two column tiles, one k-step.
 template <int NP>
@@ -163,11 +111,11 @@ __device__ __forceinline__ void mma_av(float (*acc)[4], const uint32_t* a, const
 // K and V rows k0 .. k0 + 63 of kv head g, batch bi (k0 < t) -> kv[0], kv[1] (zero rows past t),
 // as one cp.async group. Addresses are derived afresh from the arguments at each call.
 __device__ __forceinline__ void cp_kv(Row (*kv)[64], const bf16* qkv, int t, int nh, int nkv, int g, int bi, int k0) {
-    const int width = (nh + 2 * nkv) * 64, tid = tid_fresh();
+    const int width = (nh + 2 * nkv) * 64, tid = tc_tid();
     const bf16* src = qkv + ((long long)bi * t + k0) * width + (nh + g) * 64;
-    cp_tile(kv[0], src, width, t - k0, tid);
-    cp_tile(kv[1], src + nkv * 64, width, t - k0, tid);
-    cp_commit();
+    tc_cp_tile<256>(kv[0], src, width, t - k0, tid);
+    tc_cp_tile<256>(kv[1], src + nkv * 64, width, t - k0, tid);
+    tc_cp_commit();
 }
 
 }  // namespace fap
@@ -190,7 +138,7 @@ flash2_forward_hs64(bf16* out, float* lse, const bf16* qkv, int t, int nh, int n
 
     const int rowA = w0 + (lane >> 2), rowB = rowA + 8;
     uint32_t qf[4][4];
-    a_frags_global(qf, batch + (long long)rowA * width + h * 64 + c, rowA < t,
+    tc_a_fragments_global(qf, batch + (long long)rowA * width + h * 64 + c, rowA < t,
                    batch + (long long)rowB * width + h * 64 + c, rowB < t);
 
     float o[8][4];
@@ -200,7 +148,7 @@ flash2_forward_hs64(bf16* out, float* lse, const bf16* qkv, int t, int nh, int n
     const bool warpLive = w0 < t;
 
     for (int kt = 0; kt < nkt; kt++) {
-        cp_wait_all();
+        tc_cp_wait_all();
         __syncthreads();   // tile kt visible to all; every warp is done with tile kt - 1's buffer
         if (kt + 1 < nkt) cp_kv(kv[(kt + 1) & 1], qkv, t, nh, nkv, g, bi, (kt + 1) * 64);
         const int k0 = kt * 64;
@@ -263,10 +211,10 @@ flash2_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const flo
     const int rowA = w0 + (lane >> 2), rowB = rowA + 8;
     const bool okA = rowA < t, okB = rowB < t;
     uint32_t qf[4][4], df[4][4];
-    a_frags_global(qf, batch + (long long)rowA * width + h * 64 + c, okA,
+    tc_a_fragments_global(qf, batch + (long long)rowA * width + h * 64 + c, okA,
                    batch + (long long)rowB * width + h * 64 + c, okB);
     const bf16* dbatch = dout + (long long)bi * t * nh * 64 + h * 64 + c;
-    a_frags_global(df, dbatch + (long long)rowA * nh * 64, okA, dbatch + (long long)rowB * nh * 64, okB);
+    tc_a_fragments_global(df, dbatch + (long long)rowA * nh * 64, okA, dbatch + (long long)rowB * nh * 64, okB);
     const long long statBase = ((long long)bi * nh + h) * t;
     const float lseA = okA ? lse[statBase + rowA] * LOG2E : 0.f, lseB = okB ? lse[statBase + rowB] * LOG2E : 0.f;
     const float dotA = okA ? dot[statBase + rowA] : 0.f, dotB = okB ? dot[statBase + rowB] : 0.f;
@@ -277,7 +225,7 @@ flash2_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const flo
     const bool warpLive = w0 < t;
 
     for (int kt = 0; kt < nkt; kt++) {
-        cp_wait_all();
+        tc_cp_wait_all();
         __syncthreads();
         if (kt + 1 < nkt) cp_kv(kv[(kt + 1) & 1], qkv, t, nh, nkv, g, bi, (kt + 1) * 64);
         const int k0 = kt * 64;
@@ -333,20 +281,20 @@ flash2_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
     const int qt0 = 2 * kb, per = ((t + 63) >> 6) - qt0, total = group * per;   // per >= 1 as j0 < t
 
     // Copies of flat tile `it` (head g * group + it / per, query tile qt0 + it % per) into stage st.
-    // Everything is derived afresh from the arguments and special registers (tid_fresh), so that
+    // Everything is derived afresh from the arguments and special registers (tc_tid), so that
     // nothing of it stays live across the compute (register budget).
     auto load = [&](int it, int st) {
-        const int tid = tid_fresh();
+        const int tid = tc_tid();
         const int hh = it / per, h = g * group + hh, i0 = (qt0 + it - hh * per) * 64, valid = t - i0;
         const long long row0 = (long long)bi * t + i0;
-        cp_tile(qd[st][0], qkv + row0 * width + h * 64, width, valid, tid);
-        cp_tile(qd[st][1], dout + row0 * (nh * 64) + h * 64, nh * 64, valid, tid);
+        tc_cp_tile<256>(qd[st][0], qkv + row0 * width + h * 64, width, valid, tid);
+        tc_cp_tile<256>(qd[st][1], dout + row0 * (nh * 64) + h * 64, nh * 64, valid, tid);
         if (tid < 128) {
             const int r = tid & 63;
             const float* src = (tid < 64 ? lse : dot) + ((long long)bi * nh + h) * t + i0;
-            cp4(tc_smem(&stat[st][tid >> 6][r]), r < valid ? src + r : src, r < valid);
+            tc_cp_async4(tc_smem(&stat[st][tid >> 6][r]), r < valid ? src + r : src, r < valid);
         }
-        cp_commit();
+        tc_cp_commit();
     };
 
     load(0, 0);
@@ -358,8 +306,8 @@ flash2_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
         const int keyA = w0 + (lane >> 2), keyB = keyA + 8;
         const bf16* rowA = qkv + ((long long)bi * t + keyA) * width + c;
         const bf16* rowB = rowA + 8LL * width;
-        a_frags_global(kf, rowA + (nh + g) * 64, keyA < t, rowB + (nh + g) * 64, keyB < t);
-        a_frags_global(vf, rowA + (nh + nkv + g) * 64, keyA < t, rowB + (nh + nkv + g) * 64, keyB < t);
+        tc_a_fragments_global(kf, rowA + (nh + g) * 64, keyA < t, rowB + (nh + g) * 64, keyB < t);
+        tc_a_fragments_global(vf, rowA + (nh + nkv + g) * 64, keyA < t, rowB + (nh + nkv + g) * 64, keyB < t);
     }
 
     float dk[8][4], dv[8][4];
@@ -371,7 +319,7 @@ flash2_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
 
     int qt = qt0;   // query tile of iteration it
     for (int it = 0; it < total; it++) {
-        cp_wait_all();
+        tc_cp_wait_all();
         __syncthreads();   // tile it visible; every warp is done with tile it - 1's buffers
         if (it + 1 < total) load(it + 1, (it + 1) & 1);
         const int i0 = qt * 64;

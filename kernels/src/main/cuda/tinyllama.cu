@@ -9,6 +9,7 @@
 #include "flash_attention.cu"
 #include "flash_attention_pipelined.cu"
 #include "flash_attention_bwd3.cu"
+#include "flash_attention_fwd3.cu"
 #include "cross_entropy.cu"
 #include "adamw.cu"
 #include "global_norm.cu"

@@ -48,7 +48,7 @@ public final class CudaBackend implements Backend {
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
             "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
             "flash2_forward_hs64", "flash2_backward_dq_hs64", "flash2_backward_dkv_hs64",
-            "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64"};
+            "flash3_forward_hs64", "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64"};
     /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
     private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rmsnorm_backward", "rmsnorm_backward_vec", "rope_rotate",
             "swiglu_forward", "swiglu_backward", "attention_backward_dot", "attention_backward_dkv_reduce",
@@ -66,7 +66,7 @@ public final class CudaBackend implements Backend {
     public static final String ATTENTION_PROPERTY = "tinyllamaj.cuda.attention";
     private static final int FLASH2_TILE = 128;           // flash_attention_pipelined.cu: rows per block
     private static final int FLASH2_THREADS = 256;
-    private static final int FLASH3_THREADS = 128;        // flash_attention_bwd3.cu: 4 warps of 32 rows
+    private static final int FLASH3_THREADS = 128;        // flash_attention_fwd3.cu, _bwd3.cu: 4 warps of 32 rows
 
     /** The attention kernels: shapes a choice does not cover run the next one down (FLASH2 -> FLASH -> PLAIN). */
     public enum Attention {
@@ -76,7 +76,7 @@ public final class CudaBackend implements Backend {
         FLASH,
         /** flash_attention_pipelined.cu: 128-row tiles, copies overlapped with math; bf16 storage, head size 64. */
         FLASH2,
-        /** FLASH2's forward; the backward of flash_attention_bwd3.cu (32 rows per warp). Not yet run on a GPU. */
+        /** flash_attention_fwd3.cu and flash_attention_bwd3.cu: 32 rows per warp; bf16 storage, head size 64. Not yet run on a GPU. */
         FLASH3
     }
     /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
@@ -594,20 +594,21 @@ public final class CudaBackend implements Backend {
         CudaTensor o = of(out), x = of(qkv);
         sameStorage("attentionForward", o, x);
         long l = ptr32("attentionForward", lse);
-        Attention kind = attentionFor(x, hs, tq, tk);
-        if (kind == Attention.FLASH2 || kind == Attention.FLASH3) {
-            kernels.launch("flash2_forward_hs64", (tq + FLASH2_TILE - 1) / FLASH2_TILE, nh, b, FLASH2_THREADS, 0,
-                    o.address(), l, x.address(), tq, nh, nkv);
-            return;
+        switch (attentionFor(x, hs, tq, tk)) {
+            case FLASH3 -> tensorCoreForward("flash3_forward_hs64", FLASH2_TILE, FLASH3_THREADS, o, l, x, b, tq, nh, nkv);
+            case FLASH2 -> tensorCoreForward("flash2_forward_hs64", FLASH2_TILE, FLASH2_THREADS, o, l, x, b, tq, nh, nkv);
+            case FLASH -> tensorCoreForward(kernel("flash_attention_forward_hs64", x), FLASH_TILE, FLASH_THREADS, o, l, x, b, tq, nh, nkv);
+            case PLAIN -> {
+                int hsMax = headSizeClass(hs);
+                kernels.launch(kernel("attention_forward_hs" + hsMax, x), (tq + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
+                        o.address(), l, x.address(), tq, tk, nh, nkv, hs);
+            }
         }
-        if (kind == Attention.FLASH) {
-            kernels.launch(kernel("flash_attention_forward_hs64", x), (tq + FLASH_TILE - 1) / FLASH_TILE, nh, b, FLASH_THREADS, 0,
-                    o.address(), l, x.address(), tq, nh, nkv);
-            return;
-        }
-        int hsMax = headSizeClass(hs);
-        kernels.launch(kernel("attention_forward_hs" + hsMax, x), (tq + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
-                o.address(), l, x.address(), tq, tk, nh, nkv, hs);
+    }
+
+    /** A tensor-core forward: a block per (query tile, head), the longest tiles first. */
+    private void tensorCoreForward(String name, int tile, int threads, CudaTensor o, long lse, CudaTensor x, int b, int t, int nh, int nkv) {
+        kernels.launch(name, (t + tile - 1) / tile, nh, b, threads, 0, o.address(), lse, x.address(), t, nh, nkv);
     }
 
     @Override
