@@ -1,5 +1,5 @@
 // Tensor-core building blocks shared by the attention kernels (flash_attention.cu and
-// flash_attention_pipelined.cu): bf16 packing, the mma.sync m16n8k16 tile product, ldmatrix
+// flash_attention_fwd3.cu, flash_attention_bwd3.cu): bf16 packing, the mma.sync m16n8k16 tile product, ldmatrix
 // loads, and the online-softmax update of FlashAttention. Fragment layouts are PTX's for
 // m16n8k16 with bf16 operands and fp32 accumulators: a thread holds rows lane / 4 and lane / 4 + 8,
 // columns (lane % 4) * 2 and + 1 of each 8-column tile.
@@ -48,7 +48,7 @@ __device__ __forceinline__ void tc_ldmatrix4_trans(uint32_t* r, const bf16* p) {
     tc_ldmatrix4_trans(r, tc_smem(p));
 }
 
-// ---- asynchronous copies (cp.async) and global fragment loads, for the pipelined kernels ----
+// ---- asynchronous copies (cp.async) and global fragment loads, for the 128-row kernels ----
 
 constexpr int TC_LD = 72;      // a shared tile row of 64 bf16, padded so ldmatrix and cp.async are conflict free
 typedef bf16 TcRow[TC_LD];

@@ -7,7 +7,6 @@
 #include "swiglu.cu"
 #include "attention.cu"
 #include "flash_attention.cu"
-#include "flash_attention_pipelined.cu"
 #include "flash_attention_bwd3.cu"
 #include "flash_attention_fwd3.cu"
 #include "cross_entropy.cu"

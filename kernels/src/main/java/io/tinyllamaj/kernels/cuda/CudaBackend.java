@@ -47,7 +47,6 @@ public final class CudaBackend implements Backend {
     private static final Cleaner CLEANER = Cleaner.create();
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
             "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
-            "flash2_forward_hs64", "flash2_backward_dq_hs64", "flash2_backward_dkv_hs64",
             "flash3_forward_hs64", "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64"};
     /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
     private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rmsnorm_backward", "rmsnorm_backward_vec", "rope_rotate",
@@ -62,21 +61,18 @@ public final class CudaBackend implements Backend {
     private static final int ATTN_ROWS = 64;              // attention.cu
     private static final int FLASH_TILE = 64;             // flash_attention.cu: rows per block
     private static final int FLASH_THREADS = 128;
-    /** System property choosing the attention kernels: {@code flash2} (default), {@code flash3}, {@code flash} or {@code plain}; see {@link Attention}. */
+    /** System property choosing the attention kernels: {@code flash3} (default), {@code flash} or {@code plain}; see {@link Attention}. */
     public static final String ATTENTION_PROPERTY = "tinyllamaj.cuda.attention";
-    private static final int FLASH2_TILE = 128;           // flash_attention_pipelined.cu: rows per block
-    private static final int FLASH2_THREADS = 256;
-    private static final int FLASH3_THREADS = 128;        // flash_attention_fwd3.cu, _bwd3.cu: 4 warps of 32 rows
+    private static final int FLASH3_TILE = 128;           // flash_attention_fwd3.cu, _bwd3.cu: rows per block,
+    private static final int FLASH3_THREADS = 128;        // 4 warps of 32 rows
 
-    /** The attention kernels: shapes a choice does not cover run the next one down (FLASH2 -> FLASH -> PLAIN). */
+    /** The attention kernels: shapes a choice does not cover run the next one down (FLASH3 -> FLASH -> PLAIN). */
     public enum Attention {
         /** attention.cu: a thread per row, fp32 FMA; the reference the others are checked against. */
         PLAIN,
         /** flash_attention.cu: tensor cores, 64-row tiles; head size 64, training and prefill shapes. */
         FLASH,
-        /** flash_attention_pipelined.cu: 128-row tiles, copies overlapped with math; bf16 storage, head size 64. */
-        FLASH2,
-        /** flash_attention_fwd3.cu and flash_attention_bwd3.cu: 32 rows per warp; bf16 storage, head size 64. Not yet run on a GPU. */
+        /** flash_attention_fwd3.cu and flash_attention_bwd3.cu: 32 rows per warp, copies overlapped with math; bf16 storage, head size 64. */
         FLASH3
     }
     /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
@@ -99,7 +95,7 @@ public final class CudaBackend implements Backend {
     private final long sumSlot, sumPartials;
     private Thread lastThread;
     private boolean closed;
-    private Attention attention = attention(System.getProperty(ATTENTION_PROPERTY, "flash2"));
+    private Attention attention = attention(System.getProperty(ATTENTION_PROPERTY, "flash3"));
     private final boolean bf16Activations = bf16Activations(System.getProperty(ACTIVATIONS_PROPERTY, "bf16"));
 
     private record RopeKey(int headSize, float theta) {
@@ -559,7 +555,7 @@ public final class CudaBackend implements Backend {
                 return a;
             }
         }
-        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash, flash2 or flash3, got '" + value + "'");
+        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash or flash3, got '" + value + "'");
     }
 
     /** The value of {@value #ACTIVATIONS_PROPERTY} (bf16 or fp32); anything else is refused in one line. */
@@ -585,7 +581,7 @@ public final class CudaBackend implements Backend {
         if (attention == Attention.PLAIN || hs != 64 || tq != tk) {
             return Attention.PLAIN;
         }
-        return (attention == Attention.FLASH2 || attention == Attention.FLASH3) && !qkv.bf16() ? Attention.FLASH : attention;
+        return attention == Attention.FLASH3 && !qkv.bf16() ? Attention.FLASH : attention;
     }
 
     @Override
@@ -595,8 +591,7 @@ public final class CudaBackend implements Backend {
         sameStorage("attentionForward", o, x);
         long l = ptr32("attentionForward", lse);
         switch (attentionFor(x, hs, tq, tk)) {
-            case FLASH3 -> tensorCoreForward("flash3_forward_hs64", FLASH2_TILE, FLASH3_THREADS, o, l, x, b, tq, nh, nkv);
-            case FLASH2 -> tensorCoreForward("flash2_forward_hs64", FLASH2_TILE, FLASH2_THREADS, o, l, x, b, tq, nh, nkv);
+            case FLASH3 -> tensorCoreForward("flash3_forward_hs64", FLASH3_TILE, FLASH3_THREADS, o, l, x, b, tq, nh, nkv);
             case FLASH -> tensorCoreForward(kernel("flash_attention_forward_hs64", x), FLASH_TILE, FLASH_THREADS, o, l, x, b, tq, nh, nkv);
             case PLAIN -> {
                 int hsMax = headSizeClass(hs);
@@ -623,9 +618,7 @@ public final class CudaBackend implements Backend {
         kernels.launchFlat(kernel("attention_backward_dot", x), (long) b * t * nh, attnDot, dy.address(), y.address(), b, t, nh, hs);
         Attention kind = attentionFor(x, hs, t, t);
         switch (kind) {
-            case FLASH3 -> tensorCoreBackward("flash3_backward_dq_hs64", "flash3_backward_dkv_hs64", FLASH2_TILE, FLASH3_THREADS,
-                    dx, dy, x, l, b, t, nh, nkv);
-            case FLASH2 -> tensorCoreBackward("flash2_backward_dq_hs64", "flash2_backward_dkv_hs64", FLASH2_TILE, FLASH2_THREADS,
+            case FLASH3 -> tensorCoreBackward("flash3_backward_dq_hs64", "flash3_backward_dkv_hs64", FLASH3_TILE, FLASH3_THREADS,
                     dx, dy, x, l, b, t, nh, nkv);
             case FLASH -> tensorCoreBackward(kernel("flash_attention_backward_dq_hs64", x), kernel("flash_attention_backward_dkv_hs64", x),
                     FLASH_TILE, FLASH_THREADS, dx, dy, x, l, b, t, nh, nkv);

@@ -72,11 +72,9 @@ public final class CudaOpCheck {
         }
         guarded(() -> flashAgainstPlain(2, 2048, 32, 4, 64, false));
         guarded(() -> flashAgainstPlain(2, 2048, 32, 4, 64, true));
-        guarded(() -> flash2AgainstFlash(2, 2048, 32, 4, 64));
-        guarded(() -> flash2AgainstFlash(1, 1000, 32, 4, 64));
-        guarded(() -> against(2, 2048, 32, 4, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH2, "tc3 vs tc2 bf16"));
-        guarded(() -> against(1, 1000, 32, 4, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH2, "tc3 vs tc2 bf16"));
-        guarded(() -> against(2, 333, 8, 1, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH2, "tc3 vs tc2 bf16"));
+        guarded(() -> against(2, 2048, 32, 4, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH, "tc3 vs tc bf16"));
+        guarded(() -> against(1, 1000, 32, 4, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH, "tc3 vs tc bf16"));
+        guarded(() -> against(2, 333, 8, 1, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH, "tc3 vs tc bf16"));
         guarded(() -> embedding(300, 100, 64));
         guarded(() -> embedding(2048, 32000, 128));
         for (int[] s : new int[][] {{64, 32000}, {37, 1000}, {13, 1001}}) { // v = 1001: one value per thread step
@@ -103,7 +101,7 @@ public final class CudaOpCheck {
         for (int[] s : new int[][] {{2, 64, 4, 2, 64}, {1, 100, 8, 2, 32}, {1, 130, 4, 1, 128}, {2, 70, 4, 2, 16},
                 {2, 100, 8, 2, 64}, {1, 200, 4, 4, 64}, {1, 130, 16, 2, 64}, {1, 1024, 32, 4, 64}, {2, 300, 8, 1, 64}}) {
             List<CudaBackend.Attention> kinds = s[4] != 64 ? List.of(CudaBackend.Attention.PLAIN)
-                    : act ? List.of(CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH2, CudaBackend.Attention.FLASH,
+                    : act ? List.of(CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH,
                             CudaBackend.Attention.PLAIN)
                     : List.of(CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN);
             for (CudaBackend.Attention kind : kinds) {
@@ -314,19 +312,18 @@ public final class CudaOpCheck {
         compare(tag("rope bwd", act), s, "dqkv", x, act ? BF16 : FP32);
     }
 
-    /** Each kernel choice against the CPU ("tc": FLASH, "tc2": FLASH2). */
+    /** Each kernel choice against the CPU ("tc": FLASH, "tc3": FLASH3). */
     private void attention(int b, int t, int nh, int nkv, int hs, CudaBackend.Attention kind, boolean act) {
         gpu.useAttention(kind);
         try {
             String name = switch (kind) {
                 case PLAIN -> "attention";
                 case FLASH -> "attention tc";
-                case FLASH2 -> "attention tc2";
                 case FLASH3 -> "attention tc3";
             };
             attention(b, t, nh, nkv, hs, tag(name, act), act);
         } finally {
-            gpu.useAttention(CudaBackend.Attention.FLASH2);
+            gpu.useAttention(CudaBackend.Attention.FLASH3);
         }
     }
 
@@ -336,10 +333,6 @@ public final class CudaOpCheck {
      */
     private void flashAgainstPlain(int b, int t, int nh, int nkv, int hs, boolean act) {
         against(b, t, nh, nkv, hs, act, CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN, tag("tc vs plain", act));
-    }
-
-    private void flash2AgainstFlash(int b, int t, int nh, int nkv, int hs) {
-        against(b, t, nh, nkv, hs, true, CudaBackend.Attention.FLASH2, CudaBackend.Attention.FLASH, "tc2 vs tc bf16");
     }
 
     /**
@@ -375,7 +368,7 @@ public final class CudaOpCheck {
                 gpu.attentionBackward(dqkv[k], dout, qkv, out[1], lse[1], b, t, nh, nkv, hs);
             }
         } finally {
-            gpu.useAttention(CudaBackend.Attention.FLASH2);
+            gpu.useAttention(CudaBackend.Attention.FLASH3);
         }
         float[] g = gpu.download(dqkv[0]), c = gpu.download(dqkv[1]);
         reportHeads(op + " bwd", s, g, c, b * t, nh, nkv, hs);
