@@ -28,6 +28,37 @@ __device__ __forceinline__ void st(bf16* p, float v) { *p = __float2bfloat16(v);
 __device__ __forceinline__ void st2(float* p, float a, float b) { *reinterpret_cast<float2*>(p) = make_float2(a, b); }
 __device__ __forceinline__ void st2(bf16* p, float a, float b) { *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b); }
 
+// N values of T moved as one access: aligned to its size, so a load or store of one is a single
+// 16-byte (or 32-byte: two) access (a plain array of bf16 would be 2-byte aligned and split).
+template <typename T, int N>
+struct __align__(sizeof(T) * N) VecN {
+    T v[N];
+};
+
+// dst[0..N) = the N values at src, widened to fp32 (src aligned to N * sizeof(T)).
+template <typename T, int N>
+__device__ __forceinline__ void load_vec(float* dst, const T* src) {
+    if constexpr (N == 1) {
+        dst[0] = ld(src);
+    } else {
+        VecN<T, N> p = *reinterpret_cast<const VecN<T, N>*>(src);
+#pragma unroll
+        for (int k = 0; k < N; k++) dst[k] = ld(&p.v[k]);
+    }
+}
+
+template <typename T, int N>
+__device__ __forceinline__ void store_vec(T* dst, const float* src) {
+    if constexpr (N == 1) {
+        st(dst, src[0]);
+    } else {
+        VecN<T, N> p;
+#pragma unroll
+        for (int k = 0; k < N; k++) st(&p.v[k], src[k]);
+        *reinterpret_cast<VecN<T, N>*>(dst) = p;
+    }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int offset = 16; offset > 0; offset >>= 1) {
         v += __shfl_xor_sync(0xffffffffu, v, offset);

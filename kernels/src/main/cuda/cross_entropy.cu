@@ -4,11 +4,19 @@
 // z [n, V] fp32, targets [n] (negative: ignored, loss 0 and gradient 0), losses [n].
 // Trick: one block per row walks the vocabulary in strided chunks keeping an online
 // (max, sum of exp) pair per thread, merged across the block, so the row is read once for the
-// statistics and once for the gradient and no [n, V] scratch exists.
+// statistics and once for the gradient and no [n, V] scratch exists; 16-byte accesses where the
+// row allows.
 #include "common.cuh"
 
-extern "C" __global__ void cross_entropy(float* logits, float* losses, const int* targets, int n, int v,
-                                         float scale, int backward) {
+// Online (max, sum of exp) update with one more value.
+__device__ __forceinline__ void ce_push(float& m, float& s, float x) {
+    if (x > m) { s = s * expf(m - x) + 1.f; m = x; } else { s += expf(x - m); }
+}
+
+// VEC values per thread step (4: 16-byte accesses, when v % 4 == 0 and the logits are aligned;
+// the launcher checks), else 1.
+template <int VEC>
+__device__ void cross_entropy_row(float* logits, float* losses, const int* targets, int n, int v, float scale, int backward) {
     __shared__ float maxes[32], sums[32];
     __shared__ float rowStats[2];
     int row = blockIdx.x;
@@ -20,9 +28,11 @@ extern "C" __global__ void cross_entropy(float* logits, float* losses, const int
         return;
     }
     float m = -CUDART_INF_F, s = 0.f;
-    for (int j = threadIdx.x; j < v; j += blockDim.x) {
-        float x = z[j];
-        if (x > m) { s = s * expf(m - x) + 1.f; m = x; } else { s += expf(x - m); }
+    for (int j = threadIdx.x * VEC; j < v; j += blockDim.x * VEC) {
+        float x[VEC];
+        load_vec<float, VEC>(x, z + j);
+#pragma unroll
+        for (int e = 0; e < VEC; e++) ce_push(m, s, x[e]);
     }
     for (int offset = 16; offset > 0; offset >>= 1) {
         float om = __shfl_xor_sync(0xffffffffu, m, offset), os = __shfl_xor_sync(0xffffffffu, s, offset);
@@ -45,7 +55,17 @@ extern "C" __global__ void cross_entropy(float* logits, float* losses, const int
     __syncthreads();
     if (!backward) return;
     float logSum = rowStats[0];
-    for (int j = threadIdx.x; j < v; j += blockDim.x) {
-        z[j] = expf(z[j] - logSum) * scale - (j == target ? scale : 0.f);
+    for (int j = threadIdx.x * VEC; j < v; j += blockDim.x * VEC) {
+        float x[VEC];
+        load_vec<float, VEC>(x, z + j);
+#pragma unroll
+        for (int e = 0; e < VEC; e++) x[e] = expf(x[e] - logSum) * scale - (j + e == target ? scale : 0.f);
+        store_vec<float, VEC>(z + j, x);
     }
+}
+
+extern "C" __global__ void cross_entropy(float* logits, float* losses, const int* targets, int n, int v,
+                                         float scale, int backward, int vec) {
+    if (vec == 4) cross_entropy_row<4>(logits, losses, targets, n, v, scale, backward);
+    else cross_entropy_row<1>(logits, losses, targets, n, v, scale, backward);
 }

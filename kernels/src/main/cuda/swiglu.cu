@@ -7,36 +7,6 @@
 // of that and the bases are 16-byte aligned, else one value.
 #include "common.cuh"
 
-// Aligned to its size, so a load or store of one is a single 16-byte access (a plain array of
-// bf16 would be 2-byte aligned and split into eight loads).
-template <typename T, int VEC>
-struct __align__(sizeof(T) * VEC) SwigluVec {
-    T v[VEC];
-};
-
-template <typename T, int VEC>
-__device__ __forceinline__ void swiglu_load(float* dst, const T* src) {
-    if constexpr (VEC == 1) {
-        dst[0] = ld(src);
-    } else {
-        SwigluVec<T, VEC> p = *reinterpret_cast<const SwigluVec<T, VEC>*>(src);
-#pragma unroll
-        for (int k = 0; k < VEC; k++) dst[k] = ld(&p.v[k]);
-    }
-}
-
-template <typename T, int VEC>
-__device__ __forceinline__ void swiglu_store(T* dst, const float* src) {
-    if constexpr (VEC == 1) {
-        st(dst, src[0]);
-    } else {
-        SwigluVec<T, VEC> p;
-#pragma unroll
-        for (int k = 0; k < VEC; k++) st(&p.v[k], src[k]);
-        *reinterpret_cast<SwigluVec<T, VEC>*>(dst) = p;
-    }
-}
-
 template <typename T, int VEC>
 __device__ void swiglu_forward_rows(T* out, const T* h, int n, int hidden) {
     int j = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
@@ -44,11 +14,11 @@ __device__ void swiglu_forward_rows(T* out, const T* h, int n, int hidden) {
     for (int i = blockIdx.y; i < n; i += gridDim.y) {
         const T* row = h + (long long)i * 2 * hidden;
         float g[VEC], u[VEC], y[VEC];
-        swiglu_load<T, VEC>(g, row + j);
-        swiglu_load<T, VEC>(u, row + hidden + j);
+        load_vec<T, VEC>(g, row + j);
+        load_vec<T, VEC>(u, row + hidden + j);
 #pragma unroll
         for (int k = 0; k < VEC; k++) y[k] = g[k] / (1.f + expf(-g[k])) * u[k];
-        swiglu_store<T, VEC>(out + (long long)i * hidden + j, y);
+        store_vec<T, VEC>(out + (long long)i * hidden + j, y);
     }
 }
 
@@ -60,17 +30,17 @@ __device__ void swiglu_backward_rows(T* dh, const T* dout, const T* h, int n, in
         const T* row = h + (long long)i * 2 * hidden;
         T* drow = dh + (long long)i * 2 * hidden;
         float g[VEC], u[VEC], d[VEC], dg[VEC], du[VEC];
-        swiglu_load<T, VEC>(g, row + j);
-        swiglu_load<T, VEC>(u, row + hidden + j);
-        swiglu_load<T, VEC>(d, dout + (long long)i * hidden + j);
+        load_vec<T, VEC>(g, row + j);
+        load_vec<T, VEC>(u, row + hidden + j);
+        load_vec<T, VEC>(d, dout + (long long)i * hidden + j);
 #pragma unroll
         for (int k = 0; k < VEC; k++) {
             float sig = 1.f / (1.f + expf(-g[k]));
             dg[k] = d[k] * u[k] * sig * (1.f + g[k] * (1.f - sig));
             du[k] = d[k] * g[k] * sig;
         }
-        swiglu_store<T, VEC>(drow + j, dg);
-        swiglu_store<T, VEC>(drow + hidden + j, du);
+        store_vec<T, VEC>(drow + j, dg);
+        store_vec<T, VEC>(drow + hidden + j, du);
     }
 }
 

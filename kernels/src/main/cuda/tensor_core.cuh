@@ -1,5 +1,5 @@
 // Tensor-core building blocks shared by the attention kernels (flash_attention.cu and
-// flash_attention_pipelined.cu): bf16 packing, the mma.sync m16n8k16 tile product, ldmatrix
+// flash_attention_fwd3.cu, flash_attention_bwd3.cu): bf16 packing, the mma.sync m16n8k16 tile product, ldmatrix
 // loads, and the online-softmax update of FlashAttention. Fragment layouts are PTX's for
 // m16n8k16 with bf16 operands and fp32 accumulators: a thread holds rows lane / 4 and lane / 4 + 8,
 // columns (lane % 4) * 2 and + 1 of each 8-column tile.
@@ -23,20 +23,89 @@ __device__ __forceinline__ void tc_mma(float* c, const uint32_t* a, uint32_t b0,
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Four 8x8 bf16 matrices from shared memory; lane i gives the address of row i % 8 of matrix i / 8.
-__device__ __forceinline__ void tc_ldmatrix4(uint32_t* r, const bf16* p) {
+// Four 8x8 bf16 matrices from shared memory; lane i gives the address (a shared-memory byte
+// address, or a pointer) of row i % 8 of matrix i / 8.
+__device__ __forceinline__ void tc_ldmatrix4(uint32_t* r, uint32_t address) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(tc_smem(p))
+                 : "r"(address)
                  : "memory");
 }
 
+__device__ __forceinline__ void tc_ldmatrix4(uint32_t* r, const bf16* p) {
+    tc_ldmatrix4(r, tc_smem(p));
+}
+
 // The same, each matrix transposed.
-__device__ __forceinline__ void tc_ldmatrix4_trans(uint32_t* r, const bf16* p) {
+__device__ __forceinline__ void tc_ldmatrix4_trans(uint32_t* r, uint32_t address) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(tc_smem(p))
+                 : "r"(address)
                  : "memory");
+}
+
+__device__ __forceinline__ void tc_ldmatrix4_trans(uint32_t* r, const bf16* p) {
+    tc_ldmatrix4_trans(r, tc_smem(p));
+}
+
+// ---- asynchronous copies (cp.async) and global fragment loads, for the 128-row kernels ----
+
+constexpr int TC_LD = 72;      // a shared tile row of 64 bf16, padded so ldmatrix and cp.async are conflict free
+typedef bf16 TcRow[TC_LD];
+
+// 16-byte asynchronous global -> shared copy; when !valid nothing is read and 16 zero bytes are
+// written (src-size 0); src must still be a valid address (callers pass the tile's first row).
+__device__ __forceinline__ void tc_cp_async16(uint32_t dst, const void* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
+                 : "memory");
+}
+
+// The same for 4 bytes (cached in L1: lse and dot rows).
+__device__ __forceinline__ void tc_cp_async4(uint32_t dst, const void* src, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0)
+                 : "memory");
+}
+
+__device__ __forceinline__ void tc_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+__device__ __forceinline__ void tc_cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// 64 rows x 64 bf16 (row stride `stride` elements, src = the tile's first row, which must exist)
+// -> dst[64][TC_LD]; rows >= valid are zero-filled without reading. THREADS threads, each
+// 64 * 8 / THREADS copies of 16 bytes.
+template <int THREADS>
+__device__ __forceinline__ void tc_cp_tile(TcRow* dst, const bf16* src, int stride, int valid, int tid) {
+#pragma unroll
+    for (int k = 0; k < 64 * 8 / THREADS; k++) {
+        const int idx = tid + k * THREADS, r = idx >> 3, col = (idx & 7) * 8;
+        const bool ok = r < valid;
+        tc_cp_async16(tc_smem(&dst[r][col]), src + (ok ? r * stride + col : 0), ok);
+    }
+}
+
+// threadIdx.x read from the special register at the point of use (the compiler may not keep it,
+// or values derived from it, live in a register across a loop body).
+__device__ __forceinline__ int tc_tid() {
+    int v;
+    asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(v));
+    return v;
+}
+
+__device__ __forceinline__ uint32_t tc_ldg32(const bf16* p) {
+    return __ldg(reinterpret_cast<const unsigned int*>(p));
+}
+
+// A fragments (4 k-steps of 16 columns) of the 16 x 64 bf16 rows rowA = row0 + lane / 4 and
+// rowB = rowA + 8, straight from global memory (pointers to column (lane % 4) * 2 of each row);
+// rows that do not exist (okA / okB false) are zeros and are not read.
+__device__ __forceinline__ void tc_a_fragments_global(uint32_t (*a)[4], const bf16* pA, bool okA, const bf16* pB, bool okB) {
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        a[kk][0] = okA ? tc_ldg32(pA + kk * 16) : 0u;
+        a[kk][1] = okB ? tc_ldg32(pB + kk * 16) : 0u;
+        a[kk][2] = okA ? tc_ldg32(pA + kk * 16 + 8) : 0u;
+        a[kk][3] = okB ? tc_ldg32(pB + kk * 16 + 8) : 0u;
+    }
 }
 
 // Sum over the 4 threads that hold one accumulator row (lanes 4 r .. 4 r + 3).

@@ -9,8 +9,9 @@ import io.tinyllamaj.kernels.Tensor;
  * the backward visits one block at a time. The SwiGLU output is not saved: the backward
  * recomputes it from gate|up (one cheap elementwise pass instead of n x intermediate values per
  * block; at TinyLlama's 8 x 2048 that is 4 GB in bf16). Buffers that feed or leave a matmul,
- * attention or SwiGLU are {@link Backend#allocateActivation activations} (bf16 on the GPU); the
- * residual stream, norms' statistics, logits and losses stay fp32.
+ * attention or SwiGLU are {@link Backend#allocateActivation activations} (bf16 on the GPU), the
+ * gradient into each norm (a matmul input's gradient) too; the residual stream and its
+ * gradient, norms' statistics, logits and losses stay fp32.
  */
 final class Activations {
 
@@ -29,7 +30,7 @@ final class Activations {
     final Tensor swiglu;       // [n, intermediate]: the current block's (recomputed in the backward)
     final Tensor rstdFinal;    // [n]
     final Tensor normFinal;    // [n, dim]
-    final Tensor logits;       // [min(n, LOGIT_ROWS), vocab]: one chunk of logits, then its gradient
+    final Tensor logits;       // [min(n, logitRows(n)), vocab]: one chunk of logits, then its gradient
     final Tensor losses;       // [n]
     final Tensor scratch;      // [n, dim]: a sub-layer's output before the residual add
     // gradients
@@ -73,11 +74,11 @@ final class Activations {
         residual[layers] = training ? backend.allocate(n * c.dim()) : residual[0];
         rstdFinal = backend.allocate(n);
         normFinal = backend.allocate(n * c.dim());
-        logits = backend.allocate(Math.min(n, LlamaModel.LOGIT_ROWS) * c.vocabSize());
+        logits = backend.allocate(Math.min(n, LlamaModel.logitRows(Math.toIntExact(n))) * c.vocabSize());
         losses = backend.allocate(n);
         scratch = backend.allocate(n * c.dim());
         dResidual = training ? backend.allocate(n * c.dim()) : null;
-        dNorm = training ? backend.allocate(n * c.dim()) : null;
+        dNorm = training ? backend.allocateActivation(n * c.dim()) : null;
         dQkv = training ? backend.allocateActivation(n * c.qkvDim()) : null;
         dAttn = training ? backend.allocateActivation(n * c.dim()) : null;
         dGateUp = training ? backend.allocateActivation(n * 2L * c.intermediate()) : null;

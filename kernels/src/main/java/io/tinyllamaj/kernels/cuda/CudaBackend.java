@@ -46,10 +46,10 @@ public final class CudaBackend implements Backend {
 
     private static final Cleaner CLEANER = Cleaner.create();
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
-            "rmsnorm_backward", "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
-            "flash2_forward_hs64", "flash2_backward_dq_hs64", "flash2_backward_dkv_hs64"};
+            "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
+            "flash3_forward_hs64", "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64"};
     /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
-    private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rope_rotate",
+    private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rmsnorm_backward", "rmsnorm_backward_vec", "rope_rotate",
             "swiglu_forward", "swiglu_backward", "attention_backward_dot", "attention_backward_dkv_reduce",
             "attention_forward_hs32", "attention_forward_hs64", "attention_forward_hs128",
             "attention_backward_dq_hs32", "attention_backward_dq_hs64", "attention_backward_dq_hs128",
@@ -61,19 +61,19 @@ public final class CudaBackend implements Backend {
     private static final int ATTN_ROWS = 64;              // attention.cu
     private static final int FLASH_TILE = 64;             // flash_attention.cu: rows per block
     private static final int FLASH_THREADS = 128;
-    /** System property choosing the attention kernels: {@code flash2} (default), {@code flash} or {@code plain}; see {@link Attention}. */
+    /** System property choosing the attention kernels: {@code flash3} (default), {@code flash} or {@code plain}; see {@link Attention}. */
     public static final String ATTENTION_PROPERTY = "tinyllamaj.cuda.attention";
-    private static final int FLASH2_TILE = 128;           // flash_attention_pipelined.cu: rows per block
-    private static final int FLASH2_THREADS = 256;
+    private static final int FLASH3_TILE = 128;           // flash_attention_fwd3.cu, _bwd3.cu: rows per block,
+    private static final int FLASH3_THREADS = 128;        // 4 warps of 32 rows
 
-    /** The attention kernels: shapes a choice does not cover run the next one down (FLASH2 -> FLASH -> PLAIN). */
+    /** The attention kernels: shapes a choice does not cover run the next one down (FLASH3 -> FLASH -> PLAIN). */
     public enum Attention {
         /** attention.cu: a thread per row, fp32 FMA; the reference the others are checked against. */
         PLAIN,
         /** flash_attention.cu: tensor cores, 64-row tiles; head size 64, training and prefill shapes. */
         FLASH,
-        /** flash_attention_pipelined.cu: 128-row tiles, copies overlapped with math; bf16 storage, head size 64. */
-        FLASH2
+        /** flash_attention_fwd3.cu and flash_attention_bwd3.cu: 32 rows per warp, copies overlapped with math; bf16 storage, head size 64. */
+        FLASH3
     }
     /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
     public static final String ACTIVATIONS_PROPERTY = "tinyllamaj.cuda.activations";
@@ -95,7 +95,7 @@ public final class CudaBackend implements Backend {
     private final long sumSlot, sumPartials;
     private Thread lastThread;
     private boolean closed;
-    private Attention attention = attention(System.getProperty(ATTENTION_PROPERTY, "flash2"));
+    private Attention attention = attention(System.getProperty(ATTENTION_PROPERTY, "flash3"));
     private final boolean bf16Activations = bf16Activations(System.getProperty(ACTIVATIONS_PROPERTY, "bf16"));
 
     private record RopeKey(int headSize, float theta) {
@@ -456,8 +456,16 @@ public final class CudaBackend implements Backend {
         // per-block dweight partials [blocks, c], summed in a fixed order by a second kernel (deterministic)
         rmsPartial = grow(rmsPartial, rmsPartialBytes, (long) blocks * c * Float.BYTES, b -> rmsPartialBytes = b);
         String op = "rmsnormBackward";
-        kernels.launch("rmsnorm_backward", blocks, 1, 1, blockFor(c), c * Float.BYTES,
-                ptr32(op, dinp), rmsPartial, ptr32(op, dout), ptr32(op, inp), ptr32(op, weight), ptr32(op, rstd), n, c);
+        CudaTensor dy = of(dout); // the gradient of a matmul input: fp32 or bf16 storage
+        long dx = ptr32(op, dinp), x = ptr32(op, inp), w = ptr32(op, weight);
+        if (c % 4 == 0 && c <= 4096 && ((dx | x | w) & 15) == 0 && dy.address() % (4L * dy.elementBytes()) == 0) {
+            // rmsnorm.cu's vectorized form: a thread per 4 columns
+            kernels.launch(kernel("rmsnorm_backward_vec", dy), blocks, 1, 1, (c / 4 + 31) / 32 * 32, 0,
+                    dx, rmsPartial, dy.address(), x, w, ptr32(op, rstd), n, c);
+        } else {
+            kernels.launch(kernel("rmsnorm_backward", dy), blocks, 1, 1, blockFor(c), c * Float.BYTES,
+                    dx, rmsPartial, dy.address(), x, w, ptr32(op, rstd), n, c);
+        }
         kernels.launch("rmsnorm_dweight_reduce", (c + 31) / 32, 1, 1, 256, 0, ptr32(op, dweight), rmsPartial, blocks, c);
     }
 
@@ -482,7 +490,18 @@ public final class CudaBackend implements Backend {
         RopeTable table = ropeTable(hs, theta, startPos + t);
         int rows = b * t, rotated = nh + nkv, width = (nh + 2 * nkv) * hs;
         CudaTensor x = of(qkv);
-        kernels.launchFlat(kernel("rope_rotate", x), (long) rows * rotated * (hs / 2), x.address(), table.cos.address(), table.sin.address(), rows, t, rotated, width, hs, startPos, sign);
+        if (rows == 0) {
+            return;
+        }
+        // rope.cu: 16 bytes of each half-head per thread when the halves and rows stay 16-byte aligned
+        int half = hs / 2, wide = 16 / x.elementBytes();
+        boolean aligned = half % wide == 0 && (x.address() & 15) == 0 && ((long) width * x.elementBytes()) % 16 == 0
+                && ((long) half * x.elementBytes()) % 16 == 0;
+        int vec = aligned ? wide : 1;
+        int threads = rotated * (half / vec);
+        int block = Math.min(256, (threads + 31) / 32 * 32);
+        kernels.launch(kernel("rope_rotate", x), (threads + block - 1) / block, Math.min(rows, 65535), 1, block, 0,
+                x.address(), table.cos.address(), table.sin.address(), rows, t, rotated, width, hs, startPos, sign, vec);
     }
 
     /** cos/sin [positions, hs/2], computed on the host exactly as the CPU reference computes them. */
@@ -536,7 +555,7 @@ public final class CudaBackend implements Backend {
                 return a;
             }
         }
-        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash or flash2, got '" + value + "'");
+        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash or flash3, got '" + value + "'");
     }
 
     /** The value of {@value #ACTIVATIONS_PROPERTY} (bf16 or fp32); anything else is refused in one line. */
@@ -562,7 +581,7 @@ public final class CudaBackend implements Backend {
         if (attention == Attention.PLAIN || hs != 64 || tq != tk) {
             return Attention.PLAIN;
         }
-        return attention == Attention.FLASH2 && !qkv.bf16() ? Attention.FLASH : attention;
+        return attention == Attention.FLASH3 && !qkv.bf16() ? Attention.FLASH : attention;
     }
 
     @Override
@@ -571,20 +590,20 @@ public final class CudaBackend implements Backend {
         CudaTensor o = of(out), x = of(qkv);
         sameStorage("attentionForward", o, x);
         long l = ptr32("attentionForward", lse);
-        Attention kind = attentionFor(x, hs, tq, tk);
-        if (kind == Attention.FLASH2) {
-            kernels.launch("flash2_forward_hs64", (tq + FLASH2_TILE - 1) / FLASH2_TILE, nh, b, FLASH2_THREADS, 0,
-                    o.address(), l, x.address(), tq, nh, nkv);
-            return;
+        switch (attentionFor(x, hs, tq, tk)) {
+            case FLASH3 -> tensorCoreForward("flash3_forward_hs64", FLASH3_TILE, FLASH3_THREADS, o, l, x, b, tq, nh, nkv);
+            case FLASH -> tensorCoreForward(kernel("flash_attention_forward_hs64", x), FLASH_TILE, FLASH_THREADS, o, l, x, b, tq, nh, nkv);
+            case PLAIN -> {
+                int hsMax = headSizeClass(hs);
+                kernels.launch(kernel("attention_forward_hs" + hsMax, x), (tq + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
+                        o.address(), l, x.address(), tq, tk, nh, nkv, hs);
+            }
         }
-        if (kind == Attention.FLASH) {
-            kernels.launch(kernel("flash_attention_forward_hs64", x), (tq + FLASH_TILE - 1) / FLASH_TILE, nh, b, FLASH_THREADS, 0,
-                    o.address(), l, x.address(), tq, nh, nkv);
-            return;
-        }
-        int hsMax = headSizeClass(hs);
-        kernels.launch(kernel("attention_forward_hs" + hsMax, x), (tq + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
-                o.address(), l, x.address(), tq, tk, nh, nkv, hs);
+    }
+
+    /** A tensor-core forward: a block per (query tile, head), the longest tiles first. */
+    private void tensorCoreForward(String name, int tile, int threads, CudaTensor o, long lse, CudaTensor x, int b, int t, int nh, int nkv) {
+        kernels.launch(name, (t + tile - 1) / tile, nh, b, threads, 0, o.address(), lse, x.address(), t, nh, nkv);
     }
 
     @Override
@@ -593,27 +612,31 @@ public final class CudaBackend implements Backend {
         CudaTensor dx = of(dqkv), dy = of(dout), x = of(qkv), y = of(out);
         sameStorage("attentionBackward", x, dx, dy, y);
         long l = ptr32("attentionBackward", lse);
-        int hsMax = headSizeClass(hs);
+        headSizeClass(hs); // refuses head sizes no kernel covers, before any launch
         long dotBytes = (long) b * nh * t * Float.BYTES;
         attnDot = grow(attnDot, attnDotBytes, dotBytes, bytes -> attnDotBytes = bytes);
         kernels.launchFlat(kernel("attention_backward_dot", x), (long) b * t * nh, attnDot, dy.address(), y.address(), b, t, nh, hs);
         Attention kind = attentionFor(x, hs, t, t);
-        if (kind == Attention.FLASH2) {
-            int tiles = (t + FLASH2_TILE - 1) / FLASH2_TILE;
-            kernels.launch("flash2_backward_dq_hs64", tiles, nh, b, FLASH2_THREADS, 0,
-                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
-            kernels.launch("flash2_backward_dkv_hs64", tiles, nkv, b, FLASH2_THREADS, 0,
-                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
-            return;
+        switch (kind) {
+            case FLASH3 -> tensorCoreBackward("flash3_backward_dq_hs64", "flash3_backward_dkv_hs64", FLASH3_TILE, FLASH3_THREADS,
+                    dx, dy, x, l, b, t, nh, nkv);
+            case FLASH -> tensorCoreBackward(kernel("flash_attention_backward_dq_hs64", x), kernel("flash_attention_backward_dkv_hs64", x),
+                    FLASH_TILE, FLASH_THREADS, dx, dy, x, l, b, t, nh, nkv);
+            case PLAIN -> plainBackward(dx, dy, x, l, b, t, nh, nkv, hs);
         }
-        if (kind == Attention.FLASH) {
-            int tiles = (t + FLASH_TILE - 1) / FLASH_TILE;
-            kernels.launch(kernel("flash_attention_backward_dq_hs64", x), tiles, nh, b, FLASH_THREADS, 0,
-                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
-            kernels.launch(kernel("flash_attention_backward_dkv_hs64", x), tiles, nkv, b, FLASH_THREADS, 0,
-                    dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv);
-            return;
-        }
+    }
+
+    /** A tensor-core backward: the dq kernel over (query tile, head), then the dk/dv kernel over (key tile, kv head). */
+    private void tensorCoreBackward(String dq, String dkv, int tile, int threads, CudaTensor dx, CudaTensor dy, CudaTensor x,
+                                    long lse, int b, int t, int nh, int nkv) {
+        int tiles = (t + tile - 1) / tile;
+        kernels.launch(dq, tiles, nh, b, threads, 0, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
+        kernels.launch(dkv, tiles, nkv, b, threads, 0, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
+    }
+
+    /** attention.cu's backward: dq per query row, dk/dv partials per query head, then their sum per group. */
+    private void plainBackward(CudaTensor dx, CudaTensor dy, CudaTensor x, long l, int b, int t, int nh, int nkv, int hs) {
+        int hsMax = headSizeClass(hs);
         kernels.launch(kernel("attention_backward_dq_hs" + hsMax, x), (t + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
                 dx.address(), dy.address(), x.address(), l, attnDot, t, nh, nkv, hs);
         // dk/dv: a partial per query head [b, t, nh, 2, hs], then the sum over each kv head's group
@@ -748,7 +771,9 @@ public final class CudaBackend implements Backend {
             }
         }
         long ids = uploadInts(targets, n, true);
-        kernels.launch("cross_entropy", n, 1, 1, 512, 0, ptr32("crossEntropy", logits), ptr32("crossEntropy", losses), ids, n, v, scale, backward);
+        long z = ptr32("crossEntropy", logits);
+        int vec = v % 4 == 0 && (z & 15) == 0 ? 4 : 1; // cross_entropy.cu: 16-byte accesses when every row allows them
+        kernels.launch("cross_entropy", n, 1, 1, 512, 0, z, ptr32("crossEntropy", losses), ids, n, v, scale, backward, vec);
     }
 
     // ---- optimizer ----
@@ -776,8 +801,10 @@ public final class CudaBackend implements Backend {
         CudaTensor p = fp32(op, params);
         float correction1 = (float) (1 - Math.pow(s.beta1(), s.step()));
         float correction2 = (float) (1 - Math.pow(s.beta2(), s.step()));
-        kernels.launchFlat("adamw_update", p.length(), p.address(), ptr32(op, grads), ptr32(op, m), ptr32(op, v), p.length(),
-                s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), correction1, correction2, s.gradScale());
+        long g = ptr32(op, grads), mm = ptr32(op, m), vv = ptr32(op, v);
+        int vec4 = ((p.address() | g | mm | vv) & 15) == 0 ? 1 : 0; // slices of a flat buffer may start anywhere
+        kernels.launchFlat("adamw_update", vec4 == 1 ? (p.length() + 3) / 4 : p.length(), p.address(), g, mm, vv, p.length(),
+                s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), correction1, correction2, s.gradScale(), vec4);
     }
 
     @Override

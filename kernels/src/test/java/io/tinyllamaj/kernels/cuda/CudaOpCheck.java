@@ -72,11 +72,12 @@ public final class CudaOpCheck {
         }
         guarded(() -> flashAgainstPlain(2, 2048, 32, 4, 64, false));
         guarded(() -> flashAgainstPlain(2, 2048, 32, 4, 64, true));
-        guarded(() -> flash2AgainstFlash(2, 2048, 32, 4, 64));
-        guarded(() -> flash2AgainstFlash(1, 1000, 32, 4, 64));
+        guarded(() -> against(2, 2048, 32, 4, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH, "tc3 vs tc bf16"));
+        guarded(() -> against(1, 1000, 32, 4, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH, "tc3 vs tc bf16"));
+        guarded(() -> against(2, 333, 8, 1, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH, "tc3 vs tc bf16"));
         guarded(() -> embedding(300, 100, 64));
         guarded(() -> embedding(2048, 32000, 128));
-        for (int[] s : new int[][] {{64, 32000}, {37, 1000}}) {
+        for (int[] s : new int[][] {{64, 32000}, {37, 1000}, {13, 1001}}) { // v = 1001: one value per thread step
             guarded(() -> crossEntropy(s[0], s[1]));
         }
         guarded(() -> sumOfSquares(1_000_003));
@@ -89,7 +90,8 @@ public final class CudaOpCheck {
         for (int[] s : new int[][] {{64, 128, 96}, {33, 70, 130}, {256, 2048, 2816}, {128, 2048, 3072}}) {
             guarded(() -> matmul(s[0], s[1], s[2], act));
         }
-        for (int[] s : new int[][] {{64, 64}, {17, 100}, {300, 2048}}) {
+        // c = 130 and 5000 take the one-value-per-thread backward, the others the 16-byte one
+        for (int[] s : new int[][] {{64, 64}, {17, 100}, {300, 2048}, {9, 130}, {40, 5000}}) {
             guarded(() -> rmsnorm(s[0], s[1], act));
             guarded(() -> residualRmsnorm(s[0], s[1], act));
         }
@@ -99,7 +101,8 @@ public final class CudaOpCheck {
         for (int[] s : new int[][] {{2, 64, 4, 2, 64}, {1, 100, 8, 2, 32}, {1, 130, 4, 1, 128}, {2, 70, 4, 2, 16},
                 {2, 100, 8, 2, 64}, {1, 200, 4, 4, 64}, {1, 130, 16, 2, 64}, {1, 1024, 32, 4, 64}, {2, 300, 8, 1, 64}}) {
             List<CudaBackend.Attention> kinds = s[4] != 64 ? List.of(CudaBackend.Attention.PLAIN)
-                    : act ? List.of(CudaBackend.Attention.FLASH2, CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN)
+                    : act ? List.of(CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH,
+                            CudaBackend.Attention.PLAIN)
                     : List.of(CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN);
             for (CudaBackend.Attention kind : kinds) {
                 guarded(() -> attention(s[0], s[1], s[2], s[3], s[4], kind, act));
@@ -264,7 +267,7 @@ public final class CudaOpCheck {
         compare(tag("matmul bwd (slice)", act), s, "dweight", dflat, BF16);
     }
 
-    /** With act, the output is a bf16 tensor (a matmul input); everything else stays fp32. */
+    /** With act, the forward's output and the backward's dout are bf16 tensors; everything else stays fp32. */
     private void rmsnorm(int n, int c, boolean act) {
         String s = shape("n,c", n, c);
         Pair x = random((long) n * c, 2), w = random(c, 1), out = poisoned((long) n * c, act), rstd = poisoned(n);
@@ -272,14 +275,12 @@ public final class CudaOpCheck {
                 be == cpu ? w.cpu : w.gpu, n, c, 1e-5f));
         compare(tag("rmsnorm fwd", act), s, "out", out, act ? BF16 : FP32);
         compare(tag("rmsnorm fwd", act), s, "rstd", rstd, FP32);
-        if (act) {
-            return; // the backward reads only fp32 tensors
-        }
-        Pair dout = random((long) n * c, 1), dx = random((long) n * c, 1), dw = random(c, 1);
+        // with act, dout (a matmul input's gradient) is bf16; the math stays fp32 on the same values
+        Pair dout = random((long) n * c, 1, act), dx = random((long) n * c, 1), dw = random(c, 1);
         both(be -> be.rmsnormBackward(be == cpu ? dx.cpu : dx.gpu, be == cpu ? dw.cpu : dw.gpu, be == cpu ? dout.cpu : dout.gpu,
                 be == cpu ? x.cpu : x.gpu, be == cpu ? w.cpu : w.gpu, be == cpu ? rstd.cpu : rstd.gpu, n, c));
-        compare("rmsnorm bwd", s, "dinp", dx, FP32);
-        compare("rmsnorm bwd", s, "dweight", dw, FP32);
+        compare(tag("rmsnorm bwd", act), s, "dinp", dx, FP32);
+        compare(tag("rmsnorm bwd", act), s, "dweight", dw, FP32);
     }
 
     /** The fused residual add + norm (CUDA) against the CPU's copy, add and norm; in place (residual = x) too. */
@@ -311,18 +312,18 @@ public final class CudaOpCheck {
         compare(tag("rope bwd", act), s, "dqkv", x, act ? BF16 : FP32);
     }
 
-    /** Each kernel choice against the CPU ("tc": FLASH, "tc2": FLASH2). */
+    /** Each kernel choice against the CPU ("tc": FLASH, "tc3": FLASH3). */
     private void attention(int b, int t, int nh, int nkv, int hs, CudaBackend.Attention kind, boolean act) {
         gpu.useAttention(kind);
         try {
             String name = switch (kind) {
                 case PLAIN -> "attention";
                 case FLASH -> "attention tc";
-                case FLASH2 -> "attention tc2";
+                case FLASH3 -> "attention tc3";
             };
             attention(b, t, nh, nkv, hs, tag(name, act), act);
         } finally {
-            gpu.useAttention(CudaBackend.Attention.FLASH2);
+            gpu.useAttention(CudaBackend.Attention.FLASH3);
         }
     }
 
@@ -332,10 +333,6 @@ public final class CudaOpCheck {
      */
     private void flashAgainstPlain(int b, int t, int nh, int nkv, int hs, boolean act) {
         against(b, t, nh, nkv, hs, act, CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN, tag("tc vs plain", act));
-    }
-
-    private void flash2AgainstFlash(int b, int t, int nh, int nkv, int hs) {
-        against(b, t, nh, nkv, hs, true, CudaBackend.Attention.FLASH2, CudaBackend.Attention.FLASH, "tc2 vs tc bf16");
     }
 
     /**
@@ -371,7 +368,7 @@ public final class CudaOpCheck {
                 gpu.attentionBackward(dqkv[k], dout, qkv, out[1], lse[1], b, t, nh, nkv, hs);
             }
         } finally {
-            gpu.useAttention(CudaBackend.Attention.FLASH2);
+            gpu.useAttention(CudaBackend.Attention.FLASH3);
         }
         float[] g = gpu.download(dqkv[0]), c = gpu.download(dqkv[1]);
         reportHeads(op + " bwd", s, g, c, b * t, nh, nkv, hs);
@@ -572,8 +569,13 @@ public final class CudaOpCheck {
             both(be -> be.adamwUpdate(be == cpu ? p.cpu : p.gpu, be == cpu ? g.cpu : g.gpu, be == cpu ? m.cpu : m.gpu,
                     be == cpu ? v.cpu : v.gpu, s));
         }
-        compare("adamw x3", "n=" + n, "params", p, FP32);
-        compare("adamw x3", "n=" + n, "m", m, FP32);
-        compare("adamw x3", "n=" + n, "v", v, FP32);
+        // a fourth step on slices starting one value in: the unaligned (one value per step) path
+        Pair g = random(n, 1);
+        AdamWStep s4 = new AdamWStep(4e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 4, 1f);
+        both(be -> be.adamwUpdate(be == cpu ? p.cpu.slice(1, n - 2) : p.gpu.slice(1, n - 2), be == cpu ? g.cpu.slice(1, n - 2) : g.gpu.slice(1, n - 2),
+                be == cpu ? m.cpu.slice(1, n - 2) : m.gpu.slice(1, n - 2), be == cpu ? v.cpu.slice(1, n - 2) : v.gpu.slice(1, n - 2), s4));
+        compare("adamw x3 + slice", "n=" + n, "params", p, FP32);
+        compare("adamw x3 + slice", "n=" + n, "m", m, FP32);
+        compare("adamw x3 + slice", "n=" + n, "v", v, FP32);
     }
 }

@@ -14,9 +14,9 @@ class CudaSettingsTest {
     void attentionKernelsByName() {
         assertEquals(CudaBackend.Attention.PLAIN, CudaBackend.attention("plain"));
         assertEquals(CudaBackend.Attention.FLASH, CudaBackend.attention("flash"));
-        assertEquals(CudaBackend.Attention.FLASH2, CudaBackend.attention("FLASH2"));
+        assertEquals(CudaBackend.Attention.FLASH3, CudaBackend.attention("FLASH3"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaBackend.attention("flash9"));
-        assertEquals("tinyllamaj.cuda.attention must be plain, flash or flash2, got 'flash9'", e.getMessage());
+        assertEquals("tinyllamaj.cuda.attention must be plain, flash or flash3, got 'flash9'", e.getMessage());
     }
 
     @Test
