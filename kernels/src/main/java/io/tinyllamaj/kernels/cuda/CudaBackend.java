@@ -47,7 +47,8 @@ public final class CudaBackend implements Backend {
     private static final Cleaner CLEANER = Cleaner.create();
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
             "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
-            "flash3_forward_hs64", "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64"};
+            "flash3_forward_hs64", "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64",
+            "wgmma_backward_dq_hs64"};
     /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
     private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rmsnorm_backward", "rmsnorm_backward_vec", "rope_rotate",
             "swiglu_forward", "swiglu_backward", "attention_backward_dot", "attention_backward_dkv_reduce",
@@ -61,19 +62,22 @@ public final class CudaBackend implements Backend {
     private static final int ATTN_ROWS = 64;              // attention.cu
     private static final int FLASH_TILE = 64;             // flash_attention.cu: rows per block
     private static final int FLASH_THREADS = 128;
-    /** System property choosing the attention kernels: {@code flash3} (default), {@code flash} or {@code plain}; see {@link Attention}. */
+    /** System property choosing the attention kernels: {@code wgmma} (default), {@code flash3}, {@code flash} or {@code plain}; see {@link Attention}. */
     public static final String ATTENTION_PROPERTY = "tinyllamaj.cuda.attention";
     private static final int FLASH3_TILE = 128;           // flash_attention_fwd3.cu, _bwd3.cu: rows per block,
     private static final int FLASH3_THREADS = 128;        // 4 warps of 32 rows
+    private static final int WGMMA_THREADS = 256;         // flash_attention_wgmma_dq.cu: 2 warpgroups of 64 rows
 
-    /** The attention kernels: shapes a choice does not cover run the next one down (FLASH3 -> FLASH -> PLAIN). */
+    /** The attention kernels: shapes a choice does not cover run the next one down (WGMMA -> FLASH3 -> FLASH -> PLAIN). */
     public enum Attention {
         /** attention.cu: a thread per row, fp32 FMA; the reference the others are checked against. */
         PLAIN,
         /** flash_attention.cu: tensor cores, 64-row tiles; head size 64, training and prefill shapes. */
         FLASH,
         /** flash_attention_fwd3.cu and flash_attention_bwd3.cu: 32 rows per warp, copies overlapped with math; bf16 storage, head size 64. */
-        FLASH3
+        FLASH3,
+        /** FLASH3 with a Hopper wgmma dq kernel (flash_attention_wgmma_dq.cu, the same bits); compute capability 9.0 only, FLASH3 elsewhere. */
+        WGMMA
     }
     /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
     public static final String ACTIVATIONS_PROPERTY = "tinyllamaj.cuda.activations";
@@ -81,6 +85,7 @@ public final class CudaBackend implements Backend {
     private final CudaDriver driver;
     private final int device;
     private final String deviceName;
+    private final boolean hopper; // compute capability 9.0: the sm_90a (wgmma) kernels run
     private final MemorySegment context;
     private final MemorySegment stream;
     private final CudaKernels kernels;
@@ -95,7 +100,7 @@ public final class CudaBackend implements Backend {
     private final long sumSlot, sumPartials;
     private Thread lastThread;
     private boolean closed;
-    private Attention attention = attention(System.getProperty(ATTENTION_PROPERTY, "flash3"));
+    private Attention attention = attention(System.getProperty(ATTENTION_PROPERTY, "wgmma"));
     private final boolean bf16Activations = bf16Activations(System.getProperty(ACTIVATIONS_PROPERTY, "bf16"));
 
     private record RopeKey(int headSize, float theta) {
@@ -120,6 +125,8 @@ public final class CudaBackend implements Backend {
         byte[] fatbin = CudaKernels.readFatbin(); // the one-line reason before touching the GPU
         this.device = driver.device(ordinal);
         this.deviceName = driver.deviceName(device);
+        this.hopper = driver.deviceAttribute(CudaDriver.COMPUTE_CAPABILITY_MAJOR, device) == 9
+                && driver.deviceAttribute(CudaDriver.COMPUTE_CAPABILITY_MINOR, device) == 0;
         this.context = driver.retainPrimaryContext(device);
         this.lastThread = Thread.currentThread();
         this.stream = driver.streamCreate();
@@ -555,7 +562,7 @@ public final class CudaBackend implements Backend {
                 return a;
             }
         }
-        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash or flash3, got '" + value + "'");
+        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash, flash3 or wgmma, got '" + value + "'");
     }
 
     /** The value of {@value #ACTIVATIONS_PROPERTY} (bf16 or fp32); anything else is refused in one line. */
@@ -581,7 +588,10 @@ public final class CudaBackend implements Backend {
         if (attention == Attention.PLAIN || hs != 64 || tq != tk) {
             return Attention.PLAIN;
         }
-        return attention == Attention.FLASH3 && !qkv.bf16() ? Attention.FLASH : attention;
+        if ((attention == Attention.FLASH3 || attention == Attention.WGMMA) && !qkv.bf16()) {
+            return Attention.FLASH;
+        }
+        return attention == Attention.WGMMA && !hopper ? Attention.FLASH3 : attention;
     }
 
     @Override
@@ -591,7 +601,7 @@ public final class CudaBackend implements Backend {
         sameStorage("attentionForward", o, x);
         long l = ptr32("attentionForward", lse);
         switch (attentionFor(x, hs, tq, tk)) {
-            case FLASH3 -> tensorCoreForward("flash3_forward_hs64", FLASH3_TILE, FLASH3_THREADS, o, l, x, b, tq, nh, nkv);
+            case FLASH3, WGMMA -> tensorCoreForward("flash3_forward_hs64", FLASH3_TILE, FLASH3_THREADS, o, l, x, b, tq, nh, nkv);
             case FLASH -> tensorCoreForward(kernel("flash_attention_forward_hs64", x), FLASH_TILE, FLASH_THREADS, o, l, x, b, tq, nh, nkv);
             case PLAIN -> {
                 int hsMax = headSizeClass(hs);
@@ -618,20 +628,22 @@ public final class CudaBackend implements Backend {
         kernels.launchFlat(kernel("attention_backward_dot", x), (long) b * t * nh, attnDot, dy.address(), y.address(), b, t, nh, hs);
         Attention kind = attentionFor(x, hs, t, t);
         switch (kind) {
-            case FLASH3 -> tensorCoreBackward("flash3_backward_dq_hs64", "flash3_backward_dkv_hs64", FLASH3_TILE, FLASH3_THREADS,
-                    dx, dy, x, l, b, t, nh, nkv);
-            case FLASH -> tensorCoreBackward(kernel("flash_attention_backward_dq_hs64", x), kernel("flash_attention_backward_dkv_hs64", x),
-                    FLASH_TILE, FLASH_THREADS, dx, dy, x, l, b, t, nh, nkv);
+            case FLASH3 -> tensorCoreBackward("flash3_backward_dq_hs64", FLASH3_THREADS, "flash3_backward_dkv_hs64", FLASH3_THREADS,
+                    FLASH3_TILE, dx, dy, x, l, b, t, nh, nkv);
+            case WGMMA -> tensorCoreBackward("wgmma_backward_dq_hs64", WGMMA_THREADS, "flash3_backward_dkv_hs64", FLASH3_THREADS,
+                    FLASH3_TILE, dx, dy, x, l, b, t, nh, nkv);
+            case FLASH -> tensorCoreBackward(kernel("flash_attention_backward_dq_hs64", x), FLASH_THREADS,
+                    kernel("flash_attention_backward_dkv_hs64", x), FLASH_THREADS, FLASH_TILE, dx, dy, x, l, b, t, nh, nkv);
             case PLAIN -> plainBackward(dx, dy, x, l, b, t, nh, nkv, hs);
         }
     }
 
     /** A tensor-core backward: the dq kernel over (query tile, head), then the dk/dv kernel over (key tile, kv head). */
-    private void tensorCoreBackward(String dq, String dkv, int tile, int threads, CudaTensor dx, CudaTensor dy, CudaTensor x,
-                                    long lse, int b, int t, int nh, int nkv) {
+    private void tensorCoreBackward(String dq, int dqThreads, String dkv, int dkvThreads, int tile, CudaTensor dx, CudaTensor dy,
+                                    CudaTensor x, long lse, int b, int t, int nh, int nkv) {
         int tiles = (t + tile - 1) / tile;
-        kernels.launch(dq, tiles, nh, b, threads, 0, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
-        kernels.launch(dkv, tiles, nkv, b, threads, 0, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
+        kernels.launch(dq, tiles, nh, b, dqThreads, 0, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
+        kernels.launch(dkv, tiles, nkv, b, dkvThreads, 0, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
     }
 
     /** attention.cu's backward: dq per query row, dk/dv partials per query head, then their sum per group. */

@@ -75,6 +75,9 @@ public final class CudaOpCheck {
         guarded(() -> against(2, 2048, 32, 4, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH, "tc3 vs tc bf16"));
         guarded(() -> against(1, 1000, 32, 4, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH, "tc3 vs tc bf16"));
         guarded(() -> against(2, 333, 8, 1, 64, true, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH, "tc3 vs tc bf16"));
+        guarded(() -> against(2, 2048, 32, 4, 64, true, CudaBackend.Attention.WGMMA, CudaBackend.Attention.FLASH3, "wgmma vs tc3 bf16"));
+        guarded(() -> against(1, 1000, 32, 4, 64, true, CudaBackend.Attention.WGMMA, CudaBackend.Attention.FLASH3, "wgmma vs tc3 bf16"));
+        guarded(() -> against(2, 333, 8, 1, 64, true, CudaBackend.Attention.WGMMA, CudaBackend.Attention.FLASH3, "wgmma vs tc3 bf16"));
         guarded(() -> embedding(300, 100, 64));
         guarded(() -> embedding(2048, 32000, 128));
         for (int[] s : new int[][] {{64, 32000}, {37, 1000}, {13, 1001}}) { // v = 1001: one value per thread step
@@ -101,7 +104,7 @@ public final class CudaOpCheck {
         for (int[] s : new int[][] {{2, 64, 4, 2, 64}, {1, 100, 8, 2, 32}, {1, 130, 4, 1, 128}, {2, 70, 4, 2, 16},
                 {2, 100, 8, 2, 64}, {1, 200, 4, 4, 64}, {1, 130, 16, 2, 64}, {1, 1024, 32, 4, 64}, {2, 300, 8, 1, 64}}) {
             List<CudaBackend.Attention> kinds = s[4] != 64 ? List.of(CudaBackend.Attention.PLAIN)
-                    : act ? List.of(CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH,
+                    : act ? List.of(CudaBackend.Attention.WGMMA, CudaBackend.Attention.FLASH3, CudaBackend.Attention.FLASH,
                             CudaBackend.Attention.PLAIN)
                     : List.of(CudaBackend.Attention.FLASH, CudaBackend.Attention.PLAIN);
             for (CudaBackend.Attention kind : kinds) {
@@ -312,7 +315,7 @@ public final class CudaOpCheck {
         compare(tag("rope bwd", act), s, "dqkv", x, act ? BF16 : FP32);
     }
 
-    /** Each kernel choice against the CPU ("tc": FLASH, "tc3": FLASH3). */
+    /** Each kernel choice against the CPU ("tc": FLASH, "tc3": FLASH3, "wgmma": WGMMA). */
     private void attention(int b, int t, int nh, int nkv, int hs, CudaBackend.Attention kind, boolean act) {
         gpu.useAttention(kind);
         try {
@@ -320,6 +323,7 @@ public final class CudaOpCheck {
                 case PLAIN -> "attention";
                 case FLASH -> "attention tc";
                 case FLASH3 -> "attention tc3";
+                case WGMMA -> "attention wgmma";
             };
             attention(b, t, nh, nkv, hs, tag(name, act), act);
         } finally {

@@ -15,8 +15,9 @@ class CudaSettingsTest {
         assertEquals(CudaBackend.Attention.PLAIN, CudaBackend.attention("plain"));
         assertEquals(CudaBackend.Attention.FLASH, CudaBackend.attention("flash"));
         assertEquals(CudaBackend.Attention.FLASH3, CudaBackend.attention("FLASH3"));
+        assertEquals(CudaBackend.Attention.WGMMA, CudaBackend.attention("wgmma"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaBackend.attention("flash9"));
-        assertEquals("tinyllamaj.cuda.attention must be plain, flash or flash3, got 'flash9'", e.getMessage());
+        assertEquals("tinyllamaj.cuda.attention must be plain, flash, flash3 or wgmma, got 'flash9'", e.getMessage());
     }
 
     @Test

@@ -118,7 +118,7 @@ public final class GpuTrainBench {
     /**
      * Forward and backward of one attention call at TinyLlama's shape, median of CUDA-event
      * timings, for each kernel choice and storage type: "tc" (FLASH) and "plain" over fp32
-     * tensors, "tc_bf16" and "tc3_bf16" (FLASH3) over bf16 tensors as training stores them.
+     * tensors, "tc_bf16", "tc3_bf16" (FLASH3) and "wgmma_bf16" (WGMMA) over bf16 tensors as training stores them.
      */
     private String attentionKernels(CudaBackend gpu, int b, int t, int nh, int nkv, int hs) {
         long width = (long) (nh + 2 * nkv) * hs;
@@ -132,6 +132,7 @@ public final class GpuTrainBench {
         for (Variant v : List.of(new Variant("tc", CudaBackend.Attention.FLASH, false, 20),
                 new Variant("tc_bf16", CudaBackend.Attention.FLASH, true, 20),
                 new Variant("tc3_bf16", CudaBackend.Attention.FLASH3, true, 20),
+                new Variant("wgmma_bf16", CudaBackend.Attention.WGMMA, true, 20),
                 new Variant("plain", CudaBackend.Attention.PLAIN, false, 3))) {
             try {
                 gpu.useAttention(v.kind);
