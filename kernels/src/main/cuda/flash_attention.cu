@@ -86,6 +86,14 @@ __device__ __forceinline__ void fa_load2(FaTile& dstA, const T* srcA, long long 
     }
 }
 
+// K and V rows k0 .. k0 + 63 of kv head g (batch rows start at `batch`, rows of `width`) -> ks, vs.
+template <typename T>
+__device__ __forceinline__ void fa_load_kv(FaTile& ks, FaTile& vs, const T* batch, int width, int nh, int nkv, int g,
+                                           int k0, int t) {
+    fa_load2(ks, batch + (long long)k0 * width + (nh + g) * FA_HS, width,
+             vs, batch + (long long)k0 * width + (nh + nkv + g) * FA_HS, width, min(FA_TILE, t - k0));
+}
+
 // One tile, the same way.
 template <typename T>
 __device__ __forceinline__ void fa_load(FaTile& dst, const T* src, long long stride, int rows) {
@@ -173,8 +181,7 @@ __device__ __forceinline__ void flash_forward(T* out, float* lse, const T* qkv, 
     for (int kt = 0; kt <= qTile; kt++) {
         const int k0 = kt * FA_TILE;
         __syncthreads();
-        fa_load2(ks, batch + (long long)k0 * width + (nh + g) * FA_HS, width,
-                 vs, batch + (long long)k0 * width + (nh + nkv + g) * FA_HS, width, min(FA_TILE, t - k0));
+        fa_load_kv(ks, vs, batch, width, nh, nkv, g, k0, t);
         __syncthreads();
         float s[8][4];
         fa_abt(s, qf, ks, lane);
@@ -235,8 +242,7 @@ __device__ __forceinline__ void flash_backward_dq(T* dqkv, const T* dout, const 
     for (int kt = 0; kt <= qTile; kt++) {
         const int k0 = kt * FA_TILE;
         __syncthreads();
-        fa_load2(ks, batch + (long long)k0 * width + (nh + g) * FA_HS, width,
-                 vs, batch + (long long)k0 * width + (nh + nkv + g) * FA_HS, width, min(FA_TILE, t - k0));
+        fa_load_kv(ks, vs, batch, width, nh, nkv, g, k0, t);
         __syncthreads();
         float s[8][4], dp[8][4];
         fa_abt(s, qf, ks, lane);
@@ -275,8 +281,7 @@ __device__ __forceinline__ void flash_backward_dkv(T* dqkv, const T* dout, const
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
     const int j0 = kvTile * FA_TILE, tiles = gridDim.x;
     const T* batch = qkv + (long long)bi * t * width;
-    fa_load2(ks, batch + (long long)j0 * width + (nh + g) * FA_HS, width,
-             vs, batch + (long long)j0 * width + (nh + nkv + g) * FA_HS, width, min(FA_TILE, t - j0));
+    fa_load_kv(ks, vs, batch, width, nh, nkv, g, j0, t);
     __syncthreads();
     uint32_t kf[4][4], vf[4][4];
     fa_a_fragments(kf, ks, warp * 16, lane);

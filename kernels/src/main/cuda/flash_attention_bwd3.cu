@@ -159,11 +159,9 @@ flash3_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const flo
     using namespace fa3;
     __shared__ __align__(128) Row kv[2][2][64];   // [stage][K, V][row]
     const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
-    // Linear block index with the query block slowest, last query block (longest) first.
-    const int hb = gridDim.y * gridDim.z;
-    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-    const int qb = gridDim.x - 1 - lin / hb, rem = lin - (lin / hb) * hb;
-    const int h = rem % gridDim.y, bi = rem / gridDim.y, g = h / group;
+    int qb, h, bi;
+    tc_query_block(qb, h, bi);
+    const int g = h / group;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
     const int q0 = qb * 128, w0 = q0 + warp * 32;   // this warp's rows w0 .. w0 + 31
     const int nkt = min(2 * qb + 2, (t + 63) >> 6);  // key tiles with k0 < t, k0 <= q0 + 127

@@ -61,11 +61,9 @@ wgmma_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const floa
     using namespace wgdq;
     __shared__ __align__(1024) bf16 kv[2][2][TILE];   // [stage][K, V]
     const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
-    // Linear block index with the query block slowest, the last (longest) query block first.
-    const int hb = gridDim.y * gridDim.z;
-    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-    const int qb = gridDim.x - 1 - lin / hb, rem = lin - (lin / hb) * hb;
-    const int h = rem % gridDim.y, bi = rem / gridDim.y, g = h / group;
+    int qb, h, bi;
+    tc_query_block(qb, h, bi);
+    const int g = h / group;
     const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, c = (lane & 3) * 2;
     const int r0 = qb * 128 + wg * 64;                 // this warpgroup's rows r0 .. r0 + 63
     const int rowA = r0 + warp * 16 + (lane >> 2), rowB = rowA + 8;

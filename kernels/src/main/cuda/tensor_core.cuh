@@ -83,6 +83,18 @@ __device__ __forceinline__ void tc_cp_tile(TcRow* dst, const bf16* src, int stri
     }
 }
 
+// A (query block, head, batch) grid numbered with the query block slowest and the last (the
+// longest under the causal mask) first: blocks are handed out roughly in linear order, so the
+// long blocks start in the first wave and the short ones fill the tail.
+__device__ __forceinline__ void tc_query_block(int& qb, int& h, int& bi) {
+    const int hb = gridDim.y * gridDim.z;
+    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    const int qi = lin / hb, rem = lin - qi * hb;
+    qb = gridDim.x - 1 - qi;
+    h = rem % gridDim.y;
+    bi = rem / gridDim.y;
+}
+
 // threadIdx.x read from the special register at the point of use (the compiler may not keep it,
 // or values derived from it, live in a register across a loop body).
 __device__ __forceinline__ int tc_tid() {
