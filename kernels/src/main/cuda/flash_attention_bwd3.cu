@@ -136,17 +136,6 @@ __device__ __forceinline__ void cp_tile32(Row* dst, const bf16* src, int stride,
     }
 }
 
-// dkv: the linear block index with the key block slowest (the first key block, the longest,
-// first): lin = x + X (y + Y z) -> kb = lin / (Y Z), rem = lin % (Y Z), g = rem % Y, bi = rem / Y.
-__device__ __forceinline__ void dkv_block(int& kb, int& g, int& bi) {
-    const int Y = gridDim.y, gb = Y * gridDim.z;
-    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + Y * blockIdx.z);
-    kb = lin / gb;
-    const int rem = lin - kb * gb;
-    g = rem % Y;
-    bi = rem / Y;
-}
-
 }  // namespace fa3
 
 // ---------------------------------------------------------------------------------------------
@@ -274,7 +263,7 @@ flash3_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
     __shared__ __align__(16) float stat[2][2][32];  // [stage][lse, dot][row], raw values
     const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
     int kb, g, bi;
-    dkv_block(kb, g, bi);
+    tc_key_block(kb, g, bi);
     const int j0 = kb * 128;
     const int per = ((t + 31) >> 5) - 4 * kb, total = group * per;   // 32-query tiles from j0; per >= 1
 

@@ -95,6 +95,17 @@ __device__ __forceinline__ void tc_query_block(int& qb, int& h, int& bi) {
     bi = rem / gridDim.y;
 }
 
+// A (key block, kv head, batch) grid numbered with the key block slowest and the first (the
+// longest under the causal mask) first: lin = x + X (y + Y z) -> kb = lin / (Y Z), g, bi from the rest.
+__device__ __forceinline__ void tc_key_block(int& kb, int& g, int& bi) {
+    const int Y = gridDim.y, gb = Y * gridDim.z;
+    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + Y * blockIdx.z);
+    kb = lin / gb;
+    const int rem = lin - kb * gb;
+    g = rem % Y;
+    bi = rem / Y;
+}
+
 // threadIdx.x read from the special register at the point of use (the compiler may not keep it,
 // or values derived from it, live in a register across a loop body).
 __device__ __forceinline__ int tc_tid() {
