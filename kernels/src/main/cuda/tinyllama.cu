@@ -12,4 +12,4 @@
 #include "cross_entropy.cu"
 #include "adamw.cu"
 #include "global_norm.cu"
-#include "flash_attention_wgmma_dq.cu"
+#include "flash_attention_wgmma.cu"

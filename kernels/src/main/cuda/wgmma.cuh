@@ -1,5 +1,5 @@
 // Hopper warpgroup matrix multiply (wgmma, sm_90a only) building blocks: shared-memory matrix
-// descriptors for 128-byte-swizzled bf16 tiles, the m64n64k16 and m64n32k16 products with A from registers, and
+// descriptors for 128-byte-swizzled bf16 tiles, the m64n64k16 product with A from registers, and
 // the fence / commit / wait that order it. Everything here compiles to nothing useful on other
 // targets; callers guard their use with WG_ENABLED.
 //
@@ -95,17 +95,22 @@ __device__ __forceinline__ void wg_mma_rs(float (&d)[32], const uint32_t (&a)[4]
 #endif
 }
 
-// d (64 x 32 fp32) = (accumulate ? d : 0) + a (64 x 16, registers) . B (16 x 32, descriptor).
+// d (64 x 64 fp32) = a (64 x 16, registers) . B (16 x 64, descriptor): the first k-step of a
+// product, d write-only, so its old values are dead (no false dependency on whatever last wrote
+// those registers, which would make ptxas serialize the wgmma pipeline).
 template <int TRANS_B>
-__device__ __forceinline__ void wg_mma_rs(float (&d)[16], const uint32_t (&a)[4], uint64_t desc, int accumulate) {
+__device__ __forceinline__ void wg_mma_rs_first(float (&d)[32], const uint32_t (&a)[4], uint64_t desc) {
 #if WG_ENABLED
     asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
-        "{%16, %17, %18, %19}, %20, p, 1, 1, %22;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate), "n"(TRANS_B));
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1, %37;\n}\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]),
+          "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]),
+          "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]),
+          "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(TRANS_B));
 #endif
 }

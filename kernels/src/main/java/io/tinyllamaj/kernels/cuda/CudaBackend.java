@@ -48,7 +48,7 @@ public final class CudaBackend implements Backend {
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
             "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
             "flash3_forward_hs64", "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64",
-            "wgmma_backward_dq_hs64"};
+            "flash4_backward_dq_hs64", "flash4_backward_dkv_hs64"};
     /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
     private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rmsnorm_backward", "rmsnorm_backward_vec", "rope_rotate",
             "swiglu_forward", "swiglu_backward", "attention_backward_dot", "attention_backward_dkv_reduce",
@@ -66,7 +66,9 @@ public final class CudaBackend implements Backend {
     public static final String ATTENTION_PROPERTY = "tinyllamaj.cuda.attention";
     private static final int FLASH3_TILE = 128;           // flash_attention_fwd3.cu, _bwd3.cu: rows per block,
     private static final int FLASH3_THREADS = 128;        // 4 warps of 32 rows
-    private static final int WGMMA_THREADS = 256;         // flash_attention_wgmma_dq.cu: 2 warpgroups of 64 rows
+    private static final int WGMMA_THREADS = 256;         // flash_attention_wgmma.cu: 2 warpgroups of 64 rows,
+    private static final int WGMMA_DQ_SHARED = 50_176;    // dynamic shared bytes (fa4::DQ_SMEM_BYTES)
+    private static final int WGMMA_DKV_SHARED = 51_712;   // (fa4::SMEM_BYTES)
 
     /** The attention kernels: shapes a choice does not cover run the next one down (WGMMA -> FLASH3 -> FLASH -> PLAIN). */
     public enum Attention {
@@ -76,7 +78,7 @@ public final class CudaBackend implements Backend {
         FLASH,
         /** flash_attention_fwd3.cu and flash_attention_bwd3.cu: 32 rows per warp, copies overlapped with math; bf16 storage, head size 64. */
         FLASH3,
-        /** FLASH3 with a Hopper wgmma dq kernel (flash_attention_wgmma_dq.cu, the same bits); compute capability 9.0 only, FLASH3 elsewhere. */
+        /** FLASH3's forward, Hopper wgmma backward kernels (flash_attention_wgmma.cu, the same bits); compute capability 9.0 only, FLASH3 elsewhere. */
         WGMMA
     }
     /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
@@ -134,6 +136,10 @@ public final class CudaBackend implements Backend {
         kernels.preload(KERNELS);
         for (String name : ACTIVATION_KERNELS) {
             kernels.preload(name, name + "_bf16");
+        }
+        if (hopper) {
+            kernels.allowDynamicShared("flash4_backward_dq_hs64", WGMMA_DQ_SHARED);
+            kernels.allowDynamicShared("flash4_backward_dkv_hs64", WGMMA_DKV_SHARED);
         }
         this.blas = new CublasLt(driver);
         this.sumSlot = driver.memAlloc(256);
@@ -628,22 +634,22 @@ public final class CudaBackend implements Backend {
         kernels.launchFlat(kernel("attention_backward_dot", x), (long) b * t * nh, attnDot, dy.address(), y.address(), b, t, nh, hs);
         Attention kind = attentionFor(x, hs, t, t);
         switch (kind) {
-            case FLASH3 -> tensorCoreBackward("flash3_backward_dq_hs64", FLASH3_THREADS, "flash3_backward_dkv_hs64", FLASH3_THREADS,
-                    FLASH3_TILE, dx, dy, x, l, b, t, nh, nkv);
-            case WGMMA -> tensorCoreBackward("wgmma_backward_dq_hs64", WGMMA_THREADS, "flash3_backward_dkv_hs64", FLASH3_THREADS,
-                    FLASH3_TILE, dx, dy, x, l, b, t, nh, nkv);
-            case FLASH -> tensorCoreBackward(kernel("flash_attention_backward_dq_hs64", x), FLASH_THREADS,
-                    kernel("flash_attention_backward_dkv_hs64", x), FLASH_THREADS, FLASH_TILE, dx, dy, x, l, b, t, nh, nkv);
+            case FLASH3 -> tensorCoreBackward("flash3_backward_dq_hs64", "flash3_backward_dkv_hs64", FLASH3_TILE, FLASH3_THREADS,
+                    0, 0, dx, dy, x, l, b, t, nh, nkv);
+            case WGMMA -> tensorCoreBackward("flash4_backward_dq_hs64", "flash4_backward_dkv_hs64", FLASH3_TILE, WGMMA_THREADS,
+                    WGMMA_DQ_SHARED, WGMMA_DKV_SHARED, dx, dy, x, l, b, t, nh, nkv);
+            case FLASH -> tensorCoreBackward(kernel("flash_attention_backward_dq_hs64", x), kernel("flash_attention_backward_dkv_hs64", x),
+                    FLASH_TILE, FLASH_THREADS, 0, 0, dx, dy, x, l, b, t, nh, nkv);
             case PLAIN -> plainBackward(dx, dy, x, l, b, t, nh, nkv, hs);
         }
     }
 
     /** A tensor-core backward: the dq kernel over (query tile, head), then the dk/dv kernel over (key tile, kv head). */
-    private void tensorCoreBackward(String dq, int dqThreads, String dkv, int dkvThreads, int tile, CudaTensor dx, CudaTensor dy,
-                                    CudaTensor x, long lse, int b, int t, int nh, int nkv) {
+    private void tensorCoreBackward(String dq, String dkv, int tile, int threads, int dqShared, int dkvShared, CudaTensor dx,
+                                    CudaTensor dy, CudaTensor x, long lse, int b, int t, int nh, int nkv) {
         int tiles = (t + tile - 1) / tile;
-        kernels.launch(dq, tiles, nh, b, dqThreads, 0, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
-        kernels.launch(dkv, tiles, nkv, b, dkvThreads, 0, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
+        kernels.launch(dq, tiles, nh, b, threads, dqShared, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
+        kernels.launch(dkv, tiles, nkv, b, threads, dkvShared, dx.address(), dy.address(), x.address(), lse, attnDot, t, nh, nkv);
     }
 
     /** attention.cu's backward: dq per query row, dk/dv partials per query head, then their sum per group. */

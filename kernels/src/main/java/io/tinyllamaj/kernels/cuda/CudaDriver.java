@@ -23,12 +23,13 @@ public final class CudaDriver {
     private static final String LIB = "libcuda.so.1";
     /** CUdevice_attribute values. */
     public static final int COMPUTE_CAPABILITY_MAJOR = 75, COMPUTE_CAPABILITY_MINOR = 76;
+    private static final int FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 
     private final MethodHandle cuInit, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute,
             cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuGetErrorName, cuGetErrorString,
             cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuMemAlloc, cuMemFree, cuMemGetInfo,
             cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemsetD16Async,
-            cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuLaunchKernel,
+            cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel,
             cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy;
 
     private CudaDriver(SymbolLookup lib) {
@@ -56,6 +57,7 @@ public final class CudaDriver {
         cuModuleLoadData = Native.status(lib, LIB, "cuModuleLoadData", ADDRESS, ADDRESS);
         cuModuleUnload = Native.status(lib, LIB, "cuModuleUnload", ADDRESS);
         cuModuleGetFunction = Native.status(lib, LIB, "cuModuleGetFunction", ADDRESS, ADDRESS, ADDRESS);
+        cuFuncSetAttribute = Native.status(lib, LIB, "cuFuncSetAttribute", ADDRESS, JAVA_INT, JAVA_INT);
         cuLaunchKernel = Native.status(lib, LIB, "cuLaunchKernel", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT,
                 JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
         cuEventCreate = Native.status(lib, LIB, "cuEventCreate", ADDRESS, JAVA_INT);
@@ -295,6 +297,16 @@ public final class CudaDriver {
             MemorySegment function = arena.allocate(ADDRESS);
             check("cuModuleGetFunction(" + name + ")", (int) cuModuleGetFunction.invokeExact(function, module, arena.allocateFrom(name)));
             return function.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** Lets a kernel launch with more than the default 48 KB of dynamic shared memory. */
+    public void allowDynamicShared(String name, MemorySegment function, int bytes) {
+        try {
+            check("cuFuncSetAttribute(" + name + ", max dynamic shared " + bytes + ")",
+                    (int) cuFuncSetAttribute.invokeExact(function, FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes));
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }

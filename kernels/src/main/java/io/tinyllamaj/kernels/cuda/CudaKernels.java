@@ -70,6 +70,11 @@ final class CudaKernels implements AutoCloseable {
         }
     }
 
+    /** Raises a kernel's dynamic shared memory limit above the default 48 KB. */
+    void allowDynamicShared(String name, int bytes) {
+        driver.allowDynamicShared(name, function(name), bytes);
+    }
+
     void launch(String name, int gridX, int gridY, int gridZ, int block, int sharedBytes, Object... args) {
         if (args.length > MAX_ARGS) {
             throw new IllegalArgumentException(name + ": at most " + MAX_ARGS + " kernel arguments");

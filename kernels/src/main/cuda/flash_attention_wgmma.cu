@@ -1,0 +1,402 @@
+// Causal GQA attention backward on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a),
+// head size 64, bf16 storage only: drop-in replacements of flash3_backward_dkv_hs64 and
+// flash3_backward_dq_hs64 (flash_attention_bwd3.cu). Same arguments, layouts and outputs.
+//
+// Launch contract (dynamic shared memory; each kernel needs, once per process and device,
+// cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) since the
+// bytes exceed the 48 KB default; cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
+// with the driver API):
+//   flash4_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
+//                            const float* dot, int t, int nh, int nkv)
+//       grid (ceil(t / 128), nkv, b), block 256 threads (2 warpgroups),
+//       51,712 bytes dynamic shared memory (fa4::SMEM_BYTES), no static shared memory.
+//   flash4_backward_dq_hs64(same arguments)
+//       grid (ceil(t / 128), nh, b), block 256 threads, 50,176 bytes dynamic shared memory
+//       (fa4::DQ_SMEM_BYTES), no static shared memory.
+//   Both launch_bounds(256, 1) (<= 255 registers, one block per SM). The grids are flash3's; the
+//   blocks are 256 threads instead of 128. Layouts as flash3: qkv [b, t, (nh + 2 nkv) 64] bf16
+//   (Q heads, K heads, V heads; query head h reads kv head h / (nh / nkv)), dout [b, t, nh 64]
+//   bf16, lse and dot [b, nh, t] fp32 (dot = rowsum(dO * O) from attention_backward_dot_bf16).
+//   dkv writes only the K and V columns of dqkv, dq only the Q columns, rows < t, each element
+//   once, by one thread; no atomics; they may run in either order, or concurrently. Any t >= 1,
+//   nh a multiple of nkv, bases 16-byte aligned. Only sm_90a (H100 / H200) runs them: the sm_80
+//   and compute_90 builds of these kernels trap.
+//
+// Numerics: bf16 operands, fp32 accumulation (wgmma m64n64k16), flash3's fp32 expressions
+// p = 2^(s * (log2(e) / 8) - lse * log2(e)), ds = p * (dp - dot) / 8, p and ds rounded to bf16 as
+// A operands, and flash3's accumulation order (S, dP: 4 k-steps of 16 from 0; dk, dv: query head,
+// then 16-query step ascending; dq: 16-key step ascending): deterministic. 2^x is
+// ex2.approx.ftz.f32 (flash3: exp2f, the same MUFU.EX2 plus a fix-up for subnormal results,
+// p < 2^-126, which are 0 here; the same choice as flash_attention_fwd3.cu). Measured on H100
+// with the harness (kernels/src/test/cuda/attention_harness.cu) the outputs equal flash3's bit
+// for bit at every tested shape; only agreement to bf16 rounding is promised.
+//
+// Design (FlashAttention-3's backward, without its producer warpgroup):
+// - dkv: a block per (128 keys j0 .. j0 + 127, kv head, batch); warpgroup wg owns keys
+//   kw0 = j0 + 64 wg .. + 63 as the M = 64 of every wgmma, so the transposed products need no
+//   transposes in registers: S^T = K Q^T, dP^T = V dO^T (keys x queries), dV += P^T dO,
+//   dK += dS^T Q. K and V are A operands from registers (16 registers each, loaded once straight
+//   from global memory in the mma.sync A layout, which is wgmma's register-A layout per warp);
+//   P^T and dS^T are A operands made from the S^T / dP^T accumulators (same layout, packed to
+//   bf16), so no score goes through shared memory. Only the streamed Q and dO tiles (and lse,
+//   dot) are in shared memory.
+// - Q and dO stream in 64-query tiles with cp.async in the 128-byte-swizzled layout
+//   (conflict-free for the tensor cores) that one descriptor reads two ways: K-major for
+//   S^T / dP^T (B[k = dim][n = query]) and MN-major with the transpose flag for dV / dK
+//   (B[k = query][n = dim]).
+// - Three stages, one barrier per tile: at the top of iteration i every thread waits for its
+//   copies of tile i and fences them to the async proxy (cp.async writes are generic-proxy
+//   writes; wgmma reads through the async proxy); the barrier publishes tile i, then tile i + 1 is
+//   copied into the stage of tile i - 2. A warpgroup leaves its dV / dK wgmma of tile i in flight
+//   across the next barrier and waits for them together with the next tile's S^T / dP^T, so the
+//   tensor cores stay busy through the barrier; the third stage is what makes that safe (tile i's
+//   stage is refilled only after the waits of iteration i + 1). With two stages (33 KB static,
+//   a wait at the end of every tile) dkv took 0.73 ms instead of 0.65 ms.
+// - The tile sequence is flat over the group's query heads (head, then tiles from j0 to t), so
+//   the pipeline runs across heads. A warpgroup skips a tile whose queries all precede its keys
+//   (wg 1's first tile of each head) and masks per element only in its diagonal tile (a template
+//   flag: the other tiles carry no compare). Queries >= t have zero Q, dO, lse and dot
+//   (zero-filled copies): p = 1, ds = 0, and their contributions p dO and ds Q are exact zeros.
+//   Keys >= t are zero rows, never written.
+// - Within a tile: S^T and dP^T (8 wgmma) in one commit group, wait; p; dV's 4 wgmma issued;
+//   ds computed while they run; dK's 4 wgmma.
+// - Tried and dropped: 32-query halves pipelined inside a warpgroup (m64n32, slower: 0.96 ms);
+//   warpgroup 1 running half a tile behind warpgroup 0 to overlap one's exponentials with the
+//   other's wgmma (0.93 ms; keeping its S^T in flight across the barrier made ptxas serialize
+//   all wgmma, C7515).
+// - ptxas constraints kept in view (check -Xptxas -v for C7515 / C7518 after any change):
+//   accumulators must not be written by ordinary instructions while a wgmma that uses them may be
+//   in flight (ds goes straight into packed fragments, never back into dp; the first k-step of
+//   S / dP declares its accumulators write-only), and waits must not sit in divergent branches
+//   around in-flight wgmma.
+// - Longest blocks first, as flash3: dkv the first key block first, dq the last query block first.
+//
+// Measured on H100 (b 8, t 2048, nh 32, nkv 4, CUDA events, median of 20): dkv 0.65 ms vs flash3
+// 1.05 ms; dq 0.61 ms vs flash3 0.85 ms.
+#include "tensor_core.cuh"
+#include "wgmma.cuh"
+
+namespace fa4 {
+
+constexpr float LOG2E = 1.4426950408889634f;
+constexpr float SCALE = 0.125f;                            // 1 / sqrt(64)
+constexpr int THREADS = 256;
+constexpr int STAGES = 3;
+constexpr int TILE_BYTES = 64 * 128;                        // 64 rows x 64 bf16, swizzled
+constexpr int STAT_OFF = STAGES * 2 * TILE_BYTES;           // [stage][Q, dO] tiles, then stats
+constexpr int SMEM_USED = STAT_OFF + STAGES * 2 * 64 * 4;   // + [stage][lse, dot][64] fp32
+constexpr int SMEM_BYTES = SMEM_USED + 1024;                // + slack to align the base to 1024
+
+// 64 rows x 64 bf16 (row stride `stride` elements) -> the swizzled tile at shared address dst;
+// rows >= valid zero-filled without reading. 256 threads, 2 chunks of 16 bytes each.
+__device__ __forceinline__ void cp_tile64_swz(uint32_t dst, const bf16* src, int stride, int valid, int tid) {
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        const int idx = tid + k * THREADS, r = idx >> 3, ch = idx & 7;
+        const bool ok = r < valid;
+        tc_cp_async16(dst + wg_swz(r, ch), src + (ok ? (long long)r * stride + ch * 8 : 0), ok);
+    }
+}
+
+// The linear block index with the key block slowest: the first key block (longest) first.
+__device__ __forceinline__ void dkv_block(int& kb, int& g, int& bi) {
+    const int Y = gridDim.y, gb = Y * gridDim.z;
+    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + Y * blockIdx.z);
+    kb = lin / gb;
+    const int rem = lin - kb * gb;
+    g = rem % Y;
+    bi = rem / Y;
+}
+
+// 2^x as ex2.approx.ftz.f32: exp2f's MUFU.EX2 without the range test and fix-up multiplies that
+// only serve subnormal results (p < 2^-126, then 0 here; see flash_attention_fwd3.cu's note).
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// First half of a tile: S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries) issued as one
+// commit group; qs / dos the shared addresses of the stage's Q and dO tiles.
+__device__ __forceinline__ void dkv_start(float (&s)[32], float (&dp)[32], const uint32_t (&kf)[4][4],
+                                          const uint32_t (&vf)[4][4], uint32_t qs, uint32_t dos) {
+    wg_fence();
+    wg_mma_rs_first<0>(s, kf[0], wg_desc_kmajor(qs));
+#pragma unroll
+    for (int kk = 1; kk < 4; kk++) wg_mma_rs<0>(s, kf[kk], wg_desc_kmajor(qs + kk * 32), 1);
+    wg_mma_rs_first<0>(dp, vf[0], wg_desc_kmajor(dos));
+#pragma unroll
+    for (int kk = 1; kk < 4; kk++) wg_mma_rs<0>(dp, vf[kk], wg_desc_kmajor(dos + kk * 32), 1);
+    wg_commit();
+}
+
+// Second half, once S^T / dP^T are complete: p, then dV += P^T dO issued (its 4 wgmma run while
+// ds is computed), then dK += dS^T Q; two commit groups. rel = first query - key row krow; diag:
+// mask per element (query < key -> p = 0).
+template <bool DIAG>
+__device__ __forceinline__ void dkv_finish(float (&s)[32], float (&dp)[32], float (&dk)[32], float (&dv)[32],
+                                           uint32_t qs, uint32_t dos, const float* lses, const float* dots,
+                                           int rel, int c) {
+    uint32_t pa[4][4], da[4][4];
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+        const float2 l2 = *reinterpret_cast<const float2*>(lses + n * 8 + c);
+#pragma unroll
+        for (int x = 0; x < 4; x++) {   // i = 4 n + x: key row krow + 8 (x / 2), query 8 n + c + x % 2
+            const int i = 4 * n + x, col = n * 8 + c + (x & 1);
+            const bool valid = !DIAG || col - 8 * (x >> 1) + rel >= 0;
+            s[i] = valid ? fast_exp2(s[i] * (SCALE * LOG2E) - ((x & 1) ? l2.y : l2.x) * LOG2E) : 0.f;
+        }
+    }
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) pa[kk][j] = tc_pack(s[8 * kk + 2 * j], s[8 * kk + 2 * j + 1]);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wg_mma_rs<1>(dv, pa[kk], wg_desc_mnmajor(dos + kk * 2048), 1);
+    wg_commit();
+    // ds straight into the packed A fragments: writing it back into dp (an accumulator of the
+    // next S^T / dP^T, while dV's wgmma are in flight) would make ptxas serialize every wgmma.
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+#pragma unroll
+        for (int h = 0; h < 2; h++) {   // columns 16 kk + 8 h + c, + 1
+            const float2 d2 = *reinterpret_cast<const float2*>(dots + kk * 16 + h * 8 + c);
+#pragma unroll
+            for (int r = 0; r < 2; r++) {   // key rows krow + 8 r
+                const int i = 8 * kk + 4 * h + 2 * r;
+                da[kk][2 * h + r] = tc_pack(s[i] * (dp[i] - d2.x) * SCALE, s[i + 1] * (dp[i + 1] - d2.y) * SCALE);
+            }
+        }
+    }
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wg_mma_rs<1>(dk, da[kk], wg_desc_mnmajor(qs + kk * 2048), 1);
+    wg_commit();
+}
+
+}  // namespace fa4
+
+extern "C" __global__ void __launch_bounds__(256, 1)
+flash4_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
+                         int t, int nh, int nkv) {
+#if WG_ENABLED
+    using namespace fa4;
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    // Swizzle atoms need 1024-byte alignment: align the base up (SMEM_BYTES has the slack).
+    const uint32_t raw = tc_smem(smem_raw), sbase = (raw + 1023) & ~1023u;
+    const float* stat = reinterpret_cast<const float*>(smem_raw + (sbase - raw) + STAT_OFF);
+    const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
+    int kb, g, bi;
+    dkv_block(kb, g, bi);
+    const int j0 = kb * 128;
+    const int per = (t - j0 + 63) >> 6, total = group * per;   // 64-query tiles from j0; per >= 1
+
+    // Copies of flat tile `it` (head g group + it / per, queries j0 + 64 (it % per) ..) into
+    // stage st, as one cp.async group.
+    auto load = [&](int it, int st) {
+        const int tid = tc_tid();
+        const int hh = it / per, h = g * group + hh, i0 = j0 + (it - hh * per) * 64, valid = t - i0;
+        const long long row0 = (long long)bi * t + i0;
+        cp_tile64_swz(sbase + (2 * st) * TILE_BYTES, qkv + row0 * width + h * 64, width, valid, tid);
+        cp_tile64_swz(sbase + (2 * st + 1) * TILE_BYTES, dout + row0 * (nh * 64) + h * 64, nh * 64, valid, tid);
+        if (tid < 128) {
+            const int r = tid & 63;   // 128 threads: 64 lse, then 64 dot
+            const float* src = (tid < 64 ? lse : dot) + ((long long)bi * nh + h) * t + i0;
+            tc_cp_async4(sbase + STAT_OFF + ((2 * st + (tid >> 6)) * 64 + r) * 4, r < valid ? src + r : src, r < valid);
+        }
+        tc_cp_commit();
+    };
+    load(0, 0);
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
+    const int wg = warp >> 2;
+    const int kw0 = j0 + wg * 64;                            // this warpgroup's first key
+    const int krow = kw0 + (warp & 3) * 16 + (lane >> 2);    // this thread's key rows krow, krow + 8
+    uint32_t kf[4][4], vf[4][4];   // A fragments (4 k-steps over the head dim) of K and V rows
+    {
+        const bf16* rowA = qkv + ((long long)bi * t + krow) * width + (nh + g) * 64 + c;
+        const bool okA = krow < t, okB = krow + 8 < t;
+        tc_a_fragments_global(kf, rowA, okA, rowA + 8LL * width, okB);
+        tc_a_fragments_global(vf, rowA + nkv * 64, okA, rowA + 8LL * width + nkv * 64, okB);
+    }
+
+    float dk[32], dv[32], s[32], dp[32];
+#pragma unroll
+    for (int i = 0; i < 32; i++) dk[i] = dv[i] = 0.f;
+
+    int i0 = j0;   // first query of tile it
+    for (int it = 0; it < total; it++) {
+        tc_cp_wait_all();
+        wg_fence_proxy();
+        __syncthreads();   // tile it visible to the tensor cores; every wgmma on tile it - 2 done
+        if (it + 1 < total) load(it + 1, (it + 1) % STAGES);
+        const int st = it % STAGES, q0 = i0;
+        i0 = i0 + 64 < t ? i0 + 64 : j0;   // the next tile's, or the next head's first
+        if (q0 + 63 < kw0) {   // every query precedes every key of this warpgroup
+            wg_wait<0>();      // the previous tile's dV / dK: its stage is refilled next iteration
+            continue;
+        }
+        const uint32_t qs = sbase + (2 * st) * TILE_BYTES;
+        dkv_start(s, dp, kf, vf, qs, qs + TILE_BYTES);
+        wg_wait<0>();   // S^T / dP^T, and the previous tile's dV / dK
+        wg_fence_regs(s);
+        wg_fence_regs(dp);
+        if (q0 < kw0 + 64)   // the diagonal tile: mask per element
+            dkv_finish<true>(s, dp, dk, dv, qs, qs + TILE_BYTES, stat + st * 128, stat + st * 128 + 64, q0 - krow, c);
+        else
+            dkv_finish<false>(s, dp, dk, dv, qs, qs + TILE_BYTES, stat + st * 128, stat + st * 128 + 64, q0 - krow, c);
+        // No wait here: dV / dK of tile it run on through the barrier and the next tile's S^T / dP^T
+        // (tile it's stage is refilled only at iteration it + 2, after the wait of it + 1).
+    }
+    wg_wait<0>();
+    wg_fence_regs(dk);
+    wg_fence_regs(dv);
+
+#pragma unroll
+    for (int hi = 0; hi < 2; hi++) {
+        const int key = krow + 8 * hi;
+        if (key < t) {
+            bf16* row = dqkv + ((long long)bi * t + key) * width + c;
+#pragma unroll
+            for (int n = 0; n < 8; n++) {
+                st2(row + (nh + g) * 64 + n * 8, dk[4 * n + 2 * hi], dk[4 * n + 2 * hi + 1]);
+                st2(row + (nh + nkv + g) * 64 + n * 8, dv[4 * n + 2 * hi], dv[4 * n + 2 * hi + 1]);
+            }
+        }
+    }
+#else
+    __trap();   // wgmma exists only on sm_90a
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// dq: a block per (128 queries q0 .. q0 + 127, query head, batch); warpgroup wg owns queries
+// qw0 = q0 + 64 wg .. + 63 as M (Q and dO as register A operands, loaded once). K / V stream in
+// 64-key tiles k0 = 0, 64, .. while k0 < t and k0 <= q0 + 64, 3 stages of cp.async; per tile
+// S = Q K^T, dP = dO V^T (B = K / V tile, K-major), ds = p (dp - dot) / 8 -> register A, dQ += dS K
+// (B = K tile, MN-major). A warpgroup skips the tile whose keys all follow its queries (wg 0's
+// last tile) and masks per element in its diagonal tile (k0 = qw0). Keys >= t only occur in a
+// diagonal tile, where they exceed every valid query and are masked; query rows >= t are computed
+// on zeros and not written.
+namespace fa4 {
+constexpr int DQ_STAGE = 2 * TILE_BYTES;                         // K, V tiles of one stage
+constexpr int DQ_SMEM_BYTES = STAGES * DQ_STAGE + 1024;          // + alignment slack = 50,176
+
+// ds of one key tile -> the packed A fragments of dQ += dS K. S / dP accumulator i: query row
+// qrow + 8 ((i / 2) % 2), key k0 + 8 (i / 4) + c + i % 2; rel = k0 - qrow; DIAG: mask key > query.
+template <bool DIAG>
+__device__ __forceinline__ void dq_ds(uint32_t (&da)[4][4], const float (&s)[32], const float (&dp)[32],
+                                      const float (&lse2)[2], const float (&dotv)[2], int rel, int c) {
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++) {     // key columns 16 kk + 8 hh + c, + 1
+#pragma unroll
+            for (int r = 0; r < 2; r++) {    // query rows qrow + 8 r
+                const int i = 8 * kk + 4 * hh + 2 * r, col = 16 * kk + 8 * hh + c;
+                float v[2];
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const bool masked = DIAG && col + e + rel > 8 * r;
+                    const float p = masked ? 0.f : fast_exp2(s[i + e] * (SCALE * LOG2E) - lse2[r]);
+                    v[e] = p * (dp[i + e] - dotv[r]) * SCALE;
+                }
+                da[kk][2 * hh + r] = tc_pack(v[0], v[1]);
+            }
+        }
+    }
+}
+}  // namespace fa4
+
+extern "C" __global__ void __launch_bounds__(256, 1)
+flash4_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
+                        int t, int nh, int nkv) {
+#if WG_ENABLED
+    using namespace fa4;
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t sbase = (tc_smem(smem_raw) + 1023) & ~1023u;
+    const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
+    // Linear block index with the query block slowest, the last query block (longest) first.
+    const int hb = gridDim.y * gridDim.z;
+    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    const int qb = gridDim.x - 1 - lin / hb, rem = lin - (lin / hb) * hb;
+    const int h = rem % gridDim.y, bi = rem / gridDim.y, g = h / group;
+    const int q0 = qb * 128;
+    const int nkt = min(2 * qb + 2, (t + 63) >> 6);   // key tiles with k0 < t, k0 <= q0 + 64
+
+    auto load = [&](int kt, int st) {   // K, V rows kt 64 .. + 63 of kv head g -> stage st
+        const int tid = tc_tid(), k0 = kt * 64;
+        const bf16* src = qkv + ((long long)bi * t + k0) * width + (nh + g) * 64;
+        cp_tile64_swz(sbase + st * DQ_STAGE, src, width, t - k0, tid);
+        cp_tile64_swz(sbase + st * DQ_STAGE + TILE_BYTES, src + nkv * 64, width, t - k0, tid);
+        tc_cp_commit();
+    };
+    load(0, 0);
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
+    const int qw0 = q0 + (warp >> 2) * 64;                      // this warpgroup's first query
+    const int qrow = qw0 + (warp & 3) * 16 + (lane >> 2);       // this thread's rows qrow, qrow + 8
+    uint32_t qf[4][4], df[4][4];
+    float lse2[2], dotv[2];
+    {
+        const bf16* qA = qkv + ((long long)bi * t + qrow) * width + h * 64 + c;
+        const bf16* dA = dout + ((long long)bi * t + qrow) * (nh * 64) + h * 64 + c;
+        const bool okA = qrow < t, okB = qrow + 8 < t;
+        tc_a_fragments_global(qf, qA, okA, qA + 8LL * width, okB);
+        tc_a_fragments_global(df, dA, okA, dA + 8LL * nh * 64, okB);
+        const long long sb = ((long long)bi * nh + h) * t;
+        lse2[0] = okA ? lse[sb + qrow] * LOG2E : 0.f;
+        lse2[1] = okB ? lse[sb + qrow + 8] * LOG2E : 0.f;
+        dotv[0] = okA ? dot[sb + qrow] : 0.f;
+        dotv[1] = okB ? dot[sb + qrow + 8] : 0.f;
+    }
+
+    float dq[32], s[32], dp[32];
+#pragma unroll
+    for (int i = 0; i < 32; i++) dq[i] = 0.f;
+
+    for (int kt = 0; kt < nkt; kt++) {
+        tc_cp_wait_all();
+        wg_fence_proxy();
+        __syncthreads();   // tile kt visible to the tensor cores; every wgmma on tile kt - 2 done
+        if (kt + 1 < nkt) load(kt + 1, (kt + 1) % STAGES);
+        const int k0 = kt * 64;
+        if (k0 > qw0) {      // every key follows every query of this warpgroup
+            wg_wait<0>();    // the previous tile's dQ wgmma: its stage is refilled next iteration
+            continue;
+        }
+        const uint32_t ks = sbase + (kt % STAGES) * DQ_STAGE, vs = ks + TILE_BYTES;
+        // S = Q K^T, dP = dO V^T: the same product code as dkv's with the roles swapped.
+        dkv_start(s, dp, qf, df, ks, vs);
+        wg_wait<0>();   // S, dP, and the previous tile's dQ
+        wg_fence_regs(s);
+        wg_fence_regs(dp);
+        uint32_t da[4][4];
+        if (k0 == qw0)   // the diagonal tile: mask per element
+            dq_ds<true>(da, s, dp, lse2, dotv, k0 - qrow, c);
+        else
+            dq_ds<false>(da, s, dp, lse2, dotv, k0 - qrow, c);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) wg_mma_rs<1>(dq, da[kk], wg_desc_mnmajor(ks + kk * 2048), 1);
+        wg_commit();
+        // No wait: this tile's dQ wgmma run on through the next barrier and S / dP (its stage is
+        // refilled only at iteration kt + 2, after the wait of kt + 1).
+    }
+    wg_wait<0>();
+    wg_fence_regs(dq);
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = qrow + 8 * r;
+        if (row < t) {
+            bf16* dst = dqkv + ((long long)bi * t + row) * width + h * 64 + c;
+#pragma unroll
+            for (int n = 0; n < 8; n++) st2(dst + n * 8, dq[4 * n + 2 * r], dq[4 * n + 2 * r + 1]);
+        }
+    }
+#else
+    __trap();   // wgmma exists only on sm_90a
+#endif
+}

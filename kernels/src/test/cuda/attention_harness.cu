@@ -1,0 +1,239 @@
+// Standalone GPU check of the wgmma attention backward kernels (flash_attention_wgmma.cu) against
+// flash3's (flash_attention_bwd3.cu) on the same inputs: relative Frobenius error of dk / dv (and
+// dq when flash4_backward_dq_hs64 is present), NaN check, determinism (two runs bitwise equal),
+// untouched columns (sentinel-filled dqkv), and timings at b=8 t=2048 nh=32 nkv=4.
+// Built and run by scripts/gpu-attention-harness; exits non-zero on any failure.
+#include "../../main/cuda/tinyllama.cu"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#define CK(x)                                                                                       \
+    do {                                                                                            \
+        cudaError_t e_ = (x);                                                                       \
+        if (e_ != cudaSuccess) {                                                                    \
+            fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x); \
+            exit(2);                                                                                \
+        }                                                                                           \
+    } while (0)
+
+static uint32_t rng = 12345u;
+static float frand() {   // uniform [-1, 1), xorshift
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return (rng >> 8) * (2.0f / 16777216.0f) - 1.0f;
+}
+static uint16_t f2bf(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+static float bf2f(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+#ifndef HARNESS_DQ
+#define HARNESS_DQ 0
+#endif
+
+struct Case {
+    int b, t, nh, nkv;
+};
+
+static int failures = 0;
+
+static void check(bool ok, const char* what) {
+    if (!ok) {
+        printf("  FAIL: %s\n", what);
+        failures++;
+    }
+}
+
+// Relative Frobenius error of columns [c0, c0 + n) of rows of width w (all b t rows) of x vs ref;
+// sets nan if any NaN/Inf in x.
+static double rel_err(const std::vector<uint16_t>& x, const std::vector<uint16_t>& ref, long long rows, int w, int c0,
+                      int n, bool& nan) {
+    double num = 0, den = 0;
+    for (long long r = 0; r < rows; r++)
+        for (int c = c0; c < c0 + n; c++) {
+            const double a = bf2f(x[r * w + c]), b = bf2f(ref[r * w + c]);
+            if (!std::isfinite(a)) nan = true;
+            num += (a - b) * (a - b);
+            den += b * b;
+        }
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+typedef void (*Kernel)(bf16*, const bf16*, const bf16*, const float*, const float*, int, int, int);
+
+// Dynamic shared memory of each kernel (flash4 dkv: see its launch contract).
+static size_t smem_of(Kernel k) {
+    if (k == (Kernel)flash4_backward_dkv_hs64) return fa4::SMEM_BYTES;
+#if HARNESS_DQ
+    if (k == (Kernel)flash4_backward_dq_hs64) return fa4::DQ_SMEM_BYTES;
+#endif
+    return 0;
+}
+
+static void launch(Kernel k, dim3 grid, int threads, bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
+                   const float* dot, const Case& cs) {
+    k<<<grid, threads, smem_of(k)>>>(dqkv, dout, qkv, lse, dot, cs.t, cs.nh, cs.nkv);
+    CK(cudaGetLastError());
+}
+
+static float time_ms(Kernel k, dim3 grid, int threads, bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
+                     const float* dot, const Case& cs) {
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    for (int i = 0; i < 3; i++) launch(k, grid, threads, dqkv, dout, qkv, lse, dot, cs);
+    CK(cudaDeviceSynchronize());
+    std::vector<float> ms;
+    for (int i = 0; i < 20; i++) {
+        CK(cudaEventRecord(e0));
+        launch(k, grid, threads, dqkv, dout, qkv, lse, dot, cs);
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float m;
+        CK(cudaEventElapsedTime(&m, e0, e1));
+        ms.push_back(m);
+    }
+    std::sort(ms.begin(), ms.end());
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    return ms[ms.size() / 2];
+}
+
+static void run_case(const Case& cs, bool timing) {
+    const int w = (cs.nh + 2 * cs.nkv) * 64;
+    const long long rows = (long long)cs.b * cs.t;
+    const size_t nqkv = rows * w, ndo = rows * cs.nh * 64, nst = (size_t)cs.b * cs.nh * cs.t;
+    printf("case b=%d t=%d nh=%d nkv=%d\n", cs.b, cs.t, cs.nh, cs.nkv);
+    std::vector<uint16_t> hq(nqkv), hd(ndo);
+    for (auto& v : hq) v = f2bf(frand());
+    for (auto& v : hd) v = f2bf(frand());
+    bf16 *qkv, *dout, *out, *ref, *a, *b2;
+    float *lse, *dot;
+    CK(cudaMalloc(&qkv, nqkv * 2));
+    CK(cudaMalloc(&dout, ndo * 2));
+    CK(cudaMalloc(&out, ndo * 2));
+    CK(cudaMalloc(&ref, nqkv * 2));
+    CK(cudaMalloc(&a, nqkv * 2));
+    CK(cudaMalloc(&b2, nqkv * 2));
+    CK(cudaMalloc(&lse, nst * 4));
+    CK(cudaMalloc(&dot, nst * 4));
+    CK(cudaMemcpy(qkv, hq.data(), nqkv * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dout, hd.data(), ndo * 2, cudaMemcpyHostToDevice));
+    flash3_forward_hs64<<<dim3((cs.t + 127) / 128, cs.nh, cs.b), 128>>>(out, lse, qkv, cs.t, cs.nh, cs.nkv);
+    CK(cudaGetLastError());
+    attention_backward_dot_bf16<<<1024, 256>>>(dot, dout, out, cs.b, cs.t, cs.nh, 64);
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+
+    const dim3 gkv((cs.t + 127) / 128, cs.nkv, cs.b);
+    CK(cudaMemset(ref, 0x5A, nqkv * 2));
+    CK(cudaMemset(a, 0x5A, nqkv * 2));
+    CK(cudaMemset(b2, 0x5A, nqkv * 2));
+    launch(flash3_backward_dkv_hs64, gkv, 128, ref, dout, qkv, lse, dot, cs);
+    launch(flash4_backward_dkv_hs64, gkv, 256, a, dout, qkv, lse, dot, cs);
+    launch(flash4_backward_dkv_hs64, gkv, 256, b2, dout, qkv, lse, dot, cs);
+    CK(cudaDeviceSynchronize());
+    std::vector<uint16_t> hr(nqkv), ha(nqkv), hb(nqkv);
+    CK(cudaMemcpy(hr.data(), ref, nqkv * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(ha.data(), a, nqkv * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hb.data(), b2, nqkv * 2, cudaMemcpyDeviceToHost));
+    bool nan = false;
+    const double ek = rel_err(ha, hr, rows, w, cs.nh * 64, cs.nkv * 64, nan);
+    const double ev = rel_err(ha, hr, rows, w, (cs.nh + cs.nkv) * 64, cs.nkv * 64, nan);
+    printf("  dkv: rel err dk %.3e dv %.3e%s\n", ek, ev, nan ? " (NaN/Inf!)" : "");
+    check(!nan, "dk/dv finite");
+    check(ek < 1e-2 && ev < 1e-2, "dk/dv rel err < 1e-2");
+    bool refnan = false;
+    {
+        std::vector<uint16_t> zero(nqkv, 0);
+        const double nk = rel_err(hr, zero, rows, w, cs.nh * 64, cs.nkv * 64, refnan);
+        check(nk > 0 && !refnan, "flash3 dk nonzero and finite (reference sane)");
+    }
+    bool qok = true;
+    for (long long r = 0; r < rows && qok; r++)
+        for (int c = 0; c < cs.nh * 64; c++)
+            if (ha[r * w + c] != 0x5A5A) {
+                qok = false;
+                break;
+            }
+    check(qok, "dq columns untouched by flash4 dkv");
+    check(memcmp(ha.data(), hb.data(), nqkv * 2) == 0, "dkv: two runs bitwise equal");
+#if HARNESS_DQ
+    const dim3 gq((cs.t + 127) / 128, cs.nh, cs.b);
+    CK(cudaMemset(ref, 0x5A, nqkv * 2));
+    CK(cudaMemset(a, 0x5A, nqkv * 2));
+    CK(cudaMemset(b2, 0x5A, nqkv * 2));
+    launch(flash3_backward_dq_hs64, gq, 128, ref, dout, qkv, lse, dot, cs);
+    launch(flash4_backward_dq_hs64, gq, 256, a, dout, qkv, lse, dot, cs);
+    launch(flash4_backward_dq_hs64, gq, 256, b2, dout, qkv, lse, dot, cs);
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpy(hr.data(), ref, nqkv * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(ha.data(), a, nqkv * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hb.data(), b2, nqkv * 2, cudaMemcpyDeviceToHost));
+    bool qnan = false;
+    const double eq = rel_err(ha, hr, rows, w, 0, cs.nh * 64, qnan);
+    printf("  dq: rel err %.3e%s\n", eq, qnan ? " (NaN/Inf!)" : "");
+    check(!qnan, "dq finite");
+    check(eq < 1e-2, "dq rel err < 1e-2");
+    bool kvok = true;
+    for (long long r = 0; r < rows && kvok; r++)
+        for (int c = cs.nh * 64; c < w; c++)
+            if (ha[r * w + c] != 0x5A5A) {
+                kvok = false;
+                break;
+            }
+    check(kvok, "k/v columns untouched by flash4 dq");
+    check(memcmp(ha.data(), hb.data(), nqkv * 2) == 0, "dq: two runs bitwise equal");
+#endif
+    if (timing) {
+        const float t3 = time_ms(flash3_backward_dkv_hs64, gkv, 128, ref, dout, qkv, lse, dot, cs);
+        const float t4 = time_ms(flash4_backward_dkv_hs64, gkv, 256, a, dout, qkv, lse, dot, cs);
+        printf("  timing dkv: flash3 %.3f ms, flash4 %.3f ms, ratio flash4/flash3 %.3f\n", t3, t4, t4 / t3);
+#if HARNESS_DQ
+        const float q3 = time_ms(flash3_backward_dq_hs64, gq, 128, ref, dout, qkv, lse, dot, cs);
+        const float q4 = time_ms(flash4_backward_dq_hs64, gq, 256, a, dout, qkv, lse, dot, cs);
+        printf("  timing dq: flash3 %.3f ms, flash4 %.3f ms, ratio flash4/flash3 %.3f\n", q3, q4, q4 / q3);
+#endif
+    }
+    CK(cudaFree(qkv));
+    CK(cudaFree(dout));
+    CK(cudaFree(out));
+    CK(cudaFree(ref));
+    CK(cudaFree(a));
+    CK(cudaFree(b2));
+    CK(cudaFree(lse));
+    CK(cudaFree(dot));
+}
+
+int main() {
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    printf("device %s, sm_%d%d\n", prop.name, prop.major, prop.minor);
+    if (prop.major != 9) {
+        printf("FAIL: needs a Hopper GPU (sm_90)\n");
+        return 1;
+    }
+    CK(cudaFuncSetAttribute(flash4_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::SMEM_BYTES));
+    printf("flash4 dkv: %d bytes dynamic shared memory\n", fa4::SMEM_BYTES);
+#if HARNESS_DQ
+    CK(cudaFuncSetAttribute(flash4_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::DQ_SMEM_BYTES));
+    printf("flash4 dq: %d bytes dynamic shared memory\n", fa4::DQ_SMEM_BYTES);
+#endif
+    const Case cases[] = {{8, 2048, 32, 4}, {1, 1000, 32, 4}, {2, 333, 8, 1}, {1, 64, 4, 2}, {1, 130, 4, 4}};
+    for (const Case& cs : cases) run_case(cs, cs.b == 8 && cs.t == 2048);
+    printf(failures ? "FAILED (%d checks)\n" : "PASSED\n", failures);
+    return failures ? 1 : 0;
+}
