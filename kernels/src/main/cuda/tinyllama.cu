@@ -13,3 +13,4 @@
 #include "adamw.cu"
 #include "global_norm.cu"
 #include "flash_attention_wgmma.cu"
+#include "flash_attention_wgmma_fwd.cu"

@@ -1,7 +1,11 @@
-// Standalone GPU check of the wgmma attention backward kernels (flash_attention_wgmma.cu) against
-// flash3's (flash_attention_bwd3.cu) on the same inputs: relative Frobenius error of dk / dv (and
-// dq when flash4_backward_dq_hs64 is present), NaN check, determinism (two runs bitwise equal),
-// untouched columns (sentinel-filled dqkv), and timings at b=8 t=2048 nh=32 nkv=4.
+// Standalone GPU check of the wgmma attention kernels against flash3's on the same inputs.
+// Forward (flash_attention_wgmma_fwd.cu vs flash_attention_fwd3.cu): relative Frobenius error of
+// out and lse, whether the bits are equal, NaN check, determinism (two runs bitwise equal), the
+// same elements written (sentinel-filled buffers with guard rows past the end). Backward
+// (flash_attention_wgmma.cu vs flash_attention_bwd3.cu): relative Frobenius error of dk / dv (and
+// dq when flash4_backward_dq_hs64 is present), NaN check, determinism, untouched columns
+// (sentinel-filled dqkv). Timings of all at b=8 t=2048 nh=32 nkv=4 (median of 20 after 3 warm-up
+// launches, CUDA events).
 // Built and run by scripts/gpu-attention-harness; exits non-zero on any failure.
 #include "../../main/cuda/tinyllama.cu"
 
@@ -112,6 +116,121 @@ static float time_ms(Kernel k, dim3 grid, int threads, bf16* dqkv, const bf16* d
     return ms[ms.size() / 2];
 }
 
+// Median of 20 timed calls of f() after 3 warm-up calls, in ms.
+template <class F>
+static float time_fn(F f) {
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    for (int i = 0; i < 3; i++) f();
+    CK(cudaDeviceSynchronize());
+    std::vector<float> ms;
+    for (int i = 0; i < 20; i++) {
+        CK(cudaEventRecord(e0));
+        f();
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float m;
+        CK(cudaEventElapsedTime(&m, e0, e1));
+        ms.push_back(m);
+    }
+    std::sort(ms.begin(), ms.end());
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    return ms[ms.size() / 2];
+}
+
+// Forward: flash4_forward_hs64 (2 runs) vs flash3_forward_hs64 on qkv. Buffers are filled with a
+// sentinel and have guard space past the end (GUARD_ROWS rows of out, GUARD floats of lse).
+static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
+    constexpr long long GUARD_ROWS = 130, GUARD = 4096;
+    const long long rows = (long long)cs.b * cs.t;
+    const size_t nout = (rows + GUARD_ROWS) * cs.nh * 64, nlse = (size_t)cs.b * cs.nh * cs.t + GUARD;
+    const size_t vout = rows * cs.nh * 64, vlse = (size_t)cs.b * cs.nh * cs.t;   // the valid parts
+    bf16* o[3];
+    float* l[3];
+    for (int k = 0; k < 3; k++) {
+        CK(cudaMalloc(&o[k], nout * 2));
+        CK(cudaMalloc(&l[k], nlse * 4));
+        CK(cudaMemset(o[k], 0x5A, nout * 2));
+        CK(cudaMemset(l[k], 0x5A, nlse * 4));
+    }
+    const dim3 grid((cs.t + 127) / 128, cs.nh, cs.b);
+    auto f3 = [&](int k) {
+        flash3_forward_hs64<<<grid, 128>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
+        CK(cudaGetLastError());
+    };
+    auto f4 = [&](int k) {
+        flash4_forward_hs64<<<grid, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
+        CK(cudaGetLastError());
+    };
+    f3(0);
+    f4(1);
+    f4(2);
+    CK(cudaDeviceSynchronize());
+    std::vector<uint16_t> ho[3];
+    std::vector<float> hl[3];
+    for (int k = 0; k < 3; k++) {
+        ho[k].resize(nout);
+        hl[k].resize(nlse);
+        CK(cudaMemcpy(ho[k].data(), o[k], nout * 2, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(hl[k].data(), l[k], nlse * 4, cudaMemcpyDeviceToHost));
+    }
+    bool nan = false, refnan = false;
+    const double eo = rel_err(ho[1], ho[0], rows, cs.nh * 64, 0, cs.nh * 64, nan);
+    {
+        std::vector<uint16_t> zero(nout, 0);
+        const double n3 = rel_err(ho[0], zero, rows, cs.nh * 64, 0, cs.nh * 64, refnan);
+        check(n3 > 0 && !refnan, "flash3 forward out nonzero and finite (reference sane)");
+    }
+    double num = 0, den = 0;
+    bool lnan = false;
+    for (size_t i = 0; i < vlse; i++) {
+        const double a = hl[1][i], r = hl[0][i];
+        if (!std::isfinite(a)) lnan = true;
+        num += (a - r) * (a - r);
+        den += r * r;
+    }
+    const double el = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+    const bool obits = memcmp(ho[1].data(), ho[0].data(), vout * 2) == 0;
+    const bool lbits = memcmp(hl[1].data(), hl[0].data(), vlse * 4) == 0;
+    size_t odiff = 0, ldiff = 0;
+    for (size_t i = 0; i < vout; i++) odiff += ho[1][i] != ho[0][i];
+    for (size_t i = 0; i < vlse; i++) ldiff += memcmp(&hl[1][i], &hl[0][i], 4) != 0;
+    printf("  forward: rel err out %.3e lse %.3e%s; bits equal to flash3: out %s (%zu differ), lse %s (%zu differ)\n", eo, el,
+           nan || lnan ? " (NaN/Inf!)" : "", obits ? "yes" : "no", odiff, lbits ? "yes" : "no", ldiff);
+    check(!nan && !lnan, "forward out/lse finite");
+    check(eo < 1e-2 && el < 1e-2, "forward out/lse rel err < 1e-2");
+    check(memcmp(ho[1].data(), ho[2].data(), nout * 2) == 0 && memcmp(hl[1].data(), hl[2].data(), nlse * 4) == 0,
+          "forward: two runs bitwise equal");
+    // The same elements written as flash3 (sentinel where flash3 left it, nothing else), guards intact.
+    bool same = true, guard = true;
+    for (size_t i = 0; i < nout; i++) {
+        if ((ho[1][i] == 0x5A5A) != (ho[0][i] == 0x5A5A)) same = false;
+        if (i >= vout && ho[1][i] != 0x5A5A) guard = false;
+    }
+    uint32_t sent;
+    memset(&sent, 0x5A, 4);
+    for (size_t i = 0; i < nlse; i++) {
+        uint32_t a, r;
+        memcpy(&a, &hl[1][i], 4);
+        memcpy(&r, &hl[0][i], 4);
+        if ((a == sent) != (r == sent)) same = false;
+        if (i >= vlse && a != sent) guard = false;
+    }
+    check(same, "forward: written elements are flash3's (sentinels elsewhere)");
+    check(guard, "forward: nothing written past the end (rows >= t)");
+    if (timing) {
+        const float t3 = time_fn([&] { f3(0); });
+        const float t4 = time_fn([&] { f4(1); });
+        printf("  timing forward: flash3 %.3f ms, flash4 %.3f ms, ratio flash4/flash3 %.3f\n", t3, t4, t4 / t3);
+    }
+    for (int k = 0; k < 3; k++) {
+        CK(cudaFree(o[k]));
+        CK(cudaFree(l[k]));
+    }
+}
+
 static void run_case(const Case& cs, bool timing) {
     const int w = (cs.nh + 2 * cs.nkv) * 64;
     const long long rows = (long long)cs.b * cs.t;
@@ -132,6 +251,7 @@ static void run_case(const Case& cs, bool timing) {
     CK(cudaMalloc(&dot, nst * 4));
     CK(cudaMemcpy(qkv, hq.data(), nqkv * 2, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(dout, hd.data(), ndo * 2, cudaMemcpyHostToDevice));
+    forward_case(cs, qkv, timing);
     flash3_forward_hs64<<<dim3((cs.t + 127) / 128, cs.nh, cs.b), 128>>>(out, lse, qkv, cs.t, cs.nh, cs.nkv);
     CK(cudaGetLastError());
     attention_backward_dot_bf16<<<1024, 256>>>(dot, dout, out, cs.b, cs.t, cs.nh, 64);
@@ -226,6 +346,8 @@ int main() {
         printf("FAIL: needs a Hopper GPU (sm_90)\n");
         return 1;
     }
+    CK(cudaFuncSetAttribute(flash4_forward_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::FWD_SMEM_BYTES));
+    printf("flash4 forward: %d bytes dynamic shared memory\n", fa4::FWD_SMEM_BYTES);
     CK(cudaFuncSetAttribute(flash4_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::SMEM_BYTES));
     printf("flash4 dkv: %d bytes dynamic shared memory\n", fa4::SMEM_BYTES);
 #if HARNESS_DQ

@@ -48,7 +48,7 @@ public final class CudaBackend implements Backend {
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
             "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
             "flash3_forward_hs64", "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64",
-            "flash4_backward_dq_hs64", "flash4_backward_dkv_hs64"};
+            "flash4_forward_hs64", "flash4_backward_dq_hs64", "flash4_backward_dkv_hs64"};
     /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
     private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rmsnorm_backward", "rmsnorm_backward_vec", "rope_rotate",
             "swiglu_forward", "swiglu_backward", "attention_backward_dot", "attention_backward_dkv_reduce",
@@ -69,6 +69,7 @@ public final class CudaBackend implements Backend {
     private static final int WGMMA_THREADS = 256;         // flash_attention_wgmma.cu: 2 warpgroups of 64 rows,
     private static final int WGMMA_DQ_SHARED = 50_176;    // dynamic shared bytes (fa4::DQ_SMEM_BYTES)
     private static final int WGMMA_DKV_SHARED = 51_712;   // (fa4::SMEM_BYTES)
+    private static final int WGMMA_FWD_SHARED = 50_176;   // flash_attention_wgmma_fwd.cu (fa4::FWD_SMEM_BYTES)
 
     /** The attention kernels: shapes a choice does not cover run the next one down (WGMMA -> FLASH3 -> FLASH -> PLAIN). */
     public enum Attention {
@@ -78,7 +79,7 @@ public final class CudaBackend implements Backend {
         FLASH,
         /** flash_attention_fwd3.cu and flash_attention_bwd3.cu: 32 rows per warp, copies overlapped with math; bf16 storage, head size 64. */
         FLASH3,
-        /** FLASH3's forward, Hopper wgmma backward kernels (flash_attention_wgmma.cu, the same bits); compute capability 9.0 only, FLASH3 elsewhere. */
+        /** Hopper wgmma kernels: forward flash_attention_wgmma_fwd.cu, backward flash_attention_wgmma.cu (FLASH3 within bf16 rounding, meant to be its bits); compute capability 9.0 only, FLASH3 elsewhere. */
         WGMMA
     }
     /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
@@ -140,6 +141,7 @@ public final class CudaBackend implements Backend {
         if (hopper) {
             kernels.allowDynamicShared("flash4_backward_dq_hs64", WGMMA_DQ_SHARED);
             kernels.allowDynamicShared("flash4_backward_dkv_hs64", WGMMA_DKV_SHARED);
+            kernels.allowDynamicShared("flash4_forward_hs64", WGMMA_FWD_SHARED);
         }
         this.blas = new CublasLt(driver);
         this.sumSlot = driver.memAlloc(256);
@@ -607,8 +609,9 @@ public final class CudaBackend implements Backend {
         sameStorage("attentionForward", o, x);
         long l = ptr32("attentionForward", lse);
         switch (attentionFor(x, hs, tq, tk)) {
-            case FLASH3, WGMMA -> tensorCoreForward("flash3_forward_hs64", FLASH3_TILE, FLASH3_THREADS, o, l, x, b, tq, nh, nkv);
-            case FLASH -> tensorCoreForward(kernel("flash_attention_forward_hs64", x), FLASH_TILE, FLASH_THREADS, o, l, x, b, tq, nh, nkv);
+            case WGMMA -> tensorCoreForward("flash4_forward_hs64", FLASH3_TILE, WGMMA_THREADS, WGMMA_FWD_SHARED, o, l, x, b, tq, nh, nkv);
+            case FLASH3 -> tensorCoreForward("flash3_forward_hs64", FLASH3_TILE, FLASH3_THREADS, 0, o, l, x, b, tq, nh, nkv);
+            case FLASH -> tensorCoreForward(kernel("flash_attention_forward_hs64", x), FLASH_TILE, FLASH_THREADS, 0, o, l, x, b, tq, nh, nkv);
             case PLAIN -> {
                 int hsMax = headSizeClass(hs);
                 kernels.launch(kernel("attention_forward_hs" + hsMax, x), (tq + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
@@ -617,9 +620,10 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A tensor-core forward: a block per (query tile, head), the longest tiles first. */
-    private void tensorCoreForward(String name, int tile, int threads, CudaTensor o, long lse, CudaTensor x, int b, int t, int nh, int nkv) {
-        kernels.launch(name, (t + tile - 1) / tile, nh, b, threads, 0, o.address(), lse, x.address(), t, nh, nkv);
+    /** A tensor-core forward: a block per (query tile, head), the longest tiles first; {@code shared} dynamic shared bytes. */
+    private void tensorCoreForward(String name, int tile, int threads, int shared, CudaTensor o, long lse, CudaTensor x, int b, int t,
+                                   int nh, int nkv) {
+        kernels.launch(name, (t + tile - 1) / tile, nh, b, threads, shared, o.address(), lse, x.address(), t, nh, nkv);
     }
 
     @Override

@@ -1,0 +1,213 @@
+// Causal GQA attention forward on Hopper's warpgroup tensor-core instructions (wgmma, sm_90a),
+// head size 64, bf16 storage only: a drop-in replacement of flash3_forward_hs64
+// (flash_attention_fwd3.cu). Same arguments, layouts, numerics and outputs. Uses the building
+// blocks of wgmma.cuh and fa4's tile copy / exp2 (flash_attention_wgmma.cu, included before this
+// file by tinyllama.cu).
+//
+// Launch contract (dynamic shared memory; needs, once per process and device,
+// cudaFuncSetAttribute(flash4_forward_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes)
+// since the bytes exceed the 48 KB default; cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
+// with the driver API):
+//   flash4_forward_hs64(bf16* out, float* lse, const bf16* qkv, int t, int nh, int nkv)
+//       grid (ceil(t / 128), nh, b) (flash3's), block 256 threads (2 warpgroups of 64 query rows),
+//       50,176 bytes dynamic shared memory (fa4::FWD_SMEM_BYTES), no static shared memory,
+//       launch_bounds(256, 2): <= 128 registers, 2 blocks (16 warps) per SM.
+//   Layouts as flash3: qkv [b, t, (nh + 2 nkv) 64] bf16 (q heads, k heads, v heads), query head h
+//   reads kv head h / (nh / nkv); out [b, t, nh 64] bf16; lse [b, nh, t] fp32, the natural-log
+//   logsumexp of the scaled scores q.k / 8. Rows >= t of out and lse are not written. Any t >= 1;
+//   nh a multiple of nkv; bases 16-byte aligned. Only sm_90a (H100 / H200) runs it: the sm_80 and
+//   compute_90 builds trap.
+//
+// Numerics: flash3's, expression for expression: bf16 operands, fp32 accumulation (wgmma
+// m64n64k16 instead of mma.sync m16n8k16), S as a chain of 4 k-steps of 16 from zero,
+// s = (q.k) * (log2(e) / 8), masked scores -inf, running max per 64-key tile,
+// corr = 2^(max_old - max_new), p = 2^(s - max) with ex2.approx.ftz.f32, l = l * corr, then
+// l += p0 + p1 per column pair in column order, o = o * corr + bf16(p) . V with the 16-key k-steps
+// ascending; out = o * (1 / l), lse = max / log2(e) + ln(l) (l summed over the row's 4 lanes as
+// tc_row_sum). Where flash3 skips work this kernel adds exact zeros instead: the all-masked half of
+// its diagonal tile (p = 0 there: o + 0 . v == o, l + 0 == l; only the sign of an exact zero may
+// differ) and o *= corr when every corr of a warp is 1 (always done here: x * 1 == x). So the
+// outputs are meant to be flash3's bits where wgmma rounds as mma.sync does (as measured for the
+// backward kernels); only agreement to bf16 rounding is promised. Deterministic: every element of
+// out and lse is written once, by one thread; no atomics.
+//
+// Design (FlashAttention-3's forward without its producer warpgroup and its ping-pong barriers):
+// - A block per (128 queries q0 .. q0 + 127, query head, batch), warpgroup wg owns rows
+//   qw0 = q0 + 64 wg .. + 63 as the M = 64 of every wgmma. Q rows are A operands from registers
+//   (16 registers, loaded once straight from global memory in the mma.sync A layout, which is
+//   wgmma's register-A layout per warp). K / V stream in 64-key tiles (those with k0 < t and
+//   k0 <= q0 + 64) with cp.async into the 128-byte-swizzled layout: K read K-major for
+//   S = Q K^T (B[k = dim][n = key], +32 bytes per k-step), V MN-major with the transpose flag for
+//   O += P V (B[k = key][n = dim], +2048 bytes per k-step). P never goes through shared memory:
+//   the S accumulators, exponentiated and packed to bf16, are P's A fragments (wgmma.cuh).
+// - Per tile and warpgroup: S (4 wgmma, one commit group), wait; scale, mask (diagonal tile only,
+//   a template flag: the other tiles carry no compare), online softmax in registers (rows are
+//   spread over the 4 lanes of a quad exactly as in flash3's mma.sync layout, so the same two
+//   shuffles); o *= corr; P V (4 wgmma, one commit group) left in flight: it runs through the next
+//   barrier and the next tile's S, whose wait also covers it (o is rescaled only after that wait,
+//   so no ordinary instruction writes an accumulator a wgmma in flight may use: ptxas keeps the
+//   wgmma unserialized, no C7515 / C7518).
+// - Three stages, one barrier per tile (the scheme of flash4_backward_dq_hs64): at the top of
+//   iteration kt every thread waits for its copies of tile kt and fences them to the async proxy;
+//   the barrier publishes tile kt, then tile kt + 1 is copied into the stage of tile kt - 2, whose
+//   last readers (P V of kt - 2) were waited for in iteration kt - 1 before that barrier.
+// - A warpgroup skips a tile whose keys all follow its rows (k0 > qw0: wg 0's last tile; it still
+//   waits for its previous P V there, and joins every barrier and copy) and masks per element only
+//   in its diagonal tile (k0 == qw0). Keys >= t occur only in the tile containing t - 1, which is
+//   the diagonal tile of any warpgroup with a valid row that reads it, so the mask removes them;
+//   they are zero-filled (nothing past t is read). Query rows >= t are computed on zero Q and not
+//   written; a warpgroup with no valid row (qw0 >= t) computes nothing.
+// - Overlap of exponentials and tensor cores comes from occupancy rather than FA3's
+//   intra-warpgroup pipelining: the registers (o 32, s 32, Q 16, P 16) fit 128 per thread, so two
+//   blocks (4 warpgroups, one warp of each per SM sub-partition) share an SM; while one
+//   warpgroup computes its softmax the others' wgmma run. (The FA3 scheme would keep a second
+//   S accumulator and issue tile kt + 1's S before tile kt's softmax.)
+// - Longest blocks first, as flash3: the last query block first, the heads of a kv group side by
+//   side (their K / V tiles are shared in L2).
+//
+// ptxas: see the note at the kernel. Not yet run on a GPU (written offline; see the harness).
+#include "tensor_core.cuh"
+#include "wgmma.cuh"
+
+namespace fa4 {
+constexpr int FWD_THREADS = 256;
+constexpr int FWD_STAGE = 2 * TILE_BYTES;                        // K, V tiles of one stage
+constexpr int FWD_SMEM_BYTES = STAGES * FWD_STAGE + 1024;        // + alignment slack = 50,176
+
+// One key tile of the online softmax for this thread's rows qrow (r = 0) and qrow + 8 (r = 1):
+// s (the S accumulators: s[4 n + 2 r + e] is key k0 + 8 n + c + e) -> p, packed into pa, the A
+// fragments of P V; mx / l the running max (log2 units) and per-thread partial sums; o rescaled.
+// rel = k0 - qrow; DIAG: mask key > row.
+template <bool DIAG>
+__device__ __forceinline__ void fwd_softmax(float (&s)[32], float (&o)[32], float (&mx)[2], float (&l)[2],
+                                            uint32_t (&pa)[4][4], int rel, int c) {
+#pragma unroll
+    for (int i = 0; i < 32; i++) s[i] = s[i] * (SCALE * LOG2E);
+    if (DIAG) {
+#pragma unroll
+        for (int i = 0; i < 32; i++)
+            if (8 * (i >> 2) + c + (i & 1) + rel > 8 * ((i >> 1) & 1)) s[i] = -CUDART_INF_F;
+    }
+    float x[2] = {mx[0], mx[1]};
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+        x[0] = fmaxf(x[0], fmaxf(s[4 * n], s[4 * n + 1]));
+        x[1] = fmaxf(x[1], fmaxf(s[4 * n + 2], s[4 * n + 3]));
+    }
+    float corr[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        x[r] = fmaxf(x[r], __shfl_xor_sync(0xffffffffu, x[r], 1));
+        x[r] = fmaxf(x[r], __shfl_xor_sync(0xffffffffu, x[r], 2));
+        corr[r] = fast_exp2(mx[r] - x[r]);
+        mx[r] = x[r];
+        l[r] *= corr[r];
+    }
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int i = 4 * n + 2 * r;
+            s[i] = fast_exp2(s[i] - x[r]);
+            s[i + 1] = fast_exp2(s[i + 1] - x[r]);
+            l[r] += s[i] + s[i + 1];
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 32; i++) o[i] *= corr[(i >> 1) & 1];
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) pa[kk][j] = tc_pack(s[8 * kk + 2 * j], s[8 * kk + 2 * j + 1]);
+}
+}  // namespace fa4
+
+// ptxas (nvcc 13.0, -O3, sm_90a, -Xptxas -v): 125 registers, 0 bytes stack / spills, no
+// C7515 / C7518 warnings; the PTX holds the 8 wgmma.mma_async (4 S, 4 P V) once.
+extern "C" __global__ void __launch_bounds__(256, 2)
+flash4_forward_hs64(bf16* out, float* lse, const bf16* qkv, int t, int nh, int nkv) {
+#if WG_ENABLED
+    using namespace fa4;
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t sbase = (tc_smem(smem_raw) + 1023) & ~1023u;
+    const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
+    // Linear block index with the query block slowest (the last, longest, first), head fastest.
+    const int hb = gridDim.y * gridDim.z;
+    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    const int qb = gridDim.x - 1 - lin / hb, rem = lin - (lin / hb) * hb;
+    const int h = rem % gridDim.y, bi = rem / gridDim.y, g = h / group;
+    const int q0 = qb * 128;
+    const int nkt = min(2 * qb + 2, (t + 63) >> 6);   // key tiles with k0 < t, k0 <= q0 + 64
+
+    auto load = [&](int kt, int st) {   // K, V rows kt 64 .. + 63 of kv head g -> stage st
+        const int tid = tc_tid(), k0 = kt * 64;
+        const bf16* src = qkv + ((long long)bi * t + k0) * width + (nh + g) * 64;
+        cp_tile64_swz(sbase + st * FWD_STAGE, src, width, t - k0, tid);
+        cp_tile64_swz(sbase + st * FWD_STAGE + TILE_BYTES, src + nkv * 64, width, t - k0, tid);
+        tc_cp_commit();
+    };
+    load(0, 0);
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
+    const int qw0 = q0 + (warp >> 2) * 64;                   // this warpgroup's first row
+    const int qrow = qw0 + (warp & 3) * 16 + (lane >> 2);    // this thread's rows qrow, qrow + 8
+    uint32_t qf[4][4];
+    {
+        const bf16* qA = qkv + ((long long)bi * t + qrow) * width + h * 64 + c;
+        tc_a_fragments_global(qf, qA, qrow < t, qA + 8LL * width, qrow + 8 < t);
+    }
+    const bool live = qw0 < t;   // some row of this warpgroup exists
+
+    float o[32], s[32], mx[2] = {-CUDART_INF_F, -CUDART_INF_F}, l[2] = {0.f, 0.f};
+#pragma unroll
+    for (int i = 0; i < 32; i++) o[i] = 0.f;
+
+    for (int kt = 0; kt < nkt; kt++) {
+        tc_cp_wait_all();
+        wg_fence_proxy();
+        __syncthreads();   // tile kt visible to the tensor cores; every wgmma on tile kt - 2 done
+        if (kt + 1 < nkt) load(kt + 1, (kt + 1) % STAGES);
+        const int k0 = kt * 64;
+        if (!live || k0 > qw0) {   // every key follows every row of this warpgroup (or no row exists)
+            wg_wait<0>();          // the previous tile's P V: its stage is refilled next iteration
+            continue;
+        }
+        const uint32_t ks = sbase + (kt % STAGES) * FWD_STAGE, vs = ks + TILE_BYTES;
+        wg_fence();
+        wg_mma_rs_first<0>(s, qf[0], wg_desc_kmajor(ks));
+#pragma unroll
+        for (int kk = 1; kk < 4; kk++) wg_mma_rs<0>(s, qf[kk], wg_desc_kmajor(ks + kk * 32), 1);
+        wg_commit();
+        wg_wait<0>();   // S, and the previous tile's P V
+        wg_fence_regs(s);
+        wg_fence_regs(o);
+        uint32_t pa[4][4];
+        if (k0 == qw0)   // the diagonal tile: mask per element
+            fwd_softmax<true>(s, o, mx, l, pa, k0 - qrow, c);
+        else
+            fwd_softmax<false>(s, o, mx, l, pa, k0 - qrow, c);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) wg_mma_rs<1>(o, pa[kk], wg_desc_mnmajor(vs + kk * 2048), 1);
+        wg_commit();
+        // No wait: this tile's P V runs on through the next barrier and S (its stage is refilled
+        // only at iteration kt + 2, after the wait of kt + 1).
+    }
+    wg_wait<0>();
+    wg_fence_regs(o);
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = qrow + 8 * r;
+        const float lr = tc_row_sum(l[r]);   // all lanes: the shuffles need the whole warp
+        if (row < t) {
+            const float inv = 1.f / lr;
+            bf16* dst = out + ((long long)bi * t + row) * nh * 64 + h * 64 + c;
+#pragma unroll
+            for (int n = 0; n < 8; n++) st2(dst + n * 8, o[4 * n + 2 * r] * inv, o[4 * n + 2 * r + 1] * inv);
+            if ((lane & 3) == 0) lse[((long long)bi * nh + h) * t + row] = mx[r] / LOG2E + logf(lr);
+        }
+    }
+#else
+    __trap();   // wgmma exists only on sm_90a
+#endif
+}
