@@ -77,6 +77,15 @@ __device__ __forceinline__ void wg_fence_regs(float (&d)[N]) {
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
 }
 
+// The same for A-fragment registers: used after a wait, keeps them live (and their registers
+// unavailable to other values) until the wgmma that read them has completed.
+__device__ __forceinline__ void wg_fence_regs_u(uint32_t (&a)[4][4]) {
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) asm volatile("" : "+r"(a[i][j])::"memory");
+}
+
 // d (64 x 64 fp32) = (accumulate ? d : 0) + a (64 x 16, registers) . B (16 x 64, descriptor).
 template <int TRANS_B>
 __device__ __forceinline__ void wg_mma_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc, int accumulate) {

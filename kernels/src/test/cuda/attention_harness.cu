@@ -140,92 +140,109 @@ static float time_fn(F f) {
     return ms[ms.size() / 2];
 }
 
-// Forward: flash4_forward_hs64 (2 runs) vs flash3_forward_hs64 on qkv. Buffers are filled with a
-// sentinel and have guard space past the end (GUARD_ROWS rows of out, GUARD floats of lse).
+// flash4_forward_hs64 built with the other loop (FA4_FWD_PIPE; see fa4::fwd_body), checked and
+// timed beside it so that one GPU call can choose between them.
+extern "C" __global__ void __launch_bounds__(256, 2)
+harness_flash4_forward_alt(bf16* out, float* lse, const bf16* qkv, int t, int nh, int nkv) {
+#if WG_ENABLED
+    fa4::fwd_body<FA4_FWD_PIPE == 0>(out, lse, qkv, t, nh, nkv);
+#else
+    __trap();
+#endif
+}
+
+// Forward: flash4_forward_hs64 (2 runs) and its other loop variant vs flash3_forward_hs64 on qkv.
+// Buffers are filled with a sentinel and have guard space past the end (GUARD_ROWS rows of out,
+// GUARD floats of lse).
 static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
     constexpr long long GUARD_ROWS = 130, GUARD = 4096;
+    constexpr int NB = 4;   // buffers: flash3, flash4, flash4 again, the other variant
+    const char* names[NB] = {"flash3", "flash4", "flash4 (2nd run)", FA4_FWD_PIPE ? "flash4 alt (PIPE 0)" : "flash4 alt (PIPE 1)"};
     const long long rows = (long long)cs.b * cs.t;
     const size_t nout = (rows + GUARD_ROWS) * cs.nh * 64, nlse = (size_t)cs.b * cs.nh * cs.t + GUARD;
     const size_t vout = rows * cs.nh * 64, vlse = (size_t)cs.b * cs.nh * cs.t;   // the valid parts
-    bf16* o[3];
-    float* l[3];
-    for (int k = 0; k < 3; k++) {
+    bf16* o[NB];
+    float* l[NB];
+    for (int k = 0; k < NB; k++) {
         CK(cudaMalloc(&o[k], nout * 2));
         CK(cudaMalloc(&l[k], nlse * 4));
         CK(cudaMemset(o[k], 0x5A, nout * 2));
         CK(cudaMemset(l[k], 0x5A, nlse * 4));
     }
     const dim3 grid((cs.t + 127) / 128, cs.nh, cs.b);
-    auto f3 = [&](int k) {
-        flash3_forward_hs64<<<grid, 128>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
+    auto run = [&](int k) {   // the kernel of buffer k into buffer k
+        if (k == 0)
+            flash3_forward_hs64<<<grid, 128>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
+        else if (k < 3)
+            flash4_forward_hs64<<<grid, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
+        else
+            harness_flash4_forward_alt<<<grid, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
         CK(cudaGetLastError());
     };
-    auto f4 = [&](int k) {
-        flash4_forward_hs64<<<grid, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
-        CK(cudaGetLastError());
-    };
-    f3(0);
-    f4(1);
-    f4(2);
+    for (int k = 0; k < NB; k++) run(k);
     CK(cudaDeviceSynchronize());
-    std::vector<uint16_t> ho[3];
-    std::vector<float> hl[3];
-    for (int k = 0; k < 3; k++) {
+    std::vector<uint16_t> ho[NB];
+    std::vector<float> hl[NB];
+    for (int k = 0; k < NB; k++) {
         ho[k].resize(nout);
         hl[k].resize(nlse);
         CK(cudaMemcpy(ho[k].data(), o[k], nout * 2, cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(hl[k].data(), l[k], nlse * 4, cudaMemcpyDeviceToHost));
     }
-    bool nan = false, refnan = false;
-    const double eo = rel_err(ho[1], ho[0], rows, cs.nh * 64, 0, cs.nh * 64, nan);
     {
+        bool refnan = false;
         std::vector<uint16_t> zero(nout, 0);
         const double n3 = rel_err(ho[0], zero, rows, cs.nh * 64, 0, cs.nh * 64, refnan);
         check(n3 > 0 && !refnan, "flash3 forward out nonzero and finite (reference sane)");
     }
-    double num = 0, den = 0;
-    bool lnan = false;
-    for (size_t i = 0; i < vlse; i++) {
-        const double a = hl[1][i], r = hl[0][i];
-        if (!std::isfinite(a)) lnan = true;
-        num += (a - r) * (a - r);
-        den += r * r;
-    }
-    const double el = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-    const bool obits = memcmp(ho[1].data(), ho[0].data(), vout * 2) == 0;
-    const bool lbits = memcmp(hl[1].data(), hl[0].data(), vlse * 4) == 0;
-    size_t odiff = 0, ldiff = 0;
-    for (size_t i = 0; i < vout; i++) odiff += ho[1][i] != ho[0][i];
-    for (size_t i = 0; i < vlse; i++) ldiff += memcmp(&hl[1][i], &hl[0][i], 4) != 0;
-    printf("  forward: rel err out %.3e lse %.3e%s; bits equal to flash3: out %s (%zu differ), lse %s (%zu differ)\n", eo, el,
-           nan || lnan ? " (NaN/Inf!)" : "", obits ? "yes" : "no", odiff, lbits ? "yes" : "no", ldiff);
-    check(!nan && !lnan, "forward out/lse finite");
-    check(eo < 1e-2 && el < 1e-2, "forward out/lse rel err < 1e-2");
-    check(memcmp(ho[1].data(), ho[2].data(), nout * 2) == 0 && memcmp(hl[1].data(), hl[2].data(), nlse * 4) == 0,
-          "forward: two runs bitwise equal");
-    // The same elements written as flash3 (sentinel where flash3 left it, nothing else), guards intact.
-    bool same = true, guard = true;
-    for (size_t i = 0; i < nout; i++) {
-        if ((ho[1][i] == 0x5A5A) != (ho[0][i] == 0x5A5A)) same = false;
-        if (i >= vout && ho[1][i] != 0x5A5A) guard = false;
-    }
     uint32_t sent;
     memset(&sent, 0x5A, 4);
-    for (size_t i = 0; i < nlse; i++) {
-        uint32_t a, r;
-        memcpy(&a, &hl[1][i], 4);
-        memcpy(&r, &hl[0][i], 4);
-        if ((a == sent) != (r == sent)) same = false;
-        if (i >= vlse && a != sent) guard = false;
+    for (int k : {1, 3}) {
+        bool nan = false, lnan = false;
+        const double eo = rel_err(ho[k], ho[0], rows, cs.nh * 64, 0, cs.nh * 64, nan);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < vlse; i++) {
+            const double a = hl[k][i], r = hl[0][i];
+            if (!std::isfinite(a)) lnan = true;
+            num += (a - r) * (a - r);
+            den += r * r;
+        }
+        const double el = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+        size_t odiff = 0, ldiff = 0;
+        for (size_t i = 0; i < vout; i++) odiff += ho[k][i] != ho[0][i];
+        for (size_t i = 0; i < vlse; i++) ldiff += memcmp(&hl[k][i], &hl[0][i], 4) != 0;
+        printf("  forward %s: rel err out %.3e lse %.3e%s; bits equal to flash3: out %s (%zu of %zu differ), lse %s (%zu differ)\n",
+               names[k], eo, el, nan || lnan ? " (NaN/Inf!)" : "", odiff ? "no" : "yes", odiff, vout, ldiff ? "no" : "yes", ldiff);
+        check(!nan && !lnan, "forward out/lse finite");
+        check(eo < 1e-2 && el < 1e-2, "forward out/lse rel err < 1e-2");
+        // The same elements written as flash3 (sentinel where flash3 left it, nothing else), guards intact.
+        bool same = true, guard = true;
+        for (size_t i = 0; i < nout; i++) {
+            if ((ho[k][i] == 0x5A5A) != (ho[0][i] == 0x5A5A)) same = false;
+            if (i >= vout && ho[k][i] != 0x5A5A) guard = false;
+        }
+        for (size_t i = 0; i < nlse; i++) {
+            uint32_t a, r;
+            memcpy(&a, &hl[k][i], 4);
+            memcpy(&r, &hl[0][i], 4);
+            if ((a == sent) != (r == sent)) same = false;
+            if (i >= vlse && a != sent) guard = false;
+        }
+        check(same, "forward: written elements are flash3's (sentinels elsewhere)");
+        check(guard, "forward: nothing written past the end (rows >= t)");
     }
-    check(same, "forward: written elements are flash3's (sentinels elsewhere)");
-    check(guard, "forward: nothing written past the end (rows >= t)");
+    check(memcmp(ho[1].data(), ho[2].data(), nout * 2) == 0 && memcmp(hl[1].data(), hl[2].data(), nlse * 4) == 0,
+          "forward: two runs of flash4 bitwise equal");
+    printf("  forward: flash4 and its alt variant bitwise equal: %s\n",
+           memcmp(ho[1].data(), ho[3].data(), nout * 2) == 0 && memcmp(hl[1].data(), hl[3].data(), nlse * 4) == 0 ? "yes" : "no");
     if (timing) {
-        const float t3 = time_fn([&] { f3(0); });
-        const float t4 = time_fn([&] { f4(1); });
-        printf("  timing forward: flash3 %.3f ms, flash4 %.3f ms, ratio flash4/flash3 %.3f\n", t3, t4, t4 / t3);
+        const float t3 = time_fn([&] { run(0); });
+        const float t4 = time_fn([&] { run(1); });
+        const float ta = time_fn([&] { run(3); });
+        printf("  timing forward: flash3 %.3f ms, flash4 %.3f ms (PIPE %d), ratio flash4/flash3 %.3f; alt (PIPE %d) %.3f ms, ratio %.3f\n",
+               t3, t4, FA4_FWD_PIPE, t4 / t3, FA4_FWD_PIPE == 0, ta, ta / t3);
     }
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NB; k++) {
         CK(cudaFree(o[k]));
         CK(cudaFree(l[k]));
     }
@@ -347,6 +364,7 @@ int main() {
         return 1;
     }
     CK(cudaFuncSetAttribute(flash4_forward_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::FWD_SMEM_BYTES));
+    CK(cudaFuncSetAttribute(harness_flash4_forward_alt, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::FWD_SMEM_BYTES));
     printf("flash4 forward: %d bytes dynamic shared memory\n", fa4::FWD_SMEM_BYTES);
     CK(cudaFuncSetAttribute(flash4_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::SMEM_BYTES));
     printf("flash4 dkv: %d bytes dynamic shared memory\n", fa4::SMEM_BYTES);

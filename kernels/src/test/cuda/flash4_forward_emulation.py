@@ -5,8 +5,12 @@ Emulates, per block and warpgroup, the kernel's fragment layout (thread = warp w
 accumulator element i of a 64 x 64 tile is row 16 w + l / 4 + 8 ((i / 2) % 2), column
 8 (i / 4) + 2 (l % 4) + i % 2), its tile range (nkt), skip test, diagonal mask expression,
 per-thread max / quad shuffles / partial sums, bf16 packing of P, and the output / lse
-expressions, in float32 with numpy; compares out and lse against a float64 causal GQA reference
-on bf16-rounded inputs, and checks that rows >= t are never written.
+expressions (max over raw scores, then scaled; asserted equal, bit for bit, to flash3's order:
+scale, mask to -inf, max), in float32 with numpy; compares out and lse against a float64 causal
+GQA reference on bf16-rounded inputs, and checks that every row < t is written (rows >= t are
+not: out / lse are sized t). The tensor-core products are float64 rounded to float32 and 2^x is
+numpy's exp2 (not ex2.approx), so it checks indexing and the softmax logic, not rounding; the
+issue order of the two loops (PIPE 0 / 1) does not change any value and is not emulated.
 Usage: python3 flash4_forward_emulation.py
 """
 import numpy as np
@@ -79,27 +83,37 @@ def kernel(qkv, t, nh, nkv):
                         K[kok] = qkv[bi, keys[kok], (nh + g) * 64:(nh + g + 1) * 64]
                         V[kok] = qkv[bi, keys[kok], (nh + nkv + g) * 64:(nh + nkv + g + 1) * 64]
                         S = (q.astype(np.float64) @ K.T.astype(np.float64)).astype(np.float32)
-                        s = S[ROW, COL] * (SCALE * LOG2E)
+                        raw = S[ROW, COL]                       # the S accumulators, raw q.k
+                        masked = np.zeros(raw.shape, bool)
                         if k0 == qw0:
                             qrow = qw0 + np.broadcast_to((16 * np.arange(4)[:, None] + np.arange(32)[None, :] // 4)[:, :, None], (4, 32, 32))
                             rel = k0 - qrow
                             i = np.arange(32)[None, None, :]
                             masked = 8 * (i >> 2) + C[:, :, None] + (i & 1) + rel > 8 * ((i >> 1) & 1)
-                            s = np.where(masked, np.float32(-np.inf), s)
+                        # The kernel (fwd_probs): max of the raw unmasked scores, then scaled.
                         x = mx.copy()
                         for r in range(2):
                             sel = [4 * n + 2 * r + e for n in range(8) for e in range(2)]
-                            x[:, :, r] = np.maximum(x[:, :, r], s[:, :, sel].max(axis=2))
+                            m = np.where(masked, np.float32(-np.inf), raw)[:, :, sel].max(axis=2)
+                            x[:, :, r] = np.maximum(mx[:, :, r], (m * (SCALE * LOG2E)).astype(np.float32))
                             x[:, :, r] = quad_max(x[:, :, r])
+                        # flash3's order (scale, mask to -inf, max): must give the same max bits.
+                        s3 = np.where(masked, np.float32(-np.inf), raw * (SCALE * LOG2E))
+                        for r in range(2):
+                            sel = [4 * n + 2 * r + e for n in range(8) for e in range(2)]
+                            x3 = quad_max(np.maximum(mx[:, :, r], s3[:, :, sel].max(axis=2)))
+                            assert np.array_equal(x3.view(np.uint32), x[:, :, r].view(np.uint32)), "max differs from flash3's"
                         corr = np.exp2(mx - x).astype(np.float32)
                         mx = x
                         l = l * corr
-                        p = np.empty_like(s)
+                        p = np.empty_like(raw)
                         for n in range(8):
                             for r in range(2):
+                                for i0 in (4 * n + 2 * r, 4 * n + 2 * r + 1):
+                                    arg = np.where(masked[:, :, i0], np.float32(-np.inf),
+                                                   (raw[:, :, i0] * (SCALE * LOG2E)).astype(np.float32) - x[:, :, r])
+                                    p[:, :, i0] = np.exp2(arg.astype(np.float32))
                                 i0 = 4 * n + 2 * r
-                                p[:, :, i0] = np.exp2(s[:, :, i0] - x[:, :, r])
-                                p[:, :, i0 + 1] = np.exp2(s[:, :, i0 + 1] - x[:, :, r])
                                 l[:, :, r] = l[:, :, r] + (p[:, :, i0] + p[:, :, i0 + 1])
                         for i0 in range(32):
                             o[:, :, i0] *= corr[:, :, (i0 >> 1) & 1]
