@@ -77,6 +77,8 @@
 //   C7515); pa kept live until the wait 0 with an empty asm (wg_fence_regs_u), else ptxas gives
 //   pb pa's registers, written while P V still reads them (C7513); the last P V unconditional
 //   (inside `if (live)`: C7515); masked scores by selects (a branch per score otherwise).
+//   Harness-only variants (attention_harness.cu): FUSED exponent 128 registers with a 4-byte
+//   spill; launch_bounds(256, 1) (one block per SM) 138 registers: 128 is a squeeze, not a fit.
 //
 // Not yet run on a GPU (written offline; checked with kernels/src/test/cuda/attention_harness.cu
 // through scripts/gpu-attention-harness, and its index / softmax logic emulated in numpy by
@@ -101,8 +103,10 @@ constexpr int FWD_SMEM_BYTES = STAGES * FWD_STAGE + 1024;        // + alignment 
 // another wgmma is in flight (PIPE) makes ptxas serialize every wgmma (C7515). flash3's values all
 // the same: the max is taken on raw scores and then scaled, which equals the max of the scaled
 // scores (rounding is monotone); masked scores are skipped by the max and give p = 0, as flash3's
-// -inf does. rel = k0 - qrow; DIAG: mask key > row.
-template <bool DIAG>
+// -inf does. rel = k0 - qrow; DIAG: mask key > row. FUSED: the exponent s c - max as one fma
+// (FlashAttention-3's form; one rounding fewer than flash3's s * c, then - max: not flash3's bits,
+// 32 instructions fewer per tile; only the harness builds it, to time it).
+template <bool DIAG, bool FUSED>
 __device__ __forceinline__ void fwd_probs(const float (&s)[32], float (&mx)[2], float (&l)[2], float (&corr)[2],
                                           uint32_t (&pb)[4][4], int rel, int c) {
     auto masked = [&](int i) { return DIAG && 8 * (i >> 2) + c + (i & 1) + rel > 8 * ((i >> 1) & 1); };
@@ -127,8 +131,12 @@ __device__ __forceinline__ void fwd_probs(const float (&s)[32], float (&mx)[2], 
         for (int j = 0; j < 4; j++) {   // accumulators i, i + 1: row r, keys 16 kk + 8 (j / 2) + c, + 1
             const int i = 8 * kk + 2 * j, r = j & 1;
             // Selects, not branches (a branch per score around the in-flight wgmma): 2^-inf = 0.
-            const float p0 = fast_exp2(masked(i) ? -CUDART_INF_F : s[i] * (SCALE * LOG2E) - x[r]);
-            const float p1 = fast_exp2(masked(i + 1) ? -CUDART_INF_F : s[i + 1] * (SCALE * LOG2E) - x[r]);
+            // Not FUSED: __fmul_rn (mul.rn) is never contracted into an fma, as flash3's product,
+            // which also feeds its max, is not; a plain product here, used once, would be.
+            auto arg = [&](int k) {
+                return masked(k) ? -CUDART_INF_F : FUSED ? fmaf(s[k], SCALE * LOG2E, -x[r]) : __fmul_rn(s[k], SCALE * LOG2E) - x[r];
+            };
+            const float p0 = fast_exp2(arg(i)), p1 = fast_exp2(arg(i + 1));
             l[r] += p0 + p1;
             pb[kk][j] = tc_pack(p0, p1);
         }
@@ -159,7 +167,7 @@ __device__ __forceinline__ void fwd_pv(float (&o)[32], const uint32_t (&pa)[4][4
 // rescale o and pack P of kt (its P V is issued with the next S, or after the loop). The first
 // processed tile (kt = 0) issues a P V of zeros (pa = 0, o stays 0) so that the loop has no branch
 // around its waits; nothing is in flight across a barrier.
-template <bool PIPE>
+template <bool PIPE, bool FUSED = false>
 __device__ __forceinline__ void fwd_body(bf16* out, float* lse, const bf16* qkv, int t, int nh, int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t sbase = (tc_smem(smem_raw) + 1023) & ~1023u;
@@ -227,9 +235,9 @@ __device__ __forceinline__ void fwd_body(bf16* out, float* lse, const bf16* qkv,
         }
         uint32_t pb[4][4];   // P of this tile (PIPE: pa still feeds the P V in flight)
         if (k0 == qw0)   // the diagonal tile: mask per element
-            fwd_probs<true>(s, mx, l, corr, PIPE ? pb : pa, k0 - qrow, c);
+            fwd_probs<true, FUSED>(s, mx, l, corr, PIPE ? pb : pa, k0 - qrow, c);
         else
-            fwd_probs<false>(s, mx, l, corr, PIPE ? pb : pa, k0 - qrow, c);
+            fwd_probs<false, FUSED>(s, mx, l, corr, PIPE ? pb : pa, k0 - qrow, c);
         if (PIPE) {
             wg_wait<0>();   // P V of tile kt - 1
             wg_fence_regs(o);

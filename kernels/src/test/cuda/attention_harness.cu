@@ -140,50 +140,66 @@ static float time_fn(F f) {
     return ms[ms.size() / 2];
 }
 
-// flash4_forward_hs64 built with the other loop (FA4_FWD_PIPE; see fa4::fwd_body), checked and
-// timed beside it so that one GPU call can choose between them.
-extern "C" __global__ void __launch_bounds__(256, 2)
-harness_flash4_forward_alt(bf16* out, float* lse, const bf16* qkv, int t, int nh, int nkv) {
+// flash4_forward_hs64's variants, checked and timed beside it so that one GPU call can choose:
+// the other loop (FA4_FWD_PIPE; see fa4::fwd_body), the exponent as one fma (FUSED,
+// FlashAttention-3's form; not flash3's bits), and one block per SM (launch_bounds(256, 1): up to
+// 255 registers instead of 128, 8 warps per SM instead of 16).
 #if WG_ENABLED
-    fa4::fwd_body<FA4_FWD_PIPE == 0>(out, lse, qkv, t, nh, nkv);
+#define HARNESS_FWD(name, minBlocks, ...)                                                           \
+    extern "C" __global__ void __launch_bounds__(256, minBlocks)                                    \
+    name(bf16* out, float* lse, const bf16* qkv, int t, int nh, int nkv) {                          \
+        fa4::fwd_body<__VA_ARGS__>(out, lse, qkv, t, nh, nkv);                                      \
+    }
 #else
-    __trap();
+#define HARNESS_FWD(name, minBlocks, ...)                                                           \
+    extern "C" __global__ void name(bf16*, float*, const bf16*, int, int, int) { __trap(); }
 #endif
-}
+HARNESS_FWD(harness_flash4_forward_alt, 2, FA4_FWD_PIPE == 0)
+HARNESS_FWD(harness_flash4_forward_fused, 2, FA4_FWD_PIPE != 0, true)
+HARNESS_FWD(harness_flash4_forward_1cta, 1, FA4_FWD_PIPE != 0)
 
-// Forward: flash4_forward_hs64 (2 runs) and its other loop variant vs flash3_forward_hs64 on qkv.
-// Buffers are filled with a sentinel and have guard space past the end (GUARD_ROWS rows of out,
-// GUARD floats of lse).
+typedef void (*FwdKernel)(bf16*, float*, const bf16*, int, int, int);
+struct FwdVariant {
+    const char* name;
+    FwdKernel kernel;
+    int threads, smem;
+};
+static const FwdVariant kFwd[] = {
+    {"flash3", flash3_forward_hs64, 128, 0},
+    {FA4_FWD_PIPE ? "flash4 (PIPE 1)" : "flash4 (PIPE 0)", flash4_forward_hs64, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES},
+    {"flash4 again", flash4_forward_hs64, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES},
+    {FA4_FWD_PIPE ? "variant PIPE 0" : "variant PIPE 1", harness_flash4_forward_alt, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES},
+    {"variant fused exponent", harness_flash4_forward_fused, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES},
+    {"variant 1 block/SM", harness_flash4_forward_1cta, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES},
+};
+constexpr int NFWD = sizeof(kFwd) / sizeof(kFwd[0]);
+
+// Forward: flash4_forward_hs64 (2 runs) and its variants vs flash3_forward_hs64 on qkv. Buffers
+// are filled with a sentinel and have guard space past the end (GUARD_ROWS rows of out, GUARD
+// floats of lse).
 static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
     constexpr long long GUARD_ROWS = 130, GUARD = 4096;
-    constexpr int NB = 4;   // buffers: flash3, flash4, flash4 again, the other variant
-    const char* names[NB] = {"flash3", "flash4", "flash4 (2nd run)", FA4_FWD_PIPE ? "flash4 alt (PIPE 0)" : "flash4 alt (PIPE 1)"};
     const long long rows = (long long)cs.b * cs.t;
     const size_t nout = (rows + GUARD_ROWS) * cs.nh * 64, nlse = (size_t)cs.b * cs.nh * cs.t + GUARD;
     const size_t vout = rows * cs.nh * 64, vlse = (size_t)cs.b * cs.nh * cs.t;   // the valid parts
-    bf16* o[NB];
-    float* l[NB];
-    for (int k = 0; k < NB; k++) {
+    bf16* o[NFWD];
+    float* l[NFWD];
+    for (int k = 0; k < NFWD; k++) {
         CK(cudaMalloc(&o[k], nout * 2));
         CK(cudaMalloc(&l[k], nlse * 4));
         CK(cudaMemset(o[k], 0x5A, nout * 2));
         CK(cudaMemset(l[k], 0x5A, nlse * 4));
     }
     const dim3 grid((cs.t + 127) / 128, cs.nh, cs.b);
-    auto run = [&](int k) {   // the kernel of buffer k into buffer k
-        if (k == 0)
-            flash3_forward_hs64<<<grid, 128>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
-        else if (k < 3)
-            flash4_forward_hs64<<<grid, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
-        else
-            harness_flash4_forward_alt<<<grid, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
+    auto run = [&](int k) {   // variant k into buffer k
+        kFwd[k].kernel<<<grid, kFwd[k].threads, kFwd[k].smem>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
         CK(cudaGetLastError());
     };
-    for (int k = 0; k < NB; k++) run(k);
+    for (int k = 0; k < NFWD; k++) run(k);
     CK(cudaDeviceSynchronize());
-    std::vector<uint16_t> ho[NB];
-    std::vector<float> hl[NB];
-    for (int k = 0; k < NB; k++) {
+    std::vector<uint16_t> ho[NFWD];
+    std::vector<float> hl[NFWD];
+    for (int k = 0; k < NFWD; k++) {
         ho[k].resize(nout);
         hl[k].resize(nlse);
         CK(cudaMemcpy(ho[k].data(), o[k], nout * 2, cudaMemcpyDeviceToHost));
@@ -197,7 +213,8 @@ static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
     }
     uint32_t sent;
     memset(&sent, 0x5A, 4);
-    for (int k : {1, 3}) {
+    for (int k = 1; k < NFWD; k++) {
+        if (k == 2) continue;   // the second run: compared with the first below
         bool nan = false, lnan = false;
         const double eo = rel_err(ho[k], ho[0], rows, cs.nh * 64, 0, cs.nh * 64, nan);
         double num = 0, den = 0;
@@ -211,8 +228,8 @@ static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
         size_t odiff = 0, ldiff = 0;
         for (size_t i = 0; i < vout; i++) odiff += ho[k][i] != ho[0][i];
         for (size_t i = 0; i < vlse; i++) ldiff += memcmp(&hl[k][i], &hl[0][i], 4) != 0;
-        printf("  forward %s: rel err out %.3e lse %.3e%s; bits equal to flash3: out %s (%zu of %zu differ), lse %s (%zu differ)\n",
-               names[k], eo, el, nan || lnan ? " (NaN/Inf!)" : "", odiff ? "no" : "yes", odiff, vout, ldiff ? "no" : "yes", ldiff);
+        printf("  forward %s: rel err out %.3e lse %.3e%s; flash3's bits: out %s (%zu of %zu differ), lse %s (%zu differ)\n",
+               kFwd[k].name, eo, el, nan || lnan ? " (NaN/Inf!)" : "", odiff ? "no" : "yes", odiff, vout, ldiff ? "no" : "yes", ldiff);
         check(!nan && !lnan, "forward out/lse finite");
         check(eo < 1e-2 && el < 1e-2, "forward out/lse rel err < 1e-2");
         // The same elements written as flash3 (sentinel where flash3 left it, nothing else), guards intact.
@@ -233,16 +250,17 @@ static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
     }
     check(memcmp(ho[1].data(), ho[2].data(), nout * 2) == 0 && memcmp(hl[1].data(), hl[2].data(), nlse * 4) == 0,
           "forward: two runs of flash4 bitwise equal");
-    printf("  forward: flash4 and its alt variant bitwise equal: %s\n",
-           memcmp(ho[1].data(), ho[3].data(), nout * 2) == 0 && memcmp(hl[1].data(), hl[3].data(), nlse * 4) == 0 ? "yes" : "no");
+    for (int k = 3; k < NFWD; k++)
+        printf("  forward: %s bitwise equal to flash4: %s\n", kFwd[k].name,
+               memcmp(ho[1].data(), ho[k].data(), nout * 2) == 0 && memcmp(hl[1].data(), hl[k].data(), nlse * 4) == 0 ? "yes" : "no");
     if (timing) {
-        const float t3 = time_fn([&] { run(0); });
-        const float t4 = time_fn([&] { run(1); });
-        const float ta = time_fn([&] { run(3); });
-        printf("  timing forward: flash3 %.3f ms, flash4 %.3f ms (PIPE %d), ratio flash4/flash3 %.3f; alt (PIPE %d) %.3f ms, ratio %.3f\n",
-               t3, t4, FA4_FWD_PIPE, t4 / t3, FA4_FWD_PIPE == 0, ta, ta / t3);
+        float ms[NFWD];
+        for (int k = 0; k < NFWD; k++)
+            if (k != 2) ms[k] = time_fn([&] { run(k); });
+        for (int k = 0; k < NFWD; k++)
+            if (k != 2) printf("  timing forward %s: %.3f ms, ratio to flash3 %.3f\n", kFwd[k].name, ms[k], ms[k] / ms[0]);
     }
-    for (int k = 0; k < NB; k++) {
+    for (int k = 0; k < NFWD; k++) {
         CK(cudaFree(o[k]));
         CK(cudaFree(l[k]));
     }
@@ -363,8 +381,8 @@ int main() {
         printf("FAIL: needs a Hopper GPU (sm_90)\n");
         return 1;
     }
-    CK(cudaFuncSetAttribute(flash4_forward_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::FWD_SMEM_BYTES));
-    CK(cudaFuncSetAttribute(harness_flash4_forward_alt, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::FWD_SMEM_BYTES));
+    for (const FwdVariant& v : kFwd)
+        if (v.smem > 48 * 1024) CK(cudaFuncSetAttribute(v.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v.smem));
     printf("flash4 forward: %d bytes dynamic shared memory\n", fa4::FWD_SMEM_BYTES);
     CK(cudaFuncSetAttribute(flash4_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::SMEM_BYTES));
     printf("flash4 dkv: %d bytes dynamic shared memory\n", fa4::SMEM_BYTES);
