@@ -28,8 +28,7 @@
 // (round(c max s) == max round(c s) for c > 0: rounding is monotone), so that S's accumulators are
 // only read (see "ptxas"). Where flash3 skips work this kernel adds exact zeros instead: the
 // all-masked half of its diagonal tile (p = 0 there: o + 0 . v == o, l + 0 == l; only the sign of
-// an exact zero may differ) and o *= corr when every corr of a warp is 1 (always done here:
-// x * 1 == x). So the outputs are meant to be flash3's bits where wgmma rounds as mma.sync does (as
+// an exact zero may differ). So the outputs are meant to be flash3's bits where wgmma rounds as mma.sync does (as
 // measured for the backward kernels); only agreement to bf16 rounding is promised. Deterministic:
 // every element of out and lse is written once, by one thread; no atomics.
 //
@@ -143,9 +142,13 @@ __device__ __forceinline__ void fwd_probs(const float (&s)[32], float (&mx)[2], 
     }
 }
 
+// o *= corr, skipped (as flash3 does) when no row of the warp changed its max (x * 1 == x: the
+// same bits; once the maxima settle, most tiles). Called only with no wgmma on o in flight.
 __device__ __forceinline__ void fwd_rescale(float (&o)[32], const float (&corr)[2]) {
+    if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
 #pragma unroll
-    for (int i = 0; i < 32; i++) o[i] *= corr[(i >> 1) & 1];
+        for (int i = 0; i < 32; i++) o[i] *= corr[(i >> 1) & 1];
+    }
 }
 
 // S = Q K^T (4 k-steps from zero, K tile K-major) and O += P V (V tile MN-major, transposed), each
