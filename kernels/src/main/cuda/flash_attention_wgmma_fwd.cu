@@ -72,10 +72,11 @@
 //   side (their K / V tiles are shared in L2).
 // - ptxas (nvcc 13.0, -O3, sm_90a, -Xptxas -v): PIPE 1 128 registers, PIPE 0 126; 0 bytes stack,
 //   0 spills; no C7513 / C7515 / C7518 (wgmma serialization). What it took (PIPE 1): S's
-//   accumulators only read by the softmax (writing p back into them while P V is in flight:
-//   C7515); pa kept live until the wait 0 with an empty asm (wg_fence_regs_u), else ptxas gives
+//   accumulators only read by the softmax (the first version wrote p back into them while P V
+//   was in flight and drew C7515, though the conditional last P V below was there too); pa kept live until the wait 0 with an empty asm (wg_fence_regs_u), else ptxas gives
 //   pb pa's registers, written while P V still reads them (C7513); the last P V unconditional
-//   (inside `if (live)`: C7515); masked scores by selects (a branch per score otherwise).
+//   (inside `if (live)`: C7515). Masked scores are written as selects of the exponent's
+//   argument (not shown to matter: NVVM still emits short branches for them on the diagonal tile).
 //   Harness-only variants (attention_harness.cu): FUSED exponent 128 registers with a 4-byte
 //   spill; launch_bounds(256, 1) (one block per SM) 138 registers: 128 is a squeeze, not a fit.
 //
@@ -98,8 +99,7 @@ constexpr int FWD_SMEM_BYTES = STAGES * FWD_STAGE + 1024;        // + alignment 
 // (the S accumulators: s[4 n + 2 r + e] is key k0 + 8 n + c + e, raw q.k) -> p = 2^(s (log2(e) / 8)
 // - max), packed into pb, the A fragments of P V (accumulator columns 16 kk .. + 15 = k-step kk);
 // mx / l the running max (log2 units) and per-thread partial sums, updated; corr the rescale of o
-// (applied by the caller). s is only read: an ordinary instruction writing S's accumulators while
-// another wgmma is in flight (PIPE) makes ptxas serialize every wgmma (C7515). flash3's values all
+// (applied by the caller). s is only read (see the header's ptxas note). flash3's values all
 // the same: the max is taken on raw scores and then scaled, which equals the max of the scaled
 // scores (rounding is monotone); masked scores are skipped by the max and give p = 0, as flash3's
 // -inf does. rel = k0 - qrow; DIAG: mask key > row. FUSED: the exponent s c - max as one fma
@@ -129,7 +129,7 @@ __device__ __forceinline__ void fwd_probs(const float (&s)[32], float (&mx)[2], 
 #pragma unroll
         for (int j = 0; j < 4; j++) {   // accumulators i, i + 1: row r, keys 16 kk + 8 (j / 2) + c, + 1
             const int i = 8 * kk + 2 * j, r = j & 1;
-            // Selects, not branches (a branch per score around the in-flight wgmma): 2^-inf = 0.
+            // Masked: the argument -inf, 2^-inf = 0 (flash3's value).
             // Not FUSED: __fmul_rn (mul.rn) is never contracted into an fma, as flash3's product,
             // which also feeds its max, is not; a plain product here, used once, would be.
             auto arg = [&](int k) {
