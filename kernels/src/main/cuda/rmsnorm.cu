@@ -175,7 +175,7 @@ RMSNORM_BACKWARD_VEC_KERNELS(_bf16, bf16)
 // dweight[j] += sum_b partials[b, j]. 256 threads per block: 32 columns x 8 strided runs of
 // blocks (coalesced 128-byte rows), the 8 run sums then added in order: a fixed tree.
 // grid ceil(c / 32).
-extern "C" __global__ void rmsnorm_dweight_reduce(float* dweight, const float* partials, int blocks, int c) {
+extern "C" __global__ void rmsnorm_dweight_reduce(float* dweight, const float* partials, int blocks, int c, int accumulate) {
     __shared__ float runs[8][33];
     int col = threadIdx.x & 31, run = threadIdx.x >> 5;
     int j = blockIdx.x * 32 + col;
@@ -188,6 +188,6 @@ extern "C" __global__ void rmsnorm_dweight_reduce(float* dweight, const float* p
     if (run == 0 && j < c) {
         float total = runs[0][col];
         for (int r = 1; r < 8; r++) total += runs[r][col];
-        dweight[j] += total;
+        dweight[j] = accumulate ? dweight[j] + total : total;
     }
 }

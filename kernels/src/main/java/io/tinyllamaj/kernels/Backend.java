@@ -56,8 +56,15 @@ public interface Backend extends AutoCloseable {
     /** out[n, oc] = inp[n, c] . weight[oc, c]^T */
     void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc);
 
-    /** dinp[n, c] = dout . weight (overwritten); dweight[oc, c] += dout^T . inp. dinp may be null. */
-    void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc);
+    /**
+     * dinp[n, c] = dout . weight (overwritten); dweight[oc, c] += dout^T . inp, or = when
+     * {@code accumulate} is false (the first write of a step: no zeroing pass). dinp may be null.
+     */
+    void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc, boolean accumulate);
+
+    default void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc) {
+        matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, true);
+    }
 
     // ---- RMSNorm ----
 
@@ -78,8 +85,13 @@ public interface Backend extends AutoCloseable {
         rmsnormForward(out, rstd, residual, weight, n, c, eps);
     }
 
-    /** dinp += ..., dweight += ... */
-    void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c);
+    /** dinp += ..., dweight += ... (dweight = ... when {@code accumulateWeight} is false). */
+    void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c,
+                         boolean accumulateWeight);
+
+    default void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c) {
+        rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, n, c, true);
+    }
 
     // ---- RoPE (rotate-half), in place on the q and k heads of fused qkv rows ----
 

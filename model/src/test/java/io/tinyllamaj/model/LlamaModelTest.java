@@ -150,6 +150,35 @@ class LlamaModelTest {
         assertEquals(0f, losses[1100]);
     }
 
+    /**
+     * zeroGradients() does not touch the buffer: the next backward overwrites each gradient on its
+     * first write. Against the buffer filled with zeros and accumulated into, over a stale buffer
+     * (NaN: a gradient left unwritten shows), two logit chunks and two micro-batches.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void zeroGradientsThenBackwardOverwritesAStaleBuffer(boolean tied) throws Exception {
+        LlamaConfig c = tiny(tied);
+        Path dir = Checkpoints.write(new ReferenceLlama(c, 17), temp.resolve("hf"));
+        LlamaModel overwritten = HfCheckpoint.load(dir, new CpuBackend());
+        LlamaModel filled = HfCheckpoint.load(dir, new CpuBackend());
+        int b = 80, t = 16, n = b * t; // two logit chunks: the first writes lm_head's gradient, the second adds
+        assertTrue(n > LlamaModel.LOGIT_ROWS);
+        int[] in = tokens(n, c.vocabSize(), 7), targets = tokens(n, c.vocabSize(), 8);
+        overwritten.backend().fill(overwritten.gradients(), Float.NaN);
+        overwritten.zeroGradients();
+        filled.zeroGradients();
+        for (float g : filled.backend().download(filled.gradients())) { // read before a backward: zeros
+            assertEquals(0f, g);
+        }
+        for (int micro = 0; micro < 2; micro++) {
+            overwritten.forwardBackward(in, targets, b, t, 1f / n);
+            filled.forwardBackward(in, targets, b, t, 1f / n);
+            assertArrayEquals(filled.backend().download(filled.gradients()), overwritten.backend().download(overwritten.gradients()),
+                    "gradients after micro-batch " + micro);
+        }
+    }
+
     @Test
     void greedyGenerationWithKvCacheEqualsArgmaxOfFullForward() throws Exception {
         LlamaConfig c = LlamaConfig.preset("test-small");

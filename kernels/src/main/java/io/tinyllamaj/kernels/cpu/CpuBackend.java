@@ -82,7 +82,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc) {
+    public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
+                               boolean accumulate) {
+        if (!accumulate) {
+            fill(dweight, 0f); // the reference overwrites as 0 + sum: the accumulating path's bits
+        }
         matmul.backward(dinp == null ? null : of(dinp), of(dweight), of(dout), of(inp), of(weight), n, c, oc);
     }
 
@@ -98,7 +102,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c) {
+    public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c,
+                                boolean accumulateWeight) {
+        if (!accumulateWeight) {
+            fill(dweight, 0f);
+        }
         RmsNorm.backward(of(dinp), of(dweight), of(dout), of(inp), of(weight), of(rstd), n, c);
     }
 

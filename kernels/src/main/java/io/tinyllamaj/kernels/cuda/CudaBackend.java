@@ -423,7 +423,8 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc) {
+    public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
+                               boolean accumulate) {
         current();
         long dy = bf16(0, dout, (long) n * oc);
         if (dinp != null) {
@@ -436,8 +437,8 @@ public final class CudaBackend implements Backend {
         CudaTensor dw = fp32("matmulBackward (dweight)", dweight);
         checkLength(dw, (long) oc * c);
         long x = bf16(2, inp, (long) n * c);
-        // dW^T [c, oc] += inp^T [c, n] . dout [n, oc] (dout stored col-major [oc, n], transposed)
-        blas.matmul(0, 1, c, oc, n, x, c, dy, oc, dw.address(), c, true, false, stream);
+        // dW^T [c, oc] (+)= inp^T [c, n] . dout [n, oc] (dout stored col-major [oc, n], transposed)
+        blas.matmul(0, 1, c, oc, n, x, c, dy, oc, dw.address(), c, accumulate, false, stream);
     }
 
     // ---- RMSNorm ----
@@ -462,7 +463,8 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c) {
+    public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c,
+                                boolean accumulateWeight) {
         current();
         if ((long) c * Float.BYTES > 48 * 1024) {
             throw new IllegalArgumentException("rmsnormBackward: at most 12288 columns, got " + c);
@@ -481,7 +483,8 @@ public final class CudaBackend implements Backend {
             kernels.launch(kernel("rmsnorm_backward", dy), blocks, 1, 1, blockFor(c), c * Float.BYTES,
                     dx, rmsPartial, dy.address(), x, w, ptr32(op, rstd), n, c);
         }
-        kernels.launch("rmsnorm_dweight_reduce", (c + 31) / 32, 1, 1, 256, 0, ptr32(op, dweight), rmsPartial, blocks, c);
+        kernels.launch("rmsnorm_dweight_reduce", (c + 31) / 32, 1, 1, 256, 0, ptr32(op, dweight), rmsPartial, blocks, c,
+                accumulateWeight ? 1 : 0);
     }
 
     private static int blockFor(int c) {

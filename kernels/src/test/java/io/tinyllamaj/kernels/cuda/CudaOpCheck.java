@@ -268,6 +268,11 @@ public final class CudaOpCheck {
                 be == cpu ? dout.cpu : dout.gpu, be == cpu ? inp.cpu : inp.gpu,
                 be == cpu ? flat.cpu.slice(3, (long) oc * c) : flat.gpu.slice(3, (long) oc * c), n, c, oc));
         compare(tag("matmul bwd (slice)", act), s, "dweight", dflat, BF16);
+        // the first write of a step overwrites (cuBLASLt beta 0): a poisoned dweight must not leak
+        Pair fresh = poisoned((long) oc * c);
+        both(be -> be.matmulBackward(null, be == cpu ? fresh.cpu : fresh.gpu, be == cpu ? dout.cpu : dout.gpu,
+                be == cpu ? inp.cpu : inp.gpu, be == cpu ? w.cpu : w.gpu, n, c, oc, false));
+        compare(tag("matmul bwd (overwrite)", act), s, "dweight", fresh, BF16);
     }
 
     /** With act, the forward's output and the backward's dout are bf16 tensors; everything else stays fp32. */
@@ -284,6 +289,10 @@ public final class CudaOpCheck {
                 be == cpu ? x.cpu : x.gpu, be == cpu ? w.cpu : w.gpu, be == cpu ? rstd.cpu : rstd.gpu, n, c));
         compare(tag("rmsnorm bwd", act), s, "dinp", dx, FP32);
         compare(tag("rmsnorm bwd", act), s, "dweight", dw, FP32);
+        Pair dx2 = random((long) n * c, 1), fresh = poisoned(c);
+        both(be -> be.rmsnormBackward(be == cpu ? dx2.cpu : dx2.gpu, be == cpu ? fresh.cpu : fresh.gpu, be == cpu ? dout.cpu : dout.gpu,
+                be == cpu ? x.cpu : x.gpu, be == cpu ? w.cpu : w.gpu, be == cpu ? rstd.cpu : rstd.gpu, n, c, false));
+        compare(tag("rmsnorm bwd (overwrite)", act), s, "dweight", fresh, FP32);
     }
 
     /** The fused residual add + norm (CUDA) against the CPU's copy, add and norm; in place (residual = x) too. */

@@ -133,9 +133,10 @@ final class TimedBackend implements Backend {
     }
 
     @Override
-    public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc) {
+    public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
+                               boolean accumulate) {
         MemorySegment[] s = begin("matmul bwd c=" + c + " oc=" + oc);
-        gpu.matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc);
+        gpu.matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
         end(s);
     }
 
@@ -155,9 +156,10 @@ final class TimedBackend implements Backend {
     }
 
     @Override
-    public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c) {
+    public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c,
+                                boolean accumulateWeight) {
         MemorySegment[] s = begin("rmsnorm bwd");
-        gpu.rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, n, c);
+        gpu.rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
         end(s);
     }
 
