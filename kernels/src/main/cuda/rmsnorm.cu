@@ -13,6 +13,7 @@
 
 #define RMSNORM_ROWS_PER_BLOCK 32
 #define RMSNORM_WARPS 8   // forward: one warp per row, 8 rows per block of 256 threads
+#define ROW_VECS 16       // forward: rows of up to 16 x 128 columns (TinyLlama's 2048) stay in registers
 
 __device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
 __device__ __forceinline__ void st4(bf16* p, float4 v) {
@@ -39,6 +40,38 @@ __device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const
                                | reinterpret_cast<uintptr_t>(delta) | reinterpret_cast<uintptr_t>(residual)) & 15) == 0
 ;
     float sum = 0.f;
+    if (vec && c % 128 == 0 && c <= 128 * ROW_VECS) {
+        // The row stays in registers between the sum and the scaling (no second read of the
+        // residual) and every load of the row is in flight at once: the same arithmetic in the
+        // same order as the loop below, so the same bits.
+        float4 v[ROW_VECS];
+        const int nv = c / 128;
+#pragma unroll
+        for (int k = 0; k < ROW_VECS; k++) {
+            if (k < nv) {
+                const int j = k * 128 + lane * 4;
+                v[k] = *reinterpret_cast<const float4*>(xr + j);
+                if (delta) {
+                    float4 d = *reinterpret_cast<const float4*>(dr + j);
+                    v[k].x += d.x; v[k].y += d.y; v[k].z += d.z; v[k].w += d.w;
+                    *reinterpret_cast<float4*>(rr + j) = v[k];
+                }
+                sum += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+            }
+        }
+        sum = warp_sum(sum);
+        float s = 1.f / sqrtf(sum / c + eps);
+        if (lane == 0) rstd[row] = s;
+#pragma unroll
+        for (int k = 0; k < ROW_VECS; k++) {
+            if (k < nv) {
+                const int j = k * 128 + lane * 4;
+                float4 w = *reinterpret_cast<const float4*>(weight + j);
+                st4(y + j, make_float4(v[k].x * s * w.x, v[k].y * s * w.y, v[k].z * s * w.z, v[k].w * s * w.w));
+            }
+        }
+        return;
+    }
     if (vec) {
         for (int j = lane * 4; j < c; j += 128) {
             float4 v = *reinterpret_cast<const float4*>(xr + j);
