@@ -98,16 +98,6 @@ __device__ __forceinline__ void cp_tile64_swz(uint32_t dst, const bf16* src, int
     }
 }
 
-// The linear block index with the key block slowest: the first key block (longest) first.
-__device__ __forceinline__ void dkv_block(int& kb, int& g, int& bi) {
-    const int Y = gridDim.y, gb = Y * gridDim.z;
-    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + Y * blockIdx.z);
-    kb = lin / gb;
-    const int rem = lin - kb * gb;
-    g = rem % Y;
-    bi = rem / Y;
-}
-
 // 2^x as ex2.approx.ftz.f32: exp2f's MUFU.EX2 without the range test and fix-up multiplies that
 // only serve subnormal results (p < 2^-126, then 0 here; see flash_attention_fwd3.cu's note).
 __device__ __forceinline__ float fast_exp2(float x) {
@@ -189,7 +179,7 @@ flash4_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
     const float* stat = reinterpret_cast<const float*>(smem_raw + (sbase - raw) + STAT_OFF);
     const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
     int kb, g, bi;
-    dkv_block(kb, g, bi);
+    tc_key_block(kb, g, bi);
     const int j0 = kb * 128;
     const int per = (t - j0 + 63) >> 6, total = group * per;   // 64-query tiles from j0; per >= 1
 
@@ -318,11 +308,9 @@ flash4_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const flo
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t sbase = (tc_smem(smem_raw) + 1023) & ~1023u;
     const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
-    // Linear block index with the query block slowest, the last query block (longest) first.
-    const int hb = gridDim.y * gridDim.z;
-    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-    const int qb = gridDim.x - 1 - lin / hb, rem = lin - (lin / hb) * hb;
-    const int h = rem % gridDim.y, bi = rem / gridDim.y, g = h / group;
+    int qb, h, bi;
+    tc_query_block(qb, h, bi);
+    const int g = h / group;
     const int q0 = qb * 128;
     const int nkt = min(2 * qb + 2, (t + 63) >> 6);   // key tiles with k0 < t, k0 <= q0 + 64
 

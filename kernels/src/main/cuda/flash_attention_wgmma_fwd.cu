@@ -175,11 +175,9 @@ __device__ __forceinline__ void fwd_body(bf16* out, float* lse, const bf16* qkv,
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t sbase = (tc_smem(smem_raw) + 1023) & ~1023u;
     const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
-    // Linear block index with the query block slowest (the last, longest, first), head fastest.
-    const int hb = gridDim.y * gridDim.z;
-    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-    const int qb = gridDim.x - 1 - lin / hb, rem = lin - (lin / hb) * hb;
-    const int h = rem % gridDim.y, bi = rem / gridDim.y, g = h / group;
+    int qb, h, bi;
+    tc_query_block(qb, h, bi);
+    const int g = h / group;
     const int q0 = qb * 128;
     const int nkt = min(2 * qb + 2, (t + 63) >> 6);   // key tiles with k0 < t, k0 <= q0 + 64
 
