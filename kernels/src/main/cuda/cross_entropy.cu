@@ -1,7 +1,9 @@
 // Softmax cross-entropy over the vocabulary, fused with its backward (llm.c's fused classifier).
 //   loss_i = logsumexp(z_i) - z_i[y_i]
 //   dz_i   = (softmax(z_i) - onehot(y_i)) * scale      (overwrites the logits when backward != 0)
-// z [n, V] fp32, targets [n] (negative: ignored, loss 0 and gradient 0), losses [n].
+// z [n, V] fp32 or bf16 (the lm_head output of a bf16-mixed step, as under autocast; the gradient
+// then goes back to the matmul in bf16 too, with no cast between), all arithmetic fp32;
+// targets [n] (negative: ignored, loss 0 and gradient 0), losses [n] fp32.
 // Trick: one block per row walks the vocabulary in strided chunks keeping an online
 // (max, sum of exp) pair per thread, merged across the block, so the row is read once for the
 // statistics and once for the gradient and no [n, V] scratch exists; 16-byte accesses where the
@@ -13,24 +15,24 @@ __device__ __forceinline__ void ce_push(float& m, float& s, float x) {
     if (x > m) { s = s * expf(m - x) + 1.f; m = x; } else { s += expf(x - m); }
 }
 
-// VEC values per thread step (4: 16-byte accesses, when v % 4 == 0 and the logits are aligned;
-// the launcher checks), else 1.
-template <int VEC>
-__device__ void cross_entropy_row(float* logits, float* losses, const int* targets, int n, int v, float scale, int backward) {
+// VEC values per thread step (16 / sizeof(T): 16-byte accesses, when v is a multiple of it and the
+// logits are aligned; the launcher checks), else 1.
+template <typename T, int VEC>
+__device__ void cross_entropy_row(T* logits, float* losses, const int* targets, int n, int v, float scale, int backward) {
     __shared__ float maxes[32], sums[32];
     __shared__ float rowStats[2];
     int row = blockIdx.x;
-    float* z = logits + (long long)row * v;
+    T* z = logits + (long long)row * v;
     int target = targets[row];
     if (target < 0) {
         if (threadIdx.x == 0) losses[row] = 0.f;
-        if (backward) for (int j = threadIdx.x; j < v; j += blockDim.x) z[j] = 0.f;
+        if (backward) for (int j = threadIdx.x; j < v; j += blockDim.x) st(z + j, 0.f);
         return;
     }
     float m = -CUDART_INF_F, s = 0.f;
     for (int j = threadIdx.x * VEC; j < v; j += blockDim.x * VEC) {
         float x[VEC];
-        load_vec<float, VEC>(x, z + j);
+        load_vec<T, VEC>(x, z + j);
 #pragma unroll
         for (int e = 0; e < VEC; e++) ce_push(m, s, x[e]);
     }
@@ -50,22 +52,27 @@ __device__ void cross_entropy_row(float* logits, float* losses, const int* targe
         for (int w = 0; w < warps; w++) if (maxes[w] != -CUDART_INF_F) bs += sums[w] * expf(maxes[w] - bm);
         float logSum = logf(bs) + bm;
         rowStats[0] = logSum;
-        losses[row] = logSum - z[target];
+        losses[row] = logSum - ld(z + target);
     }
     __syncthreads();
     if (!backward) return;
     float logSum = rowStats[0];
     for (int j = threadIdx.x * VEC; j < v; j += blockDim.x * VEC) {
         float x[VEC];
-        load_vec<float, VEC>(x, z + j);
+        load_vec<T, VEC>(x, z + j);
 #pragma unroll
         for (int e = 0; e < VEC; e++) x[e] = expf(x[e] - logSum) * scale - (j + e == target ? scale : 0.f);
-        store_vec<float, VEC>(z + j, x);
+        store_vec<T, VEC>(z + j, x);
     }
 }
 
-extern "C" __global__ void cross_entropy(float* logits, float* losses, const int* targets, int n, int v,
-                                         float scale, int backward, int vec) {
-    if (vec == 4) cross_entropy_row<4>(logits, losses, targets, n, v, scale, backward);
-    else cross_entropy_row<1>(logits, losses, targets, n, v, scale, backward);
-}
+// vec: the launcher's choice (16 / sizeof(T) or 1); one block per row.
+#define CROSS_ENTROPY_KERNEL(SUFFIX, T)                                                                          \
+    extern "C" __global__ void cross_entropy##SUFFIX(T* logits, float* losses, const int* targets, int n, int v, \
+                                                     float scale, int backward, int vec) {                       \
+        if (vec == 1) cross_entropy_row<T, 1>(logits, losses, targets, n, v, scale, backward);                   \
+        else cross_entropy_row<T, 16 / sizeof(T)>(logits, losses, targets, n, v, scale, backward);              \
+    }
+
+CROSS_ENTROPY_KERNEL(, float)
+CROSS_ENTROPY_KERNEL(_bf16, bf16)

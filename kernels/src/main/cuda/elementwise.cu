@@ -2,6 +2,8 @@
 //   cast_bf16:  out[i] = bf16(in[i])          (round to nearest even, as torch's .to(bfloat16))
 //   accumulate: dst[i] += src[i]               (the residual add, gradient accumulation)
 //   scale:      t[i] *= factor
+//   fingerprint: out += sum of mix(i, x[i]) over n 16-bit words (CublasLt's tuner compares the
+//                outputs of candidate matmul algorithms with it; integer sums in any order agree)
 // Shapes: flat runs of n values. Trick: none; grid-stride loops so one launch shape fits all n.
 #include "common.cuh"
 
@@ -15,4 +17,16 @@ extern "C" __global__ void accumulate(float* dst, const float* src, long long n)
 
 extern "C" __global__ void scale(float* t, float factor, long long n) {
     GRID_STRIDE(i, n) { t[i] *= factor; }
+}
+
+extern "C" __global__ void fingerprint(unsigned long long* out, const unsigned short* x, long long n) {
+    unsigned long long h = 0;
+    GRID_STRIDE(i, n) {
+        unsigned long long v = ((unsigned long long)i << 16) ^ x[i];  // splitmix64's finalizer
+        v = (v ^ (v >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        v = (v ^ (v >> 27)) * 0x94d049bb133111ebULL;
+        h += v ^ (v >> 31);
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) h += __shfl_xor_sync(0xffffffffu, h, offset);
+    if ((threadIdx.x & 31) == 0) atomicAdd(out, h);
 }

@@ -5,6 +5,8 @@
 // Backward per row, with g = w * dy:
 //   dx += rstd * g - x * rstd^3 * mean(g * x)     (accumulates: the residual path adds to dx)
 //   dw += sum over rows of dy * x * rstd
+// dx_copy (optional, bf16): the new dx rounded, for the matmul backward that reads it next (one
+// store here instead of a separate cast pass that reads dx again).
 // Trick: the backward gives each block a run of rows; every thread owns fixed columns and keeps
 // their dw partial sums in shared memory across the rows, then writes the block's partial row
 // to partials [blocks, c]; a second kernel sums the partials over the blocks in a fixed order
@@ -122,7 +124,7 @@ RMSNORM_FORWARD_KERNELS(_bf16, bf16)
 // dynamic shared memory: c floats (the block's dw partials). dout (fp32 or bf16 storage: the
 // gradient of a matmul input, which autocast keeps in bf16); everything else fp32.
 template <typename T>
-__device__ void rmsnorm_backward_impl(float* dinp, float* partials, const T* dout, const float* inp,
+__device__ void rmsnorm_backward_impl(float* dinp, bf16* dinpCopy, float* partials, const T* dout, const float* inp,
                                       const float* weight, const float* rstd, int n, int c) {
     extern __shared__ float dw[];
     __shared__ float scratch[32];
@@ -141,6 +143,7 @@ __device__ void rmsnorm_backward_impl(float* dinp, float* partials, const T* dou
         for (int j = threadIdx.x; j < c; j += blockDim.x) {
             float g = ld(&dy[j]);
             dx[j] += s * weight[j] * g - k * x[j];
+            if (dinpCopy) st(dinpCopy + (long long)row * c + j, dx[j]);
             dw[j] += g * x[j] * s;
         }
     }
@@ -149,9 +152,9 @@ __device__ void rmsnorm_backward_impl(float* dinp, float* partials, const T* dou
 }
 
 #define RMSNORM_BACKWARD_KERNELS(SUFFIX, T)                                                                          \
-    extern "C" __global__ void rmsnorm_backward##SUFFIX(float* dinp, float* partials, const T* dout, const float* inp, \
-                                                        const float* weight, const float* rstd, int n, int c) {       \
-        rmsnorm_backward_impl<T>(dinp, partials, dout, inp, weight, rstd, n, c);                                      \
+    extern "C" __global__ void rmsnorm_backward##SUFFIX(float* dinp, bf16* dinpCopy, float* partials, const T* dout,  \
+            const float* inp, const float* weight, const float* rstd, int n, int c) {                               \
+        rmsnorm_backward_impl<T>(dinp, dinpCopy, partials, dout, inp, weight, rstd, n, c);                            \
     }
 
 RMSNORM_BACKWARD_KERNELS(, float)
@@ -162,7 +165,7 @@ RMSNORM_BACKWARD_KERNELS(_bf16, bf16)
 // 4 tid .. 4 tid + 3, keeps their weights, x and dy in registers through a row and their dw
 // partials across the block's rows, so each value is read once and there is no shared dw row.
 template <typename T>
-__device__ void rmsnorm_backward_vec_impl(float* dinp, float* partials, const T* dout, const float* inp,
+__device__ void rmsnorm_backward_vec_impl(float* dinp, bf16* dinpCopy, float* partials, const T* dout, const float* inp,
                                           const float* weight, const float* rstd, int n, int c) {
     __shared__ float scratch[32];
     const int j = 4 * threadIdx.x;
@@ -191,15 +194,16 @@ __device__ void rmsnorm_backward_vec_impl(float* dinp, float* partials, const T*
                 dw[e] += g[e] * x[e] * s;
             }
             store_vec<float, 4>(dx, d);
+            if (dinpCopy) store_vec<bf16, 4>(dinpCopy + (long long)row * c + j, d);
         }
     }
     if (mine) store_vec<float, 4>(partials + (long long)blockIdx.x * c + j, dw);
 }
 
 #define RMSNORM_BACKWARD_VEC_KERNELS(SUFFIX, T)                                                                      \
-    extern "C" __global__ void rmsnorm_backward_vec##SUFFIX(float* dinp, float* partials, const T* dout,             \
+    extern "C" __global__ void rmsnorm_backward_vec##SUFFIX(float* dinp, bf16* dinpCopy, float* partials, const T* dout, \
             const float* inp, const float* weight, const float* rstd, int n, int c) {                               \
-        rmsnorm_backward_vec_impl<T>(dinp, partials, dout, inp, weight, rstd, n, c);                                  \
+        rmsnorm_backward_vec_impl<T>(dinp, dinpCopy, partials, dout, inp, weight, rstd, n, c);                        \
     }
 
 RMSNORM_BACKWARD_VEC_KERNELS(, float)

@@ -53,6 +53,17 @@ public interface Backend extends AutoCloseable {
 
     // ---- matmul ----
 
+    /**
+     * {@code weight} as this backend's matmuls read it, for a weight that several matmuls in a row
+     * read (lm_head over its logit chunks): the CUDA backend casts an fp32 weight to bf16 once, into
+     * {@code into} when that is a bf16 tensor large enough (else into a new one), where each matmul
+     * would cast it again; the CPU reads fp32 weights as they are and returns the weight itself.
+     * Passing the result to the matmuls gives the same bits as passing the weight.
+     */
+    default Tensor matmulOperand(Tensor weight, Tensor into) {
+        return weight;
+    }
+
     /** out[n, oc] = inp[n, c] . weight[oc, c]^T */
     void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc);
 
@@ -91,6 +102,18 @@ public interface Backend extends AutoCloseable {
 
     default void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c) {
         rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, n, c, true);
+    }
+
+    /**
+     * {@link #rmsnormBackward} that also leaves the new dinp in {@code dinpCopy}, an
+     * {@link #allocateActivation activation} [n, c]: the residual stream's gradient as the next
+     * matmul backward reads it (bf16 on the GPU, written by the norm's own kernel where the matmul
+     * would otherwise cast dinp again). The default copies.
+     */
+    default void rmsnormBackwardAndCopy(Tensor dinp, Tensor dinpCopy, Tensor dweight, Tensor dout, Tensor inp, Tensor weight,
+                                        Tensor rstd, int n, int c, boolean accumulateWeight) {
+        rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
+        copy(dinpCopy, dinp);
     }
 
     // ---- RoPE (rotate-half), in place on the q and k heads of fused qkv rows ----

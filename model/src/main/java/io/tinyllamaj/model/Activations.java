@@ -10,8 +10,8 @@ import io.tinyllamaj.kernels.Tensor;
  * recomputes it from gate|up (one cheap elementwise pass instead of n x intermediate values per
  * block; at TinyLlama's 8 x 2048 that is 4 GB in bf16). Buffers that feed or leave a matmul,
  * attention or SwiGLU are {@link Backend#allocateActivation activations} (bf16 on the GPU), the
- * gradient into each norm (a matmul input's gradient) too; the residual stream and its
- * gradient, norms' statistics, logits and losses stay fp32.
+ * gradient into each norm (a matmul input's gradient) too, and in training the logits; the
+ * residual stream and its gradient, norms' statistics and losses stay fp32.
  */
 final class Activations {
 
@@ -31,10 +31,12 @@ final class Activations {
     final Tensor rstdFinal;    // [n]
     final Tensor normFinal;    // [n, dim]
     final Tensor logits;       // [min(n, logitRows(n)), vocab]: one chunk of logits, then its gradient
+    Tensor lmHead;             // lm_head's weight as the chunks' matmuls read it (see Backend.matmulOperand), or null
     final Tensor losses;       // [n]
     final Tensor scratch;      // [n, dim]: a sub-layer's output before the residual add
     // gradients
     final Tensor dResidual;    // [n, dim]
+    final Tensor dResidualCopy;// [n, dim]: dResidual as the matmul backwards read it (an activation: bf16 on the GPU)
     final Tensor dNorm;        // [n, dim]
     final Tensor dQkv;         // [n, qkvDim]
     final Tensor dAttn;        // [n, dim]
@@ -73,11 +75,15 @@ final class Activations {
         swiglu = backend.allocateActivation(n * c.intermediate());
         residual[layers] = training ? backend.allocate(n * c.dim()) : residual[0];
         rstdFinal = backend.allocate(n);
-        normFinal = backend.allocate(n * c.dim());
-        logits = backend.allocate(Math.min(n, LlamaModel.logitRows(Math.toIntExact(n))) * c.vocabSize());
+        normFinal = backend.allocateActivation(n * c.dim()); // lm_head's input: bf16 on the GPU, the bits its cast gave
+        // In training the logits are lm_head's output like any matmul's, so bf16 on the GPU, as under
+        // autocast (the loss reads them in fp32); their gradient then reaches the matmul with no cast.
+        long logitValues = Math.min(n, LlamaModel.logitRows(Math.toIntExact(n))) * c.vocabSize();
+        logits = training ? backend.allocateActivation(logitValues) : backend.allocate(logitValues);
         losses = backend.allocate(n);
         scratch = backend.allocate(n * c.dim());
         dResidual = training ? backend.allocate(n * c.dim()) : null;
+        dResidualCopy = training ? backend.allocateActivation(n * c.dim()) : null;
         dNorm = training ? backend.allocateActivation(n * c.dim()) : null;
         dQkv = training ? backend.allocateActivation(n * c.qkvDim()) : null;
         dAttn = training ? backend.allocateActivation(n * c.dim()) : null;

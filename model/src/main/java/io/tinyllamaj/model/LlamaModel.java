@@ -23,6 +23,7 @@ public final class LlamaModel {
     private boolean zeroPending; // zeroGradients() called and no backward has written the gradients since
     private Activations activations;
     private Tensor fullLogits;
+    private Tensor decodeLogits;
 
     public LlamaModel(Backend backend, LlamaConfig config) {
         this.backend = backend;
@@ -130,8 +131,8 @@ public final class LlamaModel {
     public float[] losses(int[] tokens, int[] targets, int b, int t) {
         Activations a = activations(b, t, activations != null && activations.dResidual != null);
         forward(a, tokens);
-        forEachLogitChunk(a, (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows), logits,
-                rowsOf(targets, start, rows), rows, config.vocabSize()));
+        forEachLogitChunk(a, lmHeadOperand(a), (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows),
+                logits, rowsOf(targets, start, rows), rows, config.vocabSize()));
         return backend.download(a.losses);
     }
 
@@ -153,11 +154,12 @@ public final class LlamaModel {
         }
         boolean tied = layout.get("lm_head").offset() == layout.get("embed").offset();
         // Per chunk: logits, then loss and its gradient in place, then the gradient through lm_head.
-        forEachLogitChunk(a, (rows, logits, start) -> {
+        Tensor head = lmHeadOperand(a);
+        forEachLogitChunk(a, head, (rows, logits, start) -> {
             backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows),
                     rowsOf(targets, start, rows), rows, vocab, gradScale);
             backend.matmulBackward(a.dNorm.slice((long) start * dim, (long) rows * dim), gradient("lm_head"), logits,
-                    a.normFinal.slice((long) start * dim, (long) rows * dim), parameter("lm_head"), rows, dim, vocab,
+                    a.normFinal.slice((long) start * dim, (long) rows * dim), head, rows, dim, vocab,
                     !(overwrite && start == 0 && !tied));
         });
         backward(a, tokens, !overwrite);
@@ -177,14 +179,22 @@ public final class LlamaModel {
         void accept(int rows, Tensor logits, int start);
     }
 
-    /** Computes the logits of logitRows(n) rows at a time into a.logits and hands each chunk on. */
-    private void forEachLogitChunk(Activations a, LogitChunk body) {
+    /**
+     * lm_head's weight as the matmuls over the logit chunks read it: cast to bf16 once for all of
+     * them on the GPU (instead of once per matmul, up to 8 per micro-batch), the weight itself on the CPU.
+     */
+    private Tensor lmHeadOperand(Activations a) {
+        a.lmHead = backend.matmulOperand(parameter("lm_head"), a.lmHead);
+        return a.lmHead;
+    }
+
+    /** Computes the logits of logitRows(n) rows at a time into a.logits (lm_head's weight: head) and hands each chunk on. */
+    private void forEachLogitChunk(Activations a, Tensor head, LogitChunk body) {
         int n = a.b * a.t, dim = config.dim(), vocab = config.vocabSize(), chunk = logitRows(n);
         for (int start = 0; start < n; start += chunk) {
             int rows = Math.min(chunk, n - start);
             Tensor logits = a.logits.slice(0, (long) rows * vocab);
-            backend.matmulForward(logits, a.normFinal.slice((long) start * dim, (long) rows * dim), parameter("lm_head"),
-                    rows, dim, vocab);
+            backend.matmulForward(logits, a.normFinal.slice((long) start * dim, (long) rows * dim), head, rows, dim, vocab);
             body.accept(rows, logits, start);
         }
     }
@@ -204,9 +214,11 @@ public final class LlamaModel {
         int last = count - 1, dim = config.dim();
         Tensor lastRow = a.residual[config.layers()].slice((long) last * dim, dim);
         backend.rmsnormForward(a.normFinal.slice(0, dim), a.rstdFinal.slice(0, 1), lastRow, parameter("final_norm"), 1, dim, config.normEps());
-        Tensor logits = a.logits.slice(0, config.vocabSize());
-        backend.matmulForward(logits, a.normFinal.slice(0, dim), parameter("lm_head"), 1, dim, config.vocabSize());
-        return logits;
+        if (decodeLogits == null) {
+            decodeLogits = backend.allocate(config.vocabSize()); // fp32: a training step's logit chunks may be bf16
+        }
+        backend.matmulForward(decodeLogits, a.normFinal.slice(0, dim), parameter("lm_head"), 1, dim, config.vocabSize());
+        return decodeLogits;
     }
 
     /** The blocks and the final norm; the logits are left to the caller, a chunk at a time. */
@@ -257,27 +269,33 @@ public final class LlamaModel {
         LlamaConfig c = config;
         int b = a.b, t = a.t, n = b * t, dim = c.dim(), hidden = c.intermediate();
         backend.fill(a.dResidual, 0f);
-        backend.rmsnormBackward(a.dResidual, gradient("final_norm"), a.dNorm, a.residual[c.layers()], parameter("final_norm"), a.rstdFinal, n, dim,
-                accumulate);
+        // Each norm's backward also leaves dResidual as the next matmul backward reads it (dResidualCopy).
+        backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, gradient("final_norm"), a.dNorm, a.residual[c.layers()],
+                parameter("final_norm"), a.rstdFinal, n, dim, accumulate);
         for (int l = c.layers() - 1; l >= 0; l--) {
             // MLP half: dResidual is d(out); it passes through the residual add unchanged.
             backend.swigluForward(a.swiglu, a.gateUp[l], n, hidden); // recomputed, not saved (see Activations)
-            backend.matmulBackward(a.dSwiglu, gradient(ParameterLayout.block(l, "down")), a.dResidual, a.swiglu,
+            backend.matmulBackward(a.dSwiglu, gradient(ParameterLayout.block(l, "down")), a.dResidualCopy, a.swiglu,
                     parameter(ParameterLayout.block(l, "down")), n, hidden, dim, accumulate);
             backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden);
             backend.matmulBackward(a.dNorm, gradient(ParameterLayout.block(l, "gate_up")), a.dGateUp, a.normMlp[l],
                     parameter(ParameterLayout.block(l, "gate_up")), n, dim, 2 * hidden, accumulate);
-            backend.rmsnormBackward(a.dResidual, gradient(ParameterLayout.block(l, "mlp_norm")), a.dNorm, a.midResidual[l],
-                    parameter(ParameterLayout.block(l, "mlp_norm")), a.rstdMlp[l], n, dim, accumulate);
+            backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, gradient(ParameterLayout.block(l, "mlp_norm")), a.dNorm,
+                    a.midResidual[l], parameter(ParameterLayout.block(l, "mlp_norm")), a.rstdMlp[l], n, dim, accumulate);
             // Attention half: dResidual is now d(h).
-            backend.matmulBackward(a.dAttn, gradient(ParameterLayout.block(l, "attn_out")), a.dResidual, a.attn[l],
+            backend.matmulBackward(a.dAttn, gradient(ParameterLayout.block(l, "attn_out")), a.dResidualCopy, a.attn[l],
                     parameter(ParameterLayout.block(l, "attn_out")), n, dim, dim, accumulate);
             backend.attentionBackward(a.dQkv, a.dAttn, a.qkv[l], a.attn[l], a.lse[l], b, t, c.heads(), c.kvHeads(), c.headSize());
             backend.ropeBackward(a.dQkv, b, t, c.heads(), c.kvHeads(), c.headSize(), 0, c.ropeTheta());
             backend.matmulBackward(a.dNorm, gradient(ParameterLayout.block(l, "qkv")), a.dQkv, a.normAttn[l],
                     parameter(ParameterLayout.block(l, "qkv")), n, dim, c.qkvDim(), accumulate);
-            backend.rmsnormBackward(a.dResidual, gradient(ParameterLayout.block(l, "attn_norm")), a.dNorm, a.residual[l],
-                    parameter(ParameterLayout.block(l, "attn_norm")), a.rstdAttn[l], n, dim, accumulate);
+            if (l > 0) {
+                backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, gradient(ParameterLayout.block(l, "attn_norm")),
+                        a.dNorm, a.residual[l], parameter(ParameterLayout.block(l, "attn_norm")), a.rstdAttn[l], n, dim, accumulate);
+            } else { // the embedding's backward reads dResidual itself
+                backend.rmsnormBackward(a.dResidual, gradient(ParameterLayout.block(l, "attn_norm")), a.dNorm, a.residual[l],
+                        parameter(ParameterLayout.block(l, "attn_norm")), a.rstdAttn[l], n, dim, accumulate);
+            }
         }
         backend.embeddingBackward(gradient("embed"), a.dResidual, tokens, n, dim);
     }

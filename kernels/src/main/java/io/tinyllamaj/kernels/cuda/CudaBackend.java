@@ -17,6 +17,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 /**
@@ -46,7 +47,7 @@ public final class CudaBackend implements Backend {
 
     private static final Cleaner CLEANER = Cleaner.create();
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
-            "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials",
+            "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials", "fingerprint",
             "flash3_forward_hs64", "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64",
             "flash4_forward_hs64", "flash4_backward_dq_hs64", "flash4_backward_dkv_hs64"};
     /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
@@ -84,6 +85,12 @@ public final class CudaBackend implements Backend {
     }
     /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
     public static final String ACTIVATIONS_PROPERTY = "tinyllamaj.cuda.activations";
+    /**
+     * System property: {@code on} (default) lets each matmul shape's first call pick the fastest
+     * of cuBLASLt's candidates that give the same bits (see {@link CublasLt}); {@code off} keeps the
+     * heuristic's first choice and skips the timing (about a second at start for TinyLlama).
+     */
+    public static final String MATMUL_TUNING_PROPERTY = "tinyllamaj.cuda.matmulTuning";
 
     private final CudaDriver driver;
     private final int device;
@@ -105,6 +112,7 @@ public final class CudaBackend implements Backend {
     private boolean closed;
     private Attention attention = attention(System.getProperty(ATTENTION_PROPERTY, "wgmma"));
     private final boolean bf16Activations = bf16Activations(System.getProperty(ACTIVATIONS_PROPERTY, "bf16"));
+    private final boolean matmulTuning = matmulTuning(System.getProperty(MATMUL_TUNING_PROPERTY, "on"));
 
     private record RopeKey(int headSize, float theta) {
     }
@@ -143,9 +151,9 @@ public final class CudaBackend implements Backend {
             kernels.allowDynamicShared("flash4_backward_dkv_hs64", WGMMA_DKV_SHARED);
             kernels.allowDynamicShared("flash4_forward_hs64", WGMMA_FWD_SHARED);
         }
-        this.blas = new CublasLt(driver);
         this.sumSlot = driver.memAlloc(256);
         this.sumPartials = driver.memAlloc((long) SUM_BLOCKS * Double.BYTES);
+        this.blas = new CublasLt(driver, this::fingerprint, matmulTuning);
     }
 
     @Override
@@ -412,6 +420,21 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public Tensor matmulOperand(Tensor weight, Tensor into) {
+        current();
+        CudaTensor w = of(weight);
+        if (w.bf16()) {
+            return w;
+        }
+        CudaTensor d = into == null ? null : of(into);
+        if (d == null || !d.bf16() || d.length() < w.length()) {
+            d = allocate(w.length(), true);
+        }
+        kernels.launchFlat("cast_bf16", w.length(), d.address(), w.address(), w.length());
+        return d;
+    }
+
+    @Override
     public void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
         current();
         CudaTensor o = of(out);
@@ -465,6 +488,24 @@ public final class CudaBackend implements Backend {
     @Override
     public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c,
                                 boolean accumulateWeight) {
+        rmsnormBackward(dinp, 0, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
+    }
+
+    @Override
+    public void rmsnormBackwardAndCopy(Tensor dinp, Tensor dinpCopy, Tensor dweight, Tensor dout, Tensor inp, Tensor weight,
+                                       Tensor rstd, int n, int c, boolean accumulateWeight) {
+        CudaTensor copy = of(dinpCopy);
+        checkLength(copy, (long) n * c);
+        if (!copy.bf16()) { // fp32 activations: the copy is a plain one
+            Backend.super.rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
+            return;
+        }
+        rmsnormBackward(dinp, copy.address(), dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
+    }
+
+    /** copyBf16: where the kernel also writes the new dinp in bf16, or 0. */
+    private void rmsnormBackward(Tensor dinp, long copyBf16, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd,
+                                 int n, int c, boolean accumulateWeight) {
         current();
         if ((long) c * Float.BYTES > 48 * 1024) {
             throw new IllegalArgumentException("rmsnormBackward: at most 12288 columns, got " + c);
@@ -475,13 +516,13 @@ public final class CudaBackend implements Backend {
         String op = "rmsnormBackward";
         CudaTensor dy = of(dout); // the gradient of a matmul input: fp32 or bf16 storage
         long dx = ptr32(op, dinp), x = ptr32(op, inp), w = ptr32(op, weight);
-        if (c % 4 == 0 && c <= 4096 && ((dx | x | w) & 15) == 0 && dy.address() % (4L * dy.elementBytes()) == 0) {
+        if (c % 4 == 0 && c <= 4096 && ((dx | x | w) & 15) == 0 && (copyBf16 & 7) == 0 && dy.address() % (4L * dy.elementBytes()) == 0) {
             // rmsnorm.cu's vectorized form: a thread per 4 columns
             kernels.launch(kernel("rmsnorm_backward_vec", dy), blocks, 1, 1, (c / 4 + 31) / 32 * 32, 0,
-                    dx, rmsPartial, dy.address(), x, w, ptr32(op, rstd), n, c);
+                    dx, copyBf16, rmsPartial, dy.address(), x, w, ptr32(op, rstd), n, c);
         } else {
             kernels.launch(kernel("rmsnorm_backward", dy), blocks, 1, 1, blockFor(c), c * Float.BYTES,
-                    dx, rmsPartial, dy.address(), x, w, ptr32(op, rstd), n, c);
+                    dx, copyBf16, rmsPartial, dy.address(), x, w, ptr32(op, rstd), n, c);
         }
         kernels.launch("rmsnorm_dweight_reduce", (c + 31) / 32, 1, 1, 256, 0, ptr32(op, dweight), rmsPartial, blocks, c,
                 accumulateWeight ? 1 : 0);
@@ -574,6 +615,15 @@ public final class CudaBackend implements Backend {
             }
         }
         throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash, flash3 or wgmma, got '" + value + "'");
+    }
+
+    /** The value of {@value #MATMUL_TUNING_PROPERTY} (on or off); anything else is refused in one line. */
+    static boolean matmulTuning(String value) {
+        return switch (value.toLowerCase(java.util.Locale.ROOT)) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new IllegalArgumentException(MATMUL_TUNING_PROPERTY + " must be on or off, got '" + value + "'");
+        };
     }
 
     /** The value of {@value #ACTIVATIONS_PROPERTY} (bf16 or fp32); anything else is refused in one line. */
@@ -728,7 +778,12 @@ public final class CudaBackend implements Backend {
             }
         }
         long ids = uploadInts(tokens, n, false);
-        kernels.launchFlat("embedding_forward", (long) n * c, ptr32("embeddingForward", out), ptr32("embeddingForward", table), ids, n, c);
+        if (n == 0) {
+            return;
+        }
+        long o = ptr32("embeddingForward", out), w = ptr32("embeddingForward", table);
+        int vec4 = c % 4 == 0 && ((o | w) & 15) == 0 ? 1 : 0;
+        kernels.launch("embedding_forward", Math.min(n, 65535), 1, 1, 256, 0, o, w, ids, n, c, vec4);
     }
 
     @Override
@@ -796,9 +851,12 @@ public final class CudaBackend implements Backend {
             }
         }
         long ids = uploadInts(targets, n, true);
-        long z = ptr32("crossEntropy", logits);
-        int vec = v % 4 == 0 && (z & 15) == 0 ? 4 : 1; // cross_entropy.cu: 16-byte accesses when every row allows them
-        kernels.launch("cross_entropy", n, 1, 1, 512, 0, z, ptr32("crossEntropy", losses), ids, n, v, scale, backward, vec);
+        CudaTensor z = of(logits); // fp32, or bf16 as a bf16 lm_head writes them
+        checkLength(z, (long) n * v);
+        int wide = 16 / z.elementBytes();
+        int vec = v % wide == 0 && (z.address() & 15) == 0 ? wide : 1; // cross_entropy.cu: 16-byte accesses when every row allows them
+        kernels.launch(kernel("cross_entropy", z), n, 1, 1, 512, 0, z.address(), ptr32("crossEntropy", losses), ids, n, v, scale,
+                backward, vec);
     }
 
     // ---- optimizer ----
@@ -816,6 +874,18 @@ public final class CudaBackend implements Backend {
             driver.memcpyDtoHAsync(host, sumSlot, 8, stream);
             driver.streamSynchronize(stream);
             return host.get(JAVA_DOUBLE, 0);
+        }
+    }
+
+    /** elementwise.cu's fingerprint of {@code bytes} (even) at {@code address}: CublasLt's tuner compares outputs with it. */
+    private long fingerprint(long address, long bytes) {
+        driver.memsetD32Async(sumSlot, 0, 2, stream);
+        kernels.launchFlat("fingerprint", bytes / 2, sumSlot, address, bytes / 2);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(JAVA_LONG);
+            driver.memcpyDtoHAsync(host, sumSlot, 8, stream);
+            driver.streamSynchronize(stream);
+            return host.get(JAVA_LONG, 0);
         }
     }
 

@@ -80,9 +80,13 @@ public final class CudaOpCheck {
         guarded(() -> against(2, 333, 8, 1, 64, true, CudaBackend.Attention.WGMMA, CudaBackend.Attention.FLASH3, "wgmma vs tc3 bf16"));
         guarded(() -> embedding(300, 100, 64));
         guarded(() -> embedding(2048, 32000, 128));
+        guarded(() -> embedding(17, 50, 30)); // c % 4 != 0: one value per thread step
         for (int[] s : new int[][] {{64, 32000}, {37, 1000}, {13, 1001}}) { // v = 1001: one value per thread step
-            guarded(() -> crossEntropy(s[0], s[1]));
+            for (boolean act : new boolean[] {false, true}) {
+                guarded(() -> crossEntropy(s[0], s[1], act));
+            }
         }
+        guarded(() -> matmulOperand(64, 256, 1000));
         guarded(() -> sumOfSquares(1_000_003));
         guarded(() -> adamw(100_003));
         guarded(() -> repeatability(8192, 2048));
@@ -293,6 +297,22 @@ public final class CudaOpCheck {
         both(be -> be.rmsnormBackward(be == cpu ? dx2.cpu : dx2.gpu, be == cpu ? fresh.cpu : fresh.gpu, be == cpu ? dout.cpu : dout.gpu,
                 be == cpu ? x.cpu : x.gpu, be == cpu ? w.cpu : w.gpu, be == cpu ? rstd.cpu : rstd.gpu, n, c, false));
         compare(tag("rmsnorm bwd (overwrite)", act), s, "dweight", fresh, FP32);
+        // with the copy: dinp and dweight the same bits as without, the copy dinp as an activation stores it
+        Pair start = random((long) n * c, 1);
+        Tensor dxPlain = gpu.allocate((long) n * c), dxCopied = gpu.allocate((long) n * c), copy = gpu.allocateActivation((long) n * c);
+        Tensor dwPlain = gpu.allocate(c), dwCopied = gpu.allocate(c);
+        gpu.copy(dxPlain, start.gpu);
+        gpu.copy(dxCopied, start.gpu);
+        gpu.fill(copy, Float.NaN);
+        gpu.rmsnormBackward(dxPlain, dwPlain, dout.gpu, x.gpu, w.gpu, rstd.gpu, n, c);
+        gpu.rmsnormBackwardAndCopy(dxCopied, copy, dwCopied, dout.gpu, x.gpu, w.gpu, rstd.gpu, n, c, true);
+        float[] plain = gpu.download(dxPlain), stored = plain.clone();
+        for (int i = 0; gpu.bf16Activations() && i < stored.length; i++) {
+            stored[i] = roundBf16(stored[i]);
+        }
+        int wrong = differing(gpu.download(dxCopied), plain) + differing(gpu.download(dwCopied), gpu.download(dwPlain))
+                + differing(gpu.download(copy), stored);
+        report(tag("rmsnorm bwd + copy", act), s, "dinp,copy", wrong, 0);
     }
 
     /** The fused residual add + norm (CUDA) against the CPU's copy, add and norm; in place (residual = x) too. */
@@ -492,19 +512,34 @@ public final class CudaOpCheck {
         compare("embedding bwd", s, "dtable", dtable, 0); // same adds in the same order as the CPU
     }
 
-    private void crossEntropy(int n, int v) {
+    /** act: bf16 logits (a training step's), read exactly, so the losses keep fp32's bound; the gradient is rounded. */
+    private void crossEntropy(int n, int v, boolean act) {
         String s = shape("n,v", n, v);
         int[] targets = tokens(n, v);
         targets[n / 2] = -1; // ignored position
-        Pair logits = random((long) n * v, 3), losses = poisoned(n);
+        Pair logits = random((long) n * v, 3, act), losses = poisoned(n);
         both(be -> be.crossEntropyForward(be == cpu ? losses.cpu : losses.gpu, be == cpu ? logits.cpu : logits.gpu, targets, n, v));
-        compare("cross-entropy fwd", s, "losses", losses, FP32);
-        compare("cross-entropy fwd", s, "logits", logits, 0);
+        compare(tag("cross-entropy fwd", act), s, "losses", losses, FP32);
+        compare(tag("cross-entropy fwd", act), s, "logits", logits, 0);
         Pair losses2 = poisoned(n);
         both(be -> be.crossEntropyForwardBackward(be == cpu ? logits.cpu : logits.gpu, be == cpu ? losses2.cpu : losses2.gpu,
                 targets, n, v, 1f / n));
-        compare("cross-entropy fwd+bwd", s, "losses", losses2, FP32);
-        compare("cross-entropy fwd+bwd", s, "dlogits", logits, FP32);
+        compare(tag("cross-entropy fwd+bwd", act), s, "losses", losses2, FP32);
+        compare(tag("cross-entropy fwd+bwd", act), s, "dlogits", logits, act ? BF16 : FP32);
+    }
+
+    /** A weight cast once by matmulOperand (and the buffer reused) gives the matmul the same bits as the fp32 weight. */
+    private void matmulOperand(int n, int c, int oc) {
+        String s = shape("n,c,oc", n, c, oc);
+        Pair w = random((long) oc * c, 1), x = random((long) n * c, 1, true);
+        Tensor viaWeight = gpu.allocateActivation((long) n * oc), viaOperand = gpu.allocateActivation((long) n * oc);
+        gpu.matmulForward(viaWeight, x.gpu, w.gpu, n, c, oc);
+        Tensor first = gpu.matmulOperand(w.gpu, null);
+        Tensor operand = gpu.matmulOperand(w.gpu, first);
+        gpu.matmulForward(viaOperand, x.gpu, operand, n, c, oc);
+        int wrong = differing(gpu.download(viaOperand), gpu.download(viaWeight)) + (operand == first ? 0 : 1)
+                + (cpu.matmulOperand(w.cpu, null) == w.cpu ? 0 : 1);
+        report("matmul operand (bf16 once)", s, "out", wrong, 0);
     }
 
     private void sumOfSquares(int n) {

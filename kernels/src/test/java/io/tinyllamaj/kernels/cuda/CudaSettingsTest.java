@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The CUDA backend's two system properties: the values they take, and one line for any other. */
+/** The CUDA backend's system properties: the values they take, and one line for any other. */
 class CudaSettingsTest {
 
     @Test
@@ -26,5 +26,13 @@ class CudaSettingsTest {
         assertFalse(CudaBackend.bf16Activations("FP32"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaBackend.bf16Activations("fp16"));
         assertEquals("tinyllamaj.cuda.activations must be bf16 or fp32, got 'fp16'", e.getMessage());
+    }
+
+    @Test
+    void matmulTuningByName() {
+        assertTrue(CudaBackend.matmulTuning("on"));
+        assertFalse(CudaBackend.matmulTuning("OFF"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaBackend.matmulTuning("yes"));
+        assertEquals("tinyllamaj.cuda.matmulTuning must be on or off, got 'yes'", e.getMessage());
     }
 }

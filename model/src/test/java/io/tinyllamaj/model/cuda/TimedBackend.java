@@ -126,6 +126,14 @@ final class TimedBackend implements Backend {
     }
 
     @Override
+    public Tensor matmulOperand(Tensor weight, Tensor into) {
+        MemorySegment[] s = begin("matmul operand");
+        Tensor operand = gpu.matmulOperand(weight, into);
+        end(s);
+        return operand;
+    }
+
+    @Override
     public void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
         MemorySegment[] s = begin("matmul fwd c=" + c + " oc=" + oc);
         gpu.matmulForward(out, inp, weight, n, c, oc);
@@ -152,6 +160,14 @@ final class TimedBackend implements Backend {
     public void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps) {
         MemorySegment[] s = begin("rmsnorm fwd");
         gpu.rmsnormForward(out, rstd, inp, weight, n, c, eps);
+        end(s);
+    }
+
+    @Override
+    public void rmsnormBackwardAndCopy(Tensor dinp, Tensor dinpCopy, Tensor dweight, Tensor dout, Tensor inp, Tensor weight,
+                                       Tensor rstd, int n, int c, boolean accumulateWeight) {
+        MemorySegment[] s = begin("rmsnorm bwd");
+        gpu.rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
         end(s);
     }
 
