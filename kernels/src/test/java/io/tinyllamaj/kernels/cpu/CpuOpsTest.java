@@ -8,7 +8,9 @@ import org.junit.jupiter.params.provider.CsvSource;
 import java.util.SplittableRandom;
 
 import static io.tinyllamaj.kernels.cpu.Reference.*;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
@@ -61,6 +63,18 @@ class CpuOpsTest {
         }
         assertClose("rmsnorm dx", dxExpected, dx.data(), 1e-5);
         assertClose("rmsnorm dw", numericGradient(w.clone(), ww -> dot(r, rmsnorm(x, ww, n, c, eps))), dw.data(), 1e-5);
+        // with the copy for the next matmul backward: the same dx and dw, and the copy holds dx
+        CpuTensor dx2 = new CpuTensor(dxStart.clone(), 0, n * c), dw2 = zeros(c), copy = zeros(n * c);
+        backend.rmsnormBackwardAndCopy(dx2, copy, dw2, tensor(r), tensor(x), tensor(w), rstd, n, c, true);
+        assertArrayEquals(dx.data(), dx2.data());
+        assertArrayEquals(dw.data(), dw2.data());
+        assertArrayEquals(dx2.data(), copy.data());
+    }
+
+    @Test
+    void matmulOperandIsTheWeightItself() {
+        CpuTensor w = tensor(random(random, 12, 1));
+        assertSame(w, backend.matmulOperand(w, null)); // the CPU's matmuls read fp32 weights as they are
     }
 
     @ParameterizedTest
