@@ -4,7 +4,9 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
@@ -152,7 +154,7 @@ public final class CublasLt implements AutoCloseable {
         Shape shape = new Shape(transA, transB, m, n, k, lda, ldb, ldc, alignment(d), bf16Out);
         Plan plan = plans.computeIfAbsent(shape, this::plan);
         if (!plan.tuned && !accumulate && tuning) {
-            tune(plan, a, b, d, (long) ldc * n * (bf16Out ? 2 : Float.BYTES), stream);
+            tune(plan, a, b, d, ((long) ldc * (n - 1) + m) * (bf16Out ? 2 : Float.BYTES), stream); // D's extent, no padding past it
         }
         run(plan, plan.algo, a, b, d, accumulate ? betaOne : betaZero, stream);
     }
@@ -232,7 +234,7 @@ public final class CublasLt implements AutoCloseable {
             check("cublasLtMatmulAlgoGetHeuristic", (int) heuristic.invokeExact(handle, desc, a, b, c, c, preference, requested,
                     results, count));
             check("cublasLtMatmulPreferenceDestroy", (int) preferenceDestroy.invokeExact(preference));
-            java.util.List<MemorySegment> candidates = new java.util.ArrayList<>();
+            List<MemorySegment> candidates = new ArrayList<>();
             for (int i = 0; i < count.get(JAVA_INT, 0); i++) {
                 MemorySegment result = results.asSlice(i * HEURISTIC_RESULT_BYTES, HEURISTIC_RESULT_BYTES);
                 MemorySegment algo = result.asSlice(0, 64);
