@@ -97,7 +97,8 @@ public final class GpuTrainBench {
         }
         double[] timedSteps = Arrays.copyOfRange(seconds, warmup, seconds.length);
         Arrays.sort(timedSteps);
-        double median = timedSteps[timedSteps.length / 2];
+        int mid = timedSteps.length / 2; // the median as the peer's statistics.median takes it
+        double median = timedSteps.length % 2 == 1 ? timedSteps[mid] : (timedSteps[mid - 1] + timedSteps[mid]) / 2;
         long[] info = gpu.driver().memInfo();
         double usedGib = (info[1] - info[0]) / 1073741824.0;
         double flopsPerToken = config.trainingFlopsPerToken(t);
