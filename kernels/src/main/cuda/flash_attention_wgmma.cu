@@ -12,7 +12,7 @@
 //       51,712 bytes dynamic shared memory (fa4::SMEM_BYTES), no static shared memory.
 //   flash4_backward_dq_hs64(same arguments)
 //       grid (ceil(t / 128), nh, b), block 256 threads, 50,176 bytes dynamic shared memory
-//       (fa4::DQ_SMEM_BYTES), no static shared memory.
+//       (fa4::KV_SMEM_BYTES), no static shared memory.
 //   Both launch_bounds(256, 1) (<= 255 registers, one block per SM). The grids are flash3's; the
 //   blocks are 256 threads instead of 128. Layouts as flash3: qkv [b, t, (nh + 2 nkv) 64] bf16
 //   (Q heads, K heads, V heads; query head h reads kv head h / (nh / nkv)), dout [b, t, nh 64]
@@ -98,6 +98,25 @@ __device__ __forceinline__ void cp_tile64_swz(uint32_t dst, const bf16* src, int
     }
 }
 
+// The K/V stages of the dq kernel and of the forward (flash_attention_wgmma_fwd.cu): STAGES of a
+// K tile and a V tile each, in dynamic shared memory aligned up to 1024 bytes.
+constexpr int KV_STAGE = 2 * TILE_BYTES;
+constexpr int KV_SMEM_BYTES = STAGES * KV_STAGE + 1024;          // + alignment slack = 50,176
+
+// The 1024-byte aligned base of dynamic shared memory (swizzle atoms need it; the byte counts
+// above carry the slack).
+__device__ __forceinline__ uint32_t smem_base(const unsigned char* raw) { return (tc_smem(raw) + 1023) & ~1023u; }
+
+// K and V rows kt * 64 .. + 63 of kv head g (batch bi) -> stage st at sbase, one cp.async group.
+__device__ __forceinline__ void load_kv(uint32_t sbase, int st, const bf16* qkv, int bi, int kt, int t, int width, int nh,
+                                        int nkv, int g) {
+    const int tid = tc_tid(), k0 = kt * 64;
+    const bf16* src = qkv + ((long long)bi * t + k0) * width + (nh + g) * 64;
+    cp_tile64_swz(sbase + st * KV_STAGE, src, width, t - k0, tid);
+    cp_tile64_swz(sbase + st * KV_STAGE + TILE_BYTES, src + nkv * 64, width, t - k0, tid);
+    tc_cp_commit();
+}
+
 // 2^x as ex2.approx.ftz.f32: exp2f's MUFU.EX2 without the range test and fix-up multiplies that
 // only serve subnormal results (p < 2^-126, then 0 here; see flash_attention_fwd3.cu's note).
 __device__ __forceinline__ float fast_exp2(float x) {
@@ -175,7 +194,7 @@ flash4_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
     using namespace fa4;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // Swizzle atoms need 1024-byte alignment: align the base up (SMEM_BYTES has the slack).
-    const uint32_t raw = tc_smem(smem_raw), sbase = (raw + 1023) & ~1023u;
+    const uint32_t raw = tc_smem(smem_raw), sbase = smem_base(smem_raw);
     const float* stat = reinterpret_cast<const float*>(smem_raw + (sbase - raw) + STAT_OFF);
     const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
     int kb, g, bi;
@@ -271,9 +290,6 @@ flash4_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const fl
 // diagonal tile, where they exceed every valid query and are masked; query rows >= t are computed
 // on zeros and not written.
 namespace fa4 {
-constexpr int DQ_STAGE = 2 * TILE_BYTES;                         // K, V tiles of one stage
-constexpr int DQ_SMEM_BYTES = STAGES * DQ_STAGE + 1024;          // + alignment slack = 50,176
-
 // ds of one key tile -> the packed A fragments of dQ += dS K. S / dP accumulator i: query row
 // qrow + 8 ((i / 2) % 2), key k0 + 8 (i / 4) + c + i % 2; rel = k0 - qrow; DIAG: mask key > query.
 template <bool DIAG>
@@ -306,7 +322,7 @@ flash4_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const flo
 #if WG_ENABLED
     using namespace fa4;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
-    const uint32_t sbase = (tc_smem(smem_raw) + 1023) & ~1023u;
+    const uint32_t sbase = smem_base(smem_raw);
     const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
     int qb, h, bi;
     tc_query_block(qb, h, bi);
@@ -314,13 +330,7 @@ flash4_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const flo
     const int q0 = qb * 128;
     const int nkt = min(2 * qb + 2, (t + 63) >> 6);   // key tiles with k0 < t, k0 <= q0 + 64
 
-    auto load = [&](int kt, int st) {   // K, V rows kt 64 .. + 63 of kv head g -> stage st
-        const int tid = tc_tid(), k0 = kt * 64;
-        const bf16* src = qkv + ((long long)bi * t + k0) * width + (nh + g) * 64;
-        cp_tile64_swz(sbase + st * DQ_STAGE, src, width, t - k0, tid);
-        cp_tile64_swz(sbase + st * DQ_STAGE + TILE_BYTES, src + nkv * 64, width, t - k0, tid);
-        tc_cp_commit();
-    };
+    auto load = [&](int kt, int st) { load_kv(sbase, st, qkv, bi, kt, t, width, nh, nkv, g); };
     load(0, 0);
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
@@ -355,7 +365,7 @@ flash4_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const flo
             wg_wait<0>();    // the previous tile's dQ wgmma: its stage is refilled next iteration
             continue;
         }
-        const uint32_t ks = sbase + (kt % STAGES) * DQ_STAGE, vs = ks + TILE_BYTES;
+        const uint32_t ks = sbase + (kt % STAGES) * KV_STAGE, vs = ks + TILE_BYTES;
         // S = Q K^T, dP = dO V^T: the same product code as dkv's with the roles swapped.
         dkv_start(s, dp, qf, df, ks, vs);
         wg_wait<0>();   // S, dP, and the previous tile's dQ

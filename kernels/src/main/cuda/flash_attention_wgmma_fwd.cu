@@ -10,7 +10,7 @@
 // with the driver API):
 //   flash4_forward_hs64(bf16* out, float* lse, const bf16* qkv, int t, int nh, int nkv)
 //       grid (ceil(t / 128), nh, b) (flash3's), block 256 threads (2 warpgroups of 64 query rows),
-//       50,176 bytes dynamic shared memory (fa4::FWD_SMEM_BYTES), no static shared memory,
+//       50,176 bytes dynamic shared memory (fa4::KV_SMEM_BYTES), no static shared memory,
 //       launch_bounds(256, 2): <= 128 registers, 2 blocks (16 warps) per SM.
 //   Layouts as flash3: qkv [b, t, (nh + 2 nkv) 64] bf16 (q heads, k heads, v heads), query head h
 //   reads kv head h / (nh / nkv); out [b, t, nh 64] bf16; lse [b, nh, t] fp32, the natural-log
@@ -88,8 +88,6 @@
 
 namespace fa4 {
 constexpr int FWD_THREADS = 256;
-constexpr int FWD_STAGE = 2 * TILE_BYTES;                        // K, V tiles of one stage
-constexpr int FWD_SMEM_BYTES = STAGES * FWD_STAGE + 1024;        // + alignment slack = 50,176
 
 #ifndef FA4_FWD_PIPE
 #define FA4_FWD_PIPE 1   // which loop flash4_forward_hs64 runs (see fwd_body); the harness times both
@@ -173,7 +171,7 @@ __device__ __forceinline__ void fwd_pv(float (&o)[32], const uint32_t (&pa)[4][4
 template <bool PIPE, bool FUSED = false>
 __device__ __forceinline__ void fwd_body(bf16* out, float* lse, const bf16* qkv, int t, int nh, int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
-    const uint32_t sbase = (tc_smem(smem_raw) + 1023) & ~1023u;
+    const uint32_t sbase = smem_base(smem_raw);
     const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
     int qb, h, bi;
     tc_query_block(qb, h, bi);
@@ -181,13 +179,7 @@ __device__ __forceinline__ void fwd_body(bf16* out, float* lse, const bf16* qkv,
     const int q0 = qb * 128;
     const int nkt = min(2 * qb + 2, (t + 63) >> 6);   // key tiles with k0 < t, k0 <= q0 + 64
 
-    auto load = [&](int kt, int st) {   // K, V rows kt 64 .. + 63 of kv head g -> stage st
-        const int tid = tc_tid(), k0 = kt * 64;
-        const bf16* src = qkv + ((long long)bi * t + k0) * width + (nh + g) * 64;
-        cp_tile64_swz(sbase + st * FWD_STAGE, src, width, t - k0, tid);
-        cp_tile64_swz(sbase + st * FWD_STAGE + TILE_BYTES, src + nkv * 64, width, t - k0, tid);
-        tc_cp_commit();
-    };
+    auto load = [&](int kt, int st) { load_kv(sbase, st, qkv, bi, kt, t, width, nh, nkv, g); };
     load(0, 0);
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
@@ -218,7 +210,7 @@ __device__ __forceinline__ void fwd_body(bf16* out, float* lse, const bf16* qkv,
             if (!PIPE) wg_wait<0>();   // exists); !PIPE: the previous P V, its stage is refilled next
             continue;
         }
-        const uint32_t ks = sbase + (kt % STAGES) * FWD_STAGE, vs = ks + TILE_BYTES;
+        const uint32_t ks = sbase + (kt % STAGES) * KV_STAGE, vs = ks + TILE_BYTES;
         wg_fence();
         fwd_qk(s, qf, ks);
         wg_commit();

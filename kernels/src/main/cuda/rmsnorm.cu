@@ -151,15 +151,6 @@ __device__ void rmsnorm_backward_impl(float* dinp, bf16* dinpCopy, float* partia
     for (int j = threadIdx.x; j < c; j += blockDim.x) mine[j] = dw[j];
 }
 
-#define RMSNORM_BACKWARD_KERNELS(SUFFIX, T)                                                                          \
-    extern "C" __global__ void rmsnorm_backward##SUFFIX(float* dinp, bf16* dinpCopy, float* partials, const T* dout,  \
-            const float* inp, const float* weight, const float* rstd, int n, int c) {                               \
-        rmsnorm_backward_impl<T>(dinp, dinpCopy, partials, dout, inp, weight, rstd, n, c);                            \
-    }
-
-RMSNORM_BACKWARD_KERNELS(, float)
-RMSNORM_BACKWARD_KERNELS(_bf16, bf16)
-
 // The same, 16 bytes at a time, when c % 4 == 0, every base is aligned and c <= 4096 (the
 // launcher checks and launches c / 4 threads, rounded up to a warp): each thread owns columns
 // 4 tid .. 4 tid + 3, keeps their weights, x and dy in registers through a row and their dw
@@ -200,14 +191,17 @@ __device__ void rmsnorm_backward_vec_impl(float* dinp, bf16* dinpCopy, float* pa
     if (mine) store_vec<float, 4>(partials + (long long)blockIdx.x * c + j, dw);
 }
 
-#define RMSNORM_BACKWARD_VEC_KERNELS(SUFFIX, T)                                                                      \
-    extern "C" __global__ void rmsnorm_backward_vec##SUFFIX(float* dinp, bf16* dinpCopy, float* partials, const T* dout, \
+// Both backward forms (the launcher picks), per storage type of dout.
+#define RMSNORM_BACKWARD_KERNELS(NAME, SUFFIX, T)                                                                    \
+    extern "C" __global__ void NAME##SUFFIX(float* dinp, bf16* dinpCopy, float* partials, const T* dout,             \
             const float* inp, const float* weight, const float* rstd, int n, int c) {                               \
-        rmsnorm_backward_vec_impl<T>(dinp, dinpCopy, partials, dout, inp, weight, rstd, n, c);                        \
+        NAME##_impl<T>(dinp, dinpCopy, partials, dout, inp, weight, rstd, n, c);                                      \
     }
 
-RMSNORM_BACKWARD_VEC_KERNELS(, float)
-RMSNORM_BACKWARD_VEC_KERNELS(_bf16, bf16)
+RMSNORM_BACKWARD_KERNELS(rmsnorm_backward, , float)
+RMSNORM_BACKWARD_KERNELS(rmsnorm_backward, _bf16, bf16)
+RMSNORM_BACKWARD_KERNELS(rmsnorm_backward_vec, , float)
+RMSNORM_BACKWARD_KERNELS(rmsnorm_backward_vec, _bf16, bf16)
 
 // dweight[j] += sum_b partials[b, j]. 256 threads per block: 32 columns x 8 strided runs of
 // blocks (coalesced 128-byte rows), the 8 run sums then added in order: a fixed tree.

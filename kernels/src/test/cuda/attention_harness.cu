@@ -82,7 +82,7 @@ typedef void (*Kernel)(bf16*, const bf16*, const bf16*, const float*, const floa
 static size_t smem_of(Kernel k) {
     if (k == (Kernel)flash4_backward_dkv_hs64) return fa4::SMEM_BYTES;
 #if HARNESS_DQ
-    if (k == (Kernel)flash4_backward_dq_hs64) return fa4::DQ_SMEM_BYTES;
+    if (k == (Kernel)flash4_backward_dq_hs64) return fa4::KV_SMEM_BYTES;
 #endif
     return 0;
 }
@@ -166,11 +166,11 @@ struct FwdVariant {
 };
 static const FwdVariant kFwd[] = {
     {"flash3", flash3_forward_hs64, 128, 0},
-    {FA4_FWD_PIPE ? "flash4 (PIPE 1)" : "flash4 (PIPE 0)", flash4_forward_hs64, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES},
-    {"flash4 again", flash4_forward_hs64, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES},
-    {FA4_FWD_PIPE ? "variant PIPE 0" : "variant PIPE 1", harness_flash4_forward_alt, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES},
-    {"variant fused exponent", harness_flash4_forward_fused, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES},
-    {"variant 1 block/SM", harness_flash4_forward_1cta, fa4::FWD_THREADS, fa4::FWD_SMEM_BYTES},
+    {FA4_FWD_PIPE ? "flash4 (PIPE 1)" : "flash4 (PIPE 0)", flash4_forward_hs64, fa4::FWD_THREADS, fa4::KV_SMEM_BYTES},
+    {"flash4 again", flash4_forward_hs64, fa4::FWD_THREADS, fa4::KV_SMEM_BYTES},
+    {FA4_FWD_PIPE ? "variant PIPE 0" : "variant PIPE 1", harness_flash4_forward_alt, fa4::FWD_THREADS, fa4::KV_SMEM_BYTES},
+    {"variant fused exponent", harness_flash4_forward_fused, fa4::FWD_THREADS, fa4::KV_SMEM_BYTES},
+    {"variant 1 block/SM", harness_flash4_forward_1cta, fa4::FWD_THREADS, fa4::KV_SMEM_BYTES},
 };
 constexpr int NFWD = sizeof(kFwd) / sizeof(kFwd[0]);
 
@@ -383,12 +383,12 @@ int main() {
     }
     for (const FwdVariant& v : kFwd)
         if (v.smem > 48 * 1024) CK(cudaFuncSetAttribute(v.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v.smem));
-    printf("flash4 forward: %d bytes dynamic shared memory\n", fa4::FWD_SMEM_BYTES);
+    printf("flash4 forward: %d bytes dynamic shared memory\n", fa4::KV_SMEM_BYTES);
     CK(cudaFuncSetAttribute(flash4_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::SMEM_BYTES));
     printf("flash4 dkv: %d bytes dynamic shared memory\n", fa4::SMEM_BYTES);
 #if HARNESS_DQ
-    CK(cudaFuncSetAttribute(flash4_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::DQ_SMEM_BYTES));
-    printf("flash4 dq: %d bytes dynamic shared memory\n", fa4::DQ_SMEM_BYTES);
+    CK(cudaFuncSetAttribute(flash4_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::KV_SMEM_BYTES));
+    printf("flash4 dq: %d bytes dynamic shared memory\n", fa4::KV_SMEM_BYTES);
 #endif
     const Case cases[] = {{8, 2048, 32, 4}, {1, 1000, 32, 4}, {2, 333, 8, 1}, {1, 64, 4, 2}, {1, 130, 4, 4}};
     for (const Case& cs : cases) run_case(cs, cs.b == 8 && cs.t == 2048);

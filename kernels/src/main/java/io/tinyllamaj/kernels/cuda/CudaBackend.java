@@ -68,9 +68,9 @@ public final class CudaBackend implements Backend {
     private static final int FLASH3_TILE = 128;           // flash_attention_fwd3.cu, _bwd3.cu: rows per block,
     private static final int FLASH3_THREADS = 128;        // 4 warps of 32 rows
     private static final int WGMMA_THREADS = 256;         // flash_attention_wgmma*.cu: 2 warpgroups of 64 rows,
-    private static final int WGMMA_DQ_SHARED = 50_176;    // dynamic shared bytes (fa4::DQ_SMEM_BYTES)
+    private static final int WGMMA_DQ_SHARED = 50_176;    // dynamic shared bytes (fa4::KV_SMEM_BYTES)
     private static final int WGMMA_DKV_SHARED = 51_712;   // (fa4::SMEM_BYTES)
-    private static final int WGMMA_FWD_SHARED = 50_176;   // flash_attention_wgmma_fwd.cu (fa4::FWD_SMEM_BYTES)
+    private static final int WGMMA_FWD_SHARED = 50_176;   // flash_attention_wgmma_fwd.cu (fa4::KV_SMEM_BYTES)
 
     /** The attention kernels: shapes a choice does not cover run the next one down (WGMMA -> FLASH3 -> FLASH -> PLAIN). */
     public enum Attention {
