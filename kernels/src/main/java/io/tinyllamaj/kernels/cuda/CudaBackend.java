@@ -100,6 +100,7 @@ public final class CudaBackend implements Backend {
     private final MemorySegment stream;
     private final CudaKernels kernels;
     private final CublasLt blas;
+    private final HostStaging staging;
     private final Set<Long> live = ConcurrentHashMap.newKeySet();
     private final Queue<Long> released = new ConcurrentLinkedQueue<>();
     private final long[] bf16Scratch = new long[3];
@@ -142,6 +143,7 @@ public final class CudaBackend implements Backend {
         this.lastThread = Thread.currentThread();
         this.stream = driver.streamCreate();
         this.kernels = new CudaKernels(driver, stream, fatbin);
+        this.staging = new HostStaging(driver);
         kernels.preload(KERNELS);
         for (String name : ACTIVATION_KERNELS) {
             kernels.preload(name, name + "_bf16");
@@ -351,17 +353,13 @@ public final class CudaBackend implements Backend {
             tokens = grow(tokens, tokensBytes, bytes, b -> tokensBytes = b);
         }
         long dst = isTargets ? targets : tokens;
-        copyInts(dst, values, n, bytes);
+        copyInts(dst, values, n);
         return dst;
     }
 
-    private void copyInts(long dst, int[] values, int n, long bytes) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate(Math.max(4, bytes), 16);
-            MemorySegment.copy(values, 0, host, JAVA_INT, 0, n);
-            driver.memcpyHtoDAsync(dst, host, bytes, stream);
-            driver.streamSynchronize(stream);
-        }
+    /** An upload in stream order that does not wait for the GPU (see {@link HostStaging}). */
+    private void copyInts(long dst, int[] values, int n) {
+        staging.upload(dst, values, n, stream);
     }
 
     @Override
@@ -824,7 +822,7 @@ public final class CudaBackend implements Backend {
         plan[2 * unique] = n;
         long bytes = (long) plan.length * Integer.BYTES;
         embedPlan = grow(embedPlan, embedPlanBytes, bytes, b -> embedPlanBytes = b);
-        copyInts(embedPlan, plan, plan.length, bytes);
+        copyInts(embedPlan, plan, plan.length);
         int block = Math.min(256, (c + 31) / 32 * 32);
         kernels.launch("embedding_backward", unique, (c + block - 1) / block, 1, block, 0, ptr32("embeddingBackward", dtable),
                 ptr32("embeddingBackward", dout), embedPlan, unique, c);
@@ -921,6 +919,7 @@ public final class CudaBackend implements Backend {
             }
         }
         blas.close();
+        staging.close();
         kernels.close();
         driver.streamDestroy(stream);
         driver.releasePrimaryContext(device);

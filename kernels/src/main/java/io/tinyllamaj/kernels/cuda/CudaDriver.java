@@ -30,7 +30,7 @@ public final class CudaDriver {
             cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuMemAlloc, cuMemFree, cuMemGetInfo,
             cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemsetD16Async,
             cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel,
-            cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy;
+            cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy, cuMemHostAlloc, cuMemFreeHost;
 
     private CudaDriver(SymbolLookup lib) {
         cuInit = Native.status(lib, LIB, "cuInit", JAVA_INT);
@@ -49,6 +49,8 @@ public final class CudaDriver {
         cuMemAlloc = Native.status(lib, LIB, "cuMemAlloc_v2", ADDRESS, JAVA_LONG);
         cuMemFree = Native.status(lib, LIB, "cuMemFree_v2", JAVA_LONG);
         cuMemGetInfo = Native.status(lib, LIB, "cuMemGetInfo_v2", ADDRESS, ADDRESS);
+        cuMemHostAlloc = Native.status(lib, LIB, "cuMemHostAlloc", ADDRESS, JAVA_LONG, JAVA_INT);
+        cuMemFreeHost = Native.status(lib, LIB, "cuMemFreeHost", ADDRESS);
         cuMemcpyHtoDAsync = Native.status(lib, LIB, "cuMemcpyHtoDAsync_v2", JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS);
         cuMemcpyDtoHAsync = Native.status(lib, LIB, "cuMemcpyDtoHAsync_v2", ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS);
         cuMemcpyDtoDAsync = Native.status(lib, LIB, "cuMemcpyDtoDAsync_v2", JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS);
@@ -223,6 +225,28 @@ public final class CudaDriver {
         }
     }
 
+    /**
+     * {@code bytes} of page-locked host memory: a copy from it to the device is asynchronous (one
+     * from pageable memory waits for the stream to drain first).
+     */
+    public MemorySegment memHostAlloc(long bytes) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ptr = arena.allocate(ADDRESS);
+            check("cuMemHostAlloc(" + bytes + " bytes)", (int) cuMemHostAlloc.invokeExact(ptr, bytes, 0));
+            return ptr.get(ADDRESS, 0).reinterpret(bytes);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void memFreeHost(MemorySegment host) {
+        try {
+            check("cuMemFreeHost", (int) cuMemFreeHost.invokeExact(host));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
     /** {free, total} bytes of device memory. */
     public long[] memInfo() {
         try (Arena arena = Arena.ofConfined()) {
@@ -338,6 +362,15 @@ public final class CudaDriver {
     public void eventRecord(MemorySegment event, MemorySegment stream) {
         try {
             check("cuEventRecord", (int) cuEventRecord.invokeExact(event, stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** Waits until the work queued before the event's last record has run. */
+    public void eventSynchronize(MemorySegment event) {
+        try {
+            check("cuEventSynchronize", (int) cuEventSynchronize.invokeExact(event));
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }
