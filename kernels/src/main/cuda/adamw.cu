@@ -6,7 +6,8 @@
 // computed as the CPU reference computes them, so both backends do the same fp32 arithmetic.
 // Trick: 16-byte accesses (4 values of each of the four arrays per thread step) when the
 // bases allow: the update is bandwidth-bound (28 bytes per parameter). The matmuls read bf16
-// casts of these fp32 masters (elementwise.cu).
+// copies of these fp32 masters: with copy (else null) the kernel writes the new value rounded to
+// bf16 there too (2 more bytes per parameter instead of a cast pass of 6 before each use).
 #include "common.cuh"
 
 __device__ __forceinline__ void adamw_one(float& p, float g, float& m, float& v, float lr, float beta1, float beta2,
@@ -21,10 +22,10 @@ __device__ __forceinline__ void adamw_one(float& p, float g, float& m, float& v,
     p = p * decay - lr * mHat / (sqrtf(vHat) + eps);
 }
 
-// vec4 (the launcher's choice: every base 16-byte aligned): elements 4i .. 4i+3 of n / 4 groups,
+// vec4 (the launcher's choice: every base 16-byte aligned, copy 8-byte): elements 4i .. 4i+3 of n / 4 groups,
 // then the tail one by one; otherwise one element per step. The same arithmetic per element
 // either way, so the result does not depend on the choice.
-extern "C" __global__ void adamw_update(float* params, const float* grads, float* m, float* v, long long n,
+extern "C" __global__ void adamw_update(float* params, bf16* copy, const float* grads, float* m, float* v, long long n,
                                         float lr, float beta1, float beta2, float eps, float weightDecay,
                                         float correction1, float correction2, float gradScale, int vec4) {
     float decay = 1.f - lr * weightDecay;
@@ -39,6 +40,10 @@ extern "C" __global__ void adamw_update(float* params, const float* grads, float
             adamw_one(p.z, g.z, mi.z, vi.z, lr, beta1, beta2, eps, decay, correction1, correction2, gradScale);
             adamw_one(p.w, g.w, mi.w, vi.w, lr, beta1, beta2, eps, decay, correction1, correction2, gradScale);
             reinterpret_cast<float4*>(params)[i] = p;
+            if (copy) {
+                float q[4] = {p.x, p.y, p.z, p.w};
+                store_vec<bf16, 4>(copy + 4 * i, q);
+            }
             reinterpret_cast<float4*>(m)[i] = mi;
             reinterpret_cast<float4*>(v)[i] = vi;
         }
@@ -46,5 +51,6 @@ extern "C" __global__ void adamw_update(float* params, const float* grads, float
     }
     for (long long i = first + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         adamw_one(params[i], grads[i], m[i], v[i], lr, beta1, beta2, eps, decay, correction1, correction2, gradScale);
+        if (copy) copy[i] = __float2bfloat16(params[i]);
     }
 }

@@ -176,6 +176,19 @@ public interface Backend extends AutoCloseable {
      */
     void adamwUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, AdamWStep step);
 
+    /**
+     * {@link #adamwUpdate}, then {@code operands} = {@link #matmulOperand matmulOperand}(params,
+     * operands): the parameters as the matmuls read them, kept beside the fp32 masters. The CUDA
+     * backend writes both in one pass (the bf16 rounding of each new value); on the CPU the
+     * operands are the parameters themselves and nothing more happens.
+     */
+    default void adamwUpdateAndCopy(Tensor params, Tensor operands, Tensor grads, Tensor m, Tensor v, AdamWStep step) {
+        adamwUpdate(params, grads, m, v, step);
+        if (operands != params && matmulOperand(params, operands) != operands) {
+            throw new IllegalArgumentException("operands cannot hold the parameters as matmuls read them");
+        }
+    }
+
     @Override
     default void close() {
     }

@@ -31,7 +31,6 @@ final class Activations {
     final Tensor rstdFinal;    // [n]
     final Tensor normFinal;    // [n, dim]
     final Tensor logits;       // [min(n, logitRows(n)), vocab]: one chunk of logits, then its gradient
-    Tensor lmHead;             // lm_head's weight as the chunks' matmuls read it (see Backend.matmulOperand), or null
     final Tensor losses;       // [n]
     final Tensor scratch;      // [n, dim]: a sub-layer's output before the residual add
     // gradients

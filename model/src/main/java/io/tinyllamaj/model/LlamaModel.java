@@ -1,5 +1,6 @@
 package io.tinyllamaj.model;
 
+import io.tinyllamaj.kernels.AdamWStep;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Tensor;
 
@@ -24,6 +25,8 @@ public final class LlamaModel {
     private Activations activations;
     private Tensor fullLogits;
     private Tensor decodeLogits;
+    private Tensor operands;       // the parameters as matmuls read them (see operand); null before the first forward
+    private boolean operandsFresh; // operands hold the current parameters
 
     public LlamaModel(Backend backend, LlamaConfig config) {
         this.backend = backend;
@@ -44,8 +47,12 @@ public final class LlamaModel {
         return layout;
     }
 
-    /** All parameters, flat, in {@link ParameterLayout} order. */
+    /**
+     * All parameters, flat, in {@link ParameterLayout} order. The caller may write them, so the
+     * matmuls' copy of them is made again before the next forward (see {@link #adamwUpdate}).
+     */
     public Tensor parameters() {
+        operandsFresh = false;
         return parameters;
     }
 
@@ -65,9 +72,47 @@ public final class LlamaModel {
         return gradients;
     }
 
+    /** One parameter; the caller may write it (as {@link #parameters()}). */
     public Tensor parameter(String name) {
+        operandsFresh = false;
+        return weight(name);
+    }
+
+    /** One parameter as the norms and the embedding read it: the fp32 master. */
+    private Tensor weight(String name) {
         ParameterLayout.Entry e = layout.get(name);
         return parameters.slice(e.offset(), e.size());
+    }
+
+    /**
+     * One parameter as the matmuls read it: a slice of {@link #operands}, the bf16 copy of all
+     * parameters on the GPU (made by the optimizer step in the same pass, or by a cast before a
+     * forward after anything else could have written the parameters), the fp32 master on the
+     * CPU. Either way the matmul gets the bits it got from casting the master itself.
+     */
+    private Tensor operand(String name) {
+        if (!operandsFresh) {
+            operands = backend.matmulOperand(parameters, operands);
+            operandsFresh = true;
+        }
+        ParameterLayout.Entry e = layout.get(name);
+        return operands.slice(e.offset(), e.size());
+    }
+
+    /**
+     * One AdamW step over all parameters with these moments, the gradients as they are, keeping
+     * the matmuls' copy of the parameters current in the same pass (2 bytes per parameter more
+     * written, where casting each weight before its forward and its backward matmul moved 12).
+     */
+    public void adamwUpdate(Tensor m, Tensor v, AdamWStep step) {
+        Tensor grads = gradients();
+        if (operands == null) {
+            backend.adamwUpdate(parameters, grads, m, v, step);
+            operandsFresh = false;
+        } else {
+            backend.adamwUpdateAndCopy(parameters, operands, grads, m, v, step);
+            operandsFresh = true;
+        }
     }
 
     private Tensor gradient(String name) {
@@ -123,7 +168,7 @@ public final class LlamaModel {
             fullLogits = null;
             fullLogits = backend.allocate((long) n * config.vocabSize());
         }
-        backend.matmulForward(fullLogits, a.normFinal, parameter("lm_head"), n, config.dim(), config.vocabSize());
+        backend.matmulForward(fullLogits, a.normFinal, operand("lm_head"), n, config.dim(), config.vocabSize());
         return fullLogits;
     }
 
@@ -131,7 +176,7 @@ public final class LlamaModel {
     public float[] losses(int[] tokens, int[] targets, int b, int t) {
         Activations a = activations(b, t, activations != null && activations.dResidual != null);
         forward(a, tokens);
-        forEachLogitChunk(a, lmHeadOperand(a), (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows),
+        forEachLogitChunk(a, operand("lm_head"), (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows),
                 logits, rowsOf(targets, start, rows), rows, config.vocabSize()));
         return backend.download(a.losses);
     }
@@ -154,7 +199,7 @@ public final class LlamaModel {
         }
         boolean tied = layout.get("lm_head").offset() == layout.get("embed").offset();
         // Per chunk: logits, then loss and its gradient in place, then the gradient through lm_head.
-        Tensor head = lmHeadOperand(a);
+        Tensor head = operand("lm_head");
         forEachLogitChunk(a, head, (rows, logits, start) -> {
             backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows),
                     rowsOf(targets, start, rows), rows, vocab, gradScale);
@@ -177,15 +222,6 @@ public final class LlamaModel {
 
     private interface LogitChunk {
         void accept(int rows, Tensor logits, int start);
-    }
-
-    /**
-     * lm_head's weight as the matmuls over the logit chunks read it: cast to bf16 once for all of
-     * them on the GPU (instead of once per matmul, up to 8 per micro-batch), the weight itself on the CPU.
-     */
-    private Tensor lmHeadOperand(Activations a) {
-        a.lmHead = backend.matmulOperand(parameter("lm_head"), a.lmHead);
-        return a.lmHead;
     }
 
     /** Computes the logits of logitRows(n) rows at a time into a.logits (lm_head's weight: head) and hands each chunk on. */
@@ -213,11 +249,11 @@ public final class LlamaModel {
         cache.length += count;
         int last = count - 1, dim = config.dim();
         Tensor lastRow = a.residual[config.layers()].slice((long) last * dim, dim);
-        backend.rmsnormForward(a.normFinal.slice(0, dim), a.rstdFinal.slice(0, 1), lastRow, parameter("final_norm"), 1, dim, config.normEps());
+        backend.rmsnormForward(a.normFinal.slice(0, dim), a.rstdFinal.slice(0, 1), lastRow, weight("final_norm"), 1, dim, config.normEps());
         if (decodeLogits == null) {
             decodeLogits = backend.allocate(config.vocabSize()); // fp32: a training step's logit chunks may be bf16
         }
-        backend.matmulForward(decodeLogits, a.normFinal.slice(0, dim), parameter("lm_head"), 1, dim, config.vocabSize());
+        backend.matmulForward(decodeLogits, a.normFinal.slice(0, dim), operand("lm_head"), 1, dim, config.vocabSize());
         return decodeLogits;
     }
 
@@ -226,7 +262,7 @@ public final class LlamaModel {
         forward(a, tokens, null);
         LlamaConfig c = config;
         int n = a.b * a.t;
-        backend.rmsnormForward(a.normFinal, a.rstdFinal, a.residual[c.layers()], parameter("final_norm"), n, c.dim(), c.normEps());
+        backend.rmsnormForward(a.normFinal, a.rstdFinal, a.residual[c.layers()], weight("final_norm"), n, c.dim(), c.normEps());
     }
 
     /** The blocks; with a cache, q/k/v rows go into it at its current length and attention reads all of it. */
@@ -237,25 +273,25 @@ public final class LlamaModel {
             throw new IllegalArgumentException("expected " + n + " tokens, got " + tokens.length);
         }
         int past = cache == null ? 0 : cache.length;
-        backend.embeddingForward(a.residual[0], parameter("embed"), tokens, n, dim);
-        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], parameter(ParameterLayout.block(0, "attn_norm")), n, dim, c.normEps());
+        backend.embeddingForward(a.residual[0], weight("embed"), tokens, n, dim);
+        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], weight(ParameterLayout.block(0, "attn_norm")), n, dim, c.normEps());
         for (int l = 0; l < c.layers(); l++) {
             Tensor x = a.residual[l];
             Tensor qkvNew = cache == null ? a.qkv[l] : cache.layers[l].slice((long) past * c.qkvDim(), (long) t * c.qkvDim());
             Tensor qkvAll = cache == null ? a.qkv[l] : cache.layers[l].slice(0, (long) (past + t) * c.qkvDim());
-            backend.matmulForward(qkvNew, a.normAttn[l], parameter(ParameterLayout.block(l, "qkv")), n, dim, c.qkvDim());
+            backend.matmulForward(qkvNew, a.normAttn[l], operand(ParameterLayout.block(l, "qkv")), n, dim, c.qkvDim());
             backend.ropeForward(qkvNew, b, t, c.heads(), c.kvHeads(), c.headSize(), past, c.ropeTheta());
             backend.attentionForward(a.attn[l], a.lse[l], qkvAll, b, t, past + t, c.heads(), c.kvHeads(), c.headSize());
-            backend.matmulForward(a.scratch, a.attn[l], parameter(ParameterLayout.block(l, "attn_out")), n, dim, dim);
+            backend.matmulForward(a.scratch, a.attn[l], operand(ParameterLayout.block(l, "attn_out")), n, dim, dim);
             backend.residualRmsnormForward(a.midResidual[l], a.normMlp[l], a.rstdMlp[l], x, a.scratch,
-                    parameter(ParameterLayout.block(l, "mlp_norm")), n, dim, c.normEps());
-            backend.matmulForward(a.gateUp[l], a.normMlp[l], parameter(ParameterLayout.block(l, "gate_up")), n, dim, 2 * c.intermediate());
+                    weight(ParameterLayout.block(l, "mlp_norm")), n, dim, c.normEps());
+            backend.matmulForward(a.gateUp[l], a.normMlp[l], operand(ParameterLayout.block(l, "gate_up")), n, dim, 2 * c.intermediate());
             backend.swigluForward(a.swiglu, a.gateUp[l], n, c.intermediate());
-            backend.matmulForward(a.scratch, a.swiglu, parameter(ParameterLayout.block(l, "down")), n, c.intermediate(), dim);
+            backend.matmulForward(a.scratch, a.swiglu, operand(ParameterLayout.block(l, "down")), n, c.intermediate(), dim);
             if (l + 1 < c.layers()) {
                 // the next block's input norm rides on this block's residual add
                 backend.residualRmsnormForward(a.residual[l + 1], a.normAttn[l + 1], a.rstdAttn[l + 1], a.midResidual[l], a.scratch,
-                        parameter(ParameterLayout.block(l + 1, "attn_norm")), n, dim, c.normEps());
+                        weight(ParameterLayout.block(l + 1, "attn_norm")), n, dim, c.normEps());
             } else {
                 // the final norm is the caller's: all rows for logits, the last one when decoding
                 backend.copy(a.residual[l + 1], a.midResidual[l]);
@@ -271,30 +307,30 @@ public final class LlamaModel {
         backend.fill(a.dResidual, 0f);
         // Each norm's backward also leaves dResidual as the next matmul backward reads it (dResidualCopy).
         backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, gradient("final_norm"), a.dNorm, a.residual[c.layers()],
-                parameter("final_norm"), a.rstdFinal, n, dim, accumulate);
+                weight("final_norm"), a.rstdFinal, n, dim, accumulate);
         for (int l = c.layers() - 1; l >= 0; l--) {
             // MLP half: dResidual is d(out); it passes through the residual add unchanged.
             backend.swigluForward(a.swiglu, a.gateUp[l], n, hidden); // recomputed, not saved (see Activations)
             backend.matmulBackward(a.dSwiglu, gradient(ParameterLayout.block(l, "down")), a.dResidualCopy, a.swiglu,
-                    parameter(ParameterLayout.block(l, "down")), n, hidden, dim, accumulate);
+                    operand(ParameterLayout.block(l, "down")), n, hidden, dim, accumulate);
             backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden);
             backend.matmulBackward(a.dNorm, gradient(ParameterLayout.block(l, "gate_up")), a.dGateUp, a.normMlp[l],
-                    parameter(ParameterLayout.block(l, "gate_up")), n, dim, 2 * hidden, accumulate);
+                    operand(ParameterLayout.block(l, "gate_up")), n, dim, 2 * hidden, accumulate);
             backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, gradient(ParameterLayout.block(l, "mlp_norm")), a.dNorm,
-                    a.midResidual[l], parameter(ParameterLayout.block(l, "mlp_norm")), a.rstdMlp[l], n, dim, accumulate);
+                    a.midResidual[l], weight(ParameterLayout.block(l, "mlp_norm")), a.rstdMlp[l], n, dim, accumulate);
             // Attention half: dResidual is now d(h).
             backend.matmulBackward(a.dAttn, gradient(ParameterLayout.block(l, "attn_out")), a.dResidualCopy, a.attn[l],
-                    parameter(ParameterLayout.block(l, "attn_out")), n, dim, dim, accumulate);
+                    operand(ParameterLayout.block(l, "attn_out")), n, dim, dim, accumulate);
             backend.attentionBackward(a.dQkv, a.dAttn, a.qkv[l], a.attn[l], a.lse[l], b, t, c.heads(), c.kvHeads(), c.headSize());
             backend.ropeBackward(a.dQkv, b, t, c.heads(), c.kvHeads(), c.headSize(), 0, c.ropeTheta());
             backend.matmulBackward(a.dNorm, gradient(ParameterLayout.block(l, "qkv")), a.dQkv, a.normAttn[l],
-                    parameter(ParameterLayout.block(l, "qkv")), n, dim, c.qkvDim(), accumulate);
+                    operand(ParameterLayout.block(l, "qkv")), n, dim, c.qkvDim(), accumulate);
             if (l > 0) {
                 backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, gradient(ParameterLayout.block(l, "attn_norm")),
-                        a.dNorm, a.residual[l], parameter(ParameterLayout.block(l, "attn_norm")), a.rstdAttn[l], n, dim, accumulate);
+                        a.dNorm, a.residual[l], weight(ParameterLayout.block(l, "attn_norm")), a.rstdAttn[l], n, dim, accumulate);
             } else { // the embedding's backward reads dResidual itself
                 backend.rmsnormBackward(a.dResidual, gradient(ParameterLayout.block(l, "attn_norm")), a.dNorm, a.residual[l],
-                        parameter(ParameterLayout.block(l, "attn_norm")), a.rstdAttn[l], n, dim, accumulate);
+                        weight(ParameterLayout.block(l, "attn_norm")), a.rstdAttn[l], n, dim, accumulate);
             }
         }
         backend.embeddingBackward(gradient("embed"), a.dResidual, tokens, n, dim);

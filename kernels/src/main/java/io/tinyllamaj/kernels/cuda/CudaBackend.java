@@ -889,15 +889,31 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void adamwUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, AdamWStep s) {
+        adamw(params, 0, grads, m, v, s);
+    }
+
+    @Override
+    public void adamwUpdateAndCopy(Tensor params, Tensor operands, Tensor grads, Tensor m, Tensor v, AdamWStep s) {
+        CudaTensor copy = of(operands);
+        if (!copy.bf16() || copy.length() < params.length()) {
+            Backend.super.adamwUpdateAndCopy(params, operands, grads, m, v, s);
+            return;
+        }
+        adamw(params, copy.address(), grads, m, v, s);
+    }
+
+    /** adamw.cu's update; copyBf16: where the new values also go, rounded to bf16, or 0. */
+    private void adamw(Tensor params, long copyBf16, Tensor grads, Tensor m, Tensor v, AdamWStep s) {
         current();
         String op = "adamwUpdate";
         CudaTensor p = fp32(op, params);
         float correction1 = (float) (1 - Math.pow(s.beta1(), s.step()));
         float correction2 = (float) (1 - Math.pow(s.beta2(), s.step()));
         long g = ptr32(op, grads), mm = ptr32(op, m), vv = ptr32(op, v);
-        int vec4 = ((p.address() | g | mm | vv) & 15) == 0 ? 1 : 0; // slices of a flat buffer may start anywhere
-        kernels.launchFlat("adamw_update", vec4 == 1 ? (p.length() + 3) / 4 : p.length(), p.address(), g, mm, vv, p.length(),
-                s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), correction1, correction2, s.gradScale(), vec4);
+        // slices of a flat buffer may start anywhere
+        int vec4 = ((p.address() | g | mm | vv) & 15) == 0 && (copyBf16 & 7) == 0 ? 1 : 0;
+        kernels.launchFlat("adamw_update", vec4 == 1 ? (p.length() + 3) / 4 : p.length(), p.address(), copyBf16, g, mm, vv,
+                p.length(), s.lr(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(), correction1, correction2, s.gradScale(), vec4);
     }
 
     @Override

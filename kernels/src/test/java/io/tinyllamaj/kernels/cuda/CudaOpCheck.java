@@ -625,5 +625,28 @@ public final class CudaOpCheck {
         compare("adamw x3 + slice", "n=" + n, "params", p, FP32);
         compare("adamw x3 + slice", "n=" + n, "m", m, FP32);
         compare("adamw x3 + slice", "n=" + n, "v", v, FP32);
+        // with the matmuls' bf16 copy written in the same pass: the same params, m and v bits as
+        // without, the copy each new value rounded; aligned and (one value in) unaligned
+        for (int offset : new int[] {0, 1}) {
+            int len = n - 2 * offset;
+            Tensor p1 = gpu.allocate(len), p2 = gpu.allocate(len), m1 = gpu.allocate(len), m2 = gpu.allocate(len);
+            Tensor v1 = gpu.allocate(len), v2 = gpu.allocate(len);
+            Tensor copy = gpu.matmulOperand(gpu.allocate(n), null); // bf16, as the model's operands are
+            for (Tensor[] pair : new Tensor[][] {{p1, p2, p.gpu}, {m1, m2, m.gpu}, {v1, v2, v.gpu}}) {
+                gpu.copy(pair[0], pair[2].slice(offset, len));
+                gpu.copy(pair[1], pair[2].slice(offset, len));
+            }
+            gpu.fill(copy, Float.NaN);
+            Tensor grads = g.gpu.slice(offset, len), into = copy.slice(offset, len);
+            gpu.adamwUpdate(p1, grads, m1, v1, s4);
+            gpu.adamwUpdateAndCopy(p2, into, grads, m2, v2, s4);
+            float[] params = gpu.download(p1), rounded = params.clone();
+            for (int i = 0; i < rounded.length; i++) {
+                rounded[i] = roundBf16(rounded[i]);
+            }
+            int wrong = differing(gpu.download(p2), params) + differing(gpu.download(m2), gpu.download(m1))
+                    + differing(gpu.download(v2), gpu.download(v1)) + differing(gpu.download(into), rounded);
+            report("adamw + bf16 copy", "n=" + len + " offset=" + offset, "p,m,v,copy", wrong, 0);
+        }
     }
 }

@@ -260,6 +260,13 @@ final class TimedBackend implements Backend {
     }
 
     @Override
+    public void adamwUpdateAndCopy(Tensor params, Tensor operands, Tensor grads, Tensor m, Tensor v, AdamWStep step) {
+        MemorySegment[] s = begin("adamw");
+        gpu.adamwUpdateAndCopy(params, operands, grads, m, v, step);
+        end(s);
+    }
+
+    @Override
     public void adamwUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, AdamWStep step) {
         MemorySegment[] s = begin("adamw");
         gpu.adamwUpdate(params, grads, m, v, step);

@@ -55,7 +55,7 @@ final class DataParallel implements Strategy {
 
     @Override
     public void step(LlamaModel model, Tensor m, Tensor v, AdamWStep step) {
-        model.backend().adamwUpdate(model.parameters(), model.gradients(), m, v, step);
+        model.adamwUpdate(m, v, step); // the model's own step keeps its matmul copy of the parameters current
     }
 
     @Override
