@@ -1,6 +1,6 @@
 // Elementwise helpers: fp32 -> bf16 casts of matmul operands, dst += src, t *= f.
 //   cast_bf16:  out[i] = bf16(in[i])          (round to nearest even, as torch's .to(bfloat16))
-//   accumulate: dst[i] += src[i]               (the residual add, gradient accumulation)
+//   accumulate: dst[i] += src[i]               (the residual add, gradient accumulation; src fp32 or bf16)
 //   scale:      t[i] *= factor
 //   fingerprint: out += sum of mix(i, x[i]) over n 16-bit words (CublasLt's tuner compares the
 //                outputs of candidate matmul algorithms with it; integer sums in any order agree)
@@ -13,6 +13,11 @@ extern "C" __global__ void cast_bf16(__nv_bfloat16* out, const float* in, long l
 
 extern "C" __global__ void accumulate(float* dst, const float* src, long long n) {
     GRID_STRIDE(i, n) { dst[i] += src[i]; }
+}
+
+// the residual add of a sub-layer output stored in bf16 (a matmul output, as under autocast)
+extern "C" __global__ void accumulate_bf16(float* dst, const __nv_bfloat16* src, long long n) {
+    GRID_STRIDE(i, n) { dst[i] += __bfloat162float(src[i]); }
 }
 
 extern "C" __global__ void scale(float* t, float factor, long long n) {

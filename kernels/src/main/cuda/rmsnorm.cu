@@ -1,7 +1,8 @@
 // RMSNorm (Hugging Face LlamaRMSNorm): y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
 //   x, y, dx, dy [n, c]; w, dw [c]; rstd [n] saved by the forward. y may be stored in bf16
 //   (it is a matmul input); x, dx, dy, w and dw are fp32.
-// residual_rmsnorm_forward fuses the residual add before it: r = x + delta, y = rmsnorm(r).
+// residual_rmsnorm_forward fuses the residual add before it: r = x + delta, y = rmsnorm(r); delta
+// (a matmul output, like y an activation) has y's storage type, r is fp32 as autocast keeps it.
 // Backward per row, with g = w * dy:
 //   dx += rstd * g - x * rstd^3 * mean(g * x)     (accumulates: the residual path adds to dx)
 //   dw += sum over rows of dy * x * rstd
@@ -28,13 +29,13 @@ __device__ __forceinline__ void st4(bf16* p, float4 v) {
 // Without: the norm reads x. out (fp32 or bf16 storage) = r * rstd * w. 16-byte accesses when
 // every row start is 16-byte aligned (c % 4 == 0 and aligned bases), else one value per lane.
 template <typename T>
-__device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const float* x, const float* delta,
+__device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const float* x, const T* delta,
                                      const float* weight, int n, int c, float eps) {
     int lane = threadIdx.x & 31;
     int row = blockIdx.x * RMSNORM_WARPS + (threadIdx.x >> 5);
     if (row >= n) return;
     const float* xr = x + (long long)row * c;
-    const float* dr = delta ? delta + (long long)row * c : nullptr;
+    const T* dr = delta ? delta + (long long)row * c : nullptr;
     float* rr = delta ? residual + (long long)row * c : nullptr;
     const float* src = delta ? rr : xr;
     T* y = out + (long long)row * c;
@@ -54,8 +55,9 @@ __device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const
                 const int j = k * 128 + lane * 4;
                 v[k] = *reinterpret_cast<const float4*>(xr + j);
                 if (delta) {
-                    float4 d = *reinterpret_cast<const float4*>(dr + j);
-                    v[k].x += d.x; v[k].y += d.y; v[k].z += d.z; v[k].w += d.w;
+                    float d[4];
+                    load_vec<T, 4>(d, dr + j);
+                    v[k].x += d[0]; v[k].y += d[1]; v[k].z += d[2]; v[k].w += d[3];
                     *reinterpret_cast<float4*>(rr + j) = v[k];
                 }
                 sum += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
@@ -78,8 +80,9 @@ __device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const
         for (int j = lane * 4; j < c; j += 128) {
             float4 v = *reinterpret_cast<const float4*>(xr + j);
             if (delta) {
-                float4 d = *reinterpret_cast<const float4*>(dr + j);
-                v.x += d.x; v.y += d.y; v.z += d.z; v.w += d.w;
+                float d[4];
+                load_vec<T, 4>(d, dr + j);
+                v.x += d[0]; v.y += d[1]; v.z += d[2]; v.w += d[3];
                 *reinterpret_cast<float4*>(rr + j) = v;
             }
             sum += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
@@ -88,7 +91,7 @@ __device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const
         for (int j = lane; j < c; j += 32) {
             float v = xr[j];
             if (delta) {
-                v += dr[j];
+                v += ld(&dr[j]);
                 rr[j] = v;
             }
             sum += v * v;
@@ -111,10 +114,10 @@ __device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const
 #define RMSNORM_FORWARD_KERNELS(SUFFIX, T)                                                                         \
     extern "C" __global__ void rmsnorm_forward##SUFFIX(T* out, float* rstd, const float* inp, const float* weight, \
                                                        int n, int c, float eps) {                                  \
-        rmsnorm_forward_impl<T>(nullptr, out, rstd, inp, nullptr, weight, n, c, eps);                              \
+        rmsnorm_forward_impl<T>(nullptr, out, rstd, inp, static_cast<const T*>(nullptr), weight, n, c, eps);                              \
     }                                                                                                               \
     extern "C" __global__ void residual_rmsnorm_forward##SUFFIX(float* residual, T* out, float* rstd,              \
-            const float* x, const float* delta, const float* weight, int n, int c, float eps) {                    \
+            const float* x, const T* delta, const float* weight, int n, int c, float eps) {                    \
         rmsnorm_forward_impl<T>(residual, out, rstd, x, delta, weight, n, c, eps);                                 \
     }
 

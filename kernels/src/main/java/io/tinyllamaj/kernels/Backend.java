@@ -45,7 +45,7 @@ public interface Backend extends AutoCloseable {
 
     void copy(Tensor dst, Tensor src);
 
-    /** dst += src */
+    /** dst += src; src may be an {@link #allocateActivation activation} (a sub-layer's output), dst may not. */
     void accumulate(Tensor dst, Tensor src);
 
     /** t *= factor */

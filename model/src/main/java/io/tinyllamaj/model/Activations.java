@@ -11,7 +11,9 @@ import io.tinyllamaj.kernels.Tensor;
  * block; at TinyLlama's 8 x 2048 that is 4 GB in bf16). Buffers that feed or leave a matmul,
  * attention or SwiGLU are {@link Backend#allocateActivation activations} (bf16 on the GPU), the
  * gradient into each norm (a matmul input's gradient) too, and in training the logits; the
- * residual stream and its gradient, norms' statistics and losses stay fp32.
+ * residual stream and its gradient, norms' statistics and losses stay fp32. A sub-layer's output
+ * (the attention and MLP projections) is a matmul output like any other, so an activation too: as
+ * under autocast, it is rounded to bf16 and added to the fp32 residual stream.
  */
 final class Activations {
 
@@ -80,7 +82,7 @@ final class Activations {
         long logitValues = Math.min(n, LlamaModel.logitRows(Math.toIntExact(n))) * c.vocabSize();
         logits = training ? backend.allocateActivation(logitValues) : backend.allocate(logitValues);
         losses = backend.allocate(n);
-        scratch = backend.allocate(n * c.dim());
+        scratch = backend.allocateActivation(n * c.dim());
         dResidual = training ? backend.allocate(n * c.dim()) : null;
         dResidualCopy = training ? backend.allocateActivation(n * c.dim()) : null;
         dNorm = training ? backend.allocateActivation(n * c.dim()) : null;

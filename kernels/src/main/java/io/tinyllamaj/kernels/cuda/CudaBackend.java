@@ -46,7 +46,7 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 public final class CudaBackend implements Backend {
 
     private static final Cleaner CLEANER = Cleaner.create();
-    private static final String[] KERNELS = {"cast_bf16", "accumulate", "scale", "embedding_forward", "embedding_backward",
+    private static final String[] KERNELS = {"cast_bf16", "accumulate", "accumulate_bf16", "scale", "embedding_forward", "embedding_backward",
             "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials", "fingerprint",
             "flash3_forward_hs64", "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64",
             "flash4_forward_hs64", "flash4_backward_dq_hs64", "flash4_backward_dkv_hs64"};
@@ -387,9 +387,9 @@ public final class CudaBackend implements Backend {
     @Override
     public void accumulate(Tensor dst, Tensor src) {
         current();
-        CudaTensor s = fp32("accumulate", src), d = fp32("accumulate", dst);
+        CudaTensor s = of(src), d = fp32("accumulate", dst);
         checkLength(d, s.length());
-        kernels.launchFlat("accumulate", s.length(), d.address(), s.address(), s.length());
+        kernels.launchFlat(s.bf16() ? "accumulate_bf16" : "accumulate", s.length(), d.address(), s.address(), s.length());
     }
 
     @Override
@@ -477,10 +477,11 @@ public final class CudaBackend implements Backend {
     public void residualRmsnormForward(Tensor residual, Tensor out, Tensor rstd, Tensor x, Tensor delta, Tensor weight,
                                        int n, int c, float eps) {
         current();
-        CudaTensor o = of(out);
+        CudaTensor o = of(out), d = of(delta);
         String op = "residualRmsnormForward";
+        sameStorage(op, o, d); // delta is a matmul output, an activation like out
         kernels.launch(kernel("residual_rmsnorm_forward", o), (n + RMSNORM_WARPS - 1) / RMSNORM_WARPS, 1, 1, 32 * RMSNORM_WARPS, 0,
-                ptr32(op, residual), o.address(), ptr32(op, rstd), ptr32(op, x), ptr32(op, delta), ptr32(op, weight), n, c, eps);
+                ptr32(op, residual), o.address(), ptr32(op, rstd), ptr32(op, x), d.address(), ptr32(op, weight), n, c, eps);
     }
 
     @Override

@@ -247,6 +247,9 @@ public final class CudaOpCheck {
         Pair a = random(n, 1), b = random(n, 1), c = poisoned(n);
         both(be -> be.accumulate(be == cpu ? a.cpu : a.gpu, be == cpu ? b.cpu : b.gpu));
         compare("accumulate", "n=" + n, "dst", a, FP32);
+        Pair bf16Src = random(n, 1, true); // a sub-layer output stored in bf16, added to the fp32 residual
+        both(be -> be.accumulate(be == cpu ? a.cpu : a.gpu, be == cpu ? bf16Src.cpu : bf16Src.gpu));
+        compare("accumulate (bf16 src)", "n=" + n, "dst", a, 0); // one fp32 add of the same values
         both(be -> be.scale(be == cpu ? a.cpu : a.gpu, 0.37f));
         compare("scale", "n=" + n, "t", a, FP32);
         both(be -> be.copy(be == cpu ? c.cpu.slice(1, n - 2) : c.gpu.slice(1, n - 2), be == cpu ? a.cpu.slice(2, n - 2) : a.gpu.slice(2, n - 2)));
@@ -315,10 +318,13 @@ public final class CudaOpCheck {
         report(tag("rmsnorm bwd + copy", act), s, "dinp,copy", wrong, 0);
     }
 
-    /** The fused residual add + norm (CUDA) against the CPU's copy, add and norm; in place (residual = x) too. */
+    /**
+     * The fused residual add + norm (CUDA) against the CPU's copy, add and norm; in place (residual = x) too. With act,
+     * delta (a matmul output) is stored in bf16 like out; both sides add the same rounded values.
+     */
     private void residualRmsnorm(int n, int c, boolean act) {
         String s = shape("n,c", n, c);
-        Pair x = random((long) n * c, 2), delta = random((long) n * c, 1), w = random(c, 1);
+        Pair x = random((long) n * c, 2), delta = random((long) n * c, 1, act), w = random(c, 1);
         Pair residual = poisoned((long) n * c), out = poisoned((long) n * c, act), rstd = poisoned(n);
         both(be -> be.residualRmsnormForward(be == cpu ? residual.cpu : residual.gpu, be == cpu ? out.cpu : out.gpu,
                 be == cpu ? rstd.cpu : rstd.gpu, be == cpu ? x.cpu : x.gpu, be == cpu ? delta.cpu : delta.gpu,
