@@ -114,10 +114,10 @@ __device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const
 #define RMSNORM_FORWARD_KERNELS(SUFFIX, T)                                                                         \
     extern "C" __global__ void rmsnorm_forward##SUFFIX(T* out, float* rstd, const float* inp, const float* weight, \
                                                        int n, int c, float eps) {                                  \
-        rmsnorm_forward_impl<T>(nullptr, out, rstd, inp, static_cast<const T*>(nullptr), weight, n, c, eps);                              \
+        rmsnorm_forward_impl<T>(nullptr, out, rstd, inp, static_cast<const T*>(nullptr), weight, n, c, eps);        \
     }                                                                                                               \
     extern "C" __global__ void residual_rmsnorm_forward##SUFFIX(float* residual, T* out, float* rstd,              \
-            const float* x, const T* delta, const float* weight, int n, int c, float eps) {                    \
+            const float* x, const T* delta, const float* weight, int n, int c, float eps) {                         \
         rmsnorm_forward_impl<T>(residual, out, rstd, x, delta, weight, n, c, eps);                                 \
     }
 
