@@ -147,13 +147,11 @@ flash3_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const flo
                         int t, int nh, int nkv) {
     using namespace fa3;
     __shared__ __align__(128) Row kv[2][2][64];   // [stage][K, V][row]
-    const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
-    int qb, h, bi;
-    tc_query_block(qb, h, bi);
-    const int g = h / group;
+    const int width = (nh + 2 * nkv) * 64;
+    const QueryTile tile = tc_query_tile(t, nh, nkv);
+    const int h = tile.h, bi = tile.bi, g = tile.g, q0 = tile.q0, nkt = tile.nkt;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, c = (lane & 3) * 2;
-    const int q0 = qb * 128, w0 = q0 + warp * 32;   // this warp's rows w0 .. w0 + 31
-    const int nkt = min(2 * qb + 2, (t + 63) >> 6);  // key tiles with k0 < t, k0 <= q0 + 127
+    const int w0 = q0 + warp * 32;   // this warp's rows w0 .. w0 + 31
     const bf16* batch = qkv + (long long)bi * t * width;
 
     cp_kv(kv[0], qkv, t, nh, nkv, g, bi, 0);

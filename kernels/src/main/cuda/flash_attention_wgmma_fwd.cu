@@ -172,12 +172,9 @@ template <bool PIPE, bool FUSED = false>
 __device__ __forceinline__ void fwd_body(bf16* out, float* lse, const bf16* qkv, int t, int nh, int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t sbase = smem_base(smem_raw);
-    const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
-    int qb, h, bi;
-    tc_query_block(qb, h, bi);
-    const int g = h / group;
-    const int q0 = qb * 128;
-    const int nkt = min(2 * qb + 2, (t + 63) >> 6);   // key tiles with k0 < t, k0 <= q0 + 64
+    const int width = (nh + 2 * nkv) * 64;
+    const QueryTile tile = tc_query_tile(t, nh, nkv);
+    const int h = tile.h, bi = tile.bi, g = tile.g, q0 = tile.q0, nkt = tile.nkt;
 
     auto load = [&](int kt, int st) { load_kv(sbase, st, qkv, bi, kt, t, width, nh, nkv, g); };
     load(0, 0);

@@ -83,16 +83,21 @@ __device__ __forceinline__ void tc_cp_tile(TcRow* dst, const bf16* src, int stri
     }
 }
 
+// What a query-side kernel (forward, dq) owns: 128 queries from q0 of head h (kv head g) in batch
+// row bi, and the 64-key tiles 0 .. nkt - 1 the causal mask reaches (k0 < t and k0 <= q0 + 64).
+struct QueryTile {
+    int h, bi, g, q0, nkt;
+};
+
 // A (query block, head, batch) grid numbered with the query block slowest and the last (the
 // longest under the causal mask) first: blocks are handed out roughly in linear order, so the
 // long blocks start in the first wave and the short ones fill the tail.
-__device__ __forceinline__ void tc_query_block(int& qb, int& h, int& bi) {
+__device__ __forceinline__ QueryTile tc_query_tile(int t, int nh, int nkv) {
     const int hb = gridDim.y * gridDim.z;
     const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     const int qi = lin / hb, rem = lin - qi * hb;
-    qb = gridDim.x - 1 - qi;
-    h = rem % gridDim.y;
-    bi = rem / gridDim.y;
+    const int qb = gridDim.x - 1 - qi, h = rem % gridDim.y, bi = rem / gridDim.y;
+    return {h, bi, h / (nh / nkv), qb * 128, min(2 * qb + 2, (t + 63) >> 6)};
 }
 
 // A (key block, kv head, batch) grid numbered with the key block slowest and the first (the

@@ -93,29 +93,6 @@ static void launch(Kernel k, dim3 grid, int threads, bf16* dqkv, const bf16* dou
     CK(cudaGetLastError());
 }
 
-static float time_ms(Kernel k, dim3 grid, int threads, bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
-                     const float* dot, const Case& cs) {
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    for (int i = 0; i < 3; i++) launch(k, grid, threads, dqkv, dout, qkv, lse, dot, cs);
-    CK(cudaDeviceSynchronize());
-    std::vector<float> ms;
-    for (int i = 0; i < 20; i++) {
-        CK(cudaEventRecord(e0));
-        launch(k, grid, threads, dqkv, dout, qkv, lse, dot, cs);
-        CK(cudaEventRecord(e1));
-        CK(cudaEventSynchronize(e1));
-        float m;
-        CK(cudaEventElapsedTime(&m, e0, e1));
-        ms.push_back(m);
-    }
-    std::sort(ms.begin(), ms.end());
-    CK(cudaEventDestroy(e0));
-    CK(cudaEventDestroy(e1));
-    return ms[ms.size() / 2];
-}
-
 // Median of 20 timed calls of f() after 3 warm-up calls, in ms.
 template <class F>
 static float time_fn(F f) {
@@ -138,6 +115,11 @@ static float time_fn(F f) {
     CK(cudaEventDestroy(e0));
     CK(cudaEventDestroy(e1));
     return ms[ms.size() / 2];
+}
+
+static float time_ms(Kernel k, dim3 grid, int threads, bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
+                     const float* dot, const Case& cs) {
+    return time_fn([&] { launch(k, grid, threads, dqkv, dout, qkv, lse, dot, cs); });
 }
 
 // flash4_forward_hs64's variants, checked and timed beside it so that one GPU call can choose:
