@@ -20,12 +20,15 @@ public final class LlamaModel {
     private final LlamaConfig config;
     private final ParameterLayout layout;
     private final Tensor parameters;
+    private final ParameterViews weights; // the fp32 masters, as the norms and the embedding read them
     private Tensor gradients;
+    private ParameterViews gradientViews;
     private boolean zeroPending; // zeroGradients() called and no backward has written the gradients since
     private Activations activations;
     private Tensor fullLogits;
     private Tensor decodeLogits;
-    private Tensor operands;       // the parameters as matmuls read them (see operand); null before the first forward
+    private Tensor operands;       // the parameters as matmuls read them (see operands()); null before the first forward
+    private ParameterViews operandViews;
     private boolean operandsFresh; // operands hold the current parameters
 
     public LlamaModel(Backend backend, LlamaConfig config) {
@@ -33,6 +36,7 @@ public final class LlamaModel {
         this.config = config;
         this.layout = new ParameterLayout(config);
         this.parameters = backend.allocate(layout.total());
+        this.weights = ParameterViews.of(layout, parameters, config.layers());
     }
 
     public Backend backend() {
@@ -68,56 +72,64 @@ public final class LlamaModel {
     private Tensor gradientBuffer() {
         if (gradients == null) {
             gradients = backend.allocate(layout.total());
+            gradientViews = ParameterViews.of(layout, gradients, config.layers());
         }
         return gradients;
+    }
+
+    /** The gradient buffer sliced per parameter. */
+    private ParameterViews grads() {
+        gradientBuffer();
+        return gradientViews;
     }
 
     /** One parameter; the caller may write it (as {@link #parameters()}). */
     public Tensor parameter(String name) {
         operandsFresh = false;
-        return weight(name);
-    }
-
-    /** One parameter as the norms and the embedding read it: the fp32 master. */
-    private Tensor weight(String name) {
         ParameterLayout.Entry e = layout.get(name);
         return parameters.slice(e.offset(), e.size());
     }
 
     /**
-     * One parameter as the matmuls read it: a slice of {@link #operands}, the bf16 copy of all
-     * parameters on the GPU (made by the optimizer step in the same pass, or by a cast before a
-     * forward after anything else could have written the parameters), the fp32 master on the
-     * CPU. Either way the matmul gets the bits it got from casting the master itself.
+     * The parameters as the matmuls read them: {@link #operands}, the bf16 copy of all parameters
+     * on the GPU (made by the optimizer step in the same pass, or by a cast before a forward after
+     * anything else could have written the parameters), the fp32 master on the CPU. Either way
+     * the matmul gets the bits it got from casting the master itself.
      */
-    private Tensor operand(String name) {
+    private ParameterViews operands() {
         if (!operandsFresh) {
-            operands = backend.matmulOperand(parameters, operands);
+            Tensor copy = backend.matmulOperand(parameters, operands);
+            if (copy != operands || operandViews == null) {
+                operands = copy;
+                operandViews = ParameterViews.of(layout, copy, config.layers());
+            }
             operandsFresh = true;
         }
-        ParameterLayout.Entry e = layout.get(name);
-        return operands.slice(e.offset(), e.size());
+        return operandViews;
     }
 
     /**
-     * One AdamW step over all parameters with these moments, the gradients as they are, keeping
-     * the matmuls' copy of the parameters current in the same pass (2 bytes per parameter more
-     * written, where casting each weight before its forward and its backward matmul moved 12).
+     * One AdamW step over the parameters [offset, offset + m.length()) whose moments are m and v,
+     * with the gradients as they are: all of them on one rank and under ddp, this rank's shard
+     * under fsdp. Over all parameters it keeps the matmuls' copy current in the same pass (2 bytes
+     * per parameter more written, where casting each weight before its forward and its backward
+     * matmul moved 12); over a shard the copy is made again before the next forward, after the
+     * caller has gathered the other ranks' updates into {@link #parameters()}.
      */
-    public void adamwUpdate(Tensor m, Tensor v, AdamWStep step) {
+    public void adamwUpdate(long offset, Tensor m, Tensor v, AdamWStep step) {
+        long length = m.length();
+        if (offset < 0 || length != v.length() || offset + length > parameters.length()) {
+            throw new IllegalArgumentException("AdamW moments of " + m.length() + " and " + v.length() + " values at offset "
+                    + offset + " do not fit the " + parameters.length() + " parameters");
+        }
         Tensor grads = gradients();
-        if (operands == null) {
-            backend.adamwUpdate(parameters, grads, m, v, step);
-            operandsFresh = false;
-        } else {
+        if (offset == 0 && length == parameters.length() && operands != null) {
             backend.adamwUpdateAndCopy(parameters, operands, grads, m, v, step);
             operandsFresh = true;
+        } else {
+            backend.adamwUpdate(parameters.slice(offset, length), grads.slice(offset, length), m, v, step);
+            operandsFresh = false;
         }
-    }
-
-    private Tensor gradient(String name) {
-        ParameterLayout.Entry e = layout.get(name);
-        return gradientBuffer().slice(e.offset(), e.size());
     }
 
     /**
@@ -168,7 +180,7 @@ public final class LlamaModel {
             fullLogits = null;
             fullLogits = backend.allocate((long) n * config.vocabSize());
         }
-        backend.matmulForward(fullLogits, a.normFinal, operand("lm_head"), n, config.dim(), config.vocabSize());
+        backend.matmulForward(fullLogits, a.normFinal, operands().lmHead(), n, config.dim(), config.vocabSize());
         return fullLogits;
     }
 
@@ -176,7 +188,7 @@ public final class LlamaModel {
     public float[] losses(int[] tokens, int[] targets, int b, int t) {
         Activations a = activations(b, t, activations != null && activations.dResidual != null);
         forward(a, tokens);
-        forEachLogitChunk(a, operand("lm_head"), (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows),
+        forEachLogitChunk(a, operands().lmHead(), (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows),
                 logits, rowsOf(targets, start, rows), rows, config.vocabSize()));
         return backend.download(a.losses);
     }
@@ -195,15 +207,15 @@ public final class LlamaModel {
         boolean overwrite = zeroPending;
         zeroPending = false;
         if (overwrite) {
-            backend.fill(gradient("embed"), 0f);
+            backend.fill(grads().embed(), 0f);
         }
-        boolean tied = layout.get("lm_head").offset() == layout.get("embed").offset();
+        boolean tied = config.tieEmbeddings();
         // Per chunk: logits, then loss and its gradient in place, then the gradient through lm_head.
-        Tensor head = operand("lm_head");
+        Tensor head = operands().lmHead();
         forEachLogitChunk(a, head, (rows, logits, start) -> {
             backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows),
                     rowsOf(targets, start, rows), rows, vocab, gradScale);
-            backend.matmulBackward(a.dNorm.slice((long) start * dim, (long) rows * dim), gradient("lm_head"), logits,
+            backend.matmulBackward(a.dNorm.slice((long) start * dim, (long) rows * dim), grads().lmHead(), logits,
                     a.normFinal.slice((long) start * dim, (long) rows * dim), head, rows, dim, vocab,
                     !(overwrite && start == 0 && !tied));
         });
@@ -249,11 +261,11 @@ public final class LlamaModel {
         cache.length += count;
         int last = count - 1, dim = config.dim();
         Tensor lastRow = a.residual[config.layers()].slice((long) last * dim, dim);
-        backend.rmsnormForward(a.normFinal.slice(0, dim), a.rstdFinal.slice(0, 1), lastRow, weight("final_norm"), 1, dim, config.normEps());
+        backend.rmsnormForward(a.normFinal.slice(0, dim), a.rstdFinal.slice(0, 1), lastRow, weights.finalNorm(), 1, dim, config.normEps());
         if (decodeLogits == null) {
             decodeLogits = backend.allocate(config.vocabSize()); // fp32: a training step's logit chunks may be bf16
         }
-        backend.matmulForward(decodeLogits, a.normFinal.slice(0, dim), operand("lm_head"), 1, dim, config.vocabSize());
+        backend.matmulForward(decodeLogits, a.normFinal.slice(0, dim), operands().lmHead(), 1, dim, config.vocabSize());
         return decodeLogits;
     }
 
@@ -262,7 +274,7 @@ public final class LlamaModel {
         forward(a, tokens, null);
         LlamaConfig c = config;
         int n = a.b * a.t;
-        backend.rmsnormForward(a.normFinal, a.rstdFinal, a.residual[c.layers()], weight("final_norm"), n, c.dim(), c.normEps());
+        backend.rmsnormForward(a.normFinal, a.rstdFinal, a.residual[c.layers()], weights.finalNorm(), n, c.dim(), c.normEps());
     }
 
     /** The blocks; with a cache, q/k/v rows go into it at its current length and attention reads all of it. */
@@ -273,25 +285,25 @@ public final class LlamaModel {
             throw new IllegalArgumentException("expected " + n + " tokens, got " + tokens.length);
         }
         int past = cache == null ? 0 : cache.length;
-        backend.embeddingForward(a.residual[0], weight("embed"), tokens, n, dim);
-        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], weight(ParameterLayout.block(0, "attn_norm")), n, dim, c.normEps());
+        backend.embeddingForward(a.residual[0], weights.embed(), tokens, n, dim);
+        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], weights.block(0).attnNorm(), n, dim, c.normEps());
         for (int l = 0; l < c.layers(); l++) {
+            ParameterViews.Block w = weights.block(l), op = operands().block(l);
             Tensor x = a.residual[l];
             Tensor qkvNew = cache == null ? a.qkv[l] : cache.layers[l].slice((long) past * c.qkvDim(), (long) t * c.qkvDim());
             Tensor qkvAll = cache == null ? a.qkv[l] : cache.layers[l].slice(0, (long) (past + t) * c.qkvDim());
-            backend.matmulForward(qkvNew, a.normAttn[l], operand(ParameterLayout.block(l, "qkv")), n, dim, c.qkvDim());
+            backend.matmulForward(qkvNew, a.normAttn[l], op.qkv(), n, dim, c.qkvDim());
             backend.ropeForward(qkvNew, b, t, c.heads(), c.kvHeads(), c.headSize(), past, c.ropeTheta());
             backend.attentionForward(a.attn[l], a.lse[l], qkvAll, b, t, past + t, c.heads(), c.kvHeads(), c.headSize());
-            backend.matmulForward(a.scratch, a.attn[l], operand(ParameterLayout.block(l, "attn_out")), n, dim, dim);
-            backend.residualRmsnormForward(a.midResidual[l], a.normMlp[l], a.rstdMlp[l], x, a.scratch,
-                    weight(ParameterLayout.block(l, "mlp_norm")), n, dim, c.normEps());
-            backend.matmulForward(a.gateUp[l], a.normMlp[l], operand(ParameterLayout.block(l, "gate_up")), n, dim, 2 * c.intermediate());
+            backend.matmulForward(a.scratch, a.attn[l], op.attnOut(), n, dim, dim);
+            backend.residualRmsnormForward(a.midResidual[l], a.normMlp[l], a.rstdMlp[l], x, a.scratch, w.mlpNorm(), n, dim, c.normEps());
+            backend.matmulForward(a.gateUp[l], a.normMlp[l], op.gateUp(), n, dim, 2 * c.intermediate());
             backend.swigluForward(a.swiglu, a.gateUp[l], n, c.intermediate());
-            backend.matmulForward(a.scratch, a.swiglu, operand(ParameterLayout.block(l, "down")), n, c.intermediate(), dim);
+            backend.matmulForward(a.scratch, a.swiglu, op.down(), n, c.intermediate(), dim);
             if (l + 1 < c.layers()) {
                 // the next block's input norm rides on this block's residual add
                 backend.residualRmsnormForward(a.residual[l + 1], a.normAttn[l + 1], a.rstdAttn[l + 1], a.midResidual[l], a.scratch,
-                        weight(ParameterLayout.block(l + 1, "attn_norm")), n, dim, c.normEps());
+                        weights.block(l + 1).attnNorm(), n, dim, c.normEps());
             } else {
                 // the final norm is the caller's: all rows for logits, the last one when decoding
                 backend.copy(a.residual[l + 1], a.midResidual[l]);
@@ -304,35 +316,33 @@ public final class LlamaModel {
     private void backward(Activations a, int[] tokens, boolean accumulate) {
         LlamaConfig c = config;
         int b = a.b, t = a.t, n = b * t, dim = c.dim(), hidden = c.intermediate();
+        ParameterViews g = grads();
         backend.fill(a.dResidual, 0f);
         // Each norm's backward also leaves dResidual as the next matmul backward reads it (dResidualCopy).
-        backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, gradient("final_norm"), a.dNorm, a.residual[c.layers()],
-                weight("final_norm"), a.rstdFinal, n, dim, accumulate);
+        backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, g.finalNorm(), a.dNorm, a.residual[c.layers()],
+                weights.finalNorm(), a.rstdFinal, n, dim, accumulate);
         for (int l = c.layers() - 1; l >= 0; l--) {
+            ParameterViews.Block w = weights.block(l), op = operands().block(l), dw = g.block(l);
             // MLP half: dResidual is d(out); it passes through the residual add unchanged.
             backend.swigluForward(a.swiglu, a.gateUp[l], n, hidden); // recomputed, not saved (see Activations)
-            backend.matmulBackward(a.dSwiglu, gradient(ParameterLayout.block(l, "down")), a.dResidualCopy, a.swiglu,
-                    operand(ParameterLayout.block(l, "down")), n, hidden, dim, accumulate);
+            backend.matmulBackward(a.dSwiglu, dw.down(), a.dResidualCopy, a.swiglu, op.down(), n, hidden, dim, accumulate);
             backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden);
-            backend.matmulBackward(a.dNorm, gradient(ParameterLayout.block(l, "gate_up")), a.dGateUp, a.normMlp[l],
-                    operand(ParameterLayout.block(l, "gate_up")), n, dim, 2 * hidden, accumulate);
-            backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, gradient(ParameterLayout.block(l, "mlp_norm")), a.dNorm,
-                    a.midResidual[l], weight(ParameterLayout.block(l, "mlp_norm")), a.rstdMlp[l], n, dim, accumulate);
+            backend.matmulBackward(a.dNorm, dw.gateUp(), a.dGateUp, a.normMlp[l], op.gateUp(), n, dim, 2 * hidden, accumulate);
+            backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.mlpNorm(), a.dNorm, a.midResidual[l], w.mlpNorm(),
+                    a.rstdMlp[l], n, dim, accumulate);
             // Attention half: dResidual is now d(h).
-            backend.matmulBackward(a.dAttn, gradient(ParameterLayout.block(l, "attn_out")), a.dResidualCopy, a.attn[l],
-                    operand(ParameterLayout.block(l, "attn_out")), n, dim, dim, accumulate);
+            backend.matmulBackward(a.dAttn, dw.attnOut(), a.dResidualCopy, a.attn[l], op.attnOut(), n, dim, dim, accumulate);
             backend.attentionBackward(a.dQkv, a.dAttn, a.qkv[l], a.attn[l], a.lse[l], b, t, c.heads(), c.kvHeads(), c.headSize());
             backend.ropeBackward(a.dQkv, b, t, c.heads(), c.kvHeads(), c.headSize(), 0, c.ropeTheta());
-            backend.matmulBackward(a.dNorm, gradient(ParameterLayout.block(l, "qkv")), a.dQkv, a.normAttn[l],
-                    operand(ParameterLayout.block(l, "qkv")), n, dim, c.qkvDim(), accumulate);
+            backend.matmulBackward(a.dNorm, dw.qkv(), a.dQkv, a.normAttn[l], op.qkv(), n, dim, c.qkvDim(), accumulate);
             if (l > 0) {
-                backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, gradient(ParameterLayout.block(l, "attn_norm")),
-                        a.dNorm, a.residual[l], weight(ParameterLayout.block(l, "attn_norm")), a.rstdAttn[l], n, dim, accumulate);
+                backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.attnNorm(), a.dNorm, a.residual[l], w.attnNorm(),
+                        a.rstdAttn[l], n, dim, accumulate);
             } else { // the embedding's backward reads dResidual itself
-                backend.rmsnormBackward(a.dResidual, gradient(ParameterLayout.block(l, "attn_norm")), a.dNorm, a.residual[l],
-                        weight(ParameterLayout.block(l, "attn_norm")), a.rstdAttn[l], n, dim, accumulate);
+                backend.rmsnormBackward(a.dResidual, dw.attnNorm(), a.dNorm, a.residual[l], w.attnNorm(), a.rstdAttn[l], n, dim,
+                        accumulate);
             }
         }
-        backend.embeddingBackward(gradient("embed"), a.dResidual, tokens, n, dim);
+        backend.embeddingBackward(g.embed(), a.dResidual, tokens, n, dim);
     }
 }

@@ -22,7 +22,12 @@ public final class ParameterLayout {
         }
     }
 
+    /** One transformer block's parameters, resolved once so the step looks nothing up by name. */
+    public record Block(Entry attnNorm, Entry qkv, Entry attnOut, Entry mlpNorm, Entry gateUp, Entry down) {
+    }
+
     private final Map<String, Entry> entries;
+    private final List<Block> blocks;
     private final long total;
 
     public ParameterLayout(LlamaConfig c) {
@@ -46,6 +51,12 @@ public final class ParameterLayout {
         }
         this.entries = Collections.unmodifiableMap(map);
         this.total = cursor[0];
+        List<Block> list = new ArrayList<>(c.layers());
+        for (int l = 0; l < c.layers(); l++) {
+            list.add(new Block(get(block(l, "attn_norm")), get(block(l, "qkv")), get(block(l, "attn_out")),
+                    get(block(l, "mlp_norm")), get(block(l, "gate_up")), get(block(l, "down"))));
+        }
+        this.blocks = List.copyOf(list);
     }
 
     public static String block(int layer, String name) {
@@ -63,6 +74,11 @@ public final class ParameterLayout {
             throw new IllegalArgumentException("no parameter named " + name);
         }
         return e;
+    }
+
+    /** The parameters of block {@code layer}. */
+    public Block block(int layer) {
+        return blocks.get(layer);
     }
 
     /** Distinct stored tensors in layout order (a tied lm_head is not listed twice). */

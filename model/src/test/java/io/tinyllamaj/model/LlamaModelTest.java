@@ -179,6 +179,39 @@ class LlamaModelTest {
         }
     }
 
+    /**
+     * The optimizer route of a sharded rank: AdamW over one range of the parameters changes that
+     * range as torch.optim.AdamW's first step would (computed here in float64) and leaves every
+     * other parameter bitwise as it was.
+     */
+    @Test
+    void adamwOverARangeUpdatesExactlyThatRange() {
+        LlamaModel model = new LlamaModel(new CpuBackend(), tiny(false));
+        int total = (int) model.layout().total(), offset = total / 3, length = total / 4;
+        SplittableRandom r = new SplittableRandom(5);
+        float[] p = new float[total], g = new float[total];
+        for (int i = 0; i < total; i++) {
+            p[i] = (float) r.nextGaussian();
+            g[i] = (float) r.nextGaussian() * 1e-2f;
+        }
+        model.backend().upload(model.parameters(), p, 0, total);
+        model.backend().upload(model.gradients(), g, 0, total);
+        io.tinyllamaj.kernels.Tensor m = model.backend().allocate(length), v = model.backend().allocate(length);
+        float lr = 1e-2f, wd = 0.1f, eps = 1e-8f, clip = 0.5f;
+        model.adamwUpdate(offset, m, v, new io.tinyllamaj.kernels.AdamWStep(lr, 0.9f, 0.95f, eps, wd, 1, clip));
+        float[] after = model.backend().download(model.parameters());
+        for (int i = 0; i < total; i++) {
+            if (i < offset || i >= offset + length) {
+                assertEquals(Float.floatToIntBits(p[i]), Float.floatToIntBits(after[i]), "parameter " + i + " outside the range");
+            } else {
+                double grad = (double) g[i] * clip; // step 1: the bias-corrected moments are grad and grad^2
+                double expected = p[i] * (1 - (double) lr * wd) - lr * grad / (Math.abs(grad) + eps);
+                assertEquals(expected, after[i], 1e-6 * Math.max(1, Math.abs(expected)), "parameter " + i);
+            }
+        }
+        assertEquals(length, model.backend().download(m).length);
+    }
+
     @Test
     void greedyGenerationWithKvCacheEqualsArgmaxOfFullForward() throws Exception {
         LlamaConfig c = LlamaConfig.preset("test-small");

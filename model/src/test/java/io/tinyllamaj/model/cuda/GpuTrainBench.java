@@ -89,7 +89,7 @@ public final class GpuTrainBench {
             loss = model.forwardBackward(tokens, targets, b, t, 1f / n) / n;
             double norm = Math.sqrt(timed.sumOfSquares(model.gradients()));
             float clip = (float) Math.min(1.0, 1.0 / (norm + 1e-6));
-            model.adamwUpdate(m, v, new AdamWStep(4e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, clip)); // as the trainer's DataParallel
+            model.adamwUpdate(0, m, v, new AdamWStep(4e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, clip)); // as the trainer's one-rank step
             gpu.synchronize();
             if (s < seconds.length) {
                 seconds[s] = (System.nanoTime() - start) / 1e9;

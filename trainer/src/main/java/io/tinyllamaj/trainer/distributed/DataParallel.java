@@ -1,6 +1,5 @@
 package io.tinyllamaj.trainer.distributed;
 
-import io.tinyllamaj.kernels.AdamWStep;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.model.LlamaModel;
@@ -54,8 +53,8 @@ final class DataParallel implements Strategy {
     }
 
     @Override
-    public void step(LlamaModel model, Tensor m, Tensor v, AdamWStep step) {
-        model.adamwUpdate(m, v, step); // the model's own step keeps its matmul copy of the parameters current
+    public void gatherParameters(LlamaModel model) {
+        // every rank updated all parameters with the same bits
     }
 
     @Override

@@ -1,6 +1,5 @@
 package io.tinyllamaj.trainer.distributed;
 
-import io.tinyllamaj.kernels.AdamWStep;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.model.LlamaModel;
@@ -84,17 +83,9 @@ final class Sharded implements Strategy {
     }
 
     @Override
-    public void step(LlamaModel model, Tensor m, Tensor v, AdamWStep step) {
-        Tensor parameters = model.parameters();
-        Shard own = optimizerShard(parameters.length());
-        if (m.length() != own.length() || v.length() != own.length()) {
-            throw new IllegalArgumentException("AdamW moments hold " + m.length() + " and " + v.length()
-                    + " values; this rank's shard has " + own.length());
-        }
-        model.backend().adamwUpdate(parameters.slice(own.offset(), own.length()),
-                model.gradients().slice(own.offset(), own.length()), m, v, step);
+    public void gatherParameters(LlamaModel model) {
         if (shardGroup.size() > 1) {
-            shardGroup.allGather(parameters);
+            shardGroup.allGather(model.parameters());
         }
     }
 

@@ -68,9 +68,22 @@ public interface Strategy extends AutoCloseable {
 
     /**
      * One AdamW update of the parameters in {@link #optimizerShard}, whose moments are m and v,
-     * after which every rank holds all parameters again.
+     * after which every rank holds all parameters again. The one optimizer route of every
+     * strategy: the model updates its range (and keeps its matmul copy current, see
+     * {@link LlamaModel#adamwUpdate}), then {@link #gatherParameters} makes the ranks whole.
      */
-    void step(LlamaModel model, Tensor m, Tensor v, AdamWStep step);
+    default void step(LlamaModel model, Tensor m, Tensor v, AdamWStep step) {
+        Shard own = optimizerShard(model.layout().total());
+        if (m.length() != own.length() || v.length() != own.length()) {
+            throw new IllegalArgumentException("AdamW moments hold " + m.length() + " and " + v.length()
+                    + " values; this rank's shard has " + own.length());
+        }
+        model.adamwUpdate(own.offset(), m, v, step);
+        gatherParameters(model);
+    }
+
+    /** After each rank updated its {@link #optimizerShard}: every rank gets all parameters. */
+    void gatherParameters(LlamaModel model);
 
     /**
      * Ends every rank of the job after an error on this one, instead of leaving them waiting

@@ -1,0 +1,37 @@
+package io.tinyllamaj.model;
+
+import io.tinyllamaj.kernels.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One flat buffer in {@link ParameterLayout} order (the weights, their gradients or the matmuls'
+ * copy of the weights) sliced per parameter once, so a training step takes its tensors from
+ * fields instead of looking names up.
+ */
+record ParameterViews(Tensor embed, Tensor finalNorm, Tensor lmHead, List<Block> blocks) {
+
+    /** One transformer block's slices. */
+    record Block(Tensor attnNorm, Tensor qkv, Tensor attnOut, Tensor mlpNorm, Tensor gateUp, Tensor down) {
+    }
+
+    static ParameterViews of(ParameterLayout layout, Tensor buffer, int layers) {
+        List<Block> blocks = new ArrayList<>(layers);
+        for (int l = 0; l < layers; l++) {
+            ParameterLayout.Block b = layout.block(l);
+            blocks.add(new Block(slice(buffer, b.attnNorm()), slice(buffer, b.qkv()), slice(buffer, b.attnOut()),
+                    slice(buffer, b.mlpNorm()), slice(buffer, b.gateUp()), slice(buffer, b.down())));
+        }
+        return new ParameterViews(slice(buffer, layout.get("embed")), slice(buffer, layout.get("final_norm")),
+                slice(buffer, layout.get("lm_head")), List.copyOf(blocks));
+    }
+
+    Block block(int layer) {
+        return blocks.get(layer);
+    }
+
+    private static Tensor slice(Tensor buffer, ParameterLayout.Entry entry) {
+        return buffer.slice(entry.offset(), entry.size());
+    }
+}
