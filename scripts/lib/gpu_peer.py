@@ -2,7 +2,7 @@
 
 transformers' LlamaForCausalLM with the TinyLlama-1.1B shape, fp32 weights under bf16 autocast,
 SDPA attention, fused AdamW (betas 0.9/0.95, weight decay 0.1), gradient clipping at 1.0: the
-setup of DESIGN.md's peer table. Times a training step eager and under torch.compile (median of
+same recipe as our step in docs/benchmarks.md. Times a training step eager and under torch.compile (median of
 the timed steps after warm-up, host clock after a synchronize), and SDPA alone (causal GQA) at
 the attention shape of our kernel table. Usage:
   python3 gpu_peer.py OUT_JSON [--batch 8] [--seq 2048] [--variants eager,compile] [--attention-batch 8]
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
-FLOPS_PER_TOKEN = 6 * 1.034e9 + 12 * 22 * 2048 * 2048  # DESIGN.md, seq 2048
+FLOPS_PER_TOKEN = 6 * 1.034e9 + 12 * 22 * 2048 * 2048  # 6 N + 12 L T d at seq 2048 = 7.31 GFLOP (N: matmul parameters)
 PEAK = 989e12
 
 parser = argparse.ArgumentParser()

@@ -62,7 +62,7 @@ public record LlamaConfig(String name, int vocabSize, int dim, int layers, int h
 
     private static Map<String, LlamaConfig> presets() {
         Map<String, LlamaConfig> presets = new LinkedHashMap<>();
-        // TinyLlama's tiny_LLaMA_1b (lit-gpt config), DESIGN.md.
+        // TinyLlama's tiny_LLaMA_1b (its lit-gpt config).
         presets.put("tinyllama-1.1b", new LlamaConfig("tinyllama-1.1b", 32000, 2048, 22, 32, 4, 5632, 1e-5f, 10000f, 2048, false));
         // The CPU demo: Llama 2 vocabulary, a few million parameters, trains on 2 cores in minutes.
         presets.put("demo-9m", new LlamaConfig("demo-9m", 32000, 128, 4, 4, 2, 352, 1e-5f, 10000f, 256, false));

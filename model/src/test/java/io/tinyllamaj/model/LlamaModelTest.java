@@ -257,7 +257,7 @@ class LlamaModelTest {
         assertEquals(8, c.groupSize());
         // per block: 2 norms (2 * 2048) + qkv 2560 x 2048 + o 2048 x 2048 + 3 x 5632 x 2048 = 44,044,288
         assertEquals(22L * 44_044_288 + 2L * 32000 * 2048 + 2048, c.parameterCount());
-        // DESIGN.md: 6 x 1.034e9 + 12 x 22 x 2048 x 2048 = 7.31 GFLOP per token
+        // 6 N + 12 L T d (N: the matmul parameters, lm_head included): 6 x 1.034e9 + 12 x 22 x 2048 x 2048 = 7.31 GFLOP per token
         assertEquals(1_034_420_224L, c.matmulParameters());
         assertEquals(6.0 * 1_034_420_224L + 12.0 * 22 * 2048 * 2048, c.trainingFlopsPerToken(2048));
     }

@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * RELIABILITY.md tests 1, 2 and 10 (one rank) with real processes: a child JVM runs
+ * Crash, stop and resume on one rank with real processes: a child JVM runs
  * {@code tinyllama pretrain} on test-small and is SIGKILLed, SIGTERMed, or halted inside a
  * checkpoint write; the resumed run must equal the uninterrupted one to the last bit.
  */

@@ -15,7 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * RELIABILITY.md test 12, single-rank part: 30 steps of a one-layer model with the Llama 2
+ * The golden loss curve, single-rank part: 30 steps of a one-layer model with the Llama 2
  * vocabulary on the shipped samples (prepared by the real pipeline) must reproduce
  * {@code golden/sample-losses.txt} bit for bit.
  *

@@ -19,7 +19,7 @@ import org.apache.parquet.hadoop.metadata.CompressionCodecName;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** RELIABILITY.md test 8, reader side: every malformed record is counted with its place; strict stops at the first. */
+/** Bad input, reader side: every malformed record is counted with its place; strict stops at the first. */
 class CorpusReadersTest {
     @TempDir
     Path dir;

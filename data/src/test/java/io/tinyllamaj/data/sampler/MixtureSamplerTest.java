@@ -14,7 +14,11 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
 
-/** RELIABILITY.md tests 5 and 6 for the data position, plus the mixture and the validation split. */
+/**
+ * The data position: a restored sampler continues the uninterrupted stream exactly, and every
+ * training block is drawn once per epoch across ranks and resumes; plus the mixture and the
+ * validation split.
+ */
 class MixtureSamplerTest {
     private static final int SEQ_LEN = 7;
     private static final int BLOCK = SEQ_LEN + 1;

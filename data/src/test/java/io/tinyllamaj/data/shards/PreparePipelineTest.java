@@ -21,7 +21,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** RELIABILITY.md test 8, pipeline side: policy on bad input, byte-identical output, safe interruption. */
+/** Bad input, pipeline side: policy on bad input, byte-identical output, safe interruption. */
 class PreparePipelineTest {
     @TempDir
     Path dir;

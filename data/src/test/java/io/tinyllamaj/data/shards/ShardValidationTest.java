@@ -17,7 +17,7 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** RELIABILITY.md test 7: every kind of bad shard is refused with one line naming the file. */
+/** Every kind of bad shard is refused with one line naming the file. */
 class ShardValidationTest {
     private static final int VOCAB = 32000;
 

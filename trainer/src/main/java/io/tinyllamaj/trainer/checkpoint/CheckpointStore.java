@@ -77,7 +77,7 @@ public final class CheckpointStore {
     static final int VERSION = 1;
 
     /**
-     * Test hook (RELIABILITY.md test 2): {@code POINT} or {@code POINT:STEP} halts the JVM at that
+     * Test hook (ChildProcessTest): {@code POINT} or {@code POINT:STEP} halts the JVM at that
      * point of a checkpoint write (of that step): mid-shards, before-manifest or while-pruning.
      */
     static final String CRASH_ENV = "TINYLLAMA_TEST_CRASH_IN_CHECKPOINT";

@@ -170,7 +170,7 @@ public final class DistributedCheck {
         require(Arrays.equals(id, expected), "rank " + world.rank() + " got another NCCL unique id: " + Arrays.toString(id));
     }
 
-    // ---- reliability test 9: a non-finite value on one rank only ----
+    // ---- a non-finite value on one rank only ----
 
     private static void nonFiniteOnOneRank(Strategy strategy, CpuBackend backend, boolean lossOnly) {
         LlamaModel model = new LlamaModel(backend, LlamaConfig.preset("test-tiny"));
@@ -222,7 +222,7 @@ public final class DistributedCheck {
         return strategy.world().allReduceMax(h) == -strategy.world().allReduceMax(-h);
     }
 
-    // ---- reliability test 11: a rank stuck or killed ----
+    // ---- a rank stuck or killed ----
 
     private static void hang(Duration timeout) throws InterruptedException {
         CpuBackend backend = new CpuBackend();

@@ -27,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Two MPI ranks on this machine (mpirun --oversubscribe -np 2, CPU backend): collectives,
  * 1 rank vs 2 ranks loss curves for ddp, fsdp and hybrid, the agreed non-finite skip
- * (reliability test 9), and a stuck or killed rank (test 11). Skipped only when mpirun is
+ * on every rank, and a stuck or killed rank ending the job. Skipped only when mpirun is
  * not installed (.ci/run installs openmpi-bin).
  */
 class DistributedTest {

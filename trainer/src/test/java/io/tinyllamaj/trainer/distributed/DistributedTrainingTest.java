@@ -27,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The real launcher under {@code mpirun --oversubscribe -np 2} (CPU ranks), against the same
- * recipe trained on one rank in this JVM (RELIABILITY.md tests 4, 10 and 12):
+ * recipe trained on one rank in this JVM (resharding, a stop signal to one rank, 1 rank vs 2):
  * <ul>
  *   <li>ddp and fsdp on 2 ranks (micro-batch 2) give the 1-rank (micro-batch 4) losses, at step 1 and over the run, within
  *       {@link #TOLERANCE} relative (the same global batch, summed in another order);</li>
