@@ -108,7 +108,7 @@ public final class TokenSources {
         return low;
     }
 
-    /** Refuses {@code source} (read from {@code file}) if any token id is outside its vocabulary: reads every token. */
+    /** Refuses {@code source} if any token id is outside its vocabulary, by reading every token (each read checks them). */
     static void checkTokenRange(TokenSource source) throws InvalidShardException {
         int[] chunk = new int[1 << 16];
         try {

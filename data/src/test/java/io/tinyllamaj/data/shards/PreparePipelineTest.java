@@ -138,13 +138,19 @@ class PreparePipelineTest {
         }
     }
 
+    /** {@code dir/out} as a run killed after its second shard leaves it. */
+    private Path interruptedRun() throws IOException {
+        Path out = dir.resolve("out");
+        assertThrows(IllegalStateException.class, () -> prepare(out, 2, false, new KillAfterTwoShards()));
+        return out;
+    }
+
     @Test
     void interruptedRunIsNeverReadableAndResumesToTheSameBytes() throws IOException {
         Path reference = dir.resolve("reference");
         prepare(reference, 2, false, PrepareProgress.NONE);
 
-        Path out = dir.resolve("out");
-        assertThrows(IllegalStateException.class, () -> prepare(out, 2, false, new KillAfterTwoShards()));
+        Path out = interruptedRun();
         byte[] third = Files.readAllBytes(reference.resolve("shard-00002.arrow"));
         Files.write(out.resolve("shard-00002.arrow.tmp"), Arrays.copyOf(third, third.length / 2));
 
@@ -186,19 +192,22 @@ class PreparePipelineTest {
         assertEquals("a file", Files.readString(out));
     }
 
+    /** A run with another shard size is refused with {@code message} and leaves every file as it was. */
+    private void assertRefusedWithoutChanges(Path out, long shardTokens, String message) throws IOException {
+        Map<String, byte[]> before = contents(out);
+        IOException refusal = assertThrows(IOException.class,
+                () -> prepare(out, 2, false, PrepareProgress.NONE, shardTokens));
+        assertEquals(message, refusal.getMessage());
+        assertSameFiles(before, contents(out));
+    }
+
     @Test
     void interruptedRunIsRefusedToOtherSettingsBeforeAnythingChanges() throws IOException {
-        Path out = dir.resolve("out");
-        assertThrows(IllegalStateException.class, () -> prepare(out, 2, false, new KillAfterTwoShards()));
+        Path out = interruptedRun();
         Files.write(out.resolve("shard-00002.arrow.tmp"), new byte[] {1, 2, 3});
         Files.write(out.resolve("notes.tmp"), new byte[] {4, 5});
-        Map<String, byte[]> before = contents(out);
-
-        IOException refusal = assertThrows(IOException.class,
-                () -> prepare(out, 2, false, PrepareProgress.NONE, 5000));
-        assertEquals(out + ": holds an unfinished preparation of other inputs, tokenizer or settings; nothing was"
-                + " changed; delete it or choose another output directory", refusal.getMessage());
-        assertSameFiles(before, contents(out));
+        assertRefusedWithoutChanges(out, 5000, out + ": holds an unfinished preparation of other inputs, tokenizer or"
+                + " settings; nothing was changed; delete it or choose another output directory");
 
         PrepareResult resumed = prepare(out, 2, false, PrepareProgress.NONE);
         assertEquals(2, resumed.shardsReused());
@@ -208,8 +217,7 @@ class PreparePipelineTest {
 
     @Test
     void unreadableJournalIsRefusedAndLeftAsItIs() throws IOException {
-        Path out = dir.resolve("out");
-        assertThrows(IllegalStateException.class, () -> prepare(out, 2, false, new KillAfterTwoShards()));
+        Path out = interruptedRun();
         Path journal = out.resolve("prepare-journal.json");
         Files.writeString(journal, "{\"fingerprint\": ");
         Map<String, byte[]> before = contents(out);
@@ -225,8 +233,7 @@ class PreparePipelineTest {
     void journalEntriesAreKeptOnlyUnderTheNamesPrepareGivesThem() throws IOException {
         Path reference = dir.resolve("reference");
         prepare(reference, 2, false, PrepareProgress.NONE);
-        Path out = dir.resolve("out");
-        assertThrows(IllegalStateException.class, () -> prepare(out, 2, false, new KillAfterTwoShards()));
+        Path out = interruptedRun();
         Path outside = dir.resolve("outside.arrow");
         Files.copy(out.resolve("shard-00000.arrow"), outside);
         Path journal = out.resolve("prepare-journal.json");
@@ -242,12 +249,8 @@ class PreparePipelineTest {
         Path out = dir.resolve("out");
         prepare(out, 2, false, PrepareProgress.NONE);
         Map<String, byte[]> before = contents(out);
-
-        IOException refusal = assertThrows(IOException.class,
-                () -> prepare(out, 2, false, PrepareProgress.NONE, 5000));
-        assertEquals(out + ": holds prepared shards of other inputs, tokenizer or settings; nothing was changed; delete"
-                + " it or choose another output directory", refusal.getMessage());
-        assertSameFiles(before, contents(out));
+        assertRefusedWithoutChanges(out, 5000, out + ": holds prepared shards of other inputs, tokenizer or settings;"
+                + " nothing was changed; delete it or choose another output directory");
 
         PrepareResult again = prepare(out, 1, false, PrepareProgress.NONE);
         assertEquals(again.manifest().shards().size(), again.shardsReused());

@@ -256,5 +256,14 @@ class ShardValidationTest {
         assertEquals(chunk + ": token 40000 at position 5 is outside the vocabulary of 32000",
                 assertThrows(InvalidShardException.class,
                         () -> TokenSources.open(bins.toString(), VOCAB, Verification.FULL)).getMessage());
+
+        Path wide = dir.resolve("train_int64_0.bin");
+        ByteBuffer int64 = ByteBuffer.allocate(24 + 2 * 8).order(ByteOrder.LITTLE_ENDIAN);
+        int64.put("LITPKDS".getBytes(StandardCharsets.US_ASCII)).putLong(1).put((byte) 5).putLong(2).putLong(9)
+                .putLong(1L << 40);
+        Files.write(wide, int64.array());
+        assertEquals(wide + ": token 1099511627776 at position 1 is outside the vocabulary of 32000",
+                assertThrows(InvalidShardException.class,
+                        () -> TokenSources.open(wide.toString(), VOCAB, Verification.FULL)).getMessage());
     }
 }
