@@ -11,5 +11,11 @@ import java.util.function.LongConsumer;
  * for progress display.
  */
 public interface DocumentReader {
+    /**
+     * The largest record (a JSON line, a text file) read: 256 MiB, far above any real corpus
+     * document (SlimPajama's longest are a few MB) and small enough to hold and parse in memory.
+     */
+    int MAX_DOCUMENT_BYTES = 1 << 28;
+
     void read(Path file, DocumentSink sink, ReadReport report, LongConsumer bytesRead) throws IOException;
 }

@@ -1,6 +1,8 @@
 package io.tinyllamaj.data.corpus;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.github.luben.zstd.ZstdInputStream;
@@ -13,42 +15,63 @@ import java.util.function.LongConsumer;
 
 /**
  * JSON Lines, plain ({@code .jsonl}) or zstd-compressed ({@code .jsonl.zst}, as SlimPajama ships
- * them): one object per line with the document in {@code text}. With {@code excludedSet} set,
- * lines whose {@code meta.redpajama_set_name} equals it are left out (TinyLlama drops
- * RedPajamaGithub from SlimPajama because StarCoderData covers code).
+ * them, told by the zstd magic): one object per line with the document in {@code text}. With
+ * {@code excludedSet} set, lines whose {@code meta.redpajama_set_name} equals it are left out
+ * (TinyLlama drops RedPajamaGithub from SlimPajama because StarCoderData covers code). A UTF-8
+ * byte-order mark at the start of the file is skipped.
  */
 public final class JsonlReader implements DocumentReader {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String BYTE_ORDER_MARK = "\uFEFF";
+    // Jackson's default string limit (20M chars) would call a long but valid document malformed;
+    // the line limit already bounds every string in a line.
+    private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
+            .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(MAX_DOCUMENT_BYTES).build())
+            .build());
 
     private final String excludedSet;
+    private final int maxLineBytes;
 
-    /** @param excludedSet a {@code meta.redpajama_set_name} to leave out, or null to keep all */
-    public JsonlReader(String excludedSet) {
+    /**
+     * @param excludedSet  a {@code meta.redpajama_set_name} to leave out, or null to keep all
+     * @param maxLineBytes longer lines are reported as too long (at most {@link #MAX_DOCUMENT_BYTES})
+     */
+    JsonlReader(String excludedSet, int maxLineBytes) {
         this.excludedSet = excludedSet;
+        this.maxLineBytes = maxLineBytes;
     }
 
     @Override
     public void read(Path file, DocumentSink sink, ReadReport report, LongConsumer bytesRead) throws IOException {
-        boolean zstd = file.getFileName().toString().endsWith(".zst");
+        byte[] head = FileFormat.head(file);
+        boolean zstd = FileFormat.of(head) == FileFormat.ZSTD;
+        if (!zstd && head.length > 0 && file.getFileName().toString().endsWith(".zst")) {
+            report.problem(ProblemKind.NOT_ZSTD, file, 0, "bad magic " + FileFormat.hex(head, FileFormat.ZSTD_MAGIC.length)
+                    + ", expected " + FileFormat.hex(FileFormat.ZSTD_MAGIC, FileFormat.ZSTD_MAGIC.length));
+            return;
+        }
         StrictUtf8 utf8 = new StrictUtf8();
         long lineNumber = 0;
         try (InputStream raw = new CountingInputStream(Files.newInputStream(file), bytesRead);
              InputStream in = zstd ? new ZstdInputStream(new BufferedInputStream(raw, 1 << 16)) : raw) {
-            LineSplitter lines = new LineSplitter(in);
+            LineSplitter lines = new LineSplitter(in, maxLineBytes);
             while (true) {
                 try {
                     if (!lines.next()) {
                         break;
                     }
                 } catch (IOException e) {
-                    // zstd-jni fails on a cut frame only when it needs the missing bytes; what was
-                    // decoded before is kept, the rest of this file cannot be recovered.
-                    report.problem(zstd ? ProblemKind.TRUNCATED_ZSTD : ProblemKind.UNREADABLE_FILE,
+                    // zstd-jni fails on a cut or damaged frame only when it needs the missing bytes;
+                    // what was decoded before is kept, the rest of this file cannot be recovered.
+                    report.problem(zstd ? ProblemKind.DAMAGED_ZSTD : ProblemKind.UNREADABLE_FILE,
                             file, lineNumber + 1, e.getMessage());
                     return;
                 }
                 lineNumber++;
-                readLine(file, lineNumber, lines, utf8, sink, report);
+                if (lines.tooLong()) {
+                    report.problem(ProblemKind.TOO_LONG, file, lineNumber, "more than " + maxLineBytes + " bytes");
+                } else {
+                    readLine(file, lineNumber, lines, utf8, sink, report);
+                }
             }
         }
     }
@@ -62,6 +85,9 @@ public final class JsonlReader implements DocumentReader {
         if (line == null) {
             report.problem(ProblemKind.INVALID_UTF8, file, lineNumber, "");
             return;
+        }
+        if (lineNumber == 1 && line.startsWith(BYTE_ORDER_MARK)) {
+            line = line.substring(BYTE_ORDER_MARK.length());
         }
         JsonNode record;
         try {

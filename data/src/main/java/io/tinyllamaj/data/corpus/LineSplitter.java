@@ -6,23 +6,28 @@ import java.util.Arrays;
 
 /**
  * Splits a byte stream on '\n' without decoding, so that a line with invalid UTF-8 is found
- * and reported on its own instead of being silently repaired by a Reader.
+ * and reported on its own instead of being silently repaired by a Reader. A line longer than
+ * {@code maxLineBytes} is read past, not kept, and flagged by {@link #tooLong()}.
  */
 final class LineSplitter {
     private final InputStream in;
+    private final int maxLineBytes;
     private final byte[] buffer = new byte[1 << 16];
     private int position;
     private int limit;
     private byte[] line = new byte[1 << 12];
     private int lineLength;
+    private boolean tooLong;
 
-    LineSplitter(InputStream in) {
+    LineSplitter(InputStream in, int maxLineBytes) {
         this.in = in;
+        this.maxLineBytes = maxLineBytes;
     }
 
     /** Reads the next line into {@link #bytes()}; false at the end of the stream. */
     boolean next() throws IOException {
         lineLength = 0;
+        tooLong = false;
         boolean any = false;
         while (true) {
             if (position == limit) {
@@ -50,8 +55,13 @@ final class LineSplitter {
     }
 
     private void append(int start, int length) {
+        if (tooLong || lineLength + (long) length > maxLineBytes) {
+            tooLong = true;
+            lineLength = 0;
+            return;
+        }
         if (lineLength + length > line.length) {
-            line = Arrays.copyOf(line, Math.max(line.length * 2, lineLength + length));
+            line = Arrays.copyOf(line, (int) Math.min(maxLineBytes, Math.max(2L * line.length, lineLength + length)));
         }
         System.arraycopy(buffer, start, line, lineLength, length);
         lineLength += length;
@@ -63,5 +73,10 @@ final class LineSplitter {
 
     int length() {
         return lineLength;
+    }
+
+    /** Whether the line just read was longer than the limit (its bytes are then not kept). */
+    boolean tooLong() {
+        return tooLong;
     }
 }

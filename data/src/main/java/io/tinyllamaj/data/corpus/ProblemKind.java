@@ -5,7 +5,9 @@ public enum ProblemKind {
     MALFORMED_JSON("malformed JSON"),
     MISSING_TEXT("missing text field"),
     INVALID_UTF8("invalid UTF-8"),
-    TRUNCATED_ZSTD("truncated zstd frame"),
+    NOT_ZSTD("not zstd"),
+    DAMAGED_ZSTD("truncated or corrupt zstd data"),
+    TOO_LONG("too long"),
     CORRUPT_PARQUET("corrupt parquet"),
     UNREADABLE_FILE("unreadable file");
 

@@ -1,9 +1,11 @@
 package io.tinyllamaj.data.sampler;
 
+import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 
 /**
  * Draws training blocks of {@code seqLen + 1} tokens (inputs plus the shifted targets) from a
@@ -45,6 +47,9 @@ public final class MixtureSampler {
      */
     public record State(long seed, int seqLen, int rank, int worldSize, boolean shuffle, List<SourcePosition> sources) {
         public State {
+            if (sources == null || sources.stream().anyMatch(Objects::isNull)) {
+                throw new IllegalArgumentException("the data position lists no sources or a null one");
+            }
             sources = List.copyOf(sources);
         }
     }
@@ -135,7 +140,16 @@ public final class MixtureSampler {
             positionInEpoch[s]++;
             blocksDrawn[s]++;
         }
-        sources.get(mine).tokens().read(block * blockLength, dst, 0, blockLength);
+        readBlock(mine, block, dst);
+    }
+
+    /** Reads block {@code block} of source {@code s}; a bad token's message gains the source's name. */
+    private void readBlock(int s, long block, int[] dst) {
+        try {
+            sources.get(s).tokens().read(block * blockLength, dst, 0, blockLength);
+        } catch (UncheckedIOException e) {
+            throw new UncheckedIOException("data source " + sources.get(s).name() + ": " + e.getMessage(), e.getCause());
+        }
     }
 
     private int nextSource() {
@@ -183,6 +197,9 @@ public final class MixtureSampler {
         for (int s = 0; s < sources.size(); s++) {
             SourcePosition saved = state.sources().get(s);
             String name = sources.get(s).name();
+            if (saved.name() == null) {
+                throw new IllegalArgumentException("cannot resume: source " + s + " was saved without a name, now " + name);
+            }
             if (!saved.name().equals(name)) {
                 throw new IllegalArgumentException("cannot resume: source " + s + " was " + saved.name() + ", now " + name);
             }
@@ -235,7 +252,7 @@ public final class MixtureSampler {
         for (int i = 0; i < valBlocksPerSource && blocks.size() < max; i++) {
             for (int s = 0; s < sources.size() && blocks.size() < max; s++) {
                 int[] block = new int[blockLength];
-                sources.get(s).tokens().read((trainingBlocks[s] + i) * blockLength, block, 0, blockLength);
+                readBlock(s, trainingBlocks[s] + i, block);
                 blocks.add(block);
             }
         }

@@ -61,16 +61,18 @@ public final class ArrowTokenShard implements TokenSource {
     private final Arena arena;
     private final MemorySegment mapped;
     private final boolean uint16;
+    private final int vocabSize;
     /** batchStart[i]: index of batch i's first token; the last entry is the token count. */
     private final long[] batchStart;
     private final long[] batchDataOffset;
 
-    private ArrowTokenShard(Path file, Arena arena, MemorySegment mapped, boolean uint16,
+    private ArrowTokenShard(Path file, Arena arena, MemorySegment mapped, boolean uint16, int vocabSize,
                             long[] batchStart, long[] batchDataOffset) {
         this.file = file;
         this.arena = arena;
         this.mapped = mapped;
         this.uint16 = uint16;
+        this.vocabSize = vocabSize;
         this.batchStart = batchStart;
         this.batchDataOffset = batchDataOffset;
     }
@@ -171,7 +173,7 @@ public final class ArrowTokenShard implements TokenSource {
         Arena arena = Arena.ofShared();
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             MemorySegment mapped = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);
-            return new ArrowTokenShard(file, arena, mapped, uint16, batchStart, dataOffset);
+            return new ArrowTokenShard(file, arena, mapped, uint16, vocabSize, batchStart, dataOffset);
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw e;
@@ -232,6 +234,9 @@ public final class ArrowTokenShard implements TokenSource {
                     + ") outside [0, " + tokenCount() + ")");
         }
         int batch = batchOf(offset);
+        long first = offset;
+        int start = dstOffset;
+        int count = length;
         while (length > 0) {
             long inBatch = offset - batchStart[batch];
             int n = (int) Math.min(length, batchStart[batch + 1] - offset);
@@ -248,6 +253,7 @@ public final class ArrowTokenShard implements TokenSource {
             length -= n;
             batch++;
         }
+        TokenSources.requireInVocabulary(file, dst, start, count, first, vocabSize);
     }
 
     private int batchOf(long offset) {

@@ -50,16 +50,19 @@ public final class PackedBinShard implements TokenSource {
     private final MemorySegment mapped;
     private final Dtype dtype;
     private final long tokens;
+    private final int vocabSize;
 
-    private PackedBinShard(Path file, Arena arena, MemorySegment mapped, Dtype dtype, long tokens) {
+    private PackedBinShard(Path file, Arena arena, MemorySegment mapped, Dtype dtype, long tokens, int vocabSize) {
         this.file = file;
         this.arena = arena;
         this.mapped = mapped;
         this.dtype = dtype;
         this.tokens = tokens;
+        this.vocabSize = vocabSize;
     }
 
-    public static PackedBinShard open(Path file) throws IOException {
+    /** @param vocabSize the model's vocabulary: the header holds none, so reads check ids against this */
+    public static PackedBinShard open(Path file, int vocabSize) throws IOException {
         Arena arena = Arena.ofShared();
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = channel.size();
@@ -86,7 +89,7 @@ public final class PackedBinShard implements TokenSource {
                 throw new InvalidShardException(file, size + " bytes, the header's chunk size " + chunkSize + " of "
                         + dtype + " needs " + expected);
             }
-            return new PackedBinShard(file, arena, mapped, dtype, chunkSize);
+            return new PackedBinShard(file, arena, mapped, dtype, chunkSize, vocabSize);
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw e;
@@ -117,9 +120,18 @@ public final class PackedBinShard implements TokenSource {
                 case INT16 -> mapped.get(I16, at);
                 case UINT16 -> mapped.get(I16, at) & 0xFFFF;
                 case INT32 -> mapped.get(I32, at);
-                case INT64 -> Math.toIntExact(mapped.get(U64, at));
+                case INT64 -> narrow(mapped.get(U64, at), offset + i);
             };
         }
+        TokenSources.requireInVocabulary(file, dst, dstOffset, length, offset, vocabSize);
+    }
+
+    /** An int64 id as an int; one too large for an int is outside any vocabulary. */
+    private int narrow(long id, long position) {
+        if (id != (int) id) {
+            throw TokenSources.outsideVocabulary(file, id, position, vocabSize);
+        }
+        return (int) id;
     }
 
     @Override

@@ -1,18 +1,20 @@
 package io.tinyllamaj.data.shards;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * {@code DIR/prepare-journal.json}: the shards an unfinished run has committed and how many
- * input documents they hold, rewritten atomically after each shard. A restarted run with the
- * same inputs, tokenizer and shard size keeps those shards and skips their documents without
- * tokenizing them again. Deleted once the manifest is written.
+ * input documents they hold, rewritten atomically after each shard (and once before the first,
+ * to claim the directory). A restarted run with the same inputs, tokenizer and shard size keeps
+ * those shards and skips their documents without tokenizing them again. Deleted once the
+ * manifest is written.
  */
 record PrepareJournal(
         String fingerprint,
@@ -23,6 +25,9 @@ record PrepareJournal(
     private static final ObjectMapper JSON = new ObjectMapper();
 
     PrepareJournal {
+        if (shards == null || shards.stream().anyMatch(Objects::isNull)) {
+            throw new IllegalArgumentException("\"shards\" is not a list of shard entries");
+        }
         shards = List.copyOf(shards);
     }
 
@@ -36,35 +41,15 @@ record PrepareJournal(
         return new PrepareJournal(fingerprint, documentsDone + shard.documents(), all);
     }
 
-    /**
-     * The journal to continue from: the saved one when it belongs to this preparation and its
-     * shards are intact on disk, otherwise a fresh start.
-     */
-    static PrepareJournal resume(Path directory, String fingerprint) throws IOException {
+    /** The journal saved in {@code directory}; one line naming the file when it cannot be read. */
+    static PrepareJournal read(Path directory) throws IOException {
         Path file = directory.resolve(FILE_NAME);
-        if (!Files.isRegularFile(file)) {
-            return empty(fingerprint);
-        }
-        PrepareJournal saved;
         try {
-            saved = JSON.readValue(file.toFile(), PrepareJournal.class);
-        } catch (IOException e) {
-            return empty(fingerprint);
+            return JSON.readValue(file.toFile(), PrepareJournal.class);
+        } catch (JsonProcessingException e) {
+            throw new IOException(file + ": unreadable (" + e.getOriginalMessage().lines().findFirst().orElse("")
+                    + "); nothing was changed; delete the directory or choose another output directory", e);
         }
-        if (!fingerprint.equals(saved.fingerprint())) {
-            throw new IOException(directory + ": holds an unfinished preparation of other inputs, tokenizer or shard size;"
-                    + " delete it or choose another --out");
-        }
-        PrepareJournal kept = empty(fingerprint);
-        for (ShardManifest.Shard shard : saved.shards()) {
-            Path shardFile = directory.resolve(shard.file());
-            if (!Files.isRegularFile(shardFile) || Files.size(shardFile) != shard.bytes()
-                    || !ArrowTokenShard.sha256(shardFile).equals(shard.sha256())) {
-                break;
-            }
-            kept = kept.plus(shard);
-        }
-        return kept;
     }
 
     void write(Path directory) throws IOException {

@@ -19,7 +19,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.stream.Stream;
 
 /**
  * {@code prepare}: corpus files in, token shards and a manifest out.
@@ -34,7 +33,9 @@ import java.util.stream.Stream;
  * <p>Each shard is written to a temporary name, flushed and renamed, then recorded in a
  * journal; the manifest comes last. A run that is killed leaves complete shards, perhaps a
  * {@code .tmp} file, and no manifest, so nothing half-written is ever readable as data; the
- * next run with the same options keeps the journaled shards and continues after them.
+ * next run with the same options keeps the journaled shards and continues after them. The
+ * output directory must be new, empty or this preparation's own ({@link PrepareDirectory}); a run
+ * that reads no usable document fails and writes nothing.
  */
 public final class PreparePipeline {
     private static final int BATCH_DOCUMENTS = 256;
@@ -57,16 +58,17 @@ public final class PreparePipeline {
     public PrepareResult run() throws IOException {
         long start = System.nanoTime();
         List<Path> files = InputFiles.expand(options.inputs());
+        for (Path file : files) {
+            options.source().requireOwnFormat(file);
+        }
         Path out = options.out();
-        Files.createDirectories(out);
         String fingerprint = fingerprint(files);
-        ShardManifest finished = finishedManifest(out, fingerprint);
         ReadReport report = new ReadReport(options.strict());
+        ShardManifest finished = PrepareDirectory.finishedRun(out, fingerprint);
         if (finished != null) {
             return new PrepareResult(finished, report, finished.shards().size(), 0, 0);
         }
-        deleteTemporaries(out);
-        PrepareJournal journal = PrepareJournal.resume(out, fingerprint);
+        PrepareJournal journal = PrepareDirectory.unfinishedRun(out, fingerprint);
         ShardBuilder shards = new ShardBuilder(out, journal);
         long totalBytes = 0;
         for (Path file : files) {
@@ -91,14 +93,21 @@ public final class PreparePipeline {
         }
         shards.closeShard();
         long documents = shards.journal.shards().stream().mapToLong(ShardManifest.Shard::documents).sum();
+        if (documents == 0) {
+            throw new IOException(nothingUsable(files.size(), report));
+        }
         ShardManifest manifest = new ShardManifest(ShardManifest.FORMAT, ShardManifest.VERSION,
                 options.source().id(), encoder.checksum(), encoder.vocabSize(), encoder.eosId(),
                 ShardManifest.FRAMING, documents, shards.tokensTotal(), shards.journal.shards());
-        writeFingerprint(out, fingerprint);
-        manifest.write(out);
-        Files.deleteIfExists(out.resolve(PrepareJournal.FILE_NAME));
+        PrepareDirectory.finish(out, fingerprint, manifest);
         return new PrepareResult(manifest, report, journal.shards().size(), shards.textBytes,
                 (System.nanoTime() - start) / 1e9);
+    }
+
+    /** "no usable documents in 2 input files (3 unusable records (3 malformed JSON)); first: a.jsonl:1: ..." */
+    private static String nothingUsable(int fileCount, ReadReport report) {
+        return "no usable documents in " + fileCount + " input file" + (fileCount == 1 ? "" : "s") + " ("
+                + report.summary() + ")" + (report.problems().isEmpty() ? "" : "; first: " + report.problems().getFirst().line());
     }
 
     /** Collects documents into batches, keeps a bounded number in flight, and drains them in order. */
@@ -213,8 +222,11 @@ public final class PreparePipeline {
             if (count == 0) {
                 return;
             }
-            Path file = out.resolve(String.format("shard-%05d.arrow", journal.shards().size()));
+            Path file = out.resolve(PrepareDirectory.shardName(journal.shards().size()));
             try {
+                if (journal.shards().isEmpty()) {
+                    PrepareDirectory.claim(out, journal);
+                }
                 ShardManifest.Shard shard = ArrowTokenShard.write(file, tokens, count, documents, encoder.vocabSize());
                 journal = journal.plus(shard);
                 journal.write(out);
@@ -246,32 +258,6 @@ public final class PreparePipeline {
             return HexFormat.of().formatHex(digest);
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("the JDK has no SHA-256", e);
-        }
-    }
-
-    private static final String FINGERPRINT_FILE = ".prepare-fingerprint";
-
-    /** A complete earlier run of the same preparation, or null; refuses a directory holding another one. */
-    private static ShardManifest finishedManifest(Path out, String fingerprint) throws IOException {
-        if (!Files.isRegularFile(out.resolve(ShardManifest.FILE_NAME))) {
-            return null;
-        }
-        Path saved = out.resolve(FINGERPRINT_FILE);
-        if (Files.isRegularFile(saved) && Files.readString(saved).strip().equals(fingerprint)) {
-            return ShardManifest.read(out);
-        }
-        throw new IOException(out + ": already holds prepared shards of other inputs or options; choose another --out");
-    }
-
-    private static void writeFingerprint(Path out, String fingerprint) throws IOException {
-        AtomicFiles.write(out.resolve(FINGERPRINT_FILE), (fingerprint + "\n").getBytes(StandardCharsets.UTF_8));
-    }
-
-    private static void deleteTemporaries(Path out) throws IOException {
-        try (Stream<Path> files = Files.list(out)) {
-            for (Path file : files.filter(f -> f.getFileName().toString().endsWith(AtomicFiles.TEMP_SUFFIX)).toList()) {
-                Files.delete(file);
-            }
         }
     }
 }

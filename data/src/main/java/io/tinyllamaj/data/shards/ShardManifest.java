@@ -10,7 +10,8 @@ import java.util.List;
 
 /**
  * {@code DIR/manifest.json}: what a prepared shard directory holds. Written last, atomically,
- * so its presence means every shard it lists is complete. Readers check each shard against it.
+ * so its presence means every shard it lists is complete. Readers check each shard against it,
+ * and refuse an entry that is missing or names a path outside the directory.
  */
 public record ShardManifest(
         String format,
@@ -53,7 +54,28 @@ public record ShardManifest(
         if (manifest.version() != VERSION) {
             throw new InvalidShardException(file, "format version " + manifest.version() + ", this build reads " + VERSION);
         }
+        checkShardEntries(file, directory, manifest.shards());
         return manifest;
+    }
+
+    /** Every entry present and naming a file inside the directory: a hostile manifest reads nothing elsewhere. */
+    private static void checkShardEntries(Path file, Path directory, List<Shard> shards) throws InvalidShardException {
+        if (shards == null) {
+            throw new InvalidShardException(file, "no \"shards\" list");
+        }
+        Path inside = directory.toAbsolutePath().normalize();
+        for (int i = 0; i < shards.size(); i++) {
+            Shard shard = shards.get(i);
+            if (shard == null) {
+                throw new InvalidShardException(file, "shard " + i + " is null");
+            }
+            if (shard.file() == null) {
+                throw new InvalidShardException(file, "shard " + i + " has no \"file\"");
+            }
+            if (!inside.resolve(shard.file()).normalize().startsWith(inside)) {
+                throw new InvalidShardException(file, "shard path " + shard.file() + " escapes the directory");
+            }
+        }
     }
 
     public void write(Path directory) throws IOException {

@@ -1,6 +1,7 @@
 package io.tinyllamaj.data.shards;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -14,7 +15,8 @@ import java.util.stream.Stream;
  * {@code manifest.json}), or lit-gpt {@code .bin} chunks given as a directory or a glob such as
  * {@code data/train_slimpajama*.bin} (TinyLlama keeps both corpora in one folder and tells them
  * apart by prefix). Everything that can be checked without reading the tokens is always
- * checked; {@link Verification#FULL} also hashes every shard and checks every token id.
+ * checked, and every token id is checked as it is read; {@link Verification#FULL} also hashes
+ * every shard and reads every token at open.
  */
 public final class TokenSources {
     private TokenSources() {
@@ -63,7 +65,7 @@ public final class TokenSources {
     private static ArrowTokenShard openShard(Path directory, ShardManifest.Shard entry, int vocabSize,
                                              Verification verification) throws IOException {
         Path file = directory.resolve(entry.file());
-        if (!file.normalize().startsWith(directory.normalize()) || !Files.isRegularFile(file)) {
+        if (!Files.isRegularFile(file)) {
             throw new InvalidShardException(file, "listed in the manifest but missing");
         }
         long size = Files.size(file);
@@ -82,7 +84,7 @@ public final class TokenSources {
                 throw new InvalidShardException(file, shard.tokenCount() + " tokens, the manifest says " + entry.tokens());
             }
             if (verification == Verification.FULL) {
-                checkTokenRange(shard, file, vocabSize);
+                checkTokenRange(shard);
             }
             return shard;
         } catch (IOException | RuntimeException e) {
@@ -106,19 +108,37 @@ public final class TokenSources {
         return low;
     }
 
-    /** Refuses {@code source} (read from {@code file}) if any token id is negative or at or above the vocabulary size. */
-    static void checkTokenRange(TokenSource source, Path file, int vocabSize) throws InvalidShardException {
+    /** Refuses {@code source} if any token id is outside its vocabulary, by reading every token (each read checks them). */
+    static void checkTokenRange(TokenSource source) throws InvalidShardException {
         int[] chunk = new int[1 << 16];
-        for (long position = 0; position < source.tokenCount(); position += chunk.length) {
-            int n = (int) Math.min(chunk.length, source.tokenCount() - position);
-            source.read(position, chunk, 0, n);
-            for (int i = 0; i < n; i++) {
-                if (chunk[i] < 0 || chunk[i] >= vocabSize) {
-                    throw new InvalidShardException(file, "token " + chunk[i] + " at position " + (position + i)
-                            + " is outside the vocabulary of " + vocabSize);
-                }
+        try {
+            for (long position = 0; position < source.tokenCount(); position += chunk.length) {
+                source.read(position, chunk, 0, (int) Math.min(chunk.length, source.tokenCount() - position));
+            }
+        } catch (UncheckedIOException e) {
+            if (e.getCause() instanceof InvalidShardException invalid) {
+                throw invalid;
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Shards check every id they hand out, so that an id the model cannot embed stops training
+     * with the file and position named, whether or not the directory was fully verified at open.
+     */
+    static void requireInVocabulary(Path file, int[] ids, int from, int count, long position, int vocabSize) {
+        for (int i = from; i < from + count; i++) {
+            if (ids[i] < 0 || ids[i] >= vocabSize) {
+                throw outsideVocabulary(file, ids[i], position + i - from, vocabSize);
             }
         }
+    }
+
+    static UncheckedIOException outsideVocabulary(Path file, long id, long position, int vocabSize) {
+        InvalidShardException error = new InvalidShardException(file, "token " + id + " at position " + position
+                + " is outside the vocabulary of " + vocabSize);
+        return new UncheckedIOException(error.getMessage(), error);
     }
 
     private static TokenSource openPackedChunks(String location, List<Path> chunks, int vocabSize,
@@ -126,7 +146,7 @@ public final class TokenSources {
         List<PackedBinShard> shards = new ArrayList<>();
         try {
             for (Path chunk : chunks) {
-                PackedBinShard shard = PackedBinShard.open(chunk);
+                PackedBinShard shard = PackedBinShard.open(chunk, vocabSize);
                 shards.add(shard);
                 PackedBinShard first = shards.getFirst();
                 if (shard.dtype() != first.dtype() || shard.tokenCount() != first.tokenCount()) {
@@ -134,7 +154,7 @@ public final class TokenSources {
                             + ") differs from " + first.name() + " (" + first.dtype() + ", " + first.tokenCount() + ")");
                 }
                 if (verification == Verification.FULL) {
-                    checkTokenRange(shard, chunk, vocabSize);
+                    checkTokenRange(shard);
                 }
             }
         } catch (IOException | RuntimeException e) {

@@ -93,7 +93,7 @@ class CorpusReadersTest {
         ReadReport report = new ReadReport(false);
         List<String> documents = read(CorpusSource.SLIMPAJAMA, file, report);
 
-        assertEquals(Map.of(ProblemKind.TRUNCATED_ZSTD, 1L), report.counts());
+        assertEquals(Map.of(ProblemKind.DAMAGED_ZSTD, 1L), report.counts());
         assertTrue(documents.size() > 10000 && documents.size() < 20000, "kept " + documents.size());
         assertEquals("document 0 with some words in it", documents.getFirst());
         assertEquals(file + ":" + (documents.size() + 1), report.problems().getFirst().location());
@@ -102,6 +102,84 @@ class CorpusReadersTest {
         ReadReport clean = new ReadReport(false);
         assertEquals(20000, read(CorpusSource.SLIMPAJAMA, file, clean).size());
         assertEquals(0, clean.problemCount());
+    }
+
+    @Test
+    void byteOrderMarkOnTheFirstLineIsAccepted() throws IOException {
+        Path file = dir.resolve("bom.jsonl");
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        bytes.writeBytes(new byte[] {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF});
+        bytes.writeBytes((GOOD_1 + "\n" + GOOD_2 + "\n").getBytes(StandardCharsets.UTF_8));
+        ReadReport report = new ReadReport(false);
+        assertEquals(List.of("first document", "second \u00e9 document"), read(CorpusSource.JSONL, file, bytes, report));
+        assertEquals(0, report.problemCount(), report.summary());
+    }
+
+    private static List<String> read(CorpusSource source, Path file, ByteArrayOutputStream bytes, ReadReport report)
+            throws IOException {
+        Files.write(file, bytes.toByteArray());
+        return read(source, file, report);
+    }
+
+    @Test
+    void documentLongerThanTheJsonParsersDefaultStringLimitIsRead() throws IOException {
+        int length = 21_000_000; // Jackson's default maxStringLength is 20,000,000
+        Path file = dir.resolve("long.jsonl");
+        Files.writeString(file, "{\"text\":\"" + "a".repeat(length) + "\"}\n" + GOOD_2 + "\n");
+        ReadReport report = new ReadReport(false);
+        List<String> documents = read(CorpusSource.JSONL, file, report);
+        assertEquals(0, report.problemCount(), report.summary());
+        assertEquals(2, documents.size());
+        assertEquals(length, documents.getFirst().length());
+    }
+
+    @Test
+    void lineOverTheReadersLimitIsReportedTooLongAndReadingGoesOn() throws IOException {
+        Path file = dir.resolve("limit.jsonl");
+        String longLine = "{\"text\":\"" + "b".repeat(100) + "\"}"; // 112 bytes
+        Files.writeString(file, GOOD_1 + "\n" + longLine + "\n" + GOOD_2 + "\n");
+        ReadReport report = new ReadReport(false);
+        List<String> documents = new ArrayList<>();
+        new JsonlReader(null, 100).read(file, documents::add, report, position -> { });
+        assertEquals(List.of("first document", "second \u00e9 document"), documents);
+        assertEquals(List.of(file + ":2: too long (more than 100 bytes)"),
+                report.problems().stream().map(ReadReport.Problem::line).toList());
+    }
+
+    @Test
+    void textFileOverTheReadersLimitIsReportedTooLong() throws IOException {
+        Path file = dir.resolve("big.txt");
+        Files.writeString(file, "c".repeat(101));
+        ReadReport report = new ReadReport(false);
+        List<String> documents = new ArrayList<>();
+        new TextFileReader(100).read(file, documents::add, report, position -> { });
+        assertEquals(List.of(), documents);
+        assertEquals(List.of(file + ": too long (more than 100 bytes)"),
+                report.problems().stream().map(ReadReport.Problem::line).toList());
+    }
+
+    @Test
+    void randomBytesNamedZstAreReportedAsNotZstd() throws IOException {
+        Path file = dir.resolve("random.jsonl.zst");
+        byte[] random = new byte[4096];
+        new java.util.Random(7).nextBytes(random);
+        System.arraycopy("RND!".getBytes(StandardCharsets.US_ASCII), 0, random, 0, 4);
+        Files.write(file, random);
+        ReadReport report = new ReadReport(false);
+        assertEquals(List.of(), read(CorpusSource.SLIMPAJAMA, file, report));
+        assertEquals(List.of(file + ": not zstd (bad magic 52 4E 44 21, expected 28 B5 2F FD)"),
+                report.problems().stream().map(ReadReport.Problem::line).toList());
+    }
+
+    @Test
+    void nullTextAndNullRecordsAreCountedNotThrown() throws IOException {
+        Path file = dir.resolve("nulls.jsonl");
+        Files.writeString(file, "{\"text\":null}\nnull\n{\"text\":\"kept\",\"meta\":null}\n[null]\n");
+        ReadReport report = new ReadReport(false);
+        assertEquals(List.of("kept"), read(CorpusSource.SLIMPAJAMA, file, report));
+        assertEquals(List.of(file + ":1: missing text field (no string field \"text\")",
+                        file + ":2: malformed JSON (not a JSON object)", file + ":4: malformed JSON (not a JSON object)"),
+                report.problems().stream().map(ReadReport.Problem::line).toList());
     }
 
     private static List<Map<String, String>> codeRows(int n) {

@@ -210,4 +210,17 @@ class MixtureSamplerTest {
         assertEquals("cannot resume: the data position was saved with seed 3407, this run has 1", error.getMessage());
         assertThrows(IllegalArgumentException.class, () -> new MixtureSampler(mixture(), SEQ_LEN + 1, 3407, 0, 2, 4).restore(state));
     }
+
+    @Test
+    void savedPositionWithNullsIsRefusedWithOneLine() throws Exception {
+        String saved = JSON.writeValueAsString(sampler(0, 2, true).state());
+        MixtureSampler.State unnamed = JSON.readValue(saved.replace("\"name\":\"slimpajama\"", "\"name\":null"),
+                MixtureSampler.State.class);
+        assertEquals("cannot resume: source 0 was saved without a name, now slimpajama",
+                assertThrows(IllegalArgumentException.class, () -> sampler(0, 2, true).restore(unnamed)).getMessage());
+
+        String nullEntry = saved.replaceFirst("\"sources\":\\[.*]", "\"sources\":[null]");
+        Exception error = assertThrows(Exception.class, () -> JSON.readValue(nullEntry, MixtureSampler.State.class));
+        assertTrue(error.getMessage().contains("the data position lists no sources or a null one"), error.getMessage());
+    }
 }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.github.luben.zstd.Zstd;
 import io.tinyllamaj.data.corpus.CorpusProblemException;
 import io.tinyllamaj.data.corpus.CorpusSource;
+import io.tinyllamaj.data.corpus.ParquetFixtures;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -17,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.stream.Stream;
+import org.apache.parquet.hadoop.metadata.CompressionCodecName;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -48,8 +50,17 @@ class PreparePipelineTest {
     }
 
     private PrepareResult prepare(Path out, int workers, boolean strict, PrepareProgress progress) throws IOException {
-        PrepareOptions options = new PrepareOptions(CorpusSource.SLIMPAJAMA, List.of(input + "/*.jsonl.zst"), out,
-                workers, strict, 4000);
+        return prepare(out, workers, strict, progress, 4000);
+    }
+
+    private PrepareResult prepare(Path out, int workers, boolean strict, PrepareProgress progress, long shardTokens)
+            throws IOException {
+        return prepare(CorpusSource.SLIMPAJAMA, input + "/*.jsonl.zst", out, workers, strict, progress, shardTokens);
+    }
+
+    private static PrepareResult prepare(CorpusSource source, String glob, Path out, int workers, boolean strict,
+                                         PrepareProgress progress, long shardTokens) throws IOException {
+        PrepareOptions options = new PrepareOptions(source, List.of(glob), out, workers, strict, shardTokens);
         return new PreparePipeline(options, new ByteEncoder(), progress).run();
     }
 
@@ -127,13 +138,19 @@ class PreparePipelineTest {
         }
     }
 
+    /** {@code dir/out} as a run killed after its second shard leaves it. */
+    private Path interruptedRun() throws IOException {
+        Path out = dir.resolve("out");
+        assertThrows(IllegalStateException.class, () -> prepare(out, 2, false, new KillAfterTwoShards()));
+        return out;
+    }
+
     @Test
     void interruptedRunIsNeverReadableAndResumesToTheSameBytes() throws IOException {
         Path reference = dir.resolve("reference");
         prepare(reference, 2, false, PrepareProgress.NONE);
 
-        Path out = dir.resolve("out");
-        assertThrows(IllegalStateException.class, () -> prepare(out, 2, false, new KillAfterTwoShards()));
+        Path out = interruptedRun();
         byte[] third = Files.readAllBytes(reference.resolve("shard-00002.arrow"));
         Files.write(out.resolve("shard-00002.arrow.tmp"), Arrays.copyOf(third, third.length / 2));
 
@@ -149,5 +166,132 @@ class PreparePipelineTest {
 
         PrepareResult again = prepare(out, 1, false, PrepareProgress.NONE);
         assertEquals(resumed.manifest(), again.manifest(), "a finished directory is left as it is");
+    }
+
+    @Test
+    void foreignFilesInTheOutputDirectoryAreRefusedAndLeftByteIdentical() throws IOException {
+        Path out = dir.resolve("out");
+        Files.createDirectories(out);
+        byte[] notes = "my notes, not prepare's".getBytes(StandardCharsets.UTF_8);
+        byte[] shard = "another tool's shard".getBytes(StandardCharsets.UTF_8);
+        Files.write(out.resolve("notes.tmp"), notes);
+        Files.write(out.resolve("shard-00000.arrow"), shard);
+
+        IOException refusal = assertThrows(IOException.class, () -> prepare(out, 2, false, PrepareProgress.NONE));
+        assertEquals(out + ": holds files prepare did not write (notes.tmp, shard-00000.arrow); it writes only into a new"
+                + " or empty directory or one holding its own run; choose another output directory", refusal.getMessage());
+        assertSameFiles(Map.of("notes.tmp", notes, "shard-00000.arrow", shard), contents(out));
+    }
+
+    @Test
+    void outputThatIsAFileIsRefused() throws IOException {
+        Path out = dir.resolve("out");
+        Files.writeString(out, "a file");
+        assertEquals(out + ": not a directory",
+                assertThrows(IOException.class, () -> prepare(out, 2, false, PrepareProgress.NONE)).getMessage());
+        assertEquals("a file", Files.readString(out));
+    }
+
+    /** A run with another shard size is refused with {@code message} and leaves every file as it was. */
+    private void assertRefusedWithoutChanges(Path out, long shardTokens, String message) throws IOException {
+        Map<String, byte[]> before = contents(out);
+        IOException refusal = assertThrows(IOException.class,
+                () -> prepare(out, 2, false, PrepareProgress.NONE, shardTokens));
+        assertEquals(message, refusal.getMessage());
+        assertSameFiles(before, contents(out));
+    }
+
+    @Test
+    void interruptedRunIsRefusedToOtherSettingsBeforeAnythingChanges() throws IOException {
+        Path out = interruptedRun();
+        Files.write(out.resolve("shard-00002.arrow.tmp"), new byte[] {1, 2, 3});
+        Files.write(out.resolve("notes.tmp"), new byte[] {4, 5});
+        assertRefusedWithoutChanges(out, 5000, out + ": holds an unfinished preparation of other inputs, tokenizer or"
+                + " settings; nothing was changed; delete it or choose another output directory");
+
+        PrepareResult resumed = prepare(out, 2, false, PrepareProgress.NONE);
+        assertEquals(2, resumed.shardsReused());
+        assertArrayEquals(new byte[] {4, 5}, Files.readAllBytes(out.resolve("notes.tmp")), "a file it did not write");
+        assertTrue(Files.notExists(out.resolve("shard-00002.arrow.tmp")), "its own leftover is gone");
+    }
+
+    @Test
+    void unreadableJournalIsRefusedAndLeftAsItIs() throws IOException {
+        Path out = interruptedRun();
+        Path journal = out.resolve("prepare-journal.json");
+        Files.writeString(journal, "{\"fingerprint\": ");
+        Map<String, byte[]> before = contents(out);
+
+        IOException refusal = assertThrows(IOException.class, () -> prepare(out, 2, false, PrepareProgress.NONE));
+        assertTrue(refusal.getMessage().startsWith(journal + ": unreadable ("), refusal.getMessage());
+        assertTrue(refusal.getMessage().endsWith("); nothing was changed; delete the directory or choose another output"
+                + " directory"), refusal.getMessage());
+        assertSameFiles(before, contents(out));
+    }
+
+    @Test
+    void journalEntriesAreKeptOnlyUnderTheNamesPrepareGivesThem() throws IOException {
+        Path reference = dir.resolve("reference");
+        prepare(reference, 2, false, PrepareProgress.NONE);
+        Path out = interruptedRun();
+        Path outside = dir.resolve("outside.arrow");
+        Files.copy(out.resolve("shard-00000.arrow"), outside);
+        Path journal = out.resolve("prepare-journal.json");
+        Files.writeString(journal, Files.readString(journal).replace("\"shard-00000.arrow\"", "\"../outside.arrow\""));
+
+        PrepareResult resumed = prepare(out, 2, false, PrepareProgress.NONE);
+        assertEquals(0, resumed.shardsReused(), "an entry under another name is not one of its shards");
+        assertSameFiles(contents(reference), contents(out));
+    }
+
+    @Test
+    void finishedDirectoryIsRefusedToOtherSettingsAndLeftAsItIsForTheSame() throws IOException {
+        Path out = dir.resolve("out");
+        prepare(out, 2, false, PrepareProgress.NONE);
+        Map<String, byte[]> before = contents(out);
+        assertRefusedWithoutChanges(out, 5000, out + ": holds prepared shards of other inputs, tokenizer or settings;"
+                + " nothing was changed; delete it or choose another output directory");
+
+        PrepareResult again = prepare(out, 1, false, PrepareProgress.NONE);
+        assertEquals(again.manifest().shards().size(), again.shardsReused());
+        assertSameFiles(before, contents(out));
+    }
+
+    @Test
+    void runWithoutAUsableDocumentFailsAndWritesNothing() throws IOException {
+        Path bad = dir.resolve("bad");
+        Files.createDirectories(bad);
+        Files.writeString(bad.resolve("a.jsonl"), "{\"meta\":{}}\n{\"text\":\"\"}\n");
+        Path out = dir.resolve("out");
+        IOException error = assertThrows(IOException.class,
+                () -> prepare(CorpusSource.JSONL, bad.toString(), out, 2, false, PrepareProgress.NONE, 4000));
+        assertEquals("no usable documents in 1 input file (1 unusable records (1 missing text field); excluded: 1 empty"
+                + " documents); first: " + bad.resolve("a.jsonl") + ":1: missing text field (no string field \"text\")",
+                error.getMessage());
+        assertTrue(Files.notExists(out), "no directory, no empty manifest");
+    }
+
+    @Test
+    void inputsOfAnotherSourceTypeAreRefusedInOneLine() throws IOException {
+        Path out = dir.resolve("out");
+        IOException zstd = assertThrows(IOException.class,
+                () -> prepare(CorpusSource.STARCODER, input.toString(), out, 2, false, PrepareProgress.NONE, 4000));
+        assertEquals(input.resolve("part-0.jsonl.zst") + ": zstd-compressed data, but source starcoder reads parquet"
+                + " files; use source slimpajama or jsonl", zstd.getMessage());
+
+        Path plain = dir.resolve("plain.jsonl");
+        Files.writeString(plain, "{\"text\":\"a document\"}\n");
+        IOException jsonl = assertThrows(IOException.class,
+                () -> prepare(CorpusSource.STARCODER, plain.toString(), out, 2, false, PrepareProgress.NONE, 4000));
+        assertEquals(plain + ": JSON Lines, but source starcoder reads parquet files; use source slimpajama or jsonl",
+                jsonl.getMessage());
+
+        Path parquet = dir.resolve("code.parquet");
+        ParquetFixtures.write(parquet, List.of(Map.of("content", "def f(): pass\n")), CompressionCodecName.SNAPPY, 1 << 20);
+        IOException slim = assertThrows(IOException.class,
+                () -> prepare(CorpusSource.SLIMPAJAMA, parquet.toString(), out, 2, false, PrepareProgress.NONE, 4000));
+        assertEquals(parquet + ": a parquet file, but source slimpajama reads JSON Lines (.jsonl or .jsonl.zst); use"
+                + " source starcoder", slim.getMessage());
+        assertTrue(Files.notExists(out));
     }
 }

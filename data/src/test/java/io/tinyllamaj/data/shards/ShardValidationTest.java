@@ -5,7 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.tinyllamaj.data.sampler.MixtureSampler;
+import io.tinyllamaj.data.sampler.WeightedSource;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -189,5 +192,78 @@ class ShardValidationTest {
         assertTrue(assertThrows(InvalidShardException.class,
                 () -> TokenSources.open(bins + "/train_slim*", VOCAB, Verification.FULL)).getMessage()
                 .endsWith("train_slim_1.bin: token 32000 at position 2 is outside the vocabulary of 32000"));
+    }
+
+    @Test
+    void shardPathThatEscapesTheDirectoryIsRefusedAsSuch() throws IOException {
+        Path out = writeDirectory(VOCAB);
+        Path manifest = out.resolve(ShardManifest.FILE_NAME);
+        String text = Files.readString(manifest);
+        Path outside = dir.resolve("outside.arrow");
+        Files.copy(out.resolve("shard-00001.arrow"), outside);
+
+        Files.writeString(manifest, text.replace("\"shard-00001.arrow\"", "\"../outside.arrow\""));
+        assertEquals(manifest + ": shard path ../outside.arrow escapes the directory", refusal(out, Verification.HEADERS));
+        Files.writeString(manifest, text.replace("\"shard-00001.arrow\"", "\"" + outside + "\""));
+        assertEquals(manifest + ": shard path " + outside + " escapes the directory", refusal(out, Verification.HEADERS));
+    }
+
+    @Test
+    void nullsInTheManifestAreRefusedInOneLine() throws IOException {
+        Path out = writeDirectory(VOCAB);
+        Path manifest = out.resolve(ShardManifest.FILE_NAME);
+        String head = "{\"format\":\"tinyllamaj-token-shards\",\"version\":1,\"vocab_size\":32000,\"tokens\":0,";
+        Files.writeString(manifest, head + "\"shards\":null}");
+        assertEquals(manifest + ": no \"shards\" list", refusal(out, Verification.HEADERS));
+        Files.writeString(manifest, head + "\"shards\":[null]}");
+        assertEquals(manifest + ": shard 0 is null", refusal(out, Verification.HEADERS));
+        Files.writeString(manifest, head + "\"shards\":[{\"file\":null,\"tokens\":0,\"bytes\":0}]}");
+        assertEquals(manifest + ": shard 0 has no \"file\"", refusal(out, Verification.HEADERS));
+    }
+
+    /** A mixture of one source, read in order: its first block is tokens 0..3. */
+    private static String firstBlockRefusal(String sourceName, TokenSource tokens) {
+        MixtureSampler sampler = new MixtureSampler(List.of(new WeightedSource(sourceName, tokens, 1)), 3, 1, 0, 1, 0,
+                false);
+        return assertThrows(UncheckedIOException.class, () -> sampler.nextBlock(new int[4])).getMessage();
+    }
+
+    @Test
+    void tokenOutsideTheVocabularyIsRefusedWhenReadNamingTheFileAndTheSource() throws IOException {
+        Path out = dir.resolve("shards");
+        Files.createDirectories(out);
+        int[] tokens = {5, 6, VOCAB, 7, 8, 9, 10, 11};
+        Path shardFile = out.resolve("shard-00000.arrow");
+        ShardManifest.Shard shard = ArrowTokenShard.write(shardFile, tokens, tokens.length, 1, VOCAB);
+        new ShardManifest(ShardManifest.FORMAT, ShardManifest.VERSION, "test", "none", VOCAB, 2, ShardManifest.FRAMING,
+                1, tokens.length, List.of(shard)).write(out);
+        try (TokenSource source = TokenSources.open(out.toString(), VOCAB, Verification.HEADERS)) {
+            assertEquals("data source slimpajama: " + shardFile + ": token 32000 at position 2 is outside the vocabulary"
+                    + " of 32000", firstBlockRefusal("slimpajama", source));
+        }
+
+        Path bins = dir.resolve("lit");
+        Files.createDirectories(bins);
+        Path chunk = bins.resolve("train_star_0.bin");
+        Files.write(chunk, packedChunk(8, 8, new short[] {1, 2, 3, 4, 5, (short) 40000, 7, 8}));
+        try (TokenSource source = TokenSources.open(bins.toString(), VOCAB, Verification.HEADERS)) {
+            int[] first = new int[4];
+            source.read(0, first, 0, 4);
+            assertArrayEquals(new int[] {1, 2, 3, 4}, first, "ids below the vocabulary read as before");
+            assertEquals(chunk + ": token 40000 at position 5 is outside the vocabulary of 32000",
+                    assertThrows(UncheckedIOException.class, () -> source.read(4, first, 0, 4)).getMessage());
+        }
+        assertEquals(chunk + ": token 40000 at position 5 is outside the vocabulary of 32000",
+                assertThrows(InvalidShardException.class,
+                        () -> TokenSources.open(bins.toString(), VOCAB, Verification.FULL)).getMessage());
+
+        Path wide = dir.resolve("train_int64_0.bin");
+        ByteBuffer int64 = ByteBuffer.allocate(24 + 2 * 8).order(ByteOrder.LITTLE_ENDIAN);
+        int64.put("LITPKDS".getBytes(StandardCharsets.US_ASCII)).putLong(1).put((byte) 5).putLong(2).putLong(9)
+                .putLong(1L << 40);
+        Files.write(wide, int64.array());
+        assertEquals(wide + ": token 1099511627776 at position 1 is outside the vocabulary of 32000",
+                assertThrows(InvalidShardException.class,
+                        () -> TokenSources.open(wide.toString(), VOCAB, Verification.FULL)).getMessage());
     }
 }

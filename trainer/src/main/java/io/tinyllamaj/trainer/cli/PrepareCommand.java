@@ -25,6 +25,8 @@ import picocli.CommandLine.Option;
  * {@code tinyllama prepare}: tokenizes a corpus into Arrow token shards plus a manifest
  * (docs/data.md). Bad records are counted and listed at the end; {@code --strict} makes the
  * first one an error. Re-running an interrupted preparation continues after its last shard.
+ * The output directory must be new, empty or this preparation's own; a run that reads no
+ * usable document fails and writes nothing.
  */
 @Command(name = "prepare",
         mixinStandardHelpOptions = true,
@@ -45,7 +47,8 @@ public final class PrepareCommand implements Callable<Integer> {
             description = "tokenizer.json, tokenizer.json.gz or tokenizer.model; llama2 for the built-in Llama 2 tokenizer")
     private String tokenizer;
 
-    @Option(names = "--out", required = true, paramLabel = "DIR", description = "Directory for the shards and manifest.json.")
+    @Option(names = "--out", required = true, paramLabel = "DIR",
+            description = "Directory for the shards and manifest.json: new, empty, or an earlier run of the same command.")
     private Path out;
 
     @Option(names = "--workers", paramLabel = "N", description = "Tokenizer threads (default: all cores, ${DEFAULT-VALUE}).")
@@ -109,9 +112,8 @@ public final class PrepareCommand implements Callable<Integer> {
         if (report.problems().size() > LISTED_PROBLEMS) {
             out.println("prepare: ... and " + (report.problems().size() - LISTED_PROBLEMS) + " more");
         }
-        out.printf("prepare: %,d documents, %,d tokens in %d shards (%d reused) -> %s%n", manifest.documents(),
-                manifest.tokens(), manifest.shards().size(), result.shardsReused(), result.manifest().shards().isEmpty()
-                        ? "nothing written" : "manifest.json");
+        out.printf("prepare: %,d documents, %,d tokens in %d shards (%d reused) -> manifest.json%n", manifest.documents(),
+                manifest.tokens(), manifest.shards().size(), result.shardsReused());
         if (result.seconds() > 0) {
             out.printf("prepare: %.1f MB of text in %.1f s (%.2f MB/s); %s%n", result.textBytes() / 1e6, result.seconds(),
                     result.textBytes() / 1e6 / result.seconds(), report.summary());
