@@ -28,7 +28,9 @@ public final class LlamaModel {
     private Tensor operands;       // the parameters as matmuls read them (see operand); null before the first forward
     private boolean operandsFresh; // operands hold the current parameters
 
+    /** Refuses a shape the backend cannot hold before building anything for it. */
     public LlamaModel(Backend backend, LlamaConfig config) {
+        MemoryBudget.requireModel(backend, config);
         this.backend = backend;
         this.config = config;
         this.layout = new ParameterLayout(config);
