@@ -21,6 +21,13 @@ public interface Backend extends AutoCloseable {
     Tensor allocate(long length);
 
     /**
+     * The most bytes this backend's tensors can ever occupy: the JVM heap's limit on the CPU, the
+     * device's memory on CUDA. A model larger than this cannot load, so it is refused before
+     * anything is built for it.
+     */
+    long memoryCapacity();
+
+    /**
      * A new zero-filled tensor for an activation that a step keeps or passes between ops (matmul
      * inputs and outputs, q/k/v, attention and SwiGLU outputs, their gradients). A backend may
      * store it in reduced precision (the CUDA backend: bf16, as PyTorch's autocast keeps these

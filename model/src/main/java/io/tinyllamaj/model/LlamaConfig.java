@@ -1,6 +1,8 @@
 package io.tinyllamaj.model;
 
+import java.math.BigInteger;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -24,6 +26,20 @@ public record LlamaConfig(String name, int vocabSize, int dim, int layers, int h
 
     public static final Map<String, LlamaConfig> PRESETS = presets();
 
+    /** The most values one tensor may hold: the largest Java array, as tensors pass through float[] (upload, checkpoints, export). */
+    private static final long MAX_TENSOR_VALUES = Integer.MAX_VALUE - 8;
+
+    /**
+     * The most parameters a shape may have. Far beyond any machine, and it keeps every count
+     * derived from the shape (bytes of parameters, gradients and moments included) exact in a
+     * long and in a double.
+     */
+    private static final double MAX_PARAMETERS = 0x1p53;
+
+    /**
+     * Checks each field before any arithmetic on it: positive, the divisions the layout needs,
+     * every tensor within one array, and the total countable, so that derived sizes cannot overflow.
+     */
     public LlamaConfig {
         positive("vocab_size", vocabSize);
         positive("dim", dim);
@@ -41,8 +57,16 @@ public record LlamaConfig(String name, int vocabSize, int dim, int layers, int h
         if ((dim / heads) % 2 != 0) {
             throw new IllegalArgumentException("model shape: head size " + dim / heads + " must be even for RoPE");
         }
-        if (!(normEps > 0) || !(ropeTheta > 0)) {
-            throw new IllegalArgumentException("model shape: norm_eps and rope_theta must be positive");
+        finitePositive("norm_eps", normEps);
+        finitePositive("rope_theta", ropeTheta);
+        fitsOneTensor("the embedding (vocab_size x dim)", vocabSize, dim);
+        fitsOneTensor("the q/k/v projection ((heads + 2 kv_heads) x head size by dim)", (heads + 2L * kvHeads) * (dim / heads), dim);
+        fitsOneTensor("the attention output projection (dim x dim)", dim, dim);
+        fitsOneTensor("the gate/up projection (2 intermediate x dim)", 2L * intermediate, dim);
+        double parameters = parameters(vocabSize, dim, layers, heads, kvHeads, intermediate, tieEmbeddings);
+        if (parameters > MAX_PARAMETERS) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "model shape (%s) has %.2e parameters, more than the %.2e (2^53) "
+                    + "this program counts", describe(vocabSize, dim, layers, heads, kvHeads, intermediate), parameters, MAX_PARAMETERS));
         }
     }
 
@@ -50,6 +74,42 @@ public record LlamaConfig(String name, int vocabSize, int dim, int layers, int h
         if (value <= 0) {
             throw new IllegalArgumentException("model shape: " + key + " must be positive, got " + value);
         }
+    }
+
+    private static void finitePositive(String key, float value) {
+        if (!(value > 0) || Float.isInfinite(value)) {
+            throw new IllegalArgumentException("model shape: " + key + " must be a finite positive number, got " + value);
+        }
+    }
+
+    /** In BigInteger: the q/k/v rows of an extreme shape times dim overflow a long. */
+    private static void fitsOneTensor(String what, long rows, long cols) {
+        BigInteger values = BigInteger.valueOf(rows).multiply(BigInteger.valueOf(cols));
+        if (values.compareTo(BigInteger.valueOf(MAX_TENSOR_VALUES)) > 0) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "model shape: %s is %d x %d = %,d values; one tensor holds at most %,d",
+                    what, rows, cols, values, MAX_TENSOR_VALUES));
+        }
+    }
+
+    private static String describe(int vocabSize, int dim, int layers, int heads, int kvHeads, int intermediate) {
+        return String.format(Locale.ROOT, "vocab %,d, dim %,d, %,d layers, %,d heads, %,d kv heads, intermediate %,d",
+                vocabSize, dim, layers, heads, kvHeads, intermediate);
+    }
+
+    /** The shape in words, for messages: "vocab 32,000, dim 2,048, 22 layers, ...". */
+    public String describe() {
+        return describe(vocabSize, dim, layers, heads, kvHeads, intermediate);
+    }
+
+    /** Each tensor is below 2^31 values when this runs, so the long sum is exact. */
+    private static long layerParameters(int dim, int heads, int kvHeads, int intermediate) {
+        long qkvRows = (heads + 2L * kvHeads) * (dim / heads);
+        return 2L * dim + qkvRows * dim + (long) dim * dim + 3L * intermediate * dim;
+    }
+
+    /** In double: no shape overflows it, and it is exact up to 2^53, which every accepted shape is below. */
+    private static double parameters(int vocabSize, int dim, int layers, int heads, int kvHeads, int intermediate, boolean tied) {
+        return (double) vocabSize * dim * (tied ? 1 : 2) + (double) layers * layerParameters(dim, heads, kvHeads, intermediate) + dim;
     }
 
     public static LlamaConfig preset(String name) {
@@ -87,12 +147,11 @@ public record LlamaConfig(String name, int vocabSize, int dim, int layers, int h
     }
 
     public long layerParameters() {
-        return 2L * dim + (long) qkvDim() * dim + (long) dim * dim + 3L * intermediate * dim;
+        return layerParameters(dim, heads, kvHeads, intermediate);
     }
 
     public long parameterCount() {
-        long embeddings = (long) vocabSize * dim * (tieEmbeddings ? 1 : 2);
-        return embeddings + layers * layerParameters() + dim;
+        return (long) parameters(vocabSize, dim, layers, heads, kvHeads, intermediate, tieEmbeddings);
     }
 
     /** Parameters that take part in a matmul: every linear layer and lm_head, not the input embedding. */

@@ -31,7 +31,9 @@ public final class LlamaModel {
     private ParameterViews operandViews;
     private boolean operandsFresh; // operands hold the current parameters
 
+    /** Refuses a shape the backend cannot hold before building anything for it. */
     public LlamaModel(Backend backend, LlamaConfig config) {
+        MemoryBudget.requireModel(backend, config);
         this.backend = backend;
         this.config = config;
         this.layout = new ParameterLayout(config);

@@ -28,6 +28,12 @@ public final class CpuBackend implements Backend {
         return new CpuTensor(new float[(int) length], 0, (int) length);
     }
 
+    /** Tensors are float arrays on the heap. */
+    @Override
+    public long memoryCapacity() {
+        return Runtime.getRuntime().maxMemory();
+    }
+
     @Override
     public void upload(Tensor dst, float[] src, int srcOffset, int length) {
         CpuTensor t = of(dst);

@@ -259,6 +259,13 @@ public final class CudaBackend implements Backend {
         return new CudaTensor(address, length, bf16, allocation);
     }
 
+    /** The device's total memory: what other processes hold now may be freed by the time it is needed. */
+    @Override
+    public long memoryCapacity() {
+        current();
+        return driver.memInfo()[1];
+    }
+
     private void freeReleased() {
         if (released.isEmpty()) {
             return;

@@ -7,15 +7,19 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.model.LlamaConfig;
 import io.tinyllamaj.model.LlamaModel;
-import io.tinyllamaj.model.ParameterLayout;
+import io.tinyllamaj.model.MemoryBudget;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -58,60 +62,122 @@ public final class HfCheckpoint {
         if (node.path("attention_bias").asBoolean(false) || node.path("mlp_bias").asBoolean(false)) {
             throw new IOException(file + ": attention or MLP biases are not supported");
         }
-        int dim = required(node, file, "hidden_size");
-        int heads = required(node, file, "num_attention_heads");
-        if (node.has("head_dim") && !node.get("head_dim").isNull() && node.get("head_dim").asInt() * heads != dim) {
-            throw new IOException(file + ": head_dim " + node.get("head_dim").asInt() + " times num_attention_heads "
+        int dim = integer(node, file, "hidden_size");
+        int heads = integer(node, file, "num_attention_heads");
+        if (node.hasNonNull("head_dim") && (long) integer(node, file, "head_dim") * heads != dim) {
+            throw new IOException(file + ": head_dim " + node.get("head_dim") + " times num_attention_heads "
                     + heads + " differs from hidden_size " + dim + " (not supported)");
         }
+        int vocab = integer(node, file, "vocab_size"), layers = integer(node, file, "num_hidden_layers");
+        int kvHeads = node.hasNonNull("num_key_value_heads") ? integer(node, file, "num_key_value_heads") : heads;
+        int intermediate = integer(node, file, "intermediate_size");
+        float normEps = (float) number(node, file, "rms_norm_eps", 1e-6);
+        float ropeTheta = (float) number(node, file, "rope_theta", 10000);
+        int maxSeqLen = node.hasNonNull("max_position_embeddings") ? integer(node, file, "max_position_embeddings") : 2048;
+        boolean tied = flag(node, file, "tie_word_embeddings");
         try {
-            return new LlamaConfig("custom", required(node, file, "vocab_size"), dim, required(node, file, "num_hidden_layers"),
-                    heads, node.path("num_key_value_heads").asInt(heads), required(node, file, "intermediate_size"),
-                    (float) node.path("rms_norm_eps").asDouble(1e-6), (float) node.path("rope_theta").asDouble(10000),
-                    node.path("max_position_embeddings").asInt(2048), node.path("tie_word_embeddings").asBoolean(false));
+            return new LlamaConfig("custom", vocab, dim, layers, heads, kvHeads, intermediate, normEps, ropeTheta, maxSeqLen, tied);
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": " + e.getMessage());
         }
     }
 
-    private static int required(JsonNode node, Path file, String key) throws IOException {
-        JsonNode value = node.get(key);
-        if (value == null || !value.canConvertToInt()) {
-            throw new IOException(file + ": missing or non-integer '" + key + "'");
+    /**
+     * A shape value: a whole number from 1 to 2^31 - 1 (1e8 is one; 2.5, "16" and 2^40 are not),
+     * checked before any arithmetic so that a value cannot wrap into a plausible one.
+     */
+    private static int integer(JsonNode config, Path file, String key) throws IOException {
+        JsonNode value = config.get(key);
+        if (value == null || value.isNull()) {
+            throw new IOException(file + ": missing '" + key + "'");
         }
-        return value.asInt();
+        double number = value.isNumber() ? value.doubleValue() : Double.NaN;
+        if (!value.isIntegralNumber() && number != Math.rint(number)) {
+            throw new IOException(file + ": " + key + " " + value + " is not an integer");
+        }
+        if (!(number >= 1 && number <= Integer.MAX_VALUE)) {
+            throw new IOException(file + ": " + key + " " + value + " is out of range (1 to " + Integer.MAX_VALUE + ")");
+        }
+        return (int) number;
     }
 
-    /** Loads a checkpoint onto {@code backend}. */
+    private static double number(JsonNode config, Path file, String key, double fallback) throws IOException {
+        JsonNode value = config.get(key);
+        if (value == null || value.isNull()) {
+            return fallback;
+        }
+        if (!value.isNumber()) {
+            throw new IOException(file + ": " + key + " " + value + " is not a number");
+        }
+        return value.doubleValue();
+    }
+
+    private static boolean flag(JsonNode config, Path file, String key) throws IOException {
+        JsonNode value = config.get(key);
+        if (value == null || value.isNull()) {
+            return false;
+        }
+        if (!value.isBoolean()) {
+            throw new IOException(file + ": " + key + " " + value + " is not true or false");
+        }
+        return value.booleanValue();
+    }
+
+    /**
+     * Loads a checkpoint onto {@code backend}. The shape config.json claims is checked against
+     * the weight files' sizes and the backend's memory before anything is built for it.
+     */
     public static LlamaModel load(Path dir, Backend backend) throws IOException {
         LlamaConfig config = readConfig(dir);
+        Map<String, Path> files = weightFiles(dir);
+        requireWeightsFor(dir, config, files.values());
         LlamaModel model = new LlamaModel(backend, config);
-        loadWeights(dir, model);
+        readWeights(dir, files, model);
         return model;
     }
 
     /** Reads every tensor of the checkpoint in {@code dir} into {@code model}'s parameters. */
     public static void loadWeights(Path dir, LlamaModel model) throws IOException {
-        Map<String, Path> files = weightFiles(dir);
+        readWeights(dir, weightFiles(dir), model);
+    }
+
+    /** Every value takes at least 2 bytes (bf16 or f16) in the files. */
+    private static void requireWeightsFor(Path dir, LlamaConfig config, Collection<Path> files) throws IOException {
+        long held = 0;
+        for (Path file : new HashSet<>(files)) {
+            held += Files.size(file);
+        }
+        double needed = 2.0 * config.parameterCount();
+        if (needed > held) {
+            throw new IOException(String.format(Locale.ROOT, "%s: the shape (%s) has %,d parameters, at least %s in 16 bits, "
+                            + "but the weight files hold %s", dir.resolve(CONFIG), config.describe(), config.parameterCount(),
+                    MemoryBudget.format(needed), MemoryBudget.format(held)));
+        }
+    }
+
+    /** One parameter at a time (its Hugging Face pieces are consecutive): no second copy of the whole model. */
+    private static void readWeights(Path dir, Map<String, Path> files, LlamaModel model) throws IOException {
+        Map<String, List<HfTensorMap.Piece>> byParameter = new LinkedHashMap<>();
+        for (HfTensorMap.Piece piece : HfTensorMap.pieces(model.config())) {
+            byParameter.computeIfAbsent(piece.ours(), k -> new ArrayList<>()).add(piece);
+        }
         Map<Path, SafeTensors> open = new HashMap<>();
         try {
-            Map<String, float[]> staged = new HashMap<>();
-            for (HfTensorMap.Piece piece : HfTensorMap.pieces(model.config())) {
-                Path file = files.get(piece.hfName());
-                if (file == null) {
-                    throw new IOException(dir + ": tensor " + piece.hfName() + " is missing from the checkpoint");
+            for (Map.Entry<String, List<HfTensorMap.Piece>> parameter : byParameter.entrySet()) {
+                float[] values = new float[Math.toIntExact(model.layout().get(parameter.getKey()).size())];
+                for (HfTensorMap.Piece piece : parameter.getValue()) {
+                    Path file = files.get(piece.hfName());
+                    if (file == null) {
+                        throw new IOException(dir + ": tensor " + piece.hfName() + " is missing from the checkpoint");
+                    }
+                    SafeTensors tensors = open.get(file);
+                    if (tensors == null) {
+                        tensors = SafeTensors.open(file);
+                        open.put(file, tensors);
+                    }
+                    tensors.readInto(piece.hfName(), piece.hfShape(), values, piece.rowOffset() * piece.cols());
                 }
-                SafeTensors tensors = open.get(file);
-                if (tensors == null) {
-                    tensors = SafeTensors.open(file);
-                    open.put(file, tensors);
-                }
-                ParameterLayout.Entry entry = model.layout().get(piece.ours());
-                float[] values = staged.computeIfAbsent(piece.ours(), k -> new float[Math.toIntExact(entry.size())]);
-                tensors.readInto(piece.hfName(), piece.hfShape(), values, piece.rowOffset() * piece.cols());
-            }
-            for (Map.Entry<String, float[]> e : staged.entrySet()) {
-                model.backend().upload(model.parameter(e.getKey()), e.getValue(), 0, e.getValue().length);
+                model.backend().upload(model.parameter(parameter.getKey()), values, 0, values.length);
             }
         } finally {
             open.values().forEach(SafeTensors::close);
@@ -133,7 +199,7 @@ public final class HfCheckpoint {
             }
             for (var it = map.fields(); it.hasNext(); ) {
                 var e = it.next();
-                Path shard = dir.resolve(e.getValue().asText());
+                Path shard = shardPath(dir, index, e.getKey(), e.getValue());
                 if (!Files.isRegularFile(shard)) {
                     throw new IOException(shard + ": missing (named by " + index.getFileName() + " for " + e.getKey() + ")");
                 }
@@ -153,6 +219,33 @@ public final class HfCheckpoint {
         return files;
     }
 
+    /**
+     * The file a weight_map entry names, which must lie inside the checkpoint directory, as a
+     * shard manifest's must. Judged on the names alone: a Hugging Face cache's snapshot files are
+     * symbolic links into its blob store.
+     */
+    private static Path shardPath(Path dir, Path index, String tensor, JsonNode name) throws IOException {
+        String entry = index + ": weight_map entry " + tensor + " names " + name;
+        if (!name.isTextual()) {
+            throw new IOException(entry + ", not a file name");
+        }
+        Path root = dir.toAbsolutePath().normalize(), shard;
+        try {
+            shard = root.resolve(name.asText()).normalize();
+        } catch (InvalidPathException e) {
+            throw new IOException(entry + ", not a valid file name");
+        }
+        if (Path.of(name.asText()).isAbsolute() || !shard.startsWith(root) || shard.equals(root)) {
+            throw new IOException(index + ": weight_map entry " + tensor + " names " + name.asText() + ", outside the checkpoint directory");
+        }
+        return shard;
+    }
+
+    /** Whether {@code dir} holds a Hugging Face checkpoint: config.json with model.safetensors or its index. */
+    public static boolean isCheckpoint(Path dir) {
+        return Files.isRegularFile(dir.resolve(CONFIG))
+                && (Files.isRegularFile(dir.resolve(SINGLE)) || Files.isRegularFile(dir.resolve(INDEX)));
+    }
     /**
      * Writes {@code model} as a Hugging Face checkpoint in {@code dtype}, split into shards of at
      * most {@code maxShardBytes} (one {@code model.safetensors} when it fits).

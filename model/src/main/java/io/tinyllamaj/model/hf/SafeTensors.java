@@ -1,5 +1,8 @@
 package io.tinyllamaj.model.hf;
 
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -11,15 +14,16 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
-import java.util.Iterator;
+import java.util.Collection;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -84,22 +88,10 @@ public final class SafeTensors implements AutoCloseable {
             }
             byte[] headerBytes = whole.asSlice(8, headerLength).toArray(ValueLayout.JAVA_BYTE);
             MemorySegment data = whole.asSlice(8 + headerLength);
-            JsonNode header;
-            try {
-                header = JSON.readTree(new String(headerBytes, StandardCharsets.UTF_8));
-            } catch (IOException e) {
-                throw new IOException(file + ": safetensors header is not valid JSON (" + e.getMessage().lines().findFirst().orElse("") + ")");
-            }
             Map<String, Info> tensors = new LinkedHashMap<>();
             Map<String, String> metadata = new LinkedHashMap<>();
-            for (Iterator<Map.Entry<String, JsonNode>> it = header.fields(); it.hasNext(); ) {
-                Map.Entry<String, JsonNode> entry = it.next();
-                if (entry.getKey().equals("__metadata__")) {
-                    entry.getValue().fields().forEachRemaining(m -> metadata.put(m.getKey(), m.getValue().asText()));
-                    continue;
-                }
-                tensors.put(entry.getKey(), parseInfo(file, entry.getKey(), entry.getValue(), data.byteSize()));
-            }
+            readHeader(file, headerBytes, data.byteSize(), tensors, metadata);
+            requireTiling(file, tensors.values(), data.byteSize());
             return new SafeTensors(file, arena, data, tensors, metadata);
         } catch (NoSuchFileException e) {
             arena.close();
@@ -107,6 +99,30 @@ public final class SafeTensors implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw e;
+        }
+    }
+
+    /** Streams the header's top level, so that a tensor listed twice is seen (a tree keeps only the last). */
+    private static void readHeader(Path file, byte[] header, long dataSize, Map<String, Info> tensors, Map<String, String> metadata)
+            throws IOException {
+        try (JsonParser parser = JSON.createParser(header)) {
+            if (parser.nextToken() != JsonToken.START_OBJECT) {
+                throw new IOException(file + ": safetensors header is not a JSON object");
+            }
+            while (parser.nextToken() == JsonToken.FIELD_NAME) {
+                String name = parser.currentName();
+                parser.nextToken();
+                JsonNode value = parser.readValueAsTree();
+                if (name.equals("__metadata__")) {
+                    value.properties().forEach(m -> metadata.put(m.getKey(), m.getValue().asText()));
+                } else if (tensors.containsKey(name)) {
+                    throw new IOException(file + ": tensor " + name + " is listed twice in the header");
+                } else {
+                    tensors.put(name, parseInfo(file, name, value, dataSize));
+                }
+            }
+        } catch (JacksonException e) {
+            throw new IOException(file + ": safetensors header is not valid JSON (" + e.getOriginalMessage().lines().findFirst().orElse("") + ")");
         }
     }
 
@@ -120,20 +136,27 @@ public final class SafeTensors implements AutoCloseable {
         }
         JsonNode shapeNode = node.path("shape");
         JsonNode offsets = node.path("data_offsets");
-        if (!shapeNode.isArray() || !offsets.isArray() || offsets.size() != 2) {
+        if (!shapeNode.isArray() || !offsets.isArray() || offsets.size() != 2 || !allWholeNumbers(shapeNode) || !allWholeNumbers(offsets)) {
             throw new IOException(where + " has a malformed header entry");
         }
         long[] shape = new long[shapeNode.size()];
-        long elements = 1;
         for (int i = 0; i < shape.length; i++) {
-            shape[i] = shapeNode.get(i).asLong(-1);
+            shape[i] = shapeNode.get(i).longValue();
             if (shape[i] < 0) {
                 throw new IOException(where + " has a negative dimension");
             }
-            elements *= shape[i];
         }
-        long begin = offsets.get(0).asLong(-1), end = offsets.get(1).asLong(-1);
-        if (begin < 0 || end < begin || end - begin != elements * dtype.bytes) {
+        long bytes;
+        try {
+            bytes = dtype.bytes;
+            for (long d : shape) {
+                bytes = Math.multiplyExact(bytes, d);
+            }
+        } catch (ArithmeticException e) {
+            throw new IOException(where + " has shape " + Arrays.toString(shape) + ", more values than a file can hold");
+        }
+        long begin = offsets.get(0).longValue(), end = offsets.get(1).longValue();
+        if (begin < 0 || end < begin || end - begin != bytes) {
             throw new IOException(where + " has data offsets [" + begin + ", " + end + ") that do not match shape "
                     + Arrays.toString(shape) + " of " + dtype);
         }
@@ -142,6 +165,45 @@ public final class SafeTensors implements AutoCloseable {
                     + " data bytes: the file is truncated");
         }
         return new Info(name, dtype, shape, begin, end);
+    }
+
+    /** Integers that fit a long: 2.5 or "8" would otherwise be read as 2 and 0. */
+    private static boolean allWholeNumbers(JsonNode array) {
+        for (JsonNode n : array) {
+            if (!n.isIntegralNumber() || !n.canConvertToLong()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * The tensors' byte ranges must cover the data area exactly once, as the reference
+     * safetensors library requires: an overlap would give two tensors the same bytes (silently
+     * wrong weights), a gap or a tail marks a damaged or crafted file.
+     */
+    private static void requireTiling(Path file, Collection<Info> tensors, long dataSize) throws IOException {
+        List<Info> byOffset = tensors.stream().sorted(Comparator.comparingLong(Info::begin).thenComparingLong(Info::end)).toList();
+        long covered = 0;
+        Info previous = null;
+        for (Info t : byOffset) {
+            if (t.begin() < covered) {
+                throw new IOException(file + ": tensors " + previous.name() + " [" + previous.begin() + ", " + previous.end() + ") and "
+                        + t.name() + " [" + t.begin() + ", " + t.end() + ") overlap");
+            }
+            if (t.begin() > covered) {
+                throw unclaimed(file, covered, t.begin(), previous == null ? "before " + t.name() : "between " + previous.name() + " and " + t.name());
+            }
+            covered = t.end();
+            previous = t;
+        }
+        if (covered < dataSize) {
+            throw unclaimed(file, covered, dataSize, previous == null ? "the header lists none" : "after " + previous.name());
+        }
+    }
+
+    private static IOException unclaimed(Path file, long from, long to, String where) {
+        return new IOException(file + ": data bytes [" + from + ", " + to + ") belong to no tensor (" + where + ")");
     }
 
     public Path file() {

@@ -83,6 +83,11 @@ final class TimedBackend implements Backend {
     }
 
     @Override
+    public long memoryCapacity() {
+        return gpu.memoryCapacity();
+    }
+
+    @Override
     public Tensor allocateActivation(long length) {
         return gpu.allocateActivation(length);
     }

@@ -142,4 +142,76 @@ class HfCheckpointTest {
         IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(dir, new CpuBackend()));
         assertTrue(e.getMessage().contains("not a safetensors file"), e.getMessage());
     }
+
+    /** The reference checkpoint with {@code key}'s value in config.json replaced by {@code value} (JSON text). */
+    private Path referenceWith(String key, String value) throws IOException {
+        Path dir = reference();
+        String config = Files.readString(dir.resolve("config.json"));
+        String changed = config.replaceFirst("\"" + key + "\": [^,}\\s]+", "\"" + key + "\": " + java.util.regex.Matcher.quoteReplacement(value));
+        assertTrue(!changed.equals(config), key + " is in config.json");
+        Files.writeString(dir.resolve("config.json"), changed);
+        return dir;
+    }
+
+    private static String loadFailure(Path dir) {
+        return assertThrows(IOException.class, () -> HfCheckpoint.load(dir, new CpuBackend())).getMessage();
+    }
+
+    /** config.json with {@code key} set to {@code value} is refused with "config.json: {@code problem}". */
+    private void assertConfigRefused(String key, String value, String problem) throws IOException {
+        Path dir = referenceWith(key, value);
+        assertEquals(dir.resolve("config.json") + ": " + problem, loadFailure(dir));
+    }
+
+    @Test
+    void shapeValuesOutsideAnIntAreNamedOutOfRange() throws IOException {
+        assertConfigRefused("hidden_size", "1099511627776", "hidden_size 1099511627776 is out of range (1 to 2147483647)");
+        // an optional key must not wrap around either: 2^32 + 2 once read as 2 kv heads
+        assertConfigRefused("num_key_value_heads", "4294967298", "num_key_value_heads 4294967298 is out of range (1 to 2147483647)");
+        assertConfigRefused("max_position_embeddings", "-16", "max_position_embeddings -16 is out of range (1 to 2147483647)");
+    }
+
+    @Test
+    void shapeValuesThatAreNotWholeNumbersAreRefused() throws IOException {
+        assertConfigRefused("num_hidden_layers", "2.5", "num_hidden_layers 2.5 is not an integer");
+        assertConfigRefused("hidden_size", "\"16\"", "hidden_size \"16\" is not an integer");
+        assertConfigRefused("rope_theta", "\"fast\"", "rope_theta \"fast\" is not a number");
+        assertConfigRefused("tie_word_embeddings", "\"yes\"", "tie_word_embeddings \"yes\" is not true or false");
+        assertConfigRefused("rope_theta", "1e300", "model shape: rope_theta must be a finite positive number, got Infinity");
+    }
+
+    @Test
+    void aShapeTheWeightFilesCannotHoldIsRefusedBeforeAnythingIsBuilt() throws IOException {
+        // 1e8 blocks of 1,952 parameters, the embeddings and the final norm: 195,200,001,968 parameters,
+        // at least 2 bytes each = 363.6 GiB, against a file of a few KiB
+        Path dir = referenceWith("num_hidden_layers", "1e8");
+        String message = loadFailure(dir);
+        assertTrue(message.startsWith(dir.resolve("config.json") + ": the shape (vocab 61, dim 16, 100,000,000 layers, 4 heads, "
+                + "2 kv heads, intermediate 24) has 195,200,001,968 parameters, at least 363.6 GiB in 16 bits, but the weight files "
+                + "hold "), message);
+        assertTrue(message.endsWith(" KiB"), message);
+    }
+
+    @Test
+    void indexEntriesOutsideTheCheckpointAreRefused() throws IOException {
+        LlamaModel model = HfCheckpoint.load(reference(), new CpuBackend());
+        Path dir = temp.resolve("sharded");
+        HfCheckpoint.save(model, dir, SafeTensors.DType.F32, 4096);
+        Path index = dir.resolve(HfCheckpoint.INDEX);
+        String original = Files.readString(index);
+        String shard = new com.fasterxml.jackson.databind.ObjectMapper().readTree(original)
+                .path("weight_map").path("model.embed_tokens.weight").asText();
+        // the shard moved out of the directory, so following the entry would read a file elsewhere
+        Files.createDirectories(temp.resolve("elsewhere"));
+        Path moved = temp.resolve("elsewhere").resolve(shard).toAbsolutePath();
+        Files.move(dir.resolve(shard), moved);
+        Files.writeString(index, original.replace("\"" + shard + "\"", "\"../elsewhere/" + shard + "\""));
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(dir, new CpuBackend()));
+        assertEquals(index + ": weight_map entry model.embed_tokens.weight names ../elsewhere/" + shard
+                + ", outside the checkpoint directory", e.getMessage());
+        Files.writeString(index, original.replace("\"" + shard + "\"", "\"" + moved + "\""));
+        e = assertThrows(IOException.class, () -> HfCheckpoint.load(dir, new CpuBackend()));
+        assertEquals(index + ": weight_map entry model.embed_tokens.weight names " + moved + ", outside the checkpoint directory",
+                e.getMessage());
+    }
 }

@@ -39,6 +39,11 @@ public final class ExportCommand implements Callable<Integer> {
             case "bf16", "bfloat16" -> SafeTensors.DType.BF16;
             default -> throw new IllegalArgumentException("--dtype: expected f32 or bf16, got '" + dtype + "'");
         };
+        if (HfCheckpoint.isCheckpoint(checkpoint)) {
+            throw new IllegalArgumentException(checkpoint + " is a Hugging Face checkpoint directory (config.json and safetensors), not a "
+                    + "training checkpoint: export takes a run directory or one of its checkpoints (<run>/checkpoints/step-N); "
+                    + "score, generate and pretrain --init-from read " + checkpoint + " as it is");
+        }
         Path source = checkpoint;
         if (Files.isDirectory(checkpoint.resolve("checkpoints"))) {
             source = new CheckpointStore(checkpoint).findResumable(w -> System.err.println("warning: " + w))

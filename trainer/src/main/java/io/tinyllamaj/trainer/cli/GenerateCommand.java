@@ -46,7 +46,7 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "Tokenizer for text prompts (default: the built-in Llama 2 tokenizer).")
     private String tokenizer;
 
-    @Option(names = "--max-new-tokens", defaultValue = "64", description = "Tokens to generate (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--max-new-tokens", defaultValue = "64", description = "Tokens to generate, at most what the model's context leaves after the prompt (default: ${DEFAULT-VALUE}).")
     private int maxNewTokens;
 
     @Option(names = "--temperature", defaultValue = "0.8", description = "0 for greedy (default: ${DEFAULT-VALUE}).")
@@ -69,16 +69,25 @@ public final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (maxNewTokens < 0) {
-            throw new IllegalArgumentException("--max-new-tokens must not be negative");
+        // Every setting is checked before anything is loaded or sized by it.
+        if (maxNewTokens <= 0) {
+            throw new IllegalArgumentException("--max-new-tokens must be positive, got " + maxNewTokens);
         }
+        Sampler sampler = new Sampler(temperature, topK, topP, seed);
         LlamaTokenizer text = prompt.text != null ? loadTokenizer(tokenizer) : null;
         int[] ids = text != null ? text.encode(prompt.text, true, false) : TokenList.parse("--prompt-tokens", prompt.tokens);
         LlamaModel model = HfCheckpoint.load(checkpoint, Backends.create(device));
+        if (text != null) {
+            sampler = sampler.limitedTo(decodableIds(text, model.config().vocabSize()));
+        }
         TokenList.checkVocabulary(text != null ? "--prompt" : "--prompt-tokens", ids, model.config().vocabSize());
-        Sampler sampler = new Sampler(temperature, topK, topP, seed);
         int stop = ignoreEos ? -1 : (text != null ? text.eosId() : 2);
         Generator generator = new Generator(model);
+        int room = generator.room(ids.length);
+        if (maxNewTokens > room && room > 0) {
+            System.err.printf("warning: --max-new-tokens %d is more than the %d tokens left in the model's context (max_seq_len %d, "
+                    + "prompt %d tokens); generating at most %d%n", maxNewTokens, room, model.config().maxSeqLen(), ids.length, room);
+        }
         if (text == null) {
             int[] produced = generator.generate(ids, maxNewTokens, sampler, stop, token -> {
             });
@@ -104,6 +113,19 @@ public final class GenerateCommand implements Callable<Integer> {
         });
         out.println();
         return 0;
+    }
+
+    /**
+     * The ids text generation may produce: the tokenizer's. A model's vocabulary is often padded
+     * past its tokenizer's (to a multiple of 64, say), and those rows decode to nothing; a
+     * tokenizer larger than the vocabulary belongs to another model.
+     */
+    private int decodableIds(LlamaTokenizer text, int modelVocab) {
+        if (text.vocabSize() > modelVocab) {
+            throw new IllegalArgumentException("the tokenizer " + tokenizer + " has " + text.vocabSize() + " pieces but the model's "
+                    + "vocabulary has " + modelVocab + " ids: they do not belong together (pass the checkpoint's own tokenizer with --tokenizer)");
+        }
+        return text.vocabSize();
     }
 
     static LlamaTokenizer loadTokenizer(String name) throws IOException {
