@@ -227,4 +227,35 @@ class ConfigLoaderTest {
         assertEquals("--set train.lr: 65537 characters; a config may be at most 65536 (a recipe is a few KB)",
                 error(BASE, "train.lr=" + "1".repeat(65537)));
     }
+
+    @Test
+    void countsThatWouldOverflowAreRefusedByKey() {
+        assertEquals("config.yaml: train.warmup_steps 9223372036854775000 is more than 2147483647, the most steps a run can have",
+                error(BASE, "train.warmup_steps=9223372036854775000"));
+        assertEquals("config.yaml: train.max_steps 9223372036854775807 is more than 2147483647, the most steps a run can have",
+                error(BASE, "train.max_steps=9223372036854775807"));
+        // 8 sequences x 16 tokens = 128 tokens a step; (2^63 - 1) / 128 rounds up to 2^56 steps
+        assertEquals("config.yaml: train.max_tokens 9223372036854775807 is 72057594037927936 steps of 128 tokens, "
+                        + "more than 2147483647, the most steps a run can have",
+                error(BASE.replace("max_steps: 10", "max_tokens: 9223372036854775807")));
+        // 2^63 - 16 tokens / 16 = 2^59 - 1 sequences
+        assertEquals("config.yaml: train.global_batch_tokens 9223372036854775792 is 576460752303423487 sequences of "
+                        + "train.seq_len 16, more than 2147483647 a step",
+                error(BASE.replace("global_batch_size: 8", "global_batch_tokens: 9223372036854775792")));
+        assertEquals("config.yaml: train.seq_len 2147483647 exceeds the model's max_seq_len 16", error(BASE, "train.seq_len=2147483647"));
+        assertEquals("config.yaml: train.micro_batch_size x train.seq_len = 1 x 2147483647 tokens is more than one micro-batch "
+                        + "holds (2147483646)",
+                error(BASE, "model.max_seq_len=2147483647", "train.seq_len=2147483647", "train.micro_batch_size=1"));
+        assertEquals("config.yaml: train.micro_batch_size x train.seq_len = 1073741824 x 16 tokens is more than one micro-batch "
+                        + "holds (2147483646)",
+                error(BASE, "train.micro_batch_size=1073741824", "train.global_batch_size=1073741824"));
+        // 2147483647 sequences x 16 tokens = 34359738352 tokens a step; x 2147483647 steps is past 2^63
+        assertEquals("config.yaml: train.max_steps gives 2147483647 steps x 34359738352 tokens a step, "
+                        + "more than 9223372036854775807 tokens",
+                error(BASE, "train.micro_batch_size=1", "train.global_batch_size=2147483647", "train.max_steps=2147483647"));
+        ConfigLoader.Loaded longest = ConfigLoader.parse("config.yaml", BASE, List.of("train.max_steps=2147483647",
+                "train.warmup_steps=2147483647", "train.start_step=2147483646"));
+        assertEquals(2147483647L, longest.shape().maxSteps());
+        assertEquals(2147483647L * 128, longest.shape().maxSteps() * longest.shape().tokensPerStep());
+    }
 }

@@ -63,6 +63,10 @@ public final class ConfigLoader {
             .defaultSetterInfo(JsonSetter.Value.forContentNulls(Nulls.FAIL))
             .build();
 
+    /** AdamW counts its updates (for bias correction) in an int. */
+    static final long MAX_STEPS = Integer.MAX_VALUE;
+
+    private static final String STEP_LIMIT = MAX_STEPS + ", the most steps a run can have";
     private static final String FLOAT32_LIMIT = "beyond float32 (" + Float.MAX_VALUE + " at most)";
 
     static {
@@ -346,6 +350,10 @@ public final class ConfigLoader {
         check.that(t.seqLen() >= 1, "train.seq_len", "must be at least 1, got " + t.seqLen());
         check.that(t.seqLen() <= model.maxSeqLen(), "train.seq_len",
                 t.seqLen() + " exceeds the model's max_seq_len " + model.maxSeqLen());
+        // a micro-batch's tokens, and a block of seq_len + 1, are int-indexed arrays
+        check.that((long) t.microBatchSize() * t.seqLen() < Integer.MAX_VALUE, "train.micro_batch_size x train.seq_len",
+                "= " + t.microBatchSize() + " x " + t.seqLen() + " tokens is more than one micro-batch holds ("
+                        + (Integer.MAX_VALUE - 1) + ")");
         check.that((t.globalBatchSize() == null) != (t.globalBatchTokens() == null), "train.global_batch_size",
                 "give exactly one of train.global_batch_size (sequences) and train.global_batch_tokens");
         long sequences;
@@ -353,6 +361,8 @@ public final class ConfigLoader {
             check.that(t.globalBatchTokens() > 0 && t.globalBatchTokens() % t.seqLen() == 0, "train.global_batch_tokens",
                     t.globalBatchTokens() + " is not a positive multiple of train.seq_len " + t.seqLen());
             sequences = t.globalBatchTokens() / t.seqLen();
+            check.that(sequences <= Integer.MAX_VALUE, "train.global_batch_tokens", t.globalBatchTokens() + " is " + sequences
+                    + " sequences of train.seq_len " + t.seqLen() + ", more than " + Integer.MAX_VALUE + " a step");
         } else {
             check.that(t.globalBatchSize() >= 1, "train.global_batch_size", "must be at least 1, got " + t.globalBatchSize());
             sequences = t.globalBatchSize();
@@ -369,15 +379,21 @@ public final class ConfigLoader {
         long maxSteps;
         if (t.maxTokens() != null) {
             check.that(t.maxTokens() > 0, "train.max_tokens", "must be positive, got " + t.maxTokens());
-            maxSteps = (t.maxTokens() + tokensPerStep - 1) / tokensPerStep;
+            maxSteps = Math.ceilDiv(t.maxTokens(), tokensPerStep);
+            check.that(maxSteps <= MAX_STEPS, "train.max_tokens", t.maxTokens() + " is " + maxSteps + " steps of "
+                    + tokensPerStep + " tokens, more than " + STEP_LIMIT);
         } else {
             check.that(t.maxSteps() >= 1, "train.max_steps", "must be at least 1, got " + t.maxSteps());
             maxSteps = t.maxSteps();
+            check.that(maxSteps <= MAX_STEPS, "train.max_steps", maxSteps + " is more than " + STEP_LIMIT);
         }
+        check.that(maxSteps <= Long.MAX_VALUE / tokensPerStep, t.maxTokens() != null ? "train.max_tokens" : "train.max_steps",
+                "gives " + maxSteps + " steps x " + tokensPerStep + " tokens a step, more than " + Long.MAX_VALUE + " tokens");
         check.that(t.lr() > 0 && Double.isFinite(t.lr()), "train.lr", "must be positive, got " + t.lr());
         check.float32("train.lr", t.lr());
         check.that(t.minLr() >= 0 && t.minLr() <= t.lr(), "train.min_lr", "must be between 0 and train.lr " + t.lr() + ", got " + t.minLr());
         check.that(t.warmupSteps() >= 0, "train.warmup_steps", "must not be negative, got " + t.warmupSteps());
+        check.that(t.warmupSteps() <= MAX_STEPS, "train.warmup_steps", t.warmupSteps() + " is more than " + STEP_LIMIT);
         check.oneOf("train.decay", t.decay(), "cosine", "constant");
         // AdamW computes in float32: a beta that rounds to 1 zeroes the bias correction, an eps that rounds to 0 divides by 0
         check.that(t.beta1() >= 0 && t.beta1().floatValue() < 1, "train.beta1", "must be in [0, 1) as a float32, got " + t.beta1());
