@@ -3,7 +3,11 @@ package io.tinyllamaj.trainer;
 import io.tinyllamaj.trainer.config.ConfigLoader;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -25,6 +29,12 @@ class ConfigLoaderTest {
     private static String error(String yaml, String... overrides) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> ConfigLoader.parse("config.yaml", yaml, List.of(overrides)));
+        assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
+        return e.getMessage();
+    }
+
+    private static String fileError(Path file) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ConfigLoader.load(file, List.of()));
         assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());
         return e.getMessage();
     }
@@ -116,5 +126,136 @@ class ConfigLoaderTest {
         assertEquals(0.693584, big.config().data().sources().get(0).weight());
         assertEquals(0.306416, big.config().data().sources().get(1).weight());
         assertEquals(3407, big.config().train().seed());
+    }
+
+    @Test
+    void textThatIsNotUtf8IsNamedWithItsOffset(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("config.yaml");
+        // "train:\n" is bytes 0-6, "  lr: 1" bytes 7-13, so the stray 0xFF is byte 14
+        byte[] prefix = "train:\n  lr: 1".getBytes(StandardCharsets.US_ASCII);
+        byte[] bytes = new byte[prefix.length + 2];
+        System.arraycopy(prefix, 0, bytes, 0, prefix.length);
+        bytes[prefix.length] = (byte) 0xFF;
+        bytes[prefix.length + 1] = '\n';
+        Files.write(file, bytes);
+        assertEquals(file + ": not UTF-8 text (invalid byte 0xFF at offset 14)", fileError(file));
+    }
+
+    @Test
+    void emptyEntriesAndSectionsAreNamed() {
+        String noSource = BASE.replace("- {name: a, path: /data/a, weight: 0.7}", "- ~");
+        assertEquals("config.yaml: data.sources[0] is empty (null); give it a value or remove it", error(noSource));
+        assertEquals("config.yaml: data.sources[0] is empty (null); give it a value or remove it",
+                error(BASE.replace("sources:\n    - {name: a, path: /data/a, weight: 0.7}", "sources: [null]")));
+        assertEquals("config.yaml: data.sources[0].prepare.inputs[1] is empty (null); give it a value or remove it",
+                error(BASE.replace("weight: 0.7}", "weight: 0.7, prepare: {format: text, inputs: [a.txt, ~]}}")));
+        assertEquals("--set data.sources[0] is empty (null); give it a value or remove it", error(BASE, "data.sources.0=~"));
+        // An empty value is YAML's null, as ~ is: the section takes its defaults.
+        String emptyData = "model: {preset: test-tiny}\ndata:\ntrain: {seq_len: 16, global_batch_size: 8, max_steps: 10}\n";
+        assertEquals("config.yaml: data.sources at least one source is required", error(emptyData));
+        assertEquals(error(emptyData), error(emptyData.replace("data:", "data: ~")));
+    }
+
+    @Test
+    void nonFiniteNumbersAreRefusedByKey() {
+        String[] keys = {"lr", "min_lr", "beta1", "beta2", "eps", "weight_decay", "grad_clip"};
+        for (String literal : List.of(".nan", ".NaN", ".inf", "-.inf", "+.Inf", "1e400", "-1e400")) {
+            for (String key : keys) {
+                assertEquals("config.yaml: train." + key + ": " + literal + " is not a finite number (line 5)",
+                        error(BASE.replace("max_steps: 10}", "max_steps: 10, " + key + ": " + literal + "}")));
+            }
+            assertEquals("config.yaml: data.sources[0].weight: " + literal + " is not a finite number (line 4)",
+                    error(BASE.replace("weight: 0.7", "weight: " + literal)));
+            assertEquals("config.yaml: model.norm_eps: " + literal + " is not a finite number (line 1)",
+                    error(BASE.replace("preset: test-tiny", "preset: test-tiny, norm_eps: " + literal)));
+            assertEquals("config.yaml: model.rope_theta: " + literal + " is not a finite number (line 1)",
+                    error(BASE.replace("preset: test-tiny", "preset: test-tiny, rope_theta: " + literal)));
+            assertEquals("config.yaml: logging.peak_tflops: " + literal + " is not a finite number (line 6)",
+                    error(BASE + "logging: {peak_tflops: " + literal + "}\n"));
+            assertEquals("--set train.lr: " + literal + " is not a finite number (line 1)", error(BASE, "train.lr=" + literal));
+            assertEquals("--set train: lr: " + literal + " is not a finite number (line 1)", error(BASE, "train={lr: " + literal + "}"));
+        }
+        // finite as a double but not as the float32 the model and the optimizer compute in
+        assertEquals("config.yaml: model.norm_eps is beyond float32 (3.4028235E38 at most)",
+                error(BASE.replace("preset: test-tiny", "preset: test-tiny, norm_eps: 1e39")));
+        assertEquals("config.yaml: model.rope_theta is beyond float32 (3.4028235E38 at most)", error(BASE, "model.rope_theta=1e39"));
+        assertEquals("config.yaml: train.lr 1.0E300 is beyond float32 (3.4028235E38 at most)", error(BASE, "train.lr=1e300"));
+        assertEquals("config.yaml: train.eps must be positive as a float32, got 1.0E-50", error(BASE, "train.eps=1e-50"));
+        assertEquals("config.yaml: train.beta2 must be in [0, 1) as a float32, got 0.9999999999",
+                error(BASE, "train.beta2=0.9999999999"));
+        assertEquals("config.yaml: train.weight_decay 1.0E300 is beyond float32 (3.4028235E38 at most)", error(BASE, "train.weight_decay=1e300"));
+        assertEquals("config.yaml: data.sources weights add up to more than a double holds; scale them down",
+                error(BASE.replace("- {name: a, path: /data/a, weight: 0.7}",
+                        "- {name: a, path: /data/a, weight: 1.0e308}\n    - {name: b, path: /data/b, weight: 1.0e308}")));
+    }
+
+    @Test
+    void duplicateKeysAreRefused() {
+        assertEquals("config.yaml: duplicate key train.max_steps (line 5)", error(BASE.replace("max_steps: 10}", "max_steps: 10, max_steps: 20}")));
+        assertEquals("config.yaml: duplicate key train (line 6)", error(BASE + "train: {max_steps: 20}\n"));
+        assertEquals("config.yaml: duplicate key logging.interval (line 8)", error(BASE + "logging:\n  interval: 5\n  interval: 6\n"));
+        assertEquals("config.yaml: duplicate key data.sources[0].name (line 4)", error(BASE.replace("name: a,", "name: a, name: b,")));
+        assertEquals("--set logging: duplicate key interval (line 1)", error(BASE, "logging={interval: 1, interval: 2}"));
+        // --set of one key twice is not a duplicate: the last one wins, as on any command line
+        assertEquals(30, ConfigLoader.parse("config.yaml", BASE, List.of("train.max_steps=20", "train.max_steps=30")).shape().maxSteps());
+    }
+
+    @Test
+    void aliasesAreRefusedNotReadAsTheirName() {
+        // the parser hands an alias over as the bare anchor name: path *p would be the directory "p"
+        String aliasedPath = BASE.replace("- {name: a, path: /data/a, weight: 0.7}",
+                "- {name: a, path: &p /data/a}\n    - {name: b, path: *p}");
+        assertEquals("config.yaml: data.sources[1].path: *p is an alias; a config spells every value out (line 5)", error(aliasedPath));
+        StringBuilder laughs = new StringBuilder("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for (char c = 'b'; c <= 'i'; c++) {
+            char previous = (char) (c - 1);
+            laughs.append(c).append(": &").append(c).append(" [").append(("*" + previous + ", ").repeat(8)).append('*').append(previous).append("]\n");
+        }
+        assertEquals("config.yaml: b[0]: *a is an alias; a config spells every value out (line 2)", error(laughs.toString()));
+    }
+
+    @Test
+    void oversizedConfigIsRefusedBeforeParsing(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("config.yaml");
+        String padded = BASE + "#" + "x".repeat(65536 - BASE.length() - 2) + "\n";
+        Files.writeString(file, padded);
+        assertEquals(65536, Files.size(file));
+        assertEquals(10, ConfigLoader.load(file, List.of()).shape().maxSteps());
+        Files.writeString(file, padded + "\n");
+        assertEquals(file + " is 65537 bytes; a config may be at most 65536 (a recipe is a few KB)", fileError(file));
+        assertEquals("config.yaml: 65537 characters; a config may be at most 65536 (a recipe is a few KB)", error(padded + "\n"));
+        assertEquals("--set train.lr: 65537 characters; a config may be at most 65536 (a recipe is a few KB)",
+                error(BASE, "train.lr=" + "1".repeat(65537)));
+    }
+
+    @Test
+    void countsThatWouldOverflowAreRefusedByKey() {
+        assertEquals("config.yaml: train.warmup_steps 9223372036854775000 is more than 2147483647, the most steps a run can have",
+                error(BASE, "train.warmup_steps=9223372036854775000"));
+        assertEquals("config.yaml: train.max_steps 9223372036854775807 is more than 2147483647, the most steps a run can have",
+                error(BASE, "train.max_steps=9223372036854775807"));
+        // 8 sequences x 16 tokens = 128 tokens a step; (2^63 - 1) / 128 rounds up to 2^56 steps
+        assertEquals("config.yaml: train.max_tokens 9223372036854775807 is 72057594037927936 steps of 128 tokens, "
+                        + "more than 2147483647, the most steps a run can have",
+                error(BASE.replace("max_steps: 10", "max_tokens: 9223372036854775807")));
+        // 2^63 - 16 tokens / 16 = 2^59 - 1 sequences
+        assertEquals("config.yaml: train.global_batch_tokens 9223372036854775792 is 576460752303423487 sequences of "
+                        + "train.seq_len 16, more than 2147483647 a step",
+                error(BASE.replace("global_batch_size: 8", "global_batch_tokens: 9223372036854775792")));
+        assertEquals("config.yaml: train.seq_len 2147483647 exceeds the model's max_seq_len 16", error(BASE, "train.seq_len=2147483647"));
+        assertEquals("config.yaml: train.micro_batch_size x train.seq_len = 1 x 2147483647 tokens is more than one micro-batch "
+                        + "holds (2147483646)",
+                error(BASE, "model.max_seq_len=2147483647", "train.seq_len=2147483647", "train.micro_batch_size=1"));
+        assertEquals("config.yaml: train.micro_batch_size x train.seq_len = 1073741824 x 16 tokens is more than one micro-batch "
+                        + "holds (2147483646)",
+                error(BASE, "train.micro_batch_size=1073741824", "train.global_batch_size=1073741824"));
+        // 2147483647 sequences x 16 tokens = 34359738352 tokens a step; x 2147483647 steps is past 2^63
+        assertEquals("config.yaml: train.max_steps gives 2147483647 steps x 34359738352 tokens a step, "
+                        + "more than 9223372036854775807 tokens",
+                error(BASE, "train.micro_batch_size=1", "train.global_batch_size=2147483647", "train.max_steps=2147483647"));
+        ConfigLoader.Loaded longest = ConfigLoader.parse("config.yaml", BASE, List.of("train.max_steps=2147483647",
+                "train.warmup_steps=2147483647", "train.start_step=2147483646"));
+        assertEquals(2147483647L, longest.shape().maxSteps());
+        assertEquals(2147483647L * 128, longest.shape().maxSteps() * longest.shape().tokensPerStep());
     }
 }

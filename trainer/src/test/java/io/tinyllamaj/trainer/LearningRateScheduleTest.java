@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer;
 
 import io.tinyllamaj.trainer.config.ConfigLoader;
+import io.tinyllamaj.trainer.config.RunShape;
 import io.tinyllamaj.trainer.run.LearningRateSchedule;
 import org.junit.jupiter.api.Test;
 
@@ -8,6 +9,7 @@ import java.nio.file.Path;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * The 3T recipe's LR against TinyLlama's get_lr evaluated by hand. With 1024 sequences per
@@ -49,5 +51,15 @@ class LearningRateScheduleTest {
         double rEnd = 11428095.0 / 11428096.0;
         assertEquals(4e-5 + 0.5 * (1 + Math.cos(Math.PI * rEnd)) * (4e-4 - 4e-5), LR.at(1430511), 1e-18);
         assertEquals(4e-5, LR.at(1430511), 1e-15);
+    }
+
+    @Test
+    void iterationCountsThatWouldWrapAroundAreRefused() {
+        RunShape s = RECIPE.shape();
+        // 2^61 steps x A = 8 is 2^64 iterations: past a long, so no schedule, rather than a negative one
+        RunShape tooLong = new RunShape(s.model(), s.seqLen(), s.microBatch(), s.worldSize(), s.accumulation(),
+                s.globalBatchSequences(), 1L << 61);
+        assertThrows(ArithmeticException.class, () -> LearningRateSchedule.of(RECIPE.config().train(), tooLong));
+        assertThrows(ArithmeticException.class, () -> LR.at(1L << 61));
     }
 }

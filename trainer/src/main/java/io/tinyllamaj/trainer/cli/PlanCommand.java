@@ -42,16 +42,20 @@ public final class PlanCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (gpus != null && gpus < 1) {
+            throw new IllegalArgumentException("--gpus must be at least 1, got " + gpus);
+        }
+        if (!(tokensPerGpuSecond > 0) || !Double.isFinite(tokensPerGpuSecond)) {
+            throw new IllegalArgumentException("--tokens-per-gpu-s must be a positive, finite number, got " + tokensPerGpuSecond);
+        }
         ConfigLoader.Loaded loaded = config != null ? ConfigLoader.load(config, overrides)
                 : ConfigLoader.parse("demo-cpu.yaml (built in)", ConfigLoader.demoYaml(), overrides);
         print(loaded.config(), loaded.shape(), gpus != null ? gpus : loaded.shape().worldSize(), tokensPerGpuSecond, System.out);
         return 0;
     }
 
+    /** Counts are those of a validated config: steps x tokens a step fits a long. */
     static void print(TrainingConfig c, RunShape s, int gpus, double tokensPerGpuSecond, PrintStream out) throws Exception {
-        if (gpus < 1 || !(tokensPerGpuSecond > 0)) {
-            throw new IllegalArgumentException("--gpus and --tokens-per-gpu-s must be positive");
-        }
         long tokens = s.maxSteps() * s.tokensPerStep();
         out.printf(Locale.ROOT, "model        %s, %,d parameters, %.3g GFLOP per token (6N + 12 L T d at seq %d)%n",
                 s.model().name(), s.model().parameterCount(), s.model().trainingFlopsPerToken(s.seqLen()) / 1e9, s.seqLen());

@@ -1,6 +1,8 @@
 package io.tinyllamaj.trainer.config;
 
 import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonSetter;
+import com.fasterxml.jackson.annotation.Nulls;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;
@@ -10,12 +12,11 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.cfg.CoercionAction;
 import com.fasterxml.jackson.databind.cfg.CoercionInputShape;
 import com.fasterxml.jackson.databind.exc.InvalidFormatException;
+import com.fasterxml.jackson.databind.exc.InvalidNullException;
 import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.databind.type.LogicalType;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
@@ -28,7 +29,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
@@ -40,7 +40,8 @@ import java.util.TreeSet;
  * value of the wrong type or an impossible combination stops the run before any work, with
  * one line naming the key ({@code config.yaml: unknown key train.foo}). {@code --set} overrides
  * use the same dotted paths ({@code train.lr=3e-4}, {@code data.sources.0.weight=0.5}) and are
- * applied to the YAML tree before it is bound, so they are checked by the same rules.
+ * applied to the YAML tree before it is bound, so they are checked by the same rules. The text
+ * itself is read by {@link ConfigText} (size, encoding, duplicate keys, non-finite numbers).
  */
 public final class ConfigLoader {
 
@@ -58,7 +59,15 @@ public final class ConfigLoader {
             .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT)
             .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
             .serializationInclusion(JsonInclude.Include.NON_NULL)
+            // A null list entry (`sources: [~]`) is refused by its key, not handed to a record.
+            .defaultSetterInfo(JsonSetter.Value.forContentNulls(Nulls.FAIL))
             .build();
+
+    /** AdamW counts its updates (for bias correction) in an int. */
+    static final long MAX_STEPS = Integer.MAX_VALUE;
+
+    private static final String STEP_LIMIT = MAX_STEPS + ", the most steps a run can have";
+    private static final String FLOAT32_LIMIT = "beyond float32 (" + Float.MAX_VALUE + " at most)";
 
     static {
         // Numbers and booleans are not silently taken as strings either (device: 5).
@@ -77,15 +86,7 @@ public final class ConfigLoader {
 
     /** Reads a recipe file, applies {@code --set} overrides, validates. */
     public static Loaded load(Path file, List<String> overrides) {
-        String text;
-        try {
-            text = Files.readString(file, StandardCharsets.UTF_8);
-        } catch (java.nio.file.NoSuchFileException e) {
-            throw new IllegalArgumentException(file + ": config file not found", e);
-        } catch (IOException e) {
-            throw new IllegalArgumentException("cannot read config " + file + ": " + e.getMessage(), e);
-        }
-        return parse(file.getFileName().toString(), text, overrides);
+        return parse(file.getFileName().toString(), ConfigText.read(file), overrides);
     }
 
     /** The embedded demo recipe. */
@@ -104,11 +105,11 @@ public final class ConfigLoader {
     public static Loaded parse(String origin, String yamlText, List<String> overrides) {
         JsonNode tree;
         try {
-            tree = YAML.readTree(yamlText);
-        } catch (JacksonException e) {
-            throw new IllegalArgumentException(origin + ": not valid YAML: " + e.getOriginalMessage().replace('\n', ' '));
+            tree = ConfigText.parse(yamlText);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(origin + ": " + e.getMessage(), e);
         }
-        if (tree == null || tree.isMissingNode() || tree.isNull()) {
+        if (tree.isNull()) {
             tree = JsonNodeFactory.instance.objectNode();
         }
         if (!tree.isObject()) {
@@ -126,7 +127,7 @@ public final class ConfigLoader {
             String key = keyPath(e);
             String message = describe(e, key, valueAt(tree, e));
             if (overridden.contains(key)) {
-                message = "--set " + (message.startsWith(key + ": ") ? message : key + ": " + message);
+                message = "--set " + (message.startsWith(key) ? message : key + ": " + message);
             } else {
                 message = origin + ": " + message;
             }
@@ -191,13 +192,13 @@ public final class ConfigLoader {
         String text = override.substring(eq + 1);
         JsonNode value;
         try {
-            value = text.isBlank() ? NullNode.instance : YAML.readTree(text);
-        } catch (JacksonException e) {
-            throw new IllegalArgumentException("--set " + key + ": value is not valid YAML: " + text);
+            value = ConfigText.parse(text);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--set " + key + ": " + e.getMessage(), e);
         }
         List<String> parts = List.of(key.replace("[", ".").replace("]", "").split("\\."));
         JsonNode node = root;
-        StringBuilder path = new StringBuilder();
+        String path = "";
         for (int i = 0; i < parts.size(); i++) {
             String part = parts.get(i);
             if (part.isEmpty()) {
@@ -205,7 +206,7 @@ public final class ConfigLoader {
             }
             boolean last = i == parts.size() - 1;
             if (node instanceof ObjectNode object) {
-                appendKey(path, part, false);
+                path = childKey(path, part, false);
                 if (last) {
                     object.set(part, value);
                 } else {
@@ -217,7 +218,7 @@ public final class ConfigLoader {
                 }
             } else if (node instanceof ArrayNode array) {
                 int index = parseIndex(key, path, part, array.size());
-                appendKey(path, part, true);
+                path = childKey(path, part, true);
                 if (last) {
                     array.set(index, value);
                 } else {
@@ -227,7 +228,7 @@ public final class ConfigLoader {
                 throw new IllegalArgumentException("--set " + key + ": " + path + " is a value, not a section");
             }
         }
-        return path.toString();
+        return path;
     }
 
     private static int parseIndex(String key, CharSequence path, String part, int size) {
@@ -243,29 +244,26 @@ public final class ConfigLoader {
                 + " entries; expected an index 0.." + (size - 1) + ", got '" + part + "'");
     }
 
-    private static void appendKey(StringBuilder path, String part, boolean index) {
+    /** {@code parent.part}, or {@code parent[part]} for a list index: how messages name a key. */
+    static String childKey(String parent, String part, boolean index) {
         if (index) {
-            path.append('[').append(part).append(']');
-        } else {
-            if (!path.isEmpty()) {
-                path.append('.');
-            }
-            path.append(part);
+            return parent + "[" + part + "]";
         }
+        return parent.isEmpty() ? part : parent + "." + part;
     }
 
     // ---- Jackson errors as one line ----
 
     private static String keyPath(JsonMappingException e) {
-        StringBuilder path = new StringBuilder();
+        String path = "";
         for (JsonMappingException.Reference ref : e.getPath()) {
             if (ref.getFieldName() != null) {
-                appendKey(path, ref.getFieldName(), false);
+                path = childKey(path, ref.getFieldName(), false);
             } else if (ref.getIndex() >= 0) {
-                appendKey(path, Integer.toString(ref.getIndex()), true);
+                path = childKey(path, Integer.toString(ref.getIndex()), true);
             }
         }
-        return path.toString();
+        return path;
     }
 
     /** The offending value, for messages: the node at the exception's path, if it is a scalar. */
@@ -284,6 +282,9 @@ public final class ConfigLoader {
                 unknown.getKnownPropertyIds().forEach(id -> known.add(id.toString()));
             }
             return "unknown key " + key + (known.isEmpty() ? "" : " (known here: " + String.join(", ", known) + ")");
+        }
+        if (e instanceof InvalidNullException) {
+            return key + " is empty (null); give it a value or remove it";
         }
         String expected = expectedType(e);
         if (e instanceof InvalidFormatException invalid) {
@@ -329,6 +330,9 @@ public final class ConfigLoader {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(origin + ": " + (e.getMessage().startsWith("model") ? "" : "model: ") + e.getMessage());
         }
+        // a float key binds 1e39 as Infinity
+        check.that(Float.isFinite(model.normEps()), "model.norm_eps", "is " + FLOAT32_LIMIT);
+        check.that(Float.isFinite(model.ropeTheta()), "model.rope_theta", "is " + FLOAT32_LIMIT);
 
         TrainingConfig.Distributed dist = c.distributed();
         check.oneOf("distributed.strategy", dist.strategy(), "none", "ddp", "fsdp", "hybrid");
@@ -346,6 +350,10 @@ public final class ConfigLoader {
         check.that(t.seqLen() >= 1, "train.seq_len", "must be at least 1, got " + t.seqLen());
         check.that(t.seqLen() <= model.maxSeqLen(), "train.seq_len",
                 t.seqLen() + " exceeds the model's max_seq_len " + model.maxSeqLen());
+        // a micro-batch's tokens, and a block of seq_len + 1, are int-indexed arrays
+        check.that((long) t.microBatchSize() * t.seqLen() < Integer.MAX_VALUE, "train.micro_batch_size x train.seq_len",
+                "= " + t.microBatchSize() + " x " + t.seqLen() + " tokens is more than one micro-batch holds ("
+                        + (Integer.MAX_VALUE - 1) + ")");
         check.that((t.globalBatchSize() == null) != (t.globalBatchTokens() == null), "train.global_batch_size",
                 "give exactly one of train.global_batch_size (sequences) and train.global_batch_tokens");
         long sequences;
@@ -353,6 +361,8 @@ public final class ConfigLoader {
             check.that(t.globalBatchTokens() > 0 && t.globalBatchTokens() % t.seqLen() == 0, "train.global_batch_tokens",
                     t.globalBatchTokens() + " is not a positive multiple of train.seq_len " + t.seqLen());
             sequences = t.globalBatchTokens() / t.seqLen();
+            check.that(sequences <= Integer.MAX_VALUE, "train.global_batch_tokens", t.globalBatchTokens() + " is " + sequences
+                    + " sequences of train.seq_len " + t.seqLen() + ", more than " + Integer.MAX_VALUE + " a step");
         } else {
             check.that(t.globalBatchSize() >= 1, "train.global_batch_size", "must be at least 1, got " + t.globalBatchSize());
             sequences = t.globalBatchSize();
@@ -369,19 +379,29 @@ public final class ConfigLoader {
         long maxSteps;
         if (t.maxTokens() != null) {
             check.that(t.maxTokens() > 0, "train.max_tokens", "must be positive, got " + t.maxTokens());
-            maxSteps = (t.maxTokens() + tokensPerStep - 1) / tokensPerStep;
+            maxSteps = Math.ceilDiv(t.maxTokens(), tokensPerStep);
+            check.that(maxSteps <= MAX_STEPS, "train.max_tokens", t.maxTokens() + " is " + maxSteps + " steps of "
+                    + tokensPerStep + " tokens, more than " + STEP_LIMIT);
         } else {
             check.that(t.maxSteps() >= 1, "train.max_steps", "must be at least 1, got " + t.maxSteps());
             maxSteps = t.maxSteps();
+            check.that(maxSteps <= MAX_STEPS, "train.max_steps", maxSteps + " is more than " + STEP_LIMIT);
         }
+        check.that(maxSteps <= Long.MAX_VALUE / tokensPerStep, t.maxTokens() != null ? "train.max_tokens" : "train.max_steps",
+                "gives " + maxSteps + " steps x " + tokensPerStep + " tokens a step, more than " + Long.MAX_VALUE + " tokens");
         check.that(t.lr() > 0 && Double.isFinite(t.lr()), "train.lr", "must be positive, got " + t.lr());
+        check.float32("train.lr", t.lr());
         check.that(t.minLr() >= 0 && t.minLr() <= t.lr(), "train.min_lr", "must be between 0 and train.lr " + t.lr() + ", got " + t.minLr());
         check.that(t.warmupSteps() >= 0, "train.warmup_steps", "must not be negative, got " + t.warmupSteps());
+        check.that(t.warmupSteps() <= MAX_STEPS, "train.warmup_steps", t.warmupSteps() + " is more than " + STEP_LIMIT);
         check.oneOf("train.decay", t.decay(), "cosine", "constant");
-        check.that(t.beta1() >= 0 && t.beta1() < 1, "train.beta1", "must be in [0, 1), got " + t.beta1());
-        check.that(t.beta2() >= 0 && t.beta2() < 1, "train.beta2", "must be in [0, 1), got " + t.beta2());
-        check.that(t.eps() > 0, "train.eps", "must be positive, got " + t.eps());
+        // AdamW computes in float32: a beta that rounds to 1 zeroes the bias correction, an eps that rounds to 0 divides by 0
+        check.that(t.beta1() >= 0 && t.beta1().floatValue() < 1, "train.beta1", "must be in [0, 1) as a float32, got " + t.beta1());
+        check.that(t.beta2() >= 0 && t.beta2().floatValue() < 1, "train.beta2", "must be in [0, 1) as a float32, got " + t.beta2());
+        check.that(t.eps().floatValue() > 0, "train.eps", "must be positive as a float32, got " + t.eps());
+        check.float32("train.eps", t.eps());
         check.that(t.weightDecay() >= 0, "train.weight_decay", "must not be negative, got " + t.weightDecay());
+        check.float32("train.weight_decay", t.weightDecay());
         check.that(t.gradClip() >= 0, "train.grad_clip", "must not be negative (0 turns clipping off), got " + t.gradClip());
         check.oneOf("train.device", t.device(), "cpu", "cuda");
         check.oneOf("train.precision", t.precision(), "fp32", "bf16-mixed");
@@ -397,7 +417,6 @@ public final class ConfigLoader {
         for (int i = 0; i < d.sources().size(); i++) {
             TrainingConfig.Source s = d.sources().get(i);
             String key = "data.sources[" + i + "]";
-            check.that(s != null, key, "is empty");
             check.that(s.name() != null && !s.name().isBlank(), key + ".name", "is required");
             check.that(names.add(s.name()), key + ".name", "'" + s.name() + "' is used by two sources");
             check.that(s.path() != null && !s.path().isBlank(), key + ".path", "is required");
@@ -411,6 +430,8 @@ public final class ConfigLoader {
                 check.that(!s.prepare().inputs().isEmpty(), key + ".prepare.inputs", "at least one file or glob is required");
             }
         }
+        check.that(Double.isFinite(d.sources().stream().mapToDouble(TrainingConfig.Source::weight).sum()), "data.sources",
+                "weights add up to more than a double holds; scale them down");
         check.that(d.valBlocks() >= 0, "data.val_blocks", "must not be negative, got " + d.valBlocks());
 
         TrainingConfig.Eval e = c.eval();
@@ -433,6 +454,11 @@ public final class ConfigLoader {
             if (!ok) {
                 throw new IllegalArgumentException(origin + ": " + key + " " + message);
             }
+        }
+
+        /** A double the optimizer uses as a float32 must stay finite there. */
+        void float32(String key, double value) {
+            that(Float.isFinite((float) value), key, value + " is " + FLOAT32_LIMIT);
         }
 
         void oneOf(String key, String value, String... allowed) {

@@ -21,15 +21,16 @@ import io.tinyllamaj.trainer.config.TrainingConfig;
 public record LearningRateSchedule(double peak, double min, long warmupIterations, long decayIterations,
                                    int accumulation, boolean cosine) {
 
+    /** Iteration counts that would not fit a long throw {@link ArithmeticException} rather than wrap around. */
     public static LearningRateSchedule of(TrainingConfig.Train train, RunShape shape) {
         int a = shape.accumulation();
-        return new LearningRateSchedule(train.lr(), train.minLr(), train.warmupSteps() * a, shape.maxSteps() * a, a,
-                train.decay().equals("cosine"));
+        return new LearningRateSchedule(train.lr(), train.minLr(), Math.multiplyExact(train.warmupSteps(), a),
+                Math.multiplyExact(shape.maxSteps(), a), a, train.decay().equals("cosine"));
     }
 
     /** The LR of optimizer step {@code step} (counting from 0). */
     public double at(long step) {
-        return atIteration(step * accumulation + accumulation - 1);
+        return atIteration(Math.addExact(Math.multiplyExact(step, accumulation), accumulation - 1));
     }
 
     /** The LR of micro-batch iteration {@code it}, TinyLlama's {@code get_lr}. */
