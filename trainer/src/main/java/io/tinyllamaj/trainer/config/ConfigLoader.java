@@ -324,15 +324,15 @@ public final class ConfigLoader {
     /** Checks what a type cannot: ranges and combinations. Every message names its key. */
     public static RunShape validate(TrainingConfig c, String origin) {
         Checks check = new Checks(origin);
+        // a float key binds 1e39 as Infinity: named here, before the model's own shape checks
+        check.that(c.model().normEps() == null || Float.isFinite(c.model().normEps()), "model.norm_eps", "is " + FLOAT32_LIMIT);
+        check.that(c.model().ropeTheta() == null || Float.isFinite(c.model().ropeTheta()), "model.rope_theta", "is " + FLOAT32_LIMIT);
         LlamaConfig model;
         try {
             model = c.model().toLlamaConfig();
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(origin + ": " + (e.getMessage().startsWith("model") ? "" : "model: ") + e.getMessage());
         }
-        // a float key binds 1e39 as Infinity
-        check.that(Float.isFinite(model.normEps()), "model.norm_eps", "is " + FLOAT32_LIMIT);
-        check.that(Float.isFinite(model.ropeTheta()), "model.rope_theta", "is " + FLOAT32_LIMIT);
 
         TrainingConfig.Distributed dist = c.distributed();
         check.oneOf("distributed.strategy", dist.strategy(), "none", "ddp", "fsdp", "hybrid");

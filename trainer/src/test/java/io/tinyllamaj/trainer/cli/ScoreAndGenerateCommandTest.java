@@ -48,13 +48,33 @@ class ScoreAndGenerateCommandTest {
         assertEquals(sum / (tokens.length - 1), json.get("loss").asDouble(), 1e-4);
     }
 
+    /** Greedy generation prints the ids that the float64 reference's argmax picks, one full forward per token. */
     @Test
-    void generateWithTokenPromptPrintsTheNewIds() throws Exception {
-        Path dir = Checkpoints.write(new ReferenceLlama(LlamaConfig.preset("test-small"), 2), temp.resolve("hf"));
+    void generateWithTokenPromptPrintsTheReferencesGreedyIds() throws Exception {
+        ReferenceLlama ref = new ReferenceLlama(LlamaConfig.preset("test-small"), 2);
+        Path dir = Checkpoints.write(ref, temp.resolve("hf"));
         CliRun run = CliRun.of("generate", "--checkpoint", dir.toString(), "--prompt-tokens", "1,5,9",
                 "--max-new-tokens", "6", "--temperature", "0", "--ignore-eos");
         assertEquals(0, run.exitCode(), run.err());
-        assertEquals(6, new ObjectMapper().readTree(run.out()).get("tokens").size());
+        JsonNode printed = new ObjectMapper().readTree(run.out()).get("tokens");
+        int v = ref.c.vocabSize();
+        int[] sequence = {1, 5, 9};
+        for (int i = 0; i < 6; i++) {
+            double[] logits = ref.logits(sequence, 1, sequence.length);
+            int last = (sequence.length - 1) * v, best = 0;
+            for (int j = 1; j < v; j++) {
+                best = logits[last + j] > logits[last + best] ? j : best;
+            }
+            double runnerUp = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < v; j++) {
+                runnerUp = j == best ? runnerUp : Math.max(runnerUp, logits[last + j]);
+            }
+            assertTrue(logits[last + best] - runnerUp > 1e-4, "no near tie at token " + i + " (fp32 may pick either)");
+            assertEquals(best, printed.get(i).asInt(), "token " + i + " of " + printed);
+            sequence = java.util.Arrays.copyOf(sequence, sequence.length + 1);
+            sequence[sequence.length - 1] = best;
+        }
+        assertEquals(6, printed.size());
     }
 
     @Test
