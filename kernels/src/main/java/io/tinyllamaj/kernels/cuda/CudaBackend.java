@@ -48,40 +48,50 @@ public final class CudaBackend implements Backend {
     private static final Cleaner CLEANER = Cleaner.create();
     private static final String[] KERNELS = {"cast_bf16", "accumulate", "accumulate_bf16", "scale", "embedding_forward", "embedding_backward",
             "rmsnorm_dweight_reduce", "cross_entropy", "adamw_update", "sum_of_squares", "sum_partials", "fingerprint",
-            "flash3_forward_hs64", "flash3_backward_dq_hs64", "flash3_backward_dkv_hs64",
-            "flash4_forward_hs64", "flash4_backward_dq_hs64", "flash4_backward_dkv_hs64"};
+            "attention_mma_sm80_forward_hs64", "attention_mma_sm80_backward_dq_hs64", "attention_mma_sm80_backward_dkv_hs64",
+            "attention_wgmma_sm90_forward_hs64", "attention_wgmma_sm90_backward_dq_hs64", "attention_wgmma_sm90_backward_dkv_hs64"};
     /** Kernels built twice, as {@code name} (fp32 storage) and {@code name_bf16}. */
     private static final String[] ACTIVATION_KERNELS = {"rmsnorm_forward", "residual_rmsnorm_forward", "rmsnorm_backward", "rmsnorm_backward_vec", "rope_rotate",
             "swiglu_forward", "swiglu_backward", "attention_backward_dot", "attention_backward_dkv_reduce",
             "attention_forward_hs32", "attention_forward_hs64", "attention_forward_hs128",
             "attention_backward_dq_hs32", "attention_backward_dq_hs64", "attention_backward_dq_hs128",
-            "attention_backward_dkv_hs32", "attention_backward_dkv_hs64", "attention_backward_dkv_hs128",
-            "flash_attention_forward_hs64", "flash_attention_backward_dq_hs64", "flash_attention_backward_dkv_hs64"};
+            "attention_backward_dkv_hs32", "attention_backward_dkv_hs64", "attention_backward_dkv_hs128"};
     private static final int RMSNORM_ROWS_PER_BLOCK = 32; // rmsnorm.cu (backward)
     private static final int RMSNORM_WARPS = 8;           // rmsnorm.cu (forward: a warp per row)
     private static final int SUM_BLOCKS = 1024;           // most blocks (partials) of sum_of_squares
     private static final int ATTN_ROWS = 64;              // attention.cu
-    private static final int FLASH_TILE = 64;             // flash_attention.cu: rows per block
-    private static final int FLASH_THREADS = 128;
-    /** System property choosing the attention kernels: {@code wgmma} (default), {@code flash3}, {@code flash} or {@code plain}; see {@link Attention}. */
+    /** System property choosing the attention kernels: {@code wgmma} (default), {@code mma} or {@code plain}; see {@link Attention}. */
     public static final String ATTENTION_PROPERTY = "tinyllamaj.cuda.attention";
-    private static final int FLASH3_TILE = 128;           // flash_attention_fwd3.cu, _bwd3.cu: rows per block,
-    private static final int FLASH3_THREADS = 128;        // 4 warps of 32 rows
-    private static final int WGMMA_THREADS = 256;         // flash_attention_wgmma*.cu: 2 warpgroups of 64 rows,
-    private static final int WGMMA_DQ_SHARED = 50_176;    // dynamic shared bytes (fa4::KV_SMEM_BYTES)
-    private static final int WGMMA_DKV_SHARED = 51_712;   // (fa4::SMEM_BYTES)
-    private static final int WGMMA_FWD_SHARED = 50_176;   // flash_attention_wgmma_fwd.cu (fa4::KV_SMEM_BYTES)
+    private static final int TC_TILE = 128;               // attention_mma_sm80.cu, attention_wgmma_sm90.cu: rows per block
+    private static final int MMA_THREADS = 128;           // attention_mma_sm80.cu: 4 warps of 32 rows
+    private static final int WGMMA_THREADS = 256;         // attention_wgmma_sm90.cu: 2 warpgroups of 64 rows,
+    private static final int WGMMA_DQ_SHARED = 50_176;    // dynamic shared bytes (attn_wgmma::KV_SMEM_BYTES)
+    private static final int WGMMA_DKV_SHARED = 51_712;   // (attn_wgmma::SMEM_BYTES)
+    private static final int WGMMA_FWD_SHARED = 50_176;   // (attn_wgmma::KV_SMEM_BYTES)
 
-    /** The attention kernels: shapes a choice does not cover run the next one down (WGMMA -> FLASH3 -> FLASH -> PLAIN). */
+    /**
+     * The attention kernels. Shapes a choice does not cover run the plain kernels (head sizes
+     * other than 64, fp32 activations, decoding with tq < tk), and WGMMA_SM90 off compute
+     * capability 9.0 runs MMA_SM80.
+     */
     public enum Attention {
         /** attention.cu: a thread per row, fp32 FMA; the reference the others are checked against. */
-        PLAIN,
-        /** flash_attention.cu: tensor cores, 64-row tiles; head size 64, training and prefill shapes. */
-        FLASH,
-        /** flash_attention_fwd3.cu and flash_attention_bwd3.cu: 32 rows per warp, copies overlapped with math; bf16 storage, head size 64. */
-        FLASH3,
-        /** Hopper wgmma kernels: forward flash_attention_wgmma_fwd.cu, backward flash_attention_wgmma.cu (FLASH3 within bf16 rounding, meant to be its bits); compute capability 9.0 only, FLASH3 elsewhere. */
-        WGMMA
+        PLAIN("plain"),
+        /** attention_mma_sm80.cu: mma.sync tensor cores (sm_80 and newer), 32 rows per warp; bf16 storage, head size 64. */
+        MMA_SM80("mma"),
+        /** attention_wgmma_sm90.cu: Hopper's warpgroup tensor cores (sm_90a); MMA_SM80's numerics, meant to be its bits. */
+        WGMMA_SM90("wgmma");
+
+        private final String key;
+
+        Attention(String key) {
+            this.key = key;
+        }
+
+        /** The value of {@value #ATTENTION_PROPERTY} that chooses it. */
+        public String key() {
+            return key;
+        }
     }
     /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
     public static final String ACTIVATIONS_PROPERTY = "tinyllamaj.cuda.activations";
@@ -149,9 +159,9 @@ public final class CudaBackend implements Backend {
             kernels.preload(name, name + "_bf16");
         }
         if (hopper) {
-            kernels.allowDynamicShared("flash4_backward_dq_hs64", WGMMA_DQ_SHARED);
-            kernels.allowDynamicShared("flash4_backward_dkv_hs64", WGMMA_DKV_SHARED);
-            kernels.allowDynamicShared("flash4_forward_hs64", WGMMA_FWD_SHARED);
+            kernels.allowDynamicShared("attention_wgmma_sm90_backward_dq_hs64", WGMMA_DQ_SHARED);
+            kernels.allowDynamicShared("attention_wgmma_sm90_backward_dkv_hs64", WGMMA_DKV_SHARED);
+            kernels.allowDynamicShared("attention_wgmma_sm90_forward_hs64", WGMMA_FWD_SHARED);
         }
         this.sumSlot = driver.memAlloc(256);
         this.sumPartials = driver.memAlloc((long) SUM_BLOCKS * Double.BYTES);
@@ -606,14 +616,14 @@ public final class CudaBackend implements Backend {
         throw new IllegalArgumentException("CUDA attention supports head sizes up to 128, got " + hs);
     }
 
-    /** The value of {@value #ATTENTION_PROPERTY}; anything else is refused in one line. */
+    /** The value of {@value #ATTENTION_PROPERTY} (plain, mma or wgmma); anything else is refused in one line. */
     static Attention attention(String value) {
         for (Attention a : Attention.values()) {
-            if (a.name().equalsIgnoreCase(value)) {
+            if (a.key().equalsIgnoreCase(value)) {
                 return a;
             }
         }
-        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, flash, flash3 or wgmma, got '" + value + "'");
+        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, mma or wgmma, got '" + value + "'");
     }
 
     /** The value of {@value #MATMUL_TUNING_PROPERTY} (on or off); anything else is refused in one line. */
@@ -643,15 +653,12 @@ public final class CudaBackend implements Backend {
         return attention;
     }
 
-    /** The kernels that run this shape: the chosen ones where they apply, else the next one down. */
+    /** The kernels that run this shape: the chosen ones where they apply, else the plain ones (the mma ones for wgmma off Hopper). */
     private Attention attentionFor(CudaTensor qkv, int hs, int tq, int tk) {
-        if (attention == Attention.PLAIN || hs != 64 || tq != tk) {
+        if (attention == Attention.PLAIN || hs != 64 || tq != tk || !qkv.bf16()) {
             return Attention.PLAIN;
         }
-        if ((attention == Attention.FLASH3 || attention == Attention.WGMMA) && !qkv.bf16()) {
-            return Attention.FLASH;
-        }
-        return attention == Attention.WGMMA && !hopper ? Attention.FLASH3 : attention;
+        return attention == Attention.WGMMA_SM90 && !hopper ? Attention.MMA_SM80 : attention;
     }
 
     @Override
@@ -661,9 +668,9 @@ public final class CudaBackend implements Backend {
         sameStorage("attentionForward", o, x);
         long l = ptr32("attentionForward", lse);
         switch (attentionFor(x, hs, tq, tk)) {
-            case WGMMA -> tensorCoreForward("flash4_forward_hs64", FLASH3_TILE, WGMMA_THREADS, WGMMA_FWD_SHARED, o, l, x, b, tq, nh, nkv);
-            case FLASH3 -> tensorCoreForward("flash3_forward_hs64", FLASH3_TILE, FLASH3_THREADS, 0, o, l, x, b, tq, nh, nkv);
-            case FLASH -> tensorCoreForward(kernel("flash_attention_forward_hs64", x), FLASH_TILE, FLASH_THREADS, 0, o, l, x, b, tq, nh, nkv);
+            case WGMMA_SM90 -> tensorCoreForward("attention_wgmma_sm90_forward_hs64", TC_TILE, WGMMA_THREADS, WGMMA_FWD_SHARED, o, l, x, b, tq,
+                    nh, nkv);
+            case MMA_SM80 -> tensorCoreForward("attention_mma_sm80_forward_hs64", TC_TILE, MMA_THREADS, 0, o, l, x, b, tq, nh, nkv);
             case PLAIN -> {
                 int hsMax = headSizeClass(hs);
                 kernels.launch(kernel("attention_forward_hs" + hsMax, x), (tq + ATTN_ROWS - 1) / ATTN_ROWS, nh, b, ATTN_ROWS, 0,
@@ -690,12 +697,10 @@ public final class CudaBackend implements Backend {
         kernels.launchFlat(kernel("attention_backward_dot", x), (long) b * t * nh, attnDot, dy.address(), y.address(), b, t, nh, hs);
         Attention kind = attentionFor(x, hs, t, t);
         switch (kind) {
-            case FLASH3 -> tensorCoreBackward("flash3_backward_dq_hs64", "flash3_backward_dkv_hs64", FLASH3_TILE, FLASH3_THREADS,
-                    0, 0, dx, dy, x, l, b, t, nh, nkv);
-            case WGMMA -> tensorCoreBackward("flash4_backward_dq_hs64", "flash4_backward_dkv_hs64", FLASH3_TILE, WGMMA_THREADS,
-                    WGMMA_DQ_SHARED, WGMMA_DKV_SHARED, dx, dy, x, l, b, t, nh, nkv);
-            case FLASH -> tensorCoreBackward(kernel("flash_attention_backward_dq_hs64", x), kernel("flash_attention_backward_dkv_hs64", x),
-                    FLASH_TILE, FLASH_THREADS, 0, 0, dx, dy, x, l, b, t, nh, nkv);
+            case MMA_SM80 -> tensorCoreBackward("attention_mma_sm80_backward_dq_hs64", "attention_mma_sm80_backward_dkv_hs64", TC_TILE,
+                    MMA_THREADS, 0, 0, dx, dy, x, l, b, t, nh, nkv);
+            case WGMMA_SM90 -> tensorCoreBackward("attention_wgmma_sm90_backward_dq_hs64", "attention_wgmma_sm90_backward_dkv_hs64",
+                    TC_TILE, WGMMA_THREADS, WGMMA_DQ_SHARED, WGMMA_DKV_SHARED, dx, dy, x, l, b, t, nh, nkv);
             case PLAIN -> plainBackward(dx, dy, x, l, b, t, nh, nkv, hs);
         }
     }
