@@ -29,7 +29,7 @@ public final class CudaDriver {
             cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuGetErrorName, cuGetErrorString,
             cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuMemAlloc, cuMemFree, cuMemGetInfo,
             cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemsetD16Async,
-            cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel,
+            cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuModuleGetGlobal, cuFuncSetAttribute, cuLaunchKernel,
             cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy, cuMemHostAlloc, cuMemFreeHost;
 
     private CudaDriver(SymbolLookup lib) {
@@ -59,6 +59,7 @@ public final class CudaDriver {
         cuModuleLoadData = Native.status(lib, LIB, "cuModuleLoadData", ADDRESS, ADDRESS);
         cuModuleUnload = Native.status(lib, LIB, "cuModuleUnload", ADDRESS);
         cuModuleGetFunction = Native.status(lib, LIB, "cuModuleGetFunction", ADDRESS, ADDRESS, ADDRESS);
+        cuModuleGetGlobal = Native.status(lib, LIB, "cuModuleGetGlobal_v2", ADDRESS, ADDRESS, ADDRESS, ADDRESS);
         cuFuncSetAttribute = Native.status(lib, LIB, "cuFuncSetAttribute", ADDRESS, JAVA_INT, JAVA_INT);
         cuLaunchKernel = Native.status(lib, LIB, "cuLaunchKernel", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT,
                 JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
@@ -321,6 +322,17 @@ public final class CudaDriver {
             MemorySegment function = arena.allocate(ADDRESS);
             check("cuModuleGetFunction(" + name + ")", (int) cuModuleGetFunction.invokeExact(function, module, arena.allocateFrom(name)));
             return function.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** The address and size of a module's global (a {@code __device__} or {@code __constant__} variable) named {@code name}. */
+    public long[] moduleGetGlobal(MemorySegment module, String name) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment address = arena.allocate(JAVA_LONG), bytes = arena.allocate(JAVA_LONG);
+            check("cuModuleGetGlobal(" + name + ")", (int) cuModuleGetGlobal.invokeExact(address, bytes, module, arena.allocateFrom(name)));
+            return new long[] {address.get(JAVA_LONG, 0), bytes.get(JAVA_LONG, 0)};
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }

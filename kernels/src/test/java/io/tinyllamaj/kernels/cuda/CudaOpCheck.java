@@ -88,6 +88,7 @@ public final class CudaOpCheck {
         guarded(() -> sumOfSquares(1_000_003));
         guarded(() -> adamw(100_003));
         guarded(() -> repeatability(8192, 2048));
+        guarded(() -> releaseAndReuse(100_003));
     }
 
     /** The ops whose activations may be stored in bf16, with fp32 (act false) or bf16 storage. */
@@ -599,6 +600,22 @@ public final class CudaOpCheck {
             }
         }
         return count;
+    }
+
+    /** A released tensor's memory goes, zero-filled, to the next tensor of its size; a slice cannot be released. */
+    private void releaseAndReuse(int n) {
+        CudaTensor first = gpu.allocate(n);
+        gpu.fill(first, 3f);
+        gpu.release(first);
+        CudaTensor second = gpu.allocate(n);
+        int wrong = (second.address() == first.address() ? 0 : 1) + differing(gpu.download(second), new float[n]);
+        try {
+            gpu.release(second.slice(1, n - 1));
+            wrong++;
+        } catch (IllegalArgumentException expected) {
+            // only whole tensors go back
+        }
+        report("release + reuse", "n=" + n, "zeros", wrong, 0);
     }
 
     private void adamw(int n) {

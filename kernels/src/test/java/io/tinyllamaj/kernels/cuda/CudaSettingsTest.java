@@ -28,6 +28,11 @@ class CudaSettingsTest {
     }
 
     @Test
+    void optionsDefaultToWgmmaBf16AndTuning() {
+        assertEquals(new CudaBackend.Options(CudaBackend.Attention.WGMMA_SM90, true, true), CudaBackend.Options.fromSystemProperties());
+    }
+
+    @Test
     void matmulTuningByName() {
         assertTrue(CudaBackend.matmulTuning("on"));
         assertFalse(CudaBackend.matmulTuning("OFF"));
