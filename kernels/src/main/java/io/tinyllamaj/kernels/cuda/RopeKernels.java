@@ -1,5 +1,7 @@
 package io.tinyllamaj.kernels.cuda;
 
+import io.tinyllamaj.kernels.RopeTables;
+
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -57,7 +59,7 @@ final class RopeKernels {
                 .launch((threads + block - 1) / block, Math.min(rows, MAX_GRID), 1, block, 0);
     }
 
-    /** cos/sin [positions, hs/2], computed on the host exactly as the CPU reference computes them. */
+    /** cos/sin [positions, hs/2], computed on the host by the CPU reference's own code. */
     private Table table(int hs, float theta, int positions) {
         Key key = new Key(hs, theta);
         Table table = tables.get(key);
@@ -65,20 +67,8 @@ final class RopeKernels {
             return table;
         }
         int size = Math.max(positions, table == null ? 0 : table.positions * 2);
-        int half = hs / 2;
-        float[] inverseFrequency = new float[half];
-        for (int i = 0; i < half; i++) {
-            inverseFrequency[i] = (float) (1.0 / Math.pow(theta, (2.0 * i) / hs));
-        }
-        float[] cos = new float[size * half];
-        float[] sin = new float[size * half];
-        for (int p = 0; p < size; p++) {
-            for (int i = 0; i < half; i++) {
-                float angle = (float) p * inverseFrequency[i];
-                cos[p * half + i] = (float) Math.cos(angle);
-                sin[p * half + i] = (float) Math.sin(angle);
-            }
-        }
+        float[][] cosSin = RopeTables.cosSin(hs, theta, size);
+        float[] cos = cosSin[0], sin = cosSin[1];
         CudaMemory memory = gpu.memory();
         if (table != null) { // queued rotations read it before anything queued after this reuses it
             memory.release(table.cos);

@@ -55,7 +55,7 @@ public final class GpuTrainBench {
                     : "  \"model\": \"none (attention only)\"";
             String attention = bench.attentionKernels(gpu, attentionBatch, seq, 32, 4, 64);
             String json = "{\n  \"device\": \"" + gpu.deviceDescription() + "\",\n  \"attention_kernel\": \""
-                    + gpu.attention().name().toLowerCase(Locale.ROOT) + "\",\n  \"activations\": \""
+                    + gpu.attention().key() + "\",\n  \"activations\": \""
                     + (gpu.bf16Activations() ? "bf16" : "fp32") + "\",\n" + step + ",\n" + attention + "\n}\n";
             Files.writeString(out.resolve("ours.json"), json);
         }
