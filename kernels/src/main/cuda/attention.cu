@@ -16,8 +16,10 @@
 // partial buffer [b, t, nh, 2, hs] that a last kernel sums over each kv head's group. So no
 // atomics are needed, each dqkv element is written exactly once, and the dk/dv work spreads
 // over nh (not nkv) blocks per key tile.
-// This is the plain, safe version (a thread per row, fp32 FMA), the reference that the
-// tensor-core version in flash_attention.cu (head size 64, the default there) is checked against.
+// This is the plain, safe version (a thread per row, fp32 FMA): the reference the tensor-core
+// kernels (attention_mma_sm80.cu, attention_wgmma_sm90.cu) are checked against, and the path for
+// the shapes they do not cover (head sizes other than 64, fp32 storage, decoding with tq < tk).
+// attention_backward_dot serves the tensor-core backwards too.
 // Head sizes: one instantiation per HS_MAX in {32, 64, 128} serves any even hs <= HS_MAX.
 #include "common.cuh"
 
@@ -296,3 +298,12 @@ ATTENTION_KERNELS(64, _bf16, bf16)
 ATTENTION_KERNELS(128, _bf16, bf16)
 ATTENTION_SHARED_KERNELS(, float)
 ATTENTION_SHARED_KERNELS(_bf16, bf16)
+
+// Launch geometry, read by the host from the module (AttentionKernels.java): forward and dq blocks
+// are attention_rows threads (a query row each), dkv blocks attention_dkv_rows_hsN (a key row each).
+extern "C" {
+__constant__ int attention_rows = ATTN_ROWS;
+__constant__ int attention_dkv_rows_hs32 = AttnTiles<32>::KV_ROWS;
+__constant__ int attention_dkv_rows_hs64 = AttnTiles<64>::KV_ROWS;
+__constant__ int attention_dkv_rows_hs128 = AttnTiles<128>::KV_ROWS;
+}

@@ -1,6 +1,6 @@
 // Shared helpers for every kernel family: bf16 rounding, block reductions, grid-stride loops.
 //
-// Storage convention of the CUDA backend (see docs/gpu-correctness.md): parameters, gradients,
+// Storage convention of the CUDA backend (CudaBackend.java): parameters, gradients,
 // optimizer state, the residual stream and the loss are fp32; the activations a step keeps for
 // its backward (matmul inputs and outputs, q/k/v, attention output, SwiGLU) may be stored in
 // bf16. Kernels over activations are templates on their storage type T (float or bf16), built

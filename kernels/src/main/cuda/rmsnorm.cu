@@ -17,6 +17,7 @@
 #define RMSNORM_ROWS_PER_BLOCK 32
 #define RMSNORM_WARPS 8   // forward: one warp per row, 8 rows per block of 256 threads
 #define ROW_VECS 16       // forward: rows of up to 16 x 128 columns (TinyLlama's 2048) stay in registers
+#define RMSNORM_REDUCE_RUNS 8   // dweight reduce: warps per block, each summing a strided run of partials
 
 __device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
 __device__ __forceinline__ void st4(bf16* p, float4 v) {
@@ -206,22 +207,31 @@ RMSNORM_BACKWARD_KERNELS(rmsnorm_backward, _bf16, bf16)
 RMSNORM_BACKWARD_KERNELS(rmsnorm_backward_vec, , float)
 RMSNORM_BACKWARD_KERNELS(rmsnorm_backward_vec, _bf16, bf16)
 
-// dweight[j] += sum_b partials[b, j]. 256 threads per block: 32 columns x 8 strided runs of
-// blocks (coalesced 128-byte rows), the 8 run sums then added in order: a fixed tree.
+// dweight[j] += sum_b partials[b, j]. 256 threads per block: 32 columns (a lane each) x 8 strided
+// runs of blocks (coalesced 128-byte rows), the 8 run sums then added in order: a fixed tree.
 // grid ceil(c / 32).
 extern "C" __global__ void rmsnorm_dweight_reduce(float* dweight, const float* partials, int blocks, int c, int accumulate) {
-    __shared__ float runs[8][33];
+    __shared__ float runs[RMSNORM_REDUCE_RUNS][33];
     int col = threadIdx.x & 31, run = threadIdx.x >> 5;
     int j = blockIdx.x * 32 + col;
     float sum = 0.f;
     if (j < c) {
-        for (int b = run; b < blocks; b += 8) sum += partials[(long long)b * c + j];
+        for (int b = run; b < blocks; b += RMSNORM_REDUCE_RUNS) sum += partials[(long long)b * c + j];
     }
     runs[run][col] = sum;
     __syncthreads();
     if (run == 0 && j < c) {
         float total = runs[0][col];
-        for (int r = 1; r < 8; r++) total += runs[r][col];
+        for (int r = 1; r < RMSNORM_REDUCE_RUNS; r++) total += runs[r][col];
         dweight[j] = accumulate ? dweight[j] + total : total;
     }
+}
+
+// Launch geometry, read by the host from the module (RmsNormKernels.java): rows per forward block
+// (a warp each), rows per backward block (the dweight partials come one row per block), and the
+// dweight reduce's block size (a warp per run).
+extern "C" {
+__constant__ int rmsnorm_forward_rows_per_block = RMSNORM_WARPS;
+__constant__ int rmsnorm_backward_rows_per_block = RMSNORM_ROWS_PER_BLOCK;
+__constant__ int rmsnorm_dweight_reduce_threads = 32 * RMSNORM_REDUCE_RUNS;
 }

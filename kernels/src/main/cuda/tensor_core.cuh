@@ -1,8 +1,8 @@
-// Tensor-core building blocks shared by the attention kernels (flash_attention.cu and
-// flash_attention_fwd3.cu, flash_attention_bwd3.cu): bf16 packing, the mma.sync m16n8k16 tile product, ldmatrix
-// loads, and the online-softmax update of FlashAttention. Fragment layouts are PTX's for
-// m16n8k16 with bf16 operands and fp32 accumulators: a thread holds rows lane / 4 and lane / 4 + 8,
-// columns (lane % 4) * 2 and + 1 of each 8-column tile.
+// Tensor-core building blocks shared by the attention kernels (attention_mma_sm80.cu,
+// attention_wgmma_sm90.cu): bf16 packing, the mma.sync m16n8k16 tile product, ldmatrix loads,
+// cp.async copies, and the block-to-tile mapping of the 128-row kernels. Fragment layouts are PTX's
+// for m16n8k16 with bf16 operands and fp32 accumulators: a thread holds rows lane / 4 and
+// lane / 4 + 8, columns (lane % 4) * 2 and + 1 of each 8-column tile.
 #pragma once
 #include "common.cuh"
 
@@ -49,6 +49,9 @@ __device__ __forceinline__ void tc_ldmatrix4_trans(uint32_t* r, const bf16* p) {
 }
 
 // ---- asynchronous copies (cp.async) and global fragment loads, for the 128-row kernels ----
+
+// Query (forward, dq) or key (dkv) rows per block of the tensor-core attention kernels.
+constexpr int TC_BLOCK_ROWS = 128;
 
 constexpr int TC_LD = 72;      // a shared tile row of 64 bf16, padded so ldmatrix and cp.async are conflict free
 typedef bf16 TcRow[TC_LD];
@@ -97,7 +100,7 @@ __device__ __forceinline__ QueryTile tc_query_tile(int t, int nh, int nkv) {
     const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     const int qi = lin / hb, rem = lin - qi * hb;
     const int qb = gridDim.x - 1 - qi, h = rem % gridDim.y, bi = rem / gridDim.y;
-    return {h, bi, h / (nh / nkv), qb * 128, min(2 * qb + 2, (t + 63) >> 6)};
+    return {h, bi, h / (nh / nkv), qb * TC_BLOCK_ROWS, min(2 * qb + 2, (t + 63) >> 6)};
 }
 
 // A (key block, kv head, batch) grid numbered with the key block slowest and the first (the
@@ -140,35 +143,4 @@ __device__ __forceinline__ void tc_a_fragments_global(uint32_t (*a)[4], const bf
 __device__ __forceinline__ float tc_row_sum(float v) {
     v += __shfl_xor_sync(0xffffffffu, v, 1);
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
-}
-
-// One key tile of the online softmax for a thread's two rows (A: lane / 4, B: lane / 4 + 8).
-// s holds the tile's scores in log2 units (scaled by log2(e) / sqrt(hs); masked ones -inf), xA/xB
-// the thread's running maxima over its own columns including this tile. Reduces the maxima over
-// the row's 4 threads, rescales o and the sums l by the change of maximum, and replaces s by
-// p = 2^(s - max), adding them to l (per thread; the caller reduces l at the end).
-__device__ __forceinline__ void tc_online_softmax(float (*s)[4], float (*o)[4], float xA, float xB,
-                                                  float& mA, float& mB, float& lA, float& lB) {
-    xA = fmaxf(xA, __shfl_xor_sync(0xffffffffu, xA, 1));
-    xA = fmaxf(xA, __shfl_xor_sync(0xffffffffu, xA, 2));
-    xB = fmaxf(xB, __shfl_xor_sync(0xffffffffu, xB, 1));
-    xB = fmaxf(xB, __shfl_xor_sync(0xffffffffu, xB, 2));
-    const float corrA = exp2f(mA - xA), corrB = exp2f(mB - xB);
-    mA = xA;
-    mB = xB;
-    lA *= corrA;
-    lB *= corrB;
-#pragma unroll
-    for (int n = 0; n < 8; n++) {
-        o[n][0] *= corrA;
-        o[n][1] *= corrA;
-        o[n][2] *= corrB;
-        o[n][3] *= corrB;
-        s[n][0] = exp2f(s[n][0] - xA);
-        s[n][1] = exp2f(s[n][1] - xA);
-        s[n][2] = exp2f(s[n][2] - xB);
-        s[n][3] = exp2f(s[n][3] - xB);
-        lA += s[n][0] + s[n][1];
-        lB += s[n][2] + s[n][3];
-    }
 }

@@ -1,13 +1,14 @@
-// Standalone GPU check of the wgmma attention kernels against flash3's on the same inputs.
-// Forward (flash_attention_wgmma_fwd.cu vs flash_attention_fwd3.cu): relative Frobenius error of
-// out and lse, whether the bits are equal, NaN check, determinism (two runs bitwise equal), the
-// same elements written (sentinel-filled buffers with guard rows past the end). Backward
-// (flash_attention_wgmma.cu vs flash_attention_bwd3.cu): relative Frobenius error of dk / dv (and
-// dq when flash4_backward_dq_hs64 is present), NaN check, determinism, untouched columns
-// (sentinel-filled dqkv). Timings of all at b=8 t=2048 nh=32 nkv=4 (median of 20 after 3 warm-up
-// launches, CUDA events).
+// Standalone GPU check of the wgmma attention kernels (attention_wgmma_sm90.cu) against the mma
+// ones (attention_mma_sm80.cu) on the same inputs, and of the FlashAttention-2 style kernels kept
+// among the test sources (flash_attention.cu) against the same reference. Forward: relative
+// Frobenius error of out and lse, whether the bits are equal, NaN check, determinism (two runs
+// bitwise equal), the same elements written (sentinel-filled buffers with guard rows past the
+// end). Backward (dq, and dk / dv): relative Frobenius error, NaN check, determinism, untouched
+// columns (sentinel-filled dqkv). Timings of all at b=8 t=2048 nh=32 nkv=4 (median of 20 after 3
+// warm-up launches, CUDA events).
 // Built and run by scripts/gpu-attention-harness; exits non-zero on any failure.
 #include "../../main/cuda/tinyllama.cu"
+#include "flash_attention.cu"
 
 #include <algorithm>
 #include <cmath>
@@ -44,10 +45,6 @@ static float bf2f(uint16_t b) {
     return f;
 }
 
-#ifndef HARNESS_DQ
-#define HARNESS_DQ 0
-#endif
-
 struct Case {
     int b, t, nh, nkv;
 };
@@ -78,12 +75,10 @@ static double rel_err(const std::vector<uint16_t>& x, const std::vector<uint16_t
 
 typedef void (*Kernel)(bf16*, const bf16*, const bf16*, const float*, const float*, int, int, int);
 
-// Dynamic shared memory of each kernel (flash4 dkv: see its launch contract).
+// Dynamic shared memory of each kernel (the wgmma ones: see their launch contract).
 static size_t smem_of(Kernel k) {
-    if (k == (Kernel)flash4_backward_dkv_hs64) return fa4::SMEM_BYTES;
-#if HARNESS_DQ
-    if (k == (Kernel)flash4_backward_dq_hs64) return fa4::KV_SMEM_BYTES;
-#endif
+    if (k == (Kernel)attention_wgmma_sm90_backward_dkv_hs64) return attn_wgmma::SMEM_BYTES;
+    if (k == (Kernel)attention_wgmma_sm90_backward_dq_hs64) return attn_wgmma::KV_SMEM_BYTES;
     return 0;
 }
 
@@ -122,41 +117,22 @@ static float time_ms(Kernel k, dim3 grid, int threads, bf16* dqkv, const bf16* d
     return time_fn([&] { launch(k, grid, threads, dqkv, dout, qkv, lse, dot, cs); });
 }
 
-// flash4_forward_hs64's variants, checked and timed beside it so that one GPU call can choose:
-// the other loop (FA4_FWD_PIPE; see fa4::fwd_body), the exponent as one fma (FUSED,
-// FlashAttention-3's form; not flash3's bits), and one block per SM (launch_bounds(256, 1): up to
-// 255 registers instead of 128, 8 warps per SM instead of 16).
-#if WG_ENABLED
-#define HARNESS_FWD(name, minBlocks, ...)                                                           \
-    extern "C" __global__ void __launch_bounds__(256, minBlocks)                                    \
-    name(bf16* out, float* lse, const bf16* qkv, int t, int nh, int nkv) {                          \
-        fa4::fwd_body<__VA_ARGS__>(out, lse, qkv, t, nh, nkv);                                      \
-    }
-#else
-#define HARNESS_FWD(name, minBlocks, ...)                                                           \
-    extern "C" __global__ void name(bf16*, float*, const bf16*, int, int, int) { __trap(); }
-#endif
-HARNESS_FWD(harness_flash4_forward_alt, 2, FA4_FWD_PIPE == 0)
-HARNESS_FWD(harness_flash4_forward_fused, 2, FA4_FWD_PIPE != 0, true)
-HARNESS_FWD(harness_flash4_forward_1cta, 1, FA4_FWD_PIPE != 0)
-
 typedef void (*FwdKernel)(bf16*, float*, const bf16*, int, int, int);
 struct FwdVariant {
     const char* name;
     FwdKernel kernel;
-    int threads, smem;
+    int rows, threads, smem;   // rows per block: grid (ceil(t / rows), nh, b)
 };
+// [0] the reference, [2] the second run of [1] (determinism).
 static const FwdVariant kFwd[] = {
-    {"flash3", flash3_forward_hs64, 128, 0},
-    {FA4_FWD_PIPE ? "flash4 (PIPE 1)" : "flash4 (PIPE 0)", flash4_forward_hs64, fa4::FWD_THREADS, fa4::KV_SMEM_BYTES},
-    {"flash4 again", flash4_forward_hs64, fa4::FWD_THREADS, fa4::KV_SMEM_BYTES},
-    {FA4_FWD_PIPE ? "variant PIPE 0" : "variant PIPE 1", harness_flash4_forward_alt, fa4::FWD_THREADS, fa4::KV_SMEM_BYTES},
-    {"variant fused exponent", harness_flash4_forward_fused, fa4::FWD_THREADS, fa4::KV_SMEM_BYTES},
-    {"variant 1 block/SM", harness_flash4_forward_1cta, fa4::FWD_THREADS, fa4::KV_SMEM_BYTES},
+    {"mma", attention_mma_sm80_forward_hs64, 128, attn_mma::THREADS, 0},
+    {"wgmma", attention_wgmma_sm90_forward_hs64, 128, attn_wgmma::THREADS, attn_wgmma::KV_SMEM_BYTES},
+    {"wgmma again", attention_wgmma_sm90_forward_hs64, 128, attn_wgmma::THREADS, attn_wgmma::KV_SMEM_BYTES},
+    {"flash (test sources)", flash_attention_forward_hs64_bf16, FA_TILE, FA_THREADS, 0},
 };
 constexpr int NFWD = sizeof(kFwd) / sizeof(kFwd[0]);
 
-// Forward: flash4_forward_hs64 (2 runs) and its variants vs flash3_forward_hs64 on qkv. Buffers
+// Forward: the wgmma kernel (2 runs) and the test-source one against the mma kernel on qkv. Buffers
 // are filled with a sentinel and have guard space past the end (GUARD_ROWS rows of out, GUARD
 // floats of lse).
 static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
@@ -172,8 +148,8 @@ static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
         CK(cudaMemset(o[k], 0x5A, nout * 2));
         CK(cudaMemset(l[k], 0x5A, nlse * 4));
     }
-    const dim3 grid((cs.t + 127) / 128, cs.nh, cs.b);
     auto run = [&](int k) {   // variant k into buffer k
+        const dim3 grid((cs.t + kFwd[k].rows - 1) / kFwd[k].rows, cs.nh, cs.b);
         kFwd[k].kernel<<<grid, kFwd[k].threads, kFwd[k].smem>>>(o[k], l[k], qkv, cs.t, cs.nh, cs.nkv);
         CK(cudaGetLastError());
     };
@@ -191,7 +167,7 @@ static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
         bool refnan = false;
         std::vector<uint16_t> zero(nout, 0);
         const double n3 = rel_err(ho[0], zero, rows, cs.nh * 64, 0, cs.nh * 64, refnan);
-        check(n3 > 0 && !refnan, "flash3 forward out nonzero and finite (reference sane)");
+        check(n3 > 0 && !refnan, "mma forward out nonzero and finite (reference sane)");
     }
     uint32_t sent;
     memset(&sent, 0x5A, 4);
@@ -210,11 +186,11 @@ static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
         size_t odiff = 0, ldiff = 0;
         for (size_t i = 0; i < vout; i++) odiff += ho[k][i] != ho[0][i];
         for (size_t i = 0; i < vlse; i++) ldiff += memcmp(&hl[k][i], &hl[0][i], 4) != 0;
-        printf("  forward %s: rel err out %.3e lse %.3e%s; flash3's bits: out %s (%zu of %zu differ), lse %s (%zu differ)\n",
+        printf("  forward %s: rel err out %.3e lse %.3e%s; the mma kernel's bits: out %s (%zu of %zu differ), lse %s (%zu differ)\n",
                kFwd[k].name, eo, el, nan || lnan ? " (NaN/Inf!)" : "", odiff ? "no" : "yes", odiff, vout, ldiff ? "no" : "yes", ldiff);
         check(!nan && !lnan, "forward out/lse finite");
         check(eo < 1e-2 && el < 1e-2, "forward out/lse rel err < 1e-2");
-        // The same elements written as flash3 (sentinel where flash3 left it, nothing else), guards intact.
+        // The same elements written as the reference (sentinel where it left it, nothing else), guards intact.
         bool same = true, guard = true;
         for (size_t i = 0; i < nout; i++) {
             if ((ho[k][i] == 0x5A5A) != (ho[0][i] == 0x5A5A)) same = false;
@@ -227,25 +203,64 @@ static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
             if ((a == sent) != (r == sent)) same = false;
             if (i >= vlse && a != sent) guard = false;
         }
-        check(same, "forward: written elements are flash3's (sentinels elsewhere)");
+        check(same, "forward: written elements are the reference's (sentinels elsewhere)");
         check(guard, "forward: nothing written past the end (rows >= t)");
     }
     check(memcmp(ho[1].data(), ho[2].data(), nout * 2) == 0 && memcmp(hl[1].data(), hl[2].data(), nlse * 4) == 0,
-          "forward: two runs of flash4 bitwise equal");
-    for (int k = 3; k < NFWD; k++)
-        printf("  forward: %s bitwise equal to flash4: %s\n", kFwd[k].name,
-               memcmp(ho[1].data(), ho[k].data(), nout * 2) == 0 && memcmp(hl[1].data(), hl[k].data(), nlse * 4) == 0 ? "yes" : "no");
+          "forward: two runs of wgmma bitwise equal");
     if (timing) {
         float ms[NFWD];
         for (int k = 0; k < NFWD; k++)
             if (k != 2) ms[k] = time_fn([&] { run(k); });
         for (int k = 0; k < NFWD; k++)
-            if (k != 2) printf("  timing forward %s: %.3f ms, ratio to flash3 %.3f\n", kFwd[k].name, ms[k], ms[k] / ms[0]);
+            if (k != 2) printf("  timing forward %s: %.3f ms, ratio to mma %.3f\n", kFwd[k].name, ms[k], ms[k] / ms[0]);
     }
     for (int k = 0; k < NFWD; k++) {
         CK(cudaFree(o[k]));
         CK(cudaFree(l[k]));
     }
+}
+
+// One backward kernel against the reference's dqkv (host copy ref): the columns [c0, c0 + n) it
+// owns must be within 1e-2 (relative Frobenius error) and finite, every other column untouched
+// (sentinel-filled first), and with twice a second run bitwise equal to the first. Returns the
+// run's dqkv.
+static std::vector<uint16_t> backward_check(const char* name, Kernel k, dim3 grid, int threads, const std::vector<uint16_t>& ref,
+                                            int c0, int n, bool twice, bf16* buf, bf16* buf2, const bf16* dout,
+                                            const bf16* qkv, const float* lse, const float* dot, const Case& cs) {
+    const int w = (cs.nh + 2 * cs.nkv) * 64;
+    const long long rows = (long long)cs.b * cs.t;
+    const size_t nqkv = rows * w;
+    CK(cudaMemset(buf, 0x5A, nqkv * 2));
+    CK(cudaMemset(buf2, 0x5A, nqkv * 2));
+    launch(k, grid, threads, buf, dout, qkv, lse, dot, cs);
+    if (twice) launch(k, grid, threads, buf2, dout, qkv, lse, dot, cs);
+    CK(cudaDeviceSynchronize());
+    std::vector<uint16_t> ha(nqkv), hb(nqkv);
+    CK(cudaMemcpy(ha.data(), buf, nqkv * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hb.data(), buf2, nqkv * 2, cudaMemcpyDeviceToHost));
+    bool nan = false;
+    const double e = rel_err(ha, ref, rows, w, c0, n, nan);
+    printf("  %s: rel err %.3e%s\n", name, e, nan ? " (NaN/Inf!)" : "");
+    char what[160];
+    snprintf(what, sizeof what, "%s finite", name);
+    check(!nan, what);
+    snprintf(what, sizeof what, "%s rel err < 1e-2", name);
+    check(e < 1e-2, what);
+    bool untouched = true;
+    for (long long r = 0; r < rows && untouched; r++)
+        for (int c = 0; c < w; c++)
+            if ((c < c0 || c >= c0 + n) && ha[r * w + c] != 0x5A5A) {
+                untouched = false;
+                break;
+            }
+    snprintf(what, sizeof what, "%s: other columns untouched", name);
+    check(untouched, what);
+    if (twice) {
+        snprintf(what, sizeof what, "%s: two runs bitwise equal", name);
+        check(memcmp(ha.data(), hb.data(), nqkv * 2) == 0, what);
+    }
+    return ha;
 }
 
 static void run_case(const Case& cs, bool timing) {
@@ -269,81 +284,46 @@ static void run_case(const Case& cs, bool timing) {
     CK(cudaMemcpy(qkv, hq.data(), nqkv * 2, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(dout, hd.data(), ndo * 2, cudaMemcpyHostToDevice));
     forward_case(cs, qkv, timing);
-    flash3_forward_hs64<<<dim3((cs.t + 127) / 128, cs.nh, cs.b), 128>>>(out, lse, qkv, cs.t, cs.nh, cs.nkv);
+    attention_mma_sm80_forward_hs64<<<dim3((cs.t + 127) / 128, cs.nh, cs.b), attn_mma::THREADS>>>(out, lse, qkv, cs.t, cs.nh, cs.nkv);
     CK(cudaGetLastError());
     attention_backward_dot_bf16<<<1024, 256>>>(dot, dout, out, cs.b, cs.t, cs.nh, 64);
     CK(cudaGetLastError());
     CK(cudaDeviceSynchronize());
 
-    const dim3 gkv((cs.t + 127) / 128, cs.nkv, cs.b);
+    // The reference: the mma kernels' dq and dk / dv in one buffer.
+    const dim3 gq((cs.t + 127) / 128, cs.nh, cs.b), gkv((cs.t + 127) / 128, cs.nkv, cs.b);
+    const dim3 gq64((cs.t + FA_TILE - 1) / FA_TILE, cs.nh, cs.b), gkv64((cs.t + FA_TILE - 1) / FA_TILE, cs.nkv, cs.b);
     CK(cudaMemset(ref, 0x5A, nqkv * 2));
-    CK(cudaMemset(a, 0x5A, nqkv * 2));
-    CK(cudaMemset(b2, 0x5A, nqkv * 2));
-    launch(flash3_backward_dkv_hs64, gkv, 128, ref, dout, qkv, lse, dot, cs);
-    launch(flash4_backward_dkv_hs64, gkv, 256, a, dout, qkv, lse, dot, cs);
-    launch(flash4_backward_dkv_hs64, gkv, 256, b2, dout, qkv, lse, dot, cs);
+    launch(attention_mma_sm80_backward_dq_hs64, gq, attn_mma::THREADS, ref, dout, qkv, lse, dot, cs);
+    launch(attention_mma_sm80_backward_dkv_hs64, gkv, attn_mma::THREADS, ref, dout, qkv, lse, dot, cs);
     CK(cudaDeviceSynchronize());
-    std::vector<uint16_t> hr(nqkv), ha(nqkv), hb(nqkv);
+    std::vector<uint16_t> hr(nqkv);
     CK(cudaMemcpy(hr.data(), ref, nqkv * 2, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(ha.data(), a, nqkv * 2, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(hb.data(), b2, nqkv * 2, cudaMemcpyDeviceToHost));
-    bool nan = false;
-    const double ek = rel_err(ha, hr, rows, w, cs.nh * 64, cs.nkv * 64, nan);
-    const double ev = rel_err(ha, hr, rows, w, (cs.nh + cs.nkv) * 64, cs.nkv * 64, nan);
-    printf("  dkv: rel err dk %.3e dv %.3e%s\n", ek, ev, nan ? " (NaN/Inf!)" : "");
-    check(!nan, "dk/dv finite");
-    check(ek < 1e-2 && ev < 1e-2, "dk/dv rel err < 1e-2");
-    bool refnan = false;
     {
+        bool refnan = false;
         std::vector<uint16_t> zero(nqkv, 0);
         const double nk = rel_err(hr, zero, rows, w, cs.nh * 64, cs.nkv * 64, refnan);
-        check(nk > 0 && !refnan, "flash3 dk nonzero and finite (reference sane)");
+        const double nq = rel_err(hr, zero, rows, w, 0, cs.nh * 64, refnan);
+        check(nk > 0 && nq > 0 && !refnan, "mma dq, dk nonzero and finite (reference sane)");
     }
-    bool qok = true;
-    for (long long r = 0; r < rows && qok; r++)
-        for (int c = 0; c < cs.nh * 64; c++)
-            if (ha[r * w + c] != 0x5A5A) {
-                qok = false;
-                break;
-            }
-    check(qok, "dq columns untouched by flash4 dkv");
-    check(memcmp(ha.data(), hb.data(), nqkv * 2) == 0, "dkv: two runs bitwise equal");
-#if HARNESS_DQ
-    const dim3 gq((cs.t + 127) / 128, cs.nh, cs.b);
-    CK(cudaMemset(ref, 0x5A, nqkv * 2));
-    CK(cudaMemset(a, 0x5A, nqkv * 2));
-    CK(cudaMemset(b2, 0x5A, nqkv * 2));
-    launch(flash3_backward_dq_hs64, gq, 128, ref, dout, qkv, lse, dot, cs);
-    launch(flash4_backward_dq_hs64, gq, 256, a, dout, qkv, lse, dot, cs);
-    launch(flash4_backward_dq_hs64, gq, 256, b2, dout, qkv, lse, dot, cs);
-    CK(cudaDeviceSynchronize());
-    CK(cudaMemcpy(hr.data(), ref, nqkv * 2, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(ha.data(), a, nqkv * 2, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(hb.data(), b2, nqkv * 2, cudaMemcpyDeviceToHost));
-    bool qnan = false;
-    const double eq = rel_err(ha, hr, rows, w, 0, cs.nh * 64, qnan);
-    printf("  dq: rel err %.3e%s\n", eq, qnan ? " (NaN/Inf!)" : "");
-    check(!qnan, "dq finite");
-    check(eq < 1e-2, "dq rel err < 1e-2");
-    bool kvok = true;
-    for (long long r = 0; r < rows && kvok; r++)
-        for (int c = cs.nh * 64; c < w; c++)
-            if (ha[r * w + c] != 0x5A5A) {
-                kvok = false;
-                break;
-            }
-    check(kvok, "k/v columns untouched by flash4 dq");
-    check(memcmp(ha.data(), hb.data(), nqkv * 2) == 0, "dq: two runs bitwise equal");
-#endif
+    const int kv0 = cs.nh * 64, kvn = 2 * cs.nkv * 64;
+    backward_check("wgmma dkv", attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, hr, kv0, kvn, true, a, b2, dout,
+                   qkv, lse, dot, cs);
+    backward_check("wgmma dq", attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, hr, 0, kv0, true, a, b2, dout, qkv,
+                   lse, dot, cs);
+    backward_check("flash dkv (test sources)", flash_attention_backward_dkv_hs64_bf16, gkv64, FA_THREADS, hr, kv0, kvn, false, a,
+                   b2, dout, qkv, lse, dot, cs);
+    backward_check("flash dq (test sources)", flash_attention_backward_dq_hs64_bf16, gq64, FA_THREADS, hr, 0, kv0, false, a, b2,
+                   dout, qkv, lse, dot, cs);
     if (timing) {
-        const float t3 = time_ms(flash3_backward_dkv_hs64, gkv, 128, ref, dout, qkv, lse, dot, cs);
-        const float t4 = time_ms(flash4_backward_dkv_hs64, gkv, 256, a, dout, qkv, lse, dot, cs);
-        printf("  timing dkv: flash3 %.3f ms, flash4 %.3f ms, ratio flash4/flash3 %.3f\n", t3, t4, t4 / t3);
-#if HARNESS_DQ
-        const float q3 = time_ms(flash3_backward_dq_hs64, gq, 128, ref, dout, qkv, lse, dot, cs);
-        const float q4 = time_ms(flash4_backward_dq_hs64, gq, 256, a, dout, qkv, lse, dot, cs);
-        printf("  timing dq: flash3 %.3f ms, flash4 %.3f ms, ratio flash4/flash3 %.3f\n", q3, q4, q4 / q3);
-#endif
+        const float k3 = time_ms(attention_mma_sm80_backward_dkv_hs64, gkv, attn_mma::THREADS, ref, dout, qkv, lse, dot, cs);
+        const float k4 = time_ms(attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
+        const float k2 = time_ms(flash_attention_backward_dkv_hs64_bf16, gkv64, FA_THREADS, b2, dout, qkv, lse, dot, cs);
+        printf("  timing dkv: mma %.3f ms, wgmma %.3f ms (ratio %.3f), flash %.3f ms\n", k3, k4, k4 / k3, k2);
+        const float q3 = time_ms(attention_mma_sm80_backward_dq_hs64, gq, attn_mma::THREADS, ref, dout, qkv, lse, dot, cs);
+        const float q4 = time_ms(attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
+        const float q2 = time_ms(flash_attention_backward_dq_hs64_bf16, gq64, FA_THREADS, b2, dout, qkv, lse, dot, cs);
+        printf("  timing dq: mma %.3f ms, wgmma %.3f ms (ratio %.3f), flash %.3f ms\n", q3, q4, q4 / q3, q2);
     }
     CK(cudaFree(qkv));
     CK(cudaFree(dout));
@@ -365,13 +345,9 @@ int main() {
     }
     for (const FwdVariant& v : kFwd)
         if (v.smem > 48 * 1024) CK(cudaFuncSetAttribute(v.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v.smem));
-    printf("flash4 forward: %d bytes dynamic shared memory\n", fa4::KV_SMEM_BYTES);
-    CK(cudaFuncSetAttribute(flash4_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::SMEM_BYTES));
-    printf("flash4 dkv: %d bytes dynamic shared memory\n", fa4::SMEM_BYTES);
-#if HARNESS_DQ
-    CK(cudaFuncSetAttribute(flash4_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, fa4::KV_SMEM_BYTES));
-    printf("flash4 dq: %d bytes dynamic shared memory\n", fa4::KV_SMEM_BYTES);
-#endif
+    CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::SMEM_BYTES));
+    CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::KV_SMEM_BYTES));
+    printf("wgmma dynamic shared memory: forward and dq %d bytes, dkv %d bytes\n", attn_wgmma::KV_SMEM_BYTES, attn_wgmma::SMEM_BYTES);
     const Case cases[] = {{8, 2048, 32, 4}, {1, 1000, 32, 4}, {2, 333, 8, 1}, {1, 64, 4, 2}, {1, 130, 4, 4}};
     for (const Case& cs : cases) run_case(cs, cs.b == 8 && cs.t == 2048);
     printf(failures ? "FAILED (%d checks)\n" : "PASSED\n", failures);

@@ -38,6 +38,14 @@ public interface Backend extends AutoCloseable {
         return allocate(length);
     }
 
+    /**
+     * Gives a tensor's memory back to the backend before it closes: a whole tensor from
+     * {@link #allocate} or {@link #allocateActivation} (not a slice), never used again. A device
+     * backend reuses it for later tensors; the CPU backend leaves it to the garbage collector.
+     */
+    default void release(Tensor t) {
+    }
+
     void upload(Tensor dst, float[] src, int srcOffset, int length);
 
     void download(Tensor src, float[] dst, int dstOffset, int length);

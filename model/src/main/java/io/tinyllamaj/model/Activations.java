@@ -91,4 +91,16 @@ final class Activations {
         dGateUp = training ? backend.allocateActivation(n * 2L * c.intermediate()) : null;
         dSwiglu = training ? backend.allocateActivation(n * c.intermediate()) : null;
     }
+
+    /** Gives every buffer back to the backend (once each: inference shares block 0's across blocks). */
+    void release(Backend backend) {
+        java.util.Set<Tensor> distinct = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (Tensor[] perLayer : new Tensor[][]{residual, rstdAttn, normAttn, qkv, attn, lse, midResidual, rstdMlp, normMlp, gateUp}) {
+            distinct.addAll(java.util.Arrays.asList(perLayer));
+        }
+        distinct.addAll(java.util.Arrays.asList(swiglu, rstdFinal, normFinal, logits, losses, scratch,
+                dResidual, dResidualCopy, dNorm, dQkv, dAttn, dGateUp, dSwiglu));
+        distinct.remove(null);
+        distinct.forEach(backend::release);
+    }
 }

@@ -148,7 +148,10 @@ public final class LlamaModel {
             throw new IllegalArgumentException("sequence length " + t + " exceeds the model's max_seq_len " + config.maxSeqLen());
         }
         if (activations == null || activations.b != b || activations.t != t || (training && activations.dResidual == null)) {
-            activations = null; // let the old buffers go before the new ones are taken
+            if (activations != null) { // the old buffers go back before the new ones are taken
+                activations.release(backend);
+                activations = null;
+            }
             activations = new Activations(backend, config, b, t, training);
         }
         return activations;
@@ -179,7 +182,9 @@ public final class LlamaModel {
         forward(a, tokens);
         int n = b * t;
         if (fullLogits == null || fullLogits.length() != (long) n * config.vocabSize()) {
-            fullLogits = null;
+            if (fullLogits != null) {
+                backend.release(fullLogits);
+            }
             fullLogits = backend.allocate((long) n * config.vocabSize());
         }
         backend.matmulForward(fullLogits, a.normFinal, operands().lmHead(), n, config.dim(), config.vocabSize());

@@ -1,5 +1,7 @@
 package io.tinyllamaj.kernels.cpu;
 
+import io.tinyllamaj.kernels.RopeTables;
+
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -63,20 +65,7 @@ final class Rope {
     }
 
     private static Table build(int hs, float theta, int positions) {
-        int half = hs / 2;
-        float[] inverseFrequency = new float[half];
-        for (int i = 0; i < half; i++) {
-            inverseFrequency[i] = (float) (1.0 / Math.pow(theta, (2.0 * i) / hs));
-        }
-        float[] cos = new float[positions * half];
-        float[] sin = new float[positions * half];
-        for (int p = 0; p < positions; p++) {
-            for (int i = 0; i < half; i++) {
-                float angle = (float) p * inverseFrequency[i];
-                cos[p * half + i] = (float) Math.cos(angle);
-                sin[p * half + i] = (float) Math.sin(angle);
-            }
-        }
-        return new Table(cos, sin, positions);
+        float[][] cosSin = RopeTables.cosSin(hs, theta, positions);
+        return new Table(cosSin[0], cosSin[1], positions);
     }
 }

@@ -85,9 +85,14 @@ public final class CublasLt implements AutoCloseable {
         }
     }
 
-    /** tuning: whether a shape's first overwriting call picks the fastest bit-identical candidate (see the class comment). */
-    CublasLt(CudaDriver driver, Fingerprint fingerprint, boolean tuning) {
+    /**
+     * workspace: {@link #WORKSPACE_BYTES} of device memory, 256-byte aligned, owned by the caller;
+     * tuning: whether a shape's first overwriting call picks the fastest bit-identical candidate
+     * (see the class comment).
+     */
+    CublasLt(CudaDriver driver, long workspace, Fingerprint fingerprint, boolean tuning) {
         this.driver = driver;
+        this.workspace = workspace;
         this.fingerprint = fingerprint;
         this.tuning = tuning;
         SymbolLookup lib = Native.open(LIB, "TINYLLAMA_LIBCUBLASLT", "/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib",
@@ -118,7 +123,6 @@ public final class CublasLt implements AutoCloseable {
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }
-        workspace = driver.memAlloc(WORKSPACE_BYTES);
         alpha = arena.allocateFrom(JAVA_FLOAT, 1f);
         betaZero = arena.allocateFrom(JAVA_FLOAT, 0f);
         betaOne = arena.allocateFrom(JAVA_FLOAT, 1f);
@@ -284,7 +288,6 @@ public final class CublasLt implements AutoCloseable {
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }
-        driver.memFree(workspace);
         arena.close();
     }
 }

@@ -22,15 +22,19 @@ public final class CudaDriver {
 
     private static final String LIB = "libcuda.so.1";
     /** CUdevice_attribute values. */
-    public static final int COMPUTE_CAPABILITY_MAJOR = 75, COMPUTE_CAPABILITY_MINOR = 76;
+    public static final int COMPUTE_CAPABILITY_MAJOR = 75, COMPUTE_CAPABILITY_MINOR = 76, VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED = 102;
+    /** CUresult of a failed allocation. */
+    public static final int ERROR_OUT_OF_MEMORY = 2;
     private static final int FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 
     private final MethodHandle cuInit, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute,
             cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuGetErrorName, cuGetErrorString,
             cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuMemAlloc, cuMemFree, cuMemGetInfo,
             cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemsetD16Async,
-            cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel,
-            cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy, cuMemHostAlloc, cuMemFreeHost;
+            cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuModuleGetGlobal, cuFuncSetAttribute, cuLaunchKernel,
+            cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy, cuMemHostAlloc, cuMemFreeHost,
+            cuMemGetAllocationGranularity, cuMemAddressReserve, cuMemAddressFree, cuMemCreate, cuMemRelease, cuMemMap, cuMemUnmap,
+            cuMemSetAccess;
 
     private CudaDriver(SymbolLookup lib) {
         cuInit = Native.status(lib, LIB, "cuInit", JAVA_INT);
@@ -59,6 +63,7 @@ public final class CudaDriver {
         cuModuleLoadData = Native.status(lib, LIB, "cuModuleLoadData", ADDRESS, ADDRESS);
         cuModuleUnload = Native.status(lib, LIB, "cuModuleUnload", ADDRESS);
         cuModuleGetFunction = Native.status(lib, LIB, "cuModuleGetFunction", ADDRESS, ADDRESS, ADDRESS);
+        cuModuleGetGlobal = Native.status(lib, LIB, "cuModuleGetGlobal_v2", ADDRESS, ADDRESS, ADDRESS, ADDRESS);
         cuFuncSetAttribute = Native.status(lib, LIB, "cuFuncSetAttribute", ADDRESS, JAVA_INT, JAVA_INT);
         cuLaunchKernel = Native.status(lib, LIB, "cuLaunchKernel", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT,
                 JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
@@ -67,6 +72,14 @@ public final class CudaDriver {
         cuEventSynchronize = Native.status(lib, LIB, "cuEventSynchronize", ADDRESS);
         cuEventElapsedTime = Native.status(lib, LIB, "cuEventElapsedTime_v2", ADDRESS, ADDRESS, ADDRESS);
         cuEventDestroy = Native.status(lib, LIB, "cuEventDestroy_v2", ADDRESS);
+        cuMemGetAllocationGranularity = Native.status(lib, LIB, "cuMemGetAllocationGranularity", ADDRESS, ADDRESS, JAVA_INT);
+        cuMemAddressReserve = Native.status(lib, LIB, "cuMemAddressReserve", ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG);
+        cuMemAddressFree = Native.status(lib, LIB, "cuMemAddressFree", JAVA_LONG, JAVA_LONG);
+        cuMemCreate = Native.status(lib, LIB, "cuMemCreate", ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG);
+        cuMemRelease = Native.status(lib, LIB, "cuMemRelease", JAVA_LONG);
+        cuMemMap = Native.status(lib, LIB, "cuMemMap", JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG);
+        cuMemUnmap = Native.status(lib, LIB, "cuMemUnmap", JAVA_LONG, JAVA_LONG);
+        cuMemSetAccess = Native.status(lib, LIB, "cuMemSetAccess", JAVA_LONG, JAVA_LONG, ADDRESS, JAVA_LONG);
     }
 
     /** Opens libcuda.so.1 and runs cuInit; a CudaUnavailableException says in one line why not. */
@@ -86,7 +99,7 @@ public final class CudaDriver {
 
     void check(String call, int status) {
         if (status != 0) {
-            throw new CudaException(call + " failed: " + errorText(status));
+            throw new CudaException(call + " failed: " + errorText(status), status);
         }
     }
 
@@ -321,6 +334,94 @@ public final class CudaDriver {
             MemorySegment function = arena.allocate(ADDRESS);
             check("cuModuleGetFunction(" + name + ")", (int) cuModuleGetFunction.invokeExact(function, module, arena.allocateFrom(name)));
             return function.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** The address and size of a module's global (a {@code __device__} or {@code __constant__} variable) named {@code name}. */
+    public long[] moduleGetGlobal(MemorySegment module, String name) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment address = arena.allocate(JAVA_LONG), bytes = arena.allocate(JAVA_LONG);
+            check("cuModuleGetGlobal(" + name + ")", (int) cuModuleGetGlobal.invokeExact(address, bytes, module, arena.allocateFrom(name)));
+            return new long[] {address.get(JAVA_LONG, 0), bytes.get(JAVA_LONG, 0)};
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    // ---- virtual memory management: a reserved address range backed by physical memory on demand ----
+
+    /** The granularity (bytes) that sizes and addresses of {@link #memCreate} allocations with {@code prop} (a CUmemAllocationProp) are multiples of. */
+    public long memAllocationGranularity(MemorySegment prop) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment granularity = arena.allocate(JAVA_LONG);
+            check("cuMemGetAllocationGranularity", (int) cuMemGetAllocationGranularity.invokeExact(granularity, prop, 0)); // MINIMUM
+            return granularity.get(JAVA_LONG, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** Reserves {@code bytes} of device virtual addresses, aligned to {@code alignment}; no memory backs them yet. */
+    public long memAddressReserve(long bytes, long alignment) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ptr = arena.allocate(JAVA_LONG);
+            check("cuMemAddressReserve(" + bytes + " bytes)", (int) cuMemAddressReserve.invokeExact(ptr, bytes, alignment, 0L, 0L));
+            return ptr.get(JAVA_LONG, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void memAddressFree(long address, long bytes) {
+        try {
+            check("cuMemAddressFree", (int) cuMemAddressFree.invokeExact(address, bytes));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** {@code bytes} of physical device memory as described by {@code prop}; returns the allocation's handle. */
+    public long memCreate(long bytes, MemorySegment prop) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment handle = arena.allocate(JAVA_LONG);
+            check("cuMemCreate(" + bytes + " bytes)", (int) cuMemCreate.invokeExact(handle, bytes, prop, 0L));
+            return handle.get(JAVA_LONG, 0);
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** Drops the handle; the memory stays while it is mapped. */
+    public void memRelease(long handle) {
+        try {
+            check("cuMemRelease", (int) cuMemRelease.invokeExact(handle));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void memMap(long address, long bytes, long handle) {
+        try {
+            check("cuMemMap(" + bytes + " bytes)", (int) cuMemMap.invokeExact(address, bytes, 0L, handle, 0L));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    public void memUnmap(long address, long bytes) {
+        try {
+            check("cuMemUnmap", (int) cuMemUnmap.invokeExact(address, bytes));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** Grants the access in {@code desc} (one CUmemAccessDesc) to a mapped range. */
+    public void memSetAccess(long address, long bytes, MemorySegment desc) {
+        try {
+            check("cuMemSetAccess", (int) cuMemSetAccess.invokeExact(address, bytes, desc, 1L));
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }

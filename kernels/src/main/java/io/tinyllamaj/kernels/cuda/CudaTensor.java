@@ -7,17 +7,25 @@ import java.util.Objects;
 /**
  * A run of values in device memory: the CUDA backend's tensor. {@code address} is a
  * CUdeviceptr; values are fp32, or bf16 for activations the backend keeps in reduced precision
- * ({@link CudaBackend#allocateActivation}). Slices share their root's {@link Allocation}, which
- * frees the memory once no tensor refers to it any more.
+ * ({@link CudaBackend#allocateActivation}). Slices share their root's {@link Allocation}: a range
+ * of the backend's {@link DeviceArena}, which the backend frees when it closes (or when the root
+ * is released), never the garbage collector.
  */
 public record CudaTensor(long address, long length, boolean bf16, Allocation allocation) implements Tensor {
 
-    /** Reachability token of one cuMemAlloc; the backend frees the memory after it is collected. */
+    /** One range of the arena: its owner, the root tensor's address and length, its bytes, and whether it was given back. */
     static final class Allocation {
-        final CudaBackend owner;
+        final CudaMemory owner;
+        final long address;
+        final long length;
+        final long bytes;
+        boolean released;
 
-        Allocation(CudaBackend owner) {
+        Allocation(CudaMemory owner, long address, long length, long bytes) {
             this.owner = owner;
+            this.address = address;
+            this.length = length;
+            this.bytes = bytes;
         }
     }
 

@@ -36,9 +36,9 @@ class CudaBackendAvailabilityTest {
     void theBuildShipsTheFatbinWhereNvccExists() {
         boolean nvcc = System.getenv("PATH") != null && java.util.Arrays.stream(System.getenv("PATH").split(":"))
                 .anyMatch(dir -> java.nio.file.Files.isExecutable(java.nio.file.Path.of(dir, "nvcc")));
-        boolean fatbin = CudaKernels.class.getResource(CudaKernels.RESOURCE) != null;
+        boolean fatbin = KernelModule.class.getResource(KernelModule.RESOURCE) != null;
         if (nvcc) {
-            assertTrue(fatbin, "nvcc is on the PATH but " + CudaKernels.RESOURCE + " is not on the classpath");
+            assertTrue(fatbin, "nvcc is on the PATH but " + KernelModule.RESOURCE + " is not on the classpath");
         }
     }
 }

@@ -13,11 +13,10 @@ class CudaSettingsTest {
     @Test
     void attentionKernelsByName() {
         assertEquals(CudaBackend.Attention.PLAIN, CudaBackend.attention("plain"));
-        assertEquals(CudaBackend.Attention.FLASH, CudaBackend.attention("flash"));
-        assertEquals(CudaBackend.Attention.FLASH3, CudaBackend.attention("FLASH3"));
-        assertEquals(CudaBackend.Attention.WGMMA, CudaBackend.attention("wgmma"));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaBackend.attention("flash9"));
-        assertEquals("tinyllamaj.cuda.attention must be plain, flash, flash3 or wgmma, got 'flash9'", e.getMessage());
+        assertEquals(CudaBackend.Attention.MMA_SM80, CudaBackend.attention("MMA"));
+        assertEquals(CudaBackend.Attention.WGMMA_SM90, CudaBackend.attention("wgmma"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaBackend.attention("flash3"));
+        assertEquals("tinyllamaj.cuda.attention must be plain, mma or wgmma, got 'flash3'", e.getMessage());
     }
 
     @Test
@@ -26,6 +25,11 @@ class CudaSettingsTest {
         assertFalse(CudaBackend.bf16Activations("FP32"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaBackend.bf16Activations("fp16"));
         assertEquals("tinyllamaj.cuda.activations must be bf16 or fp32, got 'fp16'", e.getMessage());
+    }
+
+    @Test
+    void optionsDefaultToWgmmaBf16AndTuning() {
+        assertEquals(new CudaBackend.Options(CudaBackend.Attention.WGMMA_SM90, true, true), CudaBackend.Options.fromSystemProperties());
     }
 
     @Test

@@ -55,7 +55,7 @@ public final class GpuTrainBench {
                     : "  \"model\": \"none (attention only)\"";
             String attention = bench.attentionKernels(gpu, attentionBatch, seq, 32, 4, 64);
             String json = "{\n  \"device\": \"" + gpu.deviceDescription() + "\",\n  \"attention_kernel\": \""
-                    + gpu.attention().name().toLowerCase(Locale.ROOT) + "\",\n  \"activations\": \""
+                    + gpu.attention().key() + "\",\n  \"activations\": \""
                     + (gpu.bf16Activations() ? "bf16" : "fp32") + "\",\n" + step + ",\n" + attention + "\n}\n";
             Files.writeString(out.resolve("ours.json"), json);
         }
@@ -118,8 +118,8 @@ public final class GpuTrainBench {
 
     /**
      * Forward and backward of one attention call at TinyLlama's shape, median of CUDA-event
-     * timings, for each kernel choice and storage type: "tc" (FLASH) and "plain" over fp32
-     * tensors, "tc_bf16", "tc3_bf16" (FLASH3) and "wgmma_bf16" (WGMMA) over bf16 tensors as training stores them.
+     * timings, for each kernel choice: "mma_bf16" (MMA_SM80) and "wgmma_bf16" (WGMMA_SM90) over bf16
+     * tensors as training stores them, "plain" over fp32 tensors.
      */
     private String attentionKernels(CudaBackend gpu, int b, int t, int nh, int nkv, int hs) {
         long width = (long) (nh + 2 * nkv) * hs;
@@ -130,10 +130,8 @@ public final class GpuTrainBench {
         CudaBackend.Attention was = gpu.attention();
         record Variant(String name, CudaBackend.Attention kind, boolean bf16, int reps) {
         }
-        for (Variant v : List.of(new Variant("tc", CudaBackend.Attention.FLASH, false, 20),
-                new Variant("tc_bf16", CudaBackend.Attention.FLASH, true, 20),
-                new Variant("tc3_bf16", CudaBackend.Attention.FLASH3, true, 20),
-                new Variant("wgmma_bf16", CudaBackend.Attention.WGMMA, true, 20),
+        for (Variant v : List.of(new Variant("mma_bf16", CudaBackend.Attention.MMA_SM80, true, 20),
+                new Variant("wgmma_bf16", CudaBackend.Attention.WGMMA_SM90, true, 20),
                 new Variant("plain", CudaBackend.Attention.PLAIN, false, 3))) {
             try {
                 gpu.useAttention(v.kind);

@@ -1,10 +1,11 @@
-// Causal grouped-query attention on the tensor cores, head size 64 (FlashAttention-2 style).
-// Same math, layouts and outputs as attention.cu (the plain version, kept as the reference):
+// Causal grouped-query attention on the tensor cores, head size 64, FlashAttention-2 style: the
+// first tensor-core generation, kept among the test sources as a reference for the attention
+// harness (attention_harness.cu); the backend runs attention_mma_sm80.cu / attention_wgmma_sm90.cu.
+// Same math, layouts and outputs as attention.cu (the plain version):
 //   qkv [b, t, (nh + 2 nkv) 64] (fp32 or bf16 storage), query head h reads kv head h / (nh / nkv);
 //   s_ij = q_i . k_j / 8;  o_i = sum_j softmax_j(s)_ij v_j;  out [b, t, nh 64];  lse [b, nh, t];
 //   backward with D_i = do_i . o_i (attention_backward_dot): p_ij = exp(s_ij - lse_i),
 //   ds_ij = p_ij (do_i . v_j - D_i) / 8, dq = ds k, dk = ds^T q, dv = p^T do.
-// Replaces F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True) and its backward.
 // Precision: tiles are loaded from fp32 and rounded (or copied from bf16) into shared memory, multiplied with
 // mma.sync m16n8k16 (bf16 in, fp32 accumulate); softmax, lse and the ds arithmetic are fp32; p and
 // ds are rounded to bf16 as they become the A operand of the second product.
@@ -13,14 +14,15 @@
 // ldmatrix are bank-conflict free). The trick (FA-2): the fp32 accumulator fragment of the first
 // product (S = Q K^T) has exactly the register layout of the A fragment of the second (P V), so P
 // never leaves registers; B operands that must be read transposed come from ldmatrix.trans.
-//   forward: a block per (64 queries, head); online softmax over the key tiles up to the diagonal.
-//   dq:      a block per (64 queries, head); recomputes s and dp per key tile, dq = ds k.
-//   dk, dv:  a block per (64 keys, kv head); walks every query head of the group and every query
-//            tile from the diagonal on, so dk/dv sum the group in registers: no atomics, no
-//            partial buffers, each element of dqkv written exactly once (deterministic).
+//   forward: a block per (64 queries, head), grid (ceil(t / 64), nh, b), 128 threads; online
+//            softmax over the key tiles up to the diagonal.
+//   dq:      a block per (64 queries, head), the same grid; recomputes s and dp per key tile, dq = ds k.
+//   dk, dv:  a block per (64 keys, kv head), grid (ceil(t / 64), nkv, b); walks every query head of
+//            the group and every query tile from the diagonal on, so dk/dv sum the group in
+//            registers: no atomics, no partial buffers, each element of dqkv written exactly once.
 // Longest blocks are scheduled first (the causal triangle makes work per block uneven).
-// Assumes hs == 64 and tq == tk (training); the launcher falls back to attention.cu otherwise.
-#include "tensor_core.cuh"
+// Assumes hs == 64 and tq == tk (training).
+#include "../../main/cuda/tensor_core.cuh"
 
 #define FA_HS 64
 #define FA_TILE 64
@@ -158,6 +160,37 @@ __device__ __forceinline__ void fa_pv(float (*acc)[4], const float (*p)[4], cons
     }
 }
 
+// One key tile of the online softmax for a thread's two rows (A: lane / 4, B: lane / 4 + 8).
+// s holds the tile's scores in log2 units (scaled by log2(e) / sqrt(hs); masked ones -inf), xA/xB
+// the thread's running maxima over its own columns including this tile. Reduces the maxima over
+// the row's 4 threads, rescales o and the sums l by the change of maximum, and replaces s by
+// p = 2^(s - max), adding them to l (per thread; the caller reduces l at the end).
+__device__ __forceinline__ void fa_online_softmax(float (*s)[4], float (*o)[4], float xA, float xB,
+                                                  float& mA, float& mB, float& lA, float& lB) {
+    xA = fmaxf(xA, __shfl_xor_sync(0xffffffffu, xA, 1));
+    xA = fmaxf(xA, __shfl_xor_sync(0xffffffffu, xA, 2));
+    xB = fmaxf(xB, __shfl_xor_sync(0xffffffffu, xB, 1));
+    xB = fmaxf(xB, __shfl_xor_sync(0xffffffffu, xB, 2));
+    const float corrA = exp2f(mA - xA), corrB = exp2f(mB - xB);
+    mA = xA;
+    mB = xB;
+    lA *= corrA;
+    lB *= corrB;
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+        o[n][0] *= corrA;
+        o[n][1] *= corrA;
+        o[n][2] *= corrB;
+        o[n][3] *= corrB;
+        s[n][0] = exp2f(s[n][0] - xA);
+        s[n][1] = exp2f(s[n][1] - xA);
+        s[n][2] = exp2f(s[n][2] - xB);
+        s[n][3] = exp2f(s[n][3] - xB);
+        lA += s[n][0] + s[n][1];
+        lB += s[n][2] + s[n][3];
+    }
+}
+
 #define FA_LOG2E 1.4426950408889634f
 #define FA_SCALE 0.125f   // 1 / sqrt(64)
 
@@ -197,7 +230,7 @@ __device__ __forceinline__ void flash_forward(T* out, float* lse, const T* qkv, 
             xA = fmaxf(xA, fmaxf(s[n][0], s[n][1]));
             xB = fmaxf(xB, fmaxf(s[n][2], s[n][3]));
         }
-        tc_online_softmax(s, o, xA, xB, mA, mB, lA, lB);
+        fa_online_softmax(s, o, xA, xB, mA, mB, lA, lB);
         fa_pv(o, s, vs, lane);
     }
     lA = tc_row_sum(lA);

@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
-"""Offline check of flash4_forward_hs64's index logic (flash_attention_wgmma_fwd.cu) without a GPU.
+"""Offline check of attention_wgmma_sm90_forward_hs64's index logic (attention_wgmma_sm90.cu)
+without a GPU.
 
 Emulates, per block and warpgroup, the kernel's fragment layout (thread = warp w, lane l; the
 accumulator element i of a 64 x 64 tile is row 16 w + l / 4 + 8 ((i / 2) % 2), column
 8 (i / 4) + 2 (l % 4) + i % 2), its tile range (nkt), skip test, diagonal mask expression,
 per-thread max / quad shuffles / partial sums, bf16 packing of P, and the output / lse
-expressions (max over raw scores, then scaled; asserted equal, bit for bit, to flash3's order:
+expressions (max over raw scores, then scaled; asserted equal, bit for bit, to the mma kernel's order:
 scale, mask to -inf, max), in float32 with numpy; compares out and lse against a float64 causal
 GQA reference on bf16-rounded inputs, and checks that every row < t is written (rows >= t are
 not: out / lse are sized t). The tensor-core products are float64 rounded to float32 and 2^x is
 numpy's exp2 (not ex2.approx), so it checks indexing and the softmax logic, not rounding; the
-issue order of the two loops (PIPE 0 / 1) does not change any value and is not emulated.
-Usage: python3 flash4_forward_emulation.py
+issue order of the wgmma products does not change any value and is not emulated.
+Usage: python3 attention_wgmma_sm90_forward_emulation.py
 """
 import numpy as np
 
@@ -97,12 +98,12 @@ def kernel(qkv, t, nh, nkv):
                             m = np.where(masked, np.float32(-np.inf), raw)[:, :, sel].max(axis=2)
                             x[:, :, r] = np.maximum(mx[:, :, r], (m * (SCALE * LOG2E)).astype(np.float32))
                             x[:, :, r] = quad_max(x[:, :, r])
-                        # flash3's order (scale, mask to -inf, max): must give the same max bits.
+                        # the mma kernel's order (scale, mask to -inf, max): must give the same max bits.
                         s3 = np.where(masked, np.float32(-np.inf), raw * (SCALE * LOG2E))
                         for r in range(2):
                             sel = [4 * n + 2 * r + e for n in range(8) for e in range(2)]
                             x3 = quad_max(np.maximum(mx[:, :, r], s3[:, :, sel].max(axis=2)))
-                            assert np.array_equal(x3.view(np.uint32), x[:, :, r].view(np.uint32)), "max differs from flash3's"
+                            assert np.array_equal(x3.view(np.uint32), x[:, :, r].view(np.uint32)), "max differs from the mma kernel's"
                         corr = np.exp2(mx - x).astype(np.float32)
                         mx = x
                         l = l * corr
