@@ -33,6 +33,24 @@ class ConfigLoaderTest {
         return e.getMessage();
     }
 
+    /** Precision and the attention kernel come from the config; a pair the device cannot run is refused by key. */
+    @org.junit.jupiter.api.Test
+    void precisionAndAttentionFollowTheDevice() {
+        assertEquals("fp32", ConfigLoader.parse("config.yaml", BASE, List.of()).config().train().effectivePrecision());
+        assertEquals("bf16-mixed", ConfigLoader.parse("config.yaml", BASE, List.of("train.device=cuda")).config().train()
+                .effectivePrecision());
+        assertEquals("mma", ConfigLoader.parse("config.yaml", BASE, List.of("train.device=cuda", "train.attention=mma"))
+                .config().train().attention());
+        assertEquals("config.yaml: train.precision fp32 is not available on cuda (its matmuls multiply bf16 operands); "
+                + "use bf16-mixed, or auto", error(BASE, "train.device=cuda", "train.precision=fp32"));
+        assertEquals("config.yaml: train.precision bf16-mixed needs train.device cuda (the CPU backend is fp32)",
+                error(BASE, "train.precision=bf16-mixed"));
+        assertEquals("config.yaml: train.attention wgmma is a CUDA kernel; the CPU backend has one attention (auto or plain)",
+                error(BASE, "train.attention=wgmma"));
+        assertEquals("config.yaml: train.attention must be one of auto, plain, mma, wgmma, got 'flash'",
+                error(BASE, "train.device=cuda", "train.attention=flash"));
+    }
+
     private static String fileError(Path file) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ConfigLoader.load(file, List.of()));
         assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());

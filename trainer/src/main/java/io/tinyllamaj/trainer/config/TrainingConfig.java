@@ -109,10 +109,10 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
     public record Train(Integer globalBatchSize, Long globalBatchTokens, Integer microBatchSize, Integer seqLen,
                         Long maxSteps, Long maxTokens, Double lr, Double minLr, Long warmupSteps, String decay,
                         Double beta1, Double beta2, Double eps, Double weightDecay, Double gradClip,
-                        String precision, Long seed, String device, Long startStep, Integer maxSkippedSteps) {
+                        String precision, String attention, Long seed, String device, Long startStep, Integer maxSkippedSteps) {
 
         static final Train DEFAULTS = new Train(null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null, null, null, null, null);
+                null, null, null, null, null, null, null, null, null, null, null);
 
         public Train {
             microBatchSize = microBatchSize != null ? microBatchSize : 1;
@@ -126,11 +126,17 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
             eps = eps != null ? eps : 1e-8;
             weightDecay = weightDecay != null ? weightDecay : 0.1;
             gradClip = gradClip != null ? gradClip : 1.0;
-            precision = precision != null ? precision : "fp32";
+            precision = precision != null ? precision : "auto";
+            attention = attention != null ? attention : "auto";
             seed = seed != null ? seed : 3407L;
             device = device != null ? device : "cpu";
             startStep = startStep != null ? startStep : 0L;
             maxSkippedSteps = maxSkippedSteps != null ? maxSkippedSteps : 5;
+        }
+
+        /** The arithmetic the device runs: {@code auto} is fp32 on the CPU and bf16-mixed on cuda, the one each supports. */
+        public String effectivePrecision() {
+            return !precision.equals("auto") ? precision : device.equals("cuda") ? "bf16-mixed" : "fp32";
         }
     }
 

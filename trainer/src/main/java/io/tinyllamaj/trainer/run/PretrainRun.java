@@ -58,7 +58,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         TrainingConfig config = loaded.config();
         TrainingConfig.Distributed dist = config.distributed();
         Distributed.Launch launch = Distributed.Launch.detect();
-        Backend backend = Backends.create(config.train().device(), gpuOf(launch));
+        Backend backend = Backends.create(config.train().device(), gpuOf(launch), config.train().attention());
         Strategy strategy;
         try {
             strategy = Distributed.open(dist.strategy(), dist.worldSize(), dist.ranksPerNode(),
