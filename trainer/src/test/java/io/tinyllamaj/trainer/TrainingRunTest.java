@@ -144,6 +144,21 @@ class TrainingRunTest {
     }
 
     @Test
+    void latestNamingADeletedCheckpointFallsBackToTheNewestComplete() throws Exception {
+        Path run = dir.resolve("run");
+        copyTree(reference, run);
+        // rolled back by hand: the newest checkpoint removed, latest still names it
+        deleteTree(run.resolve("checkpoints/step-00000012"));
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto", StopSignal.none(), Trainer.Hooks.NONE, log));
+        String text = log.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("warning: " + run.resolve("checkpoints/latest") + " names step-00000012, which does not exist"),
+                text);
+        assertTrue(text.contains("resumed from " + run.resolve("checkpoints/step-00000008") + " at step 8"), text);
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
     void changedShapeIsRefusedOnResume() throws Exception {
         Path run = dir.resolve("run");
         copyTree(reference, run);
@@ -191,6 +206,14 @@ class TrainingRunTest {
                 e.getMessage());
         assertEquals("step-00000004", Files.readString(run.resolve("checkpoints/latest")).trim());
         CheckpointStore.verify(run.resolve("checkpoints/step-00000004"));
+    }
+
+    static void deleteTree(Path root) throws Exception {
+        try (var walk = Files.walk(root)) {
+            for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
     }
 
     static void copyTree(Path from, Path to) throws Exception {

@@ -63,7 +63,7 @@ import java.util.stream.Stream;
  *
  * <p>On load every file is checked against the manifest; a mismatch is refused with the file
  * named. {@link #findResumable} follows {@code latest} and falls back to the newest checkpoint
- * that verifies when the pointer is missing, torn or points at a damaged checkpoint.
+ * that verifies when the pointer is missing, torn, or names a damaged or deleted checkpoint.
  */
 public final class CheckpointStore {
 
@@ -366,7 +366,11 @@ public final class CheckpointStore {
     public Optional<Path> findResumable(Consumer<String> warn) throws IOException {
         List<Path> complete = completeCheckpoints();
         Optional<Path> latest = latestPointer();
-        if (latest.isPresent()) {
+        if (latest.isPresent() && !Files.isDirectory(latest.get())) {
+            // a checkpoint deleted by hand (a rollback): the pointer is stale, not the run
+            warn.accept(directory.resolve(LATEST) + " names " + latest.get().getFileName()
+                    + ", which does not exist; using the newest complete checkpoint");
+        } else if (latest.isPresent()) {
             try {
                 verify(latest.get());
                 return latest;
