@@ -1,6 +1,8 @@
 package io.tinyllamaj.trainer;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.kernels.cpu.CpuBackend;
@@ -21,7 +23,9 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -37,6 +41,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class TrainingRunTest {
 
     static final int STEPS = 12;
+    static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir
     static Path shared;
@@ -88,7 +93,7 @@ class TrainingRunTest {
         LlamaModel model = new LlamaModel(backend, io.tinyllamaj.model.LlamaConfig.preset("test-tiny"));
         Tensor m = backend.allocate(model.layout().total()), v = backend.allocate(model.layout().total());
         CheckpointStore.Loaded loaded = CheckpointStore.load(checkpoint, backend, model.parameters(), m, v);
-        Path copy = new CheckpointStore(dir).save(8, backend, model.parameters(), m, v, loaded.state().deepCopy(), 2);
+        Path copy = new CheckpointStore(dir).save(8, backend, model.parameters(), m, v, loaded.state().node().deepCopy(), 2);
         for (String file : List.of(CheckpointStore.PARAMS, CheckpointStore.ADAM_M, CheckpointStore.ADAM_V, CheckpointStore.STATE)) {
             assertArrayEquals(Files.readAllBytes(checkpoint.resolve(file)), Files.readAllBytes(copy.resolve(file)), file);
         }
@@ -159,6 +164,75 @@ class TrainingRunTest {
     }
 
     @Test
+    void outThatIsAFileIsRefusedInOneLine() throws Exception {
+        Path file = dir.resolve("notes.txt");
+        Files.writeString(file, "not a run");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TestRuns.pretrain(recipe, file, null));
+        assertEquals("run directory " + file + " is an existing file, not a directory (choose another --out)", e.getMessage());
+        assertEquals("not a run", Files.readString(file));
+    }
+
+    @Test
+    void junkStateJsonIsRefusedNamingTheFileAndTheKey() throws Exception {
+        ObjectNode good = (ObjectNode) JSON.readTree(reference.resolve("checkpoints/step-00000012/state.json").toFile());
+        Map<String, String> junk = new LinkedHashMap<>();
+        junk.put("{\"step\": 12,", " is not valid JSON");
+        junk.put("[12]", " is not a JSON object");
+        junk.put(good.deepCopy().without("updates").toString(), ": updates is missing");
+        junk.put(good.deepCopy().put("step", "twelve").toString(), ": step is not a whole number >= 0 (got \"twelve\")");
+        junk.put(good.deepCopy().put("tokens_seen", -5).toString(), ": tokens_seen is not a whole number >= 0 (got -5)");
+        junk.put(good.deepCopy().put("skipped_steps", 1.5).toString(), ": skipped_steps is not a whole number >= 0 (got 1.5)");
+        junk.put(good.deepCopy().set("sampler", JSON.createObjectNode().put("seed", 3407)).toString(), ": sampler is not a data position");
+        int n = 0;
+        for (Map.Entry<String, String> entry : junk.entrySet()) {
+            Path run = dir.resolve("run" + n++);
+            copyTree(reference, run);
+            Path state = run.resolve("checkpoints/step-00000012/state.json");
+            // a hostile file: its manifest entry agrees with it, so only the reader can refuse it
+            replaceListedFile(state, entry.getKey());
+            java.io.IOException e = assertThrows(java.io.IOException.class, () -> TestRuns.pretrain(recipe, run, "auto"));
+            assertTrue(e.getMessage().startsWith("checkpoint file " + state + entry.getValue()), entry.getKey() + " -> " + e.getMessage());
+            assertFalse(e.getMessage().contains("\n") || e.getMessage().toLowerCase().contains("jackson"), e.getMessage());
+        }
+    }
+
+    @Test
+    void manifestWithAMissingSizeOrAPathOutsideTheCheckpointIsRefused() throws Exception {
+        Path checkpoint = dir.resolve("step-00000012");
+        copyTree(reference.resolve("checkpoints/step-00000012"), checkpoint);
+        Path manifestFile = checkpoint.resolve(CheckpointStore.MANIFEST);
+        ObjectNode manifest = (ObjectNode) JSON.readTree(manifestFile.toFile());
+        ((ObjectNode) manifest.path("files").path("params.f32")).remove("bytes");
+        Files.writeString(manifestFile, manifest.toString());
+        CorruptCheckpointException missing = assertThrows(CorruptCheckpointException.class, () -> CheckpointStore.verify(checkpoint));
+        assertEquals("checkpoint file " + manifestFile + ": files.params.f32.bytes is missing", missing.getMessage());
+
+        ((ObjectNode) manifest.path("files")).putObject("../outside.f32").put("bytes", 0).put("sha256", "");
+        ((ObjectNode) manifest.path("files").path("params.f32")).put("bytes", 16);
+        Files.writeString(manifestFile, manifest.toString());
+        CorruptCheckpointException outside = assertThrows(CorruptCheckpointException.class, () -> CheckpointStore.verify(checkpoint));
+        assertEquals("checkpoint file " + manifestFile + ": files lists ../outside.f32, which is not a file name inside the checkpoint",
+                outside.getMessage());
+    }
+
+    @Test
+    void refusedResumeChangesNothingInTheRunDirectory() throws Exception {
+        Path run = dir.resolve("run");
+        copyTree(reference, run);
+        // rolled back to step 8, so an accepted resume would also cut metrics.jsonl back
+        deleteTree(run.resolve("checkpoints/step-00000012"));
+        Files.writeString(run.resolve("checkpoints/latest"), "step-00000008\n");
+        Map<Path, String> before = contents(run);
+        IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
+                () -> TestRuns.pretrain(null, run, "auto", "model.layers=3"));
+        assertTrue(refused.getMessage().contains("the config changed where it must not: model was vocab_size=61 dim=16 layers=2"),
+                refused.getMessage());
+        assertEquals(before, contents(run));
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(null, run, "auto"));
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
     void changedShapeIsRefusedOnResume() throws Exception {
         Path run = dir.resolve("run");
         copyTree(reference, run);
@@ -187,7 +261,7 @@ class TrainingRunTest {
         assertTrue(metrics.get(5).path("skipped").asBoolean());
         assertEquals(1, metrics.getLast().path("skipped_steps").asLong());
         // the skip counter survives a checkpoint
-        assertEquals(1, CheckpointStore.readState(run.resolve("checkpoints/step-00000012")).path("skipped_steps").asLong());
+        assertEquals(1, CheckpointStore.readState(run.resolve("checkpoints/step-00000012")).count("skipped_steps"));
     }
 
     @Test
@@ -206,6 +280,31 @@ class TrainingRunTest {
                 e.getMessage());
         assertEquals("step-00000004", Files.readString(run.resolve("checkpoints/latest")).trim());
         CheckpointStore.verify(run.resolve("checkpoints/step-00000004"));
+    }
+
+    /** Writes {@code text} to a checkpoint file and lists its new size and SHA-256 in the manifest. */
+    static void replaceListedFile(Path file, String text) throws Exception {
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        Files.write(file, bytes);
+        Path manifestFile = file.resolveSibling(CheckpointStore.MANIFEST);
+        ObjectNode manifest = (ObjectNode) JSON.readTree(manifestFile.toFile());
+        ((ObjectNode) manifest.path("files").path(file.getFileName().toString())).put("bytes", bytes.length)
+                .put("sha256", java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes)));
+        Files.writeString(manifestFile, manifest.toString());
+    }
+
+    /** Every file below {@code root} with a digest of its bytes; the run directory's lock file is the run's own. */
+    static Map<Path, String> contents(Path root) throws Exception {
+        Map<Path, String> files = new java.util.TreeMap<>();
+        try (var walk = Files.walk(root)) {
+            for (Path p : walk.filter(Files::isRegularFile).toList()) {
+                if (!p.getFileName().toString().equals(".lock")) {
+                    files.put(root.relativize(p), java.util.HexFormat.of().formatHex(
+                            java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(p))));
+                }
+            }
+        }
+        return files;
     }
 
     static void deleteTree(Path root) throws Exception {

@@ -1,6 +1,5 @@
 package io.tinyllamaj.trainer.checkpoint;
 
-import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -110,7 +109,7 @@ public final class CheckpointStore {
     }
 
     /** What a checkpoint holds besides the three tensors. */
-    public record Loaded(Path directory, long step, ObjectNode state) {
+    public record Loaded(Path directory, long step, CheckpointJson state) {
     }
 
     // ---- write ----
@@ -181,7 +180,7 @@ public final class CheckpointStore {
             files.forEach((file, entry) -> listed.putObject(file).put("bytes", entry.bytes()).put("sha256", entry.sha256()));
             if (!files.containsKey(ADAM_M)) {
                 manifest.set("moments", pieces);
-                requireTiling(tmp, pieces, params.length());
+                requireTiling(tmp, new CheckpointJson(tmp.resolve(MANIFEST), "moments.", pieces), params.length());
             }
             writeBytes(tmp.resolve(MANIFEST), JSON.writeValueAsBytes(manifest));
             syncDirectory(tmp);
@@ -207,30 +206,45 @@ public final class CheckpointStore {
         }
         for (Path part : parts) {
             byte[] bytes = Files.readAllBytes(part);
-            JsonNode tree = JSON.readTree(bytes);
-            for (Map.Entry<String, JsonNode> file : tree.path("files").properties()) {
-                files.put(file.getKey(), new FileEntry(file.getValue().path("bytes").asLong(), file.getValue().path("sha256").asText()));
+            CheckpointJson tree = CheckpointJson.parse(part, bytes);
+            for (Map.Entry<String, CheckpointJson> file : tree.object("files").entries()) {
+                files.put(file.getKey(), new FileEntry(file.getValue().count("bytes"), file.getValue().text("sha256")));
             }
-            for (Map.Entry<String, JsonNode> moment : tree.path("moments").properties()) {
+            for (Map.Entry<String, JsonNode> moment : tree.object("moments").node().properties()) {
                 moment.getValue().forEach(piece -> pieces.withArray(moment.getKey()).add(piece));
             }
             files.put(part.getFileName().toString(), new FileEntry(bytes.length, HexFormat.of().formatHex(sha256().digest(bytes))));
         }
     }
 
+    /** One file's range {@code [offset, offset + length)} of a moment's flat buffer. */
+    private record Piece(String file, long offset, long length) {
+    }
+
+    private static List<Piece> pieces(CheckpointJson moments, String moment) throws CorruptCheckpointException {
+        List<Piece> pieces = new ArrayList<>();
+        for (CheckpointJson piece : moments.objects(moment)) {
+            pieces.add(new Piece(piece.text("file"), piece.count("offset"), piece.count("length")));
+        }
+        return pieces;
+    }
+
     /** The pieces of each moment must cover [0, n) exactly once, or a rank's shard is missing. */
-    private static void requireTiling(Path checkpoint, JsonNode pieces, long n) throws CorruptCheckpointException {
+    private static void requireTiling(Path checkpoint, CheckpointJson moments, long n) throws CorruptCheckpointException {
         for (String moment : List.of(ADAM_M, ADAM_V)) {
-            List<JsonNode> sorted = new ArrayList<>();
-            pieces.path(moment).forEach(sorted::add);
-            sorted.sort(Comparator.comparingLong(p -> p.path("offset").asLong()));
+            List<Piece> sorted = new ArrayList<>(pieces(moments, moment));
+            sorted.sort(Comparator.comparingLong(Piece::offset));
             long next = 0;
-            for (JsonNode piece : sorted) {
-                if (piece.path("offset").asLong() != next) {
+            for (Piece piece : sorted) {
+                if (piece.offset() != next) {
                     throw new CorruptCheckpointException("checkpoint " + checkpoint + ": the " + moment + " shards leave values "
-                            + next + ".." + (piece.path("offset").asLong() - 1) + " uncovered (a rank's shard is missing)");
+                            + next + ".." + (piece.offset() - 1) + " uncovered (a rank's shard is missing)");
                 }
-                next += piece.path("length").asLong();
+                if (piece.length() > n - next) {
+                    throw new CorruptCheckpointException("checkpoint " + checkpoint + ": the " + moment + " shard " + piece.file()
+                            + " runs past the model's " + n + " values");
+                }
+                next += piece.length();
             }
             if (next != n) {
                 throw new CorruptCheckpointException("checkpoint " + checkpoint + ": the " + moment + " shards cover " + next
@@ -420,45 +434,53 @@ public final class CheckpointStore {
     // ---- read ----
 
     /** Checks every file against the manifest; throws naming the first file that differs. */
-    public static JsonNode verify(Path checkpoint) throws IOException {
+    public static CheckpointJson verify(Path checkpoint) throws IOException {
         if (!Files.isDirectory(checkpoint)) {
             throw new NoSuchFileException(checkpoint.toString(), null, "no such checkpoint or run directory");
         }
         Path manifestFile = checkpoint.resolve(MANIFEST);
-        JsonNode manifest;
+        CheckpointJson manifest;
         try {
-            manifest = JSON.readTree(manifestFile.toFile());
-        } catch (NoSuchFileException | java.io.FileNotFoundException e) {
+            manifest = CheckpointJson.read(manifestFile);
+        } catch (NoSuchFileException e) {
             throw new CorruptCheckpointException("checkpoint " + checkpoint + " is incomplete: no " + MANIFEST
                     + " (it was being written when the run stopped)");
-        } catch (JacksonException e) {
-            throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " is not valid JSON");
         }
-        if (!FORMAT.equals(manifest.path("format").asText()) || manifest.path("version").asInt() != VERSION) {
+        if (!FORMAT.equals(manifest.node().path("format").asText()) || manifest.node().path("version").asInt() != VERSION) {
             throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " is not a "
                     + FORMAT + " version " + VERSION + " manifest");
         }
+        CheckpointJson files = manifest.object("files");
         boolean sharded = manifest.has("moments");
         for (String required : sharded ? List.of(PARAMS, STATE) : List.of(PARAMS, ADAM_M, ADAM_V, STATE)) {
-            if (!manifest.path("files").has(required)) {
+            if (!files.has(required)) {
                 throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " does not list " + required);
             }
         }
+        for (Map.Entry<String, CheckpointJson> entry : files.entries()) {
+            requireNameInside(manifestFile, entry.getKey());
+        }
         if (sharded) {
+            CheckpointJson moments = manifest.object("moments");
             for (String moment : List.of(ADAM_M, ADAM_V)) {
-                for (JsonNode piece : manifest.path("moments").path(moment)) {
-                    if (!manifest.path("files").has(piece.path("file").asText())) {
+                for (Piece piece : pieces(moments, moment)) {
+                    if (!files.has(piece.file())) {
                         throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " does not list "
-                                + piece.path("file").asText());
+                                + piece.file());
+                    }
+                    long bytes = files.object(piece.file()).count("bytes");
+                    if (bytes % Float.BYTES != 0 || bytes / Float.BYTES != piece.length()) {
+                        throw new CorruptCheckpointException("checkpoint file " + manifestFile + ": " + piece.file() + " has "
+                                + bytes + " bytes for a range of " + piece.length() + " " + moment + " values");
                     }
                 }
             }
-            requireTiling(checkpoint, manifest.path("moments"), manifest.path("files").path(PARAMS).path("bytes").asLong() / Float.BYTES);
+            requireTiling(checkpoint, moments, files.object(PARAMS).count("bytes") / Float.BYTES);
         }
-        for (Map.Entry<String, JsonNode> entry : manifest.path("files").properties()) {
+        for (Map.Entry<String, CheckpointJson> entry : files.entries()) {
             Path file = checkpoint.resolve(entry.getKey());
-            long bytes = entry.getValue().path("bytes").asLong(-1);
-            String expected = entry.getValue().path("sha256").asText();
+            long bytes = entry.getValue().count("bytes");
+            String expected = entry.getValue().text("sha256");
             if (!Files.isRegularFile(file)) {
                 throw new CorruptCheckpointException("checkpoint file " + file + " is missing");
             }
@@ -475,6 +497,14 @@ public final class CheckpointStore {
         return manifest;
     }
 
+    /** A manifest names files of its own directory only: no path leads out of the checkpoint. */
+    private static void requireNameInside(Path manifestFile, String name) throws CorruptCheckpointException {
+        if (name.isEmpty() || name.equals(".") || name.equals("..") || name.contains("/") || name.contains("\\")) {
+            throw new CorruptCheckpointException("checkpoint file " + manifestFile + ": files lists " + name
+                    + ", which is not a file name inside the checkpoint");
+        }
+    }
+
     /** Verifies, then reads the tensors into {@code params}, {@code m}, {@code v}. */
     public static Loaded load(Path checkpoint, Backend backend, Tensor params, Tensor m, Tensor v) throws IOException {
         verify(checkpoint);
@@ -484,8 +514,9 @@ public final class CheckpointStore {
         return new Loaded(checkpoint, stepOf(checkpoint), readState(checkpoint));
     }
 
-    public static ObjectNode readState(Path checkpoint) throws IOException {
-        return (ObjectNode) JSON.readTree(checkpoint.resolve(STATE).toFile());
+    /** state.json, read strictly (its keys belong to the trainer). */
+    public static CheckpointJson readState(Path checkpoint) throws IOException {
+        return CheckpointJson.read(checkpoint.resolve(STATE));
     }
 
     public static void readTensor(Path file, Backend backend, Tensor tensor) throws IOException {
@@ -504,8 +535,8 @@ public final class CheckpointStore {
      */
     public static void readMoments(Path checkpoint, String moment, long offset, Backend backend, Tensor tensor)
             throws IOException {
-        JsonNode pieces = JSON.readTree(checkpoint.resolve(MANIFEST).toFile()).path("moments").path(moment);
-        if (pieces.isMissingNode()) {
+        CheckpointJson manifest = CheckpointJson.read(checkpoint.resolve(MANIFEST));
+        if (!manifest.has("moments")) {
             Path file = checkpoint.resolve(moment);
             long values = Files.size(file) / Float.BYTES;
             if (offset + tensor.length() > values) {
@@ -516,12 +547,11 @@ public final class CheckpointStore {
             return;
         }
         long end = offset + tensor.length(), covered = 0;
-        for (JsonNode piece : pieces) {
-            long from = Math.max(offset, piece.path("offset").asLong());
-            long to = Math.min(end, piece.path("offset").asLong() + piece.path("length").asLong());
+        for (Piece piece : pieces(manifest.object("moments"), moment)) {
+            long from = Math.max(offset, piece.offset());
+            long to = Math.min(end, piece.offset() + piece.length());
             if (from < to) {
-                readRange(checkpoint.resolve(piece.path("file").asText()), from - piece.path("offset").asLong(), backend,
-                        tensor.slice(from - offset, to - from));
+                readRange(checkpoint.resolve(piece.file()), from - piece.offset(), backend, tensor.slice(from - offset, to - from));
                 covered += to - from;
             }
         }

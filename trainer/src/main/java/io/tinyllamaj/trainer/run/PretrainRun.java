@@ -48,12 +48,19 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
      * the strategy and the data and train together; rank 0 alone prints, writes config.yaml,
      * metrics and plots, and chooses the checkpoint to resume from. An error on any rank ends
      * every rank at once (MPI_Abort) after one line naming it.
+     *
+     * <p>Every check (the config, the checkpoint and its compatibility, the data) passes before
+     * the run directory changes, so a refused run leaves it exactly as it was.
      */
     public Trainer.Outcome execute(StopSignal stop, Trainer.Hooks hooks, PrintStream log) throws IOException {
         if (resume != null && initFrom != null) {
             throw new IllegalArgumentException("--resume and --init-from exclude each other: a resumed run has its weights already");
         }
         Path runDirectory = runDirectory();
+        if (Files.exists(runDirectory) && !Files.isDirectory(runDirectory)) {
+            throw new IllegalArgumentException("run directory " + runDirectory
+                    + " is an existing file, not a directory (choose another --out)");
+        }
         ConfigLoader.Loaded loaded = loadConfig(runDirectory);
         TrainingConfig config = loaded.config();
         TrainingConfig.Distributed dist = config.distributed();
@@ -87,6 +94,10 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         boolean lead = strategy.rank() == 0;
         CheckpointStore checkpoints = new CheckpointStore(runDirectory);
         Optional<Path> checkpoint = agreeOnCheckpoint(runDirectory, checkpoints, strategy, log);
+        Optional<SavedState> saved = checkpoint.isPresent() ? Optional.of(SavedState.read(checkpoint.get())) : Optional.empty();
+        if (saved.isPresent()) {
+            saved.get().requireCompatible(config, shape);
+        }
 
         String yaml = ConfigLoader.toYaml(config);
         log.println("effective config (config hash " + Trainer.configHash(config, shape) + "):");
@@ -96,34 +107,24 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 shape.tokensPerStep(), shape.microBatch(), shape.seqLen(), shape.accumulation(), shape.worldSize(),
                 strategy.name(), shape.maxSteps() * shape.tokensPerStep());
         if (lead) {
-            Files.createDirectories(runDirectory);
-            writeAtomically(runDirectory.resolve("config.yaml"), yaml);
-            checkpoints.cleanLeftovers();
-        }
-
-        if (lead) {
+            checkpoints.cleanLeftovers(); // first: on a full disk the space of a failed write may be needed
             TrainingData.prepareMissing(config, log);
         }
         strategy.world().barrier();
         try (TrainingData data = TrainingData.open(config, shape, strategy.rank(), log)) {
             LlamaModel model = new LlamaModel(backend, shape.model());
-            long resumedStep = 0;
-            try (MetricsLog metrics = lead ? openMetrics(runDirectory, checkpoint) : MetricsLog.discard();
-                 Progress progress = Progress.create(config.train().startStep(), shape.maxSteps(), log)) {
-                Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, metrics, progress, stop, hooks,
-                        strategy);
-                if (checkpoint.isPresent()) {
-                    trainer.resume(checkpoint.get());
-                    resumedStep = trainer.step();
-                    progress.message("resumed from " + checkpoint.get() + " at step " + resumedStep);
-                } else if (initFrom != null) {
-                    trainer.loadHuggingFace(initFrom);
-                    progress.message("weights from " + initFrom + "; fresh optimizer state at step " + trainer.step());
-                } else {
-                    trainer.initializeWeights();
+            try (Progress progress = Progress.create(config.train().startStep(), shape.maxSteps(), log)) {
+                Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, progress, stop, hooks, strategy);
+                start(trainer, saved, progress);
+                if (lead) {
+                    Files.createDirectories(runDirectory);
+                    writeAtomically(runDirectory.resolve("config.yaml"), yaml);
                 }
                 long started = System.nanoTime();
-                Trainer.Outcome outcome = trainer.run();
+                Trainer.Outcome outcome;
+                try (MetricsLog metrics = lead ? MetricsLog.open(runDirectory, trainer.step(), saved.isPresent()) : MetricsLog.discard()) {
+                    outcome = trainer.run(metrics);
+                }
                 double seconds = (System.nanoTime() - started) / 1e9;
                 progress.close();
                 log.printf(Locale.ROOT, "%s at step %d/%d after %.1f s (%,d tokens seen, %d steps skipped); run directory %s%n",
@@ -134,6 +135,19 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 }
                 return outcome;
             }
+        }
+    }
+
+    /** Loads the starting point into the model: a checkpoint of this run, Hugging Face weights, or a new model. */
+    private void start(Trainer trainer, Optional<SavedState> saved, Progress progress) throws IOException {
+        if (saved.isPresent()) {
+            trainer.resume(saved.get());
+            progress.message("resumed from " + saved.get().checkpoint() + " at step " + trainer.step());
+        } else if (initFrom != null) {
+            trainer.loadHuggingFace(initFrom);
+            progress.message("weights from " + initFrom + "; fresh optimizer state at step " + trainer.step());
+        } else {
+            trainer.initializeWeights();
         }
     }
 
@@ -221,14 +235,6 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                     + p + " (pass --resume " + p + ", or --resume auto)").orElse("; no earlier complete checkpoint was found"));
         }
         return Optional.of(given);
-    }
-
-    private static MetricsLog openMetrics(Path runDirectory, Optional<Path> checkpoint) throws IOException {
-        if (checkpoint.isEmpty()) {
-            return MetricsLog.open(runDirectory, 0, false);
-        }
-        long step = CheckpointStore.readState(checkpoint.get()).path("step").asLong();
-        return MetricsLog.open(runDirectory, step, true);
     }
 
     /** Charts are a convenience: a runtime without java.desktop (a jlinked GPU bundle) just skips them. */
