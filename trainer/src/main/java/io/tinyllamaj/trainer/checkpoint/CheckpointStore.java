@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Tensor;
+import io.tinyllamaj.trainer.files.DurableFiles;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -13,12 +14,10 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -86,9 +85,16 @@ public final class CheckpointStore {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final Path directory;
+    private final DurableFiles disk;
 
     public CheckpointStore(Path runDirectory) {
+        this(runDirectory, DurableFiles.SYSTEM);
+    }
+
+    /** A store that writes through {@code disk} (tests pass one that fails at a chosen file). */
+    public CheckpointStore(Path runDirectory, DurableFiles disk) {
         this.directory = runDirectory.resolve("checkpoints");
+        this.disk = disk;
     }
 
     public Path directory() {
@@ -134,9 +140,9 @@ public final class CheckpointStore {
         Path tmp = directory.resolve(name + ".tmp");
         boolean lead = writer.rank() == 0;
         if (lead) {
-            Files.createDirectories(directory);
+            DurableFiles.createDirectories(directory);
             deleteRecursively(tmp);
-            Files.createDirectories(tmp);
+            DurableFiles.createDirectories(tmp);
         }
         writer.barrier().run();
         if (!Files.isDirectory(tmp)) {
@@ -183,7 +189,7 @@ public final class CheckpointStore {
                 requireTiling(tmp, new CheckpointJson(tmp.resolve(MANIFEST), "moments.", pieces), params.length());
             }
             writeBytes(tmp.resolve(MANIFEST), JSON.writeValueAsBytes(manifest));
-            syncDirectory(tmp);
+            DurableFiles.syncDirectory(tmp);
             publish(tmp, target, name, step, keepLast);
         }
         writer.barrier().run();
@@ -258,29 +264,26 @@ public final class CheckpointStore {
         if (Files.exists(target)) {
             Path old = directory.resolve(".deleting-" + name);
             deleteRecursively(old);
-            move(target, old);
-            move(tmp, target);
+            DurableFiles.move(target, old);
+            DurableFiles.move(tmp, target);
             deleteRecursively(old);
         } else {
-            move(tmp, target);
+            DurableFiles.move(tmp, target);
         }
-        syncDirectory(directory);
-        Path latestTmp = directory.resolve(LATEST + ".tmp");
-        writeBytes(latestTmp, (name + "\n").getBytes(StandardCharsets.UTF_8));
-        move(latestTmp, directory.resolve(LATEST));
-        syncDirectory(directory);
+        DurableFiles.syncDirectory(directory);
+        disk.replace(directory.resolve(LATEST), (name + "\n").getBytes(StandardCharsets.UTF_8));
         prune(keepLast, name, step);
     }
 
     private record FileEntry(long bytes, String sha256) {
     }
 
-    private static FileEntry writeTensor(Path file, Backend backend, Tensor tensor) throws IOException {
+    private FileEntry writeTensor(Path file, Backend backend, Tensor tensor) throws IOException {
         MessageDigest digest = sha256();
         long length = tensor.length();
         float[] chunk = new float[(int) Math.min(CHUNK_FLOATS, length)];
         ByteBuffer bytes = ByteBuffer.allocate(chunk.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-        try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        disk.write(file, out -> {
             for (long offset = 0; offset < length; offset += chunk.length) {
                 int n = (int) Math.min(chunk.length, length - offset);
                 backend.download(tensor.slice(offset, n), chunk, 0, n);
@@ -288,24 +291,14 @@ public final class CheckpointStore {
                 bytes.asFloatBuffer().put(chunk, 0, n);
                 bytes.limit(n * Float.BYTES);
                 digest.update(bytes.duplicate());
-                while (bytes.hasRemaining()) {
-                    out.write(bytes);
-                }
+                DurableFiles.writeFully(out, bytes);
             }
-            out.force(true);
-        }
+        });
         return new FileEntry(length * Float.BYTES, HexFormat.of().formatHex(digest.digest()));
     }
 
-    private static FileEntry writeBytes(Path file, byte[] content) throws IOException {
-        try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            ByteBuffer buffer = ByteBuffer.wrap(content);
-            while (buffer.hasRemaining()) {
-                out.write(buffer);
-            }
-            out.force(true);
-        }
+    private FileEntry writeBytes(Path file, byte[] content) throws IOException {
+        disk.write(file, content);
         return new FileEntry(content.length, HexFormat.of().formatHex(sha256().digest(content)));
     }
 
@@ -320,7 +313,7 @@ public final class CheckpointStore {
                 continue;
             }
             Path doomed = directory.resolve(".deleting-" + old.getFileName());
-            move(old, doomed);
+            DurableFiles.move(old, doomed);
             crashPoint("while-pruning", step);
             deleteRecursively(doomed);
             excess--;
@@ -607,23 +600,6 @@ public final class CheckpointStore {
             return MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
-        }
-    }
-
-    private static void move(Path from, Path to) throws IOException {
-        try {
-            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
-        }
-    }
-
-    /** Makes renames inside {@code dir} durable (a no-op where directories cannot be opened). */
-    private static void syncDirectory(Path dir) {
-        try (FileChannel channel = FileChannel.open(dir, StandardOpenOption.READ)) {
-            channel.force(true);
-        } catch (IOException | UnsupportedOperationException ignored) {
-            // not every file system lets a directory be opened; the rename order still holds
         }
     }
 

@@ -11,6 +11,7 @@ import io.tinyllamaj.trainer.config.TrainingConfig;
 import io.tinyllamaj.trainer.data.TrainingData;
 import io.tinyllamaj.trainer.distributed.Distributed;
 import io.tinyllamaj.trainer.distributed.Strategy;
+import io.tinyllamaj.trainer.files.DurableFiles;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -18,7 +19,6 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
@@ -38,6 +38,7 @@ import java.util.Optional;
 public record PretrainRun(Path config, List<String> overrides, Path out, String resume, Path initFrom) {
 
     public static final Path DEFAULT_OUT = Path.of("runs", "demo");
+    static final String CONFIG = "config.yaml";
 
     public PretrainRun {
         overrides = List.copyOf(overrides);
@@ -53,6 +54,11 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
      * the run directory changes, so a refused run leaves it exactly as it was.
      */
     public Trainer.Outcome execute(StopSignal stop, Trainer.Hooks hooks, PrintStream log) throws IOException {
+        return execute(stop, hooks, log, DurableFiles.SYSTEM);
+    }
+
+    /** {@link #execute(StopSignal, Trainer.Hooks, PrintStream)} writing the run directory through {@code disk}. */
+    public Trainer.Outcome execute(StopSignal stop, Trainer.Hooks hooks, PrintStream log, DurableFiles disk) throws IOException {
         if (resume != null && initFrom != null) {
             throw new IllegalArgumentException("--resume and --init-from exclude each other: a resumed run has its weights already");
         }
@@ -77,7 +83,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         try (strategy; backend) {
             try {
                 return train(loaded, runDirectory, strategy, backend, stop, hooks,
-                        strategy.rank() == 0 ? log : new PrintStream(OutputStream.nullOutputStream()));
+                        strategy.rank() == 0 ? log : new PrintStream(OutputStream.nullOutputStream()), disk);
             } catch (Throwable t) {
                 if (strategy.worldSize() > 1) {
                     strategy.abort(t); // before close(): MPI_Finalize would wait for ranks that are not coming
@@ -88,11 +94,11 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
     }
 
     private Trainer.Outcome train(ConfigLoader.Loaded loaded, Path runDirectory, Strategy strategy, Backend backend,
-                                  StopSignal stop, Trainer.Hooks hooks, PrintStream log) throws IOException {
+                                  StopSignal stop, Trainer.Hooks hooks, PrintStream log, DurableFiles disk) throws IOException {
         TrainingConfig config = loaded.config();
         RunShape shape = loaded.shape();
         boolean lead = strategy.rank() == 0;
-        CheckpointStore checkpoints = new CheckpointStore(runDirectory);
+        CheckpointStore checkpoints = new CheckpointStore(runDirectory, disk);
         Optional<Path> checkpoint = agreeOnCheckpoint(runDirectory, checkpoints, strategy, log);
         Optional<SavedState> saved = checkpoint.isPresent() ? Optional.of(SavedState.read(checkpoint.get())) : Optional.empty();
         if (saved.isPresent()) {
@@ -117,12 +123,13 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, progress, stop, hooks, strategy);
                 start(trainer, saved, progress);
                 if (lead) {
-                    Files.createDirectories(runDirectory);
-                    writeAtomically(runDirectory.resolve("config.yaml"), yaml);
+                    DurableFiles.createDirectories(runDirectory);
+                    disk.replace(runDirectory.resolve(CONFIG), yaml.getBytes(StandardCharsets.UTF_8));
                 }
                 long started = System.nanoTime();
                 Trainer.Outcome outcome;
-                try (MetricsLog metrics = lead ? MetricsLog.open(runDirectory, trainer.step(), saved.isPresent()) : MetricsLog.discard()) {
+                try (MetricsLog metrics = lead ? MetricsLog.open(runDirectory, trainer.step(), saved.isPresent(), disk)
+                        : MetricsLog.discard()) {
                     outcome = trainer.run(metrics);
                 }
                 double seconds = (System.nanoTime() - started) / 1e9;
@@ -201,7 +208,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         if (config != null) {
             return ConfigLoader.load(config, overrides);
         }
-        Path saved = runDirectory.resolve("config.yaml");
+        Path saved = runDirectory.resolve(CONFIG);
         if (resume != null && Files.isRegularFile(saved)) {
             return ConfigLoader.load(saved, overrides);
         }
@@ -244,11 +251,5 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         } catch (IOException | RuntimeException | LinkageError e) {
             log.println("plots skipped (" + e + "); run 'tinyllama plot " + runDirectory + "' elsewhere");
         }
-    }
-
-    static void writeAtomically(Path file, String text) throws IOException {
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        Files.writeString(tmp, text, StandardCharsets.UTF_8);
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 }
