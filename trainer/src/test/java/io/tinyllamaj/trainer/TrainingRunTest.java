@@ -9,7 +9,9 @@ import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.model.LlamaModel;
 import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
 import io.tinyllamaj.trainer.checkpoint.CorruptCheckpointException;
+import io.tinyllamaj.trainer.files.DurableFiles;
 import io.tinyllamaj.trainer.run.MetricsLog;
+import io.tinyllamaj.trainer.run.PretrainRun;
 import io.tinyllamaj.trainer.run.StopSignal;
 import io.tinyllamaj.trainer.run.Trainer;
 import org.junit.jupiter.api.BeforeAll;
@@ -17,6 +19,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,6 +31,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -229,6 +235,54 @@ class TrainingRunTest {
                 refused.getMessage());
         assertEquals(before, contents(run));
         assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(null, run, "auto"));
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void fullDiskDuringACheckpointNamesFileStepAndSpaceAndResumeContinues() throws Exception {
+        Path run = dir.resolve("run");
+        Path failing = run.resolve("checkpoints/step-00000008.tmp/params.f32");
+        DurableFiles full = new DurableFiles((file, options) -> {
+            if (file.equals(failing)) {
+                throw new java.io.IOException("No space left on device");
+            }
+            return FileChannel.open(file, options);
+        });
+        java.io.IOException e = assertThrows(java.io.IOException.class, () -> new PretrainRun(recipe, List.of(), run, null, null)
+                .execute(StopSignal.none(), Trainer.Hooks.NONE, new PrintStream(OutputStream.nullOutputStream()), full));
+        assertTrue(e.getMessage().matches(Pattern.quote("checkpoint step 8: writing " + failing + " failed: No space left on device; ")
+                + "\\d+(\\.\\d)? (bytes|KiB|MiB|GiB|TiB|PiB|EiB) free on .+"), e.getMessage());
+        assertFalse(Files.exists(failing.getParent()), "the failed write's directory is removed at the failure");
+        assertEquals("step-00000004", Files.readString(run.resolve("checkpoints/latest")).trim());
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void leftoversOfAKilledWriteAreRemovedBeforeAnythingIsWritten() throws Exception {
+        Path run = dir.resolve("run");
+        copyTree(reference, run);
+        // killed while writing step 12: its temporary directory and the small files' temporaries are left
+        deleteTree(run.resolve("checkpoints/step-00000012"));
+        Files.writeString(run.resolve("checkpoints/latest"), "step-00000008\n");
+        List<Path> leftovers = List.of(run.resolve("checkpoints/step-00000012.tmp"), run.resolve("checkpoints/latest.tmp"),
+                run.resolve("config.yaml.tmp"), run.resolve("metrics.jsonl.tmp"));
+        Files.createDirectories(leftovers.getFirst());
+        Files.write(leftovers.getFirst().resolve("params.f32"), new byte[64]);
+        for (Path file : leftovers.subList(1, leftovers.size())) {
+            Files.writeString(file, "torn");
+        }
+        List<String> firstWrite = new ArrayList<>();
+        DurableFiles watching = new DurableFiles((file, options) -> {
+            if (firstWrite.isEmpty()) {
+                firstWrite.add(run.relativize(file) + " with leftovers " + leftovers.stream().filter(Files::exists).toList());
+            }
+            return FileChannel.open(file, options);
+        });
+        assertEquals(Trainer.Outcome.FINISHED, new PretrainRun(recipe, List.of(), run, "auto", null)
+                .execute(StopSignal.none(), Trainer.Hooks.NONE, new PrintStream(OutputStream.nullOutputStream()), watching));
+        assertEquals(List.of("config.yaml.tmp with leftovers []"), firstWrite);
+        assertEquals(List.of(), leftovers.stream().filter(Files::exists).toList());
         TestRuns.assertSameRun(reference, run);
     }
 

@@ -132,12 +132,24 @@ public final class CheckpointStore {
     /**
      * Writes one checkpoint with all ranks; every rank calls this, {@code m} and {@code v} being
      * its moments for the range starting at {@code momentOffset} of the flat buffer. Returns
-     * (on every rank, after the last barrier) the complete checkpoint's directory.
+     * (on every rank, after the last barrier) the complete checkpoint's directory. A failed
+     * write (a full disk) removes the unfinished directory at once and names the step; the
+     * previous checkpoint and {@code latest} are untouched.
      */
     public Path save(long step, Backend backend, Tensor params, Tensor m, Tensor v, long momentOffset, Writer writer,
                      ObjectNode state, int keepLast) throws IOException {
+        Path tmp = directory.resolve(name(step) + ".tmp");
+        try {
+            return write(step, backend, params, m, v, momentOffset, writer, state, keepLast, tmp);
+        } catch (IOException e) {
+            removeQuietly(tmp); // its space may be what the next attempt needs
+            throw new IOException("checkpoint step " + step + ": " + e.getMessage(), e);
+        }
+    }
+
+    private Path write(long step, Backend backend, Tensor params, Tensor m, Tensor v, long momentOffset, Writer writer,
+                       ObjectNode state, int keepLast, Path tmp) throws IOException {
         String name = name(step);
-        Path tmp = directory.resolve(name + ".tmp");
         boolean lead = writer.rank() == 0;
         if (lead) {
             DurableFiles.createDirectories(directory);
@@ -615,6 +627,15 @@ public final class CheckpointStore {
                     deleteRecursively(entry);
                 }
             }
+        }
+    }
+
+    /** Best effort: another rank may be removing the same files, or the write's failure may repeat. */
+    private static void removeQuietly(Path path) {
+        try {
+            deleteRecursively(path);
+        } catch (IOException | UncheckedIOException ignored) {
+            // the next start removes what is left (cleanLeftovers)
         }
     }
 

@@ -113,7 +113,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 shape.tokensPerStep(), shape.microBatch(), shape.seqLen(), shape.accumulation(), shape.worldSize(),
                 strategy.name(), shape.maxSteps() * shape.tokensPerStep());
         if (lead) {
-            checkpoints.cleanLeftovers(); // first: on a full disk the space of a failed write may be needed
+            removeLeftovers(runDirectory, checkpoints); // first: on a full disk their space may be needed
             TrainingData.prepareMissing(config, log);
         }
         strategy.world().barrier();
@@ -155,6 +155,14 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
             progress.message("weights from " + initFrom + "; fresh optimizer state at step " + trainer.step());
         } else {
             trainer.initializeWeights();
+        }
+    }
+
+    /** What a killed process leaves: its checkpoint write in progress and the temporaries of the small files. */
+    private static void removeLeftovers(Path runDirectory, CheckpointStore checkpoints) throws IOException {
+        checkpoints.cleanLeftovers();
+        for (String file : List.of(CONFIG, MetricsLog.FILE)) {
+            Files.deleteIfExists(DurableFiles.tempFor(runDirectory.resolve(file)));
         }
     }
 
