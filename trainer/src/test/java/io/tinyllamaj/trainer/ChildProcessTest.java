@@ -7,12 +7,15 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.net.InetAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -82,6 +85,39 @@ class ChildProcessTest {
         assertTrue(childLog().contains("SIGTERM received: saving a checkpoint at step " + last), childLog());
         assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
         TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void aSecondPretrainOnALiveRunIsRefusedBeforeItWritesAnything() throws Exception {
+        Path run = dir.resolve("run");
+        Process first = start(run, null, null);
+        assertTrue(TestRuns.awaitStep(first, run, 10, 60_000), "the child reached step 10: " + childLog());
+        signal("STOP", first); // holds still, lock and all, while the others try
+        try {
+            Map<Path, String> before = TestRuns.fileDigests(run);
+            String holder = "pid " + first.pid() + " on host " + InetAddress.getLocalHost().getHostName();
+            for (String resume : new String[] {null, "auto"}) {
+                IllegalStateException refused = assertThrows(IllegalStateException.class,
+                        () -> TestRuns.pretrain(recipe, run, resume, "train.max_steps=7"));
+                assertEquals("run directory " + run + " is in use: " + holder + " holds " + run.resolve(".lock")
+                        + " (one live pretrain per run directory: wait for it to end or stop it, or choose another --out)",
+                        refused.getMessage());
+            }
+            assertEquals(before, TestRuns.fileDigests(run), "the refused runs changed nothing, the lock file included");
+        } finally {
+            signal("CONT", first);
+        }
+        assertTrue(first.waitFor(120, TimeUnit.SECONDS));
+        assertEquals(0, first.exitValue(), childLog());
+        assertTrue(Files.readString(run.resolve("config.yaml")).contains("max_steps: 120"));
+        TestRuns.assertSameRun(reference, run);
+        // the lock went with the process: the run continues in this one
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
+    }
+
+    private static void signal(String signal, Process process) throws Exception {
+        Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(process.pid())).inheritIO().start();
+        assertEquals(0, kill.waitFor());
     }
 
     @Test

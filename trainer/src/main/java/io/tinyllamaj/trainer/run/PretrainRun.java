@@ -50,8 +50,10 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
      * metrics and plots, and chooses the checkpoint to resume from. An error on any rank ends
      * every rank at once (MPI_Abort) after one line naming it.
      *
-     * <p>Every check (the config, the checkpoint and its compatibility, the data) passes before
-     * the run directory changes, so a refused run leaves it exactly as it was.
+     * <p>Rank 0 first takes the run directory's lock ({@link RunLock}), so a second process on
+     * the same directory is refused before it touches anything. Every other check (the
+     * checkpoint and its compatibility, the data) passes before the run directory changes, so a
+     * refused run leaves it exactly as it was.
      */
     public Trainer.Outcome execute(StopSignal stop, Trainer.Hooks hooks, PrintStream log) throws IOException {
         return execute(stop, hooks, log, DurableFiles.SYSTEM);
@@ -81,9 +83,11 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
             throw e;
         }
         try (strategy; backend) {
-            try {
+            boolean lead = strategy.rank() == 0;
+            // rank 0 owns the run directory for the run's whole life; null: the other ranks hold no lock
+            try (RunLock owner = lead ? RunLock.acquire(runDirectory) : null) {
                 return train(loaded, runDirectory, strategy, backend, stop, hooks,
-                        strategy.rank() == 0 ? log : new PrintStream(OutputStream.nullOutputStream()), disk);
+                        lead ? log : new PrintStream(OutputStream.nullOutputStream()), disk);
             } catch (Throwable t) {
                 if (strategy.worldSize() > 1) {
                     strategy.abort(t); // before close(): MPI_Finalize would wait for ranks that are not coming
@@ -123,7 +127,6 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, progress, stop, hooks, strategy);
                 start(trainer, saved, progress);
                 if (lead) {
-                    DurableFiles.createDirectories(runDirectory);
                     disk.replace(runDirectory.resolve(CONFIG), yaml.getBytes(StandardCharsets.UTF_8));
                 }
                 long started = System.nanoTime();
