@@ -175,6 +175,8 @@ class TrainingRunTest {
         Files.writeString(file, "not a run");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TestRuns.pretrain(recipe, file, null));
         assertEquals("run directory " + file + " is an existing file, not a directory (choose another --out)", e.getMessage());
+        java.io.IOException below = assertThrows(java.io.IOException.class, () -> TestRuns.pretrain(recipe, file.resolve("run"), null));
+        assertEquals("cannot create directory " + file.resolve("run") + ": " + file + " is a file", below.getMessage());
         assertEquals("not a run", Files.readString(file));
     }
 

@@ -8,7 +8,6 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
 import java.nio.file.FileStore;
 import java.nio.file.Files;
@@ -72,7 +71,7 @@ public final class DurableFiles {
             write(temp, content);
             move(temp, target);
         } catch (IOException e) {
-            Files.deleteIfExists(temp);
+            delete(temp);
             throw e;
         }
         syncDirectory(target.toAbsolutePath().getParent());
@@ -85,6 +84,15 @@ public final class DurableFiles {
                     StandardOpenOption.APPEND), StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw failure(file, e);
+        }
+    }
+
+    /** {@link Files#deleteIfExists}, failing in one line that names the file. */
+    public static void delete(Path file) throws IOException {
+        try {
+            Files.deleteIfExists(file);
+        } catch (IOException e) {
+            throw failure("deleting", file, e);
         }
     }
 
@@ -117,18 +125,25 @@ public final class DurableFiles {
 
     /** {@link Files#createDirectories}, failing in one line that says what is in the way. */
     public static void createDirectories(Path directory) throws IOException {
+        Path existing = nearestExisting(directory);
+        if (!Files.isDirectory(existing)) {
+            throw new IOException("cannot create directory " + directory + ": " + existing + " is a file");
+        }
         try {
             Files.createDirectories(directory);
-        } catch (FileAlreadyExistsException e) {
-            throw new IOException("cannot create directory " + directory + ": " + e.getFile() + " is a file");
         } catch (IOException e) {
-            throw new IOException("cannot create directory " + directory + ": " + reason(e) + spaceLeft(directory), e);
+            throw failure("creating directory", directory, e);
         }
     }
 
     /** "writing FILE failed: REASON; N MiB free on STORE", for any failed write. */
     public static IOException failure(Path file, IOException e) {
-        return new IOException("writing " + file + " failed: " + reason(e) + spaceLeft(file), e);
+        return failure("writing", file, e);
+    }
+
+    /** "DOING FILE failed: REASON; N MiB free on STORE". */
+    public static IOException failure(String doing, Path file, IOException e) {
+        return new IOException(doing + " " + file + " failed: " + reason(e) + spaceLeft(file), e);
     }
 
     private static String reason(IOException e) {
@@ -146,16 +161,21 @@ public final class DurableFiles {
 
     /** "; 12.3 MiB free on / (sda1)" for the file system holding {@code path}, or "" where it cannot be read. */
     private static String spaceLeft(Path path) {
-        Path existing = path.toAbsolutePath();
-        while (existing != null && !Files.exists(existing)) {
-            existing = existing.getParent();
-        }
         try {
-            FileStore store = Files.getFileStore(existing);
+            FileStore store = Files.getFileStore(nearestExisting(path));
             return "; " + size(store.getUsableSpace()) + " free on " + store;
         } catch (IOException | RuntimeException e) {
             return "";
         }
+    }
+
+    /** {@code path} or its closest ancestor that exists (the root, at worst). */
+    private static Path nearestExisting(Path path) {
+        Path existing = path.toAbsolutePath();
+        while (existing.getParent() != null && !Files.exists(existing)) {
+            existing = existing.getParent();
+        }
+        return existing;
     }
 
     static String size(long bytes) {

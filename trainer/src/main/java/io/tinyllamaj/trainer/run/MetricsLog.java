@@ -49,7 +49,7 @@ public final class MetricsLog implements AutoCloseable {
             }
             disk.replace(file, kept.toString().getBytes(StandardCharsets.UTF_8));
         } else {
-            Files.deleteIfExists(file);
+            DurableFiles.delete(file);
         }
         return new MetricsLog(file, new BufferedWriter(disk.appender(file)));
     }

@@ -165,7 +165,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
     private static void removeLeftovers(Path runDirectory, CheckpointStore checkpoints) throws IOException {
         checkpoints.cleanLeftovers();
         for (String file : List.of(CONFIG, MetricsLog.FILE)) {
-            Files.deleteIfExists(DurableFiles.tempFor(runDirectory.resolve(file)));
+            DurableFiles.delete(DurableFiles.tempFor(runDirectory.resolve(file)));
         }
     }
 

@@ -35,7 +35,12 @@ final class RunLock implements AutoCloseable {
     static RunLock acquire(Path runDirectory) throws IOException {
         DurableFiles.createDirectories(runDirectory);
         Path file = runDirectory.resolve(FILE);
-        FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        FileChannel channel;
+        try {
+            channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        } catch (IOException e) {
+            throw DurableFiles.failure("locking", file, e);
+        }
         try {
             if (tryLock(channel) == null) {
                 throw new IllegalStateException("run directory " + runDirectory + " is in use: " + holder(channel) + " holds " + file
