@@ -225,11 +225,7 @@ class TrainingRunTest {
 
     @Test
     void refusedResumeChangesNothingInTheRunDirectory() throws Exception {
-        Path run = dir.resolve("run");
-        copyTree(reference, run);
-        // rolled back to step 8, so an accepted resume would also cut metrics.jsonl back
-        deleteTree(run.resolve("checkpoints/step-00000012"));
-        Files.writeString(run.resolve("checkpoints/latest"), "step-00000008\n");
+        Path run = referenceAtStep8(); // an accepted resume would also cut metrics.jsonl back
         Map<Path, String> before = TestRuns.fileDigests(run);
         IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
                 () -> TestRuns.pretrain(null, run, "auto", "model.layers=3"));
@@ -253,8 +249,7 @@ class TrainingRunTest {
             }
             return FileChannel.open(file, options);
         });
-        java.io.IOException e = assertThrows(java.io.IOException.class, () -> new PretrainRun(recipe, List.of(), run, null, null)
-                .execute(StopSignal.none(), Trainer.Hooks.NONE, new PrintStream(OutputStream.nullOutputStream()), full));
+        java.io.IOException e = assertThrows(java.io.IOException.class, () -> pretrainThrough(full, run, null));
         assertTrue(e.getMessage().matches(Pattern.quote("checkpoint step 8: writing " + failing + " failed: No space left on device; ")
                 + "\\d+(\\.\\d)? (bytes|KiB|MiB|GiB|TiB|PiB|EiB) free on .+"), e.getMessage());
         assertFalse(Files.exists(failing.getParent()), "the failed write's directory is removed at the failure");
@@ -265,11 +260,8 @@ class TrainingRunTest {
 
     @Test
     void leftoversOfAKilledWriteAreRemovedBeforeAnythingIsWritten() throws Exception {
-        Path run = dir.resolve("run");
-        copyTree(reference, run);
+        Path run = referenceAtStep8();
         // killed while writing step 12: its temporary directory and the small files' temporaries are left
-        deleteTree(run.resolve("checkpoints/step-00000012"));
-        Files.writeString(run.resolve("checkpoints/latest"), "step-00000008\n");
         List<Path> leftovers = List.of(run.resolve("checkpoints/step-00000012.tmp"), run.resolve("checkpoints/latest.tmp"),
                 run.resolve("config.yaml.tmp"), run.resolve("metrics.jsonl.tmp"));
         Files.createDirectories(leftovers.getFirst());
@@ -284,8 +276,7 @@ class TrainingRunTest {
             }
             return FileChannel.open(file, options);
         });
-        assertEquals(Trainer.Outcome.FINISHED, new PretrainRun(recipe, List.of(), run, "auto", null)
-                .execute(StopSignal.none(), Trainer.Hooks.NONE, new PrintStream(OutputStream.nullOutputStream()), watching));
+        assertEquals(Trainer.Outcome.FINISHED, pretrainThrough(watching, run, "auto"));
         assertEquals(List.of("config.yaml.tmp with leftovers []"), firstWrite);
         assertEquals(List.of(), leftovers.stream().filter(Files::exists).toList());
         TestRuns.assertSameRun(reference, run);
@@ -339,6 +330,20 @@ class TrainingRunTest {
                 e.getMessage());
         assertEquals("step-00000004", Files.readString(run.resolve("checkpoints/latest")).trim());
         CheckpointStore.verify(run.resolve("checkpoints/step-00000004"));
+    }
+
+    /** A copy of the reference run taken back to its step-8 checkpoint, as a rollback by hand would leave it. */
+    private Path referenceAtStep8() throws Exception {
+        Path run = dir.resolve("run");
+        copyTree(reference, run);
+        deleteTree(run.resolve("checkpoints/step-00000012"));
+        Files.writeString(run.resolve("checkpoints/latest"), "step-00000008\n");
+        return run;
+    }
+
+    private static Trainer.Outcome pretrainThrough(DurableFiles disk, Path run, String resume) throws Exception {
+        return new PretrainRun(recipe, List.of(), run, resume, null)
+                .execute(StopSignal.none(), Trainer.Hooks.NONE, new PrintStream(OutputStream.nullOutputStream()), disk);
     }
 
     /** Writes {@code text} to a checkpoint file and lists its new size and SHA-256 in the manifest. */
