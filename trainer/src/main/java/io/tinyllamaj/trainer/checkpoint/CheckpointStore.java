@@ -139,7 +139,7 @@ public final class CheckpointStore {
      */
     public Path save(long step, Backend backend, Tensor params, Tensor m, Tensor v, long momentOffset, Writer writer,
                      ObjectNode state, int keepLast) throws IOException {
-        Path tmp = directory.resolve(name(step) + ".tmp");
+        Path tmp = DurableFiles.tempFor(directory.resolve(name(step)));
         try {
             return write(step, backend, params, m, v, momentOffset, writer, state, keepLast, tmp);
         } catch (IOException e) {

@@ -27,7 +27,7 @@ import java.util.Locale;
  */
 public final class DurableFiles {
 
-    public static final String TEMP_SUFFIX = ".tmp";
+    private static final String TEMP_SUFFIX = ".tmp";
 
     /** Opens a file for writing. */
     @FunctionalInterface
@@ -71,7 +71,11 @@ public final class DurableFiles {
             write(temp, content);
             move(temp, target);
         } catch (IOException e) {
-            delete(temp);
+            try {
+                delete(temp);
+            } catch (IOException alsoFailed) {
+                e.addSuppressed(alsoFailed);
+            }
             throw e;
         }
         syncDirectory(target.toAbsolutePath().getParent());
