@@ -7,12 +7,16 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.net.InetAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -82,6 +86,43 @@ class ChildProcessTest {
         assertTrue(childLog().contains("SIGTERM received: saving a checkpoint at step " + last), childLog());
         assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
         TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void aSecondPretrainOnALiveRunIsRefusedBeforeItWritesAnything() throws Exception {
+        Path run = dir.resolve("run");
+        Process first = start(run, null, null);
+        assertTrue(TestRuns.awaitStep(first, run, 10, 60_000), "the child reached step 10: " + childLog());
+        signal("STOP", first); // holds still, lock and all, while the others try
+        try {
+            Map<Path, String> before = TestRuns.fileDigests(run);
+            String holder = "pid " + first.pid() + " on host " + InetAddress.getLocalHost().getHostName();
+            for (String resume : new String[] {null, "auto"}) {
+                IllegalStateException refused = assertThrows(IllegalStateException.class,
+                        () -> TestRuns.pretrain(recipe, run, resume, "train.max_steps=7"));
+                assertEquals("run directory " + run + " is in use: " + holder + " holds " + run.resolve(".lock")
+                        + " (one live pretrain per run directory: wait for it to end or stop it, or choose another --out)",
+                        refused.getMessage());
+            }
+            assertEquals(before, TestRuns.fileDigests(run), "the refused runs changed nothing, the lock file included");
+        } finally {
+            signal("CONT", first);
+        }
+        first.destroy(); // SIGTERM: a checkpoint where it stands, then exit 0
+        assertTrue(first.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, first.exitValue(), childLog());
+        // its files are its own: its config, and metrics that follow the uninterrupted run so far
+        assertTrue(Files.readString(run.resolve("config.yaml")).contains("max_steps: 120"));
+        List<String> metrics = TestRuns.deterministicMetrics(run);
+        assertEquals(TestRuns.deterministicMetrics(reference).subList(0, metrics.size()), metrics);
+        // the lock went with the process: this one may take the run over
+        long stoppedAt = MetricsLog.read(run.resolve(MetricsLog.FILE)).getLast().path("step").asLong();
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto", "train.max_steps=" + stoppedAt));
+    }
+
+    private static void signal(String signal, Process process) throws Exception {
+        Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(process.pid())).inheritIO().start();
+        assertEquals(0, kill.waitFor());
     }
 
     @Test

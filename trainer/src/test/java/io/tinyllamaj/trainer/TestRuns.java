@@ -14,9 +14,13 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -110,6 +114,17 @@ public final class TestRuns {
     public static void assertSameRun(Path expected, Path actual) throws IOException {
         List<String> a = deterministicMetrics(expected), b = deterministicMetrics(actual);
         assertEquals(String.join("\n", a), String.join("\n", b), "metrics after resume differ from the uninterrupted run");
+    }
+
+    /** Every file below {@code root} (relative path) with the SHA-256 of its bytes. */
+    public static Map<Path, String> fileDigests(Path root) throws Exception {
+        Map<Path, String> files = new TreeMap<>();
+        try (var walk = Files.walk(root)) {
+            for (Path p : walk.filter(Files::isRegularFile).toList()) {
+                files.put(root.relativize(p), HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(p))));
+            }
+        }
+        return files;
     }
 
     /** A child JVM running {@code tinyllama pretrain ...} with this test's classpath. */

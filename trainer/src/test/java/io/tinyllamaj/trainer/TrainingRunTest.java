@@ -1,13 +1,17 @@
 package io.tinyllamaj.trainer;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.model.LlamaModel;
 import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
 import io.tinyllamaj.trainer.checkpoint.CorruptCheckpointException;
+import io.tinyllamaj.trainer.files.DurableFiles;
 import io.tinyllamaj.trainer.run.MetricsLog;
+import io.tinyllamaj.trainer.run.PretrainRun;
 import io.tinyllamaj.trainer.run.StopSignal;
 import io.tinyllamaj.trainer.run.Trainer;
 import org.junit.jupiter.api.BeforeAll;
@@ -15,13 +19,19 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -37,6 +47,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class TrainingRunTest {
 
     static final int STEPS = 12;
+    static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir
     static Path shared;
@@ -88,7 +99,7 @@ class TrainingRunTest {
         LlamaModel model = new LlamaModel(backend, io.tinyllamaj.model.LlamaConfig.preset("test-tiny"));
         Tensor m = backend.allocate(model.layout().total()), v = backend.allocate(model.layout().total());
         CheckpointStore.Loaded loaded = CheckpointStore.load(checkpoint, backend, model.parameters(), m, v);
-        Path copy = new CheckpointStore(dir).save(8, backend, model.parameters(), m, v, loaded.state().deepCopy(), 2);
+        Path copy = new CheckpointStore(dir).save(8, backend, model.parameters(), m, v, loaded.state().node().deepCopy(), 2);
         for (String file : List.of(CheckpointStore.PARAMS, CheckpointStore.ADAM_M, CheckpointStore.ADAM_V, CheckpointStore.STATE)) {
             assertArrayEquals(Files.readAllBytes(checkpoint.resolve(file)), Files.readAllBytes(copy.resolve(file)), file);
         }
@@ -144,6 +155,134 @@ class TrainingRunTest {
     }
 
     @Test
+    void latestNamingADeletedCheckpointFallsBackToTheNewestComplete() throws Exception {
+        Path run = dir.resolve("run");
+        copyTree(reference, run);
+        // rolled back by hand: the newest checkpoint removed, latest still names it
+        deleteTree(run.resolve("checkpoints/step-00000012"));
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto", StopSignal.none(), Trainer.Hooks.NONE, log));
+        String text = log.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("warning: " + run.resolve("checkpoints/latest") + " names step-00000012, which does not exist"),
+                text);
+        assertTrue(text.contains("resumed from " + run.resolve("checkpoints/step-00000008") + " at step 8"), text);
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void outThatIsAFileIsRefusedInOneLine() throws Exception {
+        Path file = dir.resolve("notes.txt");
+        Files.writeString(file, "not a run");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TestRuns.pretrain(recipe, file, null));
+        assertEquals("run directory " + file + " is an existing file, not a directory (choose another --out)", e.getMessage());
+        java.io.IOException below = assertThrows(java.io.IOException.class, () -> TestRuns.pretrain(recipe, file.resolve("run"), null));
+        assertEquals("cannot create directory " + file.resolve("run") + ": " + file + " is a file", below.getMessage());
+        assertEquals("not a run", Files.readString(file));
+    }
+
+    @Test
+    void junkStateJsonIsRefusedNamingTheFileAndTheKey() throws Exception {
+        ObjectNode good = (ObjectNode) JSON.readTree(reference.resolve("checkpoints/step-00000012/state.json").toFile());
+        Map<String, String> junk = new LinkedHashMap<>();
+        junk.put("{\"step\": 12,", " is not valid JSON");
+        junk.put("[12]", " is not a JSON object");
+        junk.put(good.deepCopy().without("updates").toString(), ": updates is missing");
+        junk.put(good.deepCopy().put("step", "twelve").toString(), ": step is not a whole number >= 0 (got \"twelve\")");
+        junk.put(good.deepCopy().put("tokens_seen", -5).toString(), ": tokens_seen is not a whole number >= 0 (got -5)");
+        junk.put(good.deepCopy().put("skipped_steps", 1.5).toString(), ": skipped_steps is not a whole number >= 0 (got 1.5)");
+        junk.put(good.deepCopy().set("sampler", JSON.createObjectNode().put("seed", 3407)).toString(), ": sampler is not a data position");
+        int n = 0;
+        for (Map.Entry<String, String> entry : junk.entrySet()) {
+            Path run = dir.resolve("run" + n++);
+            copyTree(reference, run);
+            Path state = run.resolve("checkpoints/step-00000012/state.json");
+            // a hostile file: its manifest entry agrees with it, so only the reader can refuse it
+            replaceListedFile(state, entry.getKey());
+            java.io.IOException e = assertThrows(java.io.IOException.class, () -> TestRuns.pretrain(recipe, run, "auto"));
+            assertTrue(e.getMessage().startsWith("checkpoint file " + state + entry.getValue()), entry.getKey() + " -> " + e.getMessage());
+            assertFalse(e.getMessage().contains("\n") || e.getMessage().toLowerCase().contains("jackson"), e.getMessage());
+        }
+    }
+
+    @Test
+    void manifestWithAMissingSizeOrAPathOutsideTheCheckpointIsRefused() throws Exception {
+        Path checkpoint = dir.resolve("step-00000012");
+        copyTree(reference.resolve("checkpoints/step-00000012"), checkpoint);
+        Path manifestFile = checkpoint.resolve(CheckpointStore.MANIFEST);
+        ObjectNode manifest = (ObjectNode) JSON.readTree(manifestFile.toFile());
+        ((ObjectNode) manifest.path("files").path("params.f32")).remove("bytes");
+        Files.writeString(manifestFile, manifest.toString());
+        CorruptCheckpointException missing = assertThrows(CorruptCheckpointException.class, () -> CheckpointStore.verify(checkpoint));
+        assertEquals("checkpoint file " + manifestFile + ": files.params.f32.bytes is missing", missing.getMessage());
+
+        ((ObjectNode) manifest.path("files")).putObject("../outside.f32").put("bytes", 0).put("sha256", "");
+        ((ObjectNode) manifest.path("files").path("params.f32")).put("bytes", 16);
+        Files.writeString(manifestFile, manifest.toString());
+        CorruptCheckpointException outside = assertThrows(CorruptCheckpointException.class, () -> CheckpointStore.verify(checkpoint));
+        assertEquals("checkpoint file " + manifestFile + ": files lists ../outside.f32, which is not a file name inside the checkpoint",
+                outside.getMessage());
+    }
+
+    @Test
+    void refusedResumeChangesNothingInTheRunDirectory() throws Exception {
+        Path run = referenceAtStep8(); // an accepted resume would also cut metrics.jsonl back
+        Map<Path, String> before = TestRuns.fileDigests(run);
+        IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
+                () -> TestRuns.pretrain(null, run, "auto", "model.layers=3"));
+        assertTrue(refused.getMessage().contains("the config changed where it must not: model was vocab_size=61 dim=16 layers=2"),
+                refused.getMessage());
+        Map<Path, String> after = TestRuns.fileDigests(run);
+        after.remove(Path.of(".lock")); // taken by the refused run itself: the one file it may touch
+        before.remove(Path.of(".lock"));
+        assertEquals(before, after);
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(null, run, "auto"));
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void fullDiskDuringACheckpointNamesFileStepAndSpaceAndResumeContinues() throws Exception {
+        Path run = dir.resolve("run");
+        Path failing = run.resolve("checkpoints/step-00000008.tmp/params.f32");
+        DurableFiles full = new DurableFiles((file, options) -> {
+            if (file.equals(failing)) {
+                throw new java.io.IOException("No space left on device");
+            }
+            return FileChannel.open(file, options);
+        });
+        java.io.IOException e = assertThrows(java.io.IOException.class, () -> pretrainThrough(full, run, null));
+        assertTrue(e.getMessage().matches(Pattern.quote("checkpoint step 8: writing " + failing + " failed: No space left on device; ")
+                + "\\d+(\\.\\d)? (bytes|KiB|MiB|GiB|TiB|PiB|EiB) free on .+"), e.getMessage());
+        assertFalse(Files.exists(failing.getParent()), "the failed write's directory is removed at the failure");
+        assertEquals("step-00000004", Files.readString(run.resolve("checkpoints/latest")).trim());
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
+    void leftoversOfAKilledWriteAreRemovedBeforeAnythingIsWritten() throws Exception {
+        Path run = referenceAtStep8();
+        // killed while writing step 12: its temporary directory and the small files' temporaries are left
+        List<Path> leftovers = List.of(run.resolve("checkpoints/step-00000012.tmp"), run.resolve("checkpoints/latest.tmp"),
+                run.resolve("config.yaml.tmp"), run.resolve("metrics.jsonl.tmp"));
+        Files.createDirectories(leftovers.getFirst());
+        Files.write(leftovers.getFirst().resolve("params.f32"), new byte[64]);
+        for (Path file : leftovers.subList(1, leftovers.size())) {
+            Files.writeString(file, "torn");
+        }
+        List<String> firstWrite = new ArrayList<>();
+        DurableFiles watching = new DurableFiles((file, options) -> {
+            if (firstWrite.isEmpty()) {
+                firstWrite.add(run.relativize(file) + " with leftovers " + leftovers.stream().filter(Files::exists).toList());
+            }
+            return FileChannel.open(file, options);
+        });
+        assertEquals(Trainer.Outcome.FINISHED, pretrainThrough(watching, run, "auto"));
+        assertEquals(List.of("config.yaml.tmp with leftovers []"), firstWrite);
+        assertEquals(List.of(), leftovers.stream().filter(Files::exists).toList());
+        TestRuns.assertSameRun(reference, run);
+    }
+
+    @Test
     void changedShapeIsRefusedOnResume() throws Exception {
         Path run = dir.resolve("run");
         copyTree(reference, run);
@@ -172,7 +311,7 @@ class TrainingRunTest {
         assertTrue(metrics.get(5).path("skipped").asBoolean());
         assertEquals(1, metrics.getLast().path("skipped_steps").asLong());
         // the skip counter survives a checkpoint
-        assertEquals(1, CheckpointStore.readState(run.resolve("checkpoints/step-00000012")).path("skipped_steps").asLong());
+        assertEquals(1, CheckpointStore.readState(run.resolve("checkpoints/step-00000012")).count("skipped_steps"));
     }
 
     @Test
@@ -191,6 +330,39 @@ class TrainingRunTest {
                 e.getMessage());
         assertEquals("step-00000004", Files.readString(run.resolve("checkpoints/latest")).trim());
         CheckpointStore.verify(run.resolve("checkpoints/step-00000004"));
+    }
+
+    /** A copy of the reference run taken back to its step-8 checkpoint, as a rollback by hand would leave it. */
+    private Path referenceAtStep8() throws Exception {
+        Path run = dir.resolve("run");
+        copyTree(reference, run);
+        deleteTree(run.resolve("checkpoints/step-00000012"));
+        Files.writeString(run.resolve("checkpoints/latest"), "step-00000008\n");
+        return run;
+    }
+
+    private static Trainer.Outcome pretrainThrough(DurableFiles disk, Path run, String resume) throws Exception {
+        return new PretrainRun(recipe, List.of(), run, resume, null)
+                .execute(StopSignal.none(), Trainer.Hooks.NONE, new PrintStream(OutputStream.nullOutputStream()), disk);
+    }
+
+    /** Writes {@code text} to a checkpoint file and lists its new size and SHA-256 in the manifest. */
+    static void replaceListedFile(Path file, String text) throws Exception {
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        Files.write(file, bytes);
+        Path manifestFile = file.resolveSibling(CheckpointStore.MANIFEST);
+        ObjectNode manifest = (ObjectNode) JSON.readTree(manifestFile.toFile());
+        ((ObjectNode) manifest.path("files").path(file.getFileName().toString())).put("bytes", bytes.length)
+                .put("sha256", java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes)));
+        Files.writeString(manifestFile, manifest.toString());
+    }
+
+    static void deleteTree(Path root) throws Exception {
+        try (var walk = Files.walk(root)) {
+            for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
     }
 
     static void copyTree(Path from, Path to) throws Exception {

@@ -1,12 +1,12 @@
 package io.tinyllamaj.trainer.checkpoint;
 
-import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Tensor;
+import io.tinyllamaj.trainer.files.DurableFiles;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -14,12 +14,11 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -63,7 +62,7 @@ import java.util.stream.Stream;
  *
  * <p>On load every file is checked against the manifest; a mismatch is refused with the file
  * named. {@link #findResumable} follows {@code latest} and falls back to the newest checkpoint
- * that verifies when the pointer is missing, torn or points at a damaged checkpoint.
+ * that verifies when the pointer is missing, torn, or names a damaged or deleted checkpoint.
  */
 public final class CheckpointStore {
 
@@ -87,9 +86,16 @@ public final class CheckpointStore {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final Path directory;
+    private final DurableFiles disk;
 
     public CheckpointStore(Path runDirectory) {
+        this(runDirectory, DurableFiles.SYSTEM);
+    }
+
+    /** A store that writes through {@code disk} (tests pass one that fails at a chosen file). */
+    public CheckpointStore(Path runDirectory, DurableFiles disk) {
         this.directory = runDirectory.resolve("checkpoints");
+        this.disk = disk;
     }
 
     public Path directory() {
@@ -110,7 +116,7 @@ public final class CheckpointStore {
     }
 
     /** What a checkpoint holds besides the three tensors. */
-    public record Loaded(Path directory, long step, ObjectNode state) {
+    public record Loaded(Path directory, long step, CheckpointJson state) {
     }
 
     // ---- write ----
@@ -127,17 +133,29 @@ public final class CheckpointStore {
     /**
      * Writes one checkpoint with all ranks; every rank calls this, {@code m} and {@code v} being
      * its moments for the range starting at {@code momentOffset} of the flat buffer. Returns
-     * (on every rank, after the last barrier) the complete checkpoint's directory.
+     * (on every rank, after the last barrier) the complete checkpoint's directory. A failed
+     * write (a full disk) removes the unfinished directory at once and names the step; the
+     * previous checkpoint and {@code latest} are untouched.
      */
     public Path save(long step, Backend backend, Tensor params, Tensor m, Tensor v, long momentOffset, Writer writer,
                      ObjectNode state, int keepLast) throws IOException {
+        Path tmp = DurableFiles.tempFor(directory.resolve(name(step)));
+        try {
+            return write(step, backend, params, m, v, momentOffset, writer, state, keepLast, tmp);
+        } catch (IOException e) {
+            removeQuietly(tmp); // its space may be what the next attempt needs
+            throw new IOException("checkpoint step " + step + ": " + e.getMessage(), e);
+        }
+    }
+
+    private Path write(long step, Backend backend, Tensor params, Tensor m, Tensor v, long momentOffset, Writer writer,
+                       ObjectNode state, int keepLast, Path tmp) throws IOException {
         String name = name(step);
-        Path tmp = directory.resolve(name + ".tmp");
         boolean lead = writer.rank() == 0;
         if (lead) {
-            Files.createDirectories(directory);
+            DurableFiles.createDirectories(directory);
             deleteRecursively(tmp);
-            Files.createDirectories(tmp);
+            DurableFiles.createDirectories(tmp);
         }
         writer.barrier().run();
         if (!Files.isDirectory(tmp)) {
@@ -181,10 +199,10 @@ public final class CheckpointStore {
             files.forEach((file, entry) -> listed.putObject(file).put("bytes", entry.bytes()).put("sha256", entry.sha256()));
             if (!files.containsKey(ADAM_M)) {
                 manifest.set("moments", pieces);
-                requireTiling(tmp, pieces, params.length());
+                requireTiling(tmp, new CheckpointJson(tmp.resolve(MANIFEST), "moments.", pieces), params.length());
             }
             writeBytes(tmp.resolve(MANIFEST), JSON.writeValueAsBytes(manifest));
-            syncDirectory(tmp);
+            DurableFiles.syncDirectory(tmp);
             publish(tmp, target, name, step, keepLast);
         }
         writer.barrier().run();
@@ -207,30 +225,45 @@ public final class CheckpointStore {
         }
         for (Path part : parts) {
             byte[] bytes = Files.readAllBytes(part);
-            JsonNode tree = JSON.readTree(bytes);
-            for (Map.Entry<String, JsonNode> file : tree.path("files").properties()) {
-                files.put(file.getKey(), new FileEntry(file.getValue().path("bytes").asLong(), file.getValue().path("sha256").asText()));
+            CheckpointJson tree = CheckpointJson.parse(part, bytes);
+            for (Map.Entry<String, CheckpointJson> file : tree.object("files").entries()) {
+                files.put(file.getKey(), new FileEntry(file.getValue().count("bytes"), file.getValue().text("sha256")));
             }
-            for (Map.Entry<String, JsonNode> moment : tree.path("moments").properties()) {
+            for (Map.Entry<String, JsonNode> moment : tree.object("moments").node().properties()) {
                 moment.getValue().forEach(piece -> pieces.withArray(moment.getKey()).add(piece));
             }
             files.put(part.getFileName().toString(), new FileEntry(bytes.length, HexFormat.of().formatHex(sha256().digest(bytes))));
         }
     }
 
+    /** One file's range {@code [offset, offset + length)} of a moment's flat buffer. */
+    private record Piece(String file, long offset, long length) {
+    }
+
+    private static List<Piece> pieces(CheckpointJson moments, String moment) throws CorruptCheckpointException {
+        List<Piece> pieces = new ArrayList<>();
+        for (CheckpointJson piece : moments.objects(moment)) {
+            pieces.add(new Piece(piece.text("file"), piece.count("offset"), piece.count("length")));
+        }
+        return pieces;
+    }
+
     /** The pieces of each moment must cover [0, n) exactly once, or a rank's shard is missing. */
-    private static void requireTiling(Path checkpoint, JsonNode pieces, long n) throws CorruptCheckpointException {
+    private static void requireTiling(Path checkpoint, CheckpointJson moments, long n) throws CorruptCheckpointException {
         for (String moment : List.of(ADAM_M, ADAM_V)) {
-            List<JsonNode> sorted = new ArrayList<>();
-            pieces.path(moment).forEach(sorted::add);
-            sorted.sort(Comparator.comparingLong(p -> p.path("offset").asLong()));
+            List<Piece> sorted = new ArrayList<>(pieces(moments, moment));
+            sorted.sort(Comparator.comparingLong(Piece::offset));
             long next = 0;
-            for (JsonNode piece : sorted) {
-                if (piece.path("offset").asLong() != next) {
+            for (Piece piece : sorted) {
+                if (piece.offset() != next) {
                     throw new CorruptCheckpointException("checkpoint " + checkpoint + ": the " + moment + " shards leave values "
-                            + next + ".." + (piece.path("offset").asLong() - 1) + " uncovered (a rank's shard is missing)");
+                            + next + ".." + (piece.offset() - 1) + " uncovered (a rank's shard is missing)");
                 }
-                next += piece.path("length").asLong();
+                if (piece.length() > n - next) {
+                    throw new CorruptCheckpointException("checkpoint " + checkpoint + ": the " + moment + " shard " + piece.file()
+                            + " runs past the model's " + n + " values");
+                }
+                next += piece.length();
             }
             if (next != n) {
                 throw new CorruptCheckpointException("checkpoint " + checkpoint + ": the " + moment + " shards cover " + next
@@ -244,29 +277,26 @@ public final class CheckpointStore {
         if (Files.exists(target)) {
             Path old = directory.resolve(".deleting-" + name);
             deleteRecursively(old);
-            move(target, old);
-            move(tmp, target);
+            DurableFiles.move(target, old);
+            DurableFiles.move(tmp, target);
             deleteRecursively(old);
         } else {
-            move(tmp, target);
+            DurableFiles.move(tmp, target);
         }
-        syncDirectory(directory);
-        Path latestTmp = directory.resolve(LATEST + ".tmp");
-        writeBytes(latestTmp, (name + "\n").getBytes(StandardCharsets.UTF_8));
-        move(latestTmp, directory.resolve(LATEST));
-        syncDirectory(directory);
+        DurableFiles.syncDirectory(directory);
+        disk.replace(directory.resolve(LATEST), (name + "\n").getBytes(StandardCharsets.UTF_8));
         prune(keepLast, name, step);
     }
 
     private record FileEntry(long bytes, String sha256) {
     }
 
-    private static FileEntry writeTensor(Path file, Backend backend, Tensor tensor) throws IOException {
+    private FileEntry writeTensor(Path file, Backend backend, Tensor tensor) throws IOException {
         MessageDigest digest = sha256();
         long length = tensor.length();
         float[] chunk = new float[(int) Math.min(CHUNK_FLOATS, length)];
         ByteBuffer bytes = ByteBuffer.allocate(chunk.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-        try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        disk.write(file, out -> {
             for (long offset = 0; offset < length; offset += chunk.length) {
                 int n = (int) Math.min(chunk.length, length - offset);
                 backend.download(tensor.slice(offset, n), chunk, 0, n);
@@ -274,24 +304,14 @@ public final class CheckpointStore {
                 bytes.asFloatBuffer().put(chunk, 0, n);
                 bytes.limit(n * Float.BYTES);
                 digest.update(bytes.duplicate());
-                while (bytes.hasRemaining()) {
-                    out.write(bytes);
-                }
+                DurableFiles.writeFully(out, bytes);
             }
-            out.force(true);
-        }
+        });
         return new FileEntry(length * Float.BYTES, HexFormat.of().formatHex(digest.digest()));
     }
 
-    private static FileEntry writeBytes(Path file, byte[] content) throws IOException {
-        try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            ByteBuffer buffer = ByteBuffer.wrap(content);
-            while (buffer.hasRemaining()) {
-                out.write(buffer);
-            }
-            out.force(true);
-        }
+    private FileEntry writeBytes(Path file, byte[] content) throws IOException {
+        disk.write(file, content);
         return new FileEntry(content.length, HexFormat.of().formatHex(sha256().digest(content)));
     }
 
@@ -306,7 +326,7 @@ public final class CheckpointStore {
                 continue;
             }
             Path doomed = directory.resolve(".deleting-" + old.getFileName());
-            move(old, doomed);
+            DurableFiles.move(old, doomed);
             crashPoint("while-pruning", step);
             deleteRecursively(doomed);
             excess--;
@@ -366,7 +386,11 @@ public final class CheckpointStore {
     public Optional<Path> findResumable(Consumer<String> warn) throws IOException {
         List<Path> complete = completeCheckpoints();
         Optional<Path> latest = latestPointer();
-        if (latest.isPresent()) {
+        if (latest.isPresent() && !Files.isDirectory(latest.get())) {
+            // a checkpoint deleted by hand (a rollback): the pointer is stale, not the run
+            warn.accept(directory.resolve(LATEST) + " names " + latest.get().getFileName()
+                    + ", which does not exist; using the newest complete checkpoint");
+        } else if (latest.isPresent()) {
             try {
                 verify(latest.get());
                 return latest;
@@ -416,45 +440,53 @@ public final class CheckpointStore {
     // ---- read ----
 
     /** Checks every file against the manifest; throws naming the first file that differs. */
-    public static JsonNode verify(Path checkpoint) throws IOException {
+    public static CheckpointJson verify(Path checkpoint) throws IOException {
         if (!Files.isDirectory(checkpoint)) {
             throw new NoSuchFileException(checkpoint.toString(), null, "no such checkpoint or run directory");
         }
         Path manifestFile = checkpoint.resolve(MANIFEST);
-        JsonNode manifest;
+        CheckpointJson manifest;
         try {
-            manifest = JSON.readTree(manifestFile.toFile());
-        } catch (NoSuchFileException | java.io.FileNotFoundException e) {
+            manifest = CheckpointJson.read(manifestFile);
+        } catch (NoSuchFileException e) {
             throw new CorruptCheckpointException("checkpoint " + checkpoint + " is incomplete: no " + MANIFEST
                     + " (it was being written when the run stopped)");
-        } catch (JacksonException e) {
-            throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " is not valid JSON");
         }
-        if (!FORMAT.equals(manifest.path("format").asText()) || manifest.path("version").asInt() != VERSION) {
+        if (!FORMAT.equals(manifest.node().path("format").asText()) || manifest.node().path("version").asInt() != VERSION) {
             throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " is not a "
                     + FORMAT + " version " + VERSION + " manifest");
         }
+        CheckpointJson files = manifest.object("files");
         boolean sharded = manifest.has("moments");
         for (String required : sharded ? List.of(PARAMS, STATE) : List.of(PARAMS, ADAM_M, ADAM_V, STATE)) {
-            if (!manifest.path("files").has(required)) {
+            if (!files.has(required)) {
                 throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " does not list " + required);
             }
         }
+        for (Map.Entry<String, CheckpointJson> entry : files.entries()) {
+            requireNameInside(manifestFile, entry.getKey());
+        }
         if (sharded) {
+            CheckpointJson moments = manifest.object("moments");
             for (String moment : List.of(ADAM_M, ADAM_V)) {
-                for (JsonNode piece : manifest.path("moments").path(moment)) {
-                    if (!manifest.path("files").has(piece.path("file").asText())) {
+                for (Piece piece : pieces(moments, moment)) {
+                    if (!files.has(piece.file())) {
                         throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " does not list "
-                                + piece.path("file").asText());
+                                + piece.file());
+                    }
+                    long bytes = files.object(piece.file()).count("bytes");
+                    if (bytes % Float.BYTES != 0 || bytes / Float.BYTES != piece.length()) {
+                        throw new CorruptCheckpointException("checkpoint file " + manifestFile + ": " + piece.file() + " has "
+                                + bytes + " bytes for a range of " + piece.length() + " " + moment + " values");
                     }
                 }
             }
-            requireTiling(checkpoint, manifest.path("moments"), manifest.path("files").path(PARAMS).path("bytes").asLong() / Float.BYTES);
+            requireTiling(checkpoint, moments, files.object(PARAMS).count("bytes") / Float.BYTES);
         }
-        for (Map.Entry<String, JsonNode> entry : manifest.path("files").properties()) {
+        for (Map.Entry<String, CheckpointJson> entry : files.entries()) {
             Path file = checkpoint.resolve(entry.getKey());
-            long bytes = entry.getValue().path("bytes").asLong(-1);
-            String expected = entry.getValue().path("sha256").asText();
+            long bytes = entry.getValue().count("bytes");
+            String expected = entry.getValue().text("sha256");
             if (!Files.isRegularFile(file)) {
                 throw new CorruptCheckpointException("checkpoint file " + file + " is missing");
             }
@@ -471,6 +503,14 @@ public final class CheckpointStore {
         return manifest;
     }
 
+    /** A manifest names files of its own directory only: no path leads out of the checkpoint. */
+    private static void requireNameInside(Path manifestFile, String name) throws CorruptCheckpointException {
+        if (name.isEmpty() || name.equals(".") || name.equals("..") || name.contains("/") || name.contains("\\")) {
+            throw new CorruptCheckpointException("checkpoint file " + manifestFile + ": files lists " + name
+                    + ", which is not a file name inside the checkpoint");
+        }
+    }
+
     /** Verifies, then reads the tensors into {@code params}, {@code m}, {@code v}. */
     public static Loaded load(Path checkpoint, Backend backend, Tensor params, Tensor m, Tensor v) throws IOException {
         verify(checkpoint);
@@ -480,8 +520,9 @@ public final class CheckpointStore {
         return new Loaded(checkpoint, stepOf(checkpoint), readState(checkpoint));
     }
 
-    public static ObjectNode readState(Path checkpoint) throws IOException {
-        return (ObjectNode) JSON.readTree(checkpoint.resolve(STATE).toFile());
+    /** state.json, read strictly (its keys belong to the trainer). */
+    public static CheckpointJson readState(Path checkpoint) throws IOException {
+        return CheckpointJson.read(checkpoint.resolve(STATE));
     }
 
     public static void readTensor(Path file, Backend backend, Tensor tensor) throws IOException {
@@ -500,8 +541,8 @@ public final class CheckpointStore {
      */
     public static void readMoments(Path checkpoint, String moment, long offset, Backend backend, Tensor tensor)
             throws IOException {
-        JsonNode pieces = JSON.readTree(checkpoint.resolve(MANIFEST).toFile()).path("moments").path(moment);
-        if (pieces.isMissingNode()) {
+        CheckpointJson manifest = CheckpointJson.read(checkpoint.resolve(MANIFEST));
+        if (!manifest.has("moments")) {
             Path file = checkpoint.resolve(moment);
             long values = Files.size(file) / Float.BYTES;
             if (offset + tensor.length() > values) {
@@ -512,12 +553,11 @@ public final class CheckpointStore {
             return;
         }
         long end = offset + tensor.length(), covered = 0;
-        for (JsonNode piece : pieces) {
-            long from = Math.max(offset, piece.path("offset").asLong());
-            long to = Math.min(end, piece.path("offset").asLong() + piece.path("length").asLong());
+        for (Piece piece : pieces(manifest.object("moments"), moment)) {
+            long from = Math.max(offset, piece.offset());
+            long to = Math.min(end, piece.offset() + piece.length());
             if (from < to) {
-                readRange(checkpoint.resolve(piece.path("file").asText()), from - piece.path("offset").asLong(), backend,
-                        tensor.slice(from - offset, to - from));
+                readRange(checkpoint.resolve(piece.file()), from - piece.offset(), backend, tensor.slice(from - offset, to - from));
                 covered += to - from;
             }
         }
@@ -576,23 +616,6 @@ public final class CheckpointStore {
         }
     }
 
-    private static void move(Path from, Path to) throws IOException {
-        try {
-            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
-        }
-    }
-
-    /** Makes renames inside {@code dir} durable (a no-op where directories cannot be opened). */
-    private static void syncDirectory(Path dir) {
-        try (FileChannel channel = FileChannel.open(dir, StandardOpenOption.READ)) {
-            channel.force(true);
-        } catch (IOException | UnsupportedOperationException ignored) {
-            // not every file system lets a directory be opened; the rename order still holds
-        }
-    }
-
     /** Removes leftovers of interrupted writes and prunes: {@code *.tmp} and {@code .deleting-*}. */
     public void cleanLeftovers() throws IOException {
         if (!Files.isDirectory(directory)) {
@@ -608,18 +631,25 @@ public final class CheckpointStore {
         }
     }
 
+    /** Best effort: another rank may be removing the same files, or the write's failure may repeat. */
+    private static void removeQuietly(Path path) {
+        try {
+            deleteRecursively(path);
+        } catch (IOException | UncheckedIOException ignored) {
+            // the next start removes what is left (cleanLeftovers)
+        }
+    }
+
     static void deleteRecursively(Path path) throws IOException {
-        if (!Files.exists(path)) {
+        if (!Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
             return;
         }
+        List<Path> deepestFirst;
         try (Stream<Path> walk = Files.walk(path)) {
-            walk.sorted(Comparator.reverseOrder()).forEach(p -> {
-                try {
-                    Files.delete(p);
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-            });
+            deepestFirst = walk.sorted(Comparator.reverseOrder()).toList();
+        }
+        for (Path entry : deepestFirst) {
+            DurableFiles.delete(entry);
         }
     }
 }

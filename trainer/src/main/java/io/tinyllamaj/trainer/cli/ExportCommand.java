@@ -1,6 +1,5 @@
 package io.tinyllamaj.trainer.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.model.LlamaConfig;
 import io.tinyllamaj.model.LlamaModel;
@@ -50,7 +49,7 @@ public final class ExportCommand implements Callable<Integer> {
                     .orElseThrow(() -> new IllegalArgumentException(checkpoint + " has no complete checkpoint"));
         }
         CheckpointStore.verify(source);
-        LlamaConfig config = new ObjectMapper().treeToValue(CheckpointStore.readState(source).path("model"), LlamaConfig.class);
+        LlamaConfig config = CheckpointStore.readState(source).value("model", LlamaConfig.class, "a model shape");
         try (CpuBackend backend = new CpuBackend()) {
             LlamaModel model = new LlamaModel(backend, config);
             CheckpointStore.readTensor(source.resolve(CheckpointStore.PARAMS), backend, model.parameters());

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tinyllamaj.trainer.files.DurableFiles;
 
 import java.io.BufferedWriter;
 import java.io.IOException;
@@ -11,8 +12,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -27,35 +26,37 @@ public final class MetricsLog implements AutoCloseable {
     public static final String FILE = "metrics.jsonl";
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    private final Path file;
     private final BufferedWriter out;
 
-    private MetricsLog(BufferedWriter out) {
+    private MetricsLog(Path file, BufferedWriter out) {
+        this.file = file;
         this.out = out;
     }
 
-    /** Opens the log for a run that continues after {@code resumedStep} (0: a fresh run, the file is replaced). */
-    public static MetricsLog open(Path runDirectory, long resumedStep, boolean resumed) throws IOException {
+    /**
+     * Opens the log for a run that continues after {@code resumedStep} ({@code resumed} false:
+     * a fresh run, the file is replaced), writing through {@code disk}.
+     */
+    public static MetricsLog open(Path runDirectory, long resumedStep, boolean resumed, DurableFiles disk) throws IOException {
         Path file = runDirectory.resolve(FILE);
         if (resumed && Files.exists(file)) {
-            List<String> kept = new ArrayList<>();
+            StringBuilder kept = new StringBuilder();
             for (JsonNode line : read(file)) {
                 if (line.path("step").asLong() <= resumedStep) {
-                    kept.add(JSON.writeValueAsString(line));
+                    kept.append(JSON.writeValueAsString(line)).append('\n');
                 }
             }
-            Path tmp = runDirectory.resolve(FILE + ".tmp");
-            Files.write(tmp, kept, StandardCharsets.UTF_8);
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            disk.replace(file, kept.toString().getBytes(StandardCharsets.UTF_8));
         } else {
-            Files.deleteIfExists(file);
+            DurableFiles.delete(file);
         }
-        return new MetricsLog(Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-                StandardOpenOption.APPEND));
+        return new MetricsLog(file, new BufferedWriter(disk.appender(file)));
     }
 
     /** A log that writes nothing: ranks other than 0. */
     public static MetricsLog discard() {
-        return new MetricsLog(new BufferedWriter(java.io.Writer.nullWriter()));
+        return new MetricsLog(Path.of(FILE), new BufferedWriter(java.io.Writer.nullWriter()));
     }
 
     public static ObjectNode newRecord() {
@@ -68,7 +69,8 @@ public final class MetricsLog implements AutoCloseable {
             out.write('\n');
             out.flush();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + FILE, e);
+            IOException failure = DurableFiles.failure(file, e);
+            throw new UncheckedIOException(failure.getMessage(), failure);
         }
     }
 

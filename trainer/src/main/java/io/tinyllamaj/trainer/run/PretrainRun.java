@@ -11,6 +11,7 @@ import io.tinyllamaj.trainer.config.TrainingConfig;
 import io.tinyllamaj.trainer.data.TrainingData;
 import io.tinyllamaj.trainer.distributed.Distributed;
 import io.tinyllamaj.trainer.distributed.Strategy;
+import io.tinyllamaj.trainer.files.DurableFiles;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -18,7 +19,6 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
@@ -38,6 +38,7 @@ import java.util.Optional;
 public record PretrainRun(Path config, List<String> overrides, Path out, String resume, Path initFrom) {
 
     public static final Path DEFAULT_OUT = Path.of("runs", "demo");
+    static final String CONFIG = "config.yaml";
 
     public PretrainRun {
         overrides = List.copyOf(overrides);
@@ -48,12 +49,26 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
      * the strategy and the data and train together; rank 0 alone prints, writes config.yaml,
      * metrics and plots, and chooses the checkpoint to resume from. An error on any rank ends
      * every rank at once (MPI_Abort) after one line naming it.
+     *
+     * <p>Rank 0 first takes the run directory's lock ({@link RunLock}), so a second process on
+     * the same directory is refused before it touches anything. Every other check (the
+     * checkpoint and its compatibility, the data) passes before the run directory changes, so a
+     * refused run leaves it exactly as it was.
      */
     public Trainer.Outcome execute(StopSignal stop, Trainer.Hooks hooks, PrintStream log) throws IOException {
+        return execute(stop, hooks, log, DurableFiles.SYSTEM);
+    }
+
+    /** {@link #execute(StopSignal, Trainer.Hooks, PrintStream)} writing the run directory through {@code disk}. */
+    public Trainer.Outcome execute(StopSignal stop, Trainer.Hooks hooks, PrintStream log, DurableFiles disk) throws IOException {
         if (resume != null && initFrom != null) {
             throw new IllegalArgumentException("--resume and --init-from exclude each other: a resumed run has its weights already");
         }
         Path runDirectory = runDirectory();
+        if (Files.exists(runDirectory) && !Files.isDirectory(runDirectory)) {
+            throw new IllegalArgumentException("run directory " + runDirectory
+                    + " is an existing file, not a directory (choose another --out)");
+        }
         ConfigLoader.Loaded loaded = loadConfig(runDirectory);
         TrainingConfig config = loaded.config();
         TrainingConfig.Distributed dist = config.distributed();
@@ -68,9 +83,11 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
             throw e;
         }
         try (strategy; backend) {
-            try {
+            boolean lead = strategy.rank() == 0;
+            // rank 0 owns the run directory for the run's whole life; null: the other ranks hold no lock
+            try (RunLock owner = lead ? RunLock.acquire(runDirectory) : null) {
                 return train(loaded, runDirectory, strategy, backend, stop, hooks,
-                        strategy.rank() == 0 ? log : new PrintStream(OutputStream.nullOutputStream()));
+                        lead ? log : new PrintStream(OutputStream.nullOutputStream()), disk);
             } catch (Throwable t) {
                 if (strategy.worldSize() > 1) {
                     strategy.abort(t); // before close(): MPI_Finalize would wait for ranks that are not coming
@@ -81,12 +98,16 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
     }
 
     private Trainer.Outcome train(ConfigLoader.Loaded loaded, Path runDirectory, Strategy strategy, Backend backend,
-                                  StopSignal stop, Trainer.Hooks hooks, PrintStream log) throws IOException {
+                                  StopSignal stop, Trainer.Hooks hooks, PrintStream log, DurableFiles disk) throws IOException {
         TrainingConfig config = loaded.config();
         RunShape shape = loaded.shape();
         boolean lead = strategy.rank() == 0;
-        CheckpointStore checkpoints = new CheckpointStore(runDirectory);
+        CheckpointStore checkpoints = new CheckpointStore(runDirectory, disk);
         Optional<Path> checkpoint = agreeOnCheckpoint(runDirectory, checkpoints, strategy, log);
+        Optional<SavedState> saved = checkpoint.isPresent() ? Optional.of(SavedState.read(checkpoint.get())) : Optional.empty();
+        if (saved.isPresent()) {
+            saved.get().requireCompatible(config, shape);
+        }
 
         String yaml = ConfigLoader.toYaml(config);
         log.println("effective config (config hash " + Trainer.configHash(config, shape) + "):");
@@ -96,34 +117,24 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 shape.tokensPerStep(), shape.microBatch(), shape.seqLen(), shape.accumulation(), shape.worldSize(),
                 strategy.name(), shape.maxSteps() * shape.tokensPerStep());
         if (lead) {
-            Files.createDirectories(runDirectory);
-            writeAtomically(runDirectory.resolve("config.yaml"), yaml);
-            checkpoints.cleanLeftovers();
-        }
-
-        if (lead) {
+            removeLeftovers(runDirectory, checkpoints); // first: on a full disk their space may be needed
             TrainingData.prepareMissing(config, log);
         }
         strategy.world().barrier();
         try (TrainingData data = TrainingData.open(config, shape, strategy.rank(), log)) {
             LlamaModel model = new LlamaModel(backend, shape.model());
-            long resumedStep = 0;
-            try (MetricsLog metrics = lead ? openMetrics(runDirectory, checkpoint) : MetricsLog.discard();
-                 Progress progress = Progress.create(config.train().startStep(), shape.maxSteps(), log)) {
-                Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, metrics, progress, stop, hooks,
-                        strategy);
-                if (checkpoint.isPresent()) {
-                    trainer.resume(checkpoint.get());
-                    resumedStep = trainer.step();
-                    progress.message("resumed from " + checkpoint.get() + " at step " + resumedStep);
-                } else if (initFrom != null) {
-                    trainer.loadHuggingFace(initFrom);
-                    progress.message("weights from " + initFrom + "; fresh optimizer state at step " + trainer.step());
-                } else {
-                    trainer.initializeWeights();
+            try (Progress progress = Progress.create(config.train().startStep(), shape.maxSteps(), log)) {
+                Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, progress, stop, hooks, strategy);
+                start(trainer, saved, progress);
+                if (lead) {
+                    disk.replace(runDirectory.resolve(CONFIG), yaml.getBytes(StandardCharsets.UTF_8));
                 }
                 long started = System.nanoTime();
-                Trainer.Outcome outcome = trainer.run();
+                Trainer.Outcome outcome;
+                try (MetricsLog metrics = lead ? MetricsLog.open(runDirectory, trainer.step(), saved.isPresent(), disk)
+                        : MetricsLog.discard()) {
+                    outcome = trainer.run(metrics);
+                }
                 double seconds = (System.nanoTime() - started) / 1e9;
                 progress.close();
                 log.printf(Locale.ROOT, "%s at step %d/%d after %.1f s (%,d tokens seen, %d steps skipped); run directory %s%n",
@@ -134,6 +145,27 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 }
                 return outcome;
             }
+        }
+    }
+
+    /** Loads the starting point into the model: a checkpoint of this run, Hugging Face weights, or a new model. */
+    private void start(Trainer trainer, Optional<SavedState> saved, Progress progress) throws IOException {
+        if (saved.isPresent()) {
+            trainer.resume(saved.get());
+            progress.message("resumed from " + saved.get().checkpoint() + " at step " + trainer.step());
+        } else if (initFrom != null) {
+            trainer.loadHuggingFace(initFrom);
+            progress.message("weights from " + initFrom + "; fresh optimizer state at step " + trainer.step());
+        } else {
+            trainer.initializeWeights();
+        }
+    }
+
+    /** What a killed process leaves: its checkpoint write in progress and the temporaries of the small files. */
+    private static void removeLeftovers(Path runDirectory, CheckpointStore checkpoints) throws IOException {
+        checkpoints.cleanLeftovers();
+        for (String file : List.of(CONFIG, MetricsLog.FILE)) {
+            DurableFiles.delete(DurableFiles.tempFor(runDirectory.resolve(file)));
         }
     }
 
@@ -187,7 +219,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         if (config != null) {
             return ConfigLoader.load(config, overrides);
         }
-        Path saved = runDirectory.resolve("config.yaml");
+        Path saved = runDirectory.resolve(CONFIG);
         if (resume != null && Files.isRegularFile(saved)) {
             return ConfigLoader.load(saved, overrides);
         }
@@ -223,14 +255,6 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         return Optional.of(given);
     }
 
-    private static MetricsLog openMetrics(Path runDirectory, Optional<Path> checkpoint) throws IOException {
-        if (checkpoint.isEmpty()) {
-            return MetricsLog.open(runDirectory, 0, false);
-        }
-        long step = CheckpointStore.readState(checkpoint.get()).path("step").asLong();
-        return MetricsLog.open(runDirectory, step, true);
-    }
-
     /** Charts are a convenience: a runtime without java.desktop (a jlinked GPU bundle) just skips them. */
     private static void writePlots(Path runDirectory, PrintStream log) {
         try {
@@ -238,11 +262,5 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         } catch (IOException | RuntimeException | LinkageError e) {
             log.println("plots skipped (" + e + "); run 'tinyllama plot " + runDirectory + "' elsewhere");
         }
-    }
-
-    static void writeAtomically(Path file, String text) throws IOException {
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        Files.writeString(tmp, text, StandardCharsets.UTF_8);
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 }

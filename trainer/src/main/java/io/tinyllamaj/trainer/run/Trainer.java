@@ -1,7 +1,6 @@
 package io.tinyllamaj.trainer.run;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tinyllamaj.data.sampler.MixtureSampler;
@@ -23,7 +22,6 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -71,7 +69,6 @@ public final class Trainer {
     private final Backend backend;
     private final MixtureSampler sampler;
     private final CheckpointStore checkpoints;
-    private final MetricsLog metrics;
     private final Progress progress;
     private final StopSignal stop;
     private final Hooks hooks;
@@ -95,15 +92,13 @@ public final class Trainer {
     private long lastCheckpointStep = -1;
 
     public Trainer(TrainingConfig config, RunShape shape, LlamaModel model, MixtureSampler sampler,
-                   CheckpointStore checkpoints, MetricsLog metrics, Progress progress, StopSignal stop, Hooks hooks,
-                   Strategy strategy) {
+                   CheckpointStore checkpoints, Progress progress, StopSignal stop, Hooks hooks, Strategy strategy) {
         this.config = config;
         this.shape = shape;
         this.model = model;
         this.backend = model.backend();
         this.sampler = sampler;
         this.checkpoints = checkpoints;
-        this.metrics = metrics;
         this.progress = progress;
         this.stop = stop;
         this.hooks = hooks;
@@ -136,45 +131,31 @@ public final class Trainer {
     }
 
     /**
-     * Continues from a checkpoint (already chosen, and verified by the caller on rank 0);
-     * refuses an incompatible one. A checkpoint saved at another world size reshards: the
-     * weights are whole, the moments are read for this rank's range of the flat buffer from
-     * whichever files hold it, and the data position is global ({@link MixtureSampler}).
+     * Continues from a checkpoint that the caller chose, verified on rank 0 and found
+     * compatible ({@link SavedState#requireCompatible}). A checkpoint saved at another world
+     * size reshards: the weights are whole, the moments are read for this rank's range of the
+     * flat buffer from whichever files hold it, and the data position is global
+     * ({@link MixtureSampler}).
      */
-    public void resume(Path checkpoint) throws IOException {
-        ObjectNode state = CheckpointStore.readState(checkpoint);
-        requireCompatible(checkpoint, state.path("fingerprint"));
-        int savedAccumulation = state.path("accumulation").asInt(shape.accumulation());
+    void resume(SavedState saved) throws IOException {
+        int savedAccumulation = saved.accumulation().orElse(shape.accumulation());
         if (savedAccumulation != shape.accumulation()) {
-            progress.message(String.format(Locale.ROOT, "warning: the checkpoint was trained with %d accumulation steps (%s ranks), "
+            progress.message(String.format(Locale.ROOT, "warning: the checkpoint was trained with %d accumulation steps (%d ranks), "
                             + "this run takes %d; TinyLlama's schedule counts micro-batch iterations, so the learning rate shifts "
                             + "slightly (keep train.micro_batch_size x world size constant to avoid it)", savedAccumulation,
-                    state.path("world_size").asText("1"), shape.accumulation()));
+                    saved.worldSize().orElse(1), shape.accumulation()));
         }
+        Path checkpoint = saved.checkpoint();
         CheckpointStore.readTensor(checkpoint.resolve(CheckpointStore.PARAMS), backend, model.parameters());
         CheckpointStore.readMoments(checkpoint, CheckpointStore.ADAM_M, optimizerShard.offset(), backend, adamM);
         CheckpointStore.readMoments(checkpoint, CheckpointStore.ADAM_V, optimizerShard.offset(), backend, adamV);
-        step = state.path("step").asLong();
-        updates = state.path("updates").asLong();
-        tokensSeen = state.path("tokens_seen").asLong();
-        skippedSteps = state.path("skipped_steps").asLong();
-        consecutiveSkipped = state.path("consecutive_skipped").asInt();
-        sampler.restore(JSON.treeToValue(state.path("sampler"), MixtureSampler.State.class));
+        step = saved.step();
+        updates = saved.updates();
+        tokensSeen = saved.tokensSeen();
+        skippedSteps = saved.skippedSteps();
+        consecutiveSkipped = saved.consecutiveSkipped();
+        sampler.restore(saved.sampler());
         lastCheckpointStep = step;
-    }
-
-    private void requireCompatible(Path checkpoint, JsonNode saved) {
-        List<String> changes = new ArrayList<>();
-        fingerprint(config, shape).forEach((key, now) -> {
-            String before = saved.path(key).asText(null);
-            if (!now.equals(before)) {
-                changes.add(key + " was " + before + ", now " + now);
-            }
-        });
-        if (!changes.isEmpty()) {
-            throw new IllegalArgumentException("cannot resume from " + checkpoint + ": the config changed where it must not: "
-                    + String.join("; ", changes));
-        }
     }
 
     /** The config values a checkpoint is only valid for. */
@@ -209,7 +190,8 @@ public final class Trainer {
 
     // ---- the loop ----
 
-    public Outcome run() throws IOException {
+    /** Trains to train.max_steps or a stop signal; {@code metrics} takes the logged steps. */
+    public Outcome run(MetricsLog metrics) throws IOException {
         long maxSteps = shape.maxSteps();
         long logInterval = config.logging().interval();
         long evalInterval = config.eval().interval();

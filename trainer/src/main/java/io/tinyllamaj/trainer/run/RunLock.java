@@ -1,0 +1,101 @@
+package io.tinyllamaj.trainer.run;
+
+import io.tinyllamaj.trainer.files.DurableFiles;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * One live process owns a run directory: it holds an OS lock on {@code <run>/.lock} from
+ * before its first change to the directory until it exits (under mpirun, rank 0 alone). The
+ * operating system drops the lock when the process ends, however it ends, so a crash or a
+ * kill -9 leaves nothing stale. The file names the holder (pid and host) for the message a
+ * second process gets. It is never deleted: a process could otherwise lock a file that another
+ * has just unlinked while a third locks its replacement.
+ */
+final class RunLock implements AutoCloseable {
+
+    static final String FILE = ".lock";
+    private static final int HOLDER_MAX_CHARS = 200;
+
+    private final FileChannel channel; // closing it releases the lock
+
+    private RunLock(FileChannel channel) {
+        this.channel = channel;
+    }
+
+    /** Takes the lock, creating the directory if needed, or fails in one line naming the holder. */
+    static RunLock acquire(Path runDirectory) throws IOException {
+        DurableFiles.createDirectories(runDirectory);
+        Path file = runDirectory.resolve(FILE);
+        FileChannel channel;
+        try {
+            channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        } catch (IOException e) {
+            throw DurableFiles.failure("locking", file, e);
+        }
+        try {
+            if (tryLock(channel) == null) {
+                throw new IllegalStateException("run directory " + runDirectory + " is in use: " + holder(channel) + " holds " + file
+                        + " (one live pretrain per run directory: wait for it to end or stop it, or choose another --out)");
+            }
+            recordHolder(channel, file);
+            return new RunLock(channel);
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            throw e;
+        }
+    }
+
+    private static FileLock tryLock(FileChannel channel) throws IOException {
+        try {
+            return channel.tryLock();
+        } catch (OverlappingFileLockException heldByThisProcess) {
+            return null;
+        }
+    }
+
+    private static String holder(FileChannel channel) throws IOException {
+        ByteBuffer bytes = ByteBuffer.allocate(HOLDER_MAX_CHARS);
+        channel.read(bytes, 0);
+        String line = new String(bytes.array(), 0, bytes.position(), StandardCharsets.UTF_8).lines().findFirst().orElse("")
+                .replaceAll("\\p{Cntrl}", "?").strip();
+        return line.isEmpty() ? "another process (it has not recorded its pid yet)" : line;
+    }
+
+    /** Overwrites in place, then trims: rewriting the same few bytes needs no new disk block on a full disk. */
+    private static void recordHolder(FileChannel channel, Path file) throws IOException {
+        ByteBuffer line = ByteBuffer.wrap(("pid " + ProcessHandle.current().pid() + " on host " + hostName() + "\n")
+                .getBytes(StandardCharsets.UTF_8));
+        try {
+            long length = line.remaining();
+            while (line.hasRemaining()) {
+                channel.write(line, line.position());
+            }
+            channel.truncate(length);
+            channel.force(true);
+        } catch (IOException e) {
+            throw DurableFiles.failure(file, e);
+        }
+    }
+
+    private static String hostName() {
+        try {
+            return InetAddress.getLocalHost().getHostName();
+        } catch (IOException e) {
+            return "unknown";
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        channel.close();
+    }
+}
