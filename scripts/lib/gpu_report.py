@@ -21,6 +21,7 @@ result = {
     "peer_micro_batch": eager.get("micro_batch") or compiled.get("micro_batch"),
     "peer_eager_tokens_per_s": eager.get("tokens_per_s"), "peer_eager_peak_mem_gib": eager.get("peak_mem_gib"),
     "peer_compiled_tokens_per_s": compiled.get("tokens_per_s"), "peer_compiled_peak_mem_gib": compiled.get("peak_mem_gib"),
+    "ops_ms": ours.get("ops_ms", {}),
     "attention_kernels_ms": {**ours.get("attention", {}), **{k: v for k, v in peer.get("attention", {}).items() if k != "shape"}},
 }
 best_peer = max([x for x in (result["peer_eager_tokens_per_s"], result["peer_compiled_tokens_per_s"]) if x] or [0])

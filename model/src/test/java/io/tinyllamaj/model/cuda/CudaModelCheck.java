@@ -342,6 +342,6 @@ public final class CudaModelCheck {
         line(String.format("  best %.0f tokens/s, %.1f TFLOP/s model FLOPs; device memory in use %.1f GiB of %.1f",
                 n / best, flops / 1e12, (info[1] - info[0]) / 1073741824.0, info[1] / 1073741824.0));
         line("  GPU time per op family in one step (CUDA events around each Backend call):");
-        timed.report().forEach(this::line);
+        TimedBackend.report(timed.rows()).forEach(this::line);
     }
 }

@@ -110,10 +110,17 @@ public final class GpuTrainBench {
         line(String.format(Locale.ROOT, "  median %.1f ms, %.0f tokens/s, MFU %.1f%% (%.3g FLOPs/token over %.0f TFLOP/s), device memory in use %.1f GiB, last loss %.4f",
                 median * 1e3, tokensPerSecond, 100 * mfu, flopsPerToken, PEAK_FLOPS / 1e12, usedGib, loss));
         line("  GPU time per op family in one step (CUDA events around each Backend call):");
-        timed.report().forEach(this::line);
+        List<TimedBackend.Row> ops = timed.rows();
+        TimedBackend.report(ops).forEach(this::line);
+        StringBuilder opsJson = new StringBuilder(); // per op and shape: what a cost model of other clusters starts from
+        for (TimedBackend.Row op : ops) {
+            opsJson.append(opsJson.isEmpty() ? "" : ",\n").append(String.format(Locale.ROOT, "    \"%s\": {\"calls\": %d, \"ms\": %.3f}",
+                    op.key().replace("\"", "'"), op.calls(), op.ms()));
+        }
         return String.format(Locale.ROOT, "  \"model\": \"%s\",\n  \"micro_batch\": %d,\n  \"seq_len\": %d,\n  \"step_ms\": %.2f,\n"
-                        + "  \"tokens_per_s\": %.0f,\n  \"flops_per_token\": %.4g,\n  \"mfu\": %.4f,\n  \"peak_mem_gib\": %.2f",
-                config.name(), b, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib);
+                        + "  \"tokens_per_s\": %.0f,\n  \"flops_per_token\": %.4g,\n  \"mfu\": %.4f,\n  \"peak_mem_gib\": %.2f,\n"
+                        + "  \"ops_ms\": {\n%s\n  }",
+                config.name(), b, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib, opsJson);
     }
 
     /**

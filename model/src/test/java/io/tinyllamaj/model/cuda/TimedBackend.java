@@ -46,10 +46,13 @@ final class TimedBackend implements Backend {
     }
 
     /** Rows "op  calls  ms" sorted by time, and the total; clears what was recorded. */
-    List<String> report() {
+    /** One profiled op: its name (with shape), calls in the step and GPU milliseconds summed over them. */
+    record Row(String key, int calls, double ms) {
+    }
+
+    /** The profiled step per op, slowest first; the events are freed. */
+    List<Row> rows() {
         gpu.synchronize();
-        record Row(String key, int calls, double ms) {
-        }
         List<Row> rows = new ArrayList<>();
         double total = 0;
         for (Map.Entry<String, List<MemorySegment[]>> e : spans.entrySet()) {
@@ -60,10 +63,15 @@ final class TimedBackend implements Backend {
                 driver.eventDestroy(span[1]);
             }
             rows.add(new Row(e.getKey(), e.getValue().size(), ms));
-            total += ms;
         }
         spans.clear();
         rows.sort((a, b) -> Double.compare(b.ms, a.ms));
+        return rows;
+    }
+
+    /** {@link #rows} as the table the benchmark prints. */
+    static List<String> report(List<Row> rows) {
+        double total = rows.stream().mapToDouble(Row::ms).sum();
         List<String> lines = new ArrayList<>();
         for (Row r : rows) {
             lines.add(String.format("  %-52s %5d %9.2f ms %5.1f%%", r.key, r.calls, r.ms, 100 * r.ms / total));
