@@ -4,7 +4,7 @@ import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.tinyllamaj.trainer.files.DurableFiles;
+import io.tinyllamaj.files.DurableFiles;
 
 import java.io.BufferedWriter;
 import java.io.IOException;

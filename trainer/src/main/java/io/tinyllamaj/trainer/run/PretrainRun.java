@@ -1,5 +1,6 @@
 package io.tinyllamaj.trainer.run;
 
+import io.tinyllamaj.files.DurableFiles;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.model.LlamaModel;
 import io.tinyllamaj.trainer.Backends;
@@ -11,7 +12,6 @@ import io.tinyllamaj.trainer.config.TrainingConfig;
 import io.tinyllamaj.trainer.data.TrainingData;
 import io.tinyllamaj.trainer.distributed.Distributed;
 import io.tinyllamaj.trainer.distributed.Strategy;
-import io.tinyllamaj.trainer.files.DurableFiles;
 
 import java.io.IOException;
 import java.io.OutputStream;
