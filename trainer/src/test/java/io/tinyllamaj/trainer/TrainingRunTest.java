@@ -3,16 +3,17 @@ package io.tinyllamaj.trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tinyllamaj.files.DurableFiles;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.model.LlamaModel;
 import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
 import io.tinyllamaj.trainer.checkpoint.CorruptCheckpointException;
-import io.tinyllamaj.trainer.files.DurableFiles;
 import io.tinyllamaj.trainer.run.MetricsLog;
 import io.tinyllamaj.trainer.run.PretrainRun;
 import io.tinyllamaj.trainer.run.StopSignal;
+import io.tinyllamaj.trainer.run.TrainState;
 import io.tinyllamaj.trainer.run.Trainer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -99,7 +100,8 @@ class TrainingRunTest {
         LlamaModel model = new LlamaModel(backend, io.tinyllamaj.model.LlamaConfig.preset("test-tiny"));
         Tensor m = backend.allocate(model.layout().total()), v = backend.allocate(model.layout().total());
         CheckpointStore.Loaded loaded = CheckpointStore.load(checkpoint, backend, model.parameters(), m, v);
-        Path copy = new CheckpointStore(dir).save(8, backend, model.parameters(), m, v, loaded.state().node().deepCopy(), 2);
+        // the state goes through TrainState both ways: what it writes is byte for byte what it read
+        Path copy = new CheckpointStore(dir).save(8, backend, model.parameters(), m, v, TrainState.read(checkpoint).toJson(), 2);
         for (String file : List.of(CheckpointStore.PARAMS, CheckpointStore.ADAM_M, CheckpointStore.ADAM_V, CheckpointStore.STATE)) {
             assertArrayEquals(Files.readAllBytes(checkpoint.resolve(file)), Files.readAllBytes(copy.resolve(file)), file);
         }
@@ -191,6 +193,11 @@ class TrainingRunTest {
         junk.put(good.deepCopy().put("tokens_seen", -5).toString(), ": tokens_seen is not a whole number >= 0 (got -5)");
         junk.put(good.deepCopy().put("skipped_steps", 1.5).toString(), ": skipped_steps is not a whole number >= 0 (got 1.5)");
         junk.put(good.deepCopy().set("sampler", JSON.createObjectNode().put("seed", 3407)).toString(), ": sampler is not a data position");
+        junk.put(good.deepCopy().without("config_hash").toString(), ": config_hash is missing");
+        junk.put(good.deepCopy().without("model").toString(), ": model is missing");
+        ObjectNode badCount = good.deepCopy();
+        ((ObjectNode) badCount.path("tokens_per_source")).put("prose", "many");
+        junk.put(badCount.toString(), ": tokens_per_source.prose is not a whole number >= 0 (got \"many\")");
         int n = 0;
         for (Map.Entry<String, String> entry : junk.entrySet()) {
             Path run = dir.resolve("run" + n++);
@@ -311,7 +318,7 @@ class TrainingRunTest {
         assertTrue(metrics.get(5).path("skipped").asBoolean());
         assertEquals(1, metrics.getLast().path("skipped_steps").asLong());
         // the skip counter survives a checkpoint
-        assertEquals(1, CheckpointStore.readState(run.resolve("checkpoints/step-00000012")).count("skipped_steps"));
+        assertEquals(1, TrainState.read(run.resolve("checkpoints/step-00000012")).skippedSteps());
     }
 
     @Test

@@ -1,12 +1,15 @@
 package io.tinyllamaj.data.shards;
 
+import io.tinyllamaj.files.DurableFiles;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -83,8 +86,8 @@ public final class ArrowTokenShard implements TokenSource {
     }
 
     /**
-     * Writes {@code tokens[0, count)} to {@code target} under a temporary name, flushes and
-     * renames it, and returns the file's size and SHA-256 for the manifest.
+     * Writes {@code tokens[0, count)} to {@code target} whole or not at all ({@link DurableFiles})
+     * and returns the file's size and SHA-256 for the manifest.
      */
     public static ShardManifest.Shard write(Path target, int[] tokens, int count, long documents, int vocabSize)
             throws IOException {
@@ -95,38 +98,57 @@ public final class ArrowTokenShard implements TokenSource {
         boolean uint16 = fitsUint16(vocabSize);
         ArrowType type = new ArrowType.Int(uint16 ? 16 : 32, !uint16);
         Schema schema = new Schema(List.of(new Field(COLUMN, FieldType.notNullable(type), null)), metadata);
-        Path temp = AtomicFiles.tempFor(target);
         try (BufferAllocator allocator = new RootAllocator();
-             VectorSchemaRoot root = VectorSchemaRoot.create(schema, allocator);
-             FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                     StandardOpenOption.TRUNCATE_EXISTING);
-             ArrowFileWriter writer = new ArrowFileWriter(root, null, channel)) {
-            writer.start();
-            BaseFixedWidthVector vector = (BaseFixedWidthVector) root.getVector(0);
-            for (int start = 0; start < count; start += BATCH_TOKENS) {
-                int n = Math.min(BATCH_TOKENS, count - start);
-                vector.allocateNew(n);
-                if (vector instanceof UInt2Vector u16) {
-                    for (int i = 0; i < n; i++) {
-                        u16.set(i, tokens[start + i]);
-                    }
-                } else {
-                    IntVector i32 = (IntVector) vector;
-                    for (int i = 0; i < n; i++) {
-                        i32.set(i, tokens[start + i]);
-                    }
+             VectorSchemaRoot root = VectorSchemaRoot.create(schema, allocator)) {
+            DurableFiles.SYSTEM.replace(target, channel -> {
+                try (ArrowFileWriter writer = new ArrowFileWriter(root, null, keptOpen(channel))) {
+                    writeBatches(writer, root, tokens, count);
                 }
-                vector.setValueCount(n);
-                root.setRowCount(n);
-                writer.writeBatch();
-            }
-            writer.end();
-            channel.force(true);
+            });
         }
-        ShardManifest.Shard entry = new ShardManifest.Shard(target.getFileName().toString(), documents, count,
-                Files.size(temp), sha256(temp));
-        AtomicFiles.publish(temp, target);
-        return entry;
+        return new ShardManifest.Shard(target.getFileName().toString(), documents, count, Files.size(target), sha256(target));
+    }
+
+    private static void writeBatches(ArrowFileWriter writer, VectorSchemaRoot root, int[] tokens, int count) throws IOException {
+        writer.start();
+        BaseFixedWidthVector vector = (BaseFixedWidthVector) root.getVector(0);
+        for (int start = 0; start < count; start += BATCH_TOKENS) {
+            int n = Math.min(BATCH_TOKENS, count - start);
+            vector.allocateNew(n);
+            if (vector instanceof UInt2Vector u16) {
+                for (int i = 0; i < n; i++) {
+                    u16.set(i, tokens[start + i]);
+                }
+            } else {
+                IntVector i32 = (IntVector) vector;
+                for (int i = 0; i < n; i++) {
+                    i32.set(i, tokens[start + i]);
+                }
+            }
+            vector.setValueCount(n);
+            root.setRowCount(n);
+            writer.writeBatch();
+        }
+        writer.end();
+    }
+
+    /** {@code channel} for Arrow's writer, whose close would otherwise close it before it is flushed to disk. */
+    private static WritableByteChannel keptOpen(FileChannel channel) {
+        return new WritableByteChannel() {
+            @Override
+            public int write(ByteBuffer source) throws IOException {
+                return channel.write(source);
+            }
+
+            @Override
+            public boolean isOpen() {
+                return channel.isOpen();
+            }
+
+            @Override
+            public void close() {
+            }
+        };
     }
 
     /** Opens and maps a shard, checking its Arrow magic, our format, version and vocabulary. */

@@ -1,5 +1,6 @@
 package io.tinyllamaj.data.shards;
 
+import io.tinyllamaj.files.DurableFiles;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -92,7 +93,7 @@ final class PrepareDirectory {
 
     /** Records a complete run: the fingerprint, then the manifest (whose presence means done), then drops the journal. */
     static void finish(Path out, String fingerprint, ShardManifest manifest) throws IOException {
-        AtomicFiles.write(out.resolve(FINGERPRINT_FILE), (fingerprint + "\n").getBytes(StandardCharsets.UTF_8));
+        DurableFiles.SYSTEM.replace(out.resolve(FINGERPRINT_FILE), (fingerprint + "\n").getBytes(StandardCharsets.UTF_8));
         manifest.write(out);
         Files.deleteIfExists(out.resolve(PrepareJournal.FILE_NAME));
     }
@@ -122,7 +123,7 @@ final class PrepareDirectory {
 
     private static boolean isOwnTemporary(Path file) {
         String name = file.getFileName().toString();
-        return name.endsWith(AtomicFiles.TEMP_SUFFIX)
-                && OWN_FILE.matcher(name.substring(0, name.length() - AtomicFiles.TEMP_SUFFIX.length())).matches();
+        return name.endsWith(DurableFiles.TEMP_SUFFIX)
+                && OWN_FILE.matcher(name.substring(0, name.length() - DurableFiles.TEMP_SUFFIX.length())).matches();
     }
 }

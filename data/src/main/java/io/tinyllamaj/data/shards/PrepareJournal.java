@@ -3,6 +3,7 @@ package io.tinyllamaj.data.shards;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tinyllamaj.files.DurableFiles;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -53,6 +54,6 @@ record PrepareJournal(
     }
 
     void write(Path directory) throws IOException {
-        AtomicFiles.write(directory.resolve(FILE_NAME), JSON.writeValueAsBytes(this));
+        DurableFiles.SYSTEM.replace(directory.resolve(FILE_NAME), JSON.writeValueAsBytes(this));
     }
 }

@@ -3,6 +3,7 @@ package io.tinyllamaj.data.shards;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import io.tinyllamaj.files.DurableFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -79,6 +80,6 @@ public record ShardManifest(
     }
 
     public void write(Path directory) throws IOException {
-        AtomicFiles.write(directory.resolve(FILE_NAME), JSON.writeValueAsBytes(this));
+        DurableFiles.SYSTEM.replace(directory.resolve(FILE_NAME), JSON.writeValueAsBytes(this));
     }
 }

@@ -266,4 +266,27 @@ class ShardValidationTest {
                 assertThrows(InvalidShardException.class,
                         () -> TokenSources.open(wide.toString(), VOCAB, Verification.FULL)).getMessage());
     }
+
+    @Test
+    void aShardOrManifestThatCannotBeWrittenIsNamedWithTheSpaceLeftAndLeavesNoTemporary() throws IOException {
+        Path out = dir.resolve("shards");
+        Path shardFile = out.resolve("shard-00000.arrow");
+        Path manifestFile = out.resolve(ShardManifest.FILE_NAME);
+        // directories in the way make the final rename fail after the temporary is complete
+        Files.createDirectories(shardFile.resolve("in-the-way"));
+        Files.createDirectories(manifestFile.resolve("in-the-way"));
+        int[] tokens = tokens(100, 1);
+        String shardFailure = assertThrows(IOException.class,
+                () -> ArrowTokenShard.write(shardFile, tokens, tokens.length, 1, VOCAB)).getMessage();
+        assertTrue(shardFailure.startsWith("renaming " + shardFile + ".tmp to " + shardFile + " failed: ")
+                && shardFailure.matches(".*; [0-9.]+ (bytes|KiB|MiB|GiB|TiB|PiB|EiB) free on .+"), shardFailure);
+        ShardManifest manifest = new ShardManifest(ShardManifest.FORMAT, ShardManifest.VERSION, "test", "none", VOCAB, 2,
+                ShardManifest.FRAMING, 0, 0, List.of());
+        String manifestFailure = assertThrows(IOException.class, () -> manifest.write(out)).getMessage();
+        assertTrue(manifestFailure.startsWith("renaming " + manifestFile + ".tmp to " + manifestFile + " failed: "),
+                manifestFailure);
+        try (var left = Files.list(out)) {
+            assertEquals(List.of("manifest.json", "shard-00000.arrow"), left.map(p -> p.getFileName().toString()).sorted().toList());
+        }
+    }
 }

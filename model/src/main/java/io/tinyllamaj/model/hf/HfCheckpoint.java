@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tinyllamaj.files.DurableFiles;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.model.LlamaConfig;
 import io.tinyllamaj.model.LlamaModel;
@@ -251,7 +252,7 @@ public final class HfCheckpoint {
      * most {@code maxShardBytes} (one {@code model.safetensors} when it fits).
      */
     public static void save(LlamaModel model, Path dir, SafeTensors.DType dtype, long maxShardBytes) throws IOException {
-        Files.createDirectories(dir);
+        DurableFiles.createDirectories(dir);
         LlamaConfig c = model.config();
         List<List<SafeTensors.Entry>> shards = new ArrayList<>();
         List<SafeTensors.Entry> current = new ArrayList<>();
@@ -284,9 +285,9 @@ public final class HfCheckpoint {
             index.putObject("metadata").put("total_size", totalBytes);
             ObjectNode map = index.putObject("weight_map");
             weightMap.forEach(map::put);
-            writeAtomically(dir.resolve(INDEX), JSON.writeValueAsBytes(index));
+            DurableFiles.SYSTEM.replace(dir.resolve(INDEX), JSON.writeValueAsBytes(index));
         }
-        writeAtomically(dir.resolve(CONFIG), JSON.writeValueAsBytes(configJson(c, dtype)));
+        DurableFiles.SYSTEM.replace(dir.resolve(CONFIG), JSON.writeValueAsBytes(configJson(c, dtype)));
     }
 
     private static Map<String, Object> configJson(LlamaConfig c, SafeTensors.DType dtype) {
@@ -315,11 +316,5 @@ public final class HfCheckpoint {
             case F16 -> "float16";
         });
         return m;
-    }
-
-    private static void writeAtomically(Path file, byte[] bytes) throws IOException {
-        Path temp = file.resolveSibling(file.getFileName() + ".tmp");
-        Files.write(temp, bytes);
-        Files.move(temp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tinyllamaj.files.DurableFiles;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -14,10 +15,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.Collection;
@@ -263,10 +262,7 @@ public final class SafeTensors implements AutoCloseable {
     public record Entry(String name, long[] shape, float[] values, int offset, DType dtype) {
     }
 
-    /**
-     * Writes entries to {@code file} atomically: a temporary file in the same folder, flushed
-     * to disk, then renamed over the target, so a crash never leaves a half-written file.
-     */
+    /** Writes entries to {@code file} whole or not at all ({@link DurableFiles}): a crash never leaves a half-written file. */
     public static void write(Path file, Iterable<Entry> entries, Map<String, String> metadata) throws IOException {
         ObjectNode header = JSON.createObjectNode();
         if (!metadata.isEmpty()) {
@@ -287,15 +283,13 @@ public final class SafeTensors implements AutoCloseable {
         }
         byte[] json = JSON.writeValueAsBytes(header);
         int padded = (json.length + 7) / 8 * 8; // the spec pads the header with spaces to 8 bytes
-        Path temp = file.resolveSibling(file.getFileName() + ".tmp");
-        try (FileChannel out = FileChannel.open(temp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
+        DurableFiles.SYSTEM.replace(file, out -> {
             ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
             head.putLong(padded).put(json);
             while (head.hasRemaining()) {
                 head.put((byte) ' ');
             }
-            writeFully(out, head.flip());
+            DurableFiles.writeFully(out, head.flip());
             ByteBuffer buffer = ByteBuffer.allocateDirect(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
             for (Entry e : entries) {
                 long elements = 1;
@@ -304,7 +298,7 @@ public final class SafeTensors implements AutoCloseable {
                 }
                 for (long i = 0; i < elements; i++) {
                     if (buffer.remaining() < 4) {
-                        writeFully(out, buffer.flip());
+                        DurableFiles.writeFully(out, buffer.flip());
                         buffer.clear();
                     }
                     float v = e.values()[e.offset() + (int) i];
@@ -315,10 +309,8 @@ public final class SafeTensors implements AutoCloseable {
                     }
                 }
             }
-            writeFully(out, buffer.flip());
-            out.force(true);
-        }
-        Files.move(temp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            DurableFiles.writeFully(out, buffer.flip());
+        });
     }
 
     /** Round to nearest even, as PyTorch's float-to-bfloat16 conversion does. */
@@ -329,11 +321,5 @@ public final class SafeTensors implements AutoCloseable {
         }
         int rounding = 0x7FFF + ((bits >>> 16) & 1);
         return (short) ((bits + rounding) >>> 16);
-    }
-
-    private static void writeFully(FileChannel out, ByteBuffer buffer) throws IOException {
-        while (buffer.hasRemaining()) {
-            out.write(buffer);
-        }
     }
 }

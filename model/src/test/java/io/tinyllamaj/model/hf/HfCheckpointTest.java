@@ -51,6 +51,34 @@ class HfCheckpointTest {
         assertArrayEquals(model.backend().download(model.parameters()), again.backend().download(again.parameters()));
     }
 
+    @Test
+    void aWriteThatFailsNamesTheFileAndTheSpaceLeftAndLeavesNoTemporary() throws IOException {
+        LlamaModel model = HfCheckpoint.load(reference(), new CpuBackend());
+        Path out = temp.resolve("out");
+        // a directory in the way makes the final rename fail after the temporary is complete
+        Path config = out.resolve(HfCheckpoint.CONFIG);
+        Files.createDirectories(config.resolve("in-the-way"));
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.save(model, out, SafeTensors.DType.F32, Long.MAX_VALUE));
+        assertTrue(e.getMessage().startsWith("renaming " + config + ".tmp to " + config + " failed: ")
+                && e.getMessage().matches(".*; [0-9.]+ (bytes|KiB|MiB|GiB|TiB|PiB|EiB) free on .+"), e.getMessage());
+        assertTrue(Files.isRegularFile(out.resolve("model.safetensors")));
+        assertEquals(List.of(), temporaries(out));
+
+        Path weights = temp.resolve("weights.safetensors");
+        Files.createDirectories(weights.resolve("in-the-way"));
+        e = assertThrows(IOException.class, () -> SafeTensors.write(weights,
+                List.of(new SafeTensors.Entry("w", new long[] {2}, new float[] {1, 2}, 0, SafeTensors.DType.F32)), Map.of()));
+        assertTrue(e.getMessage().startsWith("renaming " + weights + ".tmp to " + weights + " failed: ")
+                && e.getMessage().contains(" free on "), e.getMessage());
+        assertEquals(List.of(), temporaries(temp));
+    }
+
+    private static List<Path> temporaries(Path dir) throws IOException {
+        try (var files = Files.list(dir)) {
+            return files.filter(f -> f.getFileName().toString().endsWith(".tmp")).toList();
+        }
+    }
+
     private static long listShards(Path dir) throws IOException {
         try (var files = Files.list(dir)) {
             return files.filter(f -> f.getFileName().toString().matches("model-\\d{5}-of-\\d{5}\\.safetensors")).count();

@@ -6,6 +6,7 @@ import io.tinyllamaj.model.LlamaModel;
 import io.tinyllamaj.model.hf.HfCheckpoint;
 import io.tinyllamaj.model.hf.SafeTensors;
 import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
+import io.tinyllamaj.trainer.run.TrainState;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -49,7 +50,7 @@ public final class ExportCommand implements Callable<Integer> {
                     .orElseThrow(() -> new IllegalArgumentException(checkpoint + " has no complete checkpoint"));
         }
         CheckpointStore.verify(source);
-        LlamaConfig config = CheckpointStore.readState(source).value("model", LlamaConfig.class, "a model shape");
+        LlamaConfig config = TrainState.read(source).model();
         try (CpuBackend backend = new CpuBackend()) {
             LlamaModel model = new LlamaModel(backend, config);
             CheckpointStore.readTensor(source.resolve(CheckpointStore.PARAMS), backend, model.parameters());

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.tinyllamaj.trainer.files.DurableFiles;
+import io.tinyllamaj.files.DurableFiles;
 
 import java.io.BufferedWriter;
 import java.io.IOException;
@@ -25,6 +25,7 @@ public final class MetricsLog implements AutoCloseable {
 
     public static final String FILE = "metrics.jsonl";
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int SHOWN_VALUE_CHARS = 40;
 
     private final Path file;
     private final BufferedWriter out;
@@ -74,23 +75,40 @@ public final class MetricsLog implements AutoCloseable {
         }
     }
 
-    /** Every complete line of a metrics file; a line torn by a crash is skipped. */
+    /**
+     * Every complete line of a metrics file; a line torn by a crash is skipped. A step that is
+     * not a whole number is refused naming the file and the line: read as 0 it would survive
+     * every cut-back on resume and land first in the charts.
+     */
     public static List<JsonNode> read(Path file) throws IOException {
         List<JsonNode> records = new ArrayList<>();
+        int number = 0;
         for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+            number++;
             if (line.isBlank()) {
                 continue;
             }
+            JsonNode node;
             try {
-                JsonNode node = JSON.readTree(line);
-                if (node != null && node.isObject() && node.has("step")) {
-                    records.add(node);
-                }
+                node = JSON.readTree(line);
             } catch (JacksonException torn) {
-                // the last line of a killed run may be cut short; it is written again on resume
+                continue; // the last line of a killed run may be cut short; it is written again on resume
+            }
+            if (node != null && node.isObject() && node.has("step")) {
+                JsonNode step = node.get("step");
+                if (!step.canConvertToExactIntegral() || !step.canConvertToLong() || step.asLong() < 0) {
+                    throw new IOException("metrics file " + file + " line " + number + ": step is not a whole number >= 0 (got "
+                            + shown(step) + ")");
+                }
+                records.add(node);
             }
         }
         return records;
+    }
+
+    private static String shown(JsonNode value) {
+        String text = value.toString();
+        return text.length() > SHOWN_VALUE_CHARS ? text.substring(0, SHOWN_VALUE_CHARS) + "..." : text;
     }
 
     @Override

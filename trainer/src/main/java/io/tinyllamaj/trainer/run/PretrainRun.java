@@ -1,5 +1,6 @@
 package io.tinyllamaj.trainer.run;
 
+import io.tinyllamaj.files.DurableFiles;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.model.LlamaModel;
 import io.tinyllamaj.trainer.Backends;
@@ -11,7 +12,6 @@ import io.tinyllamaj.trainer.config.TrainingConfig;
 import io.tinyllamaj.trainer.data.TrainingData;
 import io.tinyllamaj.trainer.distributed.Distributed;
 import io.tinyllamaj.trainer.distributed.Strategy;
-import io.tinyllamaj.trainer.files.DurableFiles;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -104,9 +104,9 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         boolean lead = strategy.rank() == 0;
         CheckpointStore checkpoints = new CheckpointStore(runDirectory, disk);
         Optional<Path> checkpoint = agreeOnCheckpoint(runDirectory, checkpoints, strategy, log);
-        Optional<SavedState> saved = checkpoint.isPresent() ? Optional.of(SavedState.read(checkpoint.get())) : Optional.empty();
+        Optional<TrainState> saved = checkpoint.isPresent() ? Optional.of(TrainState.read(checkpoint.get())) : Optional.empty();
         if (saved.isPresent()) {
-            saved.get().requireCompatible(config, shape);
+            saved.get().requireCompatible(checkpoint.get(), config, shape);
         }
 
         String yaml = ConfigLoader.toYaml(config);
@@ -125,7 +125,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
             LlamaModel model = new LlamaModel(backend, shape.model());
             try (Progress progress = Progress.create(config.train().startStep(), shape.maxSteps(), log)) {
                 Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, progress, stop, hooks, strategy);
-                start(trainer, saved, progress);
+                start(trainer, checkpoint, saved, progress);
                 if (lead) {
                     disk.replace(runDirectory.resolve(CONFIG), yaml.getBytes(StandardCharsets.UTF_8));
                 }
@@ -149,10 +149,10 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
     }
 
     /** Loads the starting point into the model: a checkpoint of this run, Hugging Face weights, or a new model. */
-    private void start(Trainer trainer, Optional<SavedState> saved, Progress progress) throws IOException {
+    private void start(Trainer trainer, Optional<Path> checkpoint, Optional<TrainState> saved, Progress progress) throws IOException {
         if (saved.isPresent()) {
-            trainer.resume(saved.get());
-            progress.message("resumed from " + saved.get().checkpoint() + " at step " + trainer.step());
+            trainer.resume(checkpoint.orElseThrow(), saved.get());
+            progress.message("resumed from " + checkpoint.orElseThrow() + " at step " + trainer.step());
         } else if (initFrom != null) {
             trainer.loadHuggingFace(initFrom);
             progress.message("weights from " + initFrom + "; fresh optimizer state at step " + trainer.step());

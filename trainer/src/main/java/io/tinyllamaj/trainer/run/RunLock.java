@@ -1,6 +1,6 @@
 package io.tinyllamaj.trainer.run;
 
-import io.tinyllamaj.trainer.files.DurableFiles;
+import io.tinyllamaj.files.DurableFiles;
 
 import java.io.IOException;
 import java.net.InetAddress;

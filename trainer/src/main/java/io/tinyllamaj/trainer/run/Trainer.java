@@ -27,6 +27,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalInt;
 
 /**
  * The pretraining loop, TinyLlama's recipe, on one rank or on each of W ranks. Each optimizer step:
@@ -132,12 +134,12 @@ public final class Trainer {
 
     /**
      * Continues from a checkpoint that the caller chose, verified on rank 0 and found
-     * compatible ({@link SavedState#requireCompatible}). A checkpoint saved at another world
+     * compatible ({@link TrainState#requireCompatible}). A checkpoint saved at another world
      * size reshards: the weights are whole, the moments are read for this rank's range of the
      * flat buffer from whichever files hold it, and the data position is global
      * ({@link MixtureSampler}).
      */
-    void resume(SavedState saved) throws IOException {
+    void resume(Path checkpoint, TrainState saved) throws IOException {
         int savedAccumulation = saved.accumulation().orElse(shape.accumulation());
         if (savedAccumulation != shape.accumulation()) {
             progress.message(String.format(Locale.ROOT, "warning: the checkpoint was trained with %d accumulation steps (%d ranks), "
@@ -145,7 +147,6 @@ public final class Trainer {
                             + "slightly (keep train.micro_batch_size x world size constant to avoid it)", savedAccumulation,
                     saved.worldSize().orElse(1), shape.accumulation()));
         }
-        Path checkpoint = saved.checkpoint();
         CheckpointStore.readTensor(checkpoint.resolve(CheckpointStore.PARAMS), backend, model.parameters());
         CheckpointStore.readMoments(checkpoint, CheckpointStore.ADAM_M, optimizerShard.offset(), backend, adamM);
         CheckpointStore.readMoments(checkpoint, CheckpointStore.ADAM_V, optimizerShard.offset(), backend, adamV);
@@ -363,24 +364,13 @@ public final class Trainer {
         }
         MixtureSampler.State position = sampler.state();
         requireSamePositionOnEveryRank(position);
-        ObjectNode state = JSON.createObjectNode();
-        state.put("updates", updates);
-        state.put("tokens_seen", tokensSeen);
-        state.put("skipped_steps", skippedSteps);
-        state.put("consecutive_skipped", consecutiveSkipped);
-        state.set("tokens_per_source", JSON.valueToTree(sampler.tokensPerSource()));
-        state.set("sampler", JSON.valueToTree(position));
-        state.put("world_size", strategy.worldSize());
-        state.put("accumulation", shape.accumulation());
-        state.put("strategy", strategy.name());
-        state.put("config_hash", configHash(config, shape));
-        state.set("fingerprint", JSON.valueToTree(fingerprint(config, shape)));
-        state.set("model", JSON.valueToTree(shape.model()));
-        state.set("config", ConfigLoader.toTree(config));
+        TrainState state = new TrainState(step, updates, tokensSeen, skippedSteps, consecutiveSkipped, sampler.tokensPerSource(),
+                position, OptionalInt.of(strategy.worldSize()), OptionalInt.of(shape.accumulation()), Optional.of(strategy.name()),
+                configHash(config, shape), fingerprint(config, shape), shape.model(), ConfigLoader.toTree(config));
         CheckpointStore.Writer writer = strategy.worldSize() == 1 ? CheckpointStore.Writer.SINGLE
                 : new CheckpointStore.Writer(strategy.rank(), strategy.savesOptimizerShard(), strategy.world()::barrier);
         Path saved = checkpoints.save(step, backend, model.parameters(), adamM, adamV, optimizerShard.offset(), writer,
-                state, config.checkpoint().keepLast());
+                state.toJson(), config.checkpoint().keepLast());
         lastCheckpointStep = step;
         progress.message("checkpoint " + saved);
         return saved;

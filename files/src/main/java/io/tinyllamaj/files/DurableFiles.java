@@ -1,4 +1,4 @@
-package io.tinyllamaj.trainer.files;
+package io.tinyllamaj.files;
 
 import java.io.IOException;
 import java.io.Writer;
@@ -8,6 +8,7 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileSystemException;
 import java.nio.file.FileStore;
 import java.nio.file.Files;
@@ -19,15 +20,17 @@ import java.nio.file.StandardOpenOption;
 import java.util.Locale;
 
 /**
- * How the trainer writes into a run directory. Every output file is opened through one
- * {@link Opener}, which tests replace to make a chosen write fail as a full disk would; a
- * failure names the file and the space left on its file system. Small files are replaced
- * atomically: written to {@code NAME.tmp}, flushed to disk, renamed over the old one, and the
- * directory flushed so that the rename survives a power cut.
+ * How every module writes a file: shards, manifests and journals, safetensors and config.json,
+ * checkpoints, run-directory files. A file is replaced whole or not at all: written to
+ * {@code NAME.tmp} in the same directory, flushed to disk, renamed over the old one, and the
+ * directory flushed so that the rename survives a power cut; a reader never sees a half-written
+ * file under its final name. A failure names the file and the space left on its file system.
+ * Every file is opened through one {@link Opener}, which tests replace to make a chosen write
+ * fail as a full disk would.
  */
 public final class DurableFiles {
 
-    private static final String TEMP_SUFFIX = ".tmp";
+    public static final String TEMP_SUFFIX = ".tmp";
 
     /** Opens a file for writing. */
     @FunctionalInterface
@@ -66,6 +69,11 @@ public final class DurableFiles {
 
     /** Replaces {@code target} whole or not at all; a failed write leaves the old file and no temporary one. */
     public void replace(Path target, byte[] content) throws IOException {
+        replace(target, out -> writeFully(out, ByteBuffer.wrap(content)));
+    }
+
+    /** {@link #replace(Path, byte[])} for content written as a stream (a shard, a safetensors file). */
+    public void replace(Path target, Content content) throws IOException {
         Path temp = tempFor(target);
         try {
             write(temp, content);
@@ -110,11 +118,16 @@ public final class DurableFiles {
         }
     }
 
+    /** Renames atomically where the file system can (always within one directory on Linux). */
     public static void move(Path from, Path to) throws IOException {
         try {
-            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
+            try {
+                Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } catch (IOException e) {
+            throw failure("renaming " + from + " to", to, e);
         }
     }
 
@@ -159,6 +172,9 @@ public final class DurableFiles {
         }
         if (e instanceof NoSuchFileException) {
             return "its directory does not exist";
+        }
+        if (e instanceof DirectoryNotEmptyException) {
+            return "a directory that is not empty is in the way";
         }
         return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
     }
