@@ -41,6 +41,11 @@ public final class LlamaModel {
         this.weights = ParameterViews.of(layout, parameters, config.layers());
     }
 
+    /** Refuses, in one line, a shape whose parameters cannot fit the backend's memory; nothing is allocated. */
+    public static void requireFits(Backend backend, LlamaConfig config) {
+        MemoryBudget.requireModel(backend, config);
+    }
+
     public Backend backend() {
         return backend;
     }

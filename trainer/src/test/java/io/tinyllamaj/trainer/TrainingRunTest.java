@@ -182,6 +182,24 @@ class TrainingRunTest {
         assertEquals("not a run", Files.readString(file));
     }
 
+    /** A shape no machine could hold is refused in one line before the data is prepared or anything is built. */
+    @Test
+    void anAbsurdModelIsRefusedBeforeTheDataIsPrepared() throws Exception {
+        Path corpus = dir.resolve("corpus");
+        Files.createDirectories(corpus);
+        Files.writeString(corpus.resolve("a.txt"), "one small document");
+        Path prepared = dir.resolve("prepared");
+        long started = System.nanoTime();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TestRuns.pretrain(recipe, dir.resolve("run"),
+                null, "model.layers=100000000", "data.sources=[{name: text, path: " + prepared + ", prepare: {format: text, inputs: ["
+                        + corpus + "]}}]"));
+        assertTrue(e.getMessage().startsWith("model shape (") && e.getMessage().contains("100,000,000 layers")
+                && e.getMessage().contains("and the cpu backend holds at most"), e.getMessage());
+        assertTrue(Files.notExists(prepared), "nothing was prepared");
+        assertTrue(Files.notExists(dir.resolve("run").resolve("config.yaml")), "nothing was written");
+        assertTrue(System.nanoTime() - started < 20e9, "refused at once");
+    }
+
     @Test
     void junkStateJsonIsRefusedNamingTheFileAndTheKey() throws Exception {
         ObjectNode good = (ObjectNode) JSON.readTree(reference.resolve("checkpoints/step-00000012/state.json").toFile());

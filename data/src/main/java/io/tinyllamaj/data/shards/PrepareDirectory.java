@@ -1,6 +1,8 @@
 package io.tinyllamaj.data.shards;
 
 import io.tinyllamaj.files.DurableFiles;
+import io.tinyllamaj.files.DirectoryLock;
+
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -101,7 +103,9 @@ final class PrepareDirectory {
     private static void refuseIfNotEmpty(Path out) throws IOException {
         List<String> names;
         try (Stream<Path> files = Files.list(out)) {
-            names = files.map(file -> file.getFileName().toString()).sorted().toList();
+            names = files.map(file -> file.getFileName().toString())
+                    .filter(name -> !name.equals(DirectoryLock.FILE)) // a failed run's lock, or this run's own
+                    .sorted().toList();
         }
         if (names.isEmpty()) {
             return;

@@ -3,6 +3,8 @@ package io.tinyllamaj.data.shards;
 import io.tinyllamaj.data.corpus.DocumentReader;
 import io.tinyllamaj.data.corpus.InputFiles;
 import io.tinyllamaj.data.corpus.ReadReport;
+import io.tinyllamaj.files.DirectoryLock;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -51,17 +53,44 @@ public final class PreparePipeline {
         this.progress = progress;
     }
 
+    private DirectoryLock lock; // null until the output is first locked (see lockOutput)
+
     /** Tokenized batch: every document's ids, and the UTF-8 size of its text. */
     private record EncodedBatch(int[][] ids, long textBytes) {
     }
 
     public PrepareResult run() throws IOException {
+        try {
+            return prepare();
+        } finally {
+            if (lock != null) {
+                lock.close();
+            }
+        }
+    }
+
+    /**
+     * One prepare per output directory: the lock is taken before anything in an existing output
+     * is read for a decision, or, for a new one, when it is created, so a second process is
+     * refused before it deletes or writes a file.
+     */
+    private void lockOutput() throws IOException {
+        if (lock == null) {
+            lock = DirectoryLock.acquire(options.out(), "prepare output",
+                    "one prepare per output directory: wait for it to end, or choose another --out");
+        }
+    }
+
+    private PrepareResult prepare() throws IOException {
         long start = System.nanoTime();
         List<Path> files = InputFiles.expand(options.inputs());
         for (Path file : files) {
             options.source().requireOwnFormat(file);
         }
         Path out = options.out();
+        if (Files.isDirectory(out)) {
+            lockOutput();
+        }
         String fingerprint = fingerprint(files);
         ReadReport report = new ReadReport(options.strict());
         ShardManifest finished = PrepareDirectory.finishedRun(out, fingerprint);
@@ -225,6 +254,7 @@ public final class PreparePipeline {
             Path file = out.resolve(PrepareDirectory.shardName(journal.shards().size()));
             try {
                 if (journal.shards().isEmpty()) {
+                    lockOutput();
                     PrepareDirectory.claim(out, journal);
                 }
                 ShardManifest.Shard shard = ArrowTokenShard.write(file, tokens, count, documents, encoder.vocabSize());

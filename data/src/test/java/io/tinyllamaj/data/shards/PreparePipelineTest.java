@@ -20,6 +20,7 @@ import java.util.TreeMap;
 import java.util.stream.Stream;
 import org.apache.parquet.hadoop.metadata.CompressionCodecName;
 import org.junit.jupiter.api.BeforeEach;
+import io.tinyllamaj.files.DirectoryLock;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -64,10 +65,11 @@ class PreparePipelineTest {
         return new PreparePipeline(options, new ByteEncoder(), progress).run();
     }
 
+    /** Every file in out but the lock, which prepare takes before it decides anything there. */
     private static Map<String, byte[]> contents(Path out) throws IOException {
         Map<String, byte[]> files = new TreeMap<>();
         try (Stream<Path> list = Files.list(out)) {
-            for (Path file : list.toList()) {
+            for (Path file : list.filter(f -> !f.getFileName().toString().equals(DirectoryLock.FILE)).toList()) {
                 files.put(file.getFileName().toString(), Files.readAllBytes(file));
             }
         }
@@ -181,6 +183,24 @@ class PreparePipelineTest {
         assertEquals(out + ": holds files prepare did not write (notes.tmp, shard-00000.arrow); it writes only into a new"
                 + " or empty directory or one holding its own run; choose another output directory", refusal.getMessage());
         assertSameFiles(Map.of("notes.tmp", notes, "shard-00000.arrow", shard), contents(out));
+    }
+
+    /** A second prepare on a directory in use is refused before it deletes or writes anything there. */
+    @Test
+    void outputInUseByAnotherPrepareIsRefusedBeforeAnythingChanges() throws IOException {
+        Path out = interruptedRun();
+        Files.write(out.resolve("shard-00002.arrow.tmp"), new byte[] {1, 2, 3}); // a leftover a free run would delete
+        Map<String, byte[]> before = contents(out);
+        try (DirectoryLock held = DirectoryLock.acquire(out, "test", "held by the test")) {
+            IllegalStateException refusal = assertThrows(IllegalStateException.class,
+                    () -> prepare(out, 2, false, PrepareProgress.NONE));
+            assertTrue(refusal.getMessage().startsWith("prepare output " + out + " is in use: pid " + ProcessHandle.current().pid()),
+                    refusal.getMessage());
+            assertTrue(refusal.getMessage().endsWith("(one prepare per output directory: wait for it to end, or choose another --out)"),
+                    refusal.getMessage());
+        }
+        assertSameFiles(before, contents(out));
+        assertEquals(2, prepare(out, 2, false, PrepareProgress.NONE).shardsReused(), "free again once the holder is done");
     }
 
     @Test

@@ -1,5 +1,6 @@
 package io.tinyllamaj.trainer.run;
 
+import io.tinyllamaj.files.DirectoryLock;
 import io.tinyllamaj.files.DurableFiles;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.model.LlamaModel;
@@ -50,7 +51,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
      * metrics and plots, and chooses the checkpoint to resume from. An error on any rank ends
      * every rank at once (MPI_Abort) after one line naming it.
      *
-     * <p>Rank 0 first takes the run directory's lock ({@link RunLock}), so a second process on
+     * <p>Rank 0 first takes the run directory's lock ({@link DirectoryLock}), so a second process on
      * the same directory is refused before it touches anything. Every other check (the
      * checkpoint and its compatibility, the data) passes before the run directory changes, so a
      * refused run leaves it exactly as it was.
@@ -85,7 +86,8 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         try (strategy; backend) {
             boolean lead = strategy.rank() == 0;
             // rank 0 owns the run directory for the run's whole life; null: the other ranks hold no lock
-            try (RunLock owner = lead ? RunLock.acquire(runDirectory) : null) {
+            try (DirectoryLock owner = lead ? DirectoryLock.acquire(runDirectory, "run directory",
+                    "one live pretrain per run directory: wait for it to end or stop it, or choose another --out") : null) {
                 return train(loaded, runDirectory, strategy, backend, stop, hooks,
                         lead ? log : new PrintStream(OutputStream.nullOutputStream()), disk);
             } catch (Throwable t) {
@@ -116,6 +118,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                         + "%s); %,d tokens in all%n", shape.model().name(), shape.model().parameterCount(), shape.maxSteps(),
                 shape.tokensPerStep(), shape.microBatch(), shape.seqLen(), shape.accumulation(), shape.worldSize(),
                 strategy.name(), shape.maxSteps() * shape.tokensPerStep());
+        LlamaModel.requireFits(backend, shape.model()); // an absurd shape is refused before data is prepared
         if (lead) {
             removeLeftovers(runDirectory, checkpoints); // first: on a full disk their space may be needed
             TrainingData.prepareMissing(config, log);

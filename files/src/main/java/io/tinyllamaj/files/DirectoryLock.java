@@ -1,6 +1,4 @@
-package io.tinyllamaj.trainer.run;
-
-import io.tinyllamaj.files.DurableFiles;
+package io.tinyllamaj.files;
 
 import java.io.IOException;
 import java.net.InetAddress;
@@ -13,28 +11,31 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
 /**
- * One live process owns a run directory: it holds an OS lock on {@code <run>/.lock} from
- * before its first change to the directory until it exits (under mpirun, rank 0 alone). The
- * operating system drops the lock when the process ends, however it ends, so a crash or a
+ * One live process owns a directory it writes (a run directory, a prepare output): it holds an
+ * OS lock on {@code <dir>/.lock} from before its first change to the directory until it is done.
+ * The operating system drops the lock when the process ends, however it ends, so a crash or a
  * kill -9 leaves nothing stale. The file names the holder (pid and host) for the message a
  * second process gets. It is never deleted: a process could otherwise lock a file that another
  * has just unlinked while a third locks its replacement.
  */
-final class RunLock implements AutoCloseable {
+public final class DirectoryLock implements AutoCloseable {
 
-    static final String FILE = ".lock";
+    public static final String FILE = ".lock";
     private static final int HOLDER_MAX_CHARS = 200;
 
     private final FileChannel channel; // closing it releases the lock
 
-    private RunLock(FileChannel channel) {
+    private DirectoryLock(FileChannel channel) {
         this.channel = channel;
     }
 
-    /** Takes the lock, creating the directory if needed, or fails in one line naming the holder. */
-    static RunLock acquire(Path runDirectory) throws IOException {
-        DurableFiles.createDirectories(runDirectory);
-        Path file = runDirectory.resolve(FILE);
+    /**
+     * Takes the lock, creating the directory if needed, or fails in one line naming the holder:
+     * "{@code what} DIR is in use: pid 12 on host h holds DIR/.lock ({@code advice})".
+     */
+    public static DirectoryLock acquire(Path directory, String what, String advice) throws IOException {
+        DurableFiles.createDirectories(directory);
+        Path file = directory.resolve(FILE);
         FileChannel channel;
         try {
             channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
@@ -43,11 +44,11 @@ final class RunLock implements AutoCloseable {
         }
         try {
             if (tryLock(channel) == null) {
-                throw new IllegalStateException("run directory " + runDirectory + " is in use: " + holder(channel) + " holds " + file
-                        + " (one live pretrain per run directory: wait for it to end or stop it, or choose another --out)");
+                throw new IllegalStateException(what + " " + directory + " is in use: " + holder(channel) + " holds " + file
+                        + " (" + advice + ")");
             }
             recordHolder(channel, file);
-            return new RunLock(channel);
+            return new DirectoryLock(channel);
         } catch (IOException | RuntimeException e) {
             channel.close();
             throw e;
