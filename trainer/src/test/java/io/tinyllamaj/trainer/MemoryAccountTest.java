@@ -1,6 +1,9 @@
 package io.tinyllamaj.trainer;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.tinyllamaj.model.LlamaConfig;
+import io.tinyllamaj.model.ModelMemory;
+import io.tinyllamaj.trainer.plan.Sharding;
 import io.tinyllamaj.trainer.run.MetricsLog;
 import io.tinyllamaj.trainer.run.RankMemory;
 import io.tinyllamaj.trainer.run.StopSignal;
@@ -53,6 +56,8 @@ class MemoryAccountTest {
         RankMemory expected = new RankMemory(params, 0, params, 2 * params, 0, ACTIVATION_BYTES, 0, 1);
         assertEquals(expected, RankMemory.fromRecord(records.getFirst()));
         assertEquals(4 * params + ACTIVATION_BYTES, records.getFirst().path("memory").path("total").asLong());
+        assertEquals(expected, Sharding.replicated("none").memory(LlamaConfig.preset("test-tiny"), 2, 8, ModelMemory.Storage.CPU, 0),
+                "the cluster planner's account of the same shape is the measured one");
 
         // 5,872 parameters: 23,488 bytes; AdamW's m and v 46,976; activations 40,640; total 134,592
         assertTrue(log.toString(StandardCharsets.UTF_8).contains("memory per rank: parameters 23.5 kB, operands 0, gradients 23.5 kB, "
