@@ -5,6 +5,7 @@ import io.tinyllamaj.model.ModelMemory;
 import io.tinyllamaj.trainer.run.RankMemory;
 
 import java.util.List;
+import java.util.Locale;
 
 /**
  * What a recipe would take on a cluster, per GPU: memory by category for each strategy, whether
@@ -70,7 +71,7 @@ public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, in
     public static ClusterPlan of(Cluster cluster, LlamaConfig model, int b, int t, long globalBatch, BenchProfile bench) {
         long perStep = (long) b * cluster.gpus();
         if (globalBatch % perStep != 0) {
-            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "the global batch of %,d sequences is not a multiple of "
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "the global batch of %,d sequences is not a multiple of "
                     + "micro-batch %d x %d GPUs; choose train.micro_batch_size or the GPU count so that it is", globalBatch, b, cluster.gpus()));
         }
         int accumulation = Math.toIntExact(globalBatch / perStep);

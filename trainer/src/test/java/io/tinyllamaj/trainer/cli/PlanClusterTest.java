@@ -8,6 +8,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -66,7 +67,7 @@ class PlanClusterTest {
     }
 
     private JsonNode plan(Path bench, String... cluster) throws Exception {
-        List<String> args = new java.util.ArrayList<>(List.of("plan", "--config", recipe().toString(), "--bench", bench.toString(), "--json"));
+        List<String> args = new ArrayList<>(List.of("plan", "--config", recipe().toString(), "--bench", bench.toString(), "--json"));
         args.addAll(List.of(cluster));
         CliRun run = CliRun.of(args.toArray(String[]::new));
         assertEquals(0, run.exitCode(), run.err());
@@ -215,7 +216,7 @@ class PlanClusterTest {
                         + "GPU count so that it is", "--cluster", "3xH200"},
         };
         for (String[] c : cases) {
-            List<String> args = new java.util.ArrayList<>(List.of("plan", "--config", recipe, "--bench", bench));
+            List<String> args = new ArrayList<>(List.of("plan", "--config", recipe, "--bench", bench));
             args.addAll(List.of(c).subList(1, c.length));
             CliRun run = CliRun.of(args.toArray(String[]::new));
             assertEquals(1, run.exitCode(), String.join(" ", args) + ": " + run.out() + run.err());
