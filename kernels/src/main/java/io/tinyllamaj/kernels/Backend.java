@@ -46,6 +46,24 @@ public interface Backend extends AutoCloseable {
     default void release(Tensor t) {
     }
 
+    /**
+     * Bytes of storage behind {@code t}: its length times the bytes of one of its values (4 for
+     * fp32; 2 for an {@link #allocateActivation activation} the backend keeps in bf16). What a
+     * memory account adds up, so that it counts what was allocated rather than a formula.
+     */
+    default long bytes(Tensor t) {
+        return t.length() * Float.BYTES;
+    }
+
+    /**
+     * Bytes the backend holds beyond {@code tensorBytes}, the caller's count ({@link #bytes}) of
+     * every tensor it still uses: scratch buffers, staging, allocation padding. The CPU backend
+     * keeps nothing between ops (its scratch is garbage once an op returns): 0.
+     */
+    default long workspaceBytes(long tensorBytes) {
+        return 0;
+    }
+
     void upload(Tensor dst, float[] src, int srcOffset, int length);
 
     void download(Tensor src, float[] dst, int dstOffset, int length);

@@ -3,6 +3,11 @@ package io.tinyllamaj.model;
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Tensor;
 
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.Set;
+
 /**
  * Every buffer one forward and backward pass of b x t tokens needs, allocated once and reused
  * each step. Saved activations are per block; gradient scratch is shared across blocks because
@@ -44,7 +49,33 @@ final class Activations {
     final Tensor dGateUp;      // [n, 2 intermediate]
     final Tensor dSwiglu;      // [n, intermediate]
 
+    /**
+     * Where the buffers come from: the backend, or {@link #bytes}' counter. One constructor serves
+     * both, so the size a planner computes is the size a step allocates.
+     */
+    interface Allocator {
+        /** A tensor kept in fp32 on every backend. */
+        Tensor fp32(long length);
+
+        /** An {@link Backend#allocateActivation activation}: reduced precision where the backend stores it so. */
+        Tensor activation(long length);
+    }
+
     Activations(Backend backend, LlamaConfig c, int b, int t, boolean training) {
+        this(new Allocator() {
+            @Override
+            public Tensor fp32(long length) {
+                return backend.allocate(length);
+            }
+
+            @Override
+            public Tensor activation(long length) {
+                return backend.allocateActivation(length);
+            }
+        }, c, b, t, training);
+    }
+
+    private Activations(Allocator allocate, LlamaConfig c, int b, int t, boolean training) {
         this.b = b;
         this.t = t;
         long n = (long) b * t;
@@ -62,45 +93,83 @@ final class Activations {
         // Inference needs no saved activations: every block reuses block 0's buffers.
         for (int l = 0; l < layers; l++) {
             boolean fresh = training || l == 0;
-            residual[l] = fresh ? backend.allocate(n * c.dim()) : residual[0];
-            rstdAttn[l] = fresh ? backend.allocate(n) : rstdAttn[0];
-            normAttn[l] = fresh ? backend.allocateActivation(n * c.dim()) : normAttn[0];
-            qkv[l] = fresh ? backend.allocateActivation(n * c.qkvDim()) : qkv[0];
-            attn[l] = fresh ? backend.allocateActivation(n * c.dim()) : attn[0];
-            lse[l] = fresh ? backend.allocate(n * c.heads()) : lse[0];
-            midResidual[l] = fresh ? backend.allocate(n * c.dim()) : midResidual[0];
-            rstdMlp[l] = fresh ? backend.allocate(n) : rstdMlp[0];
-            normMlp[l] = fresh ? backend.allocateActivation(n * c.dim()) : normMlp[0];
-            gateUp[l] = fresh ? backend.allocateActivation(n * 2L * c.intermediate()) : gateUp[0];
+            residual[l] = fresh ? allocate.fp32(n * c.dim()) : residual[0];
+            rstdAttn[l] = fresh ? allocate.fp32(n) : rstdAttn[0];
+            normAttn[l] = fresh ? allocate.activation(n * c.dim()) : normAttn[0];
+            qkv[l] = fresh ? allocate.activation(n * c.qkvDim()) : qkv[0];
+            attn[l] = fresh ? allocate.activation(n * c.dim()) : attn[0];
+            lse[l] = fresh ? allocate.fp32(n * c.heads()) : lse[0];
+            midResidual[l] = fresh ? allocate.fp32(n * c.dim()) : midResidual[0];
+            rstdMlp[l] = fresh ? allocate.fp32(n) : rstdMlp[0];
+            normMlp[l] = fresh ? allocate.activation(n * c.dim()) : normMlp[0];
+            gateUp[l] = fresh ? allocate.activation(n * 2L * c.intermediate()) : gateUp[0];
         }
-        swiglu = backend.allocateActivation(n * c.intermediate());
-        residual[layers] = training ? backend.allocate(n * c.dim()) : residual[0];
-        rstdFinal = backend.allocate(n);
-        normFinal = backend.allocateActivation(n * c.dim()); // lm_head's input: bf16 on the GPU, the bits its cast gave
+        swiglu = allocate.activation(n * c.intermediate());
+        residual[layers] = training ? allocate.fp32(n * c.dim()) : residual[0];
+        rstdFinal = allocate.fp32(n);
+        normFinal = allocate.activation(n * c.dim()); // lm_head's input: bf16 on the GPU, the bits its cast gave
         // In training the logits are lm_head's output like any matmul's, so bf16 on the GPU, as under
         // autocast (the loss reads them in fp32); their gradient then reaches the matmul with no cast.
         long logitValues = Math.min(n, LlamaModel.logitRows(Math.toIntExact(n))) * c.vocabSize();
-        logits = training ? backend.allocateActivation(logitValues) : backend.allocate(logitValues);
-        losses = backend.allocate(n);
-        scratch = backend.allocateActivation(n * c.dim());
-        dResidual = training ? backend.allocate(n * c.dim()) : null;
-        dResidualCopy = training ? backend.allocateActivation(n * c.dim()) : null;
-        dNorm = training ? backend.allocateActivation(n * c.dim()) : null;
-        dQkv = training ? backend.allocateActivation(n * c.qkvDim()) : null;
-        dAttn = training ? backend.allocateActivation(n * c.dim()) : null;
-        dGateUp = training ? backend.allocateActivation(n * 2L * c.intermediate()) : null;
-        dSwiglu = training ? backend.allocateActivation(n * c.intermediate()) : null;
+        logits = training ? allocate.activation(logitValues) : allocate.fp32(logitValues);
+        losses = allocate.fp32(n);
+        scratch = allocate.activation(n * c.dim());
+        dResidual = training ? allocate.fp32(n * c.dim()) : null;
+        dResidualCopy = training ? allocate.activation(n * c.dim()) : null;
+        dNorm = training ? allocate.activation(n * c.dim()) : null;
+        dQkv = training ? allocate.activation(n * c.qkvDim()) : null;
+        dAttn = training ? allocate.activation(n * c.dim()) : null;
+        dGateUp = training ? allocate.activation(n * 2L * c.intermediate()) : null;
+        dSwiglu = training ? allocate.activation(n * c.intermediate()) : null;
     }
 
-    /** Gives every buffer back to the backend (once each: inference shares block 0's across blocks). */
-    void release(Backend backend) {
-        java.util.Set<Tensor> distinct = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-        for (Tensor[] perLayer : new Tensor[][]{residual, rstdAttn, normAttn, qkv, attn, lse, midResidual, rstdMlp, normMlp, gateUp}) {
-            distinct.addAll(java.util.Arrays.asList(perLayer));
+    /**
+     * Bytes of every buffer a pass of b x t tokens allocates ({@code training}: with the saved
+     * activations and the gradient scratch), at {@code activationBytes} per activation value and 4
+     * per fp32 value: what the constructor would take from a backend that stores activations so.
+     */
+    static long bytes(LlamaConfig c, int b, int t, boolean training, int activationBytes) {
+        long[] total = {0};
+        record Sized(long length) implements Tensor {
+            @Override
+            public Tensor slice(long offset, long length) {
+                throw new UnsupportedOperationException("a size, not storage");
+            }
         }
-        distinct.addAll(java.util.Arrays.asList(swiglu, rstdFinal, normFinal, logits, losses, scratch,
+        new Activations(new Allocator() {
+            @Override
+            public Tensor fp32(long length) {
+                total[0] += length * Float.BYTES;
+                return new Sized(length);
+            }
+
+            @Override
+            public Tensor activation(long length) {
+                total[0] += length * activationBytes;
+                return new Sized(length);
+            }
+        }, c, b, t, training);
+        return total[0];
+    }
+
+    /** Bytes the backend holds for these buffers, each counted once (inference shares block 0's across blocks). */
+    long bytes(Backend backend) {
+        return distinct().stream().mapToLong(backend::bytes).sum();
+    }
+
+    /** Gives every buffer back to the backend (once each). */
+    void release(Backend backend) {
+        distinct().forEach(backend::release);
+    }
+
+    private Set<Tensor> distinct() {
+        Set<Tensor> distinct = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (Tensor[] perLayer : new Tensor[][]{residual, rstdAttn, normAttn, qkv, attn, lse, midResidual, rstdMlp, normMlp, gateUp}) {
+            distinct.addAll(Arrays.asList(perLayer));
+        }
+        distinct.addAll(Arrays.asList(swiglu, rstdFinal, normFinal, logits, losses, scratch,
                 dResidual, dResidualCopy, dNorm, dQkv, dAttn, dGateUp, dSwiglu));
         distinct.remove(null);
-        distinct.forEach(backend::release);
+        return distinct;
     }
 }

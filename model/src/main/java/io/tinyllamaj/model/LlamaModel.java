@@ -98,6 +98,21 @@ public final class LlamaModel {
     }
 
     /**
+     * Bytes of what this model holds now, as its backend stores them ({@link Backend#bytes}). The
+     * gradients and the activations count once they exist (after the first forward and backward);
+     * the matmuls' copy only where it is one (the GPU's bf16 copy; the CPU's matmuls read the
+     * masters); the logits buffers of {@link #logits} and {@link #decode} count as activations.
+     */
+    public ModelMemory memory() {
+        long copy = operands == null || operands == parameters ? 0 : backend.bytes(operands);
+        long saved = activations == null ? 0 : activations.bytes(backend);
+        for (Tensor logitsBuffer : new Tensor[] {fullLogits, decodeLogits}) {
+            saved += logitsBuffer == null ? 0 : backend.bytes(logitsBuffer);
+        }
+        return new ModelMemory(backend.bytes(parameters), copy, gradients == null ? 0 : backend.bytes(gradients), saved);
+    }
+
+    /**
      * The parameters as the matmuls read them: {@link #operands}, the bf16 copy of all parameters
      * on the GPU (made by the optimizer step in the same pass, or by a cast before a forward after
      * anything else could have written the parameters), the fp32 master on the CPU. Either way

@@ -274,6 +274,18 @@ public final class CudaBackend implements Backend {
         return memory.allocate(length, bf16Activations);
     }
 
+    /** 2 bytes a value for a bf16 activation, 4 for fp32. */
+    @Override
+    public long bytes(Tensor t) {
+        return of(t).bytes();
+    }
+
+    /** Device memory in use minus the caller's tensors: scratch, staging and the arena's alignment padding. */
+    @Override
+    public long workspaceBytes(long tensorBytes) {
+        return Math.max(0, memoryInUse() - tensorBytes);
+    }
+
     /** Whether {@link #allocateActivation} stores bf16. */
     public boolean bf16Activations() {
         return bf16Activations;

@@ -5,6 +5,10 @@ import io.tinyllamaj.trainer.config.ConfigLoader;
 import io.tinyllamaj.trainer.config.RunShape;
 import io.tinyllamaj.trainer.config.TrainingConfig;
 import io.tinyllamaj.trainer.data.ProjectPaths;
+import io.tinyllamaj.trainer.plan.BenchProfile;
+import io.tinyllamaj.trainer.plan.Cluster;
+import io.tinyllamaj.trainer.plan.ClusterPlan;
+import io.tinyllamaj.trainer.plan.ClusterReport;
 import io.tinyllamaj.trainer.run.LearningRateSchedule;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -21,10 +25,12 @@ import java.util.concurrent.Callable;
 /**
  * {@code tinyllama plan}: what a recipe commits to before it runs: steps and tokens, epochs
  * of each source (from the prepared manifests when present), the LR at milestones, and the
- * wall-clock and GPU-hours a given per-GPU throughput implies.
+ * wall-clock and GPU-hours a given per-GPU throughput implies. With {@code --cluster}, also the
+ * memory per GPU of each strategy and the step time predicted for that cluster ({@link ClusterPlan}).
  */
 @Command(name = "plan", mixinStandardHelpOptions = true,
-        description = "Print the steps, tokens, epochs per source, LR milestones, wall-clock and GPU-hours of a recipe.")
+        description = "Print the steps, tokens, epochs per source, LR milestones, wall-clock and GPU-hours of a recipe; "
+                + "with --cluster, its memory per GPU and predicted speed on a cluster.")
 public final class PlanCommand implements Callable<Integer> {
 
     @Option(names = "--config", paramLabel = "FILE", description = "YAML recipe (default: the built-in CPU demo).")
@@ -40,6 +46,28 @@ public final class PlanCommand implements Callable<Integer> {
             description = "Training throughput of one GPU (default: ${DEFAULT-VALUE}, TinyLlama's A100-40G figure).")
     private double tokensPerGpuSecond;
 
+    @Option(names = "--cluster", paramLabel = "NxGPU",
+            description = "Plan for a cluster, e.g. 16xA100-40G or 8xH100-80G (GPUs: A100-40G, A100-80G, H100-80G, H200): memory per GPU "
+                    + "by strategy, whether it fits, and the predicted step time and tokens/s per GPU.")
+    private String cluster;
+
+    @Option(names = "--nodes", paramLabel = "N", description = "Nodes the cluster's GPUs are split into (default: nodes of up to 8 GPUs).")
+    private Integer nodes;
+
+    @Option(names = "--intra-node-gbps", paramLabel = "X",
+            description = "Bus bandwidth of a collective inside a node, Gb/s (default: NVLink's, 240 GB/s = 1920 Gb/s on A100, 360 GB/s on H100/H200).")
+    private Double intraNodeGbps;
+
+    @Option(names = "--inter-node-gbps", paramLabel = "X", description = "Network bandwidth of one node, Gb/s (default: 100).")
+    private Double interNodeGbps;
+
+    @Option(names = "--bench", paramLabel = "FILE",
+            description = "The measured GPU step the prediction scales (default: docs/bench/gpu-train.json of the checkout).")
+    private Path bench;
+
+    @Option(names = "--json", description = "With --cluster: print the cluster plan as one JSON object, nothing else.")
+    private boolean json;
+
     @Override
     public Integer call() throws Exception {
         if (gpus != null && gpus < 1) {
@@ -48,10 +76,53 @@ public final class PlanCommand implements Callable<Integer> {
         if (!(tokensPerGpuSecond > 0) || !Double.isFinite(tokensPerGpuSecond)) {
             throw new IllegalArgumentException("--tokens-per-gpu-s must be a positive, finite number, got " + tokensPerGpuSecond);
         }
+        Cluster machines = cluster(); // the flags' one-line refusals before the config is read
         ConfigLoader.Loaded loaded = config != null ? ConfigLoader.load(config, overrides)
                 : ConfigLoader.parse("demo-cpu.yaml (built in)", ConfigLoader.demoYaml(), overrides);
-        print(loaded.config(), loaded.shape(), gpus != null ? gpus : loaded.shape().worldSize(), tokensPerGpuSecond, System.out);
+        if (machines == null) {
+            print(loaded.config(), loaded.shape(), gpus != null ? gpus : loaded.shape().worldSize(), tokensPerGpuSecond, System.out);
+            return 0;
+        }
+        RunShape s = loaded.shape();
+        ClusterPlan plan = ClusterPlan.of(machines, s.model(), s.microBatch(), s.seqLen(), s.globalBatchSequences(),
+                BenchProfile.read(bench != null ? bench : ProjectPaths.resolveOutput(BenchProfile.DEFAULT_FILE)));
+        if (json) {
+            System.out.println(ClusterReport.json(plan).toPrettyString());
+            return 0;
+        }
+        print(loaded.config(), s, machines.gpus(), tokensPerGpuSecond, System.out);
+        System.out.println();
+        ClusterReport.print(plan, System.out);
+        printPredictedTime(loaded.config(), s, plan, System.out);
         return 0;
+    }
+
+    /** The cluster of --cluster and its companions; null without --cluster, where the companions are refused. */
+    private Cluster cluster() {
+        if (cluster == null) {
+            for (var given : new Object[][] {{"--nodes", nodes}, {"--intra-node-gbps", intraNodeGbps}, {"--inter-node-gbps", interNodeGbps},
+                    {"--bench", bench}, {"--json", json ? true : null}}) {
+                if (given[1] != null) {
+                    throw new IllegalArgumentException(given[0] + " plans a cluster: pass --cluster NxGPU with it");
+                }
+            }
+            return null;
+        }
+        if (gpus != null) {
+            throw new IllegalArgumentException("--gpus and --cluster both give the GPU count; pass one");
+        }
+        return Cluster.parse(cluster, nodes, intraNodeGbps, interNodeGbps);
+    }
+
+    /** The run's length at the predicted rate of the recipe's strategy (ddp for none), overlapped: what the cluster would take. */
+    static void printPredictedTime(TrainingConfig c, RunShape s, ClusterPlan plan, PrintStream out) {
+        String strategy = c.distributed().strategy().equals("none") ? "ddp" : c.distributed().strategy();
+        ClusterPlan.StrategyPlan chosen = plan.strategy(strategy);
+        double perGpu = plan.tokensPerGpuSecond(chosen.overlappedStepMs());
+        double seconds = s.maxSteps() * s.tokensPerStep() / (plan.cluster().gpus() * perGpu);
+        out.printf(Locale.ROOT, "predicted    %s (the recipe's strategy%s), overlapped: %,.0f tokens/s per GPU: %.1f days wall-clock, "
+                        + "%,.0f GPU-hours%n", strategy, strategy.equals(c.distributed().strategy()) ? "" : " none: one rank, as ddp",
+                perGpu, seconds / 86400, seconds * plan.cluster().gpus() / 3600);
     }
 
     /** Counts are those of a validated config: steps x tokens a step fits a long. */

@@ -59,6 +59,11 @@ final class Sharded implements Strategy {
     }
 
     @Override
+    public int optimizerShards() {
+        return shardGroup.size();
+    }
+
+    @Override
     public boolean savesOptimizerShard() {
         return replicaGroup.rank() == 0;
     }

@@ -42,6 +42,20 @@ public interface Strategy extends AutoCloseable {
      */
     Shard optimizerShard(long parameterCount);
 
+    /** Ranks the optimizer state is split over: 1 for ddp, the shard group's size for fsdp and hybrid. */
+    default int optimizerShards() {
+        return 1;
+    }
+
+    /**
+     * Bytes of parameter and gradient blocks this rank holds gathered from other ranks, beyond its
+     * own shard: the per-block buffers of full sharding. No strategy gathers per block yet (the
+     * parameters stay whole on every rank), so 0; the memory account reports it as its own category.
+     */
+    default long gatheredBlockBytes() {
+        return 0;
+    }
+
     /**
      * Whether this rank writes its {@link #optimizerShard} into a checkpoint: one rank per
      * distinct shard (rank 0 for ddp, every rank for fsdp, the first node's ranks for hybrid).

@@ -18,12 +18,16 @@ import java.util.List;
 /**
  * {@code <run>/metrics.jsonl}: one JSON object per logged step (step, loss, lr, grad_norm,
  * tokens, tokens_per_s, mfu, tokens_per_source, val_loss when computed, ...), each line
- * flushed as written. On resume the lines past the checkpoint's step are dropped first (they
- * describe steps that will be trained again), so the file reads as one uninterrupted run.
+ * flushed as written, and after a process's first step one {@code memory} record per rank
+ * ({@link RankMemory}: {"memory": {...bytes per category...}, "rank": r, "step": s, ...}).
+ * On resume the lines past the checkpoint's step are dropped first (they describe steps that
+ * will be trained again), so the file reads as one uninterrupted run.
  */
 public final class MetricsLog implements AutoCloseable {
 
     public static final String FILE = "metrics.jsonl";
+    /** The key that marks a record as a memory account rather than a step's metrics. */
+    static final String MEMORY = "memory";
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int SHOWN_VALUE_CHARS = 40;
 
@@ -43,7 +47,7 @@ public final class MetricsLog implements AutoCloseable {
         Path file = runDirectory.resolve(FILE);
         if (resumed && Files.exists(file)) {
             StringBuilder kept = new StringBuilder();
-            for (JsonNode line : read(file)) {
+            for (JsonNode line : readAll(file)) {
                 if (line.path("step").asLong() <= resumedStep) {
                     kept.append(JSON.writeValueAsString(line)).append('\n');
                 }
@@ -76,11 +80,21 @@ public final class MetricsLog implements AutoCloseable {
     }
 
     /**
-     * Every complete line of a metrics file; a line torn by a crash is skipped. A step that is
-     * not a whole number is refused naming the file and the line: read as 0 it would survive
-     * every cut-back on resume and land first in the charts.
+     * The step records of a metrics file (not the memory records); a line torn by a crash is
+     * skipped. A step that is not a whole number is refused naming the file and the line: read
+     * as 0 it would survive every cut-back on resume and land first in the charts.
      */
     public static List<JsonNode> read(Path file) throws IOException {
+        return readAll(file).stream().filter(record -> !record.has(MEMORY)).toList();
+    }
+
+    /** The {@code memory} records of a metrics file ({@link RankMemory#fromRecord} reads one). */
+    public static List<JsonNode> readMemory(Path file) throws IOException {
+        return readAll(file).stream().filter(record -> record.has(MEMORY)).toList();
+    }
+
+    /** Every complete record of a metrics file; a line torn by a crash is skipped. */
+    private static List<JsonNode> readAll(Path file) throws IOException {
         List<JsonNode> records = new ArrayList<>();
         int number = 0;
         for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {

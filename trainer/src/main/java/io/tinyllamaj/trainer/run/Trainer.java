@@ -92,6 +92,7 @@ public final class Trainer {
     private long skippedSteps;
     private int consecutiveSkipped;
     private long lastCheckpointStep = -1;
+    private boolean memoryReported; // this process's first step has printed and logged the memory account
 
     public Trainer(TrainingConfig config, RunShape shape, LlamaModel model, MixtureSampler sampler,
                    CheckpointStore checkpoints, Progress progress, StopSignal stop, Hooks hooks, Strategy strategy) {
@@ -209,6 +210,10 @@ public final class Trainer {
             }
             StepResult result = trainStep();
             windowTokens += shape.tokensPerStep();
+            if (!memoryReported) { // the activations exist only after a first step
+                reportMemory(metrics);
+                memoryReported = true;
+            }
 
             boolean last = step == maxSteps;
             boolean logged = step % logInterval == 0 || last;
@@ -317,6 +322,17 @@ public final class Trainer {
             count = Math.round(strategy.world().allReduceSum(count));
         }
         return sum / count;
+    }
+
+    /** Every rank's memory account: rank 0's printed, each rank's a {@code memory} record of metrics.jsonl. */
+    private void reportMemory(MetricsLog metrics) {
+        RankMemory own = RankMemory.measure(model, strategy, adamM, adamV);
+        List<RankMemory> ranks = strategy.worldSize() == 1 ? List.of(own) : RankMemory.gather(strategy.world(), own);
+        progress.message(ranks.getFirst().line() + (ranks.size() == 1 ? ""
+                : " (rank 0 of " + ranks.size() + "; every rank's is in " + MetricsLog.FILE + ")"));
+        for (int rank = 0; rank < ranks.size(); rank++) {
+            metrics.write(ranks.get(rank).record(rank, step));
+        }
     }
 
     private ObjectNode metricsRecord(StepResult r, double tokensPerSecond, Double valLoss) {

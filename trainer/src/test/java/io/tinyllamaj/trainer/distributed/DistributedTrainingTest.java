@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.tinyllamaj.trainer.TestRuns;
 import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
 import io.tinyllamaj.trainer.run.MetricsLog;
+import io.tinyllamaj.trainer.run.RankMemory;
 import io.tinyllamaj.trainer.run.Trainer;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -34,6 +35,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *   <li>the 2-rank fsdp run resumed from its step-8 checkpoint on 2 ranks equals the
  *       uninterrupted one bit for bit; resumed on 1 rank (moments resharded from two files
  *       into one range) it continues within {@link #TOLERANCE};</li>
+ *   <li>the memory records: fsdp's AdamW moments are half the one rank's on each of the two ranks, ddp's whole;</li>
  *   <li>SIGTERM to one rank: both finish the step, write one complete checkpoint and exit 0;
  *       the resumed run equals the uninterrupted one bit for bit.</li>
  * </ul>
@@ -76,11 +78,14 @@ class DistributedTrainingTest {
                 "--set", "distributed.world_size=2", "--set", "checkpoint.keep_last=10");
         assertEquals(0, run.exitCode(), run.output());
         assertClose("ddp, 2 ranks vs 1", single, ddp, 1);
+        assertOptimizerBytes(single, 1, TEST_SMALL_PARAMETERS * 8, 1);
+        assertOptimizerBytes(ddp, 2, TEST_SMALL_PARAMETERS * 8, 1);
 
         Path fsdp = dir.resolve("fsdp");
         run = launch(dir, "--out", fsdp.toString(), "--set", "distributed.strategy=fsdp", "--set", "checkpoint.keep_last=10");
         assertEquals(0, run.exitCode(), run.output());
         assertClose("fsdp, 2 ranks vs 1", single, fsdp, 1);
+        assertOptimizerBytes(fsdp, 2, TEST_SMALL_PARAMETERS / 2 * 8, 2); // half of the one rank's m and v on each rank
         Path step8 = fsdp.resolve("checkpoints").resolve(CheckpointStore.name(8));
         assertTrue(Files.exists(step8.resolve("adam_m-rank00001.f32")), "fsdp writes one moment shard per rank");
 
@@ -132,6 +137,30 @@ class DistributedTrainingTest {
     }
 
     // ---- helpers ----
+
+    /**
+     * test-small's parameters: embed and lm_head 256 x 64 each; a block: 2 norms of 64, qkv (8 + 2 x 2) x 8 = 96 rows
+     * x 64, attn_out 64 x 64, gate_up 320 x 64, down 64 x 160; the final norm 64. Even, so two shards are equal.
+     */
+    static final long TEST_SMALL_PARAMETERS = 2 * 256 * 64 + 2 * (2 * 64 + 96 * 64 + 64 * 64 + 320 * 64 + 64 * 160) + 64;
+
+    /**
+     * Each rank's memory record (rank 0 writes all of them after the first step): AdamW's m and v take
+     * {@code optimizerBytes} on every rank, split over {@code shards}; parameters and gradients stay whole
+     * (4 bytes a parameter each: only the optimizer state is sharded today).
+     */
+    private static void assertOptimizerBytes(Path run, int ranks, long optimizerBytes, int shards) throws IOException {
+        List<JsonNode> records = MetricsLog.readMemory(run.resolve(MetricsLog.FILE));
+        assertEquals(ranks, records.size(), run + ": one memory record per rank");
+        for (int rank = 0; rank < ranks; rank++) {
+            RankMemory memory = RankMemory.fromRecord(records.get(rank));
+            assertEquals(rank, records.get(rank).path("rank").asInt());
+            assertEquals(optimizerBytes, memory.optimizer(), run + ", rank " + rank);
+            assertEquals(shards, memory.optimizerShards(), run + ", rank " + rank);
+            assertEquals(TEST_SMALL_PARAMETERS * 4, memory.parameters(), run + ", rank " + rank);
+            assertEquals(TEST_SMALL_PARAMETERS * 4, memory.gradients(), run + ", rank " + rank);
+        }
+    }
 
     /** Losses (and validation losses) of two runs agree within the tolerance from {@code fromStep} on. */
     private static void assertClose(String what, Path expected, Path actual, long fromStep) throws IOException {

@@ -1,0 +1,61 @@
+package io.tinyllamaj.trainer.plan;
+
+import io.tinyllamaj.model.LlamaConfig;
+import io.tinyllamaj.model.ModelMemory;
+import io.tinyllamaj.trainer.distributed.Shard;
+import io.tinyllamaj.trainer.run.RankMemory;
+
+/**
+ * How a strategy splits a model's state over ranks: the fp32 masters with the matmuls' copy, the
+ * gradients and the AdamW moments each over their number of ranks (1: every rank holds all of it),
+ * and whether blocks are gathered per use (full sharding).
+ */
+public record Sharding(String name, int parameterShards, int gradientShards, int optimizerShards, boolean gathersBlocks) {
+
+    /** Everything on every rank (ddp, or one rank). */
+    public static Sharding replicated(String name) {
+        return new Sharding(name, 1, 1, 1, false);
+    }
+
+    /** What fsdp does today: parameters and gradients whole on every rank, AdamW's moments split over {@code ranks}. */
+    public static Sharding optimizerOnly(String name, int ranks) {
+        return new Sharding(name, 1, 1, ranks, false);
+    }
+
+    /** Full sharding over {@code ranks}: every state split, each block gathered before it is used. */
+    public static Sharding full(String name, int ranks) {
+        return new Sharding(name, ranks, ranks, ranks, true);
+    }
+
+    /**
+     * One rank's memory at micro-batches of b x t tokens, through the model's own sizing
+     * ({@link ModelMemory#planned}); the rank with the largest shard (the last, which also holds
+     * the remainder). {@code workspace}: the backend's, as measured elsewhere.
+     */
+    public RankMemory memory(LlamaConfig c, int b, int t, ModelMemory.Storage storage, long workspace) {
+        ModelMemory whole = ModelMemory.planned(c, b, t, storage);
+        long values = whole.parameters() / Float.BYTES;
+        long own = largestShard(values, parameterShards);
+        return new RankMemory(own * Float.BYTES, own * storage.operandBytes(), largestShard(values, gradientShards) * Float.BYTES,
+                2L * Float.BYTES * largestShard(values, optimizerShards), gathersBlocks ? gatheredBytes(c, storage) : 0,
+                whole.activations(), workspace, optimizerShards);
+    }
+
+    /** Values of a buffer of {@code values} the last of {@code shards} ranks owns ({@link Shard#of}). */
+    static long largestShard(long values, int shards) {
+        return Shard.of(values, shards - 1, shards).length();
+    }
+
+    /**
+     * The buffers full sharding gathers, as the planned design holds them: two block buffers of
+     * parameters as the matmuls read them (the block in use and the next, prefetched), the unit of
+     * embedding, final norm and lm_head while it is in use, and one unit's whole fp32 gradient
+     * before its reduce-scatter (the larger unit's).
+     */
+    static long gatheredBytes(LlamaConfig c, ModelMemory.Storage storage) {
+        long block = c.layerParameters();
+        long outer = c.parameterCount() - c.layers() * block;
+        int operandBytes = storage.operandBytes() > 0 ? storage.operandBytes() : Float.BYTES; // the CPU's matmuls read fp32
+        return (2 * block + outer) * operandBytes + Math.max(block, outer) * Float.BYTES;
+    }
+}
