@@ -19,8 +19,11 @@ public final class LlamaModel {
     private final Backend backend;
     private final LlamaConfig config;
     private final ParameterLayout layout;
-    private final Tensor parameters;
-    private final ParameterViews weights; // the fp32 masters, as the norms and the embedding read them
+    private Tensor parameters;      // all of them, or this rank's range once sharded
+    private ParameterViews weights; // the fp32 masters, as the norms and the embedding read them; null once sharded
+    private UnitParameters units;   // null: unsharded, every unit read from the whole buffers
+    private long ownOffset;         // where parameters (and gradients) start in the flat layout
+    private final Tensor[] held;    // sharded: the units acquired now, by unit
     private Tensor gradients;
     private ParameterViews gradientViews;
     private boolean zeroPending; // zeroGradients() called and no backward has written the gradients since
@@ -39,6 +42,49 @@ public final class LlamaModel {
         this.layout = new ParameterLayout(config);
         this.parameters = backend.allocate(layout.total());
         this.weights = ParameterViews.of(layout, parameters, config.layers());
+        this.held = new Tensor[layout.units()];
+    }
+
+    /**
+     * Keeps only the range [offset, offset + length) of the parameters and of the gradients;
+     * every forward and backward gets the other ranks' parts unit by unit from {@code units}
+     * (full sharding). Called once, after the weights are set; {@link #parameters()} and
+     * {@link #gradients()} are the range from then on.
+     */
+    public void shard(long offset, long length, UnitParameters units) {
+        if (this.units != null) {
+            throw new IllegalStateException("the model is sharded already");
+        }
+        if (config.tieEmbeddings()) { // lm_head would be read in two units
+            throw new IllegalArgumentException("full sharding needs untied embeddings (model.tie_embeddings: false)");
+        }
+        if (offset < 0 || length < 0 || offset + length > layout.total()) {
+            throw new IllegalArgumentException("range [" + offset + ", " + (offset + length) + ") is outside the "
+                    + layout.total() + " parameters");
+        }
+        Tensor own = backend.allocate(length);
+        backend.copy(own, parameters.slice(offset, length));
+        backend.release(parameters);
+        if (gradients != null) {
+            backend.release(gradients);
+            gradients = null;
+            gradientViews = null;
+        }
+        if (operands != null && operands != parameters) {
+            backend.release(operands);
+        }
+        operands = null;
+        operandViews = null;
+        parameters = own;
+        weights = null;
+        ownOffset = offset;
+        this.units = units;
+        units.parametersChanged();
+    }
+
+    /** Where {@link #parameters()} starts in the flat layout: 0 unless {@link #shard sharded}. */
+    public long parameterOffset() {
+        return ownOffset;
     }
 
     /** Refuses, in one line, a shape whose parameters cannot fit the backend's memory; nothing is allocated. */
@@ -63,8 +109,15 @@ public final class LlamaModel {
      * matmuls' copy of them is made again before the next forward (see {@link #adamwUpdate}).
      */
     public Tensor parameters() {
-        operandsFresh = false;
+        changed();
         return parameters;
+    }
+
+    private void changed() {
+        operandsFresh = false;
+        if (units != null) {
+            units.parametersChanged();
+        }
     }
 
     /** The gradient buffer, allocated on first use; the same layout as {@link #parameters()}. */
@@ -78,8 +131,8 @@ public final class LlamaModel {
 
     private Tensor gradientBuffer() {
         if (gradients == null) {
-            gradients = backend.allocate(layout.total());
-            gradientViews = ParameterViews.of(layout, gradients, config.layers());
+            gradients = backend.allocate(parameters.length());
+            gradientViews = units == null ? ParameterViews.of(layout, gradients, config.layers()) : null;
         }
         return gradients;
     }
@@ -92,6 +145,9 @@ public final class LlamaModel {
 
     /** One parameter; the caller may write it (as {@link #parameters()}). */
     public Tensor parameter(String name) {
+        if (units != null) {
+            throw new IllegalStateException("parameter " + name + ": the model is sharded; this rank holds a range only");
+        }
         operandsFresh = false;
         ParameterLayout.Entry e = layout.get(name);
         return parameters.slice(e.offset(), e.size());
@@ -140,11 +196,15 @@ public final class LlamaModel {
      */
     public void adamwUpdate(long offset, Tensor m, Tensor v, AdamWStep step) {
         long length = m.length();
+        offset -= ownOffset;
         if (offset < 0 || length != v.length() || offset + length > parameters.length()) {
             throw new IllegalArgumentException("AdamW moments of " + m.length() + " and " + v.length() + " values at offset "
                     + offset + " do not fit the " + parameters.length() + " parameters");
         }
         Tensor grads = gradients();
+        if (units != null) {
+            units.parametersChanged();
+        }
         if (offset == 0 && length == parameters.length() && operands != null) {
             backend.adamwUpdateAndCopy(parameters, operands, grads, m, v, step);
             operandsFresh = true;
@@ -207,7 +267,8 @@ public final class LlamaModel {
             }
             fullLogits = backend.allocate((long) n * config.vocabSize());
         }
-        backend.matmulForward(fullLogits, a.normFinal, operands().lmHead(), n, config.dim(), config.vocabSize());
+        backend.matmulForward(fullLogits, a.normFinal, headOperand(), n, config.dim(), config.vocabSize());
+        leave(config.layers() + 1);
         return fullLogits;
     }
 
@@ -215,8 +276,9 @@ public final class LlamaModel {
     public float[] losses(int[] tokens, int[] targets, int b, int t) {
         Activations a = activations(b, t, activations != null && activations.dResidual != null);
         forward(a, tokens);
-        forEachLogitChunk(a, operands().lmHead(), (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows),
+        forEachLogitChunk(a, headOperand(), (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows),
                 logits, rowsOf(targets, start, rows), rows, config.vocabSize()));
+        leave(config.layers() + 1);
         return backend.download(a.losses);
     }
 
@@ -233,20 +295,24 @@ public final class LlamaModel {
         // embedding's is a scatter-add (and lm_head's when tied to it), so it starts from zeros.
         boolean overwrite = zeroPending;
         zeroPending = false;
-        if (overwrite) {
+        if (overwrite && units == null) {
             backend.fill(grads().embed(), 0f);
         }
+        // Sharded: each unit's gradient goes to a buffer of its own for this micro-batch, written, then
+        // summed onto the owners' ranges (added there unless this is the step's first micro-batch).
+        boolean write = overwrite || units != null;
         boolean tied = config.tieEmbeddings();
         // Per chunk: logits, then loss and its gradient in place, then the gradient through lm_head.
-        Tensor head = operands().lmHead();
+        Tensor head = headOperand();
+        Tensor headGradient = units == null ? grads().lmHead() : unitGradient(config.layers() + 1, layout.get("lm_head"));
         forEachLogitChunk(a, head, (rows, logits, start) -> {
             backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows),
                     rowsOf(targets, start, rows), rows, vocab, gradScale);
-            backend.matmulBackward(a.dNorm.slice((long) start * dim, (long) rows * dim), grads().lmHead(), logits,
+            backend.matmulBackward(a.dNorm.slice((long) start * dim, (long) rows * dim), headGradient, logits,
                     a.normFinal.slice((long) start * dim, (long) rows * dim), head, rows, dim, vocab,
-                    !(overwrite && start == 0 && !tied));
+                    !(write && start == 0 && !tied));
         });
-        backward(a, tokens, !overwrite);
+        backward(a, tokens, !write, !overwrite);
         double sum = 0;
         for (float loss : backend.download(a.losses)) {
             sum += loss;
@@ -288,11 +354,12 @@ public final class LlamaModel {
         cache.length += count;
         int last = count - 1, dim = config.dim();
         Tensor lastRow = a.residual[config.layers()].slice((long) last * dim, dim);
-        backend.rmsnormForward(a.normFinal.slice(0, dim), a.rstdFinal.slice(0, 1), lastRow, weights.finalNorm(), 1, dim, config.normEps());
+        backend.rmsnormForward(a.normFinal.slice(0, dim), a.rstdFinal.slice(0, 1), lastRow, finalNormWeight(), 1, dim, config.normEps());
         if (decodeLogits == null) {
             decodeLogits = backend.allocate(config.vocabSize()); // fp32: a training step's logit chunks may be bf16
         }
-        backend.matmulForward(decodeLogits, a.normFinal.slice(0, dim), operands().lmHead(), 1, dim, config.vocabSize());
+        backend.matmulForward(decodeLogits, a.normFinal.slice(0, dim), headOperand(), 1, dim, config.vocabSize());
+        leave(config.layers() + 1);
         return decodeLogits;
     }
 
@@ -301,7 +368,7 @@ public final class LlamaModel {
         forward(a, tokens, null);
         LlamaConfig c = config;
         int n = a.b * a.t;
-        backend.rmsnormForward(a.normFinal, a.rstdFinal, a.residual[c.layers()], weights.finalNorm(), n, c.dim(), c.normEps());
+        backend.rmsnormForward(a.normFinal, a.rstdFinal, a.residual[c.layers()], finalNormWeight(), n, c.dim(), c.normEps());
     }
 
     /** The blocks; with a cache, q/k/v rows go into it at its current length and attention reads all of it. */
@@ -312,10 +379,14 @@ public final class LlamaModel {
             throw new IllegalArgumentException("expected " + n + " tokens, got " + tokens.length);
         }
         int past = cache == null ? 0 : cache.length;
-        backend.embeddingForward(a.residual[0], weights.embed(), tokens, n, dim);
-        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], weights.block(0).attnNorm(), n, dim, c.normEps());
+        enter(0);
+        enter(1);
+        backend.embeddingForward(a.residual[0], embedWeight(), tokens, n, dim);
+        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], masterBlock(0).attnNorm(), n, dim, c.normEps());
+        leave(0);
         for (int l = 0; l < c.layers(); l++) {
-            ParameterViews.Block w = weights.block(l), op = operands().block(l);
+            enter(l + 2); // block l reads the next block's input norm; after the last block, the head comes next
+            ParameterViews.Block w = masterBlock(l), op = operandBlock(l);
             Tensor x = a.residual[l];
             Tensor qkvNew = cache == null ? a.qkv[l] : cache.layers[l].slice((long) past * c.qkvDim(), (long) t * c.qkvDim());
             Tensor qkvAll = cache == null ? a.qkv[l] : cache.layers[l].slice(0, (long) (past + t) * c.qkvDim());
@@ -330,26 +401,38 @@ public final class LlamaModel {
             if (l + 1 < c.layers()) {
                 // the next block's input norm rides on this block's residual add
                 backend.residualRmsnormForward(a.residual[l + 1], a.normAttn[l + 1], a.rstdAttn[l + 1], a.midResidual[l], a.scratch,
-                        weights.block(l + 1).attnNorm(), n, dim, c.normEps());
+                        masterBlock(l + 1).attnNorm(), n, dim, c.normEps());
             } else {
                 // the final norm is the caller's: all rows for logits, the last one when decoding
                 backend.copy(a.residual[l + 1], a.midResidual[l]);
                 backend.accumulate(a.residual[l + 1], a.scratch);
             }
+            leave(l + 1);
         }
     }
 
-    /** Expects d(loss)/d(normFinal) in a.dNorm. dResidual carries d(loss)/d(block output) down the blocks. */
-    private void backward(Activations a, int[] tokens, boolean accumulate) {
+    /**
+     * Expects d(loss)/d(normFinal) in a.dNorm. dResidual carries d(loss)/d(block output) down the blocks.
+     * accumulate: the kernels add to the gradients they write; intoRange (sharded): the reduced unit
+     * gradients add to this rank's range.
+     */
+    private void backward(Activations a, int[] tokens, boolean accumulate, boolean intoRange) {
         LlamaConfig c = config;
         int b = a.b, t = a.t, n = b * t, dim = c.dim(), hidden = c.intermediate();
-        ParameterViews g = grads();
+        ParameterViews g = units == null ? grads() : null;
+        int head = c.layers() + 1;
         backend.fill(a.dResidual, 0f);
         // Each norm's backward also leaves dResidual as the next matmul backward reads it (dResidualCopy).
-        backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, g.finalNorm(), a.dNorm, a.residual[c.layers()],
-                weights.finalNorm(), a.rstdFinal, n, dim, accumulate);
+        backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy,
+                g != null ? g.finalNorm() : unitGradient(head, layout.get("final_norm")), a.dNorm, a.residual[c.layers()],
+                finalNormWeight(), a.rstdFinal, n, dim, accumulate);
+        reduce(head, intoRange);
+        leave(head);
         for (int l = c.layers() - 1; l >= 0; l--) {
-            ParameterViews.Block w = weights.block(l), op = operands().block(l), dw = g.block(l);
+            enter(l + 1);
+            ParameterViews.Block w = masterBlock(l), op = operandBlock(l);
+            ParameterViews.Block dw = g != null ? g.block(l) : ParameterViews.block(layout.block(l), units.gradient(l + 1),
+                    layout.unitStart(l + 1));
             // MLP half: dResidual is d(out); it passes through the residual add unchanged.
             backend.swigluForward(a.swiglu, a.gateUp[l], n, hidden); // recomputed, not saved (see Activations)
             backend.matmulBackward(a.dSwiglu, dw.down(), a.dResidualCopy, a.swiglu, op.down(), n, hidden, dim, accumulate);
@@ -369,7 +452,70 @@ public final class LlamaModel {
                 backend.rmsnormBackward(a.dResidual, dw.attnNorm(), a.dNorm, a.residual[l], w.attnNorm(), a.rstdAttn[l], n, dim,
                         accumulate);
             }
+            reduce(l + 1, intoRange);
+            leave(l + 1);
         }
-        backend.embeddingBackward(g.embed(), a.dResidual, tokens, n, dim);
+        if (g != null) {
+            backend.embeddingBackward(g.embed(), a.dResidual, tokens, n, dim);
+        } else { // a scatter-add: the unit's buffer starts from zeros
+            Tensor embed = unitGradient(0, layout.get("embed"));
+            backend.fill(embed, 0f);
+            backend.embeddingBackward(embed, a.dResidual, tokens, n, dim);
+            reduce(0, intoRange);
+        }
+    }
+
+    // ---- where each unit's tensors come from: the whole buffers, or the units acquired (sharded) ----
+
+    private void enter(int unit) {
+        if (units != null && held[unit] == null) {
+            held[unit] = units.acquire(unit, parameters);
+        }
+    }
+
+    private void leave(int unit) {
+        if (units != null && held[unit] != null) {
+            held[unit] = null;
+            units.release(unit);
+        }
+    }
+
+    private void reduce(int unit, boolean intoRange) {
+        if (units != null) {
+            units.reduceGradient(unit, gradientBuffer(), intoRange);
+        }
+    }
+
+    private Tensor unitWeight(int unit, ParameterLayout.Entry entry) {
+        return ParameterViews.slice(held[unit], entry, layout.unitStart(unit));
+    }
+
+    private Tensor unitGradient(int unit, ParameterLayout.Entry entry) {
+        return ParameterViews.slice(units.gradient(unit), entry, layout.unitStart(unit));
+    }
+
+    private Tensor embedWeight() {
+        return units == null ? weights.embed() : unitWeight(0, layout.get("embed"));
+    }
+
+    private Tensor finalNormWeight() {
+        return units == null ? weights.finalNorm() : unitWeight(config.layers() + 1, layout.get("final_norm"));
+    }
+
+    /** Sharded on the CPU the matmuls read the gathered fp32 masters (sharding is refused where a copy is needed). */
+    private Tensor headOperand() {
+        if (units == null) {
+            return operands().lmHead();
+        }
+        enter(config.layers() + 1);
+        return unitWeight(config.layers() + 1, layout.get("lm_head"));
+    }
+
+    private ParameterViews.Block masterBlock(int l) {
+        return units == null ? weights.block(l) : ParameterViews.block(layout.block(l), held[l + 1], layout.unitStart(l + 1));
+    }
+
+    private ParameterViews.Block operandBlock(int l) {
+        return units == null ? operands().block(l) : masterBlock(l);
     }
 }

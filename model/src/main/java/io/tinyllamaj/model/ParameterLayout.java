@@ -95,4 +95,25 @@ public final class ParameterLayout {
     public long total() {
         return total;
     }
+
+    /**
+     * The units full sharding gathers one at a time: 0 the embedding, 1..layers the blocks,
+     * layers + 1 the final norm and lm_head. Each is one contiguous range of the flat buffer.
+     */
+    public int units() {
+        return blocks.size() + 2;
+    }
+
+    /** Where unit {@code unit} starts in the flat buffer (see {@link #units}). */
+    public long unitStart(int unit) {
+        if (unit == 0) {
+            return 0;
+        }
+        return unit <= blocks.size() ? blocks.get(unit - 1).attnNorm().offset() : get("final_norm").offset();
+    }
+
+    /** Where unit {@code unit} ends (exclusive). */
+    public long unitEnd(int unit) {
+        return unit + 1 < units() ? unitStart(unit + 1) : total;
+    }
 }

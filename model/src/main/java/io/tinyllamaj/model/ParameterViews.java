@@ -27,6 +27,16 @@ record ParameterViews(Tensor embed, Tensor finalNorm, Tensor lmHead, List<Block>
                 slice(buffer, layout.get("lm_head")), List.copyOf(blocks));
     }
 
+    /** One block's slices of a buffer that holds the flat range starting at {@code base} (a gathered unit). */
+    static Block block(ParameterLayout.Block b, Tensor buffer, long base) {
+        return new Block(slice(buffer, b.attnNorm(), base), slice(buffer, b.qkv(), base), slice(buffer, b.attnOut(), base),
+                slice(buffer, b.mlpNorm(), base), slice(buffer, b.gateUp(), base), slice(buffer, b.down(), base));
+    }
+
+    static Tensor slice(Tensor buffer, ParameterLayout.Entry entry, long base) {
+        return buffer.slice(entry.offset() - base, entry.size());
+    }
+
     Block block(int layer) {
         return blocks.get(layer);
     }

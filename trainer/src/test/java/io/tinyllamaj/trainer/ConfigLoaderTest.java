@@ -104,6 +104,12 @@ class ConfigLoaderTest {
         assertStarts("config.yaml: distributed.world_size is 2 but distributed.strategy is none", error(BASE + "distributed: {world_size: 2}\n"));
         assertStarts("config.yaml: distributed.ranks_per_node 8 must divide distributed.world_size 4 for the hybrid strategy",
                 error(BASE + "distributed: {strategy: hybrid, world_size: 4}\n"));
+        assertStarts("config.yaml: distributed.reduce_dtype must be one of fp32, bf16, got 'fp16'",
+                error(BASE + "distributed: {strategy: fsdp, reduce_dtype: fp16}\n"));
+        assertStarts("config.yaml: distributed.reshard_after_forward applies to fsdp and hybrid only; distributed.strategy is ddp",
+                error(BASE + "distributed: {strategy: ddp, reshard_after_forward: false}\n"));
+        assertStarts("config.yaml: distributed.reduce_dtype bf16 applies to fsdp and hybrid only",
+                error(BASE + "distributed: {strategy: ddp, reduce_dtype: bf16}\n"));
         assertStarts("config.yaml: distributed.collective_timeout_s must be at least 1 second",
                 error(BASE + "distributed: {collective_timeout_s: 0}\n"));
         assertStarts("config.yaml: train.precision bf16-mixed needs train.device cuda", error(BASE.replace("max_steps: 10", "max_steps: 10, precision: bf16-mixed")));

@@ -45,7 +45,7 @@ public final class Mpi {
     private static Mpi instance;
 
     private final MethodHandle initThread, finalizeMpi, initialized, finalized, commRank, commSize, commSplit,
-            commFree, commSetErrhandler, allreduce, reduceScatterBlock, allgather, bcast, barrier, abort, errorString;
+            commFree, commSetErrhandler, allreduce, reduce, reduceScatterBlock, allgather, bcast, barrier, abort, errorString;
     private final MemorySegment commWorld, floatType, doubleType, byteType, opSum, opMax, errorsReturn;
 
     private Mpi(SymbolLookup lib) {
@@ -59,6 +59,7 @@ public final class Mpi {
         commFree = call(lib, "MPI_Comm_free", ADDRESS);
         commSetErrhandler = call(lib, "MPI_Comm_set_errhandler", ADDRESS, ADDRESS);
         allreduce = call(lib, "MPI_Allreduce", ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+        reduce = call(lib, "MPI_Reduce", ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS);
         reduceScatterBlock = call(lib, "MPI_Reduce_scatter_block", ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
         allgather = call(lib, "MPI_Allgather", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
         bcast = call(lib, "MPI_Bcast", ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS);
@@ -259,6 +260,12 @@ public final class Mpi {
     /** MPI_Allreduce; pass {@link #IN_PLACE} as send to reduce recv in place. */
     public void allreduce(MemorySegment send, MemorySegment recv, int count, MemorySegment type, MemorySegment op, MemorySegment comm) {
         check("MPI_Allreduce", allreduce, send, recv, count, type, op, comm);
+    }
+
+    /** MPI_Reduce onto root; root passes {@link #IN_PLACE} as send to reduce recv in place, the others their data as send. */
+    public void reduce(MemorySegment send, MemorySegment recv, int count, MemorySegment type, MemorySegment op, int root,
+                       MemorySegment comm) {
+        check("MPI_Reduce", reduce, send, recv, count, type, op, root, comm);
     }
 
     /** MPI_Reduce_scatter_block: send holds size x recvCount elements; rank r receives the reduced block r. */

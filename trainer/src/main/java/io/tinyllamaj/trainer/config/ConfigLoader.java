@@ -342,6 +342,12 @@ public final class ConfigLoader {
         check.that(!dist.strategy().equals("hybrid") || (dist.ranksPerNode() >= 1 && dist.worldSize() % dist.ranksPerNode() == 0),
                 "distributed.ranks_per_node", dist.ranksPerNode() + " must divide distributed.world_size " + dist.worldSize()
                         + " for the hybrid strategy");
+        boolean sharded = dist.strategy().equals("fsdp") || dist.strategy().equals("hybrid");
+        check.that(sharded || dist.reshardAfterForward() == null, "distributed.reshard_after_forward",
+                "applies to fsdp and hybrid only; distributed.strategy is " + dist.strategy());
+        check.oneOf("distributed.reduce_dtype", dist.reduceDtype(), "fp32", "bf16");
+        check.that(sharded || dist.reduceDtype().equals("fp32"), "distributed.reduce_dtype",
+                "bf16 applies to fsdp and hybrid only; distributed.strategy is " + dist.strategy());
         check.that(dist.collectiveTimeoutS() >= 1, "distributed.collective_timeout_s",
                 "must be at least 1 second, got " + dist.collectiveTimeoutS());
 

@@ -22,7 +22,7 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
         eval = eval != null ? eval : new Eval(null, null);
         checkpoint = checkpoint != null ? checkpoint : new Checkpoint(null, null);
         logging = logging != null ? logging : new Logging(null, null);
-        distributed = distributed != null ? distributed : new Distributed(null, null, null, null);
+        distributed = distributed != null ? distributed : new Distributed(null, null, null, null, null, null);
     }
 
     /**
@@ -170,13 +170,23 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
      * {@code auto} in YAML) is the number of ranks mpirun started, 1 without mpirun; a number
      * must equal it. {@code ranksPerNode}: the shard group of hybrid (one node of GPUs).
      * {@code collectiveTimeoutS}: a collective waiting longer ends the job, naming itself.
+     * {@code reshardAfterForward} (fsdp, hybrid; null: true): gather each unit again for the
+     * backward, or keep the forward's gathered units. {@code reduceDtype} (fsdp, hybrid): fp32, or
+     * bf16 (on the CPU each gradient value is rounded to bf16 before the fp32 sum).
      */
-    public record Distributed(String strategy, Integer worldSize, Integer ranksPerNode, Integer collectiveTimeoutS) {
+    public record Distributed(String strategy, Integer worldSize, Integer ranksPerNode, Integer collectiveTimeoutS,
+                              Boolean reshardAfterForward, String reduceDtype) {
         public Distributed {
             strategy = strategy != null ? strategy : "none";
             worldSize = worldSize != null ? worldSize : 1;
             ranksPerNode = ranksPerNode != null ? ranksPerNode : 8;
             collectiveTimeoutS = collectiveTimeoutS != null ? collectiveTimeoutS : 600;
+            reduceDtype = reduceDtype != null ? reduceDtype : "fp32";
+        }
+
+        /** reshard_after_forward as it applies: true unless set to false. */
+        public boolean reshards() {
+            return reshardAfterForward == null || reshardAfterForward;
         }
     }
 }

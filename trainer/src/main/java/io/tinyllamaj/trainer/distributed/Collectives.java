@@ -34,6 +34,14 @@ public interface Collectives extends AutoCloseable {
      */
     void reduceScatterSum(Tensor buffer);
 
+    /**
+     * root's t = the sum over ranks of t; the other ranks' t is left as it was. The default is an
+     * all-reduce (twice the traffic; for transports without a reduce binding).
+     */
+    default void reduceSum(Tensor t, int root) {
+        allReduceSum(t);
+    }
+
     /** Every rank's {@link #shard} of {@code buffer} is copied into the same range on all ranks. */
     void allGather(Tensor buffer);
 

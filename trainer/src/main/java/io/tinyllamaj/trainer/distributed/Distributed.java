@@ -41,6 +41,20 @@ public final class Distributed {
      */
     public static Strategy open(String strategy, int worldSize, int ranksPerNode, Duration timeout, Backend backend,
                                 PrintStream err) {
+        return open(strategy, worldSize, ranksPerNode, true, "fp32", timeout, backend, err);
+    }
+
+    /**
+     * @param reshardAfterForward fsdp and hybrid: gather each unit again for the backward (true)
+     *                            or keep the gathered units from the forward (false)
+     * @param reduceDtype         fsdp and hybrid: fp32, or bf16 (values rounded before the sum)
+     */
+    public static Strategy open(String strategy, int worldSize, int ranksPerNode, boolean reshardAfterForward, String reduceDtype,
+                                Duration timeout, Backend backend, PrintStream err) {
+        if (backend instanceof CudaBackend && (strategy.equals("fsdp") || strategy.equals("hybrid"))) {
+            throw new IllegalArgumentException("distributed.strategy " + strategy + " (full sharding) runs on CPU ranks only until "
+                    + "its GPU path is verified; use distributed.strategy ddp with train.device cuda");
+        }
         Launch launch = Launch.detect();
         if (launch.worldSize() != worldSize) {
             throw new IllegalArgumentException("distributed.world_size is " + worldSize + " but "
@@ -53,7 +67,7 @@ public final class Distributed {
         }
         Ranks ranks = worldSize == 1 ? Ranks.single() : connect(launch, timeout, backend, err);
         try {
-            return create(strategy, ranks, ranksPerNode);
+            return create(strategy, ranks, ranksPerNode, options(reshardAfterForward, reduceDtype));
         } catch (RuntimeException e) {
             ranks.close();
             throw e;
@@ -62,10 +76,22 @@ public final class Distributed {
 
     /** The strategy over already connected ranks (tests pass their own). */
     static Strategy create(String strategy, Ranks ranks, int ranksPerNode) {
+        return create(strategy, ranks, ranksPerNode, Sharded.Options.DEFAULT);
+    }
+
+    static Sharded.Options options(boolean reshardAfterForward, String reduceDtype) {
+        return switch (reduceDtype) {
+            case "fp32" -> new Sharded.Options(reshardAfterForward, false);
+            case "bf16" -> new Sharded.Options(reshardAfterForward, true);
+            default -> throw new IllegalArgumentException("unknown distributed.reduce_dtype '" + reduceDtype + "' (expected fp32 or bf16)");
+        };
+    }
+
+    static Strategy create(String strategy, Ranks ranks, int ranksPerNode, Sharded.Options options) {
         Collectives world = ranks.world();
         return switch (strategy) {
             case "none", "ddp" -> new DataParallel(ranks, strategy);
-            case "fsdp" -> new Sharded(ranks, strategy, world, SingleRankCollectives.INSTANCE);
+            case "fsdp" -> new Sharded(ranks, strategy, world, SingleRankCollectives.INSTANCE, options);
             case "hybrid" -> {
                 if (ranksPerNode < 1 || world.size() % ranksPerNode != 0) {
                     throw new IllegalArgumentException("distributed.ranks_per_node " + ranksPerNode
@@ -74,7 +100,7 @@ public final class Distributed {
                 int node = world.rank() / ranksPerNode, local = world.rank() % ranksPerNode;
                 Collectives shardGroup = ranksPerNode == 1 ? SingleRankCollectives.INSTANCE : ranks.split(node, local);
                 Collectives replicaGroup = ranksPerNode == world.size() ? SingleRankCollectives.INSTANCE : ranks.split(local, node);
-                yield new Sharded(ranks, strategy, shardGroup, replicaGroup);
+                yield new Sharded(ranks, strategy, shardGroup, replicaGroup, options);
             }
             default -> throw new IllegalArgumentException("unknown distributed.strategy '" + strategy
                     + "' (expected none, ddp, fsdp or hybrid)");

@@ -86,6 +86,22 @@ public final class MpiCollectives implements Collectives {
     }
 
     @Override
+    public void reduceSum(Tensor t, int root) {
+        long n = t.length();
+        MemorySegment buffer = staging(Math.min(n, chunkFloats));
+        for (long start = 0; start < n; start += chunkFloats) {
+            int count = (int) Math.min(chunkFloats, n - start);
+            toNative(t, start, count, buffer, 0);
+            if (rank == root) {
+                mpi.reduce(Mpi.IN_PLACE, buffer, count, mpi.floatType(), mpi.sum(), root, comm);
+                fromNative(buffer, 0, t, start, count);
+            } else {
+                mpi.reduce(buffer, MemorySegment.NULL, count, mpi.floatType(), mpi.sum(), root, comm);
+            }
+        }
+    }
+
+    @Override
     public void reduceScatterSum(Tensor buffer) {
         long n = buffer.length();
         long q = Shard.equalPart(n, size);

@@ -20,9 +20,8 @@ import io.tinyllamaj.model.LlamaModel;
  * {@code ranksPerNode} ranks and replicates across nodes (HSDP), so the large reduce-scatter
  * and all-gather stay on NVLink and only 1/ranksPerNode of the gradient crosses the network.
  *
- * <p>Parameters stay whole on every rank between steps, which the CPU backend needs for its
- * forward anyway; on GPUs the memory-saving form gathers each block just before its forward
- * and backward and frees it after (docs/distributed.md).
+ * <p>The model must be {@link #prepare prepared} (sharded) after its weights are set and before
+ * its first forward. A checkpoint's params.f32 is gathered to rank 0 at save time.
  */
 final class Sharded implements Strategy {
 
@@ -30,9 +29,17 @@ final class Sharded implements Strategy {
     private final String name;
     private final Collectives shardGroup;
     private final Collectives replicaGroup;
+    private final Options options;
+    private LlamaModel prepared;
+    private UnitShards units;
+
+    /** distributed.reshard_after_forward and distributed.reduce_dtype (bf16: true). */
+    record Options(boolean reshardAfterForward, boolean bf16Reduce) {
+        static final Options DEFAULT = new Options(true, false);
+    }
 
     /** replicaGroup: the ranks holding the same slice on other nodes (a group of one for fsdp). */
-    Sharded(Ranks ranks, String name, Collectives shardGroup, Collectives replicaGroup) {
+    Sharded(Ranks ranks, String name, Collectives shardGroup, Collectives replicaGroup, Options options) {
         if (shardGroup.size() * replicaGroup.size() != ranks.world().size()) {
             throw new IllegalArgumentException("shard group of " + shardGroup.size() + " x replica group of "
                     + replicaGroup.size() + " ranks does not make the world of " + ranks.world().size());
@@ -41,6 +48,71 @@ final class Sharded implements Strategy {
         this.name = name;
         this.shardGroup = shardGroup;
         this.replicaGroup = replicaGroup;
+        this.options = options;
+    }
+
+    @Override
+    public void prepare(LlamaModel model) {
+        if (prepared == model) {
+            return;
+        }
+        units = new UnitShards(shardGroup, model.backend(), model.layout(), options.reshardAfterForward(), options.bf16Reduce());
+        Shard own = optimizerShard(model.layout().total());
+        model.shard(own.offset(), own.length(), units);
+        prepared = model;
+    }
+
+    private void requirePrepared(LlamaModel model) {
+        if (prepared != model) {
+            throw new IllegalStateException(name + ": the model is not sharded (call prepare after setting its weights)");
+        }
+    }
+
+    @Override
+    public long gatheredBlockBytes() {
+        return units == null ? 0 : units.bytes();
+    }
+
+    /**
+     * Rank 0 (of the shard group, so of the world) receives every owner's range by a broadcast
+     * from that owner; the others pass a scratch range. Only rank 0 ever holds all masters, and
+     * only while a checkpoint is written.
+     */
+    @Override
+    public Tensor parametersForCheckpoint(LlamaModel model) {
+        requirePrepared(model);
+        Backend backend = model.backend();
+        long total = model.layout().total();
+        Tensor own = model.parameters();
+        if (shardGroup.size() == 1 || replicaGroup.rank() != 0) { // hybrid: the other nodes hold copies
+            return own;
+        }
+        Tensor whole = shardGroup.rank() == 0 ? backend.allocate(total) : null;
+        Tensor scratch = null;
+        for (int r = 0; r < shardGroup.size(); r++) {
+            Shard piece = Shard.of(total, r, shardGroup.size());
+            Tensor t;
+            if (whole != null) {
+                t = whole.slice(piece.offset(), piece.length());
+                if (r == 0) {
+                    backend.copy(t, own);
+                }
+            } else if (r == shardGroup.rank()) {
+                t = own;
+            } else {
+                if (scratch == null || scratch.length() < piece.length()) {
+                    scratch = backend.allocate(piece.length());
+                }
+                t = scratch.slice(0, piece.length());
+            }
+            if (r > 0) {
+                shardGroup.broadcast(t, r);
+            }
+        }
+        if (scratch != null) {
+            backend.release(scratch);
+        }
+        return whole != null ? whole : own;
     }
 
     @Override
@@ -70,13 +142,9 @@ final class Sharded implements Strategy {
 
     @Override
     public double afterBackward(LlamaModel model) {
+        requirePrepared(model);
         Backend backend = model.backend();
-        Tensor gradients = model.gradients();
-        Shard own = optimizerShard(gradients.length());
-        Tensor slice = gradients.slice(own.offset(), own.length());
-        if (shardGroup.size() > 1) {
-            shardGroup.reduceScatterSum(gradients);
-        }
+        Tensor slice = model.gradients(); // this rank's range, summed over the shard group unit by unit
         if (replicaGroup.size() > 1) {
             replicaGroup.allReduceSum(slice);
         }
@@ -89,9 +157,7 @@ final class Sharded implements Strategy {
 
     @Override
     public void gatherParameters(LlamaModel model) {
-        if (shardGroup.size() > 1) {
-            shardGroup.allGather(model.parameters());
-        }
+        requirePrepared(model); // nothing to gather: the next forward gathers each unit
     }
 
     @Override

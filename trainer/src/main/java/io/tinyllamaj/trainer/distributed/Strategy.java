@@ -48,9 +48,25 @@ public interface Strategy extends AutoCloseable {
     }
 
     /**
+     * Before the first forward, after the weights are set (initialised or loaded whole): full
+     * sharding keeps only this rank's range of the model from here on. Nothing for ddp.
+     */
+    default void prepare(LlamaModel model) {
+    }
+
+    /**
+     * All parameters for a checkpoint's params.f32 on rank 0, the one rank that writes it (other
+     * ranks may get anything). A sharded strategy gathers them to rank 0 here; the caller releases
+     * the result if it is not {@code model.parameters()}.
+     */
+    default Tensor parametersForCheckpoint(LlamaModel model) {
+        return model.parameters();
+    }
+
+    /**
      * Bytes of parameter and gradient blocks this rank holds gathered from other ranks, beyond its
-     * own shard: the per-block buffers of full sharding. No strategy gathers per block yet (the
-     * parameters stay whole on every rank), so 0; the memory account reports it as its own category.
+     * own shard: the unit buffers of full sharding (0 for ddp); the memory account reports it as
+     * its own category.
      */
     default long gatheredBlockBytes() {
         return 0;

@@ -148,6 +148,11 @@ public final class Watchdog implements AutoCloseable {
         }
 
         @Override
+        public void reduceSum(Tensor t, int root) {
+            run("reduceSum", t.length(), () -> inner.reduceSum(t, root));
+        }
+
+        @Override
         public void reduceScatterSum(Tensor buffer) {
             run("reduceScatterSum", buffer.length(), () -> inner.reduceScatterSum(buffer));
         }

@@ -77,7 +77,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         Backend backend = Backends.create(config.train().device(), gpuOf(launch), config.train().attention());
         Strategy strategy;
         try {
-            strategy = Distributed.open(dist.strategy(), dist.worldSize(), dist.ranksPerNode(),
+            strategy = Distributed.open(dist.strategy(), dist.worldSize(), dist.ranksPerNode(), dist.reshards(), dist.reduceDtype(),
                     Duration.ofSeconds(dist.collectiveTimeoutS()), backend, System.err);
         } catch (RuntimeException e) {
             backend.close();

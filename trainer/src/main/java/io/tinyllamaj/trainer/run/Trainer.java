@@ -200,6 +200,7 @@ public final class Trainer {
         long checkpointInterval = config.checkpoint().interval();
         long windowStart = System.nanoTime();
         long windowTokens = 0;
+        strategy.prepare(model); // the weights are set: full sharding keeps this rank's range from here on
         while (step < maxSteps) {
             boolean stopHere = stop.requested();
             if (strategy.anyRank(stopHere)) {
@@ -385,8 +386,16 @@ public final class Trainer {
                 configHash(config, shape), fingerprint(config, shape), shape.model(), ConfigLoader.toTree(config));
         CheckpointStore.Writer writer = strategy.worldSize() == 1 ? CheckpointStore.Writer.SINGLE
                 : new CheckpointStore.Writer(strategy.rank(), strategy.savesOptimizerShard(), strategy.world()::barrier);
-        Path saved = checkpoints.save(step, backend, model.parameters(), adamM, adamV, optimizerShard.offset(), writer,
-                state.toJson(), config.checkpoint().keepLast());
+        Tensor params = strategy.parametersForCheckpoint(model);
+        Path saved;
+        try {
+            saved = checkpoints.save(step, backend, params, adamM, adamV, optimizerShard.offset(), writer,
+                    state.toJson(), config.checkpoint().keepLast());
+        } finally {
+            if (params != model.parameters()) {
+                backend.release(params);
+            }
+        }
         lastCheckpointStep = step;
         progress.message("checkpoint " + saved);
         return saved;

@@ -175,6 +175,7 @@ public final class DistributedCheck {
     private static void nonFiniteOnOneRank(Strategy strategy, CpuBackend backend, boolean lossOnly) {
         LlamaModel model = new LlamaModel(backend, LlamaConfig.preset("test-tiny"));
         Initialization.initialize(model, LossCurves.SEED);
+        strategy.prepare(model); // fsdp, hybrid: model.parameters() is this rank's range from here on
         Shard own = strategy.optimizerShard(model.layout().total());
         CpuTensor m = (CpuTensor) backend.allocate(own.length()), v = (CpuTensor) backend.allocate(own.length());
         int seqLen = 8;
@@ -209,7 +210,8 @@ public final class DistributedCheck {
         strategy.step(model, m, v, new AdamWStep(1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1f));
         float[] after = backend.download(model.parameters());
         require(!Arrays.equals(before, after), strategy.name() + ": a clean step left the weights unchanged");
-        require(replicasEqual(strategy, after), strategy.name() + ": ranks hold different weights after a step");
+        require(strategy.optimizerShards() > 1 || replicasEqual(strategy, after),
+                strategy.name() + ": ranks hold different weights after a step");
     }
 
     /** The same parameter bits on every rank: a 52-bit hash compared by max and -max (min). */

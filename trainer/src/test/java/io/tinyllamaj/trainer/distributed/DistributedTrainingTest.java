@@ -78,14 +78,14 @@ class DistributedTrainingTest {
                 "--set", "distributed.world_size=2", "--set", "checkpoint.keep_last=10");
         assertEquals(0, run.exitCode(), run.output());
         assertClose("ddp, 2 ranks vs 1", single, ddp, 1);
-        assertOptimizerBytes(single, 1, TEST_SMALL_PARAMETERS * 8, 1);
-        assertOptimizerBytes(ddp, 2, TEST_SMALL_PARAMETERS * 8, 1);
+        assertMemory(single, 1, 1, false);
+        assertMemory(ddp, 2, 1, false);
 
         Path fsdp = dir.resolve("fsdp");
         run = launch(dir, "--out", fsdp.toString(), "--set", "distributed.strategy=fsdp", "--set", "checkpoint.keep_last=10");
         assertEquals(0, run.exitCode(), run.output());
         assertClose("fsdp, 2 ranks vs 1", single, fsdp, 1);
-        assertOptimizerBytes(fsdp, 2, TEST_SMALL_PARAMETERS / 2 * 8, 2); // half of the one rank's m and v on each rank
+        assertMemory(fsdp, 2, 2, true); // half of the one rank's parameters, gradients, m and v on each rank
         Path step8 = fsdp.resolve("checkpoints").resolve(CheckpointStore.name(8));
         assertTrue(Files.exists(step8.resolve("adam_m-rank00001.f32")), "fsdp writes one moment shard per rank");
 
@@ -144,21 +144,30 @@ class DistributedTrainingTest {
      */
     static final long TEST_SMALL_PARAMETERS = 2 * 256 * 64 + 2 * (2 * 64 + 96 * 64 + 64 * 64 + 320 * 64 + 64 * 160) + 64;
 
+    /** test-small's largest unit: a block (norms, qkv, attn_out, gate_up, down; the embedding and the head are smaller). */
+    static final long TEST_SMALL_BLOCK = 2 * 64 + 96 * 64 + 64 * 64 + 320 * 64 + 64 * 160;
+
     /**
-     * Each rank's memory record (rank 0 writes all of them after the first step): AdamW's m and v take
-     * {@code optimizerBytes} on every rank, split over {@code shards}; parameters and gradients stay whole
-     * (4 bytes a parameter each: only the optimizer state is sharded today).
+     * Each rank's memory record (rank 0 writes all of them after the first step). Replicated: every
+     * rank holds all parameters and gradients (4 bytes a parameter each), and m and v (8 bytes) split
+     * over {@code shards}. Fully sharded over {@code shards} ranks: parameters, gradients and m, v of
+     * the rank's range only (1/shards, the last rank the remainder), and as gathered blocks two
+     * parameter buffers and one gradient buffer of the largest unit.
      */
-    private static void assertOptimizerBytes(Path run, int ranks, long optimizerBytes, int shards) throws IOException {
+    static void assertMemory(Path run, int ranks, int shards, boolean fullySharded) throws IOException {
         List<JsonNode> records = MetricsLog.readMemory(run.resolve(MetricsLog.FILE));
         assertEquals(ranks, records.size(), run + ": one memory record per rank");
         for (int rank = 0; rank < ranks; rank++) {
             RankMemory memory = RankMemory.fromRecord(records.get(rank));
             assertEquals(rank, records.get(rank).path("rank").asInt());
-            assertEquals(optimizerBytes, memory.optimizer(), run + ", rank " + rank);
+            long q = TEST_SMALL_PARAMETERS / shards;
+            long own = rank % shards == shards - 1 ? TEST_SMALL_PARAMETERS - (shards - 1) * q : q;
+            assertEquals(own * 8, memory.optimizer(), run + ", rank " + rank);
             assertEquals(shards, memory.optimizerShards(), run + ", rank " + rank);
-            assertEquals(TEST_SMALL_PARAMETERS * 4, memory.parameters(), run + ", rank " + rank);
-            assertEquals(TEST_SMALL_PARAMETERS * 4, memory.gradients(), run + ", rank " + rank);
+            long held = fullySharded ? own : TEST_SMALL_PARAMETERS;
+            assertEquals(held * 4, memory.parameters(), run + ", rank " + rank);
+            assertEquals(held * 4, memory.gradients(), run + ", rank " + rank);
+            assertEquals(fullySharded ? 3 * TEST_SMALL_BLOCK * 4 : 0, memory.gatheredBlocks(), run + ", rank " + rank);
         }
     }
 

@@ -32,6 +32,7 @@ final class LossCurves {
         try (CpuBackend backend = new CpuBackend()) {
             LlamaModel model = new LlamaModel(backend, config);
             Initialization.initialize(model, SEED);
+            strategy.prepare(model);
             MixtureSampler sampler = new MixtureSampler(
                     List.of(new WeightedSource("random", new HashedTokens(config.vocabSize(), 400L * (seqLen + 1)), 1.0)),
                     seqLen, SEED, strategy.rank(), strategy.worldSize(), 0, true);

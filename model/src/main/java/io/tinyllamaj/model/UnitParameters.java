@@ -1,0 +1,40 @@
+package io.tinyllamaj.model;
+
+import io.tinyllamaj.kernels.Tensor;
+
+/**
+ * Where a sharded model gets the parameters of each unit ({@link ParameterLayout#units}) and
+ * hands each unit's gradient, so the model itself knows nothing of ranks. The model calls it
+ * at unit boundaries, in this order for one micro-batch of L blocks:
+ * <pre>
+ *   forward:  acquire(0), acquire(1), release(0), acquire(2), release(1), ..., acquire(L+1), release(L)
+ *             (a block's forward also reads the next block's input norm, so two units are held at once)
+ *   backward: head: gradient(L+1) written, reduceGradient(L+1), release(L+1)
+ *             blocks L..1: acquire(u), gradient(u) written, reduceGradient(u), release(u)
+ *             embedding: gradient(0) written, reduceGradient(0)   (its backward reads no parameters)
+ * </pre>
+ * An unsharded model has none and reads its whole buffers directly.
+ */
+public interface UnitParameters {
+
+    /**
+     * Unit {@code unit}'s parameters as a tensor over its range [unitStart, unitEnd) of the flat
+     * buffer, readable until {@link #release}. {@code own} is this rank's range of the masters.
+     */
+    Tensor acquire(int unit, Tensor own);
+
+    /** The model is done reading the unit's parameters for now. */
+    void release(int unit);
+
+    /** A tensor over the unit's range that receives one micro-batch's gradient (written, not accumulated). */
+    Tensor gradient(int unit);
+
+    /**
+     * {@link #gradient}(unit) is complete: sum it over the ranks into each owner's range of the
+     * gradients; {@code own} is this rank's range, added to ({@code accumulate}) or overwritten.
+     */
+    void reduceGradient(int unit, Tensor own, boolean accumulate);
+
+    /** This rank's range of the masters was written: gathered copies are stale. */
+    void parametersChanged();
+}
