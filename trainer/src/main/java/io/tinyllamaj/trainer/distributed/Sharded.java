@@ -24,10 +24,8 @@ import io.tinyllamaj.model.LlamaModel;
  * forward anyway; on GPUs the memory-saving form gathers each block just before its forward
  * and backward and frees it after (docs/distributed.md).
  */
-final class Sharded implements Strategy {
+final class Sharded extends AbstractStrategy {
 
-    private final Ranks ranks;
-    private final String name;
     private final Collectives shardGroup;
     private final Collectives replicaGroup;
 
@@ -37,20 +35,9 @@ final class Sharded implements Strategy {
             throw new IllegalArgumentException("shard group of " + shardGroup.size() + " x replica group of "
                     + replicaGroup.size() + " ranks does not make the world of " + ranks.world().size());
         }
-        this.ranks = ranks;
-        this.name = name;
+        super(ranks, name);
         this.shardGroup = shardGroup;
         this.replicaGroup = replicaGroup;
-    }
-
-    @Override
-    public String name() {
-        return name;
-    }
-
-    @Override
-    public Collectives world() {
-        return ranks.world();
     }
 
     @Override
@@ -92,15 +79,5 @@ final class Sharded implements Strategy {
         if (shardGroup.size() > 1) {
             shardGroup.allGather(model.parameters());
         }
-    }
-
-    @Override
-    public void abort(Throwable cause) {
-        ranks.abort(cause);
-    }
-
-    @Override
-    public void close() {
-        ranks.close();
     }
 }
