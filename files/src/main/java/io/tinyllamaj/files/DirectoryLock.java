@@ -7,6 +7,8 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
@@ -16,7 +18,9 @@ import java.nio.file.StandardOpenOption;
  * The operating system drops the lock when the process ends, however it ends, so a crash or a
  * kill -9 leaves nothing stale. The file names the holder (pid and host) for the message a
  * second process gets. It is never deleted: a process could otherwise lock a file that another
- * has just unlinked while a third locks its replacement.
+ * has just unlinked while a third locks its replacement. The one exception: a process that
+ * created the file and then found the directory is not its to write (a foreign directory it
+ * refuses) removes it again, so the refusal leaves the directory as it was.
  */
 public final class DirectoryLock implements AutoCloseable {
 
@@ -24,9 +28,13 @@ public final class DirectoryLock implements AutoCloseable {
     private static final int HOLDER_MAX_CHARS = 200;
 
     private final FileChannel channel; // closing it releases the lock
+    private final Path file;
+    private final boolean created; // this process created the lock file
 
-    private DirectoryLock(FileChannel channel) {
+    private DirectoryLock(FileChannel channel, Path file, boolean created) {
         this.channel = channel;
+        this.file = file;
+        this.created = created;
     }
 
     /**
@@ -37,8 +45,15 @@ public final class DirectoryLock implements AutoCloseable {
         DurableFiles.createDirectories(directory);
         Path file = directory.resolve(FILE);
         FileChannel channel;
+        boolean created = false;
         try {
-            channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            try {
+                channel = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                        StandardOpenOption.WRITE);
+                created = true;
+            } catch (FileAlreadyExistsException exists) {
+                channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            }
         } catch (IOException e) {
             throw DurableFiles.failure("locking", file, e);
         }
@@ -48,7 +63,7 @@ public final class DirectoryLock implements AutoCloseable {
                         + " (" + advice + ")");
             }
             recordHolder(channel, file);
-            return new DirectoryLock(channel);
+            return new DirectoryLock(channel, file, created);
         } catch (IOException | RuntimeException e) {
             channel.close();
             throw e;
@@ -92,6 +107,21 @@ public final class DirectoryLock implements AutoCloseable {
             return InetAddress.getLocalHost().getHostName();
         } catch (IOException e) {
             return "unknown";
+        }
+    }
+
+    /**
+     * Releases the lock of a directory this process turned out not to own, removing the lock file
+     * if this process created it. No one writes into such a directory, so the unlink cannot strand
+     * another writer.
+     */
+    public void closeAndRemoveIfCreated() throws IOException {
+        try {
+            if (created) {
+                Files.deleteIfExists(file);
+            }
+        } finally {
+            channel.close();
         }
     }
 

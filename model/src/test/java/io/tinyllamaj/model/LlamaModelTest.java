@@ -30,6 +30,11 @@ class LlamaModelTest {
                 t.normEps(), t.ropeTheta(), t.maxSeqLen(), tied);
     }
 
+    /** The model loaded on the CPU backend from the reference's weights, written as a Hugging Face checkpoint. */
+    private LlamaModel onCpu(ReferenceLlama ref) throws Exception {
+        return HfCheckpoint.load(Checkpoints.write(ref, temp.resolve("hf")), new CpuBackend());
+    }
+
     private static int[] tokens(int n, int vocab, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         int[] t = new int[n];
@@ -44,7 +49,7 @@ class LlamaModelTest {
     void logitsAndLossMatchFloat64Reference(boolean tied) throws Exception {
         LlamaConfig c = tiny(tied);
         ReferenceLlama ref = new ReferenceLlama(c, 7);
-        LlamaModel model = HfCheckpoint.load(Checkpoints.write(ref, temp.resolve("hf")), new CpuBackend());
+        LlamaModel model = onCpu(ref);
         int b = 2, t = 9;
         int[] in = tokens(b * t, c.vocabSize(), 1), targets = tokens(b * t, c.vocabSize(), 2);
         targets[3] = -1;
@@ -65,7 +70,7 @@ class LlamaModelTest {
     void everyGradientMatchesFiniteDifferencesOfTheReference(boolean tied) throws Exception {
         LlamaConfig c = tiny(tied);
         ReferenceLlama ref = new ReferenceLlama(c, 11);
-        LlamaModel model = HfCheckpoint.load(Checkpoints.write(ref, temp.resolve("hf")), new CpuBackend());
+        LlamaModel model = onCpu(ref);
         int b = 2, t = 5;
         int[] in = tokens(b * t, c.vocabSize(), 3), targets = tokens(b * t, c.vocabSize(), 4);
         targets[7] = -1;
@@ -216,7 +221,7 @@ class LlamaModelTest {
     void greedyGenerationWithKvCacheEqualsArgmaxOfFullForward() throws Exception {
         LlamaConfig c = LlamaConfig.preset("test-small");
         ReferenceLlama ref = new ReferenceLlama(c, 5);
-        LlamaModel model = HfCheckpoint.load(Checkpoints.write(ref, temp.resolve("hf")), new CpuBackend());
+        LlamaModel model = onCpu(ref);
         int[] prompt = tokens(7, c.vocabSize(), 9);
         int[] generated = new Generator(model).generate(prompt, 20, new Sampler(0, 0, 1, 0), -1, token -> {
         });

@@ -5,7 +5,6 @@ import io.tinyllamaj.trainer.run.MetricsLog;
 import io.tinyllamaj.trainer.run.Trainer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.net.InetAddress;
 import java.nio.file.Files;
@@ -24,23 +23,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@code tinyllama pretrain} on test-small and is SIGKILLed, SIGTERMed, or halted inside a
  * checkpoint write; the resumed run must equal the uninterrupted one to the last bit.
  */
-class ChildProcessTest {
+class ChildProcessTest extends ReferenceRunBase {
 
     static final int STEPS = 120;
 
-    @TempDir
-    static Path shared;
-    static Path recipe;
-    static Path reference;
-
-    @TempDir
-    Path dir;
-
     @BeforeAll
     static void uninterruptedRun() throws Exception {
-        recipe = TestRuns.writeRecipe(shared, "test-small", 256, 64, 4, 8, STEPS, "");
-        reference = shared.resolve("reference");
-        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, reference, null));
+        runReference("test-small", 256, 64, 4, 8, STEPS);
     }
 
     private Process start(Path run, String resume, String crash) throws Exception {
@@ -53,6 +42,20 @@ class ChildProcessTest {
         return builder.start();
     }
 
+    /** A fresh child training into {@code run}, once it has reached {@code step}. */
+    private Process startAndAwait(Path run, long step) throws Exception {
+        Process child = start(run, null, null);
+        assertTrue(TestRuns.awaitStep(child, run, step, 60_000), "the child reached step " + step + ": " + childLog());
+        return child;
+    }
+
+    /** SIGTERM: the child saves a checkpoint where it stands and exits 0. */
+    private void stopWithSigterm(Process child) throws Exception {
+        child.destroy();
+        assertTrue(child.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, child.exitValue(), childLog());
+    }
+
     private String childLog() throws Exception {
         return Files.readString(dir.resolve("child.log"));
     }
@@ -60,8 +63,7 @@ class ChildProcessTest {
     @Test
     void sigkillTwiceThenResumeEqualsTheUninterruptedRun() throws Exception {
         Path run = dir.resolve("run");
-        Process first = start(run, null, null);
-        assertTrue(TestRuns.awaitStep(first, run, 30, 60_000), "the child reached step 30: " + childLog());
+        Process first = startAndAwait(run, 30);
         first.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
         Process second = start(run, "auto", null);
         assertTrue(TestRuns.awaitStep(second, run, 75, 60_000), "the resumed child reached step 75: " + childLog());
@@ -73,11 +75,7 @@ class ChildProcessTest {
     @Test
     void sigtermSavesACheckpointAndExitsZero() throws Exception {
         Path run = dir.resolve("run");
-        Process child = start(run, null, null);
-        assertTrue(TestRuns.awaitStep(child, run, 21, 60_000), "the child reached step 21: " + childLog());
-        child.destroy(); // SIGTERM
-        assertTrue(child.waitFor(60, TimeUnit.SECONDS));
-        assertEquals(0, child.exitValue(), childLog());
+        stopWithSigterm(startAndAwait(run, 21));
         long last = MetricsLog.read(run.resolve(MetricsLog.FILE)).getLast().path("step").asLong();
         assertTrue(last < STEPS, "stopped before the end");
         String latest = Files.readString(run.resolve("checkpoints/latest")).trim();
@@ -91,8 +89,7 @@ class ChildProcessTest {
     @Test
     void aSecondPretrainOnALiveRunIsRefusedBeforeItWritesAnything() throws Exception {
         Path run = dir.resolve("run");
-        Process first = start(run, null, null);
-        assertTrue(TestRuns.awaitStep(first, run, 10, 60_000), "the child reached step 10: " + childLog());
+        Process first = startAndAwait(run, 10);
         signal("STOP", first); // holds still, lock and all, while the others try
         try {
             Map<Path, String> before = TestRuns.fileDigests(run);
@@ -108,9 +105,7 @@ class ChildProcessTest {
         } finally {
             signal("CONT", first);
         }
-        first.destroy(); // SIGTERM: a checkpoint where it stands, then exit 0
-        assertTrue(first.waitFor(60, TimeUnit.SECONDS));
-        assertEquals(0, first.exitValue(), childLog());
+        stopWithSigterm(first);
         // its files are its own: its config, and metrics that follow the uninterrupted run so far
         assertTrue(Files.readString(run.resolve("config.yaml")).contains("max_steps: 120"));
         List<String> metrics = TestRuns.deterministicMetrics(run);

@@ -17,7 +17,6 @@ import io.tinyllamaj.trainer.run.TrainState;
 import io.tinyllamaj.trainer.run.Trainer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
@@ -45,24 +44,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * checkpoint every 4 steps) against one uninterrupted reference run: exact resume, the
  * checkpoint round trip, corrupt and torn checkpoints, and non-finite steps.
  */
-class TrainingRunTest {
+class TrainingRunTest extends ReferenceRunBase {
 
     static final int STEPS = 12;
     static final ObjectMapper JSON = new ObjectMapper();
 
-    @TempDir
-    static Path shared;
-    static Path recipe;
-    static Path reference;
-
-    @TempDir
-    Path dir;
-
     @BeforeAll
     static void uninterruptedRun() throws Exception {
-        recipe = TestRuns.writeRecipe(shared, "test-tiny", 61, 16, 2, 4, STEPS, "");
-        reference = shared.resolve("reference");
-        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, reference, null));
+        runReference("test-tiny", 61, 16, 2, 4, STEPS);
         List<JsonNode> metrics = MetricsLog.read(reference.resolve(MetricsLog.FILE));
         assertEquals(STEPS, metrics.size());
         assertTrue(metrics.getLast().path("loss").asDouble() < metrics.getFirst().path("loss").asDouble(),

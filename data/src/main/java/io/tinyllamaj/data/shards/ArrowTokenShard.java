@@ -49,7 +49,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * footer and each batch's metadata give where the data buffers lie in the file, and those
  * ranges are read straight from a memory map, so a shard costs no heap however large it is.
  */
-public final class ArrowTokenShard implements TokenSource {
+public final class ArrowTokenShard extends MappedShard {
     static final String COLUMN = "tokens";
     static final String META_FORMAT = "tinyllamaj.format";
     static final String META_VERSION = "tinyllamaj.version";
@@ -60,22 +60,15 @@ public final class ArrowTokenShard implements TokenSource {
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    private final Path file;
-    private final Arena arena;
-    private final MemorySegment mapped;
     private final boolean uint16;
-    private final int vocabSize;
     /** batchStart[i]: index of batch i's first token; the last entry is the token count. */
     private final long[] batchStart;
     private final long[] batchDataOffset;
 
     private ArrowTokenShard(Path file, Arena arena, MemorySegment mapped, boolean uint16, int vocabSize,
                             long[] batchStart, long[] batchDataOffset) {
-        this.file = file;
-        this.arena = arena;
-        this.mapped = mapped;
+        super(file, arena, mapped, vocabSize);
         this.uint16 = uint16;
-        this.vocabSize = vocabSize;
         this.batchStart = batchStart;
         this.batchDataOffset = batchDataOffset;
     }
@@ -192,14 +185,7 @@ public final class ArrowTokenShard implements TokenSource {
             batchStart[i + 1] = batchStart[i] + batches.get(i)[0];
             dataOffset[i] = batches.get(i)[1];
         }
-        Arena arena = Arena.ofShared();
-        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
-            MemorySegment mapped = channel.map(FileChannel.MapMode.READ_ONLY, 0, channel.size(), arena);
-            return new ArrowTokenShard(file, arena, mapped, uint16, vocabSize, batchStart, dataOffset);
-        } catch (IOException | RuntimeException e) {
-            arena.close();
-            throw e;
-        }
+        return map(file, (arena, mapped) -> new ArrowTokenShard(file, arena, mapped, uint16, vocabSize, batchStart, dataOffset));
     }
 
     private static int parseVocab(Path file, String value) throws InvalidShardException {
@@ -251,10 +237,7 @@ public final class ArrowTokenShard implements TokenSource {
 
     @Override
     public void read(long offset, int[] dst, int dstOffset, int length) {
-        if (offset < 0 || length < 0 || offset + length > tokenCount()) {
-            throw new IndexOutOfBoundsException(file + ": tokens [" + offset + ", " + (offset + length)
-                    + ") outside [0, " + tokenCount() + ")");
-        }
+        requireRange(offset, length);
         int batch = batchOf(offset);
         long first = offset;
         int start = dstOffset;
@@ -275,21 +258,11 @@ public final class ArrowTokenShard implements TokenSource {
             length -= n;
             batch++;
         }
-        TokenSources.requireInVocabulary(file, dst, start, count, first, vocabSize);
+        requireInVocabulary(dst, start, count, first);
     }
 
     private int batchOf(long offset) {
         return TokenSources.rangeOf(batchStart, batchStart.length - 1, offset);
-    }
-
-    @Override
-    public String name() {
-        return file.toString();
-    }
-
-    @Override
-    public void close() {
-        arena.close();
     }
 
     static String sha256(Path file) throws IOException {

@@ -24,10 +24,7 @@ final class ConcatenatedSource implements TokenSource {
 
     @Override
     public void read(long offset, int[] dst, int dstOffset, int length) {
-        if (offset < 0 || length < 0 || offset + length > tokenCount()) {
-            throw new IndexOutOfBoundsException(name + ": tokens [" + offset + ", " + (offset + length)
-                    + ") outside [0, " + tokenCount() + ")");
-        }
+        TokenSources.requireRange(name, offset, length, tokenCount());
         int part = partOf(offset);
         while (length > 0) {
             int n = (int) Math.min(length, start[part + 1] - offset);

@@ -5,10 +5,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 
 /**
@@ -19,7 +17,7 @@ import java.util.Arrays;
  * 5 int64, 6 float32, 7 float64, 8 uint16 (TinyLlama writes uint16). Floating-point chunks
  * hold no token ids and are refused.
  */
-public final class PackedBinShard implements TokenSource {
+public final class PackedBinShard extends MappedShard {
     static final byte[] MAGIC = "LITPKDS".getBytes(StandardCharsets.US_ASCII);
     static final int HEADER_BYTES = 24;
     static final long VERSION = 1;
@@ -45,31 +43,22 @@ public final class PackedBinShard implements TokenSource {
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    private final Path file;
-    private final Arena arena;
-    private final MemorySegment mapped;
     private final Dtype dtype;
     private final long tokens;
-    private final int vocabSize;
 
     private PackedBinShard(Path file, Arena arena, MemorySegment mapped, Dtype dtype, long tokens, int vocabSize) {
-        this.file = file;
-        this.arena = arena;
-        this.mapped = mapped;
+        super(file, arena, mapped, vocabSize);
         this.dtype = dtype;
         this.tokens = tokens;
-        this.vocabSize = vocabSize;
     }
 
     /** @param vocabSize the model's vocabulary: the header holds none, so reads check ids against this */
     public static PackedBinShard open(Path file, int vocabSize) throws IOException {
-        Arena arena = Arena.ofShared();
-        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
-            long size = channel.size();
+        return map(file, (arena, mapped) -> {
+            long size = mapped.byteSize();
             if (size < HEADER_BYTES) {
                 throw new InvalidShardException(file, size + " bytes, shorter than the " + HEADER_BYTES + "-byte LITPKDS header");
             }
-            MemorySegment mapped = channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             byte[] magic = mapped.asSlice(0, MAGIC.length).toArray(ValueLayout.JAVA_BYTE);
             if (!Arrays.equals(magic, MAGIC)) {
                 throw new InvalidShardException(file, "bad magic (expected LITPKDS, a lit-gpt packed dataset chunk)");
@@ -90,10 +79,7 @@ public final class PackedBinShard implements TokenSource {
                         + dtype + " needs " + expected);
             }
             return new PackedBinShard(file, arena, mapped, dtype, chunkSize, vocabSize);
-        } catch (IOException | RuntimeException e) {
-            arena.close();
-            throw e;
-        }
+        });
     }
 
     Dtype dtype() {
@@ -107,10 +93,7 @@ public final class PackedBinShard implements TokenSource {
 
     @Override
     public void read(long offset, int[] dst, int dstOffset, int length) {
-        if (offset < 0 || length < 0 || offset + length > tokens) {
-            throw new IndexOutOfBoundsException(file + ": tokens [" + offset + ", " + (offset + length)
-                    + ") outside [0, " + tokens + ")");
-        }
+        requireRange(offset, length);
         long base = HEADER_BYTES + offset * dtype.width;
         for (int i = 0; i < length; i++) {
             long at = base + (long) i * dtype.width;
@@ -123,7 +106,7 @@ public final class PackedBinShard implements TokenSource {
                 case INT64 -> narrow(mapped.get(U64, at), offset + i);
             };
         }
-        TokenSources.requireInVocabulary(file, dst, dstOffset, length, offset, vocabSize);
+        requireInVocabulary(dst, dstOffset, length, offset);
     }
 
     /** An int64 id as an int; one too large for an int is outside any vocabulary. */
@@ -132,15 +115,5 @@ public final class PackedBinShard implements TokenSource {
             throw TokenSources.outsideVocabulary(file, id, position, vocabSize);
         }
         return (int) id;
-    }
-
-    @Override
-    public String name() {
-        return file.toString();
-    }
-
-    @Override
-    public void close() {
-        arena.close();
     }
 }

@@ -87,6 +87,12 @@ final class PrepareDirectory {
         return kept;
     }
 
+    /** Whether the directory holds a preparation's journal or manifest: one prepare claimed it. */
+    static boolean isOwnRun(Path out) {
+        return Files.isRegularFile(out.resolve(PrepareJournal.FILE_NAME))
+                || Files.isRegularFile(out.resolve(ShardManifest.FILE_NAME));
+    }
+
     /** Makes the directory this run's before its first file goes in: created if need be, and journaled. */
     static void claim(Path out, PrepareJournal journal) throws IOException {
         Files.createDirectories(out);

@@ -60,10 +60,15 @@ public final class PreparePipeline {
     }
 
     public PrepareResult run() throws IOException {
+        boolean finished = false;
         try {
-            return prepare();
+            PrepareResult result = prepare();
+            finished = true;
+            return result;
         } finally {
-            if (lock != null) {
+            if (lock != null && !finished && !PrepareDirectory.isOwnRun(options.out())) {
+                lock.closeAndRemoveIfCreated(); // a refused directory is left as it was found
+            } else if (lock != null) {
                 lock.close();
             }
         }

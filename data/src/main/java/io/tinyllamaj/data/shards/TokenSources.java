@@ -108,6 +108,14 @@ public final class TokenSources {
         return low;
     }
 
+    /** Refuses a read of {@code [offset, offset + length)} from a source of {@code tokens} tokens named {@code name}. */
+    static void requireRange(String name, long offset, int length, long tokens) {
+        if (offset < 0 || length < 0 || offset + length > tokens) {
+            throw new IndexOutOfBoundsException(name + ": tokens [" + offset + ", " + (offset + length)
+                    + ") outside [0, " + tokens + ")");
+        }
+    }
+
     /** Refuses {@code source} if any token id is outside its vocabulary, by reading every token (each read checks them). */
     static void checkTokenRange(TokenSource source) throws InvalidShardException {
         int[] chunk = new int[1 << 16];

@@ -4,7 +4,6 @@ import io.tinyllamaj.kernels.cuda.KernelSignature.Param;
 
 import java.lang.foreign.MemorySegment;
 
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -38,10 +37,7 @@ final class KernelArgs {
     }
 
     KernelArgs i32(int value) {
-        long at = slot(Param.I32);
-        values.set(JAVA_LONG, at, 0L);
-        values.set(JAVA_INT, at, value);
-        return this;
+        return lowHalf(Param.I32, value);
     }
 
     KernelArgs i64(long value) {
@@ -50,9 +46,14 @@ final class KernelArgs {
     }
 
     KernelArgs f32(float value) {
-        long at = slot(Param.F32);
+        return lowHalf(Param.F32, Float.floatToRawIntBits(value));
+    }
+
+    /** A 4-byte value (an int, or a float's bits) at the start of its slot, the rest of the slot zeroed. */
+    private KernelArgs lowHalf(Param type, int bits) {
+        long at = slot(type);
         values.set(JAVA_LONG, at, 0L);
-        values.set(JAVA_FLOAT, at, value);
+        values.set(JAVA_INT, at, bits);
         return this;
     }
 

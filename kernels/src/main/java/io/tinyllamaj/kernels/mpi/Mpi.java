@@ -1,5 +1,7 @@
 package io.tinyllamaj.kernels.mpi;
 
+import io.tinyllamaj.kernels.NativeCalls;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -298,14 +300,7 @@ public final class Mpi {
     }
 
     private void check(String name, MethodHandle handle, Object... args) {
-        int code;
-        try {
-            code = (int) handle.invokeWithArguments(args);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new MpiException(name + " could not be called: " + t, t);
-        }
+        int code = NativeCalls.status(name, handle, args, MpiException::new);
         if (code != 0) {
             throw new MpiException(name + " failed with error " + code + ": " + errorText(code));
         }

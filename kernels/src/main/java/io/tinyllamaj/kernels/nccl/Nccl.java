@@ -1,5 +1,7 @@
 package io.tinyllamaj.kernels.nccl;
 
+import io.tinyllamaj.kernels.NativeCalls;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -174,14 +176,7 @@ public final class Nccl {
     }
 
     private void check(String name, MemorySegment comm, MethodHandle handle, Object... args) {
-        int code;
-        try {
-            code = (int) handle.invokeWithArguments(args);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new NcclException(name + " could not be called: " + t, t);
-        }
+        int code = NativeCalls.status(name, handle, args, NcclException::new);
         if (code != 0) {
             throw new NcclException(name + " failed: " + describe(code, comm));
         }

@@ -200,7 +200,8 @@ public final class CudaOpCheck {
         return t;
     }
 
-    static double relativeError(float[] got, float[] ref) {
+    /** ||got - ref|| / ||ref|| (the absolute norm when ref is all zero); NaN when either holds a NaN or got holds an infinity. */
+    public static double relativeError(float[] got, float[] ref) {
         double diff = 0, norm = 0;
         for (int i = 0; i < ref.length; i++) {
             if (Float.isNaN(got[i]) || Float.isNaN(ref[i]) || Float.isInfinite(got[i])) {

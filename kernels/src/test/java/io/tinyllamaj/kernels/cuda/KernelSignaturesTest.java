@@ -53,6 +53,17 @@ class KernelSignaturesTest {
         }
     }
 
+    /** Every kernel source compiles on its own, not only after what tinyllama.cu included before it. */
+    @Test
+    void everyKernelSourceCompilesOnItsOwn() throws IOException, InterruptedException {
+        Path nvcc = nvcc().orElseThrow();
+        ProcessBuilder p = new ProcessBuilder("bash", CUDA.resolve("check-standalone.sh").toString()).redirectErrorStream(true);
+        p.environment().put("NVCC", nvcc.toString());
+        Process run = p.start();
+        String log = new String(run.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, run.waitFor(), log);
+    }
+
     private static Optional<Path> nvcc() {
         List<Path> candidates = new ArrayList<>();
         String env = System.getenv("NVCC");

@@ -17,6 +17,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 
+import static io.tinyllamaj.kernels.cuda.CudaOpCheck.relativeError;
+
 /**
  * The whole-model half of the GPU correctness suite (the op-by-op half is the kernels
  * module's CudaOpCheck): {@link LlamaModel} on {@link CudaBackend} against {@link CpuBackend}
@@ -103,19 +105,6 @@ public final class CudaModelCheck {
             failures++;
         }
         line(String.format("  %-44s %11.3e %8.0e %s", what, error, bound, pass ? "ok" : "FAIL"));
-    }
-
-    static double relativeError(float[] got, float[] ref) {
-        double diff = 0, norm = 0;
-        for (int i = 0; i < ref.length; i++) {
-            if (Float.isNaN(got[i]) || Float.isNaN(ref[i]) || Float.isInfinite(got[i])) {
-                return Double.NaN;
-            }
-            double d = (double) got[i] - ref[i];
-            diff += d * d;
-            norm += (double) ref[i] * ref[i];
-        }
-        return norm == 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
     }
 
     private static int[][] batch(SplittableRandom random, int n, int vocab) {

@@ -2,6 +2,7 @@ package io.tinyllamaj.model.cuda;
 
 import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.kernels.cuda.CudaBackend;
+import io.tinyllamaj.kernels.cuda.CudaOpCheck;
 import io.tinyllamaj.model.LlamaModel;
 import io.tinyllamaj.model.hf.HfCheckpoint;
 
@@ -53,9 +54,9 @@ public final class HfReferenceCheck {
             float[] logitsGpu = gpu.download(g.logits(tokens, b, t));
             double lossCpu = meanLoss(c.losses(tokens, targets, b, t), n - b);
             double lossGpu = meanLoss(g.losses(tokens, targets, b, t), n - b);
-            double torchBf16 = CudaModelCheck.relativeError(refBf16, refFp32);
-            double cpuErr = CudaModelCheck.relativeError(logitsCpu, refFp32);
-            double gpuErr = CudaModelCheck.relativeError(logitsGpu, refFp32);
+            double torchBf16 = CudaOpCheck.relativeError(refBf16, refFp32);
+            double cpuErr = CudaOpCheck.relativeError(logitsCpu, refFp32);
+            double gpuErr = CudaOpCheck.relativeError(logitsGpu, refFp32);
             double gpuBound = 2 * torchBf16 + 1e-3;
             lines.add(String.format("  %-52s %11s %8s", "logits, ||x - transformers fp32|| / ||ref||", "rel err", "bound"));
             lines.add(String.format("  %-52s %11.3e %8s", "transformers bf16 autocast (yardstick)", torchBf16, "-"));

@@ -45,6 +45,13 @@ final class TimedBackend implements Backend {
         }
     }
 
+    /** Runs one op between its span's two events (when profiling). */
+    private void timed(String key, Runnable op) {
+        MemorySegment[] span = begin(key);
+        op.run();
+        end(span);
+    }
+
     /** Rows "op  calls  ms" sorted by time, and the total; clears what was recorded. */
     /** One profiled op: its name (with shape), calls in the step and GPU milliseconds summed over them. */
     record Row(String key, int calls, double ms) {
@@ -112,30 +119,22 @@ final class TimedBackend implements Backend {
 
     @Override
     public void fill(Tensor t, float value) {
-        MemorySegment[] s = begin("fill");
-        gpu.fill(t, value);
-        end(s);
+        timed("fill", () -> gpu.fill(t, value));
     }
 
     @Override
     public void copy(Tensor dst, Tensor src) {
-        MemorySegment[] s = begin("copy");
-        gpu.copy(dst, src);
-        end(s);
+        timed("copy", () -> gpu.copy(dst, src));
     }
 
     @Override
     public void accumulate(Tensor dst, Tensor src) {
-        MemorySegment[] s = begin("accumulate");
-        gpu.accumulate(dst, src);
-        end(s);
+        timed("accumulate", () -> gpu.accumulate(dst, src));
     }
 
     @Override
     public void scale(Tensor t, float factor) {
-        MemorySegment[] s = begin("scale");
-        gpu.scale(t, factor);
-        end(s);
+        timed("scale", () -> gpu.scale(t, factor));
     }
 
     @Override
@@ -148,118 +147,86 @@ final class TimedBackend implements Backend {
 
     @Override
     public void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
-        MemorySegment[] s = begin("matmul fwd c=" + c + " oc=" + oc);
-        gpu.matmulForward(out, inp, weight, n, c, oc);
-        end(s);
+        timed("matmul fwd c=" + c + " oc=" + oc, () -> gpu.matmulForward(out, inp, weight, n, c, oc));
     }
 
     @Override
     public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
                                boolean accumulate) {
-        MemorySegment[] s = begin("matmul bwd c=" + c + " oc=" + oc);
-        gpu.matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
-        end(s);
+        timed("matmul bwd c=" + c + " oc=" + oc, () -> gpu.matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate));
     }
 
     @Override
     public void residualRmsnormForward(Tensor residual, Tensor out, Tensor rstd, Tensor x, Tensor delta, Tensor weight,
                                        int n, int c, float eps) {
-        MemorySegment[] s = begin("residual + rmsnorm fwd");
-        gpu.residualRmsnormForward(residual, out, rstd, x, delta, weight, n, c, eps);
-        end(s);
+        timed("residual + rmsnorm fwd", () -> gpu.residualRmsnormForward(residual, out, rstd, x, delta, weight, n, c, eps));
     }
 
     @Override
     public void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps) {
-        MemorySegment[] s = begin("rmsnorm fwd");
-        gpu.rmsnormForward(out, rstd, inp, weight, n, c, eps);
-        end(s);
+        timed("rmsnorm fwd", () -> gpu.rmsnormForward(out, rstd, inp, weight, n, c, eps));
     }
 
     @Override
     public void rmsnormBackwardAndCopy(Tensor dinp, Tensor dinpCopy, Tensor dweight, Tensor dout, Tensor inp, Tensor weight,
                                        Tensor rstd, int n, int c, boolean accumulateWeight) {
-        MemorySegment[] s = begin("rmsnorm bwd");
-        gpu.rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
-        end(s);
+        timed("rmsnorm bwd", () -> gpu.rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight));
     }
 
     @Override
     public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c,
                                 boolean accumulateWeight) {
-        MemorySegment[] s = begin("rmsnorm bwd");
-        gpu.rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
-        end(s);
+        timed("rmsnorm bwd", () -> gpu.rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, n, c, accumulateWeight));
     }
 
     @Override
     public void ropeForward(Tensor qkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta) {
-        MemorySegment[] s = begin("rope fwd");
-        gpu.ropeForward(qkv, b, t, nHeads, nKvHeads, headSize, startPos, theta);
-        end(s);
+        timed("rope fwd", () -> gpu.ropeForward(qkv, b, t, nHeads, nKvHeads, headSize, startPos, theta));
     }
 
     @Override
     public void ropeBackward(Tensor dqkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta) {
-        MemorySegment[] s = begin("rope bwd");
-        gpu.ropeBackward(dqkv, b, t, nHeads, nKvHeads, headSize, startPos, theta);
-        end(s);
+        timed("rope bwd", () -> gpu.ropeBackward(dqkv, b, t, nHeads, nKvHeads, headSize, startPos, theta));
     }
 
     @Override
     public void attentionForward(Tensor out, Tensor lse, Tensor qkv, int b, int tq, int tk, int nh, int nkv, int hs) {
-        MemorySegment[] s = begin("attention fwd");
-        gpu.attentionForward(out, lse, qkv, b, tq, tk, nh, nkv, hs);
-        end(s);
+        timed("attention fwd", () -> gpu.attentionForward(out, lse, qkv, b, tq, tk, nh, nkv, hs));
     }
 
     @Override
     public void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int b, int t, int nh, int nkv, int hs) {
-        MemorySegment[] s = begin("attention bwd");
-        gpu.attentionBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs);
-        end(s);
+        timed("attention bwd", () -> gpu.attentionBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs));
     }
 
     @Override
     public void swigluForward(Tensor out, Tensor h, int n, int hidden) {
-        MemorySegment[] s = begin("swiglu fwd");
-        gpu.swigluForward(out, h, n, hidden);
-        end(s);
+        timed("swiglu fwd", () -> gpu.swigluForward(out, h, n, hidden));
     }
 
     @Override
     public void swigluBackward(Tensor dh, Tensor dout, Tensor h, int n, int hidden) {
-        MemorySegment[] s = begin("swiglu bwd");
-        gpu.swigluBackward(dh, dout, h, n, hidden);
-        end(s);
+        timed("swiglu bwd", () -> gpu.swigluBackward(dh, dout, h, n, hidden));
     }
 
     @Override
     public void embeddingForward(Tensor out, Tensor table, int[] tokens, int n, int c) {
-        MemorySegment[] s = begin("embedding fwd");
-        gpu.embeddingForward(out, table, tokens, n, c);
-        end(s);
+        timed("embedding fwd", () -> gpu.embeddingForward(out, table, tokens, n, c));
     }
 
     @Override
     public void embeddingBackward(Tensor dtable, Tensor dout, int[] tokens, int n, int c) {
-        MemorySegment[] s = begin("embedding bwd");
-        gpu.embeddingBackward(dtable, dout, tokens, n, c);
-        end(s);
+        timed("embedding bwd", () -> gpu.embeddingBackward(dtable, dout, tokens, n, c));
     }
 
     @Override
     public void crossEntropyForwardBackward(Tensor logits, Tensor losses, int[] targets, int n, int v, float gradScale) {
-        MemorySegment[] s = begin("cross-entropy fwd+bwd");
-        gpu.crossEntropyForwardBackward(logits, losses, targets, n, v, gradScale);
-        end(s);
+        timed("cross-entropy fwd+bwd", () -> gpu.crossEntropyForwardBackward(logits, losses, targets, n, v, gradScale));
     }
 
     @Override
     public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v) {
-        MemorySegment[] s = begin("cross-entropy fwd");
-        gpu.crossEntropyForward(losses, logits, targets, n, v);
-        end(s);
+        timed("cross-entropy fwd", () -> gpu.crossEntropyForward(losses, logits, targets, n, v));
     }
 
     @Override
@@ -274,15 +241,11 @@ final class TimedBackend implements Backend {
 
     @Override
     public void adamwUpdateAndCopy(Tensor params, Tensor operands, Tensor grads, Tensor m, Tensor v, AdamWStep step) {
-        MemorySegment[] s = begin("adamw");
-        gpu.adamwUpdateAndCopy(params, operands, grads, m, v, step);
-        end(s);
+        timed("adamw", () -> gpu.adamwUpdateAndCopy(params, operands, grads, m, v, step));
     }
 
     @Override
     public void adamwUpdate(Tensor params, Tensor grads, Tensor m, Tensor v, AdamWStep step) {
-        MemorySegment[] s = begin("adamw");
-        gpu.adamwUpdate(params, grads, m, v, step);
-        end(s);
+        timed("adamw", () -> gpu.adamwUpdate(params, grads, m, v, step));
     }
 }

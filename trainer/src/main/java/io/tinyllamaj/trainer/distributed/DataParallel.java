@@ -10,24 +10,10 @@ import io.tinyllamaj.model.LlamaModel;
  * its own mean loss; the global mean loss is their mean), then every rank runs the same AdamW
  * update on the same bits, so the replicas never drift apart.
  */
-final class DataParallel implements Strategy {
-
-    private final Ranks ranks;
-    private final String name;
+final class DataParallel extends AbstractStrategy {
 
     DataParallel(Ranks ranks, String name) {
-        this.ranks = ranks;
-        this.name = name;
-    }
-
-    @Override
-    public String name() {
-        return name;
-    }
-
-    @Override
-    public Collectives world() {
-        return ranks.world();
+        super(ranks, name);
     }
 
     @Override
@@ -46,7 +32,7 @@ final class DataParallel implements Strategy {
         Tensor gradients = model.gradients();
         int size = worldSize();
         if (size > 1) {
-            ranks.world().allReduceSum(gradients);
+            world().allReduceSum(gradients);
             backend.scale(gradients, 1f / size);
         }
         return backend.sumOfSquares(gradients);
@@ -55,15 +41,5 @@ final class DataParallel implements Strategy {
     @Override
     public void gatherParameters(LlamaModel model) {
         // every rank updated all parameters with the same bits
-    }
-
-    @Override
-    public void abort(Throwable cause) {
-        ranks.abort(cause);
-    }
-
-    @Override
-    public void close() {
-        ranks.close();
     }
 }

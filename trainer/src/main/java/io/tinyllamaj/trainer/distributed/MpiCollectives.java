@@ -7,6 +7,7 @@ import io.tinyllamaj.kernels.mpi.Mpi;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.function.Consumer;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
@@ -103,49 +104,52 @@ public final class MpiCollectives implements Collectives {
 
     @Override
     public void reduceScatterSum(Tensor buffer) {
-        long n = buffer.length();
-        long q = Shard.equalPart(n, size);
-        int piece = (int) Math.min(q, Math.max(1, chunkFloats / size));
-        if (q > 0) {
-            MemorySegment send = staging((long) (size + 1) * piece);
-            long recvIndex = (long) size * piece;
-            for (long start = 0; start < q; start += piece) {
-                int count = (int) Math.min(piece, q - start);
-                for (int r = 0; r < size; r++) {
-                    toNative(buffer, r * q + start, count, send, (long) r * count);
-                }
-                mpi.reduceScatterBlock(send, send.asSlice(recvIndex * Float.BYTES), count, mpi.floatType(), mpi.sum(), comm);
-                fromNative(send, recvIndex, buffer, rank * q + start, count);
+        overShards(buffer, (send, own, q, start, count) -> {
+            for (int r = 0; r < size; r++) {
+                toNative(buffer, r * q + start, count, send, (long) r * count);
             }
-        }
-        long tail = n - q * size;
-        if (tail > 0) {
-            allReduceSum(buffer.slice(q * size, tail));
-        }
+            mpi.reduceScatterBlock(send, send.asSlice(own * Float.BYTES), count, mpi.floatType(), mpi.sum(), comm);
+            fromNative(send, own, buffer, rank * q + start, count);
+        }, this::allReduceSum);
     }
 
     @Override
     public void allGather(Tensor buffer) {
+        overShards(buffer, (recv, own, q, start, count) -> {
+            toNative(buffer, rank * q + start, count, recv, own);
+            mpi.allgather(recv.asSlice(own * Float.BYTES), count, mpi.floatType(), recv, comm);
+            for (int r = 0; r < size; r++) {
+                if (r != rank) {
+                    fromNative(recv, (long) r * count, buffer, r * q + start, count);
+                }
+            }
+        }, tail -> broadcast(tail, size - 1));
+    }
+
+    /** One piece of a sharded call: values [start, start + count) of every rank's equal part of q values. */
+    private interface Piece {
+        /** staging holds one count-long slot per rank, rank r's at r * count, and this rank's own at index own. */
+        void move(MemorySegment staging, long own, long q, long start, int count);
+    }
+
+    /**
+     * A sharded call over {@link Shard#of}'s layout: the equal parts in pieces that fit the
+     * staging buffer, then the remainder (fewer than size values) handed to {@code tail}.
+     */
+    private void overShards(Tensor buffer, Piece step, Consumer<Tensor> tail) {
         long n = buffer.length();
         long q = Shard.equalPart(n, size);
         int piece = (int) Math.min(q, Math.max(1, chunkFloats / size));
         if (q > 0) {
-            MemorySegment recv = staging((long) (size + 1) * piece);
-            long sendIndex = (long) size * piece;
+            MemorySegment staging = staging((long) (size + 1) * piece);
+            long own = (long) size * piece;
             for (long start = 0; start < q; start += piece) {
-                int count = (int) Math.min(piece, q - start);
-                toNative(buffer, rank * q + start, count, recv, sendIndex);
-                mpi.allgather(recv.asSlice(sendIndex * Float.BYTES), count, mpi.floatType(), recv, comm);
-                for (int r = 0; r < size; r++) {
-                    if (r != rank) {
-                        fromNative(recv, (long) r * count, buffer, r * q + start, count);
-                    }
-                }
+                step.move(staging, own, q, start, (int) Math.min(piece, q - start));
             }
         }
-        long tail = n - q * size;
-        if (tail > 0) {
-            broadcast(buffer.slice(q * size, tail), size - 1);
+        long rest = n - q * size;
+        if (rest > 0) {
+            tail.accept(buffer.slice(q * size, rest));
         }
     }
 
@@ -172,15 +176,17 @@ public final class MpiCollectives implements Collectives {
 
     @Override
     public double allReduceSum(double value) {
-        scalar.set(JAVA_DOUBLE, 0, value);
-        mpi.allreduce(Mpi.IN_PLACE, scalar, 1, mpi.doubleType(), mpi.sum(), comm);
-        return scalar.get(JAVA_DOUBLE, 0);
+        return scalar(value, mpi.sum());
     }
 
     @Override
     public double allReduceMax(double value) {
+        return scalar(value, mpi.max());
+    }
+
+    private double scalar(double value, MemorySegment op) {
         scalar.set(JAVA_DOUBLE, 0, value);
-        mpi.allreduce(Mpi.IN_PLACE, scalar, 1, mpi.doubleType(), mpi.max(), comm);
+        mpi.allreduce(Mpi.IN_PLACE, scalar, 1, mpi.doubleType(), op, comm);
         return scalar.get(JAVA_DOUBLE, 0);
     }
 

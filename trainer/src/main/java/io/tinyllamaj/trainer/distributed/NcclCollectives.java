@@ -84,35 +84,39 @@ public final class NcclCollectives implements Collectives {
 
     @Override
     public void reduceScatterSum(Tensor buffer) {
-        CudaTensor d = device(buffer);
-        long q = Shard.equalPart(d.length(), size());
-        long tail = d.length() - q * size();
-        backend.synchronize();
-        nccl.groupStart();
-        if (q > 0) {
-            nccl.reduceScatter(d.address(), d.address() + rank() * q * Float.BYTES, q, Nccl.FLOAT32, Nccl.SUM, comm, stream);
-        }
-        if (tail > 0) {
-            long at = d.address() + q * size() * Float.BYTES;
-            nccl.allReduce(at, at, tail, Nccl.FLOAT32, Nccl.SUM, comm, stream);
-        }
-        nccl.groupEnd();
-        finish();
+        inOneGroup(buffer,
+                (base, q) -> nccl.reduceScatter(base, base + rank() * q * Float.BYTES, q, Nccl.FLOAT32, Nccl.SUM, comm, stream),
+                (at, tail) -> nccl.allReduce(at, at, tail, Nccl.FLOAT32, Nccl.SUM, comm, stream));
     }
 
     @Override
     public void allGather(Tensor buffer) {
+        inOneGroup(buffer,
+                (base, q) -> nccl.allGather(base + rank() * q * Float.BYTES, base, q, Nccl.FLOAT32, comm, stream),
+                (at, tail) -> nccl.broadcast(at, at, tail, Nccl.FLOAT32, size() - 1, comm, stream));
+    }
+
+    /** An NCCL call on count floats at a device address. */
+    private interface Call {
+        void on(long address, long count);
+    }
+
+    /**
+     * A sharded call over {@link Shard#of}'s layout in one NCCL group: {@code parts} gets the
+     * buffer's address and the equal part q (when there is one), {@code tail} the address and
+     * length of the remainder (when there is one).
+     */
+    private void inOneGroup(Tensor buffer, Call parts, Call tail) {
         CudaTensor d = device(buffer);
         long q = Shard.equalPart(d.length(), size());
-        long tail = d.length() - q * size();
+        long rest = d.length() - q * size();
         backend.synchronize();
         nccl.groupStart();
         if (q > 0) {
-            nccl.allGather(d.address() + rank() * q * Float.BYTES, d.address(), q, Nccl.FLOAT32, comm, stream);
+            parts.on(d.address(), q);
         }
-        if (tail > 0) {
-            long at = d.address() + q * size() * Float.BYTES;
-            nccl.broadcast(at, at, tail, Nccl.FLOAT32, size() - 1, comm, stream);
+        if (rest > 0) {
+            tail.on(d.address() + q * size() * Float.BYTES, rest);
         }
         nccl.groupEnd();
         finish();

@@ -23,10 +23,8 @@ import io.tinyllamaj.model.LlamaModel;
  * <p>The model must be {@link #prepare prepared} (sharded) after its weights are set and before
  * its first forward. A checkpoint's params.f32 is gathered to rank 0 at save time.
  */
-final class Sharded implements Strategy {
+final class Sharded extends AbstractStrategy {
 
-    private final Ranks ranks;
-    private final String name;
     private final Collectives shardGroup;
     private final Collectives replicaGroup;
     private final Options options;
@@ -44,8 +42,7 @@ final class Sharded implements Strategy {
             throw new IllegalArgumentException("shard group of " + shardGroup.size() + " x replica group of "
                     + replicaGroup.size() + " ranks does not make the world of " + ranks.world().size());
         }
-        this.ranks = ranks;
-        this.name = name;
+        super(ranks, name);
         this.shardGroup = shardGroup;
         this.replicaGroup = replicaGroup;
         this.options = options;
@@ -116,16 +113,6 @@ final class Sharded implements Strategy {
     }
 
     @Override
-    public String name() {
-        return name;
-    }
-
-    @Override
-    public Collectives world() {
-        return ranks.world();
-    }
-
-    @Override
     public Shard optimizerShard(long parameterCount) {
         return shardGroup.shard(parameterCount);
     }
@@ -158,15 +145,5 @@ final class Sharded implements Strategy {
     @Override
     public void gatherParameters(LlamaModel model) {
         requirePrepared(model); // nothing to gather: the next forward gathers each unit
-    }
-
-    @Override
-    public void abort(Throwable cause) {
-        ranks.abort(cause);
-    }
-
-    @Override
-    public void close() {
-        ranks.close();
     }
 }
