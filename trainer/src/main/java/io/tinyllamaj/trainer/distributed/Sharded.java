@@ -5,20 +5,20 @@ import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.model.LlamaModel;
 
 /**
- * fsdp and hybrid: the optimizer state and the AdamW update are sharded over a group of
- * ranks, each owning a contiguous 1/group slice of the flat parameter buffer ({@link Shard}).
- * One step:
+ * fsdp and hybrid, fully sharded (ZeRO-3): each rank of a shard group keeps only its contiguous
+ * 1/group range ({@link Shard}) of the fp32 masters, gradients and AdamW moments. One step:
  * <pre>
- *   reduce-scatter gradients over the shard group        this rank's slice = sum over the group
- *   all-reduce that slice over the replica group          (hybrid: the same slice on other nodes)
- *   scale the slice by 1 / world size                     gradient of the global mean loss
- *   norm^2 = sum over the shard group of ||slice||^2      each value counted once
- *   AdamW on the slice with its moments (1/group of the full state)
- *   all-gather parameters over the shard group            every rank whole again
+ *   forward, unit by unit: gather the unit from its owners, compute, drop it (reshard_after_forward)
+ *   backward, unit by unit: gather again, compute, reduce the unit's gradient onto its owners
+ *   all-reduce this rank's range over the replica group   (hybrid: the same range on other nodes)
+ *   scale the range by 1 / world size                     gradient of the global mean loss
+ *   norm^2 = sum over the shard group of ||range||^2      each value counted once
+ *   AdamW on the range with its moments
  * </pre>
- * fsdp is one shard group of all ranks; hybrid shards inside a node of
- * {@code ranksPerNode} ranks and replicates across nodes (HSDP), so the large reduce-scatter
- * and all-gather stay on NVLink and only 1/ranksPerNode of the gradient crosses the network.
+ * A unit is the embedding, one block, or the final norm with the head ({@link UnitShards}).
+ * fsdp is one shard group of all ranks; hybrid shards inside a node of {@code ranksPerNode}
+ * ranks and replicates across nodes (HSDP), so the gathers and reductions stay on the node's
+ * links and only 1/ranksPerNode of the gradient crosses the network.
  *
  * <p>The model must be {@link #prepare prepared} (sharded) after its weights are set and before
  * its first forward. A checkpoint's params.f32 is gathered to rank 0 at save time.
@@ -61,7 +61,7 @@ final class Sharded extends AbstractStrategy {
 
     private void requirePrepared(LlamaModel model) {
         if (prepared != model) {
-            throw new IllegalStateException(name + ": the model is not sharded (call prepare after setting its weights)");
+            throw new IllegalStateException(name() + ": the model is not sharded (call prepare after setting its weights)");
         }
     }
 
