@@ -348,6 +348,13 @@ public final class ConfigLoader {
         check.oneOf("distributed.reduce_dtype", dist.reduceDtype(), "fp32", "bf16");
         check.that(sharded || dist.reduceDtype().equals("fp32"), "distributed.reduce_dtype",
                 "bf16 applies to fsdp and hybrid only; distributed.strategy is " + dist.strategy());
+        if (dist.transport() != null) {
+            check.oneOf("distributed.transport", dist.transport(), "nccl", "mpi");
+            check.that(!dist.transport().equals("nccl") || "cuda".equals(c.train().device()), "distributed.transport",
+                    "nccl carries CUDA tensors only; train.device is " + c.train().device() + " (use mpi, or leave it out)");
+        }
+        check.that(!dist.reduceDtype().equals("bf16") || !"cuda".equals(c.train().device()), "distributed.reduce_dtype",
+                "bf16 is implemented on CPU ranks only so far; use fp32 with train.device cuda");
         check.that(dist.collectiveTimeoutS() >= 1, "distributed.collective_timeout_s",
                 "must be at least 1 second, got " + dist.collectiveTimeoutS());
 

@@ -22,7 +22,7 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
         eval = eval != null ? eval : new Eval(null, null);
         checkpoint = checkpoint != null ? checkpoint : new Checkpoint(null, null);
         logging = logging != null ? logging : new Logging(null, null);
-        distributed = distributed != null ? distributed : new Distributed(null, null, null, null, null, null);
+        distributed = distributed != null ? distributed : new Distributed(null, null, null, null, null, null, null);
     }
 
     /**
@@ -173,9 +173,11 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
      * {@code reshardAfterForward} (fsdp, hybrid; null: true): gather each unit again for the
      * backward, or keep the forward's gathered units. {@code reduceDtype} (fsdp, hybrid): fp32, or
      * bf16 (on the CPU each gradient value is rounded to bf16 before the fp32 sum).
+     * {@code transport} (null: nccl on cuda, mpi on cpu): mpi carries CUDA tensors through host
+     * memory, so several ranks can share one GPU (NCCL refuses that).
      */
     public record Distributed(String strategy, Integer worldSize, Integer ranksPerNode, Integer collectiveTimeoutS,
-                              Boolean reshardAfterForward, String reduceDtype) {
+                              Boolean reshardAfterForward, String reduceDtype, String transport) {
         public Distributed {
             strategy = strategy != null ? strategy : "none";
             worldSize = worldSize != null ? worldSize : 1;
@@ -187,6 +189,11 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
         /** reshard_after_forward as it applies: true unless set to false. */
         public boolean reshards() {
             return reshardAfterForward == null || reshardAfterForward;
+        }
+
+        /** The transport as it applies on {@code device}: as set, else nccl on cuda and mpi elsewhere. */
+        public String transportOn(String device) {
+            return transport != null ? transport : device.equals("cuda") ? "nccl" : "mpi";
         }
     }
 }

@@ -10,9 +10,10 @@ import java.time.Duration;
 
 /**
  * Where a strategy name becomes a {@link Strategy}. A process not started by mpirun is a
- * world of one and never loads MPI; under mpirun, MPI starts here, CPU tensors reduce over
- * MPI and CUDA tensors over NCCL (bootstrapped over MPI), and every collective runs under a
- * {@link Watchdog}.
+ * world of one and never loads MPI; under mpirun (even with one rank, so that a world of one
+ * exercises the same calls), MPI starts here, CPU tensors reduce over MPI and CUDA tensors
+ * over NCCL (bootstrapped over MPI) or, with transport mpi, over MPI through host memory; every
+ * collective runs under a {@link Watchdog}.
  */
 public final class Distributed {
 
@@ -41,19 +42,28 @@ public final class Distributed {
      */
     public static Strategy open(String strategy, int worldSize, int ranksPerNode, Duration timeout, Backend backend,
                                 PrintStream err) {
-        return open(strategy, worldSize, ranksPerNode, true, "fp32", timeout, backend, err);
+        return open(strategy, worldSize, ranksPerNode, true, "fp32", defaultTransport(backend), timeout, backend, err);
+    }
+
+    /** NCCL for CUDA tensors, MPI for any other. */
+    public static String defaultTransport(Backend backend) {
+        return backend instanceof CudaBackend ? "nccl" : "mpi";
     }
 
     /**
      * @param reshardAfterForward fsdp and hybrid: gather each unit again for the backward (true)
      *                            or keep the gathered units from the forward (false)
-     * @param reduceDtype         fsdp and hybrid: fp32, or bf16 (values rounded before the sum)
+     * @param reduceDtype         fsdp and hybrid: fp32, or bf16 (values rounded before the sum; CPU ranks only)
+     * @param transport           nccl (CUDA tensors only) or mpi (any tensors; CUDA ones staged through host memory)
      */
     public static Strategy open(String strategy, int worldSize, int ranksPerNode, boolean reshardAfterForward, String reduceDtype,
-                                Duration timeout, Backend backend, PrintStream err) {
-        if (backend instanceof CudaBackend && (strategy.equals("fsdp") || strategy.equals("hybrid"))) {
-            throw new IllegalArgumentException("distributed.strategy " + strategy + " (full sharding) runs on CPU ranks only until "
-                    + "its GPU path is verified; use distributed.strategy ddp with train.device cuda");
+                                String transport, Duration timeout, Backend backend, PrintStream err) {
+        if (transport.equals("nccl") && !(backend instanceof CudaBackend)) {
+            throw new IllegalArgumentException("distributed.transport nccl carries CUDA tensors only (use mpi on the CPU)");
+        }
+        if (reduceDtype.equals("bf16") && backend instanceof CudaBackend) {
+            throw new IllegalArgumentException("distributed.reduce_dtype bf16 is implemented on CPU ranks only so far;"
+                    + " use fp32 with train.device cuda");
         }
         Launch launch = Launch.detect();
         if (launch.worldSize() != worldSize) {
@@ -65,7 +75,7 @@ public final class Distributed {
         if (strategy.equals("none") && worldSize != 1) {
             throw new IllegalArgumentException("distributed.strategy none trains one rank; world size is " + worldSize);
         }
-        Ranks ranks = worldSize == 1 ? Ranks.single() : connect(launch, timeout, backend, err);
+        Ranks ranks = Mpi.launchedByMpirun() ? connect(launch, timeout, backend, transport, err) : Ranks.single();
         try {
             return create(strategy, ranks, ranksPerNode, options(reshardAfterForward, reduceDtype));
         } catch (RuntimeException e) {
@@ -107,11 +117,12 @@ public final class Distributed {
         };
     }
 
-    private static Ranks connect(Launch launch, Duration timeout, Backend backend, PrintStream err) {
+    private static Ranks connect(Launch launch, Duration timeout, Backend backend, String transport, PrintStream err) {
         Mpi mpi = Mpi.initialize();
         Watchdog watchdog = new Watchdog(launch.rank(), timeout, err);
         MpiCollectives mpiWorld = new MpiCollectives(mpi, mpi.world(), false, backend, MpiCollectives.DEFAULT_CHUNK_FLOATS);
-        Collectives transport = backend instanceof CudaBackend cuda ? new NcclCollectives(Nccl.load(), mpiWorld, cuda) : mpiWorld;
-        return new Ranks(watchdog.watch(transport, "world"), mpi, watchdog, err);
+        Collectives world = transport.equals("nccl") && backend instanceof CudaBackend cuda
+                ? new NcclCollectives(Nccl.load(), mpiWorld, cuda) : mpiWorld;
+        return new Ranks(watchdog.watch(world, "world"), mpi, watchdog, err);
     }
 }

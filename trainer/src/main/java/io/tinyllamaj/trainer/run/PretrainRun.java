@@ -78,6 +78,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         Strategy strategy;
         try {
             strategy = Distributed.open(dist.strategy(), dist.worldSize(), dist.ranksPerNode(), dist.reshards(), dist.reduceDtype(),
+                    dist.transportOn(config.train().device()),
                     Duration.ofSeconds(dist.collectiveTimeoutS()), backend, System.err);
         } catch (RuntimeException e) {
             backend.close();

@@ -17,7 +17,7 @@ import java.util.Locale;
  * One rank's memory by category, in bytes: the fp32 master parameters, the matmuls' bf16 copy of
  * them (0 on the CPU, whose matmuls read the masters), gradients, AdamW's m and v (this rank's
  * shard of {@code optimizerShards}), parameter and gradient blocks gathered from other ranks
- * (full sharding; no strategy gathers per block yet, so 0), activations, and the backend's
+ * (full sharding: the unit buffers; 0 for ddp), activations, and the backend's
  * workspace (device memory in use beyond all of these; 0 on the CPU). {@link #measure} counts the
  * tensors a run allocated; the cluster planner computes the same categories for a shape.
  */

@@ -294,6 +294,8 @@ public final class Trainer {
     /**
      * Mean loss over the held-out blocks, in micro-batches of the training shape (padding rows
      * are ignored); rank r evaluates the micro-batches r, r+W, ... and the sums are combined.
+     * Every rank runs the same number of forwards ({@link #evaluationRounds}), a rank past the
+     * last block one of padding alone: a fully sharded forward is collective.
      */
     private double evaluate() {
         Integer limit = config.eval().blocks();
@@ -301,10 +303,13 @@ public final class Trainer {
         int microBatch = shape.microBatch(), seqLen = shape.seqLen();
         double sum = 0;
         long count = 0;
-        for (int first = strategy.rank() * microBatch; first < blocks.size(); first += strategy.worldSize() * microBatch) {
-            int rows = Math.min(microBatch, blocks.size() - first);
+        int rounds = evaluationRounds(blocks.size(), microBatch, strategy.worldSize());
+        for (int round = 0; round < rounds; round++) {
+            int first = (round * strategy.worldSize() + strategy.rank()) * microBatch;
+            int rows = Math.max(0, Math.min(microBatch, blocks.size() - first));
+            first = Math.min(first, blocks.size() - 1); // a padding-only micro-batch repeats the last block, all targets ignored
             for (int row = 0; row < microBatch; row++) {
-                int[] source = blocks.get(first + Math.min(row, rows - 1));
+                int[] source = blocks.get(first + Math.max(0, Math.min(row, rows - 1)));
                 System.arraycopy(source, 0, tokens, row * seqLen, seqLen);
                 if (row < rows) {
                     System.arraycopy(source, 1, targets, row * seqLen, seqLen);
@@ -323,6 +328,12 @@ public final class Trainer {
             count = Math.round(strategy.world().allReduceSum(count));
         }
         return sum / count;
+    }
+
+    /** Forwards each rank runs to evaluate {@code blocks} blocks: the micro-batches dealt round-robin, rounded up. */
+    static int evaluationRounds(int blocks, int microBatch, int worldSize) {
+        int microBatches = (blocks + microBatch - 1) / microBatch;
+        return (microBatches + worldSize - 1) / worldSize;
     }
 
     /** Every rank's memory account: rank 0's printed, each rank's a {@code memory} record of metrics.jsonl. */
