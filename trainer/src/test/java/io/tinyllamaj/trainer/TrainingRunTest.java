@@ -59,6 +59,28 @@ class TrainingRunTest extends ReferenceRunBase {
         assertTrue(metrics.getLast().has("val_loss"));
     }
 
+    /**
+     * Each source holds out the same number of blocks (2 of seq_len tokens), so the mixture's
+     * validation loss is the plain mean of the two sources' losses; the sources differ in data,
+     * so their losses differ.
+     */
+    @Test
+    void validationLossIsReportedPerSourceBesideTheMixture() throws Exception {
+        for (JsonNode record : MetricsLog.read(reference.resolve(MetricsLog.FILE))) {
+            if (record.has("val_loss")) {
+                JsonNode perSource = record.get("val_loss_per_source");
+                List<String> names = new java.util.ArrayList<>();
+                perSource.fieldNames().forEachRemaining(names::add);
+                assertEquals(List.of("prose", "code"), names);
+                double prose = perSource.get("prose").asDouble(), code = perSource.get("code").asDouble();
+                assertEquals((prose + code) / 2, record.get("val_loss").asDouble(), 1e-6, "step " + record.get("step"));
+                assertTrue(Math.abs(prose - code) > 1e-6, "step " + record.get("step"));
+            } else {
+                assertTrue(!record.has("val_loss_per_source"));
+            }
+        }
+    }
+
     /** A hook that asks the run to stop during the given 0-based step; the run stops after finishing it. */
     private static Trainer.Hooks stopDuring(StopSignal stop, long step) {
         return (s, model) -> {

@@ -258,4 +258,15 @@ public final class MixtureSampler {
         }
         return blocks;
     }
+
+    /** The source name of each block {@link #validationBlocks}({@code max}) returns, in the same order. */
+    public List<String> validationBlockSources(int max) {
+        List<String> names = new ArrayList<>();
+        for (int i = 0; i < valBlocksPerSource && names.size() < max; i++) {
+            for (int s = 0; s < sources.size() && names.size() < max; s++) {
+                names.add(sources.get(s).name());
+            }
+        }
+        return names;
+    }
 }

@@ -13,6 +13,7 @@ import picocli.CommandLine.Command;
         description = "Pretrain Llama-architecture language models (TinyLlama) on CPUs and GPUs.",
         subcommands = {
                 ScoreCommand.class,
+                EvalCommand.class,
                 GenerateCommand.class,
                 TokenizeCommand.class,
                 PrepareCommand.class,

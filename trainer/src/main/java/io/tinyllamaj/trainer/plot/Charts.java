@@ -7,6 +7,7 @@ import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.axis.NumberAxis;
 import org.jfree.chart.plot.PlotOrientation;
+import org.jfree.chart.renderer.xy.XYLineAndShapeRenderer;
 import org.jfree.data.xy.XYSeries;
 import org.jfree.data.xy.XYSeriesCollection;
 
@@ -14,9 +15,15 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 
-/** PNG charts of a run's metrics.jsonl: loss with validation loss, learning rate, throughput. */
+/**
+ * PNG charts of a run's metrics.jsonl: loss with the validation loss (the mixture's and each
+ * source's), learning rate, throughput. Validation points are drawn with markers: they are
+ * sparse, and a run with one evaluation has a single point that a line alone would not show.
+ */
 public final class Charts {
 
     private static final int WIDTH = 900;
@@ -38,12 +45,41 @@ public final class Charts {
         }
         Path plots = Files.createDirectories(runDirectory.resolve("plots"));
         List<Path> written = new ArrayList<>();
-        written.add(save(plots.resolve("loss.png"), "Loss", "cross-entropy",
-                series(records, "loss", "train loss"), series(records, "val_loss", "validation loss")));
-        written.add(save(plots.resolve("lr.png"), "Learning rate", "lr", series(records, "lr", "lr")));
+        List<Line> loss = new ArrayList<>();
+        loss.add(new Line(series(records, "loss", "train loss"), false));
+        loss.add(new Line(series(records, "val_loss", "validation loss"), true));
+        for (String source : perSourceNames(records)) {
+            loss.add(new Line(series(records, "val_loss_per_source", source, "validation loss (" + source + ")"), true));
+        }
+        written.add(save(plots.resolve("loss.png"), "Loss", "cross-entropy", loss));
+        written.add(save(plots.resolve("lr.png"), "Learning rate", "lr", List.of(new Line(series(records, "lr", "lr"), false))));
         written.add(save(plots.resolve("throughput.png"), "Throughput", "tokens/s",
-                series(records, "tokens_per_s", "tokens/s")));
+                List.of(new Line(series(records, "tokens_per_s", "tokens/s"), false))));
         return written;
+    }
+
+    /** A series and whether its points get markers. */
+    private record Line(XYSeries series, boolean markers) {
+    }
+
+    /** The sources named in any record's val_loss_per_source, in first-seen order. */
+    private static List<String> perSourceNames(List<JsonNode> records) {
+        Set<String> names = new LinkedHashSet<>();
+        for (JsonNode record : records) {
+            record.path("val_loss_per_source").fieldNames().forEachRemaining(names::add);
+        }
+        return List.copyOf(names);
+    }
+
+    private static XYSeries series(List<JsonNode> records, String object, String field, String label) {
+        XYSeries series = new XYSeries(label, true, false);
+        for (JsonNode record : records) {
+            JsonNode value = record.path(object).get(field);
+            if (value != null && value.isNumber() && Double.isFinite(value.asDouble())) {
+                series.addOrUpdate(record.path("step").asDouble(), value.asDouble());
+            }
+        }
+        return series;
     }
 
     private static XYSeries series(List<JsonNode> records, String field, String label) {
@@ -57,15 +93,21 @@ public final class Charts {
         return series;
     }
 
-    private static Path save(Path file, String title, String yLabel, XYSeries... series) throws IOException {
+    private static Path save(Path file, String title, String yLabel, List<Line> lines) throws IOException {
         XYSeriesCollection data = new XYSeriesCollection();
-        for (XYSeries s : series) {
-            if (!s.isEmpty()) {
-                data.addSeries(s);
+        List<Boolean> markers = new ArrayList<>();
+        for (Line line : lines) {
+            if (!line.series().isEmpty()) {
+                data.addSeries(line.series());
+                markers.add(line.markers());
             }
         }
         JFreeChart chart = ChartFactory.createXYLineChart(title, "step", yLabel, data, PlotOrientation.VERTICAL,
                 true, false, false);
+        XYLineAndShapeRenderer renderer = (XYLineAndShapeRenderer) chart.getXYPlot().getRenderer();
+        for (int i = 0; i < markers.size(); i++) {
+            renderer.setSeriesShapesVisible(i, markers.get(i));
+        }
         ((NumberAxis) chart.getXYPlot().getRangeAxis()).setAutoRangeIncludesZero(false);
         ChartUtils.saveChartAsPNG(file.toFile(), chart, WIDTH, HEIGHT);
         return file;

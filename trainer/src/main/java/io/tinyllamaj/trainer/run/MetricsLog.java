@@ -17,8 +17,8 @@ import java.util.List;
 
 /**
  * {@code <run>/metrics.jsonl}: one JSON object per logged step (step, loss, lr, grad_norm,
- * tokens, tokens_per_s, mfu, tokens_per_source, val_loss when computed, ...), each line
- * flushed as written, and after a process's first step one {@code memory} record per rank
+ * tokens, tokens_per_s, mfu, tokens_per_source, val_loss and val_loss_per_source when
+ * computed, ...), each line flushed as written, and after a process's first step one {@code memory} record per rank
  * ({@link RankMemory}: {"memory": {...bytes per category...}, "rank": r, "step": s, ...}).
  * On resume the lines past the checkpoint's step are dropped first (they describe steps that
  * will be trained again), so the file reads as one uninterrupted run.

@@ -218,18 +218,18 @@ public final class Trainer {
 
             boolean last = step == maxSteps;
             boolean logged = step % logInterval == 0 || last;
-            Double valLoss = (evalInterval > 0 && step % evalInterval == 0) || (last && config.data().valBlocks() > 0)
+            Validation validation = (evalInterval > 0 && step % evalInterval == 0) || (last && config.data().valBlocks() > 0)
                     ? evaluate() : null;
             double seconds = (System.nanoTime() - windowStart) / 1e9;
             double tokensPerSecond = windowTokens / Math.max(seconds, 1e-9);
             progress.step(step, result.loss, result.lr, result.gradNorm, tokensPerSecond, logged);
-            if (logged || valLoss != null) {
-                metrics.write(metricsRecord(result, tokensPerSecond, valLoss));
+            if (logged || validation != null) {
+                metrics.write(metricsRecord(result, tokensPerSecond, validation));
                 windowStart = System.nanoTime();
                 windowTokens = 0;
             }
-            if (valLoss != null) {
-                progress.message(String.format(Locale.ROOT, "step %d: val_loss %.4f", step, valLoss));
+            if (validation != null) {
+                progress.message(String.format(Locale.ROOT, "step %d: val_loss %.4f", step, validation.loss()) + validation.perSourceText());
             }
             if (result.skipped) {
                 progress.message(String.format(Locale.ROOT, "step %d: non-finite %s; update skipped (%d in a row, %d in total)",
@@ -292,14 +292,35 @@ public final class Trainer {
     }
 
     /**
+     * The mean loss over the held-out blocks (the mixture's), and over each source's alone.
+     * Map order is the sources' order; a source with no held-out block scored is left out.
+     */
+    record Validation(double loss, Map<String, Double> perSource) {
+        String perSourceText() {
+            if (perSource.size() < 2) {
+                return "";
+            }
+            StringBuilder text = new StringBuilder(" (");
+            perSource.forEach((name, loss) -> text.append(text.length() > 2 ? ", " : "")
+                    .append(String.format(Locale.ROOT, "%s %.4f", name, loss)));
+            return text.append(')').toString();
+        }
+    }
+
+    /**
      * Mean loss over the held-out blocks, in micro-batches of the training shape (padding rows
      * are ignored); rank r evaluates the micro-batches r, r+W, ... and the sums are combined.
+     * Each row's loss also adds to its source's sum.
      * Every rank runs the same number of forwards ({@link #evaluationRounds}), a rank past the
      * last block one of padding alone: a fully sharded forward is collective.
      */
-    private double evaluate() {
+    private Validation evaluate() {
         Integer limit = config.eval().blocks();
-        List<int[]> blocks = sampler.validationBlocks(limit == null ? Integer.MAX_VALUE : limit);
+        int max = limit == null ? Integer.MAX_VALUE : limit;
+        List<int[]> blocks = sampler.validationBlocks(max);
+        List<String> blockSources = sampler.validationBlockSources(max);
+        List<String> names = blockSources.stream().distinct().toList();
+        double[] sourceSums = new double[names.size() * 2]; // per source: sum of losses, then token count
         int microBatch = shape.microBatch(), seqLen = shape.seqLen();
         double sum = 0;
         long count = 0;
@@ -322,12 +343,28 @@ public final class Trainer {
                 sum += losses[i];
             }
             count += (long) rows * seqLen;
+            for (int row = 0; row < rows; row++) {
+                int s = names.indexOf(blockSources.get(first + row));
+                for (int i = row * seqLen; i < (row + 1) * seqLen; i++) {
+                    sourceSums[2 * s] += losses[i];
+                }
+                sourceSums[2 * s + 1] += seqLen;
+            }
         }
         if (strategy.worldSize() > 1) {
             sum = strategy.world().allReduceSum(sum);
             count = Math.round(strategy.world().allReduceSum(count));
+            for (int i = 0; i < sourceSums.length; i++) {
+                sourceSums[i] = strategy.world().allReduceSum(sourceSums[i]);
+            }
         }
-        return sum / count;
+        Map<String, Double> perSource = new LinkedHashMap<>();
+        for (int s = 0; s < names.size(); s++) {
+            if (sourceSums[2 * s + 1] > 0) {
+                perSource.put(names.get(s), sourceSums[2 * s] / sourceSums[2 * s + 1]);
+            }
+        }
+        return new Validation(sum / count, perSource);
     }
 
     /** Forwards each rank runs to evaluate {@code blocks} blocks: the micro-batches dealt round-robin, rounded up. */
@@ -347,12 +384,14 @@ public final class Trainer {
         }
     }
 
-    private ObjectNode metricsRecord(StepResult r, double tokensPerSecond, Double valLoss) {
+    private ObjectNode metricsRecord(StepResult r, double tokensPerSecond, Validation validation) {
         ObjectNode record = MetricsLog.newRecord();
         record.put("step", step);
         record.put("loss", r.loss);
-        if (valLoss != null) {
-            record.put("val_loss", valLoss);
+        if (validation != null) {
+            record.put("val_loss", validation.loss());
+            ObjectNode perSource = record.putObject("val_loss_per_source");
+            validation.perSource().forEach(perSource::put);
         }
         record.put("lr", r.lr);
         record.put("grad_norm", r.gradNorm);
