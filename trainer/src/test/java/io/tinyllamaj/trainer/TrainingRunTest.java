@@ -82,6 +82,52 @@ class TrainingRunTest extends ReferenceRunBase {
         TestRuns.assertSameRun(reference, run);
     }
 
+    /**
+     * The reference (default per_step; warmup 3, 12 steps, lr 1e-2 to 1e-3) at each step, by
+     * hand: step s at position s + 1, warmup to position 3, cosine over positions 3..12. The
+     * resumed runs above equal it bit for bit, so they continue this schedule exactly.
+     */
+    @Test
+    void perStepScheduleByHand() throws Exception {
+        double[] expected = new double[STEPS];
+        expected[0] = 1e-2 * 1 / 3;
+        expected[1] = 1e-2 * 2 / 3;
+        for (int s = 2; s < STEPS; s++) {
+            expected[s] = 1e-3 + 0.5 * (1 + Math.cos(Math.PI * (s + 1 - 3) / 9.0)) * 9e-3;
+        }
+        assertEquals(1e-2, expected[2], 1e-17);
+        assertEquals(1e-3, expected[STEPS - 1], 1e-18);
+        assertLearningRates(expected, reference);
+    }
+
+    /** TinyLlama's per_micro_batch with A = 2: step s at iteration 2s + 1, warmup 6 and decay 24 iterations; resumed mid-way. */
+    @Test
+    void perMicroBatchScheduleByHandAcrossAResume() throws Exception {
+        Path run = dir.resolve("run");
+        StopSignal stop = StopSignal.none();
+        assertEquals(Trainer.Outcome.STOPPED, TestRuns.pretrain(recipe, run, null, stop, stopDuring(stop, 4),
+                new ByteArrayOutputStream(), "train.lr_schedule=per_micro_batch"));
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto", StopSignal.none(), Trainer.Hooks.NONE,
+                new ByteArrayOutputStream(), "train.lr_schedule=per_micro_batch"));
+        double[] expected = new double[STEPS];
+        expected[0] = 1e-2 * 1 / 6;
+        expected[1] = 1e-2 * 3 / 6;
+        expected[2] = 1e-2 * 5 / 6;
+        for (int s = 3; s < STEPS; s++) {
+            expected[s] = 1e-3 + 0.5 * (1 + Math.cos(Math.PI * (2 * s + 1 - 6) / 18.0)) * 9e-3;
+        }
+        assertLearningRates(expected, run);
+    }
+
+    private static void assertLearningRates(double[] expected, Path run) throws Exception {
+        List<JsonNode> metrics = MetricsLog.read(run.resolve(MetricsLog.FILE));
+        assertEquals(expected.length, metrics.size());
+        for (int s = 0; s < expected.length; s++) {
+            assertEquals(s + 1, metrics.get(s).path("step").asLong()); // a record's step counts the steps done
+            assertEquals(expected[s], metrics.get(s).path("lr").asDouble(), 1e-17, "lr of step " + s);
+        }
+    }
+
     @Test
     void saveLoadRoundTripIsBitwise() throws Exception {
         Path checkpoint = reference.resolve("checkpoints/step-00000008");

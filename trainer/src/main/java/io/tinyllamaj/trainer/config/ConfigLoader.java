@@ -401,6 +401,7 @@ public final class ConfigLoader {
         check.that(t.warmupSteps() >= 0, "train.warmup_steps", "must not be negative, got " + t.warmupSteps());
         check.that(t.warmupSteps() <= MAX_STEPS, "train.warmup_steps", t.warmupSteps() + " is more than " + STEP_LIMIT);
         check.oneOf("train.decay", t.decay(), "cosine", "constant");
+        check.oneOf("train.lr_schedule", t.lrSchedule(), "per_step", "per_micro_batch");
         // AdamW computes in float32: a beta that rounds to 1 zeroes the bias correction, an eps that rounds to 0 divides by 0
         check.that(t.beta1() >= 0 && t.beta1().floatValue() < 1, "train.beta1", "must be in [0, 1) as a float32, got " + t.beta1());
         check.that(t.beta2() >= 0 && t.beta2().floatValue() < 1, "train.beta2", "must be in [0, 1) as a float32, got " + t.beta2());

@@ -33,7 +33,7 @@ import java.util.OptionalInt;
 /**
  * The pretraining loop, TinyLlama's recipe, on one rank or on each of W ranks. Each optimizer step:
  * <pre>
- *   lr = schedule(step)                          TinyLlama's per-iteration warmup + cosine
+ *   lr = schedule(step)                          warmup + cosine, per step or per micro-batch iteration
  *   zero gradients
  *   repeat A times: this rank's next micro-batch; forward + backward, gradients accumulate
  *                   (dloss/dlogits scaled by 1/this rank's tokens of the step: its mean loss)
@@ -142,10 +142,10 @@ public final class Trainer {
      */
     void resume(Path checkpoint, TrainState saved) throws IOException {
         int savedAccumulation = saved.accumulation().orElse(shape.accumulation());
-        if (savedAccumulation != shape.accumulation()) {
+        if (savedAccumulation != shape.accumulation() && schedule.perMicroBatch()) {
             progress.message(String.format(Locale.ROOT, "warning: the checkpoint was trained with %d accumulation steps (%d ranks), "
-                            + "this run takes %d; TinyLlama's schedule counts micro-batch iterations, so the learning rate shifts "
-                            + "slightly (keep train.micro_batch_size x world size constant to avoid it)", savedAccumulation,
+                            + "this run takes %d; train.lr_schedule per_micro_batch counts micro-batch iterations, so the learning "
+                            + "rate shifts slightly (keep train.micro_batch_size x world size constant, or use per_step)", savedAccumulation,
                     saved.worldSize().orElse(1), shape.accumulation()));
         }
         CheckpointStore.readTensor(checkpoint.resolve(CheckpointStore.PARAMS), backend, model.parameters());
