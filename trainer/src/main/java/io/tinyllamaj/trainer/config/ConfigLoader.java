@@ -422,6 +422,11 @@ public final class ConfigLoader {
         check.that(t.startStep() >= 0 && t.startStep() < maxSteps, "train.start_step",
                 "must be in [0, " + maxSteps + "), got " + t.startStep());
         check.that(t.maxSkippedSteps() >= 1, "train.max_skipped_steps", "must be at least 1, got " + t.maxSkippedSteps());
+        // one loss has no spread: every later rise would be a spike
+        check.that(t.spikeWindow() == 0 || t.spikeWindow() >= 2, "train.spike_window",
+                "must be 0 (off) or at least 2 steps, got " + t.spikeWindow());
+        check.that(t.spikeSigma() > 0 && Double.isFinite(t.spikeSigma()), "train.spike_sigma", "must be positive, got " + t.spikeSigma());
+        check.that(t.spikeMaxInRow() >= 1, "train.spike_max_in_row", "must be at least 1, got " + t.spikeMaxInRow());
 
         TrainingConfig.Data d = c.data();
         check.that(!d.sources().isEmpty(), "data.sources", "at least one source is required");
