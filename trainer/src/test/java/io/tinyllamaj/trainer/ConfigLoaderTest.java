@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer;
 
 import io.tinyllamaj.trainer.config.ConfigLoader;
+import io.tinyllamaj.trainer.config.TrainingConfig;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -120,6 +121,21 @@ class ConfigLoaderTest {
                 error(BASE + "distributed: {collective_timeout_s: 0}\n"));
         assertStarts("config.yaml: train.precision bf16-mixed needs train.device cuda", error(BASE.replace("max_steps: 10", "max_steps: 10, precision: bf16-mixed")));
         assertStarts("config.yaml: data.sources[0].weight must be positive", error(BASE.replace("weight: 0.7", "weight: -1")));
+    }
+
+    @Test
+    void scheduleAndSpikeGuardKeysAreChecked() {
+        assertEquals("config.yaml: train.lr_schedule must be one of per_step, per_micro_batch, got 'per_token'",
+                error(BASE.replace("max_steps: 10", "max_steps: 10, lr_schedule: per_token")));
+        assertEquals("config.yaml: train.spike_window must be 0 (off) or at least 2 steps, got 1",
+                error(BASE.replace("max_steps: 10", "max_steps: 10, spike_window: 1")));
+        assertEquals("config.yaml: train.spike_sigma must be positive, got 0.0",
+                error(BASE.replace("max_steps: 10", "max_steps: 10, spike_window: 8, spike_sigma: 0")));
+        assertEquals("config.yaml: train.spike_max_in_row must be at least 1, got 0",
+                error(BASE.replace("max_steps: 10", "max_steps: 10, spike_max_in_row: 0")));
+        TrainingConfig.Train defaults = ConfigLoader.parse("config.yaml", BASE, List.of()).config().train();
+        assertEquals("per_step", defaults.lrSchedule());
+        assertEquals(0, defaults.spikeWindow()); // off unless asked for
     }
 
     @Test

@@ -52,7 +52,7 @@ class GoldenLossTest {
                       weight: 0.306416
                       prepare: {format: starcoder, inputs: [%s]}
                 train: {seq_len: 32, micro_batch_size: 2, global_batch_size: 4, max_steps: 30, lr: 3.0e-3,
-                        min_lr: 3.0e-4, warmup_steps: 5, grad_clip: 0}
+                        min_lr: 3.0e-4, warmup_steps: 5, grad_clip: 0, lr_schedule: per_micro_batch}
                 eval: {interval: 10}
                 checkpoint: {interval: 0}
                 logging: {interval: 1}

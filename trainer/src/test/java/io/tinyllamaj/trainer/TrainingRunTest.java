@@ -12,6 +12,7 @@ import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
 import io.tinyllamaj.trainer.checkpoint.CorruptCheckpointException;
 import io.tinyllamaj.trainer.run.MetricsLog;
 import io.tinyllamaj.trainer.run.PretrainRun;
+import io.tinyllamaj.trainer.run.SpikeGuard;
 import io.tinyllamaj.trainer.run.StopSignal;
 import io.tinyllamaj.trainer.run.TrainState;
 import io.tinyllamaj.trainer.run.Trainer;
@@ -102,6 +103,52 @@ class TrainingRunTest extends ReferenceRunBase {
                 new ByteArrayOutputStream()));
         assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
         TestRuns.assertSameRun(reference, run);
+    }
+
+    /**
+     * The reference (default per_step; warmup 3, 12 steps, lr 1e-2 to 1e-3) at each step, by
+     * hand: step s at position s + 1, warmup to position 3, cosine over positions 3..12. The
+     * resumed runs above equal it bit for bit, so they continue this schedule exactly.
+     */
+    @Test
+    void perStepScheduleByHand() throws Exception {
+        double[] expected = new double[STEPS];
+        expected[0] = 1e-2 * 1 / 3;
+        expected[1] = 1e-2 * 2 / 3;
+        for (int s = 2; s < STEPS; s++) {
+            expected[s] = 1e-3 + 0.5 * (1 + Math.cos(Math.PI * (s + 1 - 3) / 9.0)) * 9e-3;
+        }
+        assertEquals(1e-2, expected[2], 1e-17);
+        assertEquals(1e-3, expected[STEPS - 1], 1e-18);
+        assertLearningRates(expected, reference);
+    }
+
+    /** TinyLlama's per_micro_batch with A = 2: step s at iteration 2s + 1, warmup 6 and decay 24 iterations; resumed mid-way. */
+    @Test
+    void perMicroBatchScheduleByHandAcrossAResume() throws Exception {
+        Path run = dir.resolve("run");
+        StopSignal stop = StopSignal.none();
+        assertEquals(Trainer.Outcome.STOPPED, TestRuns.pretrain(recipe, run, null, stop, stopDuring(stop, 4),
+                new ByteArrayOutputStream(), "train.lr_schedule=per_micro_batch"));
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto", StopSignal.none(), Trainer.Hooks.NONE,
+                new ByteArrayOutputStream(), "train.lr_schedule=per_micro_batch"));
+        double[] expected = new double[STEPS];
+        expected[0] = 1e-2 * 1 / 6;
+        expected[1] = 1e-2 * 3 / 6;
+        expected[2] = 1e-2 * 5 / 6;
+        for (int s = 3; s < STEPS; s++) {
+            expected[s] = 1e-3 + 0.5 * (1 + Math.cos(Math.PI * (2 * s + 1 - 6) / 18.0)) * 9e-3;
+        }
+        assertLearningRates(expected, run);
+    }
+
+    private static void assertLearningRates(double[] expected, Path run) throws Exception {
+        List<JsonNode> metrics = MetricsLog.read(run.resolve(MetricsLog.FILE));
+        assertEquals(expected.length, metrics.size());
+        for (int s = 0; s < expected.length; s++) {
+            assertEquals(s + 1, metrics.get(s).path("step").asLong()); // a record's step counts the steps done
+            assertEquals(expected[s], metrics.get(s).path("lr").asDouble(), 1e-17, "lr of step " + s);
+        }
     }
 
     @Test
@@ -227,6 +274,12 @@ class TrainingRunTest extends ReferenceRunBase {
         ObjectNode badCount = good.deepCopy();
         ((ObjectNode) badCount.path("tokens_per_source")).put("prose", "many");
         junk.put(badCount.toString(), ": tokens_per_source.prose is not a whole number >= 0 (got \"many\")");
+        ObjectNode badWindow = good.deepCopy();
+        ((ObjectNode) badWindow.path("spike_guard")).putArray("losses").add(1.0).add("x");
+        junk.put(badWindow.toString(), ": spike_guard is not a loss-spike window");
+        ObjectNode badCounts = good.deepCopy();
+        ((ObjectNode) badCounts.path("spike_guard")).put("inRow", 3).put("total", 1);
+        junk.put(badCounts.toString(), ": spike_guard is not a loss-spike window");
         int n = 0;
         for (Map.Entry<String, String> entry : junk.entrySet()) {
             Path run = dir.resolve("run" + n++);
@@ -238,6 +291,17 @@ class TrainingRunTest extends ReferenceRunBase {
             assertTrue(e.getMessage().startsWith("checkpoint file " + state + entry.getValue()), entry.getKey() + " -> " + e.getMessage());
             assertFalse(e.getMessage().contains("\n") || e.getMessage().toLowerCase().contains("jackson"), e.getMessage());
         }
+    }
+
+    @Test
+    void aCheckpointFromBeforeTheSpikeGuardStillResumes() throws Exception {
+        Path run = referenceAtStep8();
+        Path state = run.resolve("checkpoints/step-00000008/state.json");
+        ObjectNode old = (ObjectNode) JSON.readTree(state.toFile());
+        replaceListedFile(state, old.without("spike_guard").toString());
+        assertEquals(SpikeGuard.State.EMPTY, TrainState.read(run.resolve("checkpoints/step-00000008")).spikes());
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
+        TestRuns.assertSameRun(reference, run); // the guard is off here: nothing else in the run depends on it
     }
 
     @Test
@@ -366,6 +430,79 @@ class TrainingRunTest extends ReferenceRunBase {
                 e.getMessage());
         assertEquals("step-00000004", Files.readString(run.resolve("checkpoints/latest")).trim());
         CheckpointStore.verify(run.resolve("checkpoints/step-00000004"));
+    }
+
+    /** Multiplies the loss of the given 0-based steps by 10 (a spike) and keeps the weights going into every step. */
+    private static Trainer.Hooks spikesAt(List<float[]> weights, long... steps) {
+        return new Trainer.Hooks() {
+            @Override
+            public void afterBackward(long step, LlamaModel model) {
+                weights.add(model.backend().download(model.parameters()));
+            }
+
+            @Override
+            public double loss(long step, double loss) {
+                return Arrays.stream(steps).anyMatch(s -> s == step) ? loss * 10 : loss;
+            }
+        };
+    }
+
+    private static final String[] GUARD = {"train.spike_window=4", "train.spike_sigma=3"};
+
+    @Test
+    void aLossSpikeSkipsTheUpdateAndTheGuardsWindowSurvivesAResume() throws Exception {
+        Path run = dir.resolve("run");
+        List<float[]> weights = new ArrayList<>();
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        // spikes at steps 7 and 10; the second comes 2 steps after a resume at 9, before a window of 4 could refill
+        TestRuns.pretrain(recipe, run, null, StopSignal.none(), spikesAt(weights, 7, 10), log, GUARD);
+        assertTrue(Arrays.equals(weights.get(7), weights.get(8)), "weights changed on a spike");
+        assertFalse(Arrays.equals(weights.get(6), weights.get(7)), "weights change on normal steps");
+        List<JsonNode> metrics = MetricsLog.read(run.resolve(MetricsLog.FILE));
+        for (int s = 0; s < STEPS; s++) {
+            assertEquals(s == 7 || s == 10, metrics.get(s).path("spike").asBoolean(), "spike at step " + s);
+            assertEquals(s == 7 || s == 10, metrics.get(s).path("skipped").asBoolean(), "skipped at step " + s);
+        }
+        assertEquals(2, metrics.getLast().path("spike_steps").asLong());
+        assertEquals(2, metrics.getLast().path("skipped_steps").asLong());
+        assertTrue(log.toString(StandardCharsets.UTF_8).contains("step 8: loss "), log.toString(StandardCharsets.UTF_8));
+        assertTrue(log.toString(StandardCharsets.UTF_8).contains("is a spike (above "), log.toString(StandardCharsets.UTF_8));
+
+        Path resumed = dir.resolve("resumed");
+        StopSignal stop = StopSignal.none();
+        List<float[]> ignored = new ArrayList<>();
+        Trainer.Hooks first = spikesAt(ignored, 7, 10);
+        Trainer.Hooks stopping = new Trainer.Hooks() {
+            @Override
+            public void afterBackward(long step, LlamaModel model) {
+                if (step == 8) {
+                    stop.request("SIGTERM");
+                }
+            }
+
+            @Override
+            public double loss(long step, double loss) {
+                return first.loss(step, loss);
+            }
+        };
+        assertEquals(Trainer.Outcome.STOPPED, TestRuns.pretrain(recipe, resumed, null, stop, stopping, new ByteArrayOutputStream(), GUARD));
+        SpikeGuard.State saved = TrainState.read(resumed.resolve("checkpoints/step-00000009")).spikes();
+        assertEquals(4, saved.losses().size());
+        assertEquals(1, saved.total());
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, resumed, "auto", StopSignal.none(), spikesAt(ignored, 7, 10),
+                new ByteArrayOutputStream(), GUARD));
+        TestRuns.assertSameRun(run, resumed);
+        assertEquals(2, MetricsLog.read(resumed.resolve(MetricsLog.FILE)).getLast().path("spike_steps").asLong());
+    }
+
+    @Test
+    void tooManySpikesInARowStopTheRunNamingTheStep() throws Exception {
+        Path run = dir.resolve("run");
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> TestRuns.pretrain(recipe, run, null,
+                StopSignal.none(), spikesAt(new ArrayList<>(), 6, 7, 8, 9, 10, 11), new ByteArrayOutputStream(),
+                "train.spike_window=4", "train.spike_sigma=3", "train.spike_max_in_row=2"));
+        assertTrue(e.getMessage().startsWith("stopping: 2 loss spikes in a row (up to step 8, train.spike_max_in_row 2); "
+                + "the last checkpoint, " + run.resolve("checkpoints/step-00000004") + ", is intact"), e.getMessage());
     }
 
     /** A copy of the reference run taken back to its step-8 checkpoint, as a rollback by hand would leave it. */

@@ -146,8 +146,10 @@ public final class PlanCommand implements Callable<Integer> {
             out.printf(Locale.ROOT, "source       %-12s weight %.6f: %,d tokens, %s%n", source.name(), source.weight() / weights, share, epochs);
         }
         LearningRateSchedule lr = LearningRateSchedule.of(c.train(), s);
-        out.printf(Locale.ROOT, "schedule     %s, warmup %,d steps (%,d micro-batch iterations), peak %.3g, min %.3g%n",
-                c.train().decay(), c.train().warmupSteps(), lr.warmupIterations(), c.train().lr(), c.train().minLr());
+        out.printf(Locale.ROOT, "schedule     %s %s, warmup %,d steps%s, peak %.3g, min %.3g%n", c.train().decay(),
+                c.train().lrSchedule(), c.train().warmupSteps(),
+                lr.perMicroBatch() ? String.format(Locale.ROOT, " (%,d micro-batch iterations)", lr.warmup()) : "",
+                c.train().lr(), c.train().minLr());
         TreeSet<Long> milestones = new TreeSet<>(List.of(0L, Math.min(c.train().warmupSteps(), s.maxSteps() - 1),
                 s.maxSteps() / 4, s.maxSteps() / 2, 3 * s.maxSteps() / 4, s.maxSteps() - 1));
         for (long step : milestones) {

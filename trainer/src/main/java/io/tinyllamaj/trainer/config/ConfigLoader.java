@@ -408,6 +408,7 @@ public final class ConfigLoader {
         check.that(t.warmupSteps() >= 0, "train.warmup_steps", "must not be negative, got " + t.warmupSteps());
         check.that(t.warmupSteps() <= MAX_STEPS, "train.warmup_steps", t.warmupSteps() + " is more than " + STEP_LIMIT);
         check.oneOf("train.decay", t.decay(), "cosine", "constant");
+        check.oneOf("train.lr_schedule", t.lrSchedule(), "per_step", "per_micro_batch");
         // AdamW computes in float32: a beta that rounds to 1 zeroes the bias correction, an eps that rounds to 0 divides by 0
         check.that(t.beta1() >= 0 && t.beta1().floatValue() < 1, "train.beta1", "must be in [0, 1) as a float32, got " + t.beta1());
         check.that(t.beta2() >= 0 && t.beta2().floatValue() < 1, "train.beta2", "must be in [0, 1) as a float32, got " + t.beta2());
@@ -428,6 +429,11 @@ public final class ConfigLoader {
         check.that(t.startStep() >= 0 && t.startStep() < maxSteps, "train.start_step",
                 "must be in [0, " + maxSteps + "), got " + t.startStep());
         check.that(t.maxSkippedSteps() >= 1, "train.max_skipped_steps", "must be at least 1, got " + t.maxSkippedSteps());
+        // one loss has no spread: every later rise would be a spike
+        check.that(t.spikeWindow() == 0 || t.spikeWindow() >= 2, "train.spike_window",
+                "must be 0 (off) or at least 2 steps, got " + t.spikeWindow());
+        check.that(t.spikeSigma() > 0 && Double.isFinite(t.spikeSigma()), "train.spike_sigma", "must be positive, got " + t.spikeSigma());
+        check.that(t.spikeMaxInRow() >= 1, "train.spike_max_in_row", "must be at least 1, got " + t.spikeMaxInRow());
 
         TrainingConfig.Data d = c.data();
         check.that(!d.sources().isEmpty(), "data.sources", "at least one source is required");

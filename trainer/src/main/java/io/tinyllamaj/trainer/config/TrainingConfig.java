@@ -104,15 +104,21 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
     /**
      * The optimisation: batch, length, schedule and AdamW. The global batch is given in
      * sequences ({@code globalBatchSize}) or tokens ({@code globalBatchTokens}); the length in
-     * optimizer steps ({@code maxSteps}) or tokens ({@code maxTokens}).
+     * optimizer steps ({@code maxSteps}) or tokens ({@code maxTokens}). {@code lrSchedule}:
+     * {@code per_step} (the LR is a function of the optimizer step alone) or {@code per_micro_batch}
+     * (TinyLlama's, of the micro-batch iteration; see {@code LearningRateSchedule}). The
+     * loss-spike guard ({@code spikeWindow} 0: off) skips a step whose loss exceeds the mean of
+     * the last {@code spikeWindow} applied steps by {@code spikeSigma} standard deviations, and
+     * {@code spikeMaxInRow} such steps in a row stop the run.
      */
     public record Train(Integer globalBatchSize, Long globalBatchTokens, Integer microBatchSize, Integer seqLen,
                         Long maxSteps, Long maxTokens, Double lr, Double minLr, Long warmupSteps, String decay,
                         Double beta1, Double beta2, Double eps, Double weightDecay, Double gradClip,
-                        String precision, String attention, Long seed, String device, Long startStep, Integer maxSkippedSteps) {
+                        String precision, String attention, Long seed, String device, Long startStep, Integer maxSkippedSteps,
+                        String lrSchedule, Integer spikeWindow, Double spikeSigma, Integer spikeMaxInRow) {
 
         static final Train DEFAULTS = new Train(null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null, null, null, null, null, null);
+                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
 
         public Train {
             microBatchSize = microBatchSize != null ? microBatchSize : 1;
@@ -132,6 +138,10 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
             device = device != null ? device : "cpu";
             startStep = startStep != null ? startStep : 0L;
             maxSkippedSteps = maxSkippedSteps != null ? maxSkippedSteps : 5;
+            lrSchedule = lrSchedule != null ? lrSchedule : "per_step";
+            spikeWindow = spikeWindow != null ? spikeWindow : 0;
+            spikeSigma = spikeSigma != null ? spikeSigma : 6.0;
+            spikeMaxInRow = spikeMaxInRow != null ? spikeMaxInRow : 5;
         }
 
         /** The arithmetic the device runs: {@code auto} is fp32 on the CPU and bf16-mixed on cuda, the one each supports. */

@@ -31,11 +31,14 @@ import java.util.OptionalInt;
  * @param strategy     ddp, fsdp or hybrid; empty likewise
  * @param fingerprint  the config values the checkpoint is only valid for ({@link Trainer#fingerprint})
  * @param config       the full effective config, as {@code ConfigLoader.toTree} gives it (for people; resume reads the fingerprint)
+ * @param spikes       the loss-spike guard's window and counters; empty ({@link SpikeGuard.State#EMPTY}) for
+ *                     checkpoints older than the guard, whose window then fills again from the resumed steps
  */
 public record TrainState(long step, long updates, long tokensSeen, long skippedSteps, int consecutiveSkipped,
                          Map<String, Long> tokensPerSource, MixtureSampler.State sampler, OptionalInt worldSize,
                          OptionalInt accumulation, Optional<String> strategy, String configHash,
-                         Map<String, String> fingerprint, LlamaConfig model, JsonNode config) {
+                         Map<String, String> fingerprint, LlamaConfig model, JsonNode config,
+                         SpikeGuard.State spikes) {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -54,7 +57,9 @@ public record TrainState(long step, long updates, long tokensSeen, long skippedS
                 optionalCount(state, "world_size"), optionalCount(state, "accumulation"),
                 state.has("strategy") ? Optional.of(state.text("strategy")) : Optional.empty(), state.text("config_hash"),
                 texts(state.object("fingerprint")), state.value("model", LlamaConfig.class, "a model shape"),
-                state.object("config").node());
+                state.object("config").node(),
+                state.has("spike_guard") ? state.value("spike_guard", SpikeGuard.State.class, "a loss-spike window")
+                        : SpikeGuard.State.EMPTY);
     }
 
     /**
@@ -76,6 +81,7 @@ public record TrainState(long step, long updates, long tokensSeen, long skippedS
         state.set("fingerprint", JSON.valueToTree(fingerprint));
         state.set("model", JSON.valueToTree(model));
         state.set("config", config.deepCopy());
+        state.set("spike_guard", JSON.valueToTree(spikes));
         return state;
     }
 

@@ -33,13 +33,14 @@ import java.util.OptionalInt;
 /**
  * The pretraining loop, TinyLlama's recipe, on one rank or on each of W ranks. Each optimizer step:
  * <pre>
- *   lr = schedule(step)                          TinyLlama's per-iteration warmup + cosine
+ *   lr = schedule(step)                          warmup + cosine, per step or per micro-batch iteration
  *   zero gradients
  *   repeat A times: this rank's next micro-batch; forward + backward, gradients accumulate
  *                   (dloss/dlogits scaled by 1/this rank's tokens of the step: its mean loss)
  *   norm = ||gradients of the global mean loss||_2     strategy.afterBackward (all-reduce or
  *                                                      reduce-scatter, then / W)
  *   if any rank's loss or the norm is not finite: skip the update on every rank, count it
+ *   if the mean loss is a spike (SpikeGuard, train.spike_*): skip the update likewise
  *   else AdamW(lr, gradients * min(1, clip / (norm + 1e-6)))   (torch's clip_grad_norm_), through
  *        strategy.step: all moments (ddp) or this rank's shard of them (fsdp, hybrid)
  * </pre>
@@ -59,6 +60,11 @@ public final class Trainer {
         Hooks NONE = (step, model) -> { };
 
         void afterBackward(long step, LlamaModel model);
+
+        /** The step's loss on this rank as the loop goes on to use it (a test injects a spike here). */
+        default double loss(long step, double loss) {
+            return loss;
+        }
     }
 
     public enum Outcome { FINISHED, STOPPED }
@@ -80,6 +86,7 @@ public final class Trainer {
     private final Tensor adamM;
     private final Tensor adamV;
     private final Double peakFlops;
+    private final SpikeGuard spikes;
 
     private final int[] block;
     private final int[] tokens;
@@ -115,6 +122,7 @@ public final class Trainer {
         this.adamM = backend.allocate(optimizerShard.length());
         this.adamV = backend.allocate(optimizerShard.length());
         this.peakFlops = peakFlops(config);
+        this.spikes = new SpikeGuard(config.train().spikeWindow(), config.train().spikeSigma());
         this.block = new int[shape.seqLen() + 1];
         this.tokens = new int[shape.microBatch() * shape.seqLen()];
         this.targets = new int[tokens.length];
@@ -142,10 +150,10 @@ public final class Trainer {
      */
     void resume(Path checkpoint, TrainState saved) throws IOException {
         int savedAccumulation = saved.accumulation().orElse(shape.accumulation());
-        if (savedAccumulation != shape.accumulation()) {
+        if (savedAccumulation != shape.accumulation() && schedule.perMicroBatch()) {
             progress.message(String.format(Locale.ROOT, "warning: the checkpoint was trained with %d accumulation steps (%d ranks), "
-                            + "this run takes %d; TinyLlama's schedule counts micro-batch iterations, so the learning rate shifts "
-                            + "slightly (keep train.micro_batch_size x world size constant to avoid it)", savedAccumulation,
+                            + "this run takes %d; train.lr_schedule per_micro_batch counts micro-batch iterations, so the learning "
+                            + "rate shifts slightly (keep train.micro_batch_size x world size constant, or use per_step)", savedAccumulation,
                     saved.worldSize().orElse(1), shape.accumulation()));
         }
         CheckpointStore.readTensor(checkpoint.resolve(CheckpointStore.PARAMS), backend, model.parameters());
@@ -156,6 +164,7 @@ public final class Trainer {
         tokensSeen = saved.tokensSeen();
         skippedSteps = saved.skippedSteps();
         consecutiveSkipped = saved.consecutiveSkipped();
+        spikes.restore(saved.spikes());
         sampler.restore(saved.sampler());
         lastCheckpointStep = step;
     }
@@ -231,14 +240,24 @@ public final class Trainer {
             if (validation != null) {
                 progress.message(String.format(Locale.ROOT, "step %d: val_loss %.4f", step, validation.loss()) + validation.perSourceText());
             }
-            if (result.skipped) {
+            if (result.spike.spike()) {
+                progress.message(String.format(Locale.ROOT, "step %d: loss %.4f is a spike (above %.4f + %s x %.4f, the mean and "
+                                + "standard deviation of the last %d steps); update skipped (%d in a row, %d in total)", step,
+                        result.loss, result.spike.mean(), config.train().spikeSigma(), result.spike.std(),
+                        config.train().spikeWindow(), spikes.inRow(), spikes.total()));
+                if (spikes.inRow() >= config.train().spikeMaxInRow()) {
+                    throw new IllegalStateException("stopping: " + spikes.inRow() + " loss spikes in a row (up to step " + step
+                            + ", train.spike_max_in_row " + config.train().spikeMaxInRow() + "); the last checkpoint, "
+                            + lastCheckpointText() + ", is intact (lower train.lr, raise train.spike_sigma or check the data, "
+                            + "then --resume auto)");
+                }
+            } else if (result.skipped) {
                 progress.message(String.format(Locale.ROOT, "step %d: non-finite %s; update skipped (%d in a row, %d in total)",
                         step, Double.isFinite(result.loss) ? "gradient norm" : "loss", consecutiveSkipped, skippedSteps));
                 if (consecutiveSkipped >= config.train().maxSkippedSteps()) {
                     throw new IllegalStateException("stopping: " + consecutiveSkipped + " steps in a row (up to step " + step
                             + ") had a non-finite loss or gradient norm; the last checkpoint, "
-                            + (lastCheckpointStep >= 0 ? checkpoints.directory().resolve(CheckpointStore.name(lastCheckpointStep))
-                            : "none yet") + ", is intact (lower train.lr or check the data, then --resume auto)");
+                            + lastCheckpointText() + ", is intact (lower train.lr or check the data, then --resume auto)");
                 }
             }
             if ((checkpointInterval > 0 && step % checkpointInterval == 0) || last) {
@@ -248,7 +267,13 @@ public final class Trainer {
         return Outcome.FINISHED;
     }
 
-    private record StepResult(double loss, double gradNorm, double lr, int firstToken, boolean skipped) {
+    private String lastCheckpointText() {
+        return lastCheckpointStep >= 0 ? checkpoints.directory().resolve(CheckpointStore.name(lastCheckpointStep)).toString()
+                : "none yet";
+    }
+
+    /** @param spike the guard's verdict on the step (not a spike when the step was non-finite) */
+    private record StepResult(double loss, double gradNorm, double lr, int firstToken, boolean skipped, SpikeGuard.Verdict spike) {
     }
 
     private StepResult trainStep() {
@@ -271,15 +296,22 @@ public final class Trainer {
             lossSum += model.forwardBackward(tokens, targets, microBatch, seqLen, gradScale);
         }
         hooks.afterBackward(step, model);
-        double localLoss = lossSum / shape.tokensPerRankStep();
+        double localLoss = hooks.loss(step, lossSum / shape.tokensPerRankStep());
         double gradNorm = Math.sqrt(strategy.afterBackward(model));
         double loss = strategy.meanOverRanks(localLoss);
-        boolean skipped = strategy.anyRank(!Double.isFinite(localLoss) || !Double.isFinite(gradNorm));
-        if (skipped) {
+        boolean nonFinite = strategy.anyRank(!Double.isFinite(localLoss) || !Double.isFinite(gradNorm));
+        SpikeGuard.Verdict spike = nonFinite ? SpikeGuard.Verdict.NONE : spikes.judge(loss);
+        boolean skipped = nonFinite || spike.spike();
+        if (nonFinite) {
             skippedSteps++;
             consecutiveSkipped++;
+        } else if (spike.spike()) {
+            skippedSteps++;
+            consecutiveSkipped = 0; // counts non-finite steps in a row; spikes have their own count
+            spikes.spiked();
         } else {
             consecutiveSkipped = 0;
+            spikes.applied(loss);
             float clip = t.gradClip() > 0 ? (float) Math.min(1.0, t.gradClip() / (gradNorm + 1e-6)) : 1f;
             updates++;
             strategy.step(model, adamM, adamV,
@@ -288,7 +320,7 @@ public final class Trainer {
         }
         step++;
         tokensSeen += shape.tokensPerStep();
-        return new StepResult(loss, gradNorm, lr, firstToken, skipped);
+        return new StepResult(loss, gradNorm, lr, firstToken, skipped, spike);
     }
 
     /**
@@ -407,6 +439,10 @@ public final class Trainer {
         record.put("first_token", r.firstToken);
         record.put("skipped", r.skipped);
         record.put("skipped_steps", skippedSteps);
+        if (spikes.enabled()) {
+            record.put("spike", r.spike.spike());
+            record.put("spike_steps", spikes.total());
+        }
         return record;
     }
 
@@ -433,7 +469,7 @@ public final class Trainer {
         requireSamePositionOnEveryRank(position);
         TrainState state = new TrainState(step, updates, tokensSeen, skippedSteps, consecutiveSkipped, sampler.tokensPerSource(),
                 position, OptionalInt.of(strategy.worldSize()), OptionalInt.of(shape.accumulation()), Optional.of(strategy.name()),
-                configHash(config, shape), fingerprint(config, shape), shape.model(), ConfigLoader.toTree(config));
+                configHash(config, shape), fingerprint(config, shape), shape.model(), ConfigLoader.toTree(config), spikes.state());
         CheckpointStore.Writer writer = strategy.worldSize() == 1 ? CheckpointStore.Writer.SINGLE
                 : new CheckpointStore.Writer(strategy.rank(), strategy.savesOptimizerShard(), strategy.world()::barrier);
         Tensor params = strategy.parametersForCheckpoint(model);

@@ -46,9 +46,9 @@ class DistributedTrainingTest {
     static final double TOLERANCE = 1e-5;
     static final int STEPS = 16;
     /**
-     * TinyLlama's LR schedule counts micro-batch iterations, so it depends on the accumulation
-     * A = global / (micro x ranks): one rank takes micro-batches of 4 where two take 2 each,
-     * keeping A = 2 and the global batch of 8 (docs/distributed.md, "Resharding").
+     * One rank takes micro-batches of 4 where two take 2 each, keeping A = 2 and the global batch
+     * of 8, so the runs compare under either train.lr_schedule (per_micro_batch depends on A;
+     * docs/distributed.md, "Resharding").
      */
     static final String ONE_RANK_MICRO_BATCH = "train.micro_batch_size=4";
 
