@@ -248,6 +248,74 @@ def model_fixture(name, kind, st_dtype, tied, shards):
     write_safetensors(os.path.join(ref, "model.safetensors"), logical, st_dtype)
 
 
+LIT_NAMES = {"model.embed_tokens.weight": "transformer.wte.weight", "model.norm.weight": "transformer.ln_f.weight",
+             "lm_head.weight": "lm_head.weight", "input_layernorm.weight": "norm_1.weight",
+             "self_attn.o_proj.weight": "attn.proj.weight", "post_attention_layernorm.weight": "norm_2.weight",
+             "mlp.gate_proj.weight": "mlp.swiglu.w1.weight", "mlp.up_proj.weight": "mlp.swiglu.w2.weight",
+             "mlp.down_proj.weight": "mlp.swiglu.w3.weight"}
+
+
+def lit_state_dict():
+    """The fp32 fixture's weights in lit-gpt's names and layout: attn.attn holds, for each query
+    group, its q_per_kv query heads, its key head and its value head (lit-gpt's
+    convert_hf_checkpoint interleaves them so)."""
+    c = CONFIG
+    shp = shapes(False)
+    logical = {n: decoded(values(n, numel(shape)), "FloatStorage") for n, shape in shp.items()}
+    groups, q_per_kv, d = c["num_key_value_heads"], c["num_attention_heads"] // c["num_key_value_heads"], c["hidden_size"]
+    lit = collections.OrderedDict()
+    for name in shp:
+        if "self_attn.k_proj" in name or "self_attn.v_proj" in name:
+            continue
+        if "self_attn.q_proj" in name:
+            layer = name.split(".")[2]
+            rows = lambda vals, first, count: vals[first * d:(first + count) * d]
+            q, k, v = (logical[name.replace("q_proj", p)] for p in ("q_proj", "k_proj", "v_proj"))
+            packed = []
+            for g in range(groups):
+                packed += rows(q, g * q_per_kv * HEAD, q_per_kv * HEAD) + rows(k, g * HEAD, HEAD) + rows(v, g * HEAD, HEAD)
+            lit["transformer.h.%s.attn.attn.weight" % layer] = (packed, (len(packed) // d, d))
+            continue
+        if name.startswith("model.layers."):
+            parts = name.split(".")
+            lit_name = "transformer.h.%s.%s" % (parts[2], LIT_NAMES[".".join(parts[3:])])
+        else:
+            lit_name = LIT_NAMES[name]
+        lit[lit_name] = (logical[name], shp[name])
+    return lit
+
+
+def lit_fixtures():
+    lit = lit_state_dict()
+    key = [0]
+
+    def tensor(vals, shape):
+        key[0] += 1
+        stride = (shape[1], 1) if len(shape) == 2 else (1,) if len(shape) == 1 else ()
+        return Tensor(Storage(str(key[0] - 1), "FloatStorage", encode(vals, "FloatStorage")), 0, shape, stride)
+
+    model = collections.OrderedDict((n, tensor(v, s)) for n, (v, s) in lit.items())
+    # lit-gpt's named_parameters() order: GPT creates lm_head before transformer
+    order = ["lm_head.weight"] + [n for n in lit if n != "lm_head.weight"]
+    for keying in ("index", "name"):
+        state = {}
+        for i, n in enumerate(order):
+            vals, shape = lit[n]
+            m = decoded([0.01 * x for x in values(n + ".m", len(vals))], "FloatStorage")
+            v = decoded([abs(x) * 1e-3 for x in values(n + ".v", len(vals))], "FloatStorage")
+            state[i if keying == "index" else n] = {"step": tensor([120.0], ()), "exp_avg": tensor(m, shape),
+                                                     "exp_avg_sq": tensor(v, shape)}
+        group = {"lr": 3e-4, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.1, "amsgrad": False, "maximize": False,
+                 "foreach": False, "capturable": False, "differentiable": False, "fused": None,
+                 "params": list(range(len(order))) if keying == "index" else order}
+        ckpt = {"model": model, "optimizer": {"state": state, "param_groups": [group]},
+                "hparams": {"model_name": "lit-test", "learning_rate": 4e-4, "global_batch_size": 8},
+                "iter_num": 480, "step_count": 120}
+        torch_save(os.path.join(HERE, "lit-%s-keyed.pth" % keying), ckpt, archive="lit-%s-keyed" % keying)
+    with open(os.path.join(HERE, "lit-config.json"), "w") as f:
+        json.dump(dict(architectures=["LlamaForCausalLM"], model_type="llama", tie_word_embeddings=False, **CONFIG), f, indent=1)
+
+
 class Payload:
     def __init__(self, fn, arg):
         self.fn, self.arg = fn, arg
@@ -297,5 +365,6 @@ if __name__ == "__main__":
     model_fixture("fp32", "FloatStorage", "F32", tied=False, shards=1)
     model_fixture("fp16", "HalfStorage", "F16", tied=False, shards=1)
     model_fixture("bf16-sharded-tied", "BFloat16Storage", "BF16", tied=True, shards=3)
+    lit_fixtures()
     hostile_fixtures()
     damaged_fixtures()

@@ -52,6 +52,14 @@ public final class HfCheckpoint {
         if (!Files.isRegularFile(file)) {
             throw new IOException(file + ": missing (a Hugging Face checkpoint directory needs config.json)");
         }
+        return readConfigFile(file);
+    }
+
+    /** A Hugging Face config.json on its own (the shape of a checkpoint that does not carry one). */
+    public static LlamaConfig readConfigFile(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            throw new IOException(file + ": file not found");
+        }
         JsonNode node;
         try {
             node = JSON.readTree(file.toFile());
