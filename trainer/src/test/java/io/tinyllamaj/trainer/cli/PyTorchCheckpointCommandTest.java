@@ -1,5 +1,7 @@
 package io.tinyllamaj.trainer.cli;
 
+import io.tinyllamaj.kernels.cpu.CpuBackend;
+import io.tinyllamaj.model.hf.HfCheckpoint;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -8,6 +10,7 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -58,5 +61,31 @@ class PyTorchCheckpointCommandTest {
         assertEquals(1, run.err().strip().lines().count(), run.err());
         assertTrue(run.err().contains("asks for global posix.system"), run.err());
         assertFalse(Files.exists(marker));
+    }
+
+    @Test
+    void exportOfALitGptFileWritesTheSameWeightsAsTheSafetensorsReference() throws Exception {
+        Path pth = temp.resolve("iter-000480-ckpt.pth"), config = temp.resolve("config.json");
+        copy("/torch/lit-index-keyed.pth", pth);
+        copy("/torch/lit-config.json", config);
+        Path out = temp.resolve("hf");
+        CliRun run = CliRun.of("export", "--checkpoint", pth.toString(), "--model-config", config.toString(), "--out", out.toString());
+        assertEquals(0, run.exitCode(), run.err());
+        Path reference = directory("st", "ref-fp32/config.json", "ref-fp32/model.safetensors");
+        try (CpuBackend a = new CpuBackend(); CpuBackend b = new CpuBackend()) {
+            assertArrayEquals(b.download(HfCheckpoint.load(reference, b).parameters()), a.download(HfCheckpoint.load(out, a).parameters()));
+        }
+    }
+
+    @Test
+    void aLitGptFileWithoutAKnownShapeIsRefusedAndNothingIsWritten() throws Exception {
+        Path pth = temp.resolve("iter-000480-ckpt.pth");
+        copy("/torch/lit-name-keyed.pth", pth);
+        Path out = temp.resolve("hf");
+        CliRun run = CliRun.of("export", "--checkpoint", pth.toString(), "--out", out.toString());
+        assertEquals(1, run.exitCode());
+        assertEquals("tinyllama: error: " + pth + ": its hparams name 'lit-test', not a lit-gpt config whose shape is known "
+                + "(tiny_LLaMA_1b); give the shape with --model-config CONFIG_JSON or --preset NAME", run.err().strip());
+        assertFalse(Files.exists(out));
     }
 }
