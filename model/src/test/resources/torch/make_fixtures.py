@@ -255,13 +255,16 @@ LIT_NAMES = {"model.embed_tokens.weight": "transformer.wte.weight", "model.norm.
              "mlp.down_proj.weight": "mlp.swiglu.w3.weight"}
 
 
-def lit_state_dict():
-    """The fp32 fixture's weights in lit-gpt's names and layout: attn.attn holds, for each query
-    group, its q_per_kv query heads, its key head and its value head (lit-gpt's
-    convert_hf_checkpoint interleaves them so)."""
+def hf_values(transform=lambda name, v: v):
+    return {n: decoded(transform(n, values(n, numel(shape))), "FloatStorage") for n, shape in shapes(False).items()}
+
+
+def lit_state_dict(logical):
+    """Tensors in Hugging Face names (the fp32 fixture's weights, or moments) in lit-gpt's names
+    and layout: attn.attn holds, for each query group, its q_per_kv query heads, its key head
+    and its value head (lit-gpt's convert_hf_checkpoint interleaves them so)."""
     c = CONFIG
     shp = shapes(False)
-    logical = {n: decoded(values(n, numel(shape)), "FloatStorage") for n, shape in shp.items()}
     groups, q_per_kv, d = c["num_key_value_heads"], c["num_attention_heads"] // c["num_key_value_heads"], c["hidden_size"]
     lit = collections.OrderedDict()
     for name in shp:
@@ -286,7 +289,15 @@ def lit_state_dict():
 
 
 def lit_fixtures():
-    lit = lit_state_dict()
+    lit = lit_state_dict(hf_values())
+    # moments in Hugging Face names first, so that a safetensors copy can be the tests' reference
+    hf_m = hf_values(lambda n, v: [0.01 * x for x in v])
+    hf_v = hf_values(lambda n, v: [abs(x) * 1e-3 for x in v])
+    lit_m, lit_v = lit_state_dict(hf_m), lit_state_dict(hf_v)
+    for name, moments in (("exp_avg", hf_m), ("exp_avg_sq", hf_v)):
+        ref = os.path.join(HERE, "ref-lit-" + name)
+        write_config(ref, False, "float32")
+        write_safetensors(os.path.join(ref, "model.safetensors"), moments, "F32")
     key = [0]
 
     def tensor(vals, shape):
@@ -300,11 +311,9 @@ def lit_fixtures():
     for keying in ("index", "name"):
         state = {}
         for i, n in enumerate(order):
-            vals, shape = lit[n]
-            m = decoded([0.01 * x for x in values(n + ".m", len(vals))], "FloatStorage")
-            v = decoded([abs(x) * 1e-3 for x in values(n + ".v", len(vals))], "FloatStorage")
-            state[i if keying == "index" else n] = {"step": tensor([120.0], ()), "exp_avg": tensor(m, shape),
-                                                     "exp_avg_sq": tensor(v, shape)}
+            shape = lit[n][1]
+            state[i if keying == "index" else n] = {"step": tensor([120.0], ()), "exp_avg": tensor(lit_m[n][0], shape),
+                                                     "exp_avg_sq": tensor(lit_v[n][0], shape)}
         group = {"lr": 3e-4, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.1, "amsgrad": False, "maximize": False,
                  "foreach": False, "capturable": False, "differentiable": False, "fused": None,
                  "params": list(range(len(order))) if keying == "index" else order}

@@ -80,25 +80,52 @@ public final class LitGptCheckpoint implements AutoCloseable {
 
     /** Reads every weight into {@code model}, one parameter at a time. */
     public void loadWeights(LlamaModel target) throws IOException {
-        LlamaConfig c = target.config();
-        int hd = c.headSize(), qRows = c.heads() * hd, kvRows = c.kvHeads() * hd;
-        copy(target, "embed", new float[][]{read("transformer.wte.weight", c.vocabSize(), c.dim())});
-        for (int l = 0; l < c.layers(); l++) {
-            String h = "transformer.h." + l + ".";
-            copy(target, ParameterLayout.block(l, "attn_norm"), new float[][]{read(h + "norm_1.weight", 0, c.dim())});
-            copy(target, ParameterLayout.block(l, "qkv"), new float[][]{
-                    ungroupQkv(read(h + "attn.attn.weight", qRows + 2 * kvRows, c.dim()), c)});
-            copy(target, ParameterLayout.block(l, "attn_out"), new float[][]{read(h + "attn.proj.weight", c.dim(), qRows)});
-            copy(target, ParameterLayout.block(l, "mlp_norm"), new float[][]{read(h + "norm_2.weight", 0, c.dim())});
-            copy(target, ParameterLayout.block(l, "gate_up"), new float[][]{
-                    read(h + "mlp.swiglu.w1.weight", c.intermediate(), c.dim()),
-                    read(h + "mlp.swiglu.w2.weight", c.intermediate(), c.dim())});
-            copy(target, ParameterLayout.block(l, "down"), new float[][]{read(h + "mlp.swiglu.w3.weight", c.dim(), c.intermediate())});
+        for (ParameterLayout.Entry e : target.layout().stored()) {
+            float[] values = assemble(target.config(), e.name(), this::read);
+            target.backend().upload(target.parameter(e.name()), values, 0, values.length);
         }
-        copy(target, "final_norm", new float[][]{read("transformer.ln_f.weight", 0, c.dim())});
-        if (!c.tieEmbeddings()) {
-            copy(target, "lm_head", new float[][]{read("lm_head.weight", c.vocabSize(), c.dim())});
-        }
+    }
+
+    /** Reads one lit-gpt tensor by name, checking it has rows x cols values (rows 0: a vector). */
+    @FunctionalInterface
+    public interface Reader {
+        float[] read(String litName, int rows, int cols) throws IOException;
+    }
+
+    /**
+     * Our parameter {@code ours} from the lit-gpt tensors {@code read} gives: the weights, or
+     * AdamW's moments, which have the same shapes and layout.
+     */
+    public static float[] assemble(LlamaConfig c, String ours, Reader read) throws IOException {
+        int qRows = c.heads() * c.headSize(), kvRows = c.kvHeads() * c.headSize();
+        return switch (ours) {
+            case "embed" -> read.read("transformer.wte.weight", c.vocabSize(), c.dim());
+            case "final_norm" -> read.read("transformer.ln_f.weight", 0, c.dim());
+            case "lm_head" -> read.read("lm_head.weight", c.vocabSize(), c.dim());
+            default -> {
+                String[] parts = ours.split("\\.", 3); // layers.N.name
+                if (parts.length != 3 || !parts[0].equals("layers")) {
+                    throw new IllegalArgumentException("no lit-gpt tensor for parameter " + ours);
+                }
+                String h = "transformer.h." + parts[1] + ".";
+                yield switch (parts[2]) {
+                    case "attn_norm" -> read.read(h + "norm_1.weight", 0, c.dim());
+                    case "qkv" -> ungroupQkv(read.read(h + "attn.attn.weight", qRows + 2 * kvRows, c.dim()), c);
+                    case "attn_out" -> read.read(h + "attn.proj.weight", c.dim(), qRows);
+                    case "mlp_norm" -> read.read(h + "norm_2.weight", 0, c.dim());
+                    case "gate_up" -> concat(read.read(h + "mlp.swiglu.w1.weight", c.intermediate(), c.dim()),
+                            read.read(h + "mlp.swiglu.w2.weight", c.intermediate(), c.dim()));
+                    case "down" -> read.read(h + "mlp.swiglu.w3.weight", c.dim(), c.intermediate());
+                    default -> throw new IllegalArgumentException("no lit-gpt tensor for parameter " + ours);
+                };
+            }
+        };
+    }
+
+    private static float[] concat(float[] a, float[] b) {
+        float[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
     }
 
     /** The lit-gpt name of each of our parameters, in lit-gpt's {@code named_parameters()} order. */
@@ -118,11 +145,25 @@ public final class LitGptCheckpoint implements AutoCloseable {
         return names;
     }
 
-    /** Tensor {@code name} as fp32; rows 0 means a vector of {@code cols}. */
+    /** Tensor {@code name} of the model state dict as fp32; rows 0 means a vector of {@code cols}. */
     public float[] read(String name, int rows, int cols) throws IOException {
-        TorchTensor t = model.get(name);
+        return read(model.get(name), name, "the lit-gpt state dict", rows, cols);
+    }
+
+    /** A one-value tensor (an optimizer's step count) as a number. */
+    public double scalar(TorchTensor t, String name) throws IOException {
+        if (t.elements() != 1) {
+            throw new IOException(archive.file() + ": " + name + " has shape " + t.shape() + ", expected one value");
+        }
+        float[] value = new float[1];
+        archive.readInto(name, t, value, 0);
+        return value[0];
+    }
+
+    /** A tensor found elsewhere in the file (an optimizer moment), checked and read as the weights are. */
+    public float[] read(TorchTensor t, String name, String within, int rows, int cols) throws IOException {
         if (t == null) {
-            throw new IOException(archive.file() + ": tensor " + name + " is missing from the lit-gpt state dict");
+            throw new IOException(archive.file() + ": tensor " + name + " is missing from " + within);
         }
         long[] expected = rows == 0 ? new long[]{cols} : new long[]{rows, cols};
         if (!java.util.Arrays.equals(t.size(), expected)) {
@@ -150,15 +191,6 @@ public final class LitGptCheckpoint implements AutoCloseable {
             src += hd * dim;
         }
         return ours;
-    }
-
-    private static void copy(LlamaModel target, String parameter, float[][] parts) {
-        float[] whole = parts.length == 1 ? parts[0] : new float[parts[0].length + parts[1].length];
-        if (parts.length == 2) {
-            System.arraycopy(parts[0], 0, whole, 0, parts[0].length);
-            System.arraycopy(parts[1], 0, whole, parts[0].length, parts[1].length);
-        }
-        target.backend().upload(target.parameter(parameter), whole, 0, whole.length);
     }
 
     @Override
