@@ -26,13 +26,18 @@ import java.util.TreeMap;
 
 /**
  * A Hugging Face Llama checkpoint directory: {@code config.json} plus {@code model.safetensors}
- * or shards {@code model-0000x-of-0000y.safetensors} with {@code model.safetensors.index.json}.
+ * or shards {@code model-0000x-of-0000y.safetensors} with {@code model.safetensors.index.json};
+ * or, where no safetensors are, PyTorch's {@code pytorch_model.bin} or its shards with
+ * {@code pytorch_model.bin.index.json} (read by {@link io.tinyllamaj.model.torch.StateDictPickle},
+ * which never executes the pickle).
  */
 public final class HfCheckpoint {
 
     public static final String CONFIG = "config.json";
     public static final String SINGLE = "model.safetensors";
     public static final String INDEX = "model.safetensors.index.json";
+    public static final String TORCH_SINGLE = "pytorch_model.bin";
+    public static final String TORCH_INDEX = "pytorch_model.bin.index.json";
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private HfCheckpoint() {
@@ -46,6 +51,14 @@ public final class HfCheckpoint {
         }
         if (!Files.isRegularFile(file)) {
             throw new IOException(file + ": missing (a Hugging Face checkpoint directory needs config.json)");
+        }
+        return readConfigFile(file);
+    }
+
+    /** A Hugging Face config.json on its own (the shape of a checkpoint that does not carry one). */
+    public static LlamaConfig readConfigFile(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            throw new IOException(file + ": file not found");
         }
         JsonNode node;
         try {
@@ -162,7 +175,7 @@ public final class HfCheckpoint {
         for (HfTensorMap.Piece piece : HfTensorMap.pieces(model.config())) {
             byParameter.computeIfAbsent(piece.ours(), k -> new ArrayList<>()).add(piece);
         }
-        Map<Path, SafeTensors> open = new HashMap<>();
+        Map<Path, WeightFile> open = new HashMap<>();
         try {
             for (Map.Entry<String, List<HfTensorMap.Piece>> parameter : byParameter.entrySet()) {
                 float[] values = new float[Math.toIntExact(model.layout().get(parameter.getKey()).size())];
@@ -171,9 +184,9 @@ public final class HfCheckpoint {
                     if (file == null) {
                         throw new IOException(dir + ": tensor " + piece.hfName() + " is missing from the checkpoint");
                     }
-                    SafeTensors tensors = open.get(file);
+                    WeightFile tensors = open.get(file);
                     if (tensors == null) {
-                        tensors = SafeTensors.open(file);
+                        tensors = openWeights(file);
                         open.put(file, tensors);
                     }
                     tensors.readInto(piece.hfName(), piece.hfShape(), values, piece.rowOffset() * piece.cols());
@@ -181,12 +194,25 @@ public final class HfCheckpoint {
                 model.backend().upload(model.parameter(parameter.getKey()), values, 0, values.length);
             }
         } finally {
-            open.values().forEach(SafeTensors::close);
+            for (WeightFile f : open.values()) {
+                f.close();
+            }
         }
     }
 
+    private static WeightFile openWeights(Path file) throws IOException {
+        return file.getFileName().toString().endsWith(".safetensors") ? SafeTensors.open(file) : PyTorchWeights.open(file);
+    }
+
+    /** Safetensors first, as transformers prefers them; PyTorch files where a directory has only those. */
     private static Map<String, Path> weightFiles(Path dir) throws IOException {
-        Path index = dir.resolve(INDEX);
+        boolean safetensors = Files.isRegularFile(dir.resolve(INDEX)) || Files.isRegularFile(dir.resolve(SINGLE));
+        boolean torch = Files.isRegularFile(dir.resolve(TORCH_INDEX)) || Files.isRegularFile(dir.resolve(TORCH_SINGLE));
+        return !safetensors && torch ? weightFiles(dir, TORCH_INDEX, TORCH_SINGLE) : weightFiles(dir, INDEX, SINGLE);
+    }
+
+    private static Map<String, Path> weightFiles(Path dir, String indexName, String singleName) throws IOException {
+        Path index = dir.resolve(indexName);
         Map<String, Path> files = new HashMap<>();
         if (Files.isRegularFile(index)) {
             JsonNode map;
@@ -208,12 +234,13 @@ public final class HfCheckpoint {
             }
             return files;
         }
-        Path single = dir.resolve(SINGLE);
+        Path single = dir.resolve(singleName);
         if (!Files.isRegularFile(single)) {
-            throw new IOException(dir + ": no " + SINGLE + " and no " + INDEX + " (not a Hugging Face checkpoint)");
+            throw new IOException(dir + ": no " + SINGLE + ", " + INDEX + ", " + TORCH_SINGLE + " or " + TORCH_INDEX
+                    + " (not a Hugging Face checkpoint)");
         }
-        try (SafeTensors tensors = SafeTensors.open(single)) {
-            for (String name : tensors.tensors().keySet()) {
+        try (WeightFile tensors = openWeights(single)) {
+            for (String name : tensors.names()) {
                 files.put(name, single);
             }
         }
@@ -242,10 +269,11 @@ public final class HfCheckpoint {
         return shard;
     }
 
-    /** Whether {@code dir} holds a Hugging Face checkpoint: config.json with model.safetensors or its index. */
+    /** Whether {@code dir} holds a Hugging Face checkpoint: config.json with safetensors or PyTorch weights or their index. */
     public static boolean isCheckpoint(Path dir) {
         return Files.isRegularFile(dir.resolve(CONFIG))
-                && (Files.isRegularFile(dir.resolve(SINGLE)) || Files.isRegularFile(dir.resolve(INDEX)));
+                && (Files.isRegularFile(dir.resolve(SINGLE)) || Files.isRegularFile(dir.resolve(INDEX))
+                || Files.isRegularFile(dir.resolve(TORCH_SINGLE)) || Files.isRegularFile(dir.resolve(TORCH_INDEX)));
     }
     /**
      * Writes {@code model} as a Hugging Face checkpoint in {@code dtype}, split into shards of at

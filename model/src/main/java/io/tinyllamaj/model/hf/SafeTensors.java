@@ -32,7 +32,7 @@ import java.util.Map;
  * fp32; every offset and size is checked against the file so a truncated or damaged file
  * fails with a message naming the file and the tensor.
  */
-public final class SafeTensors implements AutoCloseable {
+public final class SafeTensors implements WeightFile {
 
     public enum DType {
         F32(4), BF16(2), F16(2);
@@ -217,6 +217,11 @@ public final class SafeTensors implements AutoCloseable {
         return metadata;
     }
 
+    @Override
+    public java.util.Set<String> names() {
+        return tensors.keySet();
+    }
+
     public boolean contains(String name) {
         return tensors.containsKey(name);
     }
@@ -230,6 +235,7 @@ public final class SafeTensors implements AutoCloseable {
     }
 
     /** Converts a tensor to fp32 into dst[dstOffset ...], checking its shape first. */
+    @Override
     public void readInto(String name, long[] expectedShape, float[] dst, int dstOffset) throws IOException {
         Info info = info(name);
         if (!Arrays.equals(info.shape(), expectedShape)) {

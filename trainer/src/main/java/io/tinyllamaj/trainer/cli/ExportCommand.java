@@ -4,18 +4,24 @@ import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.model.LlamaConfig;
 import io.tinyllamaj.model.LlamaModel;
 import io.tinyllamaj.model.hf.HfCheckpoint;
+import io.tinyllamaj.model.hf.LitGptCheckpoint;
 import io.tinyllamaj.model.hf.SafeTensors;
 import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
 import io.tinyllamaj.trainer.run.TrainState;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
-/** {@code tinyllama export}: a training checkpoint's weights as a Hugging Face Llama checkpoint. */
+/**
+ * {@code tinyllama export}: a training checkpoint's weights as a Hugging Face Llama checkpoint;
+ * ours (a run or one of its checkpoints) or a lit-gpt {@code .pth} file as TinyLlama's pretrain
+ * script writes it, whose shape comes from --model-config, --preset or its hparams.
+ */
 @Command(name = "export", mixinStandardHelpOptions = true,
         description = "Write a checkpoint's weights in the Hugging Face layout (config.json + safetensors).")
 public final class ExportCommand implements Callable<Integer> {
@@ -23,8 +29,16 @@ public final class ExportCommand implements Callable<Integer> {
     private static final long MAX_SHARD_BYTES = 5L << 30;
 
     @Option(names = "--checkpoint", required = true, paramLabel = "DIR",
-            description = "A checkpoint (<run>/checkpoints/step-N) or a run directory (its newest complete checkpoint).")
+            description = "A checkpoint (<run>/checkpoints/step-N), a run directory (its newest complete checkpoint) "
+                    + "or a lit-gpt training checkpoint file (iter-N-ckpt.pth).")
     private Path checkpoint;
+
+    @Option(names = "--model-config", paramLabel = "CONFIG_JSON",
+            description = "For a lit-gpt file: the model shape as a Hugging Face config.json.")
+    private Path modelConfig;
+
+    @Option(names = "--preset", paramLabel = "NAME", description = "For a lit-gpt file: the model shape as one of our presets.")
+    private String preset;
 
     @Option(names = "--out", required = true, paramLabel = "HF_DIR", description = "Output directory.")
     private Path out;
@@ -39,8 +53,15 @@ public final class ExportCommand implements Callable<Integer> {
             case "bf16", "bfloat16" -> SafeTensors.DType.BF16;
             default -> throw new IllegalArgumentException("--dtype: expected f32 or bf16, got '" + dtype + "'");
         };
+        if (Files.isRegularFile(checkpoint)) {
+            return exportLitGpt(type);
+        }
+        if (modelConfig != null || preset != null) {
+            throw new IllegalArgumentException("--model-config and --preset apply to a lit-gpt .pth file; " + checkpoint
+                    + " is a directory, whose checkpoint carries its shape");
+        }
         if (HfCheckpoint.isCheckpoint(checkpoint)) {
-            throw new IllegalArgumentException(checkpoint + " is a Hugging Face checkpoint directory (config.json and safetensors), not a "
+            throw new IllegalArgumentException(checkpoint + " is a Hugging Face checkpoint directory (config.json and weights), not a "
                     + "training checkpoint: export takes a run directory or one of its checkpoints (<run>/checkpoints/step-N); "
                     + "score, generate and pretrain --init-from read " + checkpoint + " as it is");
         }
@@ -57,6 +78,17 @@ public final class ExportCommand implements Callable<Integer> {
             HfCheckpoint.save(model, out, type, MAX_SHARD_BYTES);
         }
         System.out.println("exported " + source + " (" + config.name() + ", " + type + ") to " + out);
+        return 0;
+    }
+
+    private int exportLitGpt(SafeTensors.DType type) throws IOException {
+        try (LitGptCheckpoint lit = LitGptCheckpoint.open(checkpoint); CpuBackend backend = new CpuBackend()) {
+            LlamaConfig config = LitGptShape.resolve(lit, modelConfig, preset);
+            LlamaModel model = new LlamaModel(backend, config);
+            lit.loadWeights(model);
+            HfCheckpoint.save(model, out, type, MAX_SHARD_BYTES);
+            System.out.println("exported " + checkpoint + " (lit-gpt, " + config.describe() + ", " + type + ") to " + out);
+        }
         return 0;
     }
 }

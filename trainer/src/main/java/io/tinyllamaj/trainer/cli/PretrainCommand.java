@@ -30,8 +30,10 @@ public final class PretrainCommand implements Callable<Integer> {
             description = "Continue: 'auto' takes the newest complete checkpoint of --out; DIR is a checkpoint or a run directory.")
     private String resume;
 
-    @Option(names = "--init-from", paramLabel = "HF_DIR",
-            description = "Start from a Hugging Face checkpoint with fresh optimizer state (use --set train.start_step=N to continue the schedule).")
+    @Option(names = "--init-from", paramLabel = "HF_DIR|FILE.pth",
+            description = "Start from a Hugging Face checkpoint with fresh optimizer state (use --set train.start_step=N to continue the "
+                    + "schedule), or continue a lit-gpt training checkpoint (TinyLlama's iter-N-ckpt.pth): weights, AdamW moments "
+                    + "and step.")
     private Path initFrom;
 
     @Override

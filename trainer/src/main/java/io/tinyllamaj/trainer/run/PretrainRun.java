@@ -34,7 +34,7 @@ import java.util.Optional;
  * @param overrides {@code key.path=value} settings applied on top
  * @param out       the run directory; null: the one holding {@code resume}, else runs/demo
  * @param resume    null, "auto", a checkpoint directory or a run directory
- * @param initFrom  a Hugging Face checkpoint directory to start from, or null
+ * @param initFrom  a Hugging Face checkpoint directory or a lit-gpt .pth file to start from, or null
  */
 public record PretrainRun(Path config, List<String> overrides, Path out, String resume, Path initFrom) {
 
@@ -157,6 +157,8 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         if (saved.isPresent()) {
             trainer.resume(checkpoint.orElseThrow(), saved.get());
             progress.message("resumed from " + checkpoint.orElseThrow() + " at step " + trainer.step());
+        } else if (initFrom != null && java.nio.file.Files.isRegularFile(initFrom)) {
+            progress.message("from lit-gpt checkpoint " + initFrom + ": " + String.join("; ", trainer.initFromLitGpt(initFrom)));
         } else if (initFrom != null) {
             trainer.loadHuggingFace(initFrom);
             progress.message("weights from " + initFrom + "; fresh optimizer state at step " + trainer.step());

@@ -10,7 +10,9 @@ import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.model.Initialization;
 import io.tinyllamaj.model.LlamaConfig;
 import io.tinyllamaj.model.LlamaModel;
+import io.tinyllamaj.model.ParameterLayout;
 import io.tinyllamaj.model.hf.HfCheckpoint;
+import io.tinyllamaj.model.hf.LitGptCheckpoint;
 import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
 import io.tinyllamaj.trainer.config.ConfigLoader;
 import io.tinyllamaj.trainer.config.RunShape;
@@ -22,6 +24,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -139,6 +142,57 @@ public final class Trainer {
     /** Weights from a Hugging Face checkpoint; the optimizer starts fresh at train.start_step. */
     public void loadHuggingFace(Path directory) throws IOException {
         HfCheckpoint.loadWeights(directory, model);
+    }
+
+    /**
+     * Continues a lit-gpt run (TinyLlama's pretrain script): weights, AdamW's moments for this
+     * rank's range, the step from step_count and AdamW's update count from its state. The data
+     * position is not in the file (TinyLlama replayed its loader), so the sampler starts afresh.
+     * Returns a summary of what was taken.
+     */
+    public List<String> initFromLitGpt(Path file) throws IOException {
+        List<String> summary = new ArrayList<>();
+        try (LitGptCheckpoint lit = LitGptCheckpoint.open(file)) {
+            LlamaConfig c = model.config();
+            Optional<LlamaConfig> named = lit.configFromHparams();
+            if (named.isPresent() && !named.get().withName("x").equals(c.withName("x"))) {
+                throw new IOException(file + ": its hparams name " + lit.modelName() + " (" + named.get().describe()
+                        + "), the config's model is " + c.describe());
+            }
+            lit.loadWeights(model);
+            summary.add("weights (" + model.layout().stored().size() + " tensors)");
+            if (!(lit.top().get("step_count") instanceof Long stepCount) || stepCount < 0) {
+                throw new IOException(file + ": step_count is absent or not a non-negative integer");
+            }
+            if (lit.top().containsKey("optimizer")) {
+                LitGptOptimizerState state = LitGptOptimizerState.read(lit, c);
+                for (String key : List.of("exp_avg", "exp_avg_sq")) {
+                    readMoments(lit, state, key, key.equals("exp_avg") ? adamM : adamV);
+                }
+                updates = state.updates().orElse(stepCount);
+                summary.add("AdamW moments (" + state.byName().size() + " parameters, " + updates + " updates)");
+            } else {
+                summary.add("no optimizer state in the file: AdamW starts fresh");
+            }
+            step = stepCount;
+            summary.add(String.format(Locale.ROOT, "step %d (step_count; LR %.6g there)", step, schedule.at(step)));
+            summary.add("not taken: the data position (TinyLlama replayed its loader; this run's sampler starts afresh) "
+                    + "and the tokens-seen count");
+        }
+        return summary;
+    }
+
+    private void readMoments(LitGptCheckpoint lit, LitGptOptimizerState state, String key, Tensor into) throws IOException {
+        long from = optimizerShard.offset(), to = from + optimizerShard.length();
+        for (ParameterLayout.Entry e : model.layout().stored()) {
+            long start = Math.max(from, e.offset()), end = Math.min(to, e.offset() + e.size());
+            if (start >= end) {
+                continue;
+            }
+            float[] values = LitGptCheckpoint.assemble(model.config(), e.name(),
+                    (name, rows, cols) -> lit.read(state.moment(name, key), name + " " + key, "the optimizer state", rows, cols));
+            backend.upload(into.slice(start - from, end - start), values, Math.toIntExact(start - e.offset()), Math.toIntExact(end - start));
+        }
     }
 
     /**

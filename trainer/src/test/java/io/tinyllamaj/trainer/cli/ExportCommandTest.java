@@ -22,7 +22,7 @@ class ExportCommandTest {
         Path hf = Checkpoints.write(new ReferenceLlama(LlamaConfig.preset("test-tiny"), 1), temp.resolve("hf"));
         CliRun run = CliRun.of("export", "--checkpoint", hf.toString(), "--out", temp.resolve("out").toString());
         assertEquals(1, run.exitCode());
-        assertEquals("tinyllama: error: " + hf + " is a Hugging Face checkpoint directory (config.json and safetensors), not a "
+        assertEquals("tinyllama: error: " + hf + " is a Hugging Face checkpoint directory (config.json and weights), not a "
                 + "training checkpoint: export takes a run directory or one of its checkpoints (<run>/checkpoints/step-N); "
                 + "score, generate and pretrain --init-from read " + hf + " as it is", run.err().strip());
         assertFalse(Files.exists(temp.resolve("out")));
