@@ -454,6 +454,11 @@ public final class ConfigLoader {
                 "must be between 1 and the " + heldOut + " held-out blocks (data.val_blocks per source), got " + e.blocks());
         check.that(c.checkpoint().interval() >= 0, "checkpoint.interval", "must not be negative, got " + c.checkpoint().interval());
         check.that(c.checkpoint().keepLast() >= 1, "checkpoint.keep_last", "must be at least 1, got " + c.checkpoint().keepLast());
+        long every = c.checkpoint().keepEvery(), interval = c.checkpoint().interval();
+        check.that(every >= 0, "checkpoint.keep_every", "must not be negative, got " + every);
+        // a milestone no checkpoint lands on would silently keep nothing
+        check.that(every == 0 || interval == 0 || every % interval == 0, "checkpoint.keep_every",
+                "must be a multiple of checkpoint.interval (" + interval + "), got " + every);
         check.that(c.logging().interval() >= 1, "logging.interval", "must be at least 1, got " + c.logging().interval());
         check.that(c.logging().peakTflops() == null || c.logging().peakTflops() > 0, "logging.peak_tflops",
                 "must be positive, got " + c.logging().peakTflops());
