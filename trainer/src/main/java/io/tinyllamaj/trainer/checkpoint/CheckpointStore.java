@@ -365,7 +365,7 @@ public final class CheckpointStore {
     }
 
     /** What {@code latest} names, if it is present and well formed. */
-    Optional<Path> latestPointer() {
+    public Optional<Path> latestPointer() {
         try {
             String name = Files.readString(directory.resolve(LATEST), StandardCharsets.UTF_8).trim();
             return NAME.matcher(name).matches() ? Optional.of(directory.resolve(name)) : Optional.empty();
