@@ -77,48 +77,19 @@ public final class Mpi {
         errorsReturn = handle(lib, "ompi_mpi_errors_return");
     }
 
-    // ---- launch detection ----
-
-    /** True when this process was started by Open MPI's mpirun/mpiexec (it sets OMPI_COMM_WORLD_SIZE). */
-    public static boolean launchedByMpirun() {
-        return System.getenv("OMPI_COMM_WORLD_SIZE") != null;
-    }
-
-    /** The world size mpirun announced, 1 when not launched by it; no MPI call is made. */
-    public static int launchedWorldSize() {
-        return envInt("OMPI_COMM_WORLD_SIZE", 1);
-    }
-
-    /** This rank's index among the ranks on its host (to pick a GPU), 0 when not launched by mpirun. */
-    public static int launchedLocalRank() {
-        return envInt("OMPI_COMM_WORLD_LOCAL_RANK", 0);
-    }
-
-    private static int envInt(String name, int fallback) {
-        String value = System.getenv(name);
-        if (value == null || value.isBlank()) {
-            return fallback;
-        }
-        try {
-            return Integer.parseInt(value.trim());
-        } catch (NumberFormatException e) {
-            throw new MpiException(name + " is '" + value + "', not a number");
-        }
-    }
-
     // ---- start and end ----
 
     /**
      * Loads libmpi.so.40 and initialises MPI once per process (later calls return the same
-     * instance). Refuses to run outside mpirun, where MPI_Init would start a singleton world
-     * and hide a launch mistake.
+     * instance). Refuses to run without a launcher ({@link Launch}), where MPI_Init would start
+     * a singleton world and hide a launch mistake.
      */
     public static synchronized Mpi initialize() {
         if (instance != null) {
             return instance;
         }
-        if (!launchedByMpirun()) {
-            throw new MpiException("MPI requested but this process was not started by mpirun (OMPI_COMM_WORLD_SIZE is unset)");
+        if (Launch.detect().launcher() == Launch.Launcher.NONE) {
+            throw new MpiException("MPI requested but this process was not started by mpirun, srun or a PMIx launcher");
         }
         Mpi mpi = new Mpi(open());
         try (Arena arena = Arena.ofConfined()) {

@@ -127,7 +127,7 @@ public final class CheckpointStore {
      */
     public Path save(long step, Backend backend, Tensor params, Tensor m, Tensor v, ObjectNode state, int keepLast)
             throws IOException {
-        return save(step, backend, params, m, v, 0, Writer.SINGLE, state, keepLast);
+        return save(step, backend, params, m, v, 0, Writer.SINGLE, state, Retention.last(keepLast));
     }
 
     /**
@@ -138,10 +138,10 @@ public final class CheckpointStore {
      * previous checkpoint and {@code latest} are untouched.
      */
     public Path save(long step, Backend backend, Tensor params, Tensor m, Tensor v, long momentOffset, Writer writer,
-                     ObjectNode state, int keepLast) throws IOException {
+                     ObjectNode state, Retention retention) throws IOException {
         Path tmp = DurableFiles.tempFor(directory.resolve(name(step)));
         try {
-            return write(step, backend, params, m, v, momentOffset, writer, state, keepLast, tmp);
+            return write(step, backend, params, m, v, momentOffset, writer, state, retention, tmp);
         } catch (IOException e) {
             removeQuietly(tmp); // its space may be what the next attempt needs
             throw new IOException("checkpoint step " + step + ": " + e.getMessage(), e);
@@ -149,7 +149,7 @@ public final class CheckpointStore {
     }
 
     private Path write(long step, Backend backend, Tensor params, Tensor m, Tensor v, long momentOffset, Writer writer,
-                       ObjectNode state, int keepLast, Path tmp) throws IOException {
+                       ObjectNode state, Retention retention, Path tmp) throws IOException {
         String name = name(step);
         boolean lead = writer.rank() == 0;
         if (lead) {
@@ -203,7 +203,7 @@ public final class CheckpointStore {
             }
             writeBytes(tmp.resolve(MANIFEST), JSON.writeValueAsBytes(manifest));
             DurableFiles.syncDirectory(tmp);
-            publish(tmp, target, name, step, keepLast);
+            publish(tmp, target, name, step, retention);
         }
         writer.barrier().run();
         return target;
@@ -273,7 +273,7 @@ public final class CheckpointStore {
     }
 
     /** Renames the finished directory into place, then moves {@code latest} to it, then prunes. */
-    private void publish(Path tmp, Path target, String name, long step, int keepLast) throws IOException {
+    private void publish(Path tmp, Path target, String name, long step, Retention retention) throws IOException {
         if (Files.exists(target)) {
             Path old = directory.resolve(".deleting-" + name);
             deleteRecursively(old);
@@ -285,7 +285,7 @@ public final class CheckpointStore {
         }
         DurableFiles.syncDirectory(directory);
         disk.replace(directory.resolve(LATEST), (name + "\n").getBytes(StandardCharsets.UTF_8));
-        prune(keepLast, name, step);
+        prune(retention, step);
     }
 
     private record FileEntry(long bytes, String sha256) {
@@ -315,21 +315,17 @@ public final class CheckpointStore {
         return new FileEntry(content.length, HexFormat.of().formatHex(sha256().digest(content)));
     }
 
-    private void prune(int keepLast, String latestName, long step) throws IOException {
+    private void prune(Retention retention, long step) throws IOException {
         List<Path> complete = completeCheckpoints();
-        int excess = complete.size() - keepLast;
+        List<Long> doomed = retention.prune(complete.stream().map(CheckpointStore::stepOf).toList(), step);
         for (Path old : complete) {
-            if (excess <= 0) {
-                break;
-            }
-            if (old.getFileName().toString().equals(latestName)) {
+            if (!doomed.contains(stepOf(old))) {
                 continue;
             }
-            Path doomed = directory.resolve(".deleting-" + old.getFileName());
-            DurableFiles.move(old, doomed);
+            Path renamed = directory.resolve(".deleting-" + old.getFileName());
+            DurableFiles.move(old, renamed);
             crashPoint("while-pruning", step);
-            deleteRecursively(doomed);
-            excess--;
+            deleteRecursively(renamed);
         }
     }
 
@@ -369,7 +365,7 @@ public final class CheckpointStore {
     }
 
     /** What {@code latest} names, if it is present and well formed. */
-    Optional<Path> latestPointer() {
+    public Optional<Path> latestPointer() {
         try {
             String name = Files.readString(directory.resolve(LATEST), StandardCharsets.UTF_8).trim();
             return NAME.matcher(name).matches() ? Optional.of(directory.resolve(name)) : Optional.empty();

@@ -21,6 +21,7 @@ import picocli.CommandLine.Command;
                 PlanCommand.class,
                 PlotCommand.class,
                 ExportCommand.class,
+                InspectCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Main {

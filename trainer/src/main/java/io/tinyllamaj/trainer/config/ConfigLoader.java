@@ -23,6 +23,7 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import io.tinyllamaj.data.corpus.CorpusSource;
+import io.tinyllamaj.kernels.mpi.Launch;
 import io.tinyllamaj.model.LlamaConfig;
 
 import java.io.IOException;
@@ -153,9 +154,9 @@ public final class ConfigLoader {
     }
 
     /**
-     * {@code distributed.world_size} left out or {@code auto}: the number of ranks mpirun
-     * started ({@code OMPI_COMM_WORLD_SIZE}), 1 outside mpirun. A number stays as given and is
-     * checked against mpirun's when the run starts.
+     * {@code distributed.world_size} left out or {@code auto}: the number of ranks the launcher
+     * started (mpirun or srun, {@link Launch}), 1 without one. A number stays as given and is
+     * checked against the launcher's when the run starts.
      */
     static void resolveWorldSize(ObjectNode root) {
         JsonNode section = root.get("distributed");
@@ -172,12 +173,12 @@ public final class ConfigLoader {
     }
 
     private static int launchedWorldSize() {
-        String size = System.getenv("OMPI_COMM_WORLD_SIZE");
-        try {
-            return size == null ? 1 : Integer.parseInt(size.trim());
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("OMPI_COMM_WORLD_SIZE is '" + size + "', not a number");
+        Launch launch = Launch.detect();
+        if (launch.worldSize() == 0) {
+            throw new IllegalArgumentException("distributed.world_size is auto but the " + launch.launcher().label()
+                    + " names no world size in the environment: set distributed.world_size to the number of ranks");
         }
+        return launch.worldSize();
     }
 
     // ---- overrides ----
@@ -466,6 +467,11 @@ public final class ConfigLoader {
                 "must be between 1 and the " + heldOut + " held-out blocks (data.val_blocks per source), got " + e.blocks());
         check.that(c.checkpoint().interval() >= 0, "checkpoint.interval", "must not be negative, got " + c.checkpoint().interval());
         check.that(c.checkpoint().keepLast() >= 1, "checkpoint.keep_last", "must be at least 1, got " + c.checkpoint().keepLast());
+        long every = c.checkpoint().keepEvery(), interval = c.checkpoint().interval();
+        check.that(every >= 0, "checkpoint.keep_every", "must not be negative, got " + every);
+        // a milestone no checkpoint lands on would silently keep nothing
+        check.that(every == 0 || interval == 0 || every % interval == 0, "checkpoint.keep_every",
+                "must be a multiple of checkpoint.interval (" + interval + "), got " + every);
         check.that(c.logging().interval() >= 1, "logging.interval", "must be at least 1, got " + c.logging().interval());
         check.that(c.logging().peakTflops() == null || c.logging().peakTflops() > 0, "logging.peak_tflops",
                 "must be positive, got " + c.logging().peakTflops());

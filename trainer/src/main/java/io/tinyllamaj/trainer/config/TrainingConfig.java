@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer.config;
 
 import io.tinyllamaj.model.LlamaConfig;
+import io.tinyllamaj.trainer.checkpoint.Retention;
 
 import java.util.List;
 
@@ -20,7 +21,7 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
         data = data != null ? data : new Data(null, null, null, null);
         train = train != null ? train : Train.DEFAULTS;
         eval = eval != null ? eval : new Eval(null, null);
-        checkpoint = checkpoint != null ? checkpoint : new Checkpoint(null, null);
+        checkpoint = checkpoint != null ? checkpoint : new Checkpoint(null, null, null);
         logging = logging != null ? logging : new Logging(null, null);
         distributed = distributed != null ? distributed : new Distributed(null, null, null, null, null, null, null);
     }
@@ -157,11 +158,19 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
         }
     }
 
-    /** A checkpoint every {@code interval} steps (0: only at the end) and on SIGTERM; the newest {@code keepLast} are kept. */
-    public record Checkpoint(Long interval, Integer keepLast) {
+    /**
+     * A checkpoint every {@code interval} steps (0: only at the end) and on SIGTERM; the newest
+     * {@code keepLast} are kept, and those at multiples of {@code keepEvery} steps (0: none) forever.
+     */
+    public record Checkpoint(Long interval, Integer keepLast, Long keepEvery) {
         public Checkpoint {
             interval = interval != null ? interval : 1000L;
             keepLast = keepLast != null ? keepLast : 3;
+            keepEvery = keepEvery != null ? keepEvery : 0L;
+        }
+
+        public Retention retention() {
+            return new Retention(keepLast, keepEvery);
         }
     }
 

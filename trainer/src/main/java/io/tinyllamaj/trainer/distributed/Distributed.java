@@ -2,6 +2,7 @@ package io.tinyllamaj.trainer.distributed;
 
 import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.cuda.CudaBackend;
+import io.tinyllamaj.kernels.mpi.Launch;
 import io.tinyllamaj.kernels.mpi.Mpi;
 import io.tinyllamaj.kernels.nccl.Nccl;
 
@@ -9,11 +10,11 @@ import java.io.PrintStream;
 import java.time.Duration;
 
 /**
- * Where a strategy name becomes a {@link Strategy}. A process not started by mpirun is a
- * world of one and never loads MPI; under mpirun (even with one rank, so that a world of one
- * exercises the same calls), MPI starts here, CPU tensors reduce over MPI and CUDA tensors
- * over NCCL (bootstrapped over MPI) or, with transport mpi, over MPI through host memory; every
- * collective runs under a {@link Watchdog}.
+ * Where a strategy name becomes a {@link Strategy}. A process not started by a launcher
+ * ({@link Launch}: mpirun, srun, PMIx) is a world of one and never loads MPI; otherwise (even
+ * with one rank, so that a world of one exercises the same calls) MPI starts here, CPU tensors
+ * reduce over MPI and CUDA tensors over NCCL (bootstrapped over MPI) or, with transport mpi,
+ * over MPI through host memory; every collective runs under a {@link Watchdog}.
  */
 public final class Distributed {
 
@@ -22,20 +23,9 @@ public final class Distributed {
     private Distributed() {
     }
 
-    /** Rank and size as mpirun announced them, without starting MPI: 0 of 1 outside mpirun. */
-    public record Launch(int rank, int worldSize, int localRank) {
-        public static Launch detect() {
-            if (!Mpi.launchedByMpirun()) {
-                return new Launch(0, 1, 0);
-            }
-            String rank = System.getenv("OMPI_COMM_WORLD_RANK");
-            return new Launch(rank == null ? 0 : Integer.parseInt(rank.trim()), Mpi.launchedWorldSize(), Mpi.launchedLocalRank());
-        }
-    }
-
     /**
      * @param strategy     none, ddp, fsdp or hybrid
-     * @param worldSize    the configured world size; it must equal mpirun's -np
+     * @param worldSize    the configured world size; it must equal the number of ranks the launcher started
      * @param ranksPerNode hybrid only: the ranks of one shard group (one node)
      * @param timeout      how long one collective may take before the watchdog ends the process
      * @param backend      decides the transport: NCCL for cuda, MPI otherwise
@@ -66,22 +56,45 @@ public final class Distributed {
                     + " use fp32 with train.device cuda");
         }
         Launch launch = Launch.detect();
-        if (launch.worldSize() != worldSize) {
-            throw new IllegalArgumentException("distributed.world_size is " + worldSize + " but "
-                    + (Mpi.launchedByMpirun() ? "mpirun started " + launch.worldSize() + " ranks (leave distributed.world_size"
-                    + " out, or set it to auto, to take mpirun's)"
-                    : "this process was not started by mpirun (use: mpirun -np " + worldSize + " tinyllama pretrain ...)"));
-        }
+        requireWorldSize(launch, worldSize);
         if (strategy.equals("none") && worldSize != 1) {
             throw new IllegalArgumentException("distributed.strategy none trains one rank; world size is " + worldSize);
         }
-        Ranks ranks = Mpi.launchedByMpirun() ? connect(launch, timeout, backend, transport, err) : Ranks.single();
+        Ranks ranks = launch.launcher() != Launch.Launcher.NONE ? connect(launch, worldSize, timeout, backend, transport, err)
+                : Ranks.single();
         try {
             return create(strategy, ranks, ranksPerNode, options(reshardAfterForward, reduceDtype));
         } catch (RuntimeException e) {
             ranks.close();
             throw e;
         }
+    }
+
+    /** The configured world size against the launcher's; a PMIx launcher alone says its size only after MPI starts. */
+    static void requireWorldSize(Launch launch, int worldSize) {
+        if (launch.launcher() == Launch.Launcher.PMIX || launch.worldSize() == worldSize) {
+            return;
+        }
+        String launcher = launch.launcher() == Launch.Launcher.SLURM ? "srun" : "mpirun";
+        throw new IllegalArgumentException("distributed.world_size is " + worldSize + " but "
+                + (launch.launcher() != Launch.Launcher.NONE ? launcher + " started " + launch.worldSize()
+                + " ranks (leave distributed.world_size out, or set it to auto, to take " + launcher + "'s)"
+                : "this process was not started by mpirun or srun (use: mpirun -np " + worldSize + " or srun -n " + worldSize
+                + " tinyllama pretrain ...)"));
+    }
+
+    /**
+     * After MPI_Init, the world MPI formed must be the one the launcher announced: an Open MPI
+     * without PMIx support under srun makes every rank a world of one.
+     */
+    static void requireFormedWorld(Launch launch, int worldSize, int formed) {
+        if (formed == worldSize) {
+            return;
+        }
+        throw new IllegalArgumentException(launch.launcher().label() + " started " + worldSize + " ranks but MPI formed a world of "
+                + formed + (launch.launcher() == Launch.Launcher.SLURM
+                ? " (Open MPI joins srun's ranks through PMIx: use srun --mpi=pmix, see srun --mpi=list)"
+                : " (is libmpi the launcher's own Open MPI?)"));
     }
 
     /** The strategy over already connected ranks (tests pass their own). */
@@ -117,9 +130,16 @@ public final class Distributed {
         };
     }
 
-    private static Ranks connect(Launch launch, Duration timeout, Backend backend, String transport, PrintStream err) {
+    private static Ranks connect(Launch launch, int worldSize, Duration timeout, Backend backend, String transport,
+                                 PrintStream err) {
         Mpi mpi = Mpi.initialize();
-        Watchdog watchdog = new Watchdog(launch.rank(), timeout, err);
+        try {
+            requireFormedWorld(launch, worldSize, mpi.size(mpi.world()));
+        } catch (IllegalArgumentException e) {
+            mpi.finish();
+            throw e;
+        }
+        Watchdog watchdog = new Watchdog(mpi.rank(mpi.world()), timeout, err);
         MpiCollectives mpiWorld = new MpiCollectives(mpi, mpi.world(), false, backend, MpiCollectives.DEFAULT_CHUNK_FLOATS);
         Collectives world = transport.equals("nccl") && backend instanceof CudaBackend cuda
                 ? new NcclCollectives(Nccl.load(), mpiWorld, cuda) : mpiWorld;

@@ -3,6 +3,7 @@ package io.tinyllamaj.trainer.run;
 import io.tinyllamaj.files.DirectoryLock;
 import io.tinyllamaj.files.DurableFiles;
 import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.mpi.Launch;
 import io.tinyllamaj.model.LlamaModel;
 import io.tinyllamaj.trainer.Backends;
 import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
@@ -65,6 +66,10 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         if (resume != null && initFrom != null) {
             throw new IllegalArgumentException("--resume and --init-from exclude each other: a resumed run has its weights already");
         }
+        Launch launch = Launch.detect();
+        if (launch.rank() == 0) {
+            log.println(launch.describe()); // the run's first line: a wrong launch shows before anything else
+        }
         Path runDirectory = runDirectory();
         if (Files.exists(runDirectory) && !Files.isDirectory(runDirectory)) {
             throw new IllegalArgumentException("run directory " + runDirectory
@@ -73,8 +78,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         ConfigLoader.Loaded loaded = loadConfig(runDirectory);
         TrainingConfig config = loaded.config();
         TrainingConfig.Distributed dist = config.distributed();
-        Distributed.Launch launch = Distributed.Launch.detect();
-        Backend backend = Backends.create(config.train().device(), gpuOf(launch), config.train().attention());
+        Backend backend = Backends.create(config.train().device(), gpuOf(launch, config.train().device()), config.train().attention());
         Strategy strategy;
         try {
             strategy = Distributed.open(dist.strategy(), dist.worldSize(), dist.ranksPerNode(), dist.reshards(), dist.reduceDtype(),
@@ -175,10 +179,17 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         }
     }
 
-    /** Under mpirun each rank drives the GPU of its local rank, or the only one its launcher left visible. */
-    private static int gpuOf(Distributed.Launch launch) {
+    /** Each rank drives the GPU of its launcher's local rank, or the only one its launcher left visible. */
+    private static int gpuOf(Launch launch, String device) {
         String visible = System.getenv("CUDA_VISIBLE_DEVICES");
-        return visible != null && !visible.isBlank() && !visible.contains(",") ? 0 : launch.localRank();
+        if (visible != null && !visible.isBlank() && !visible.contains(",")) {
+            return 0;
+        }
+        if (launch.localRank() < 0 && device.equals("cuda")) {
+            throw new IllegalArgumentException(launch.launcher().label() + " names no local rank to choose a GPU by: "
+                    + "leave each rank one GPU in CUDA_VISIBLE_DEVICES");
+        }
+        return Math.max(0, launch.localRank());
     }
 
     /**

@@ -530,7 +530,7 @@ public final class Trainer {
         Path saved;
         try {
             saved = checkpoints.save(step, backend, params, adamM, adamV, optimizerShard.offset(), writer,
-                    state.toJson(), config.checkpoint().keepLast());
+                    state.toJson(), config.checkpoint().retention());
         } finally {
             if (params != model.parameters()) {
                 backend.release(params);

@@ -3,6 +3,7 @@ package io.tinyllamaj.trainer.distributed;
 import io.tinyllamaj.kernels.AdamWStep;
 import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.kernels.cpu.CpuTensor;
+import io.tinyllamaj.kernels.mpi.Launch;
 import io.tinyllamaj.kernels.mpi.Mpi;
 import io.tinyllamaj.model.Initialization;
 import io.tinyllamaj.model.LlamaConfig;
@@ -228,7 +229,7 @@ public final class DistributedCheck {
 
     private static void hang(Duration timeout) throws InterruptedException {
         CpuBackend backend = new CpuBackend();
-        try (Strategy strategy = Distributed.open("ddp", Mpi.launchedWorldSize(), 1, timeout, backend, System.err)) {
+        try (Strategy strategy = Distributed.open("ddp", Launch.detect().worldSize(), 1, timeout, backend, System.err)) {
             strategy.world().barrier();
             if (strategy.rank() == 1) {
                 Thread.sleep(Duration.ofSeconds(120));
@@ -239,7 +240,7 @@ public final class DistributedCheck {
 
     private static void kill() throws IOException, InterruptedException {
         CpuBackend backend = new CpuBackend();
-        try (Strategy strategy = Distributed.open("ddp", Mpi.launchedWorldSize(), 1, Duration.ofSeconds(60), backend, System.err)) {
+        try (Strategy strategy = Distributed.open("ddp", Launch.detect().worldSize(), 1, Duration.ofSeconds(60), backend, System.err)) {
             strategy.world().barrier();
             if (strategy.rank() == 1) {
                 Thread.sleep(500);

@@ -1,7 +1,7 @@
 package io.tinyllamaj.trainer.distributed;
 
 import io.tinyllamaj.kernels.cpu.CpuBackend;
-import io.tinyllamaj.kernels.mpi.Mpi;
+import io.tinyllamaj.kernels.mpi.Launch;
 import io.tinyllamaj.kernels.nccl.Nccl;
 import io.tinyllamaj.kernels.nccl.NcclException;
 import org.junit.jupiter.api.Assumptions;
@@ -107,7 +107,7 @@ class DistributedTest {
 
     @Test
     void oneProcessNeverStartsMpi() {
-        Assumptions.assumeFalse(Mpi.launchedByMpirun(), "this JVM itself runs under mpirun");
+        Assumptions.assumeFalse(Launch.detect().distributed(), "this JVM itself runs under mpirun");
         try (Strategy strategy = Distributed.open("fsdp", 1, 1, Duration.ofSeconds(1), new CpuBackend(), System.err)) {
             assertEquals(1, strategy.worldSize());
             assertEquals(new Shard(0, 100), strategy.optimizerShard(100));

@@ -77,6 +77,7 @@ class DistributedTrainingTest {
         Launched run = launch(dir, "--out", ddp.toString(), "--set", "distributed.strategy=ddp",
                 "--set", "distributed.world_size=2", "--set", "checkpoint.keep_last=10");
         assertEquals(0, run.exitCode(), run.output());
+        assertTrue(run.output().contains("launch: mpirun (Open MPI): rank 0 of 2, local rank 0"), run.output());
         assertClose("ddp, 2 ranks vs 1", single, ddp, 1);
         assertMemory(single, 1, 1, false);
         assertMemory(ddp, 2, 1, false);
