@@ -30,7 +30,8 @@ class InspectCommandTest {
         // test-tiny, 16 tokens x micro-batch 2, global batch 4: accumulation A = 2; checkpoints at 4, 8 and the end (10)
         Path recipe = TestRuns.writeRecipe(dir, "test-tiny", 61, 16, 2, 4, 10, "");
         run = dir.resolve("run");
-        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, null));
+        // the hand-computed LRs below follow TinyLlama's per-micro-batch schedule
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, null, "train.lr_schedule=per_micro_batch"));
     }
 
     @Test
