@@ -99,6 +99,15 @@ public final class DurableFiles {
         }
     }
 
+    /** {@code file} opened for appending bytes; a failed write should be reported through {@link #failure}. */
+    public FileChannel binaryAppender(Path file) throws IOException {
+        try {
+            return opener.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            throw failure(file, e);
+        }
+    }
+
     /** {@link Files#deleteIfExists}, failing in one line that names the file. */
     public static void delete(Path file) throws IOException {
         try {

@@ -22,7 +22,7 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
         train = train != null ? train : Train.DEFAULTS;
         eval = eval != null ? eval : new Eval(null, null);
         checkpoint = checkpoint != null ? checkpoint : new Checkpoint(null, null, null);
-        logging = logging != null ? logging : new Logging(null, null);
+        logging = logging != null ? logging : new Logging(null, null, null);
         distributed = distributed != null ? distributed : new Distributed(null, null, null, null, null, null, null);
     }
 
@@ -176,11 +176,13 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
 
     /**
      * A metrics line every {@code interval} steps; MFU is reported against {@code peakTflops}
-     * (null: 989 on cuda, the H100 bf16 dense peak; none on cpu).
+     * (null: 989 on cuda, the H100 bf16 dense peak; none on cpu). {@code tensorboard}: also write
+     * each metrics record as TensorBoard scalars under {@code <run>/tb/}.
      */
-    public record Logging(Long interval, Double peakTflops) {
+    public record Logging(Long interval, Double peakTflops, Boolean tensorboard) {
         public Logging {
             interval = interval != null ? interval : 10L;
+            tensorboard = tensorboard != null ? tensorboard : false;
         }
     }
 

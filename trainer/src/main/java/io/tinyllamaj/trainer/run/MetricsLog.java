@@ -21,7 +21,8 @@ import java.util.List;
  * computed, ...), each line flushed as written, and after a process's first step one {@code memory} record per rank
  * ({@link RankMemory}: {"memory": {...bytes per category...}, "rank": r, "step": s, ...}).
  * On resume the lines past the checkpoint's step are dropped first (they describe steps that
- * will be trained again), so the file reads as one uninterrupted run.
+ * will be trained again), so the file reads as one uninterrupted run. Each record also goes to
+ * the run's {@link TensorBoardLog} (one that writes nothing unless logging.tensorboard is on).
  */
 public final class MetricsLog implements AutoCloseable {
 
@@ -33,17 +34,21 @@ public final class MetricsLog implements AutoCloseable {
 
     private final Path file;
     private final BufferedWriter out;
+    private final TensorBoardLog tensorboard;
 
-    private MetricsLog(Path file, BufferedWriter out) {
+    private MetricsLog(Path file, BufferedWriter out, TensorBoardLog tensorboard) {
         this.file = file;
         this.out = out;
+        this.tensorboard = tensorboard;
     }
 
     /**
      * Opens the log for a run that continues after {@code resumedStep} ({@code resumed} false:
-     * a fresh run, the file is replaced), writing through {@code disk}.
+     * a fresh run, the file is replaced), writing through {@code disk}; every record is also
+     * handed to {@code tensorboard}, which this log closes.
      */
-    public static MetricsLog open(Path runDirectory, long resumedStep, boolean resumed, DurableFiles disk) throws IOException {
+    public static MetricsLog open(Path runDirectory, long resumedStep, boolean resumed, DurableFiles disk,
+                                  TensorBoardLog tensorboard) throws IOException {
         Path file = runDirectory.resolve(FILE);
         if (resumed && Files.exists(file)) {
             StringBuilder kept = new StringBuilder();
@@ -56,12 +61,12 @@ public final class MetricsLog implements AutoCloseable {
         } else {
             DurableFiles.delete(file);
         }
-        return new MetricsLog(file, new BufferedWriter(disk.appender(file)));
+        return new MetricsLog(file, new BufferedWriter(disk.appender(file)), tensorboard);
     }
 
     /** A log that writes nothing: ranks other than 0. */
     public static MetricsLog discard() {
-        return new MetricsLog(Path.of(FILE), new BufferedWriter(java.io.Writer.nullWriter()));
+        return new MetricsLog(Path.of(FILE), new BufferedWriter(java.io.Writer.nullWriter()), TensorBoardLog.none());
     }
 
     public static ObjectNode newRecord() {
@@ -77,6 +82,7 @@ public final class MetricsLog implements AutoCloseable {
             IOException failure = DurableFiles.failure(file, e);
             throw new UncheckedIOException(failure.getMessage(), failure);
         }
+        tensorboard.write(record);
     }
 
     /**
@@ -127,6 +133,7 @@ public final class MetricsLog implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
+        tensorboard.close();
         out.close();
     }
 }

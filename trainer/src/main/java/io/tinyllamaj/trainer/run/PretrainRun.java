@@ -139,7 +139,8 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 }
                 long started = System.nanoTime();
                 Trainer.Outcome outcome;
-                try (MetricsLog metrics = lead ? MetricsLog.open(runDirectory, trainer.step(), saved.isPresent(), disk)
+                try (MetricsLog metrics = lead ? MetricsLog.open(runDirectory, trainer.step(), saved.isPresent(), disk,
+                        config.logging().tensorboard() ? TensorBoardLog.open(runDirectory, disk, log) : TensorBoardLog.none())
                         : MetricsLog.discard()) {
                     outcome = trainer.run(metrics);
                 }
