@@ -36,7 +36,7 @@ public final class Distributed {
     }
 
     /** NCCL for CUDA tensors, MPI for any other. */
-    public static String defaultTransport(Backend backend) {
+    private static String defaultTransport(Backend backend) {
         return backend instanceof CudaBackend ? "nccl" : "mpi";
     }
 
@@ -44,17 +44,11 @@ public final class Distributed {
      * @param reshardAfterForward fsdp and hybrid: gather each unit again for the backward (true)
      *                            or keep the gathered units from the forward (false)
      * @param reduceDtype         fsdp and hybrid: fp32, or bf16 (values rounded before the sum; CPU ranks only)
-     * @param transport           nccl (CUDA tensors only) or mpi (any tensors; CUDA ones staged through host memory)
+     * @param transport           nccl (CUDA tensors; ConfigLoader refuses it elsewhere) or mpi (any tensors; CUDA ones
+     *                            staged through host memory)
      */
     public static Strategy open(String strategy, int worldSize, int ranksPerNode, boolean reshardAfterForward, String reduceDtype,
                                 String transport, Duration timeout, Backend backend, PrintStream err) {
-        if (transport.equals("nccl") && !(backend instanceof CudaBackend)) {
-            throw new IllegalArgumentException("distributed.transport nccl carries CUDA tensors only (use mpi on the CPU)");
-        }
-        if (reduceDtype.equals("bf16") && backend instanceof CudaBackend) {
-            throw new IllegalArgumentException("distributed.reduce_dtype bf16 is implemented on CPU ranks only so far;"
-                    + " use fp32 with train.device cuda");
-        }
         Launch launch = Launch.detect();
         requireWorldSize(launch, worldSize);
         if (strategy.equals("none") && worldSize != 1) {

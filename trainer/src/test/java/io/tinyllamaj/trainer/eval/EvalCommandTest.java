@@ -6,15 +6,12 @@ import io.tinyllamaj.data.tokenizer.LlamaTokenizer;
 import io.tinyllamaj.model.Checkpoints;
 import io.tinyllamaj.model.LlamaConfig;
 import io.tinyllamaj.model.ReferenceLlama;
-import io.tinyllamaj.trainer.cli.Main;
+import io.tinyllamaj.trainer.cli.CliRun;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -79,23 +76,6 @@ class EvalCommandTest {
         checkpoint = Checkpoints.write(ref, temp.resolve("hf"));
     }
 
-    private record Run(int exitCode, String out, String err) {
-    }
-
-    private static synchronized Run cli(String... args) {
-        PrintStream oldOut = System.out, oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int code = Main.run(args);
-            return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
-    }
-
     /** The float64 log-likelihood of continuation after context, split as the harness splits it, scored alone. */
     private static double referenceLoglikelihood(String context, String continuation) {
         String kept = context.stripTrailing();
@@ -134,7 +114,7 @@ class EvalCommandTest {
         Path data = data("all", ROWS);
         Path out = temp.resolve("out-all");
         String tasks = String.join(",", ROWS.keySet());
-        Run run = cli("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", tasks,
+        CliRun run = CliRun.of("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", tasks,
                 "--data", data.toString(), "--out", out.toString(), "--batch-tokens", "40");
         assertEquals(0, run.exitCode(), run.err());
         JsonNode results = new ObjectMapper().readTree(out.resolve("results.json").toFile()).get("results");
@@ -159,7 +139,7 @@ class EvalCommandTest {
 
     private void refused(String expectedMessage, Path data, String tasks) {
         Path out = temp.resolve("out-refused");
-        Run run = cli("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", tasks,
+        CliRun run = CliRun.of("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", tasks,
                 "--data", data.toString(), "--out", out.toString());
         assertEquals(1, run.exitCode(), run.err());
         assertEquals(List.of("tinyllama: error: " + expectedMessage), run.err().lines().toList());
@@ -174,11 +154,11 @@ class EvalCommandTest {
         refused(data.resolve("boolq.jsonl") + ":1: field 'question' is missing", data, "boolq");
         refused("unknown task 'mmlu' (expected one of hellaswag, piqa, arc_easy, arc_challenge, winogrande, boolq, openbookqa)",
                 data, "piqa,mmlu");
-        Run missing = cli("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", "arc_easy",
+        CliRun missing = CliRun.of("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", "arc_easy",
                 "--data", data.toString(), "--out", temp.resolve("out-missing").toString());
         assertEquals(1, missing.exitCode());
         assertTrue(missing.err().contains("neither arc_easy.jsonl nor arc_easy.parquet in " + data), missing.err());
-        Run noTokenizer = cli("eval", "--checkpoint", checkpoint.toString(), "--tasks", "piqa",
+        CliRun noTokenizer = CliRun.of("eval", "--checkpoint", checkpoint.toString(), "--tasks", "piqa",
                 "--data", data.toString(), "--out", temp.resolve("out-missing").toString());
         assertEquals(List.of("tinyllama: error: " + checkpoint + " has no tokenizer.json or tokenizer.model: pass --tokenizer FILE|llama2"),
                 noTokenizer.err().lines().toList());
@@ -191,7 +171,7 @@ class EvalCommandTest {
         List<String> lines = new ArrayList<>();
         for (String tokens : List.of("1", "4096")) {
             Path out = temp.resolve("out-batch-" + tokens);
-            Run run = cli("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", "boolq",
+            CliRun run = CliRun.of("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", "boolq",
                     "--data", data.toString(), "--out", out.toString(), "--batch-tokens", tokens);
             assertEquals(0, run.exitCode(), run.err());
             lines.add(Files.readString(out.resolve("samples-boolq.jsonl")));
