@@ -139,6 +139,25 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void evaluationTaskKeysAreChecked() {
+        assertEquals("config.yaml: eval.tasks[1] unknown task 'mmlu' (expected one of hellaswag, piqa, arc_easy, arc_challenge, "
+                + "winogrande, boolq, openbookqa)", error(BASE + "eval: {tasks: [piqa, mmlu], task_data: /x}"));
+        assertEquals("config.yaml: eval.tasks[1] 'piqa' is listed twice", error(BASE + "eval: {tasks: [piqa, piqa], task_data: /x}"));
+        assertEquals("config.yaml: eval.task_data is required with eval.tasks: the directory of <task>.jsonl or <task>.parquet files",
+                error(BASE + "eval: {tasks: [piqa]}"));
+        assertEquals("config.yaml: eval.task_data is set but eval.tasks is empty", error(BASE + "eval: {task_data: /x}"));
+        assertEquals("config.yaml: eval.task_limit must be at least 1, got 0",
+                error(BASE + "eval: {tasks: [boolq], task_data: /x, task_limit: 0}"));
+        assertEquals("config.yaml: eval.interval is set but there is nothing to evaluate (data.val_blocks is 0 and eval.tasks is empty)",
+                error(BASE.replace("data:", "data:\n  val_blocks: 0") + "eval: {interval: 5}"));
+        // tasks alone make an interval meaningful
+        TrainingConfig.Eval eval = ConfigLoader.parse("config.yaml", BASE.replace("data:", "data:\n  val_blocks: 0")
+                + "eval: {interval: 5, tasks: [boolq], task_data: /x}", List.of("eval.task_limit=20")).config().eval();
+        assertEquals(List.of("boolq"), eval.tasks());
+        assertEquals(20, eval.taskLimit());
+    }
+
+    @Test
     void setOverridesUseTheSamePaths() {
         ConfigLoader.Loaded loaded = ConfigLoader.parse("config.yaml", BASE,
                 List.of("train.lr=3e-4", "train.max_steps=20", "data.sources.0.weight=0.25", "eval.interval=5", "model.layers=1"));

@@ -143,6 +143,17 @@ public final class TestRuns {
         return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(logFile.toFile());
     }
 
+    /** {@code mpirun -np ranks} of {@code tinyllama pretrain ...} with this test's classpath, its output to {@code logFile}. */
+    public static ProcessBuilder mpirunPretrain(Path logFile, int ranks, String... args) {
+        List<String> command = new ArrayList<>(List.of("mpirun", "--allow-run-as-root", "--oversubscribe", "-np", Integer.toString(ranks),
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "--add-opens=java.base/java.nio=ALL-UNNAMED", "-Xmx512m", "-XX:+UseSerialGC",
+                "-cp", System.getProperty("java.class.path"), "io.tinyllamaj.trainer.cli.Main", "pretrain"));
+        command.addAll(List.of(args));
+        return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(logFile.toFile());
+    }
+
     /** Waits until metrics.jsonl of {@code run} reaches {@code step}; false if the process ended first. */
     public static boolean awaitStep(Process process, Path run, long step, long timeoutMillis) throws Exception {
         long deadline = System.currentTimeMillis() + timeoutMillis;
@@ -158,6 +169,20 @@ public final class TestRuns {
                 return false;
             }
             Thread.sleep(10);
+        }
+        return false;
+    }
+
+    /** Whether {@code program} is an executable in a directory of $PATH. */
+    public static boolean onPath(String program) {
+        String path = System.getenv("PATH");
+        if (path == null) {
+            return false;
+        }
+        for (String dir : path.split(java.io.File.pathSeparator)) {
+            if (Files.isExecutable(Path.of(dir, program))) {
+                return true;
+            }
         }
         return false;
     }

@@ -23,6 +23,7 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import io.tinyllamaj.data.corpus.CorpusSource;
+import io.tinyllamaj.data.eval.EvalTask;
 import io.tinyllamaj.kernels.mpi.Launch;
 import io.tinyllamaj.model.LlamaConfig;
 
@@ -461,7 +462,23 @@ public final class ConfigLoader {
 
         TrainingConfig.Eval e = c.eval();
         check.that(e.interval() >= 0, "eval.interval", "must not be negative, got " + e.interval());
-        check.that(e.interval() == 0 || d.valBlocks() > 0, "eval.interval", "is set but data.val_blocks is 0");
+        check.that(e.interval() == 0 || d.valBlocks() > 0 || !e.tasks().isEmpty(), "eval.interval",
+                "is set but there is nothing to evaluate (data.val_blocks is 0 and eval.tasks is empty)");
+        Set<String> tasks = new HashSet<>();
+        for (int i = 0; i < e.tasks().size(); i++) {
+            String task = e.tasks().get(i);
+            try {
+                EvalTask.of(String.valueOf(task));
+            } catch (IllegalArgumentException unknown) {
+                check.that(false, "eval.tasks[" + i + "]", unknown.getMessage());
+            }
+            check.that(tasks.add(task), "eval.tasks[" + i + "]", "'" + task + "' is listed twice");
+        }
+        check.that(e.tasks().isEmpty() || (e.taskData() != null && !e.taskData().isBlank()), "eval.task_data",
+                "is required with eval.tasks: the directory of <task>.jsonl or <task>.parquet files");
+        check.that(!e.tasks().isEmpty() || e.taskData() == null, "eval.task_data", "is set but eval.tasks is empty");
+        check.that(e.taskLimit() == null || e.taskLimit() >= 1, "eval.task_limit", "must be at least 1, got " + e.taskLimit());
+        check.that(e.taskLimit() == null || !e.tasks().isEmpty(), "eval.task_limit", "is set but eval.tasks is empty");
         long heldOut = (long) d.valBlocks() * d.sources().size();
         check.that(e.blocks() == null || (e.blocks() >= 1 && e.blocks() <= heldOut), "eval.blocks",
                 "must be between 1 and the " + heldOut + " held-out blocks (data.val_blocks per source), got " + e.blocks());

@@ -20,7 +20,7 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
         model = model != null ? model : new Model(null, null, null, null, null, null, null, null, null, null, null);
         data = data != null ? data : new Data(null, null, null, null);
         train = train != null ? train : Train.DEFAULTS;
-        eval = eval != null ? eval : new Eval(null, null);
+        eval = eval != null ? eval : new Eval(null, null, null, null, null);
         checkpoint = checkpoint != null ? checkpoint : new Checkpoint(null, null, null);
         logging = logging != null ? logging : new Logging(null, null, null);
         distributed = distributed != null ? distributed : new Distributed(null, null, null, null, null, null, null);
@@ -151,10 +151,16 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
         }
     }
 
-    /** Validation: every {@code interval} steps (0: only at the end), over {@code blocks} held-out blocks (null: all). */
-    public record Eval(Long interval, Integer blocks) {
+    /**
+     * Evaluation every {@code interval} steps (0: only at the end): the validation loss over
+     * {@code blocks} held-out blocks (null: all), and the zero-shot {@code tasks} (docs/eval.md)
+     * on the first {@code taskLimit} items (null: all) of each task's file in {@code taskData},
+     * tokenized with data.tokenizer.
+     */
+    public record Eval(Long interval, Integer blocks, List<String> tasks, String taskData, Integer taskLimit) {
         public Eval {
             interval = interval != null ? interval : 0L;
+            tasks = tasks != null ? List.copyOf(tasks) : List.of();
         }
     }
 

@@ -12,6 +12,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.IntConsumer;
+import java.util.function.IntUnaryOperator;
 
 /**
  * Scores log-likelihood requests with forward passes only. Each request becomes the row
@@ -46,6 +47,15 @@ public final class LoglikelihoodScorer {
 
     /** Results in request order; {@code done} hears each scored request's index. */
     public Loglikelihood[] score(List<ContinuationSplit.Tokens> requests, IntConsumer done) {
+        return score(requests, done, IntUnaryOperator.identity());
+    }
+
+    /**
+     * As {@link #score(List, IntConsumer)}; {@code forwardsOnEveryRank} takes the number of
+     * forwards these requests need and returns the number to run (the most any rank needs):
+     * the difference is run as one-token padding forwards, whose logits nobody reads.
+     */
+    public Loglikelihood[] score(List<ContinuationSplit.Tokens> requests, IntConsumer done, IntUnaryOperator forwardsOnEveryRank) {
         int maxLen = model.config().maxSeqLen();
         int[][] inputs = new int[requests.size()][];
         for (int i = 0; i < inputs.length; i++) {
@@ -62,11 +72,16 @@ public final class LoglikelihoodScorer {
             inputs[i] = Arrays.copyOfRange(whole, Math.max(0, whole.length - (maxLen + 1)), whole.length - 1);
         }
         List<Row> rows = rows(inputs);
+        int forwards = 0;
+        for (int start = 0; start < rows.size(); start += batchRows(rows, start)) {
+            forwards++;
+        }
+        int padding = forwardsOnEveryRank.applyAsInt(forwards) - forwards;
         Loglikelihood[] out = new Loglikelihood[inputs.length];
         int vocab = model.config().vocabSize();
         for (int start = 0; start < rows.size(); ) {
             int t = rows.get(start).tokens.length;
-            int b = Math.max(1, Math.min(rows.size() - start, batchTokens / t));
+            int b = batchRows(rows, start);
             int[] batch = new int[b * t]; // padding after a row's end cannot change its logits (causal)
             for (int r = 0; r < b; r++) {
                 int[] tokens = rows.get(start + r).tokens;
@@ -85,7 +100,15 @@ public final class LoglikelihoodScorer {
             }
             start += b;
         }
+        for (int i = 0; i < padding; i++) {
+            model.logits(new int[1], 1, 1);
+        }
         return out;
+    }
+
+    /** Rows in the batch that starts at {@code start}: as many of its (longest) row's length as batchTokens holds, at least one. */
+    private int batchRows(List<Row> rows, int start) {
+        return Math.max(1, Math.min(rows.size() - start, batchTokens / rows.get(start).tokens.length));
     }
 
     /** Longest first; a request whose input is a prefix of a longer row's is read from that row. */

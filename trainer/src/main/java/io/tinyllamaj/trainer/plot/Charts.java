@@ -21,7 +21,7 @@ import java.util.Set;
 
 /**
  * PNG charts of a run's metrics.jsonl: loss with the validation loss (the mixture's and each
- * source's), learning rate, throughput. Validation points are drawn with markers: they are
+ * source's), the zero-shot tasks' accuracy when eval.tasks ran, learning rate, throughput. Validation points are drawn with markers: they are
  * sparse, and a run with one evaluation has a single point that a line alone would not show.
  */
 public final class Charts {
@@ -48,10 +48,19 @@ public final class Charts {
         List<Line> loss = new ArrayList<>();
         loss.add(new Line(series(records, "loss", "train loss"), false));
         loss.add(new Line(series(records, "val_loss", "validation loss"), true));
-        for (String source : perSourceNames(records)) {
+        for (String source : objectKeys(records, "val_loss_per_source")) {
             loss.add(new Line(series(records, "val_loss_per_source", source, "validation loss (" + source + ")"), true));
         }
         written.add(save(plots.resolve("loss.png"), "Loss", "cross-entropy", loss));
+        List<Line> tasks = new ArrayList<>();
+        for (String task : objectKeys(records, "task_acc")) {
+            // the metric TinyLlama's table reports: acc_norm where the harness has it, else acc
+            boolean norm = objectKeys(records, "task_acc_norm").contains(task);
+            tasks.add(new Line(series(records, norm ? "task_acc_norm" : "task_acc", task, task + (norm ? " (acc_norm)" : " (acc)")), true));
+        }
+        if (!tasks.isEmpty()) {
+            written.add(save(plots.resolve("tasks.png"), "Zero-shot tasks", "accuracy", tasks));
+        }
         written.add(save(plots.resolve("lr.png"), "Learning rate", "lr", List.of(new Line(series(records, "lr", "lr"), false))));
         written.add(save(plots.resolve("throughput.png"), "Throughput", "tokens/s",
                 List.of(new Line(series(records, "tokens_per_s", "tokens/s"), false))));
@@ -62,11 +71,11 @@ public final class Charts {
     private record Line(XYSeries series, boolean markers) {
     }
 
-    /** The sources named in any record's val_loss_per_source, in first-seen order. */
-    private static List<String> perSourceNames(List<JsonNode> records) {
+    /** The keys of any record's {@code object} (the sources of val_loss_per_source, the tasks of task_acc), in first-seen order. */
+    private static List<String> objectKeys(List<JsonNode> records, String object) {
         Set<String> names = new LinkedHashSet<>();
         for (JsonNode record : records) {
-            record.path("val_loss_per_source").fieldNames().forEachRemaining(names::add);
+            record.path(object).fieldNames().forEachRemaining(names::add);
         }
         return List.copyOf(names);
     }

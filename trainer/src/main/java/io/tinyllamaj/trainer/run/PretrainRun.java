@@ -124,6 +124,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 shape.tokensPerStep(), shape.microBatch(), shape.seqLen(), shape.accumulation(), shape.worldSize(),
                 strategy.name(), shape.maxSteps() * shape.tokensPerStep());
         LlamaModel.requireFits(backend, shape.model()); // an absurd shape is refused before data is prepared
+        TrainingTasks tasks = TrainingTasks.open(config, shape.model(), runDirectory, lead); // a bad task row too
         if (lead) {
             removeLeftovers(runDirectory, checkpoints); // first: on a full disk their space may be needed
             TrainingData.prepareMissing(config, log);
@@ -132,7 +133,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         try (TrainingData data = TrainingData.open(config, shape, strategy.rank(), log)) {
             LlamaModel model = new LlamaModel(backend, shape.model());
             try (Progress progress = Progress.create(config.train().startStep(), shape.maxSteps(), log)) {
-                Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, progress, stop, hooks, strategy);
+                Trainer trainer = new Trainer(config, shape, model, data.sampler(), checkpoints, progress, stop, hooks, strategy, tasks);
                 start(trainer, checkpoint, saved, progress);
                 if (lead) {
                     disk.replace(runDirectory.resolve(CONFIG), yaml.getBytes(StandardCharsets.UTF_8));

@@ -47,8 +47,8 @@ import java.util.OptionalInt;
  *   else AdamW(lr, gradients * min(1, clip / (norm + 1e-6)))   (torch's clip_grad_norm_), through
  *        strategy.step: all moments (ddp) or this rank's shard of them (fsdp, hybrid)
  * </pre>
- * then, at their intervals, a metrics line (rank 0), a validation pass over held-out blocks and
- * a checkpoint. SIGTERM/SIGINT on any rank end the run on every rank at the next step boundary
+ * then, at their intervals, a metrics line (rank 0), a validation pass over held-out blocks, the
+ * zero-shot tasks of eval.tasks ({@link TrainingTasks}) and a checkpoint. SIGTERM/SIGINT on any rank end the run on every rank at the next step boundary
  * with one checkpoint. Every decision (skip, stop, clip) is taken from values all ranks share.
  *
  * <p>Everything that decides the next step lives in a checkpoint: the fp32 weights, the
@@ -90,6 +90,7 @@ public final class Trainer {
     private final Tensor adamV;
     private final Double peakFlops;
     private final SpikeGuard spikes;
+    private final TrainingTasks tasks;
 
     private final int[] block;
     private final int[] tokens;
@@ -105,7 +106,7 @@ public final class Trainer {
     private boolean memoryReported; // this process's first step has printed and logged the memory account
 
     public Trainer(TrainingConfig config, RunShape shape, LlamaModel model, MixtureSampler sampler,
-                   CheckpointStore checkpoints, Progress progress, StopSignal stop, Hooks hooks, Strategy strategy) {
+                   CheckpointStore checkpoints, Progress progress, StopSignal stop, Hooks hooks, Strategy strategy, TrainingTasks tasks) {
         this.config = config;
         this.shape = shape;
         this.model = model;
@@ -116,6 +117,7 @@ public final class Trainer {
         this.stop = stop;
         this.hooks = hooks;
         this.strategy = strategy;
+        this.tasks = tasks;
         if (strategy.worldSize() != shape.worldSize()) {
             throw new IllegalArgumentException("the strategy has " + strategy.worldSize() + " ranks, the config "
                     + shape.worldSize());
@@ -281,18 +283,23 @@ public final class Trainer {
 
             boolean last = step == maxSteps;
             boolean logged = step % logInterval == 0 || last;
-            Validation validation = (evalInterval > 0 && step % evalInterval == 0) || (last && config.data().valBlocks() > 0)
-                    ? evaluate() : null;
+            // throughput counts training alone: the window closes before any evaluation
             double seconds = (System.nanoTime() - windowStart) / 1e9;
             double tokensPerSecond = windowTokens / Math.max(seconds, 1e-9);
+            boolean evaluating = (evalInterval > 0 && step % evalInterval == 0) || last;
+            Validation validation = evaluating && config.data().valBlocks() > 0 ? evaluate() : null;
+            TrainingTasks.Scores taskScores = evaluating && tasks.enabled() ? tasks.evaluate(model, strategy, shape.seqLen(), step) : null;
             progress.step(step, result.loss, result.lr, result.gradNorm, tokensPerSecond, logged);
-            if (logged || validation != null) {
-                metrics.write(metricsRecord(result, tokensPerSecond, validation));
+            if (logged || validation != null || taskScores != null) {
+                metrics.write(metricsRecord(result, tokensPerSecond, validation, taskScores));
                 windowStart = System.nanoTime();
                 windowTokens = 0;
             }
             if (validation != null) {
                 progress.message(String.format(Locale.ROOT, "step %d: val_loss %.4f", step, validation.loss()) + validation.perSourceText());
+            }
+            if (taskScores != null) {
+                progress.message(taskScores.text(step));
             }
             if (result.spike.spike()) {
                 progress.message(String.format(Locale.ROOT, "step %d: loss %.4f is a spike (above %.4f + %s x %.4f, the mean and "
@@ -470,7 +477,7 @@ public final class Trainer {
         }
     }
 
-    private ObjectNode metricsRecord(StepResult r, double tokensPerSecond, Validation validation) {
+    private ObjectNode metricsRecord(StepResult r, double tokensPerSecond, Validation validation, TrainingTasks.Scores taskScores) {
         ObjectNode record = MetricsLog.newRecord();
         record.put("step", step);
         record.put("loss", r.loss);
@@ -478,6 +485,9 @@ public final class Trainer {
             record.put("val_loss", validation.loss());
             ObjectNode perSource = record.putObject("val_loss_per_source");
             validation.perSource().forEach(perSource::put);
+        }
+        if (taskScores != null) {
+            taskScores.addTo(record);
         }
         record.put("lr", r.lr);
         record.put("grad_norm", r.gradNorm);

@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer.distributed;
 
 import io.tinyllamaj.kernels.cpu.CpuBackend;
+import io.tinyllamaj.trainer.TestRuns;
 import io.tinyllamaj.kernels.mpi.Launch;
 import io.tinyllamaj.kernels.nccl.Nccl;
 import io.tinyllamaj.kernels.nccl.NcclException;
@@ -40,7 +41,7 @@ class DistributedTest {
 
     @BeforeAll
     static void findMpirun() {
-        mpirun = onPath("mpirun");
+        mpirun = TestRuns.onPath("mpirun");
         if (!mpirun) {
             System.out.println("DistributedTest: mpirun not found on PATH; skipping the multi-rank tests "
                     + "(install openmpi-bin, as .ci/run does)");
@@ -169,18 +170,5 @@ class DistributedTest {
         } finally {
             Files.deleteIfExists(log);
         }
-    }
-
-    static boolean onPath(String program) {
-        String path = System.getenv("PATH");
-        if (path == null) {
-            return false;
-        }
-        for (String dir : path.split(java.io.File.pathSeparator)) {
-            if (Files.isExecutable(Path.of(dir, program))) {
-                return true;
-            }
-        }
-        return false;
     }
 }

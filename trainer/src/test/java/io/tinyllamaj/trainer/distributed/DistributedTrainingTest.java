@@ -60,7 +60,7 @@ class DistributedTrainingTest {
 
     @BeforeAll
     static void oneRankReference() throws Exception {
-        mpirun = DistributedTest.onPath("mpirun");
+        mpirun = TestRuns.onPath("mpirun");
         if (!mpirun) {
             System.out.println("DistributedTrainingTest: mpirun not found on PATH; skipping (install openmpi-bin, as .ci/run does)");
             return;
@@ -232,15 +232,9 @@ class DistributedTrainingTest {
     }
 
     private static Process start(Path dir, String... args) throws IOException {
-        List<String> command = new ArrayList<>(List.of("mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "--add-opens=java.base/java.nio=ALL-UNNAMED", "-Xmx512m", "-XX:+UseSerialGC",
-                "-cp", System.getProperty("java.class.path"), "io.tinyllamaj.trainer.cli.Main", "pretrain",
-                "--config", recipe.toString()));
-        command.addAll(List.of(args));
-        Path log = dir.resolve("mpirun.log");
-        return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        List<String> all = new ArrayList<>(List.of("--config", recipe.toString()));
+        all.addAll(List.of(args));
+        return TestRuns.mpirunPretrain(dir.resolve("mpirun.log"), 2, all.toArray(String[]::new)).start();
     }
 
     private static Launched launch(Path dir, String... args) throws IOException, InterruptedException {

@@ -15,7 +15,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
@@ -76,28 +75,8 @@ class EvalCommandTest {
         checkpoint = Checkpoints.write(ref, temp.resolve("hf"));
     }
 
-    /** The float64 log-likelihood of continuation after context, split as the harness splits it, scored alone. */
     private static double referenceLoglikelihood(String context, String continuation) {
-        String kept = context.stripTrailing();
-        continuation = context.substring(kept.length()) + continuation;
-        int[] contextIds = LLAMA2.encode(kept, false, false);
-        int[] whole = LLAMA2.encode(kept + continuation, false, false);
-        int[] input = Arrays.copyOf(contextIds, whole.length - 1);
-        System.arraycopy(whole, contextIds.length, input, contextIds.length, whole.length - 1 - contextIds.length);
-        double[] logits = ref.logits(input, 1, input.length);
-        int v = ref.c.vocabSize();
-        double sum = 0;
-        for (int p = contextIds.length - 1; p < input.length; p++) {
-            double max = Double.NEGATIVE_INFINITY, z = 0;
-            for (int j = 0; j < v; j++) {
-                max = Math.max(max, logits[p * v + j]);
-            }
-            for (int j = 0; j < v; j++) {
-                z += Math.exp(logits[p * v + j] - max);
-            }
-            sum += logits[p * v + whole[p + 1]] - max - Math.log(z);
-        }
-        return sum;
+        return HarnessReference.loglikelihood(ref, LLAMA2, context, continuation);
     }
 
     private static Path data(String name, Map<String, String> rows) throws IOException {
