@@ -195,6 +195,21 @@ public interface Backend extends AutoCloseable {
      */
     void crossEntropyForwardBackward(Tensor logits, Tensor losses, int[] targets, int n, int v, float gradScale);
 
+    /**
+     * {@link #crossEntropyForwardBackward} with PaLM's z-loss {@code zLoss * lse_i^2} (lse_i the
+     * logsumexp of row i) added to each counted row's objective: the gradient gains
+     * {@code 2 zLoss lse_i softmax * gradScale}; {@code logZ[i]} receives lse_i (0 where ignored),
+     * losses stay the cross-entropy. A backend without the fused term refuses a non-zero zLoss.
+     */
+    default void crossEntropyForwardBackward(Tensor logits, Tensor losses, int[] targets, int n, int v, float gradScale,
+                                             float zLoss, Tensor logZ) {
+        if (zLoss != 0f) {
+            throw new UnsupportedOperationException("z-loss is not implemented on this backend");
+        }
+        crossEntropyForwardBackward(logits, losses, targets, n, v, gradScale);
+        fill(logZ, 0f);
+    }
+
     /** losses only; logits unchanged. */
     void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v);
 

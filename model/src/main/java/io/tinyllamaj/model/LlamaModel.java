@@ -30,6 +30,7 @@ public final class LlamaModel {
     private Activations activations;
     private Tensor fullLogits;
     private Tensor decodeLogits;
+    private Tensor logZ;           // [b * t] logsumexp per position, with a z-loss only
     private Tensor operands;       // the parameters as matmuls read them (see operands()); null before the first forward
     private ParameterViews operandViews;
     private boolean operandsFresh; // operands hold the current parameters
@@ -157,12 +158,13 @@ public final class LlamaModel {
      * Bytes of what this model holds now, as its backend stores them ({@link Backend#bytes}). The
      * gradients and the activations count once they exist (after the first forward and backward);
      * the matmuls' copy only where it is one (the GPU's bf16 copy; the CPU's matmuls read the
-     * masters); the logits buffers of {@link #logits} and {@link #decode} count as activations.
+     * masters); the logits buffers of {@link #logits} and {@link #decode} and the z-loss's logsumexp
+     * row count as activations.
      */
     public ModelMemory memory() {
         long copy = operands == null || operands == parameters ? 0 : backend.bytes(operands);
         long saved = activations == null ? 0 : activations.bytes(backend);
-        for (Tensor logitsBuffer : new Tensor[] {fullLogits, decodeLogits}) {
+        for (Tensor logitsBuffer : new Tensor[] {fullLogits, decodeLogits, logZ}) {
             saved += logitsBuffer == null ? 0 : backend.bytes(logitsBuffer);
         }
         return new ModelMemory(backend.bytes(parameters), copy, gradients == null ? 0 : backend.bytes(gradients), saved);
@@ -288,7 +290,25 @@ public final class LlamaModel {
      * optimizer step for a mean loss). Returns the sum of the per-token losses.
      */
     public double forwardBackward(int[] tokens, int[] targets, int b, int t, float gradScale) {
+        return forwardBackward(tokens, targets, b, t, gradScale, 0f).crossEntropy();
+    }
+
+    /** Sums over the counted positions of a micro-batch: the cross-entropy, and the z-loss term zLoss * lse^2. */
+    public record Losses(double crossEntropy, double zLoss) {
+    }
+
+    /**
+     * {@link #forwardBackward(int[], int[], int, int, float)} with PaLM's z-loss of coefficient
+     * {@code zLoss} added to the objective (0: none); returns both sums.
+     */
+    public Losses forwardBackward(int[] tokens, int[] targets, int b, int t, float gradScale, float zLoss) {
         Activations a = activations(b, t, true);
+        if (zLoss != 0f && (logZ == null || logZ.length() != (long) b * t)) {
+            if (logZ != null) {
+                backend.release(logZ);
+            }
+            logZ = backend.allocate((long) b * t);
+        }
         forward(a, tokens);
         int dim = config.dim(), vocab = config.vocabSize();
         // The first backward after zeroGradients() overwrites each gradient on its first write; the
@@ -306,8 +326,13 @@ public final class LlamaModel {
         Tensor head = headOperand();
         Tensor headGradient = units == null ? grads().lmHead() : unitGradient(config.layers() + 1, layout.get("lm_head"));
         forEachLogitChunk(a, head, (rows, logits, start) -> {
-            backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows),
-                    rowsOf(targets, start, rows), rows, vocab, gradScale);
+            if (zLoss != 0f) {
+                backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows), rowsOf(targets, start, rows), rows, vocab,
+                        gradScale, zLoss, logZ.slice(start, rows));
+            } else {
+                backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows), rowsOf(targets, start, rows), rows, vocab,
+                        gradScale);
+            }
             backend.matmulBackward(a.dNorm.slice((long) start * dim, (long) rows * dim), headGradient, logits,
                     a.normFinal.slice((long) start * dim, (long) rows * dim), head, rows, dim, vocab,
                     !(write && start == 0 && !tied));
@@ -317,7 +342,13 @@ public final class LlamaModel {
         for (float loss : backend.download(a.losses)) {
             sum += loss;
         }
-        return sum;
+        double zSum = 0;
+        if (zLoss != 0f) {
+            for (float lse : backend.download(logZ)) {
+                zSum += (double) zLoss * lse * lse;
+            }
+        }
+        return new Losses(sum, zSum);
     }
 
     /** The targets of one logit chunk; the array itself when one chunk covers it (no copy per step). */

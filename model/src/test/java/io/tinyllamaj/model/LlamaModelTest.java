@@ -7,6 +7,7 @@ import io.tinyllamaj.model.hf.HfCheckpoint;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
@@ -65,9 +66,10 @@ class LlamaModelTest {
         assertEquals(ref.loss(in, targets, b, t), mean, 1e-5 * Math.abs(mean));
     }
 
+    /** Every weight's gradient of the mean loss (plus, with a z-loss coefficient, that times the mean lse^2). */
     @ParameterizedTest
-    @ValueSource(booleans = {false, true})
-    void everyGradientMatchesFiniteDifferencesOfTheReference(boolean tied) throws Exception {
+    @CsvSource({"false, 0", "true, 0", "false, 0.05"})
+    void everyGradientMatchesFiniteDifferencesOfTheReference(boolean tied, double zLoss) throws Exception {
         LlamaConfig c = tiny(tied);
         ReferenceLlama ref = new ReferenceLlama(c, 11);
         LlamaModel model = onCpu(ref);
@@ -75,8 +77,11 @@ class LlamaModelTest {
         int[] in = tokens(b * t, c.vocabSize(), 3), targets = tokens(b * t, c.vocabSize(), 4);
         targets[7] = -1;
         model.zeroGradients();
-        double lossSum = model.forwardBackward(in, targets, b, t, 1f / (b * t - 1));
-        assertEquals(ref.loss(in, targets, b, t), lossSum / (b * t - 1), 1e-5);
+        LlamaModel.Losses losses = model.forwardBackward(in, targets, b, t, 1f / (b * t - 1), (float) zLoss);
+        assertEquals(ref.loss(in, targets, b, t), losses.crossEntropy() / (b * t - 1), 1e-5);
+        assertEquals(zLoss * ref.meanSquaredLogZ(in, targets, b, t), losses.zLoss() / (b * t - 1), 1e-6 * (1 + zLoss * 100));
+        java.util.function.ToDoubleFunction<ReferenceLlama> objective = r -> r.loss(in, targets, b, t)
+                + (zLoss == 0 ? 0 : zLoss * r.meanSquaredLogZ(in, targets, b, t));
         float[] grads = model.backend().download(model.gradients());
         int q = c.heads() * c.headSize(), kv = c.kvHeads() * c.headSize();
         for (String name : ref.w.keySet()) {
@@ -85,9 +90,9 @@ class LlamaModelTest {
             for (int i = 0; i < w.length; i++) {
                 double saved = w[i], h = 1e-5;
                 w[i] = saved + h;
-                double plus = ref.loss(in, targets, b, t);
+                double plus = objective.applyAsDouble(ref);
                 w[i] = saved - h;
-                double minus = ref.loss(in, targets, b, t);
+                double minus = objective.applyAsDouble(ref);
                 w[i] = saved;
                 numeric[i] = (plus - minus) / (2 * h);
             }

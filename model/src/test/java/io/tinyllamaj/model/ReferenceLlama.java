@@ -109,6 +109,16 @@ public final class ReferenceLlama {
 
     /** Mean next-token cross-entropy over positions whose target is not negative. */
     public double loss(int[] tokens, int[] targets, int b, int t) {
+        return meanOverTargets(tokens, targets, b, t, (lse, targetLogit) -> lse - targetLogit);
+    }
+
+    /** Mean of logsumexp(logits)^2 over positions whose target is not negative: PaLM's z-loss before its coefficient. */
+    public double meanSquaredLogZ(int[] tokens, int[] targets, int b, int t) {
+        return meanOverTargets(tokens, targets, b, t, (lse, targetLogit) -> lse * lse);
+    }
+
+    /** The mean of {@code f(logsumexp of the position's logits, the target's logit)} over positions with a target. */
+    private double meanOverTargets(int[] tokens, int[] targets, int b, int t, java.util.function.DoubleBinaryOperator f) {
         double[] z = logits(tokens, b, t);
         int v = c.vocabSize();
         double sum = 0;
@@ -125,7 +135,7 @@ public final class ReferenceLlama {
             for (int j = 0; j < v; j++) {
                 s += Math.exp(z[i * v + j] - max);
             }
-            sum += Math.log(s) + max - z[i * v + targets[i]];
+            sum += f.applyAsDouble(Math.log(s) + max, z[i * v + targets[i]]);
             count++;
         }
         return sum / count;

@@ -133,7 +133,12 @@ class ConfigLoaderTest {
                 error(BASE.replace("max_steps: 10", "max_steps: 10, spike_window: 8, spike_sigma: 0")));
         assertEquals("config.yaml: train.spike_max_in_row must be at least 1, got 0",
                 error(BASE.replace("max_steps: 10", "max_steps: 10, spike_max_in_row: 0")));
+        assertEquals("config.yaml: train.z_loss must be 0 (off) or positive, got -1.0E-4",
+                error(BASE.replace("max_steps: 10", "max_steps: 10, z_loss: -1.0e-4")));
+        assertEquals("config.yaml: train.z_loss is computed by the CPU backend's cross-entropy only so far; set it to 0 on cuda",
+                error(BASE.replace("max_steps: 10", "max_steps: 10, z_loss: 1.0e-4, device: cuda")));
         TrainingConfig.Train defaults = ConfigLoader.parse("config.yaml", BASE, List.of()).config().train();
+        assertEquals(0.0, defaults.zLoss()); // off unless asked for
         assertEquals("per_step", defaults.lrSchedule());
         assertEquals(0, defaults.spikeWindow()); // off unless asked for
     }

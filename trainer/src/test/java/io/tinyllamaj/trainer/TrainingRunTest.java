@@ -82,6 +82,25 @@ class TrainingRunTest extends ReferenceRunBase {
         }
     }
 
+    /**
+     * train.z_loss: the first step's reported loss is the cross-entropy at the same initial
+     * weights, so it equals the reference's bit for bit; the z-loss term changes the gradient, so
+     * later losses differ; every record carries a positive z_loss.
+     */
+    @Test
+    void zLossIsLoggedApartAndChangesTheUpdates() throws Exception {
+        Path run = dir.resolve("z-loss");
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, null, "train.z_loss=0.01", "train.max_steps=4"));
+        List<JsonNode> withZ = MetricsLog.read(run.resolve(MetricsLog.FILE)), without = MetricsLog.read(reference.resolve(MetricsLog.FILE));
+        assertEquals(without.getFirst().get("loss").asDouble(), withZ.getFirst().get("loss").asDouble(), 0.0, "step 1: the same forward");
+        assertTrue(withZ.get(2).get("loss").asDouble() != without.get(2).get("loss").asDouble(), "step 3 follows other updates");
+        for (JsonNode record : withZ) {
+            double z = record.get("z_loss").asDouble();
+            assertTrue(z > 0 && Double.isFinite(z), "z_loss at step " + record.get("step") + ": " + z);
+        }
+        assertFalse(without.getFirst().has("z_loss"), "no z_loss field when it is off");
+    }
+
     /** A hook that asks the run to stop during the given 0-based step; the run stops after finishing it. */
     private static Trainer.Hooks stopDuring(StopSignal stop, long step) {
         return (s, model) -> {

@@ -162,6 +162,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void crossEntropyForwardBackward(Tensor logits, Tensor losses, int[] targets, int n, int v, float gradScale, float zLoss,
+                                            Tensor logZ) {
+        CrossEntropy.forwardBackward(of(logits), of(losses), targets, n, v, gradScale, zLoss, of(logZ));
+    }
+
+    @Override
     public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v) {
         CrossEntropy.forward(of(losses), of(logits), targets, n, v);
     }

@@ -201,6 +201,42 @@ class CpuOpsTest {
         assertEquals(Math.log(4), one.data()[0], 1e-7);
     }
 
+    /** PaLM's z-loss: the objective scale * sum(CE + c lse^2) differentiated numerically; lse written out; the loss stays CE. */
+    @Test
+    void crossEntropyWithZLossMatchesFiniteDifferences() {
+        int n = 4, v = 11;
+        int[] targets = {3, -1, 10, 0};
+        double scale = 0.25, c = 0.1;
+        double[] z = rounded(random(random, n * v, 4));
+        CpuTensor losses = zeros(n), logZ = tensor(new double[] {9, 9, 9, 9}), logits = tensor(z);
+        backend.crossEntropyForwardBackward(logits, losses, targets, n, v, (float) scale, (float) c, logZ);
+        assertClose("cross-entropy loss", crossEntropy(z, targets, n, v), losses.data(), 1e-6);
+        double[] lse = new double[n];
+        for (int i = 0; i < n; i++) {
+            double sum = 0;
+            for (int j = 0; j < v; j++) {
+                sum += Math.exp(z[i * v + j]);
+            }
+            lse[i] = targets[i] < 0 ? 0 : Math.log(sum);
+        }
+        assertClose("logsumexp", lse, logZ.data(), 1e-6);
+        double[] expected = numericGradient(z.clone(), x -> {
+            double[] ce = crossEntropy(x, targets, n, v);
+            double total = 0;
+            for (int i = 0; i < n; i++) {
+                if (targets[i] >= 0) {
+                    double sum = 0;
+                    for (int j = 0; j < v; j++) {
+                        sum += Math.exp(x[i * v + j]);
+                    }
+                    total += ce[i] + c * Math.log(sum) * Math.log(sum);
+                }
+            }
+            return scale * total;
+        });
+        assertClose("cross-entropy + z-loss gradient", expected, logits.data(), 1e-5);
+    }
+
     @Test
     void adamwFollowsTorchFormulaComputedByHand() {
         // One parameter, two steps, torch.optim.AdamW(lr=0.1, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1):

@@ -436,6 +436,10 @@ public final class ConfigLoader {
                 "must be 0 (off) or at least 2 steps, got " + t.spikeWindow());
         check.that(t.spikeSigma() > 0 && Double.isFinite(t.spikeSigma()), "train.spike_sigma", "must be positive, got " + t.spikeSigma());
         check.that(t.spikeMaxInRow() >= 1, "train.spike_max_in_row", "must be at least 1, got " + t.spikeMaxInRow());
+        check.that(t.zLoss() >= 0 && Double.isFinite(t.zLoss()), "train.z_loss", "must be 0 (off) or positive, got " + t.zLoss());
+        check.float32("train.z_loss", t.zLoss());
+        check.that(t.zLoss() == 0 || t.device().equals("cpu"), "train.z_loss",
+                "is computed by the CPU backend's cross-entropy only so far; set it to 0 on cuda");
 
         TrainingConfig.Data d = c.data();
         check.that(!d.sources().isEmpty(), "data.sources", "at least one source is required");

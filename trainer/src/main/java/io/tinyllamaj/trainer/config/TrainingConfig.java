@@ -110,16 +110,18 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
      * (TinyLlama's, of the micro-batch iteration; see {@code LearningRateSchedule}). The
      * loss-spike guard ({@code spikeWindow} 0: off) skips a step whose loss exceeds the mean of
      * the last {@code spikeWindow} applied steps by {@code spikeSigma} standard deviations, and
-     * {@code spikeMaxInRow} such steps in a row stop the run.
+     * {@code spikeMaxInRow} such steps in a row stop the run. {@code zLoss}: the coefficient of PaLM's
+     * auxiliary loss zLoss * logsumexp(logits)^2 per token (0: off; the reported loss stays the
+     * cross-entropy).
      */
     public record Train(Integer globalBatchSize, Long globalBatchTokens, Integer microBatchSize, Integer seqLen,
                         Long maxSteps, Long maxTokens, Double lr, Double minLr, Long warmupSteps, String decay,
                         Double beta1, Double beta2, Double eps, Double weightDecay, Double gradClip,
                         String precision, String attention, Long seed, String device, Long startStep, Integer maxSkippedSteps,
-                        String lrSchedule, Integer spikeWindow, Double spikeSigma, Integer spikeMaxInRow) {
+                        String lrSchedule, Integer spikeWindow, Double spikeSigma, Integer spikeMaxInRow, Double zLoss) {
 
         static final Train DEFAULTS = new Train(null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
 
         public Train {
             microBatchSize = microBatchSize != null ? microBatchSize : 1;
@@ -143,6 +145,7 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
             spikeWindow = spikeWindow != null ? spikeWindow : 0;
             spikeSigma = spikeSigma != null ? spikeSigma : 6.0;
             spikeMaxInRow = spikeMaxInRow != null ? spikeMaxInRow : 5;
+            zLoss = zLoss != null ? zLoss : 0.0;
         }
 
         /** The arithmetic the device runs: {@code auto} is fp32 on the CPU and bf16-mixed on cuda, the one each supports. */

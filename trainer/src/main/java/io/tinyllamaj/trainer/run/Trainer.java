@@ -39,7 +39,8 @@ import java.util.OptionalInt;
  *   lr = schedule(step)                          warmup + cosine, per step or per micro-batch iteration
  *   zero gradients
  *   repeat A times: this rank's next micro-batch; forward + backward, gradients accumulate
- *                   (dloss/dlogits scaled by 1/this rank's tokens of the step: its mean loss)
+ *                   (dloss/dlogits scaled by 1/this rank's tokens of the step: its mean loss;
+ *                   with train.z_loss the objective adds z_loss * logsumexp(logits)^2 per token)
  *   norm = ||gradients of the global mean loss||_2     strategy.afterBackward (all-reduce or
  *                                                      reduce-scatter, then / W)
  *   if any rank's loss or the norm is not finite: skip the update on every rank, count it
@@ -333,8 +334,12 @@ public final class Trainer {
                 : "none yet";
     }
 
-    /** @param spike the guard's verdict on the step (not a spike when the step was non-finite) */
-    private record StepResult(double loss, double gradNorm, double lr, int firstToken, boolean skipped, SpikeGuard.Verdict spike) {
+    /**
+     * @param loss  the mean cross-entropy
+     * @param zLoss the mean z-loss term (NaN when train.z_loss is off)
+     * @param spike the guard's verdict on the step (not a spike when the step was non-finite)
+     */
+    private record StepResult(double loss, double zLoss, double gradNorm, double lr, int firstToken, boolean skipped, SpikeGuard.Verdict spike) {
     }
 
     private StepResult trainStep() {
@@ -343,7 +348,7 @@ public final class Trainer {
         int microBatch = shape.microBatch(), seqLen = shape.seqLen();
         float gradScale = (float) (1.0 / shape.tokensPerRankStep());
         model.zeroGradients();
-        double lossSum = 0;
+        double lossSum = 0, zLossSum = 0;
         int firstToken = -1;
         for (int micro = 0; micro < shape.accumulation(); micro++) {
             for (int row = 0; row < microBatch; row++) {
@@ -354,12 +359,15 @@ public final class Trainer {
             if (micro == 0) {
                 firstToken = tokens[0];
             }
-            lossSum += model.forwardBackward(tokens, targets, microBatch, seqLen, gradScale);
+            LlamaModel.Losses losses = model.forwardBackward(tokens, targets, microBatch, seqLen, gradScale, t.zLoss().floatValue());
+            lossSum += losses.crossEntropy();
+            zLossSum += losses.zLoss();
         }
         hooks.afterBackward(step, model);
         double localLoss = hooks.loss(step, lossSum / shape.tokensPerRankStep());
         double gradNorm = Math.sqrt(strategy.afterBackward(model));
         double loss = strategy.meanOverRanks(localLoss);
+        double zLoss = t.zLoss() > 0 ? strategy.meanOverRanks(zLossSum / shape.tokensPerRankStep()) : Double.NaN;
         boolean nonFinite = strategy.anyRank(!Double.isFinite(localLoss) || !Double.isFinite(gradNorm));
         SpikeGuard.Verdict spike = nonFinite ? SpikeGuard.Verdict.NONE : spikes.judge(loss);
         boolean skipped = nonFinite || spike.spike();
@@ -381,7 +389,7 @@ public final class Trainer {
         }
         step++;
         tokensSeen += shape.tokensPerStep();
-        return new StepResult(loss, gradNorm, lr, firstToken, skipped, spike);
+        return new StepResult(loss, zLoss, gradNorm, lr, firstToken, skipped, spike);
     }
 
     /**
@@ -488,6 +496,9 @@ public final class Trainer {
         }
         if (taskScores != null) {
             taskScores.addTo(record);
+        }
+        if (config.train().zLoss() > 0) {
+            record.put("z_loss", r.zLoss);
         }
         record.put("lr", r.lr);
         record.put("grad_norm", r.gradNorm);
