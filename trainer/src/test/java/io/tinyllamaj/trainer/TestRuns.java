@@ -145,13 +145,19 @@ public final class TestRuns {
 
     /** {@code mpirun -np ranks} of {@code tinyllama pretrain ...} with this test's classpath, its output to {@code logFile}. */
     public static ProcessBuilder mpirunPretrain(Path logFile, int ranks, String... args) {
-        List<String> command = new ArrayList<>(List.of("mpirun", "--allow-run-as-root", "--oversubscribe", "-np", Integer.toString(ranks),
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        List<String> command = new ArrayList<>(List.of("mpirun", "--allow-run-as-root", "--oversubscribe", "-np", Integer.toString(ranks)));
+        command.addAll(rankPretrain(args));
+        return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(logFile.toFile());
+    }
+
+    /** One rank's command line for a launcher (mpirun, srun): {@code tinyllama pretrain ...} in a JVM with this test's classpath. */
+    public static List<String> rankPretrain(String... args) {
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
                 "--add-opens=java.base/java.nio=ALL-UNNAMED", "-Xmx512m", "-XX:+UseSerialGC",
                 "-cp", System.getProperty("java.class.path"), "io.tinyllamaj.trainer.cli.Main", "pretrain"));
         command.addAll(List.of(args));
-        return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(logFile.toFile());
+        return command;
     }
 
     /** Waits until metrics.jsonl of {@code run} reaches {@code step}; false if the process ended first. */
