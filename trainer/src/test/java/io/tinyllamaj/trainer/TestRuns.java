@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
 import io.tinyllamaj.trainer.run.MetricsLog;
 import io.tinyllamaj.trainer.run.PretrainRun;
 import io.tinyllamaj.trainer.run.StopSignal;
@@ -16,11 +17,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -191,5 +194,33 @@ public final class TestRuns {
             }
         }
         return false;
+    }
+
+    /** A copy of a run directory as it was after the checkpoint of {@code step}: later checkpoints removed. */
+    public static Path copyUpTo(Path run, Path copy, long step) throws IOException {
+        try (Stream<Path> walk = Files.walk(run)) {
+            for (Path p : walk.sorted(Comparator.naturalOrder()).toList()) {
+                Path target = copy.resolve(run.relativize(p).toString());
+                if (Files.isDirectory(p)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(p, target);
+                }
+            }
+        }
+        Path checkpoints = copy.resolve("checkpoints");
+        try (Stream<Path> entries = Files.list(checkpoints)) {
+            for (Path c : entries.filter(p -> p.getFileName().toString().startsWith("step-")).toList()) {
+                if (CheckpointStore.stepOf(c) > step) {
+                    try (Stream<Path> files = Files.walk(c)) {
+                        for (Path f : files.sorted(Comparator.reverseOrder()).toList()) {
+                            Files.delete(f);
+                        }
+                    }
+                }
+            }
+        }
+        Files.writeString(checkpoints.resolve(CheckpointStore.LATEST), CheckpointStore.name(step) + "\n");
+        return copy;
     }
 }

@@ -141,7 +141,8 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 long started = System.nanoTime();
                 Trainer.Outcome outcome;
                 try (MetricsLog metrics = lead ? MetricsLog.open(runDirectory, trainer.step(), saved.isPresent(), disk,
-                        config.logging().tensorboard() ? TensorBoardLog.open(runDirectory, disk, log) : TensorBoardLog.none())
+                        config.logging().tensorboard() ? TensorBoardLog.open(runDirectory, disk, log, saved.isPresent() ? trainer.step() : 0)
+                        : TensorBoardLog.none())
                         : MetricsLog.discard()) {
                     outcome = trainer.run(metrics);
                 }

@@ -30,6 +30,8 @@ public final class TensorBoardLog implements AutoCloseable {
     static final String FILE_PREFIX = "events.out.tfevents.";
     private static final String FILE_VERSION = "brain.Event:2";
     private static final int MASK_DELTA = 0xa282ead8;
+    /** SessionLog{status = 1 (varint) START = 1}. */
+    private static final byte[] SESSION_START = {1 << 3, 1};
 
     private final Path file;
     private final PrintStream log;
@@ -48,6 +50,17 @@ public final class TensorBoardLog implements AutoCloseable {
 
     /** Opens a new event file under {@code <runDirectory>/tb/}; a failure is reported on {@code log} and writes nothing. */
     public static TensorBoardLog open(Path runDirectory, DurableFiles disk, PrintStream log) {
+        return open(runDirectory, disk, log, 0);
+    }
+
+    /**
+     * As {@link #open(Path, DurableFiles, PrintStream)} for a run that continues after step
+     * {@code resumedAt} (0: a new run). A resumed run's file begins with a SessionLog START at
+     * its first step: TensorBoard then drops the points at and after that step from the files
+     * before it (what an earlier process logged past its last checkpoint), as metrics.jsonl
+     * was cut back to the checkpoint.
+     */
+    public static TensorBoardLog open(Path runDirectory, DurableFiles disk, PrintStream log, long resumedAt) {
         Path directory = runDirectory.resolve(DIRECTORY);
         String base = FILE_PREFIX + System.currentTimeMillis() / 1000 + "." + hostName();
         Path file = directory.resolve(base);
@@ -60,6 +73,9 @@ public final class TensorBoardLog implements AutoCloseable {
             DurableFiles.createDirectories(directory);
             tensorboard.out = disk.binaryAppender(file);
             tensorboard.append(event(wallTime(), 0, field(3, FILE_VERSION.getBytes(StandardCharsets.UTF_8))));
+            if (resumedAt > 0) {
+                tensorboard.append(event(wallTime(), resumedAt + 1, field(7, SESSION_START)));
+            }
         } catch (IOException e) {
             tensorboard.fail(e);
         }
@@ -116,7 +132,7 @@ public final class TensorBoardLog implements AutoCloseable {
         return ((value >>> 15) | (value << 17)) + MASK_DELTA;
     }
 
-    /** Event{wall_time = 1 (double), step = 2 (int64), then one more field (file_version or summary)}. */
+    /** Event{wall_time = 1 (double), step = 2 (int64), then one more field (file_version 3, summary 5 or session_log 7)}. */
     private static byte[] event(double wallTime, long step, byte[] what) {
         ByteArrayOutputStream event = new ByteArrayOutputStream();
         event.write(1 << 3 | 1);

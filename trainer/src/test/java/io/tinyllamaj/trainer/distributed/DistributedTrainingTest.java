@@ -16,11 +16,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -95,14 +93,14 @@ class DistributedTrainingTest {
         assertEquals(0, run.exitCode(), run.output());
         assertClose("hybrid (2 simulated nodes of 1 rank), 2 ranks vs 1", single, hybrid, 1);
 
-        Path onTwo = copyUpTo(fsdp, dir.resolve("fsdp-resumed-on-2"), 8);
+        Path onTwo = TestRuns.copyUpTo(fsdp, dir.resolve("fsdp-resumed-on-2"), 8);
         run = launch(dir, "--out", onTwo.toString(), "--resume", "auto", "--set", "distributed.strategy=fsdp",
                 "--set", "checkpoint.keep_last=10");
         assertEquals(0, run.exitCode(), run.output());
         assertTrue(run.output().contains("resumed from") && run.output().contains("at step 8"), run.output());
         TestRuns.assertSameRun(fsdp, onTwo);
 
-        Path onOne = copyUpTo(fsdp, dir.resolve("fsdp-resumed-on-1"), 8);
+        Path onOne = TestRuns.copyUpTo(fsdp, dir.resolve("fsdp-resumed-on-1"), 8);
         assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, onOne, "auto", ONE_RANK_MICRO_BATCH, "distributed.strategy=fsdp",
                 "checkpoint.keep_last=10"));
         assertClose("fsdp 2 ranks -> resumed on 1 at step 8, vs 2 ranks uninterrupted", fsdp, onOne, 9);
@@ -198,34 +196,6 @@ class DistributedTrainingTest {
         assertTrue(x.getLast().path("loss").asDouble() < x.getFirst().path("loss").asDouble() - 0.05,
                 what + ": the loss must fall, or the comparison proves little");
         System.out.printf(Locale.ROOT, "%s: steps %d-%d, worst relative loss difference %.2e%n", what, fromStep, STEPS, worst);
-    }
-
-    /** A copy of a run directory as it was after the checkpoint of {@code step}: later checkpoints removed. */
-    private static Path copyUpTo(Path run, Path copy, long step) throws IOException {
-        try (Stream<Path> walk = Files.walk(run)) {
-            for (Path p : walk.sorted(Comparator.naturalOrder()).toList()) {
-                Path target = copy.resolve(run.relativize(p).toString());
-                if (Files.isDirectory(p)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(p, target);
-                }
-            }
-        }
-        Path checkpoints = copy.resolve("checkpoints");
-        try (Stream<Path> entries = Files.list(checkpoints)) {
-            for (Path c : entries.filter(p -> p.getFileName().toString().startsWith("step-")).toList()) {
-                if (CheckpointStore.stepOf(c) > step) {
-                    try (Stream<Path> files = Files.walk(c)) {
-                        for (Path f : files.sorted(Comparator.reverseOrder()).toList()) {
-                            Files.delete(f);
-                        }
-                    }
-                }
-            }
-        }
-        Files.writeString(checkpoints.resolve(CheckpointStore.LATEST), CheckpointStore.name(step) + "\n");
-        return copy;
     }
 
     record Launched(int exitCode, String output) {

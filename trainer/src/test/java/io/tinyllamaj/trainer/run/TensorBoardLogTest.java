@@ -34,10 +34,11 @@ class TensorBoardLogTest {
     @TempDir
     static Path shared;
     static Path run;
+    static Path recipe;
 
     @BeforeAll
     static void shortRun() throws Exception {
-        Path recipe = TestRuns.writeRecipe(shared, "test-tiny", 61, 16, 2, 4, 8, "");
+        recipe = TestRuns.writeRecipe(shared, "test-tiny", 61, 16, 2, 4, 8, "");
         run = shared.resolve("run");
         TestRuns.pretrain(recipe, run, null, "logging.tensorboard=true");
     }
@@ -70,6 +71,45 @@ class TensorBoardLogTest {
             }
         }
         assertEquals(2, evals, "validation every 4 of 8 steps");
+    }
+
+    /**
+     * A run resumed from its step-4 checkpoint with another LR (so its steps 5-8 differ from the
+     * first process's): the new file starts with a SessionLog START at step 5, and the curve
+     * TensorBoard shows (each START drops the points at or after its step that earlier files
+     * hold) is exactly the resumed run's metrics.jsonl.
+     */
+    @Test
+    void aResumedRunsFileStartsASessionThatReplacesTheOrphanedSteps() throws Exception {
+        Path resumed = TestRuns.copyUpTo(run, shared.resolve("resumed"), 4);
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, resumed, "auto", "logging.tensorboard=true", "train.lr=5.0e-3"));
+        List<Path> files;
+        try (Stream<Path> listed = Files.list(resumed.resolve(TensorBoardLog.DIRECTORY))) {
+            files = listed.sorted().toList(); // TensorBoard reads a folder's event files in name order
+        }
+        assertEquals(2, files.size(), files.toString());
+        List<Event> second = Decoder.read(Files.readAllBytes(files.get(1)));
+        assertEquals("brain.Event:2", second.getFirst().fileVersion);
+        assertEquals(1, second.get(1).sessionStatus, "START");
+        assertEquals(5, second.get(1).step);
+
+        java.util.TreeMap<Long, Float> shown = new java.util.TreeMap<>();
+        for (Path file : files) {
+            for (Event event : Decoder.read(Files.readAllBytes(file))) {
+                if (event.sessionStatus == 1) {
+                    shown.tailMap(event.step, true).clear();
+                } else if (event.values.containsKey("loss")) {
+                    shown.put(event.step, event.values.get("loss"));
+                }
+            }
+        }
+        java.util.TreeMap<Long, Float> expected = new java.util.TreeMap<>();
+        for (JsonNode record : MetricsLog.read(resumed.resolve(MetricsLog.FILE))) {
+            expected.put(record.get("step").asLong(), (float) record.get("loss").asDouble());
+        }
+        assertEquals(expected, shown);
+        List<JsonNode> first = MetricsLog.read(run.resolve(MetricsLog.FILE));
+        assertTrue((float) first.get(6).get("loss").asDouble() != expected.get(7L), "the resumed steps differ from the first process's");
     }
 
     @Test
@@ -107,7 +147,8 @@ class TensorBoardLogTest {
         }
     }
 
-    record Event(double wallTime, long step, String fileVersion, Map<String, Float> values) {
+    /** @param sessionStatus SessionLog's status (1: START), 0 without a session_log */
+    record Event(double wallTime, long step, String fileVersion, int sessionStatus, Map<String, Float> values) {
     }
 
     /** TFRecord and the Event protobuf, decoded from their specifications. */
@@ -173,6 +214,7 @@ class TensorBoardLogTest {
             double wall = 0;
             long step = 0;
             String version = null;
+            int sessionStatus = 0;
             Map<String, Float> values = new LinkedHashMap<>();
             while (r.more()) {
                 long key = r.varint();
@@ -183,6 +225,11 @@ class TensorBoardLogTest {
                     step = r.varint();
                 } else if (field == 3 && type == 2) {
                     version = r.string();
+                } else if (field == 7 && type == 2) {
+                    Reader session = r.message();
+                    if (session.varint() != (1 << 3) || (sessionStatus = (int) session.varint()) < 0 || session.more()) {
+                        throw new IOException("session_log other than a status");
+                    }
                 } else if (field == 5 && type == 2) {
                     Reader summary = r.message();
                     while (summary.more()) {
@@ -210,7 +257,7 @@ class TensorBoardLogTest {
                     throw new IOException("event field " + field + " type " + type);
                 }
             }
-            return new Event(wall, step, version, values);
+            return new Event(wall, step, version, sessionStatus, values);
         }
 
         private static final class Reader {
