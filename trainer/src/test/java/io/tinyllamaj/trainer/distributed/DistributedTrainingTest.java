@@ -106,6 +106,29 @@ class DistributedTrainingTest {
         assertClose("fsdp 2 ranks -> resumed on 1 at step 8, vs 2 ranks uninterrupted", fsdp, onOne, 9);
     }
 
+    /**
+     * Three ranks: test-small with a 257-token vocabulary has parameters that do not divide by 3
+     * (the last rank's shard is longer),
+     * and the 4 held-out blocks make 2 validation micro-batches, so rank 2 has none and runs a
+     * padding forward to keep the fully sharded forwards collective. Against one rank with the
+     * same 6 sequences a step.
+     */
+    @Test
+    void threeRanksWithUnevenShardsAndAShortValidationRankMatchOneRank(@TempDir Path dir) throws Exception {
+        Assumptions.assumeTrue(mpirun, "mpirun not found on PATH (install openmpi-bin)");
+        long parameters = TEST_SMALL_PARAMETERS + 2 * 64; // a 257th token in the embedding and the head
+        assertTrue(parameters % 3 != 0, "the shards are uneven");
+        Path one = dir.resolve("one");
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, one, null, "model.vocab_size=257",
+                "train.global_batch_size=6", "train.micro_batch_size=6"));
+        Path three = dir.resolve("three");
+        Launched run = launch(dir, 3, "--out", three.toString(), "--set", "distributed.strategy=fsdp", "--set", "model.vocab_size=257",
+                "--set", "train.global_batch_size=6", "--set", "distributed.collective_timeout_s=60");
+        assertEquals(0, run.exitCode(), run.output());
+        assertClose("fsdp, 3 ranks vs 1", one, three, 1);
+        assertMemory(three, 3, 3, true, parameters);
+    }
+
     @Test
     void sigtermToOneRankStopsBothWithOneCheckpointAndTheRunResumesExactly(@TempDir Path dir) throws Exception {
         Assumptions.assumeTrue(mpirun, "mpirun not found on PATH (install openmpi-bin)");
@@ -154,16 +177,21 @@ class DistributedTrainingTest {
      * parameter buffers and one gradient buffer of the largest unit.
      */
     static void assertMemory(Path run, int ranks, int shards, boolean fullySharded) throws IOException {
+        assertMemory(run, ranks, shards, fullySharded, TEST_SMALL_PARAMETERS);
+    }
+
+    /** {@link #assertMemory(Path, int, int, boolean)} for test-small with another vocabulary: {@code parameters} in all. */
+    static void assertMemory(Path run, int ranks, int shards, boolean fullySharded, long parameters) throws IOException {
         List<JsonNode> records = MetricsLog.readMemory(run.resolve(MetricsLog.FILE));
         assertEquals(ranks, records.size(), run + ": one memory record per rank");
         for (int rank = 0; rank < ranks; rank++) {
             RankMemory memory = RankMemory.fromRecord(records.get(rank));
             assertEquals(rank, records.get(rank).path("rank").asInt());
-            long q = TEST_SMALL_PARAMETERS / shards;
-            long own = rank % shards == shards - 1 ? TEST_SMALL_PARAMETERS - (shards - 1) * q : q;
+            long q = parameters / shards;
+            long own = rank % shards == shards - 1 ? parameters - (shards - 1) * q : q;
             assertEquals(own * 8, memory.optimizer(), run + ", rank " + rank);
             assertEquals(shards, memory.optimizerShards(), run + ", rank " + rank);
-            long held = fullySharded ? own : TEST_SMALL_PARAMETERS;
+            long held = fullySharded ? own : parameters;
             assertEquals(held * 4, memory.parameters(), run + ", rank " + rank);
             assertEquals(held * 4, memory.gradients(), run + ", rank " + rank);
             assertEquals(fullySharded ? 3 * TEST_SMALL_BLOCK * 4 : 0, memory.gatheredBlocks(), run + ", rank " + rank);
@@ -202,13 +230,21 @@ class DistributedTrainingTest {
     }
 
     private static Process start(Path dir, String... args) throws IOException {
+        return start(dir, 2, args);
+    }
+
+    private static Process start(Path dir, int ranks, String... args) throws IOException {
         List<String> all = new ArrayList<>(List.of("--config", recipe.toString()));
         all.addAll(List.of(args));
-        return TestRuns.mpirunPretrain(dir.resolve("mpirun.log"), 2, all.toArray(String[]::new)).start();
+        return TestRuns.mpirunPretrain(dir.resolve("mpirun.log"), ranks, all.toArray(String[]::new)).start();
     }
 
     private static Launched launch(Path dir, String... args) throws IOException, InterruptedException {
-        Process process = start(dir, args);
+        return launch(dir, 2, args);
+    }
+
+    private static Launched launch(Path dir, int ranks, String... args) throws IOException, InterruptedException {
+        Process process = start(dir, ranks, args);
         Path log = dir.resolve("mpirun.log");
         if (!process.waitFor(120, TimeUnit.SECONDS)) {
             process.descendants().forEach(ProcessHandle::destroyForcibly);
