@@ -43,7 +43,7 @@ public final class Nccl {
             MemoryLayout.sequenceLayout(UNIQUE_ID_BYTES, JAVA_BYTE).withName("internal"));
 
     private final MethodHandle getVersion, getUniqueId, commInitRank, commDestroy, commAbort, commGetAsyncError,
-            allReduce, reduceScatter, allGather, broadcast, groupStart, groupEnd, getErrorString, getLastError;
+            allReduce, reduce, reduceScatter, allGather, broadcast, groupStart, groupEnd, getErrorString, getLastError;
 
     private Nccl(SymbolLookup lib) {
         getVersion = status(lib, "ncclGetVersion", ADDRESS);
@@ -53,6 +53,7 @@ public final class Nccl {
         commAbort = status(lib, "ncclCommAbort", ADDRESS);
         commGetAsyncError = status(lib, "ncclCommGetAsyncError", ADDRESS, ADDRESS);
         allReduce = status(lib, "ncclAllReduce", ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS);
+        reduce = status(lib, "ncclReduce", ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS);
         reduceScatter = status(lib, "ncclReduceScatter", ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS);
         allGather = status(lib, "ncclAllGather", ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS);
         broadcast = status(lib, "ncclBroadcast", ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS);
@@ -145,6 +146,11 @@ public final class Nccl {
 
     public void allReduce(long send, long recv, long count, int type, int op, MemorySegment comm, MemorySegment stream) {
         check("ncclAllReduce", comm, allReduce, address(send), address(recv), count, type, op, comm, stream);
+    }
+
+    /** root's recv = the sum (op) over ranks of send; recv is used on root only. In place when send == recv. */
+    public void reduce(long send, long recv, long count, int type, int op, int root, MemorySegment comm, MemorySegment stream) {
+        check("ncclReduce", comm, reduce, address(send), address(recv), count, type, op, root, comm, stream);
     }
 
     /** recvCount elements per rank; send holds ranks x recvCount. In place when recv == send + rank * recvCount elements. */

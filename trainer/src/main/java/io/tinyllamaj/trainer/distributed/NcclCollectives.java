@@ -83,6 +83,14 @@ public final class NcclCollectives implements Collectives {
     }
 
     @Override
+    public void reduceSum(Tensor t, int root) {
+        CudaTensor d = device(t);
+        backend.synchronize();
+        nccl.reduce(d.address(), d.address(), d.length(), Nccl.FLOAT32, Nccl.SUM, root, comm, stream);
+        finish();
+    }
+
+    @Override
     public void reduceScatterSum(Tensor buffer) {
         inOneGroup(buffer,
                 (base, q) -> nccl.reduceScatter(base, base + rank() * q * Float.BYTES, q, Nccl.FLOAT32, Nccl.SUM, comm, stream),
