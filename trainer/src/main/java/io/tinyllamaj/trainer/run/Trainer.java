@@ -289,7 +289,13 @@ public final class Trainer {
             double tokensPerSecond = windowTokens / Math.max(seconds, 1e-9);
             boolean evaluating = (evalInterval > 0 && step % evalInterval == 0) || last;
             Validation validation = evaluating && config.data().valBlocks() > 0 ? evaluate() : null;
-            TrainingTasks.Scores taskScores = evaluating && tasks.enabled() ? tasks.evaluate(model, strategy, shape.seqLen(), step) : null;
+            TrainingTasks.Scores taskScores = null;
+            if (evaluating && tasks.enabled()) {
+                taskScores = tasks.evaluate(model, strategy, shape.seqLen(), step, () -> strategy.anyRank(stop.requested())).orElse(null);
+                if (taskScores == null) {
+                    progress.message("step " + step + ": task evaluation abandoned: a stop was requested");
+                }
+            }
             progress.step(step, result.loss, result.lr, result.gradNorm, tokensPerSecond, logged);
             if (logged || validation != null || taskScores != null) {
                 metrics.write(metricsRecord(result, tokensPerSecond, validation, taskScores));

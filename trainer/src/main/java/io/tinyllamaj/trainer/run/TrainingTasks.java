@@ -23,6 +23,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
+import java.util.function.BooleanSupplier;
 
 /**
  * {@code eval.tasks} during training: the items are read and checked when the run starts (a bad
@@ -107,12 +109,19 @@ final class TrainingTasks {
     /**
      * Scores every task on the model as it is at {@code step}, the items shared over the
      * strategy's ranks. Requests are batched up to one training sequence of tokens per forward.
+     * Before each task the ranks ask {@code stopRequested} (a decision they share): a stop
+     * abandons the evaluation (empty), so a SIGTERM waits for one task at most before the
+     * checkpoint, not for all of them.
      */
-    Scores evaluate(LlamaModel model, Strategy strategy, int seqLen, long step) throws IOException {
+    Optional<Scores> evaluate(LlamaModel model, Strategy strategy, int seqLen, long step, BooleanSupplier stopRequested)
+            throws IOException {
         long started = System.nanoTime();
         TaskEvaluation evaluation = new TaskEvaluation(model, tokenizer, seqLen, false);
         List<TaskEvaluation.Outcome> outcomes = new ArrayList<>();
         for (int i = 0; i < tasks.size(); i++) {
+            if (stopRequested.getAsBoolean()) {
+                return Optional.empty();
+            }
             outcomes.add(evaluation.run(tasks.get(i), items.get(i), EvalProgress.quiet(), strategy.world()));
         }
         if (writes) {
@@ -128,6 +137,7 @@ final class TrainingTasks {
             report.put("batch_tokens", seqLen);
             EvalReport.write(runDirectory.resolve(DIRECTORY).resolve(CheckpointStore.name(step)), outcomes, report);
         }
-        return new Scores(outcomes.stream().map(TaskEvaluation.Outcome::result).toList(), (System.nanoTime() - started) / 1e9);
+        return Optional.of(new Scores(outcomes.stream().map(TaskEvaluation.Outcome::result).toList(),
+                (System.nanoTime() - started) / 1e9));
     }
 }

@@ -115,6 +115,29 @@ class TrainingTasksTest {
         assertTasksMatchReference(run, dir, List.of(2L, 4L));
     }
 
+    /** SIGTERM during the step before an evaluation: the tasks are skipped and the checkpoint comes at once. */
+    @Test
+    void aStopRequestedBeforeTheTasksSkipsThemAndCheckpoints(@TempDir Path dir) throws Exception {
+        Path run = dir.resolve("run");
+        StopSignal stop = StopSignal.none();
+        Trainer.Hooks sigtermInStep2 = (step, model) -> {
+            if (step == 1) { // 0-based: the step that ends at 2, an evaluation step
+                stop.request("SIGTERM");
+            }
+        };
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        assertEquals(Trainer.Outcome.STOPPED, TestRuns.pretrain(recipe, run, null, stop, sigtermInStep2, log, overrides()));
+        String output = log.toString(StandardCharsets.UTF_8);
+        assertTrue(output.contains("step 2: task evaluation abandoned: a stop was requested"), output);
+        assertFalse(output.contains("step 2: tasks "), output);
+        JsonNode step2 = MetricsLog.read(run.resolve(MetricsLog.FILE)).getLast();
+        assertEquals(2, step2.get("step").asInt());
+        assertFalse(step2.has("task_acc"), step2.toString());
+        assertTrue(step2.has("val_loss"), "validation still ran");
+        assertEquals(CheckpointStore.name(2), Files.readString(run.resolve("checkpoints").resolve(CheckpointStore.LATEST)).trim());
+        assertFalse(Files.exists(run.resolve(TrainingTasks.DIRECTORY).resolve(CheckpointStore.name(2))), "no report for step 2");
+    }
+
     @Test
     void aBadTaskRowStopsTheRunBeforeItsFirstStep(@TempDir Path dir) throws IOException {
         Path bad = Files.createDirectories(dir.resolve("bad"));
