@@ -1,16 +1,20 @@
 package io.tinyllamaj.trainer.plot;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.tinyllamaj.files.DurableFiles;
 import io.tinyllamaj.trainer.run.MetricsLog;
 import org.jfree.chart.ChartFactory;
 import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.axis.NumberAxis;
 import org.jfree.chart.plot.PlotOrientation;
+import org.jfree.chart.plot.XYPlot;
 import org.jfree.chart.renderer.xy.XYLineAndShapeRenderer;
 import org.jfree.data.xy.XYSeries;
 import org.jfree.data.xy.XYSeriesCollection;
 
+import java.awt.BasicStroke;
+import java.awt.Color;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -28,6 +32,10 @@ public final class Charts {
 
     private static final int WIDTH = 900;
     private static final int HEIGHT = 500;
+    /** Dark, distinct colours that read on white (JFreeChart's defaults include yellow on grey). */
+    private static final Color[] PALETTE = {new Color(0xd62728), new Color(0x1f77b4), new Color(0x2ca02c), new Color(0xff7f0e),
+            new Color(0x9467bd), new Color(0x8c564b), new Color(0xe377c2), new Color(0x17becf)};
+    private static final Color GRID = new Color(0xdddddd);
 
     private Charts() {
     }
@@ -113,12 +121,21 @@ public final class Charts {
         }
         JFreeChart chart = ChartFactory.createXYLineChart(title, "step", yLabel, data, PlotOrientation.VERTICAL,
                 true, false, false);
-        XYLineAndShapeRenderer renderer = (XYLineAndShapeRenderer) chart.getXYPlot().getRenderer();
+        XYPlot plot = chart.getXYPlot();
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setDomainGridlinePaint(GRID);
+        plot.setRangeGridlinePaint(GRID);
+        XYLineAndShapeRenderer renderer = (XYLineAndShapeRenderer) plot.getRenderer();
         for (int i = 0; i < markers.size(); i++) {
             renderer.setSeriesShapesVisible(i, markers.get(i));
+            renderer.setSeriesPaint(i, PALETTE[i % PALETTE.length]);
+            renderer.setSeriesStroke(i, new BasicStroke(2f));
         }
         ((NumberAxis) chart.getXYPlot().getRangeAxis()).setAutoRangeIncludesZero(false);
-        ChartUtils.saveChartAsPNG(file.toFile(), chart, WIDTH, HEIGHT);
+        // replaced whole: a crash mid-write never leaves a torn chart beside a good one
+        java.io.ByteArrayOutputStream png = new java.io.ByteArrayOutputStream();
+        ChartUtils.writeChartAsPNG(png, chart, WIDTH, HEIGHT);
+        DurableFiles.SYSTEM.replace(file, png.toByteArray());
         return file;
     }
 }
