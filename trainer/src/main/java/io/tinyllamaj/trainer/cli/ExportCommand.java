@@ -1,5 +1,6 @@
 package io.tinyllamaj.trainer.cli;
 
+import io.tinyllamaj.files.DurableFiles;
 import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.model.LlamaConfig;
 import io.tinyllamaj.model.LlamaModel;
@@ -14,13 +15,15 @@ import picocli.CommandLine.Option;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /**
  * {@code tinyllama export}: a training checkpoint's weights as a Hugging Face Llama checkpoint;
  * ours (a run or one of its checkpoints) or a lit-gpt {@code .pth} file as TinyLlama's pretrain
- * script writes it, whose shape comes from --model-config, --preset or its hparams.
+ * script writes it, whose shape comes from --model-config, --preset or its hparams. A Hugging
+ * Face directory (pytorch_model.bin or safetensors) is rewritten as safetensors in --dtype.
  */
 @Command(name = "export", mixinStandardHelpOptions = true,
         description = "Write a checkpoint's weights in the Hugging Face layout (config.json + safetensors).")
@@ -30,7 +33,8 @@ public final class ExportCommand implements Callable<Integer> {
 
     @Option(names = "--checkpoint", required = true, paramLabel = "DIR",
             description = "A checkpoint (<run>/checkpoints/step-N), a run directory (its newest complete checkpoint) "
-                    + "or a lit-gpt training checkpoint file (iter-N-ckpt.pth).")
+                    + "a lit-gpt training checkpoint file (iter-N-ckpt.pth), or a Hugging Face directory (pytorch_model.bin "
+                    + "or safetensors) to rewrite as safetensors.")
     private Path checkpoint;
 
     @Option(names = "--model-config", paramLabel = "CONFIG_JSON",
@@ -61,9 +65,7 @@ public final class ExportCommand implements Callable<Integer> {
                     + " is a directory, whose checkpoint carries its shape");
         }
         if (HfCheckpoint.isCheckpoint(checkpoint)) {
-            throw new IllegalArgumentException(checkpoint + " is a Hugging Face checkpoint directory (config.json and weights), not a "
-                    + "training checkpoint: export takes a run directory or one of its checkpoints (<run>/checkpoints/step-N); "
-                    + "score, generate and pretrain --init-from read " + checkpoint + " as it is");
+            return convertHuggingFace(type);
         }
         Path source = checkpoint;
         if (Files.isDirectory(checkpoint.resolve("checkpoints"))) {
@@ -78,6 +80,34 @@ public final class ExportCommand implements Callable<Integer> {
             HfCheckpoint.save(model, out, type, MAX_SHARD_BYTES);
         }
         System.out.println("exported " + source + " (" + config.name() + ", " + type + ") to " + out);
+        return 0;
+    }
+
+    /** Files of a Hugging Face directory that travel with its weights (the tokenizer and generation defaults). */
+    private static final List<String> COMPANION_FILES = List.of("tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+            "special_tokens_map.json", "generation_config.json");
+
+    /**
+     * A Hugging Face directory (pytorch_model.bin, as TinyLlama's intermediate checkpoints come,
+     * or safetensors) rewritten as safetensors in --dtype, with its tokenizer files.
+     */
+    private int convertHuggingFace(SafeTensors.DType type) throws IOException {
+        if (Files.exists(out) && Files.isSameFile(out, checkpoint)) {
+            throw new IllegalArgumentException("--out " + out + " is the checkpoint directory itself; choose another");
+        }
+        boolean torch = !Files.isRegularFile(checkpoint.resolve(HfCheckpoint.SINGLE))
+                && !Files.isRegularFile(checkpoint.resolve(HfCheckpoint.INDEX));
+        try (CpuBackend backend = new CpuBackend()) {
+            LlamaModel model = HfCheckpoint.load(checkpoint, backend);
+            HfCheckpoint.save(model, out, type, MAX_SHARD_BYTES);
+            for (String name : COMPANION_FILES) {
+                if (Files.isRegularFile(checkpoint.resolve(name))) {
+                    DurableFiles.SYSTEM.replace(out.resolve(name), Files.readAllBytes(checkpoint.resolve(name)));
+                }
+            }
+            System.out.println("converted " + checkpoint + " (" + (torch ? "pytorch_model.bin" : "safetensors") + ", "
+                    + model.config().describe() + ") to " + out + " (safetensors, " + type + ")");
+        }
         return 0;
     }
 

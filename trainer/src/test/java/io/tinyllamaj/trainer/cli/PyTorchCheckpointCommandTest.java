@@ -50,6 +50,21 @@ class PyTorchCheckpointCommandTest {
         assertEquals(b.out(), a.out());
     }
 
+    /** TinyLlama's intermediate checkpoints come as pytorch_model.bin: export rewrites one as safetensors, the same bits. */
+    @Test
+    void exportOfAPyTorchDirectoryWritesTheSameWeightsAsSafetensors() throws Exception {
+        Path torch = directory("torch", "fp32/config.json", "fp32/pytorch_model.bin");
+        Path out = temp.resolve("converted");
+        CliRun run = CliRun.of("export", "--checkpoint", torch.toString(), "--out", out.toString());
+        assertEquals(0, run.exitCode(), run.err());
+        assertTrue(run.out().startsWith("converted " + torch + " (pytorch_model.bin, "), run.out());
+        assertTrue(Files.isRegularFile(out.resolve("model.safetensors")));
+        Path reference = directory("st", "ref-fp32/config.json", "ref-fp32/model.safetensors");
+        try (CpuBackend a = new CpuBackend(); CpuBackend b = new CpuBackend()) {
+            assertArrayEquals(b.download(HfCheckpoint.load(reference, b).parameters()), a.download(HfCheckpoint.load(out, a).parameters()));
+        }
+    }
+
     @Test
     void aHostilePickleFailsInOneLineWithExitCode1AndRunsNothing() throws Exception {
         Path marker = Path.of("/tmp/tinyllamaj-pickle-marker");
