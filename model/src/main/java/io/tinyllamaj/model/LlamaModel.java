@@ -123,6 +123,9 @@ public final class LlamaModel {
 
     /** The gradient buffer, allocated on first use; the same layout as {@link #parameters()}. */
     public Tensor gradients() {
+        if (units != null) {
+            units.completeGradients(); // the last units' reductions may still be in flight
+        }
         if (zeroPending) { // read before a backward wrote them: the zeros zeroGradients() promised
             backend.fill(gradientBuffer(), 0f);
             zeroPending = false;
@@ -412,11 +415,13 @@ public final class LlamaModel {
         int past = cache == null ? 0 : cache.length;
         enter(0);
         enter(1);
+        prefetch(2);
         backend.embeddingForward(a.residual[0], embedWeight(), tokens, n, dim);
         backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], masterBlock(0).attnNorm(), n, dim, c.normEps());
         leave(0);
         for (int l = 0; l < c.layers(); l++) {
             enter(l + 2); // block l reads the next block's input norm; after the last block, the head comes next
+            prefetch(l + 3);
             ParameterViews.Block w = masterBlock(l), op = operandBlock(l);
             Tensor x = a.residual[l];
             Tensor qkvNew = cache == null ? a.qkv[l] : cache.layers[l].slice((long) past * c.qkvDim(), (long) t * c.qkvDim());
@@ -461,6 +466,9 @@ public final class LlamaModel {
         leave(head);
         for (int l = c.layers() - 1; l >= 0; l--) {
             enter(l + 1);
+            if (l > 0) {
+                prefetch(l);
+            }
             ParameterViews.Block w = masterBlock(l), op = operandBlock(l);
             ParameterViews.Block dw = g != null ? g.block(l) : ParameterViews.block(layout.block(l), units.gradient(l + 1),
                     layout.unitStart(l + 1));
@@ -501,6 +509,13 @@ public final class LlamaModel {
     private void enter(int unit) {
         if (units != null && held[unit] == null) {
             held[unit] = units.acquire(unit, parameters);
+        }
+    }
+
+    /** Up to the head: the units past it are not the model's. */
+    private void prefetch(int unit) {
+        if (units != null && unit <= config.layers() + 1 && held[unit] == null) {
+            units.prefetch(unit, parameters);
         }
     }
 

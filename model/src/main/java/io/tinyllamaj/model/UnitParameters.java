@@ -7,12 +7,16 @@ import io.tinyllamaj.kernels.Tensor;
  * hands each unit's gradient, so the model itself knows nothing of ranks. The model calls it
  * at unit boundaries, in this order for one micro-batch of L blocks:
  * <pre>
- *   forward:  acquire(0), acquire(1), release(0), acquire(2), release(1), ..., acquire(L+1), release(L)
+ *   forward:  acquire(0), acquire(1), prefetch(2), release(0),
+ *             block l = 0..L-1: acquire(l+2), prefetch(l+3) (up to L+1), release(l+1)
  *             (a block's forward also reads the next block's input norm, so two units are held at once)
  *   backward: head: gradient(L+1) written, reduceGradient(L+1), release(L+1)
- *             blocks L..1: acquire(u), gradient(u) written, reduceGradient(u), release(u)
+ *             blocks L..1: acquire(u), prefetch(u-1) (down to 1), gradient(u) written, reduceGradient(u), release(u)
  *             embedding: gradient(0) written, reduceGradient(0)   (its backward reads no parameters)
  * </pre>
+ * {@link #prefetch} lets an implementation start the next unit's gather while this one computes,
+ * and {@link #reduceGradient} may finish after it returns: {@link #completeGradients} is called
+ * before this rank's range of the gradients is read.
  * An unsharded model has none and reads its whole buffers directly.
  */
 public interface UnitParameters {
@@ -22,6 +26,10 @@ public interface UnitParameters {
      * buffer, readable until {@link #release}. {@code own} is this rank's range of the masters.
      */
     Tensor acquire(int unit, Tensor own);
+
+    /** The model will {@link #acquire} {@code unit} next (after the units it holds): a hint to start gathering it now. */
+    default void prefetch(int unit, Tensor own) {
+    }
 
     /** The model is done reading the unit's parameters for now. */
     void release(int unit);
@@ -34,6 +42,10 @@ public interface UnitParameters {
      * gradients; {@code own} is this rank's range, added to ({@code accumulate}) or overwritten.
      */
     void reduceGradient(int unit, Tensor own, boolean accumulate);
+
+    /** Every {@link #reduceGradient} so far has reached this rank's range. */
+    default void completeGradients() {
+    }
 
     /** This rank's range of the masters was written: gathered copies are stale. */
     void parametersChanged();

@@ -25,11 +25,12 @@ public final class CudaDriver {
     public static final int COMPUTE_CAPABILITY_MAJOR = 75, COMPUTE_CAPABILITY_MINOR = 76, VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED = 102;
     /** CUresult of a failed allocation. */
     public static final int ERROR_OUT_OF_MEMORY = 2;
+    private static final int EVENT_DISABLE_TIMING = 0x2;
     private static final int FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 
     private final MethodHandle cuInit, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute,
             cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuGetErrorName, cuGetErrorString,
-            cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuMemAlloc, cuMemFree, cuMemGetInfo,
+            cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuStreamWaitEvent, cuMemAlloc, cuMemFree, cuMemGetInfo,
             cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemsetD16Async,
             cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuModuleGetGlobal, cuFuncSetAttribute, cuLaunchKernel,
             cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy, cuMemHostAlloc, cuMemFreeHost,
@@ -50,6 +51,7 @@ public final class CudaDriver {
         cuStreamCreate = Native.status(lib, LIB, "cuStreamCreate", ADDRESS, JAVA_INT);
         cuStreamDestroy = Native.status(lib, LIB, "cuStreamDestroy_v2", ADDRESS);
         cuStreamSynchronize = Native.status(lib, LIB, "cuStreamSynchronize", ADDRESS);
+        cuStreamWaitEvent = Native.status(lib, LIB, "cuStreamWaitEvent", ADDRESS, ADDRESS, JAVA_INT);
         cuMemAlloc = Native.status(lib, LIB, "cuMemAlloc_v2", ADDRESS, JAVA_LONG);
         cuMemFree = Native.status(lib, LIB, "cuMemFree_v2", JAVA_LONG);
         cuMemGetInfo = Native.status(lib, LIB, "cuMemGetInfo_v2", ADDRESS, ADDRESS);
@@ -451,9 +453,18 @@ public final class CudaDriver {
     }
 
     public MemorySegment eventCreate() {
+        return eventCreate(0);
+    }
+
+    /** An event that only orders work (CU_EVENT_DISABLE_TIMING: cheaper to record and wait on). */
+    public MemorySegment orderingEventCreate() {
+        return eventCreate(EVENT_DISABLE_TIMING);
+    }
+
+    private MemorySegment eventCreate(int flags) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment event = arena.allocate(ADDRESS);
-            check("cuEventCreate", (int) cuEventCreate.invokeExact(event, 0));
+            check("cuEventCreate", (int) cuEventCreate.invokeExact(event, flags));
             return event.get(ADDRESS, 0);
         } catch (Throwable t) {
             throw Native.rethrow(t);
@@ -463,6 +474,15 @@ public final class CudaDriver {
     public void eventRecord(MemorySegment event, MemorySegment stream) {
         try {
             check("cuEventRecord", (int) cuEventRecord.invokeExact(event, stream));
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+
+    /** Work queued on {@code stream} from now on waits (on the device, not here) for the event's last record. */
+    public void streamWaitEvent(MemorySegment stream, MemorySegment event) {
+        try {
+            check("cuStreamWaitEvent", (int) cuStreamWaitEvent.invokeExact(stream, event, 0));
         } catch (Throwable t) {
             throw Native.rethrow(t);
         }

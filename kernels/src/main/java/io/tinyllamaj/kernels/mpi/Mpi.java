@@ -47,7 +47,8 @@ public final class Mpi {
     private static Mpi instance;
 
     private final MethodHandle initThread, finalizeMpi, initialized, finalized, commRank, commSize, commSplit,
-            commFree, commSetErrhandler, allreduce, reduce, reduceScatterBlock, allgather, bcast, barrier, abort, errorString;
+            commFree, commSetErrhandler, allreduce, reduce, reduceScatterBlock, allgather, bcast, barrier, abort, errorString,
+            ibcast, ireduce, await;
     private final MemorySegment commWorld, floatType, doubleType, byteType, opSum, opMax, errorsReturn;
 
     private Mpi(SymbolLookup lib) {
@@ -66,6 +67,9 @@ public final class Mpi {
         allgather = call(lib, "MPI_Allgather", ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
         bcast = call(lib, "MPI_Bcast", ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS);
         barrier = call(lib, "MPI_Barrier", ADDRESS);
+        ibcast = call(lib, "MPI_Ibcast", ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
+        ireduce = call(lib, "MPI_Ireduce", ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
+        await = call(lib, "MPI_Wait", ADDRESS, ADDRESS);
         abort = call(lib, "MPI_Abort", ADDRESS, JAVA_INT);
         errorString = call(lib, "MPI_Error_string", JAVA_INT, ADDRESS, ADDRESS);
         commWorld = handle(lib, "ompi_mpi_comm_world");
@@ -258,6 +262,39 @@ public final class Mpi {
 
     public void barrier(MemorySegment comm) {
         check("MPI_Barrier", barrier, comm);
+    }
+
+    // ---- non-blocking collectives: issued in the same order on every rank, buffers untouched until waited ----
+
+    /**
+     * MPI_Ibcast; returns the request, to pass to {@link #await}. The buffer must stay allocated and
+     * unread (unwritten at root) until then.
+     */
+    public MemorySegment ibcast(MemorySegment buffer, int count, MemorySegment type, int root, MemorySegment comm) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment request = arena.allocate(ADDRESS);
+            check("MPI_Ibcast", ibcast, buffer, count, type, root, comm, request);
+            return request.get(ADDRESS, 0);
+        }
+    }
+
+    /** MPI_Ireduce onto root, with {@link #reduce}'s in-place convention; returns the request for {@link #await}. */
+    public MemorySegment ireduce(MemorySegment send, MemorySegment recv, int count, MemorySegment type, MemorySegment op, int root,
+                                 MemorySegment comm) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment request = arena.allocate(ADDRESS);
+            check("MPI_Ireduce", ireduce, send, recv, count, type, op, root, comm, request);
+            return request.get(ADDRESS, 0);
+        }
+    }
+
+    /** MPI_Wait on a request from {@link #ibcast} or {@link #ireduce} (status ignored); the request is freed. */
+    public void await(MemorySegment request) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment holder = arena.allocate(ADDRESS);
+            holder.set(ADDRESS, 0, request);
+            check("MPI_Wait", await, holder, MemorySegment.NULL); // MPI_STATUS_IGNORE is a null pointer in Open MPI
+        }
     }
 
     // ---- plumbing ----

@@ -42,6 +42,33 @@ public interface Collectives extends AutoCloseable {
         allReduceSum(t);
     }
 
+    /**
+     * A collective started and not yet finished: {@link #complete} makes its result visible to
+     * what the caller does next (and the tensor free to use again). Started operations finish in
+     * the order they were started, on every rank.
+     */
+    interface Pending {
+        Pending DONE = () -> { };
+
+        void complete();
+    }
+
+    /**
+     * {@link #broadcast} started now and finished by {@link Pending#complete}, so that the
+     * transfer can overlap the caller's work in between. Until then the caller leaves t alone
+     * (root: t was read at the call). The default runs it at once.
+     */
+    default Pending broadcastAsync(Tensor t, int root) {
+        broadcast(t, root);
+        return Pending.DONE;
+    }
+
+    /** {@link #reduceSum} started now and finished by {@link Pending#complete}, as {@link #broadcastAsync}. */
+    default Pending reduceSumAsync(Tensor t, int root) {
+        reduceSum(t, root);
+        return Pending.DONE;
+    }
+
     /** Every rank's {@link #shard} of {@code buffer} is copied into the same range on all ranks. */
     void allGather(Tensor buffer);
 

@@ -7,6 +7,8 @@ import io.tinyllamaj.kernels.mpi.Mpi;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Consumer;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
@@ -45,6 +47,7 @@ public final class MpiCollectives implements Collectives {
     private MemorySegment staging = MemorySegment.NULL;
     private final MemorySegment scalar;
     private float[] host = new float[0];
+    private final List<MemorySegment> freeBuffers = new ArrayList<>();
 
     /**
      * @param comm     the communicator (MPI_COMM_WORLD or one from a split)
@@ -167,6 +170,70 @@ public final class MpiCollectives implements Collectives {
                 fromNative(buffer, 0, t, start, count);
             }
         }
+    }
+
+    /** Each started collective stages through a native buffer of its own, so several can be in flight. */
+    @Override
+    public Pending broadcastAsync(Tensor t, int root) {
+        return started(t, (buffer, start, count) -> {
+            if (rank == root) {
+                toNative(t, start, count, buffer, start);
+            }
+            return mpi.ibcast(buffer.asSlice(start * Float.BYTES), count, mpi.floatType(), root, comm);
+        }, rank != root);
+    }
+
+    @Override
+    public Pending reduceSumAsync(Tensor t, int root) {
+        return started(t, (buffer, start, count) -> {
+            toNative(t, start, count, buffer, start);
+            MemorySegment chunk = buffer.asSlice(start * Float.BYTES);
+            return rank == root
+                    ? mpi.ireduce(Mpi.IN_PLACE, chunk, count, mpi.floatType(), mpi.sum(), root, comm)
+                    : mpi.ireduce(chunk, MemorySegment.NULL, count, mpi.floatType(), mpi.sum(), root, comm);
+        }, rank == root);
+    }
+
+    /** Starts one chunk of a non-blocking collective in the op's buffer (values [start, start + count) at index start); returns its request. */
+    private interface Start {
+        MemorySegment chunk(MemorySegment buffer, long start, int count);
+    }
+
+    /** A non-blocking collective over t in chunks; on completion the result is copied back into t when {@code receives}. */
+    private Pending started(Tensor t, Start start, boolean receives) {
+        long n = t.length();
+        MemorySegment buffer = takeBuffer(n);
+        List<MemorySegment> requests = new ArrayList<>();
+        for (long from = 0; from < n; from += chunkFloats) {
+            requests.add(start.chunk(buffer, from, (int) Math.min(chunkFloats, n - from)));
+        }
+        return () -> {
+            for (MemorySegment request : requests) {
+                mpi.await(request);
+            }
+            if (receives) {
+                for (long from = 0; from < n; from += chunkFloats) {
+                    fromNative(buffer, from, t, from, (int) Math.min(chunkFloats, n - from));
+                }
+            }
+            freeBuffers.add(buffer);
+        };
+    }
+
+    /** The smallest free buffer that holds n floats, or a new one. */
+    private MemorySegment takeBuffer(long n) {
+        long bytes = Math.max(1, n) * Float.BYTES;
+        MemorySegment best = null;
+        for (MemorySegment b : freeBuffers) {
+            if (b.byteSize() >= bytes && (best == null || b.byteSize() < best.byteSize())) {
+                best = b;
+            }
+        }
+        if (best == null) {
+            return arena.allocate(bytes, 64);
+        }
+        freeBuffers.remove(best);
+        return best; // whole, so it goes back to the pool at its full size
     }
 
     @Override

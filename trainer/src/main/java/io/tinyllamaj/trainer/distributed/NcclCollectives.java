@@ -8,6 +8,9 @@ import io.tinyllamaj.kernels.nccl.Nccl;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Supplier;
 
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
@@ -17,12 +20,15 @@ import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
  * The communicator is bootstrapped over MPI: rank 0 of the MPI group makes an ncclUniqueId,
  * MPI_Bcast carries its 128 bytes to the others, and every rank calls ncclCommInitRank.
  *
- * <p>Ordering: each call first waits for the backend's compute stream (so the gradients are
+ * <p>Ordering: a blocking call first waits for the backend's compute stream (so its input is
  * written), runs NCCL on a stream of its own and waits for it before returning, so the next
- * kernel sees the result. That serialises communication with compute; overlapping them (a
- * reduce-scatter per block while the backward runs on, and a per-block all-gather before each
- * block's forward) is the GPU design of docs/distributed.md and needs the compute stream to
- * be shared with NCCL.
+ * kernel sees the result. A started call ({@link #broadcastAsync}, {@link #reduceSumAsync})
+ * syncs nothing when it starts: the NCCL stream waits, on the device, for an event recorded on
+ * the compute stream (the tensor written, its earlier readers done), and the compute stream goes
+ * on with the kernels queued after it, which overlap the transfer. Its completion waits on the
+ * host for the call's end event (a hung peer therefore blocks inside a call the {@link Watchdog}
+ * watches, and the host stays one collective ahead of the device at most) and orders the
+ * compute stream after that event.
  *
  * <p>Sharded calls follow {@link Shard#of}: one in-place ncclReduceScatter/ncclAllGather over
  * the equal parts and, when the length does not divide, an ncclAllReduce/ncclBroadcast of the
@@ -39,6 +45,9 @@ public final class NcclCollectives implements Collectives {
     private final long scalarDevice;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment scalarHost;
+    private final MemorySegment computeReady;
+    private final List<MemorySegment> events = new ArrayList<>();
+    private final ArrayDeque<MemorySegment> freeEvents = new ArrayDeque<>();
     private boolean closed;
 
     /** Collective over {@code bootstrap}'s ranks: they must all call it. Takes ownership of bootstrap. */
@@ -52,6 +61,13 @@ public final class NcclCollectives implements Collectives {
         this.stream = driver.streamCreate();
         this.scalarDevice = driver.memAlloc(Double.BYTES);
         this.scalarHost = arena.allocate(JAVA_DOUBLE);
+        this.computeReady = orderingEvent();
+    }
+
+    private MemorySegment orderingEvent() {
+        MemorySegment event = driver.orderingEventCreate();
+        events.add(event);
+        return event;
     }
 
     /** Rank 0 makes the id with {@code create}; every rank returns rank 0's bytes. */
@@ -88,6 +104,37 @@ public final class NcclCollectives implements Collectives {
         backend.synchronize();
         nccl.reduce(d.address(), d.address(), d.length(), Nccl.FLOAT32, Nccl.SUM, root, comm, stream);
         finish();
+    }
+
+    @Override
+    public Pending broadcastAsync(Tensor t, int root) {
+        CudaTensor d = device(t);
+        return started(() -> nccl.broadcast(d.address(), d.address(), d.length(), Nccl.FLOAT32, root, comm, stream));
+    }
+
+    @Override
+    public Pending reduceSumAsync(Tensor t, int root) {
+        CudaTensor d = device(t);
+        return started(() -> nccl.reduce(d.address(), d.address(), d.length(), Nccl.FLOAT32, Nccl.SUM, root, comm, stream));
+    }
+
+    /** The call on the NCCL stream after the compute stream's work so far; completion as the class comment says. */
+    private Pending started(Runnable call) {
+        driver.eventRecord(computeReady, backend.stream());
+        driver.streamWaitEvent(stream, computeReady);
+        call.run();
+        MemorySegment done = freeEvents.isEmpty() ? orderingEvent() : freeEvents.pop();
+        driver.eventRecord(done, stream);
+        return () -> {
+            try {
+                driver.eventSynchronize(done);
+            } catch (RuntimeException e) {
+                nccl.checkAsyncError(comm);
+                throw e;
+            }
+            driver.streamWaitEvent(backend.stream(), done);
+            freeEvents.push(done);
+        };
     }
 
     @Override
@@ -175,6 +222,9 @@ public final class NcclCollectives implements Collectives {
         closed = true;
         nccl.commDestroy(comm);
         driver.streamDestroy(stream);
+        for (MemorySegment event : events) {
+            driver.eventDestroy(event);
+        }
         driver.memFree(scalarDevice);
         arena.close();
         bootstrap.close();

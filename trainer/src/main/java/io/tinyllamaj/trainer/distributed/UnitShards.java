@@ -6,7 +6,9 @@ import io.tinyllamaj.kernels.cpu.CpuTensor;
 import io.tinyllamaj.model.ParameterLayout;
 import io.tinyllamaj.model.UnitParameters;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * Full sharding's side of {@link UnitParameters}: this rank keeps its range ({@link Shard#of} over
@@ -15,14 +17,23 @@ import java.util.Arrays;
  * is held by one or a few ranks, so the gather is one broadcast per owner of a piece and the
  * reduction one reduce per owner (together the volume of an all-gather and a reduce-scatter).
  *
- * <p>Buffers: with {@code reshardAfterForward} two unit buffers of the largest unit, reused in
- * turn (a block's forward reads the next block's input norm, so two units are held at once);
- * without, one buffer per unit, kept from the forward to the backward. A buffer still holding
- * a unit (and no update since) is not gathered again: after the forward the last block and the
- * head are resident, so the backward gathers blocks L-1..1, and the embedding's backward reads
- * no parameters. One more unit-sized buffer takes each unit's gradient.
+ * <p>Overlap: the gathers and reductions are started collectives ({@link Collectives.Pending}).
+ * A {@link #prefetch} starts the next unit's gather while the current unit computes, and
+ * {@link #acquire} completes it; a unit's reduction runs on while the next unit's backward
+ * computes into the other gradient buffer, and completes (adding into this rank's range) when
+ * its buffer is needed again or when the gradients are read ({@link #completeGradients}).
+ *
+ * <p>Buffers: with {@code reshardAfterForward} three unit buffers of the largest unit, reused
+ * least recently used first (a block's forward reads the next block's input norm, so two units
+ * are held at once, and a third receives the prefetched one); without, one buffer per unit,
+ * kept from the forward to the backward. A buffer still holding a unit (and no update since) is
+ * not gathered again: after the forward the last two blocks and the head are resident, so the
+ * backward gathers blocks L-2..1, and the embedding's backward reads no parameters. Two more
+ * unit buffers take the gradients, unit u's in buffer u mod 2.
  */
 final class UnitShards implements UnitParameters {
+
+    private static final int PREFETCHING = 3, GRADIENT_BUFFERS = 2;
 
     private final Collectives group;
     private final Backend backend;
@@ -30,10 +41,14 @@ final class UnitShards implements UnitParameters {
     private final boolean bf16Reduce;
     private final long[] owners; // owners[r] = where rank r's range starts; owners[size] = total
     private final Tensor[] buffers;
-    private final int[] holds;   // the unit in each buffer, -1 none
-    private final boolean[] busy;
+    private final int[] holds;   // the unit in each buffer (gathered or being gathered), -1 none
+    private final List<List<Collectives.Pending>> gathering; // each buffer's gather still in flight
+    private final boolean[] busy; // acquired, or prefetched and not yet acquired
     private final long[] lastUse;
-    private final Tensor gradient;
+    private final Tensor[] gradients = new Tensor[GRADIENT_BUFFERS];
+    private final int[] writing = {-1, -1};     // the unit whose gradient the model is writing into each buffer
+    private final Runnable[] reducing = new Runnable[GRADIENT_BUFFERS]; // completes the buffer's reduction in flight
+    private final long[] reductionStarted = new long[GRADIENT_BUFFERS];
     private long clock;
 
     UnitShards(Collectives group, Backend backend, ParameterLayout layout, boolean reshardAfterForward, boolean bf16Reduce) {
@@ -49,15 +64,19 @@ final class UnitShards implements UnitParameters {
         owners[size] = layout.total();
         int units = layout.units();
         long largest = largestUnit(layout);
-        buffers = new Tensor[reshardAfterForward ? 2 : units];
+        buffers = new Tensor[reshardAfterForward ? PREFETCHING : units];
+        gathering = new ArrayList<>();
         for (int i = 0; i < buffers.length; i++) {
             buffers[i] = backend.allocate(reshardAfterForward ? largest : unitLength(i));
+            gathering.add(new ArrayList<>());
         }
         holds = new int[buffers.length];
         Arrays.fill(holds, -1);
         busy = new boolean[buffers.length];
         lastUse = new long[buffers.length];
-        gradient = backend.allocate(largest);
+        for (int i = 0; i < GRADIENT_BUFFERS; i++) {
+            gradients[i] = backend.allocate(largest);
+        }
     }
 
     static long largestUnit(ParameterLayout layout) {
@@ -72,9 +91,12 @@ final class UnitShards implements UnitParameters {
         return layout.unitEnd(unit) - layout.unitStart(unit);
     }
 
-    /** Bytes of the unit buffers: the gathered parameters and the unit gradient. */
+    /** Bytes of the unit buffers: the gathered parameters and the unit gradients. */
     long bytes() {
-        long sum = backend.bytes(gradient);
+        long sum = 0;
+        for (Tensor g : gradients) {
+            sum += backend.bytes(g);
+        }
         for (Tensor b : buffers) {
             sum += backend.bytes(b);
         }
@@ -83,40 +105,76 @@ final class UnitShards implements UnitParameters {
 
     @Override
     public Tensor acquire(int unit, Tensor own) {
-        int slot = -1;
-        for (int i = 0; i < buffers.length; i++) {
-            if (holds[i] == unit) {
-                slot = i;
-            }
-        }
+        int slot = holding(unit);
         if (slot < 0) {
             slot = buffers.length == layout.units() ? unit : leastRecentlyUsedFree();
-            Tensor into = buffers[slot].slice(0, unitLength(unit));
-            holds[slot] = -1;
-            long start = layout.unitStart(unit);
-            forEachPiece(unit, (root, from, length) -> {
-                Tensor piece = into.slice(from - start, length);
-                if (root == group.rank()) {
-                    backend.copy(piece, own.slice(from - owners[root], length));
-                }
-                group.broadcast(piece, root);
-            });
-            holds[slot] = unit;
+            startGather(slot, unit, own);
         }
+        completeGather(slot);
         busy[slot] = true;
         lastUse[slot] = ++clock;
         return buffers[slot].slice(0, unitLength(unit));
     }
 
+    @Override
+    public void prefetch(int unit, Tensor own) {
+        if (holding(unit) >= 0) {
+            return;
+        }
+        int slot = buffers.length == layout.units() ? unit : leastRecentlyUsed();
+        if (slot >= 0 && !busy[slot]) {
+            startGather(slot, unit, own);
+            busy[slot] = true; // reserved until acquired
+            lastUse[slot] = ++clock;
+        }
+    }
+
+    private int holding(int unit) {
+        for (int i = 0; i < buffers.length; i++) {
+            if (holds[i] == unit) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    private void startGather(int slot, int unit, Tensor own) {
+        Tensor into = buffers[slot].slice(0, unitLength(unit));
+        long start = layout.unitStart(unit);
+        List<Collectives.Pending> pending = gathering.get(slot);
+        forEachPiece(unit, (root, from, length) -> {
+            Tensor piece = into.slice(from - start, length);
+            if (root == group.rank()) {
+                backend.copy(piece, own.slice(from - owners[root], length));
+            }
+            pending.add(group.broadcastAsync(piece, root));
+        });
+        holds[slot] = unit;
+    }
+
+    private void completeGather(int slot) {
+        List<Collectives.Pending> pending = gathering.get(slot);
+        for (Collectives.Pending p : pending) {
+            p.complete();
+        }
+        pending.clear();
+    }
+
     private int leastRecentlyUsedFree() {
+        int best = leastRecentlyUsed();
+        if (best < 0) {
+            throw new IllegalStateException("every unit buffer is in use");
+        }
+        return best;
+    }
+
+    /** The free buffer used least recently, -1 when all are in use. */
+    private int leastRecentlyUsed() {
         int best = -1;
         for (int i = 0; i < buffers.length; i++) {
             if (!busy[i] && (best < 0 || lastUse[i] < lastUse[best])) {
                 best = i;
             }
-        }
-        if (best < 0) {
-            throw new IllegalStateException("both unit buffers are in use");
         }
         return best;
     }
@@ -132,31 +190,70 @@ final class UnitShards implements UnitParameters {
 
     @Override
     public Tensor gradient(int unit) {
-        return gradient.slice(0, unitLength(unit));
+        int slot = unit % GRADIENT_BUFFERS;
+        if (writing[slot] != unit) {
+            completeReduction(slot);
+            writing[slot] = unit;
+        }
+        return gradients[slot].slice(0, unitLength(unit));
     }
 
     @Override
     public void reduceGradient(int unit, Tensor own, boolean accumulate) {
+        int slot = unit % GRADIENT_BUFFERS;
+        if (writing[slot] != unit) {
+            throw new IllegalStateException("unit " + unit + "'s gradient was not written through gradient(" + unit + ")");
+        }
+        writing[slot] = -1;
+        Tensor gradient = gradients[slot];
         long start = layout.unitStart(unit);
+        List<Collectives.Pending> pending = new ArrayList<>();
+        List<Runnable> intoRange = new ArrayList<>();
         forEachPiece(unit, (root, from, length) -> {
             Tensor piece = gradient.slice(from - start, length);
             if (bf16Reduce) {
                 roundToBf16(piece);
             }
-            group.reduceSum(piece, root);
+            pending.add(group.reduceSumAsync(piece, root));
             if (root == group.rank()) {
                 Tensor mine = own.slice(from - owners[root], length);
-                if (accumulate) {
-                    backend.accumulate(mine, piece);
-                } else {
-                    backend.copy(mine, piece);
-                }
+                intoRange.add(() -> {
+                    if (accumulate) {
+                        backend.accumulate(mine, piece);
+                    } else {
+                        backend.copy(mine, piece);
+                    }
+                });
             }
         });
+        reducing[slot] = () -> {
+            pending.forEach(Collectives.Pending::complete);
+            intoRange.forEach(Runnable::run);
+        };
+        reductionStarted[slot] = ++clock;
+    }
+
+    private void completeReduction(int slot) {
+        Runnable complete = reducing[slot];
+        if (complete != null) {
+            reducing[slot] = null;
+            complete.run();
+        }
+    }
+
+    @Override
+    public void completeGradients() {
+        // oldest first, as they were started
+        boolean firstIsOlder = reductionStarted[0] <= reductionStarted[1];
+        completeReduction(firstIsOlder ? 0 : 1);
+        completeReduction(firstIsOlder ? 1 : 0);
     }
 
     @Override
     public void parametersChanged() {
+        for (int i = 0; i < buffers.length; i++) {
+            completeGather(i); // a gather in flight must still finish on every rank; its values are stale now
+        }
         Arrays.fill(holds, -1);
         Arrays.fill(busy, false);
     }

@@ -168,6 +168,23 @@ public final class Watchdog implements AutoCloseable {
         }
 
         @Override
+        public Pending broadcastAsync(Tensor t, int root) {
+            return started("broadcast", t.length(), () -> inner.broadcastAsync(t, root));
+        }
+
+        @Override
+        public Pending reduceSumAsync(Tensor t, int root) {
+            return started("reduceSum", t.length(), () -> inner.reduceSumAsync(t, root));
+        }
+
+        /** The start is watched as one call and the completion as another that names it ("completing #12 broadcast"). */
+        private Pending started(String name, long floats, Supplier<Pending> start) {
+            Pending pending = call(name + " (started)", floats, start);
+            long started = sequence;
+            return () -> run("completing #" + started + " " + name, floats, pending::complete);
+        }
+
+        @Override
         public void barrier() {
             run("barrier", 0, inner::barrier);
         }

@@ -79,8 +79,8 @@ public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, in
         long workspace = Math.max(0, bench.peakMemBytes() - Sharding.replicated("bench")
                 .memory(bench.model(), bench.microBatch(), bench.seqLen(), ModelMemory.Storage.BF16_MIXED, 0).total());
         int w = cluster.gpus();
-        List<Sharding> shardings = List.of(Sharding.replicated("ddp"), Sharding.optimizerOnly("fsdp-today", w),
-                Sharding.full("fsdp", w), Sharding.full("hybrid", cluster.gpusPerNode()));
+        List<Sharding> shardings = List.of(Sharding.replicated("ddp"), Sharding.full("fsdp", w),
+                Sharding.full("hybrid", cluster.gpusPerNode()));
         List<StrategyPlan> plans = shardings.stream().map(s -> {
             RankMemory memory = s.memory(model, b, t, ModelMemory.Storage.BF16_MIXED, workspace);
             Communication comm = communication(s.name(), cluster, model.parameterCount());
@@ -118,8 +118,6 @@ public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, in
         return switch (strategy) {
             case "ddp" -> new Communication(0, 0, allReduceMs(reduced, w, world), 0,
                     "all-reduce of the fp32 gradients once a step");
-            case "fsdp-today" -> new Communication(0, 0, gatherMs(reduced, w, world), gatherMs(reduced, w, world),
-                    "reduce-scatter of the fp32 gradients, then all-gather of the fp32 parameters after AdamW, once a step");
             case "fsdp" -> new Communication(gatherMs(gathered, w, world), gatherMs(gathered, w, world) + gatherMs(reduced, w, world), 0, 0,
                     "each micro-batch: all-gather of the bf16 parameters in the forward and again in the backward, "
                             + "reduce-scatter of the fp32 gradients");
@@ -159,7 +157,7 @@ public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, in
         return tokensPerGpuSecond(stepMs) * model.trainingFlopsPerToken(seqLen) / (cluster.gpu().peakTflops() * 1e12);
     }
 
-    /** The plan of a strategy by name (ddp, fsdp-today, fsdp, hybrid). */
+    /** The plan of a strategy by name (ddp, fsdp, hybrid). */
     public StrategyPlan strategy(String name) {
         return strategies.stream().filter(s -> s.sharding().name().equals(name)).findFirst()
                 .orElseThrow(() -> new IllegalArgumentException("no plan for strategy " + name));

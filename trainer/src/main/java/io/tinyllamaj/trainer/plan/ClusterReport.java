@@ -14,8 +14,8 @@ public final class ClusterReport {
     /** What every report says about itself. */
     static final String MODEL_NOTE = "a model, not a measurement: measured per-op times scaled by peak and bandwidth ratios, "
             + "ring collectives at the given bus bandwidths (docs/cluster-planning.md says what it leaves out)";
-    static final String STRATEGIES_NOTE = "fsdp and hybrid as designed: full sharding (every state split over the group, each block "
-            + "gathered before its use); fsdp-today: distributed.strategy fsdp as it runs now (only AdamW's moments split)";
+    static final String STRATEGIES_NOTE = "fsdp and hybrid: full sharding (every state split over the group, each unit gathered before "
+            + "its use), with the gathers in bf16 as planned; distributed.strategy fsdp gathers fp32 on GPUs today (twice the gather volume)";
 
     private static final ObjectMapper JSON = new ObjectMapper();
 

@@ -17,11 +17,6 @@ public record Sharding(String name, int parameterShards, int gradientShards, int
         return new Sharding(name, 1, 1, 1, false);
     }
 
-    /** What fsdp does today: parameters and gradients whole on every rank, AdamW's moments split over {@code ranks}. */
-    public static Sharding optimizerOnly(String name, int ranks) {
-        return new Sharding(name, 1, 1, ranks, false);
-    }
-
     /** Full sharding over {@code ranks}: every state split, each block gathered before it is used. */
     public static Sharding full(String name, int ranks) {
         return new Sharding(name, ranks, ranks, ranks, true);
@@ -47,15 +42,15 @@ public record Sharding(String name, int parameterShards, int gradientShards, int
     }
 
     /**
-     * The buffers full sharding gathers, as the planned design holds them: two block buffers of
-     * parameters as the matmuls read them (the block in use and the next, prefetched), the unit of
-     * embedding, final norm and lm_head while it is in use, and one unit's whole fp32 gradient
-     * before its reduce-scatter (the larger unit's).
+     * The buffers full sharding holds besides its shards: three unit buffers of parameters as the
+     * matmuls read them (the unit in use, the next one, whose input norm the current block reads,
+     * and the one being prefetched) and two units' fp32 gradients (one being written while the
+     * other's reduction runs), each of the largest unit: a block, the embedding, or the final norm
+     * with lm_head.
      */
     static long gatheredBytes(LlamaConfig c, ModelMemory.Storage storage) {
-        long block = c.layerParameters();
-        long outer = c.parameterCount() - c.layers() * block;
+        long largest = Math.max(c.layerParameters(), (long) c.vocabSize() * c.dim() + c.dim());
         int operandBytes = storage.operandBytes() > 0 ? storage.operandBytes() : Float.BYTES; // the CPU's matmuls read fp32
-        return (2 * block + outer) * operandBytes + Math.max(block, outer) * Float.BYTES;
+        return 3 * largest * operandBytes + 2 * largest * Float.BYTES;
     }
 }

@@ -126,15 +126,10 @@ class PlanClusterTest {
         assertMemory(strategy(plan, "ddp"), 4 * N, 2 * N, 4 * N, 8 * N, 0, workspace);
         assertStep(strategy(plan, "ddp"), 10, 2 * 90 + 70.464 + 10, 30 + 30 + 60 + Math.max(60, 70.464) + 10);
 
-        // fsdp today: only the moments split (N / 4 = 1,468 a GPU); reduce-scatter of 4N (35.232 ms) behind the last
-        // backward, then the all-gather of the fp32 parameters (35.232 ms) with nothing to hide behind
-        assertMemory(strategy(plan, "fsdp-today"), 4 * N, 2 * N, 4 * N, 8 * 1468, 0, workspace);
-        assertStep(strategy(plan, "fsdp-today"), 2.5, 2 * 90 + 35.232 + 35.232 + 2.5, 30 + 30 + 60 + 60 + 35.232 + 2.5);
-
-        // fsdp: everything split 4 ways; gathered: two blocks of 1,952 and the outer unit of 1,968 in bf16, and the
-        // outer unit's fp32 gradient. Each micro-batch: all-gather 2N in the forward (8,808 B / 5e5 = 17.616 ms),
+        // fsdp: everything split 4 ways; gathered: three unit buffers of the largest unit, a block of 1,952 (the
+        // embedding has 976, the final norm with lm_head 992), in bf16, and two such units' fp32 gradients. Each micro-batch: all-gather 2N in the forward (8,808 B / 5e5 = 17.616 ms),
         // again in the backward with the reduce-scatter of 4N (35.232 ms): 52.848 ms
-        long gathered = (2 * 1952 + 1968) * 2 + 1968 * 4;
+        long gathered = 3 * 1952 * 2 + 2 * 1952 * 4;
         assertMemory(strategy(plan, "fsdp"), 4 * 1468, 2 * 1468, 4 * 1468, 8 * 1468, gathered, workspace);
         assertStep(strategy(plan, "fsdp"), 2.5, 2 * (90 + 17.616 + 52.848) + 2.5, 2 * 30 + 2 * 60 + 2.5);
 
@@ -171,13 +166,13 @@ class PlanClusterTest {
         assertEquals(240.0, plan.path("cluster").path("world_bus_gb_s").asDouble(), 1e-9, "the A100's NVLink default");
     }
 
-    /** 1 MiB of workspace measured puts ddp exactly at 1 MiB; 32 KiB more than 80 GiB overflows ddp only (fsdp holds 59,656 bytes less). */
+    /** 1 MiB of workspace measured puts ddp exactly at 1 MiB; 32 KiB more than 80 GiB overflows ddp only (fsdp holds 51,944 bytes less). */
     @Test
     void fitsComparesTheTotalWithTheGpusMemory() throws Exception {
         JsonNode plan = plan(bench(80 + 1.0 / 32768, true), "--cluster", "4xH100-80G");
         assertEquals(80L * 1073741824 + 32768, strategy(plan, "ddp").path("memory").path("total").asLong());
         assertFalse(strategy(plan, "ddp").path("fits").asBoolean());
-        for (String name : new String[] {"fsdp-today", "fsdp", "hybrid"}) {
+        for (String name : new String[] {"fsdp", "hybrid"}) {
             assertTrue(strategy(plan, name).path("fits").asBoolean(), name);
         }
     }

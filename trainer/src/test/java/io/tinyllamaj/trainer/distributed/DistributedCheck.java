@@ -24,6 +24,7 @@ import java.util.stream.Collectors;
  *       unique-id bootstrap over MPI, loss curves of every strategy (rank 0 writes them to
  *       OUT/PRESET-STRATEGY.txt), replicas equal afterwards, and the non-finite skip;</li>
  *   <li>{@code hang SECONDS}: rank 1 never reaches the all-reduce; rank 0's watchdog must end it;</li>
+ *   <li>{@code hang-started SECONDS}: rank 1 never starts the broadcast rank 0 started and completes;</li>
  *   <li>{@code kill}: rank 1 SIGKILLs itself before the all-reduce.</li>
  * </ul>
  * Any failed check throws, the process exits non-zero and mpirun ends the job.
@@ -37,7 +38,8 @@ public final class DistributedCheck {
     public static void main(String[] args) throws Exception {
         switch (args[0]) {
             case "all" -> all(Path.of(args[1]));
-            case "hang" -> hang(Duration.ofMillis((long) (Double.parseDouble(args[1]) * 1000)));
+            case "hang" -> hang(Duration.ofMillis((long) (Double.parseDouble(args[1]) * 1000)), false);
+            case "hang-started" -> hang(Duration.ofMillis((long) (Double.parseDouble(args[1]) * 1000)), true);
             case "kill" -> kill();
             default -> throw new IllegalArgumentException("unknown mode " + args[0]);
         }
@@ -122,6 +124,28 @@ public final class DistributedCheck {
         for (long i = own.offset(); i < own.offset() + own.length(); i++) {
             require(scatter[(int) i] == 2f * i + 100f, "reduceScatterSum[" + i + "] on rank " + r + " = " + scatter[(int) i]);
         }
+
+        // started collectives: two in flight at once, each slice's neighbours untouched, results only after completion
+        float[] fromRoot1 = new float[9];
+        float[] toRoot0 = new float[9];
+        Arrays.fill(fromRoot1, -5f);
+        Arrays.fill(toRoot0, -5f);
+        for (int i = 1; i < 8; i++) {
+            fromRoot1[i] = r == 1 ? 10f * i : -1f;
+            toRoot0[i] = i * (r + 1);
+        }
+        Collectives.Pending startedBroadcast = c.broadcastAsync(new CpuTensor(fromRoot1, 1, 7), 1);
+        Collectives.Pending startedReduce = c.reduceSumAsync(new CpuTensor(toRoot0, 1, 7), 0);
+        require(r == 1 || fromRoot1[1] == -1f, "broadcastAsync wrote into the tensor before its completion");
+        startedBroadcast.complete();
+        startedReduce.complete();
+        for (int i = 1; i < 8; i++) {
+            require(fromRoot1[i] == 10f * i, "broadcastAsync[" + i + "] on rank " + r + " = " + fromRoot1[i]);
+            float expected = r == 0 ? 3f * i : i * 2f; // the root gets the sum, the other rank keeps its own values
+            require(toRoot0[i] == expected, "reduceSumAsync[" + i + "] on rank " + r + " = " + toRoot0[i] + ", expected " + expected);
+        }
+        require(fromRoot1[0] == -5f && fromRoot1[8] == -5f && toRoot0[0] == -5f && toRoot0[8] == -5f,
+                "a started collective wrote outside its range");
 
         float[] gather = new float[n];
         Arrays.fill(gather, -1f);
@@ -227,12 +251,15 @@ public final class DistributedCheck {
 
     // ---- a rank stuck or killed ----
 
-    private static void hang(Duration timeout) throws InterruptedException {
+    private static void hang(Duration timeout, boolean started) throws InterruptedException {
         CpuBackend backend = new CpuBackend();
         try (Strategy strategy = Distributed.open("ddp", Launch.detect().worldSize(), 1, timeout, backend, System.err)) {
             strategy.world().barrier();
             if (strategy.rank() == 1) {
                 Thread.sleep(Duration.ofSeconds(120));
+            }
+            if (started) {
+                strategy.world().broadcastAsync(backend.allocate(700), 1).complete();
             }
             strategy.world().allReduceSum(backend.allocate(1000));
         }

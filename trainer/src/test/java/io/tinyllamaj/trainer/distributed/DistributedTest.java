@@ -94,6 +94,17 @@ class DistributedTest {
         assertTrue(seconds < 30, "the job took " + seconds + " s to end");
     }
 
+    /** A prefetched gather whose peer never comes: the wait for its completion is what the watchdog names. */
+    @Test
+    void aStuckRankEndsTheJobInsideAStartedCollective() throws Exception {
+        Assumptions.assumeTrue(mpirun, "mpirun not found on PATH (install openmpi-bin)");
+        Result result = launch(60, "hang-started", Double.toString(HANG_TIMEOUT_S));
+        assertNotEquals(0, result.exitCode, result.output);
+        assertTrue(result.output.contains("rank 0: collective #") && result.output.contains("completing #")
+                && result.output.contains("broadcast on world (700 values)") && result.output.contains("did not finish within 2.0 s"),
+                result.output);
+    }
+
     @Test
     void aKilledRankEndsTheJobNamingTheCollective() throws Exception {
         Assumptions.assumeTrue(mpirun, "mpirun not found on PATH (install openmpi-bin)");

@@ -28,30 +28,65 @@ class UnitShardsTest {
     static final List<String> REDUCE = List.of("reduce 1 992", "reduce 0 8", "reduce 1 1944", "reduce 0 1952", "reduce 0 976");
 
     @Test
-    void gathersForwardInOrderAndBackwardInReverseAndReducesEachUnitOntoItsOwners() {
-        List<String> calls = oneMicroBatch(true);
-        List<String> expected = new ArrayList<>(FORWARD);
-        // backward: the head's and the last block's buffers are still resident; the embedding needs no parameters
-        expected.addAll(List.of("reduce 1 992", "reduce 0 8", "reduce 1 1944", "broadcast 0 1952", "reduce 0 1952", "reduce 0 976"));
-        assertEquals(expected, calls);
-    }
-
-    @Test
     void keepingGatheredUnitsGathersNothingInTheBackward() {
         List<String> expected = new ArrayList<>(FORWARD);
         expected.addAll(REDUCE);
-        assertEquals(expected, oneMicroBatch(false));
+        assertEquals(expected, oneMicroBatch(LlamaConfig.preset("test-tiny"), false, false));
+    }
+
+    /**
+     * test-tiny with 4 blocks, resharding, traced by hand: 976 + 4 x 1952 + 992 = 9776, rank 0 owns
+     * [0, 4888). Units: 0 embedding, 1 = [976, 2928), 2 = [2928, 4880), 3 = [4880, 6832) (8 on rank 0,
+     * 1944 on rank 1), 4 = [6832, 8784), 5 = head [8784, 9776). Three unit buffers A, B, C, least
+     * recently used first; gradient buffers by unit parity.
+     */
+    @Test
+    void prefetchesTheNextUnitWhileOneComputesAndFinishesEachReductionOneUnitLater() {
+        List<String> forward = List.of(
+                "start broadcast 0 976", "complete broadcast 0 976",        // acquire(0) into A
+                "start broadcast 0 1952", "complete broadcast 0 1952",      // acquire(1) into B
+                "start broadcast 0 1952",                                   // prefetch(2) into C, before the embedding runs
+                "complete broadcast 0 1952",                                // block 0: acquire(2)
+                "start broadcast 0 8", "start broadcast 1 1944",            //   prefetch(3) into A (unit 0 released)
+                "complete broadcast 0 8", "complete broadcast 1 1944",      // block 1: acquire(3)
+                "start broadcast 1 1952",                                   //   prefetch(4) into B
+                "complete broadcast 1 1952",                                // block 2: acquire(4)
+                "start broadcast 1 992",                                    //   prefetch(5), the head, into C
+                "complete broadcast 1 992");                                // block 3: acquire(5)
+        List<String> backward = List.of(
+                "start reduce 1 992",                                       // head
+                // block 3: units 4 (B) and 3 (A) are still resident, nothing to gather
+                "start reduce 1 1952",
+                "start broadcast 0 1952",                                   // block 2: prefetch(2) into C (the head's)
+                "complete reduce 1 992",                                    //   its gradient buffer: the head's reduction ends
+                "start reduce 0 8", "start reduce 1 1944",
+                "complete broadcast 0 1952",                                // block 1: acquire(2)
+                "start broadcast 0 1952",                                   //   prefetch(1) into B
+                "complete reduce 1 1952",                                   //   unit 4's reduction ends
+                "start reduce 0 1952",
+                "complete broadcast 0 1952",                                // block 0: acquire(1)
+                "complete reduce 0 8", "complete reduce 1 1944",            //   unit 3's reduction ends
+                "start reduce 0 1952",
+                "complete reduce 0 1952",                                   // embedding: unit 2's reduction ends
+                "start reduce 0 976",
+                "complete reduce 0 1952", "complete reduce 0 976");         // gradients read: the last two end, oldest first
+        List<String> expected = new ArrayList<>(forward);
+        expected.addAll(backward);
+        LlamaConfig tiny = LlamaConfig.preset("test-tiny");
+        LlamaConfig fourBlocks = new LlamaConfig("test-tiny-4", tiny.vocabSize(), tiny.dim(), 4, tiny.heads(), tiny.kvHeads(),
+                tiny.intermediate(), tiny.normEps(), tiny.ropeTheta(), tiny.maxSeqLen(), false);
+        assertEquals(expected, oneMicroBatch(fourBlocks, true, true));
     }
 
     @Test
-    void ownRangeOnlyAndTwoParameterBuffersAndOneGradientBufferOfTheLargestUnit() {
+    void ownRangeOnlyAndThreeParameterBuffersAndTwoGradientBuffersOfTheLargestUnit() {
         try (CpuBackend backend = new CpuBackend()) {
-            Recorder world = new Recorder();
-            LlamaModel model = sharded(backend, world, true);
+            Recorder world = new Recorder(false);
+            LlamaModel model = sharded(backend, LlamaConfig.preset("test-tiny"), world, true);
             step(model);
             assertEquals(2936L * 4, model.memory().parameters());
             assertEquals(2936L * 4, model.memory().gradients());
-            assertEquals(3L * 1952 * 4, units.bytes());
+            assertEquals(5L * 1952 * 4, units.bytes());
             // after an update every unit is gathered again, in forward order
             model.adamwUpdate(0, backend.allocate(2936), backend.allocate(2936), new AdamWStep(1e-3f, 0.9f, 0.95f, 1e-8f, 0f, 1, 1f));
             world.calls.clear();
@@ -71,21 +106,22 @@ class UnitShardsTest {
         assertEquals(Float.NaN, values[4]);
     }
 
-    private static List<String> oneMicroBatch(boolean reshard) {
+    /** The collectives of one micro-batch and the read of the gradients. */
+    private static List<String> oneMicroBatch(LlamaConfig config, boolean reshard, boolean startsAndCompletions) {
         try (CpuBackend backend = new CpuBackend()) {
-            Recorder world = new Recorder();
-            LlamaModel model = sharded(backend, world, reshard);
+            Recorder world = new Recorder(startsAndCompletions);
+            LlamaModel model = sharded(backend, config, world, reshard);
             step(model);
+            model.gradients();
             return world.calls;
         }
     }
 
     private static UnitShards units; // the last sharded model's
 
-    private static LlamaModel sharded(CpuBackend backend, Recorder world, boolean reshard) {
-        LlamaModel model = new LlamaModel(backend, LlamaConfig.preset("test-tiny"));
+    private static LlamaModel sharded(CpuBackend backend, LlamaConfig config, Recorder world, boolean reshard) {
+        LlamaModel model = new LlamaModel(backend, config);
         Initialization.initialize(model, 7);
-        assertEquals(5872, model.layout().total());
         units = new UnitShards(world, backend, model.layout(), reshard, false);
         Shard own = world.shard(model.layout().total());
         model.shard(own.offset(), own.length(), units);
@@ -98,9 +134,36 @@ class UnitShardsTest {
         model.forwardBackward(tokens, targets, 1, 8, 1f / 8);
     }
 
-    /** Rank 0 of 2: records broadcasts and reductions, moves no data. */
+    /**
+     * Rank 0 of 2: records broadcasts and reductions, moves no data; with {@code startsAndCompletions}
+     * the started ones as "start ..." and their completion as "complete ...", else each once, when started.
+     */
     static final class Recorder implements Collectives {
         final List<String> calls = new ArrayList<>();
+        private final boolean startsAndCompletions;
+
+        Recorder(boolean startsAndCompletions) {
+            this.startsAndCompletions = startsAndCompletions;
+        }
+
+        @Override
+        public Pending broadcastAsync(Tensor t, int root) {
+            return started("broadcast " + root + " " + t.length());
+        }
+
+        @Override
+        public Pending reduceSumAsync(Tensor t, int root) {
+            return started("reduce " + root + " " + t.length());
+        }
+
+        private Pending started(String call) {
+            if (!startsAndCompletions) {
+                calls.add(call);
+                return Pending.DONE;
+            }
+            calls.add("start " + call);
+            return () -> calls.add("complete " + call);
+        }
 
         @Override
         public int rank() {
