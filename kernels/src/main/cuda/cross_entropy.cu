@@ -3,7 +3,9 @@
 //   dz_i   = (softmax(z_i) - onehot(y_i)) * scale      (overwrites the logits when backward != 0)
 // z [n, V] fp32 or bf16 (the lm_head output of a bf16-mixed step, as under autocast; the gradient
 // then goes back to the matmul in bf16 too, with no cast between), all arithmetic fp32;
-// targets [n] (negative: ignored, loss 0 and gradient 0), losses [n] fp32.
+// targets [n] (negative: ignored, loss 0 and gradient 0), losses [n] fp32; margins [n] fp32 or null:
+// max_j z_ij - z_i[y_i], 0 when the target has the largest logit (scoring asks whether greedy
+// decoding would pick it).
 // Trick: one block per row walks the vocabulary in strided chunks keeping an online
 // (max, sum of exp) pair per thread, merged across the block, so the row is read once for the
 // statistics and once for the gradient and no [n, V] scratch exists; 16-byte accesses where the
@@ -18,14 +20,18 @@ __device__ __forceinline__ void ce_push(float& m, float& s, float x) {
 // VEC values per thread step (16 / sizeof(T): 16-byte accesses, when v is a multiple of it and the
 // logits are aligned; the launcher checks), else 1.
 template <typename T, int VEC>
-__device__ void cross_entropy_row(T* logits, float* losses, const int* targets, int n, int v, float scale, int backward) {
+__device__ void cross_entropy_row(T* logits, float* losses, float* margins, const int* targets, int n, int v, float scale,
+                                  int backward) {
     __shared__ float maxes[32], sums[32];
     __shared__ float rowStats[2];
     int row = blockIdx.x;
     T* z = logits + (long long)row * v;
     int target = targets[row];
     if (target < 0) {
-        if (threadIdx.x == 0) losses[row] = 0.f;
+        if (threadIdx.x == 0) {
+            losses[row] = 0.f;
+            if (margins) margins[row] = 0.f;
+        }
         if (backward) for (int j = threadIdx.x; j < v; j += blockDim.x) st(z + j, 0.f);
         return;
     }
@@ -53,6 +59,7 @@ __device__ void cross_entropy_row(T* logits, float* losses, const int* targets, 
         float logSum = logf(bs) + bm;
         rowStats[0] = logSum;
         losses[row] = logSum - ld(z + target);
+        if (margins) margins[row] = bm - ld(z + target);
     }
     __syncthreads();
     if (!backward) return;
@@ -68,10 +75,10 @@ __device__ void cross_entropy_row(T* logits, float* losses, const int* targets, 
 
 // vec: the launcher's choice (16 / sizeof(T) or 1); one block per row.
 #define CROSS_ENTROPY_KERNEL(SUFFIX, T)                                                                          \
-    extern "C" __global__ void cross_entropy##SUFFIX(T* logits, float* losses, const int* targets, int n, int v, \
-                                                     float scale, int backward, int vec) {                       \
-        if (vec == 1) cross_entropy_row<T, 1>(logits, losses, targets, n, v, scale, backward);                   \
-        else cross_entropy_row<T, 16 / sizeof(T)>(logits, losses, targets, n, v, scale, backward);              \
+    extern "C" __global__ void cross_entropy##SUFFIX(T* logits, float* losses, float* margins, const int* targets, int n, \
+                                                     int v, float scale, int backward, int vec) {                        \
+        if (vec == 1) cross_entropy_row<T, 1>(logits, losses, margins, targets, n, v, scale, backward);                   \
+        else cross_entropy_row<T, 16 / sizeof(T)>(logits, losses, margins, targets, n, v, scale, backward);              \
     }
 
 CROSS_ENTROPY_KERNEL(, float)

@@ -211,7 +211,16 @@ public interface Backend extends AutoCloseable {
     }
 
     /** losses only; logits unchanged. */
-    void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v);
+    default void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v) {
+        crossEntropyForward(losses, null, logits, targets, n, v);
+    }
+
+    /**
+     * losses, and with {@code margins} (null: none) margins[i] = max_j z_ij - z_i[y_i]: 0 when the
+     * target has the largest logit, as greedy decoding would pick it (a tie for the largest counts);
+     * 0 at ignored positions. Logits unchanged.
+     */
+    void crossEntropyForward(Tensor losses, Tensor margins, Tensor logits, int[] targets, int n, int v);
 
     // ---- optimizer ----
 

@@ -31,6 +31,7 @@ public final class LlamaModel {
     private Tensor fullLogits;
     private Tensor decodeLogits;
     private Tensor logZ;           // [b * t] logsumexp per position, with a z-loss only
+    private Tensor scores;         // score(): losses and margins of each target set
     private Tensor operands;       // the parameters as matmuls read them (see operands()); null before the first forward
     private ParameterViews operandViews;
     private boolean operandsFresh; // operands hold the current parameters
@@ -167,7 +168,7 @@ public final class LlamaModel {
     public ModelMemory memory() {
         long copy = operands == null || operands == parameters ? 0 : backend.bytes(operands);
         long saved = activations == null ? 0 : activations.bytes(backend);
-        for (Tensor logitsBuffer : new Tensor[] {fullLogits, decodeLogits, logZ}) {
+        for (Tensor logitsBuffer : new Tensor[] {fullLogits, decodeLogits, logZ, scores}) {
             saved += logitsBuffer == null ? 0 : backend.bytes(logitsBuffer);
         }
         return new ModelMemory(backend.bytes(parameters), copy, gradients == null ? 0 : backend.bytes(gradients), saved);
@@ -275,6 +276,50 @@ public final class LlamaModel {
         backend.matmulForward(fullLogits, a.normFinal, headOperand(), n, config.dim(), config.vocabSize());
         leave(config.layers() + 1);
         return fullLogits;
+    }
+
+    /** {@link #score}'s result: for each target set, per position, the cross-entropy and the margin. */
+    public record PositionScores(float[][] losses, float[][] margins) {
+    }
+
+    /**
+     * One forward without gradients, scored against several target sets (a position may have to
+     * predict different tokens for different requests): per set and position the cross-entropy
+     * and the margin, how far the target's logit lies below the largest (0: greedy decoding picks
+     * it); negative targets give 0 and 0. The logits are made a chunk at a time and each chunk is
+     * read once per set, so no [b * t, vocab] buffer exists and nothing but 2 x sets x b x t floats
+     * comes back.
+     */
+    public PositionScores score(int[] tokens, int[][] targets, int b, int t) {
+        Activations a = activations(b, t, activations != null && activations.dResidual != null);
+        forward(a, tokens);
+        int n = b * t, sets = targets.length, vocab = config.vocabSize();
+        for (int[] set : targets) {
+            if (set.length != n) {
+                throw new IllegalArgumentException("a target set has " + set.length + " positions, expected " + n);
+            }
+        }
+        long needed = 2L * sets * n;
+        if (scores == null || scores.length() < needed) {
+            if (scores != null) {
+                backend.release(scores);
+            }
+            scores = backend.allocate(needed);
+        }
+        forEachLogitChunk(a, headOperand(), (rows, logits, start) -> {
+            for (int k = 0; k < sets; k++) {
+                backend.crossEntropyForward(scores.slice((long) k * n + start, rows), scores.slice((long) (sets + k) * n + start, rows),
+                        logits, rowsOf(targets[k], start, rows), rows, vocab);
+            }
+        });
+        leave(config.layers() + 1);
+        float[] all = backend.download(scores.slice(0, needed));
+        float[][] losses = new float[sets][], margins = new float[sets][];
+        for (int k = 0; k < sets; k++) {
+            losses[k] = java.util.Arrays.copyOfRange(all, k * n, (k + 1) * n);
+            margins[k] = java.util.Arrays.copyOfRange(all, (sets + k) * n, (sets + k + 1) * n);
+        }
+        return new PositionScores(losses, margins);
     }
 
     /** Per-position cross-entropy [b * t] without touching gradients; negative targets give 0. */

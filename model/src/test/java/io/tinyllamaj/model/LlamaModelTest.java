@@ -66,6 +66,53 @@ class LlamaModelTest {
         assertEquals(ref.loss(in, targets, b, t), mean, 1e-5 * Math.abs(mean));
     }
 
+    /**
+     * score(): one forward read against two target sets; per position the cross-entropy and the
+     * margin as the float64 reference's log-softmax and largest logit give them. Set 1 asks for the
+     * reference's argmax at every read position, so its margins are 0 (greedy) there.
+     */
+    @Test
+    void scoreGivesEachTargetSetsLossesAndMarginsAsTheFloat64Reference() throws Exception {
+        LlamaConfig c = tiny(false);
+        ReferenceLlama ref = new ReferenceLlama(c, 19);
+        LlamaModel model = onCpu(ref);
+        int b = 2, t = 7, v = c.vocabSize(), n = b * t;
+        int[] in = tokens(n, v, 5), random = tokens(n, v, 6), argmax = new int[n];
+        double[] logits = ref.logits(in, b, t);
+        for (int p = 0; p < n; p++) {
+            for (int j = 1; j < v; j++) {
+                argmax[p] = logits[p * v + j] > logits[p * v + argmax[p]] ? j : argmax[p];
+            }
+        }
+        random[2] = -1;
+        argmax[5] = -1;
+        LlamaModel.PositionScores scores = model.score(in, new int[][] {random, argmax}, b, t);
+        int[][] sets = {random, argmax};
+        for (int k = 0; k < 2; k++) {
+            for (int p = 0; p < n; p++) {
+                int target = sets[k][p];
+                if (target < 0) {
+                    assertEquals(0f, scores.losses()[k][p]);
+                    assertEquals(0f, scores.margins()[k][p]);
+                    continue;
+                }
+                double max = Double.NEGATIVE_INFINITY, z = 0;
+                for (int j = 0; j < v; j++) {
+                    max = Math.max(max, logits[p * v + j]);
+                }
+                for (int j = 0; j < v; j++) {
+                    z += Math.exp(logits[p * v + j] - max);
+                }
+                double loss = max + Math.log(z) - logits[p * v + target];
+                assertEquals(loss, scores.losses()[k][p], 1e-5 * Math.max(1, loss), "set " + k + " position " + p);
+                assertEquals(max - logits[p * v + target], scores.margins()[k][p], 1e-5, "set " + k + " position " + p);
+                if (k == 1) {
+                    assertEquals(0f, scores.margins()[k][p], "the argmax's margin, position " + p);
+                }
+            }
+        }
+    }
+
     /** Every weight's gradient of the mean loss (plus, with a z-loss coefficient, that times the mean lse^2). */
     @ParameterizedTest
     @CsvSource({"false, 0", "true, 0", "false, 0.05"})

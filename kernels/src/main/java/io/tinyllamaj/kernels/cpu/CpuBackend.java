@@ -168,8 +168,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v) {
-        CrossEntropy.forward(of(losses), of(logits), targets, n, v);
+    public void crossEntropyForward(Tensor losses, Tensor margins, Tensor logits, int[] targets, int n, int v) {
+        CrossEntropy.forward(of(losses), margins == null ? null : of(margins), of(logits), targets, n, v);
     }
 
     @Override

@@ -16,21 +16,22 @@ final class CrossEntropy {
     }
 
     static void forwardBackward(CpuTensor logits, CpuTensor losses, int[] targets, int n, int v, float scale) {
-        run(logits, losses, targets, n, v, scale, true, 0f, null);
+        run(logits, losses, targets, n, v, scale, true, 0f, null, null);
     }
 
     /** As {@link #forwardBackward} with the z-loss term of coefficient {@code zLoss}; {@code logZ[i]} = lse_i (0 where ignored). */
     static void forwardBackward(CpuTensor logits, CpuTensor losses, int[] targets, int n, int v, float scale, float zLoss,
                                 CpuTensor logZ) {
-        run(logits, losses, targets, n, v, scale, true, zLoss, logZ);
+        run(logits, losses, targets, n, v, scale, true, zLoss, logZ, null);
     }
 
-    static void forward(CpuTensor losses, CpuTensor logits, int[] targets, int n, int v) {
-        run(logits, losses, targets, n, v, 0f, false, 0f, null);
+    /** Losses, and with margins (may be null) margins[i] = max_j z_ij - z_i[y_i] (0 where ignored). */
+    static void forward(CpuTensor losses, CpuTensor margins, CpuTensor logits, int[] targets, int n, int v) {
+        run(logits, losses, targets, n, v, 0f, false, 0f, null, margins);
     }
 
     private static void run(CpuTensor logits, CpuTensor losses, int[] targets, int n, int v, float scale, boolean backward,
-                            float zLoss, CpuTensor logZ) {
+                            float zLoss, CpuTensor logZ, CpuTensor margins) {
         float[] z = logits.data(), out = losses.data();
         int zo = logits.offset(), lo = losses.offset();
         Parallel.forChunks(n, 8L * n * v, (start, end) -> {
@@ -46,6 +47,9 @@ final class CrossEntropy {
                     if (logZ != null) {
                         logZ.data()[logZ.offset() + i] = 0f;
                     }
+                    if (margins != null) {
+                        margins.data()[margins.offset() + i] = 0f;
+                    }
                     if (backward) {
                         java.util.Arrays.fill(z, row, row + v, 0f);
                     }
@@ -56,6 +60,9 @@ final class CrossEntropy {
                     max = Math.max(max, z[row + j]);
                 }
                 float targetLogit = z[row + target];
+                if (margins != null) {
+                    margins.data()[margins.offset() + i] = max - targetLogit;
+                }
                 double sum = 0;
                 if (backward) {
                     // one exp per logit: keep exp(z - max) in place, normalise in a second pass

@@ -527,13 +527,14 @@ public final class CudaBackend implements Backend {
     @Override
     public void crossEntropyForwardBackward(Tensor logits, Tensor losses, int[] targets, int n, int v, float gradScale) {
         current();
-        crossEntropy.run(of(logits), ptr32("crossEntropy", losses), targets, n, v, gradScale, true); // logits fp32 or bf16
+        crossEntropy.run(of(logits), ptr32("crossEntropy", losses), 0, targets, n, v, gradScale, true); // logits fp32 or bf16
     }
 
     @Override
-    public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v) {
+    public void crossEntropyForward(Tensor losses, Tensor margins, Tensor logits, int[] targets, int n, int v) {
         current();
-        crossEntropy.run(of(logits), ptr32("crossEntropy", losses), targets, n, v, 0f, false);
+        crossEntropy.run(of(logits), ptr32("crossEntropy", losses), margins == null ? 0 : ptr32("crossEntropy", margins), targets, n, v,
+                0f, false);
     }
 
     // ---- optimizer ----

@@ -201,6 +201,21 @@ class CpuOpsTest {
         assertEquals(Math.log(4), one.data()[0], 1e-7);
     }
 
+    /** Hand-worked rows: the target's distance below the row's largest logit; a tie for the largest gives 0. */
+    @Test
+    void crossEntropyMarginsAreTheTargetsDistanceBelowTheLargestLogit() {
+        float[] z = {1f, 3f, 2f,    // target 2: 3 - 2 = 1
+                     5f, -1f, 0f,   // target 0, the largest: 0
+                     4f, 4f, 1f,    // target 1 ties the largest: 0
+                     7f, 7f, 7f};   // ignored: 0
+        CpuTensor losses = zeros(4), margins = new CpuTensor(new float[]{-9f, -9f, -9f, -9f}, 0, 4);
+        backend.crossEntropyForward(losses, margins, new CpuTensor(z, 0, z.length), new int[]{2, 0, 1, -1}, 4, 3);
+        assertArrayEquals(new float[]{1f, 0f, 0f, 0f}, margins.data());
+        // the losses are unchanged by asking for margins: log(e + e^3 + e^2) - 2 for the first row
+        assertEquals(Math.log(Math.exp(1) + Math.exp(3) + Math.exp(2)) - 2, losses.data()[0], 1e-6);
+        assertEquals(0f, losses.data()[3]);
+    }
+
     /** PaLM's z-loss: the objective scale * sum(CE + c lse^2) differentiated numerically; lse written out; the loss stays CE. */
     @Test
     void crossEntropyWithZLossMatchesFiniteDifferences() {

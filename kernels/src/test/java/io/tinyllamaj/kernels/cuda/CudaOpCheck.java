@@ -511,9 +511,11 @@ public final class CudaOpCheck {
         String s = shape("n,v", n, v);
         int[] targets = tokens(n, v);
         targets[n / 2] = -1; // ignored position
-        Pair logits = random((long) n * v, 3, act), losses = poisoned(n);
-        both(be -> be.crossEntropyForward(be == cpu ? losses.cpu : losses.gpu, be == cpu ? logits.cpu : logits.gpu, targets, n, v));
+        Pair logits = random((long) n * v, 3, act), losses = poisoned(n), margins = poisoned(n);
+        both(be -> be.crossEntropyForward(be == cpu ? losses.cpu : losses.gpu, be == cpu ? margins.cpu : margins.gpu,
+                be == cpu ? logits.cpu : logits.gpu, targets, n, v));
         compare(tag("cross-entropy fwd", act), s, "losses", losses, FP32);
+        compare(tag("cross-entropy fwd", act), s, "margins", margins, 0); // a difference of two logits read exactly
         compare(tag("cross-entropy fwd", act), s, "logits", logits, 0);
         Pair losses2 = poisoned(n);
         both(be -> be.crossEntropyForwardBackward(be == cpu ? logits.cpu : logits.gpu, be == cpu ? losses2.cpu : losses2.gpu,

@@ -225,8 +225,8 @@ final class TimedBackend implements Backend {
     }
 
     @Override
-    public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int n, int v) {
-        timed("cross-entropy fwd", () -> gpu.crossEntropyForward(losses, logits, targets, n, v));
+    public void crossEntropyForward(Tensor losses, Tensor margins, Tensor logits, int[] targets, int n, int v) {
+        timed("cross-entropy fwd", () -> gpu.crossEntropyForward(losses, margins, logits, targets, n, v));
     }
 
     @Override

@@ -1,8 +1,6 @@
 package io.tinyllamaj.trainer.eval;
 
 import io.tinyllamaj.data.eval.ContinuationSplit;
-import io.tinyllamaj.kernels.Backend;
-import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.model.LlamaModel;
 
 import java.util.ArrayList;
@@ -21,6 +19,9 @@ import java.util.function.IntUnaryOperator;
  * prefix of another's reads that row's logits, exact for a causal model (BoolQ's " no" and
  * " yes" share one forward). Rows go longest first into batches of at most {@code batchTokens}
  * padded tokens; a row longer than the model's context keeps its last tokens, as the harness does.
+ * The log-softmax runs on the model's backend ({@link LlamaModel#score}): a continuation's
+ * log-likelihood is minus the sum of its positions' cross-entropies (summed in double), and it
+ * is greedy when every position's target has the largest logit (a tie for the largest counts).
  */
 public final class LoglikelihoodScorer {
 
@@ -78,7 +79,6 @@ public final class LoglikelihoodScorer {
         }
         int padding = forwardsOnEveryRank.applyAsInt(forwards) - forwards;
         Loglikelihood[] out = new Loglikelihood[inputs.length];
-        int vocab = model.config().vocabSize();
         for (int start = 0; start < rows.size(); ) {
             int t = rows.get(start).tokens.length;
             int b = batchRows(rows, start);
@@ -87,14 +87,31 @@ public final class LoglikelihoodScorer {
                 int[] tokens = rows.get(start + r).tokens;
                 System.arraycopy(tokens, 0, batch, r * t, tokens.length);
             }
-            Tensor logits = model.logits(batch, b, t);
-            Backend backend = model.backend();
+            TargetSets sets = new TargetSets(b * t);
+            int[][] setOf = new int[inputs.length][];
             for (int r = 0; r < b; r++) {
                 for (int request : rows.get(start + r).requests) {
                     int[] continuation = requests.get(request).continuation();
                     int first = r * t + inputs[request].length - continuation.length;
-                    float[] values = backend.download(logits.slice((long) first * vocab, (long) continuation.length * vocab));
-                    out[request] = loglikelihood(values, continuation, vocab);
+                    setOf[request] = new int[continuation.length];
+                    for (int k = 0; k < continuation.length; k++) {
+                        setOf[request][k] = sets.place(first + k, continuation[k]);
+                    }
+                }
+            }
+            LlamaModel.PositionScores scores = model.score(batch, sets.targets(), b, t);
+            for (int r = 0; r < b; r++) {
+                for (int request : rows.get(start + r).requests) {
+                    int[] continuation = requests.get(request).continuation();
+                    int first = r * t + inputs[request].length - continuation.length;
+                    double sum = 0;
+                    boolean greedy = true;
+                    for (int k = 0; k < continuation.length; k++) {
+                        int set = setOf[request][k];
+                        sum -= scores.losses()[set][first + k];
+                        greedy &= scores.margins()[set][first + k] == 0f;
+                    }
+                    out[request] = new Loglikelihood(sum, greedy);
                     done.accept(request);
                 }
             }
@@ -140,26 +157,41 @@ public final class LoglikelihoodScorer {
         return rows;
     }
 
-    /** The sum of log-softmax at each continuation token, in float64, and whether each was the argmax. */
-    static Loglikelihood loglikelihood(float[] logits, int[] continuation, int vocab) {
-        double sum = 0;
-        boolean greedy = true;
-        for (int p = 0; p < continuation.length; p++) {
-            int base = p * vocab, best = 0;
-            double max = Double.NEGATIVE_INFINITY;
-            for (int j = 0; j < vocab; j++) {
-                if (logits[base + j] > max) {
-                    max = logits[base + j];
-                    best = j;
+    /**
+     * The target of each position in as few sets as possible: requests that share a row read the
+     * same positions, and where they ask for different tokens at one position (BoolQ's " no" and
+     * " yes" after the same context) the second goes into another set. Positions nobody reads
+     * keep -1 (ignored).
+     */
+    private static final class TargetSets {
+        private final int positions;
+        private final List<int[]> sets = new ArrayList<>();
+
+        TargetSets(int positions) {
+            this.positions = positions;
+        }
+
+        /** The set that holds {@code target} at {@code position}: one that already does, else the first free there. */
+        int place(int position, int target) {
+            for (int k = 0; k < sets.size(); k++) {
+                int[] set = sets.get(k);
+                if (set[position] == target) {
+                    return k;
+                }
+                if (set[position] < 0) {
+                    set[position] = target;
+                    return k;
                 }
             }
-            double z = 0;
-            for (int j = 0; j < vocab; j++) {
-                z += Math.exp(logits[base + j] - max);
-            }
-            sum += logits[base + continuation[p]] - max - Math.log(z);
-            greedy &= best == continuation[p];
+            int[] set = new int[positions];
+            Arrays.fill(set, -1);
+            set[position] = target;
+            sets.add(set);
+            return sets.size() - 1;
         }
-        return new Loglikelihood(sum, greedy);
+
+        int[][] targets() {
+            return sets.toArray(new int[0][]);
+        }
     }
 }
