@@ -78,6 +78,22 @@ class UnitShardsTest {
         assertEquals(expected, oneMicroBatch(fourBlocks, true, true));
     }
 
+    /** An update while a prefetch is in flight: the gather still completes (every rank started it), then is gathered anew. */
+    @Test
+    void anUpdateCompletesAGatherInFlightAndGathersTheUnitAgain() {
+        try (CpuBackend backend = new CpuBackend()) {
+            Recorder world = new Recorder(true);
+            LlamaModel model = sharded(backend, LlamaConfig.preset("test-tiny"), world, true);
+            Tensor own = model.parameters();
+            world.calls.clear();
+            units.prefetch(3, own);
+            model.adamwUpdate(0, backend.allocate(2936), backend.allocate(2936), new AdamWStep(1e-3f, 0.9f, 0.95f, 1e-8f, 0f, 1, 1f));
+            units.acquire(3, own);
+            assertEquals(List.of("start broadcast 1 992", "complete broadcast 1 992", "start broadcast 1 992", "complete broadcast 1 992"),
+                    world.calls);
+        }
+    }
+
     @Test
     void ownRangeOnlyAndThreeParameterBuffersAndTwoGradientBuffersOfTheLargestUnit() {
         try (CpuBackend backend = new CpuBackend()) {
