@@ -32,8 +32,11 @@ import java.util.stream.Collectors;
 public final class DistributedCheck {
 
     static final List<String> PRESETS = List.of("test-tiny", "test-small");
-    /** Strategies; hybrid-N has N ranks per node (hybrid-1: two simulated nodes of one rank). */
-    static final List<String> STRATEGIES = List.of("ddp", "fsdp", "hybrid-1", "hybrid-2");
+    /**
+     * Strategies; hybrid-N has N ranks per node (hybrid-1: two simulated nodes of one rank);
+     * fsdp-keep is fsdp with distributed.reshard_after_forward false (one buffer per unit).
+     */
+    static final List<String> STRATEGIES = List.of("ddp", "fsdp", "fsdp-keep", "hybrid-1", "hybrid-2");
 
     public static void main(String[] args) throws Exception {
         switch (args[0]) {
@@ -83,9 +86,13 @@ public final class DistributedCheck {
     private static Strategy strategy(Mpi mpi, CpuBackend backend, String name) {
         Watchdog watchdog = new Watchdog(mpi.rank(mpi.world()), Duration.ofSeconds(60), System.err);
         Collectives world = watchdog.watch(new MpiCollectives(mpi, mpi.world(), false, backend, 1000), "world");
+        Ranks ranks = new Ranks(world, null, watchdog, System.err);
+        if (name.equals("fsdp-keep")) {
+            return Distributed.create("fsdp", ranks, 1, Distributed.options(false, "fp32"));
+        }
         String[] parts = name.split("-");
         int ranksPerNode = parts.length > 1 ? Integer.parseInt(parts[1]) : 1;
-        return Distributed.create(parts[0], new Ranks(world, null, watchdog, System.err), ranksPerNode);
+        return Distributed.create(parts[0], ranks, ranksPerNode);
     }
 
     // ---- collectives against values computed by hand ----
