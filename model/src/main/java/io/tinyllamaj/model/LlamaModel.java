@@ -162,8 +162,8 @@ public final class LlamaModel {
      * Bytes of what this model holds now, as its backend stores them ({@link Backend#bytes}). The
      * gradients and the activations count once they exist (after the first forward and backward);
      * the matmuls' copy only where it is one (the GPU's bf16 copy; the CPU's matmuls read the
-     * masters); the logits buffers of {@link #logits} and {@link #decode} and the z-loss's logsumexp
-     * row count as activations.
+     * masters); the logits buffers of {@link #logits} and {@link #decode}, the z-loss's logsumexp
+     * row and {@link #score}'s losses and margins count as activations.
      */
     public ModelMemory memory() {
         long copy = operands == null || operands == parameters ? 0 : backend.bytes(operands);
@@ -324,12 +324,7 @@ public final class LlamaModel {
 
     /** Per-position cross-entropy [b * t] without touching gradients; negative targets give 0. */
     public float[] losses(int[] tokens, int[] targets, int b, int t) {
-        Activations a = activations(b, t, activations != null && activations.dResidual != null);
-        forward(a, tokens);
-        forEachLogitChunk(a, headOperand(), (rows, logits, start) -> backend.crossEntropyForward(a.losses.slice(start, rows),
-                logits, rowsOf(targets, start, rows), rows, config.vocabSize()));
-        leave(config.layers() + 1);
-        return backend.download(a.losses);
+        return score(tokens, new int[][] {targets}, b, t).losses()[0];
     }
 
     /**

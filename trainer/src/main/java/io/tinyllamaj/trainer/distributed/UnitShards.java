@@ -122,7 +122,7 @@ final class UnitShards implements UnitParameters {
             return;
         }
         int slot = buffers.length == layout.units() ? unit : leastRecentlyUsed();
-        if (slot >= 0 && !busy[slot]) {
+        if (slot >= 0) { // with one buffer per unit, the unit's own is free: it holds nothing else
             startGather(slot, unit, own);
             busy[slot] = true; // reserved until acquired
             lastUse[slot] = ++clock;

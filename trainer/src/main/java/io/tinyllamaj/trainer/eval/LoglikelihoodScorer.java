@@ -89,10 +89,11 @@ public final class LoglikelihoodScorer {
             }
             TargetSets sets = new TargetSets(b * t);
             int[][] setOf = new int[inputs.length][];
+            int[] firstOf = new int[inputs.length]; // the batch position predicting a request's first continuation token
             for (int r = 0; r < b; r++) {
                 for (int request : rows.get(start + r).requests) {
                     int[] continuation = requests.get(request).continuation();
-                    int first = r * t + inputs[request].length - continuation.length;
+                    int first = firstOf[request] = r * t + inputs[request].length - continuation.length;
                     setOf[request] = new int[continuation.length];
                     for (int k = 0; k < continuation.length; k++) {
                         setOf[request][k] = sets.place(first + k, continuation[k]);
@@ -103,7 +104,7 @@ public final class LoglikelihoodScorer {
             for (int r = 0; r < b; r++) {
                 for (int request : rows.get(start + r).requests) {
                     int[] continuation = requests.get(request).continuation();
-                    int first = r * t + inputs[request].length - continuation.length;
+                    int first = firstOf[request];
                     double sum = 0;
                     boolean greedy = true;
                     for (int k = 0; k < continuation.length; k++) {

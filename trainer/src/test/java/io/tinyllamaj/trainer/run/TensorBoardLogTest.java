@@ -80,7 +80,7 @@ class TensorBoardLogTest {
      * hold) is exactly the resumed run's metrics.jsonl.
      */
     @Test
-    void aResumedRunsFileStartsASessionThatReplacesTheOrphanedSteps() throws Exception {
+    void aResumedRunsFileStartsWithAStartThatReplacesTheOrphanedSteps() throws Exception {
         Path resumed = TestRuns.copyUpTo(run, shared.resolve("resumed"), 4);
         assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, resumed, "auto", "logging.tensorboard=true", "train.lr=5.0e-3"));
         List<Path> files;
@@ -90,13 +90,13 @@ class TensorBoardLogTest {
         assertEquals(2, files.size(), files.toString());
         List<Event> second = Decoder.read(Files.readAllBytes(files.get(1)));
         assertEquals("brain.Event:2", second.getFirst().fileVersion);
-        assertEquals(1, second.get(1).sessionStatus, "START");
+        assertEquals(1, second.get(1).startStatus, "START");
         assertEquals(5, second.get(1).step);
 
         java.util.TreeMap<Long, Float> shown = new java.util.TreeMap<>();
         for (Path file : files) {
             for (Event event : Decoder.read(Files.readAllBytes(file))) {
-                if (event.sessionStatus == 1) {
+                if (event.startStatus == 1) {
                     shown.tailMap(event.step, true).clear();
                 } else if (event.values.containsKey("loss")) {
                     shown.put(event.step, event.values.get("loss"));
@@ -147,8 +147,8 @@ class TensorBoardLogTest {
         }
     }
 
-    /** @param sessionStatus SessionLog's status (1: START), 0 without a session_log */
-    record Event(double wallTime, long step, String fileVersion, int sessionStatus, Map<String, Float> values) {
+    /** @param startStatus SessionLog's status (1: START), 0 without a session_log */
+    record Event(double wallTime, long step, String fileVersion, int startStatus, Map<String, Float> values) {
     }
 
     /** TFRecord and the Event protobuf, decoded from their specifications. */
@@ -214,7 +214,7 @@ class TensorBoardLogTest {
             double wall = 0;
             long step = 0;
             String version = null;
-            int sessionStatus = 0;
+            int startStatus = 0;
             Map<String, Float> values = new LinkedHashMap<>();
             while (r.more()) {
                 long key = r.varint();
@@ -226,8 +226,8 @@ class TensorBoardLogTest {
                 } else if (field == 3 && type == 2) {
                     version = r.string();
                 } else if (field == 7 && type == 2) {
-                    Reader session = r.message();
-                    if (session.varint() != (1 << 3) || (sessionStatus = (int) session.varint()) < 0 || session.more()) {
+                    Reader statusLog = r.message();
+                    if (statusLog.varint() != (1 << 3) || (startStatus = (int) statusLog.varint()) < 0 || statusLog.more()) {
                         throw new IOException("session_log other than a status");
                     }
                 } else if (field == 5 && type == 2) {
@@ -257,7 +257,7 @@ class TensorBoardLogTest {
                     throw new IOException("event field " + field + " type " + type);
                 }
             }
-            return new Event(wall, step, version, sessionStatus, values);
+            return new Event(wall, step, version, startStatus, values);
         }
 
         private static final class Reader {
