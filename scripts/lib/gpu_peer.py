@@ -5,7 +5,8 @@ SDPA attention, fused AdamW (betas 0.9/0.95, weight decay 0.1), gradient clippin
 same recipe as our step in docs/benchmarks.md. Times a training step eager and under torch.compile (median of
 the timed steps after warm-up, host clock after a synchronize), and SDPA alone (causal GQA) at
 the attention shape of our kernel table. Usage:
-  python3 gpu_peer.py OUT_JSON [--batch 8] [--seq 2048] [--variants eager,compile] [--attention-batch 8]
+  python3 gpu_peer.py OUT_JSON [--batch 8] [--seq 2048] [--accumulate 1] [--variants eager,compile] [--attention-batch 8]
+With --accumulate K a step is K micro-batches' forward and backward, then one clip and one AdamW step.
 """
 import argparse, gc, json, statistics, time
 
@@ -20,6 +21,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("out")
 parser.add_argument("--batch", type=int, default=8)
 parser.add_argument("--seq", type=int, default=2048)
+parser.add_argument("--accumulate", type=int, default=1)
 parser.add_argument("--variants", default="eager,compile")
 parser.add_argument("--attention-batch", type=int, default=8)
 parser.add_argument("--warmup", type=int, default=3)
@@ -69,11 +71,12 @@ def train(variant, b, t):
     optimizer = torch.optim.AdamW(model.parameters(), lr=4e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
     forward = torch.compile(model) if variant == "compile" else model
 
-    def step(x, y):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = forward(input_ids=x).logits
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
-        loss.backward()
+    def step(batches):
+        for x, y in batches:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = forward(input_ids=x).logits
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1)) / len(batches)
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -84,22 +87,22 @@ def train(variant, b, t):
     generator = torch.Generator(device="cuda").manual_seed(5)
     start_all = time.time()
     for s in range(args.warmup + args.steps):
-        x = torch.randint(0, 32000, (b, t), device="cuda", generator=generator)
-        y = torch.randint(0, 32000, (b, t), device="cuda", generator=generator)
+        batches = [(torch.randint(0, 32000, (b, t), device="cuda", generator=generator),
+                    torch.randint(0, 32000, (b, t), device="cuda", generator=generator)) for _ in range(args.accumulate)]
         torch.cuda.synchronize()
         start = time.perf_counter()
-        loss = step(x, y)
+        loss = step(batches) * args.accumulate
         torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     median = statistics.median(times[args.warmup:])
     peak = torch.cuda.max_memory_allocated() / 2**30
     reserved = torch.cuda.max_memory_reserved() / 2**30
-    tokens = b * t / median
-    print(f"peer {variant}: b={b} t={t}, steps {[round(x, 4) for x in times]}, median {median * 1e3:.1f} ms, "
+    tokens = b * t * args.accumulate / median
+    print(f"peer {variant}: b={b} t={t} x {args.accumulate} micro-batches, steps {[round(x, 4) for x in times]}, median {median * 1e3:.1f} ms, "
           f"{tokens:.0f} tokens/s, MFU {100 * tokens * FLOPS_PER_TOKEN / PEAK:.1f}%, peak allocated {peak:.1f} GiB "
           f"(reserved {reserved:.1f}), loss {loss.item():.4f}, {time.time() - start_all:.0f} s in all", flush=True)
     result = {"tokens_per_s": round(tokens), "step_ms": round(median * 1e3, 2), "mfu": round(tokens * FLOPS_PER_TOKEN / PEAK, 4),
-              "peak_mem_gib": round(peak, 2), "micro_batch": b}
+              "peak_mem_gib": round(peak, 2), "micro_batch": b, "accumulate": args.accumulate}
     del model, optimizer, forward
     gc.collect()
     torch.cuda.empty_cache()

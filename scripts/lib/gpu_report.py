@@ -13,6 +13,7 @@ result = {
     "device": ours["device"],
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
     "model": ours["model"], "seq_len": ours["seq_len"], "micro_batch": ours["micro_batch"],
+    "accumulate": ours.get("accumulate", 1),
     "precision": "bf16-mixed (fp32 master weights, AdamW, clipping 1.0)",
     "attention_kernel": ours["attention_kernel"],
     "step_ms": ours["step_ms"], "tokens_per_s": ours["tokens_per_s"], "mfu": ours["mfu"],
@@ -27,6 +28,7 @@ result = {
 best_peer = max([x for x in (result["peer_eager_tokens_per_s"], result["peer_compiled_tokens_per_s"]) if x] or [0])
 result["ratio_to_best_peer"] = round(result["tokens_per_s"] / best_peer, 3) if best_peer else None
 json.dump(result, open(sys.argv[3], "w"), indent=1)
+print(f"micro-batches an optimizer step: {result['accumulate']}")
 print(f"{'':24} {'tokens/s':>9} {'MFU':>6} {'peak GiB':>9} {'batch':>6}")
 print(f"{'ours (' + result['attention_kernel'][:5] + ')':24} {result['tokens_per_s']:>9.0f} {100 * result['mfu']:>5.1f}% {result['peak_mem_gib']:>9.1f} {result['micro_batch']:>6}")
 for name, r in (("peer eager", eager), ("peer torch.compile", compiled)):

@@ -13,35 +13,42 @@ public final class Backends {
     private Backends() {
     }
 
-    /** The device with its default kernels: score, generate, export. */
+    /**
+     * The device with its default kernels, for score, eval, generate and export. Their batches
+     * change shape from one to the next (rows of each batch's longest length), so cuBLASLt's
+     * tuning, which times the candidates of every new shape once, would cost more than it saves;
+     * it is off (it never changes a result, only which bit-identical algorithm runs).
+     */
     public static Backend create(String device) {
-        return create(device, 0, "auto");
+        return create(device, 0, "auto", false);
     }
 
     /**
      * {@code gpu} picks the GPU of this process (a rank's local rank); {@code attention} is
-     * {@code train.attention} (auto: the fastest kernel the GPU runs, wgmma on Hopper, mma on
-     * other tensor-core GPUs, plain below them). The CPU ignores both. On cuda the precision is
-     * bf16-mixed: bf16 activations and matmul operands over fp32 masters.
+     * {@code train.attention} (auto: the fastest kernels per direction, see
+     * {@link CudaBackend.Attention#AUTO}). The CPU ignores both. On cuda the precision is
+     * bf16-mixed: bf16 activations and matmul operands over fp32 masters. For training: the
+     * matmuls tune once per shape.
      */
     public static Backend create(String device, int gpu, String attention) {
+        return create(device, gpu, attention, true);
+    }
+
+    private static Backend create(String device, int gpu, String attention, boolean matmulTuning) {
         return switch (device) {
             case "cpu" -> new CpuBackend();
-            case "cuda" -> new CudaBackend(gpu, new CudaBackend.Options(attentionKernel(attention), true, true));
+            case "cuda" -> new CudaBackend(gpu, new CudaBackend.Options(attentionKernel(attention), true, matmulTuning));
             default -> throw new IllegalArgumentException("unknown device '" + device + "' (expected cpu or cuda)");
         };
     }
 
     /** The backend falls back from the kernel named here to the next one down where the GPU or the shape needs it. */
     private static CudaBackend.Attention attentionKernel(String name) {
-        if (name.equals("auto")) {
-            return CudaBackend.Attention.WGMMA_SM90;
-        }
         for (CudaBackend.Attention kernel : CudaBackend.Attention.values()) {
             if (kernel.key().equals(name)) {
                 return kernel;
             }
         }
-        throw new IllegalArgumentException("train.attention must be auto, plain, mma or wgmma, got '" + name + "'");
+        throw new IllegalArgumentException("train.attention must be auto, plain, mma, wgmma or cudnn, got '" + name + "'");
     }
 }

@@ -48,7 +48,7 @@ class ConfigLoaderTest {
                 error(BASE, "train.precision=bf16-mixed"));
         assertEquals("config.yaml: train.attention wgmma is a CUDA kernel; the CPU backend has one attention (auto or plain)",
                 error(BASE, "train.attention=wgmma"));
-        assertEquals("config.yaml: train.attention must be one of auto, plain, mma, wgmma, got 'flash'",
+        assertEquals("config.yaml: train.attention must be one of auto, plain, mma, wgmma, cudnn, got 'flash'",
                 error(BASE, "train.device=cuda", "train.attention=flash"));
     }
 

@@ -10,10 +10,11 @@ import static io.tinyllamaj.kernels.cuda.KernelSignature.Param.PTR;
  * Causal grouped-query attention: the plain kernels (attention.cu: a thread per row, fp32 FMA, any
  * head size up to 128, the KV cache's tq < tk) and one tensor-core family per architecture
  * (attention_mma_sm80.cu, attention_wgmma_sm90.cu: head size 64, bf16 storage, training shapes),
- * the chosen one where it covers the shape and the plain kernels elsewhere. The backward's
- * D = rowsum(dout * out) comes from attention.cu for every choice.
+ * the chosen one where it covers the shape and the plain kernels elsewhere; or cuDNN's fused
+ * attention ({@link CudnnAttention}), loaded when first chosen. The backward's
+ * D = rowsum(dout * out) comes from attention.cu for every choice but cuDNN, whose graph computes it.
  */
-final class AttentionKernels {
+final class AttentionKernels implements AutoCloseable {
 
     /** The instantiations of attention.cu: HS_MAX of each build, which serves any even head size up to it. */
     static final int[] HEAD_SIZES = {32, 64, 128};
@@ -59,6 +60,9 @@ final class AttentionKernels {
     private final TensorCoreAttention mma, wgmma;
     private final boolean hopper;
     private final Scratch dots, partials;
+    private final Gpu gpu;
+    private CudnnAttention cudnn;
+    private boolean cudnnRefused; // AUTO tried to load cuDNN and could not: it runs without
     private CudaBackend.Attention choice;
 
     /** hopper: compute capability 9.0, where the sm_90a (wgmma) kernels run. */
@@ -76,25 +80,59 @@ final class AttentionKernels {
         mma = new TensorCoreAttention(k, MMA_SM80, true);
         wgmma = new TensorCoreAttention(k, WGMMA_SM90, hopper);
         this.hopper = hopper;
-        this.choice = choice;
         dots = new Scratch(gpu.arena());
         partials = new Scratch(gpu.arena());
+        this.gpu = gpu;
+        use(choice);
     }
 
+    /** Chooses the kernels; choosing cuDNN loads it (a {@link CudaUnavailableException} says in one line why it cannot). */
     void use(CudaBackend.Attention kernels) {
+        if (kernels == CudaBackend.Attention.CUDNN && cudnn == null) {
+            cudnn = new CudnnAttention(new Cudnn(gpu.stream()), gpu.arena());
+        }
         choice = kernels;
+    }
+
+    /** Whether cuDNN runs here, loading it on first ask (AUTO's choice: without it, AUTO uses our kernels). */
+    private boolean cudnnLoads() {
+        if (cudnn == null && !cudnnRefused) {
+            try {
+                cudnn = new CudnnAttention(new Cudnn(gpu.stream()), gpu.arena());
+            } catch (CudaUnavailableException e) {
+                cudnnRefused = true;
+            }
+        }
+        return cudnn != null;
     }
 
     CudaBackend.Attention choice() {
         return choice;
     }
 
-    /** The kernels that run this shape: the chosen ones where they apply, else the plain ones (the mma ones for wgmma off Hopper). */
-    private CudaBackend.Attention kernelsFor(CudaTensor qkv, int hs, int tq, int tk) {
-        if (choice == CudaBackend.Attention.PLAIN || hs != 64 || tq != tk || !qkv.bf16()) {
+    /** The choice, and cuDNN's version once it is loaded: "auto (cuDNN 9.14.0)". */
+    String description() {
+        return choice.key() + (cudnn == null ? "" : " (cuDNN " + cudnn.version() + ")");
+    }
+
+    /**
+     * The kernels that run this shape in this direction: the chosen ones where they apply (the mma
+     * ones for wgmma off Hopper), our tensor-core kernels at head size 64 where cuDNN does not
+     * cover a shape, else the plain ones. AUTO takes cuDNN's forward and our backward at head size
+     * 64 (the faster of each on an H100) and cuDNN both ways at other head sizes.
+     */
+    private CudaBackend.Attention kernelsFor(boolean forward, CudaTensor qkv, int hs, int tq, int tk, int nh, int nkv) {
+        if (choice == CudaBackend.Attention.PLAIN || tq != tk || !qkv.bf16()) {
             return CudaBackend.Attention.PLAIN;
         }
-        return choice == CudaBackend.Attention.WGMMA_SM90 && !hopper ? CudaBackend.Attention.MMA_SM80 : choice;
+        CudaBackend.Attention ours = hs != 64 ? CudaBackend.Attention.PLAIN
+                : hopper && choice != CudaBackend.Attention.MMA_SM80 ? CudaBackend.Attention.WGMMA_SM90 : CudaBackend.Attention.MMA_SM80;
+        boolean cudnnCovers = CudnnAttention.covers(hs, nh, nkv);
+        return switch (choice) {
+            case PLAIN, MMA_SM80, WGMMA_SM90 -> ours;
+            case CUDNN -> cudnnCovers ? CudaBackend.Attention.CUDNN : ours;
+            case AUTO -> (forward || hs != 64) && cudnnCovers && cudnnLoads() ? CudaBackend.Attention.CUDNN : ours;
+        };
     }
 
     /** The build of attention.cu for head size hs; head sizes no build covers are refused. */
@@ -109,7 +147,8 @@ final class AttentionKernels {
 
     /** out, qkv: one storage type; lse fp32. See {@link io.tinyllamaj.kernels.Backend#attentionForward}. */
     void forward(CudaTensor out, long lse, CudaTensor qkv, int b, int tq, int tk, int nh, int nkv, int hs) {
-        switch (kernelsFor(qkv, hs, tq, tk)) {
+        switch (kernelsFor(true, qkv, hs, tq, tk, nh, nkv)) {
+            case CUDNN -> cudnn.forward(out.address(), lse, qkv.address(), b, tq, nh, nkv, hs);
             case WGMMA_SM90 -> wgmma.forward(out.address(), lse, qkv.address(), b, tq, nh, nkv);
             case MMA_SM80 -> mma.forward(out.address(), lse, qkv.address(), b, tq, nh, nkv);
             case PLAIN -> forward[headSizeClass(hs)].of(qkv).args().ptr(out.address()).ptr(lse).ptr(qkv.address())
@@ -119,10 +158,16 @@ final class AttentionKernels {
 
     /** dqkv, dout, qkv, out: one storage type; lse fp32. See {@link io.tinyllamaj.kernels.Backend#attentionBackward}. */
     void backward(CudaTensor dqkv, CudaTensor dout, CudaTensor qkv, CudaTensor out, long lse, int b, int t, int nh, int nkv, int hs) {
+        CudaBackend.Attention kernels = kernelsFor(false, qkv, hs, t, t, nh, nkv);
+        if (kernels == CudaBackend.Attention.CUDNN) {
+            cudnn.backward(dqkv.address(), dout.address(), qkv.address(), out.address(), lse, b, t, nh, nkv, hs);
+            return;
+        }
         int hsClass = headSizeClass(hs); // refuses head sizes no kernel covers, before any launch
         long d = dots.atLeast((long) b * nh * t * Float.BYTES);
         dot.of(qkv).args().ptr(d).ptr(dout.address()).ptr(out.address()).i32(b).i32(t).i32(nh).i32(hs).launchFlat((long) b * t * nh);
-        switch (kernelsFor(qkv, hs, t, t)) {
+        switch (kernels) {
+            case CUDNN, AUTO -> throw new IllegalStateException("unreachable");
             case MMA_SM80 -> mma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, b, t, nh, nkv);
             case WGMMA_SM90 -> wgmma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, b, t, nh, nkv);
             case PLAIN -> plainBackward(hsClass, dqkv, dout, qkv, lse, d, b, t, nh, nkv, hs);
@@ -141,5 +186,12 @@ final class AttentionKernels {
                 .i32(t).i32(nh).i32(nkv).i32(hs).launch((t + kvRows - 1) / kvRows, nh, b, kvRows, 0);
         dkvReduce.of(qkv).args().ptr(dqkv.address()).ptr(partial).i32(b).i32(t).i32(nh).i32(nkv).i32(hs)
                 .launchFlat((long) b * t * 2 * nkv * hs);
+    }
+
+    @Override
+    public void close() {
+        if (cudnn != null) {
+            cudnn.close();
+        }
     }
 }

@@ -39,7 +39,7 @@ import java.util.Locale;
  */
 public final class CudaBackend implements Backend {
 
-    /** System property choosing the attention kernels: {@code wgmma} (default), {@code mma} or {@code plain}; see {@link Attention}. */
+    /** System property choosing the attention kernels: {@code auto} (default), {@code cudnn}, {@code wgmma}, {@code mma} or {@code plain}; see {@link Attention}. */
     public static final String ATTENTION_PROPERTY = "tinyllamaj.cuda.attention";
     /** System property choosing the storage of activations: {@code bf16} (default) or {@code fp32}. */
     public static final String ACTIVATIONS_PROPERTY = "tinyllamaj.cuda.activations";
@@ -61,7 +61,18 @@ public final class CudaBackend implements Backend {
         /** attention_mma_sm80.cu: mma.sync tensor cores (sm_80 and newer), 32 rows per warp; bf16 storage, head size 64. */
         MMA_SM80("mma"),
         /** attention_wgmma_sm90.cu: Hopper's warpgroup tensor cores (sm_90a); MMA_SM80's numerics, meant to be its bits. */
-        WGMMA_SM90("wgmma");
+        WGMMA_SM90("wgmma"),
+        /**
+         * cuDNN 9's fused flash attention ({@link CudnnAttention}) both ways: head sizes a multiple of
+         * 8 up to 128, bf16 storage, training shapes; a deterministic backward. Other shapes run our kernels.
+         */
+        CUDNN("cudnn"),
+        /**
+         * The fastest per direction: cuDNN's forward (where libcudnn loads), our tensor-core backward at
+         * head size 64 (cuDNN's deterministic one is slower there), cuDNN's backward at the head sizes
+         * our tensor-core kernels do not cover; without cuDNN, WGMMA_SM90's choices.
+         */
+        AUTO("auto");
 
         private final String key;
 
@@ -78,9 +89,9 @@ public final class CudaBackend implements Backend {
     /** The backend's settings; {@link #fromSystemProperties} reads them from the system properties above. */
     public record Options(Attention attention, boolean bf16Activations, boolean matmulTuning) {
 
-        /** The defaults (wgmma, bf16, on) unless the system properties say otherwise; a value out of place is refused in one line. */
+        /** The defaults (auto, bf16, on) unless the system properties say otherwise; a value out of place is refused in one line. */
         public static Options fromSystemProperties() {
-            return new Options(CudaBackend.attention(System.getProperty(ATTENTION_PROPERTY, "wgmma")),
+            return new Options(CudaBackend.attention(System.getProperty(ATTENTION_PROPERTY, "auto")),
                     CudaBackend.bf16Activations(System.getProperty(ACTIVATIONS_PROPERTY, "bf16")),
                     CudaBackend.matmulTuning(System.getProperty(MATMUL_TUNING_PROPERTY, "on")));
         }
@@ -435,14 +446,14 @@ public final class CudaBackend implements Backend {
 
     // ---- attention ----
 
-    /** The value of {@value #ATTENTION_PROPERTY} (plain, mma or wgmma); anything else is refused in one line. */
+    /** The value of {@value #ATTENTION_PROPERTY} (plain, mma, wgmma, cudnn or auto); anything else is refused in one line. */
     static Attention attention(String value) {
         for (Attention a : Attention.values()) {
             if (a.key().equalsIgnoreCase(value)) {
                 return a;
             }
         }
-        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, mma or wgmma, got '" + value + "'");
+        throw new IllegalArgumentException(ATTENTION_PROPERTY + " must be plain, mma, wgmma, cudnn or auto, got '" + value + "'");
     }
 
     /** The value of {@value #MATMUL_TUNING_PROPERTY} (on or off); anything else is refused in one line. */
@@ -470,6 +481,11 @@ public final class CudaBackend implements Backend {
 
     public Attention attention() {
         return attention.choice();
+    }
+
+    /** The attention choice and, once loaded, cuDNN's version (for benchmark records). */
+    public String attentionDescription() {
+        return attention.description();
     }
 
     @Override
@@ -578,6 +594,7 @@ public final class CudaBackend implements Backend {
         driver.streamSynchronize(stream);
         closed = true;
         matmul.close();
+        attention.close();
         arena.close();
         staging.close();
         kernels.close();

@@ -75,6 +75,8 @@ public final class CudaOpCheck {
                     "mma vs plain bf16"));
             guarded(() -> against(s[0], s[1], s[2], s[3], 64, true, CudaBackend.Attention.WGMMA_SM90, CudaBackend.Attention.MMA_SM80,
                     "wgmma vs mma bf16"));
+            guarded(() -> against(s[0], s[1], s[2], s[3], 64, true, CudaBackend.Attention.CUDNN, CudaBackend.Attention.WGMMA_SM90,
+                    "cudnn vs wgmma bf16"));
         }
         guarded(() -> embedding(300, 100, 64));
         guarded(() -> embedding(2048, 32000, 128));
@@ -88,6 +90,9 @@ public final class CudaOpCheck {
         guarded(() -> sumOfSquares(1_000_003));
         guarded(() -> adamw(100_003));
         guarded(() -> repeatability(8192, 2048));
+        for (CudaBackend.Attention kind : List.of(CudaBackend.Attention.CUDNN, CudaBackend.Attention.WGMMA_SM90)) {
+            guarded(() -> attentionRepeatability(8, 2048, 32, 4, kind));
+        }
         guarded(() -> releaseAndReuse(100_003));
     }
 
@@ -107,8 +112,12 @@ public final class CudaOpCheck {
         for (int[] s : new int[][] {{2, 64, 4, 2, 64}, {1, 100, 8, 2, 32}, {1, 130, 4, 1, 128}, {2, 70, 4, 2, 16},
                 {2, 100, 8, 2, 64}, {1, 200, 4, 4, 64}, {1, 130, 16, 2, 64}, {1, 1024, 32, 4, 64}, {2, 300, 8, 1, 64}}) {
             // the tensor-core kernels cover head size 64 over bf16 storage; other shapes run the plain ones whatever the choice
-            List<CudaBackend.Attention> kinds = s[4] != 64 || !act ? List.of(CudaBackend.Attention.PLAIN)
-                    : List.of(CudaBackend.Attention.WGMMA_SM90, CudaBackend.Attention.MMA_SM80, CudaBackend.Attention.PLAIN);
+            List<CudaBackend.Attention> kinds = new ArrayList<>(s[4] != 64 || !act ? List.of(CudaBackend.Attention.PLAIN)
+                    : List.of(CudaBackend.Attention.WGMMA_SM90, CudaBackend.Attention.MMA_SM80, CudaBackend.Attention.PLAIN));
+            if (act && CudnnAttention.covers(s[4], s[2], s[3])) { // cuDNN also covers head sizes 16, 32 and 128
+                kinds.add(CudaBackend.Attention.CUDNN);
+                kinds.add(CudaBackend.Attention.AUTO);
+            }
             for (CudaBackend.Attention kind : kinds) {
                 guarded(() -> attention(s[0], s[1], s[2], s[3], s[4], kind, act));
             }
@@ -578,6 +587,35 @@ public final class CudaOpCheck {
         report("repeat: embedding bwd", s + " vocab=100", "dtable", differing(tables[0], tables[1]), 0);
         double a = gpu.sumOfSquares(xg), b = gpu.sumOfSquares(xg);
         report("repeat: sumOfSquares", "n=" + (long) n * c, "sum", Double.doubleToRawLongBits(a) == Double.doubleToRawLongBits(b) ? 0 : 1, 0);
+    }
+
+    /** The backward twice on the same inputs (TinyLlama's step shape): the same bits, or a count of the values that differ. */
+    private void attentionRepeatability(int b, int t, int nh, int nkv, CudaBackend.Attention kind) {
+        String s = shape("b,t,nh,nkv,hs", b, t, nh, nkv, 64);
+        long width = (long) (nh + 2 * nkv) * 64, outLength = (long) b * t * nh * 64;
+        Tensor qkv = gpu.allocateActivation(b * t * width), dout = gpu.allocateActivation(outLength),
+                out = gpu.allocateActivation(outLength), lse = gpu.allocate((long) b * nh * t);
+        upload(qkv, b * t * width);
+        upload(dout, outLength);
+        CudaBackend.Attention was = gpu.attention();
+        gpu.useAttention(kind);
+        try {
+            gpu.attentionForward(out, lse, qkv, b, t, t, nh, nkv, 64);
+            float[][] dqkv = new float[2][];
+            for (int k = 0; k < 2; k++) {
+                Tensor dx = gpu.allocateActivation(b * t * width);
+                gpu.fill(dx, Float.NaN);
+                gpu.attentionBackward(dx, dout, qkv, out, lse, b, t, nh, nkv, 64);
+                dqkv[k] = gpu.download(dx);
+                gpu.release(dx);
+            }
+            report("repeat: attention " + kind.key() + " bwd", s, "dqkv", differing(dqkv[0], dqkv[1]), 0);
+        } finally {
+            gpu.useAttention(was);
+            for (Tensor x : new Tensor[] {qkv, dout, out, lse}) {
+                gpu.release(x);
+            }
+        }
     }
 
     private float[] values(long n, double std) {

@@ -15,8 +15,9 @@ class CudaSettingsTest {
         assertEquals(CudaBackend.Attention.PLAIN, CudaBackend.attention("plain"));
         assertEquals(CudaBackend.Attention.MMA_SM80, CudaBackend.attention("MMA"));
         assertEquals(CudaBackend.Attention.WGMMA_SM90, CudaBackend.attention("wgmma"));
+        assertEquals(CudaBackend.Attention.CUDNN, CudaBackend.attention("cuDNN"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaBackend.attention("flash3"));
-        assertEquals("tinyllamaj.cuda.attention must be plain, mma or wgmma, got 'flash3'", e.getMessage());
+        assertEquals("tinyllamaj.cuda.attention must be plain, mma, wgmma, cudnn or auto, got 'flash3'", e.getMessage());
     }
 
     @Test
@@ -28,8 +29,8 @@ class CudaSettingsTest {
     }
 
     @Test
-    void optionsDefaultToWgmmaBf16AndTuning() {
-        assertEquals(new CudaBackend.Options(CudaBackend.Attention.WGMMA_SM90, true, true), CudaBackend.Options.fromSystemProperties());
+    void optionsDefaultToAutoBf16AndTuning() {
+        assertEquals(new CudaBackend.Options(CudaBackend.Attention.AUTO, true, true), CudaBackend.Options.fromSystemProperties());
     }
 
     @Test

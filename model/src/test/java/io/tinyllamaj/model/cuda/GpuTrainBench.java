@@ -24,8 +24,10 @@ import java.util.SplittableRandom;
  * global gradient norm, AdamW with clipping at 1.0, as the trainer does it. Warm-up steps first,
  * then the median of the timed steps (host clock after a synchronize). Also times the attention
  * kernels alone at TinyLlama's shape with CUDA events (tensor-core and plain), and profiles one
- * step per op family. Writes OUT_DIR/ours.json and OUT_DIR/ours.txt.
- * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--warmup N] [--steps N] [--attention-batch B] [--attention-only]}
+ * step per op family. With {@code --accumulate K} a step is K micro-batches' forward and backward
+ * into the same gradients, then one norm and one AdamW update (the recipe's shape: TinyLlama's run
+ * accumulated 8 per GPU). Writes OUT_DIR/ours.json and OUT_DIR/ours.txt.
+ * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--accumulate K] [--warmup N] [--steps N] [--attention-batch B] [--attention-only]}
  */
 public final class GpuTrainBench {
 
@@ -35,12 +37,13 @@ public final class GpuTrainBench {
 
     public static void main(String[] args) throws IOException {
         Path out = Path.of(args[0]);
-        int batch = 8, seq = 2048, warmup = 3, steps = 8, attentionBatch = 8;
+        int batch = 8, seq = 2048, warmup = 3, steps = 8, attentionBatch = 8, accumulate = 1;
         boolean training = true;
         for (int i = 1; i < args.length; i++) {
             switch (args[i]) {
                 case "--batch" -> batch = Integer.parseInt(args[++i]);
                 case "--seq" -> seq = Integer.parseInt(args[++i]);
+                case "--accumulate" -> accumulate = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
                 case "--steps" -> steps = Integer.parseInt(args[++i]);
                 case "--attention-batch" -> attentionBatch = Integer.parseInt(args[++i]);
@@ -51,11 +54,11 @@ public final class GpuTrainBench {
         GpuTrainBench bench = new GpuTrainBench();
         Files.createDirectories(out);
         try (CudaBackend gpu = CudaBackend.create()) {
-            String step = training ? bench.trainingStep(gpu, LlamaConfig.preset("tinyllama-1.1b"), batch, seq, warmup, steps)
+            String step = training ? bench.trainingStep(gpu, LlamaConfig.preset("tinyllama-1.1b"), batch, seq, accumulate, warmup, steps)
                     : "  \"model\": \"none (attention only)\"";
             String attention = bench.attentionKernels(gpu, attentionBatch, seq, 32, 4, 64);
             String json = "{\n  \"device\": \"" + gpu.deviceDescription() + "\",\n  \"attention_kernel\": \""
-                    + gpu.attention().key() + "\",\n  \"activations\": \""
+                    + gpu.attentionDescription() + "\",\n  \"activations\": \""
                     + (gpu.bf16Activations() ? "bf16" : "fp32") + "\",\n" + step + ",\n" + attention + "\n}\n";
             Files.writeString(out.resolve("ours.json"), json);
         }
@@ -67,7 +70,7 @@ public final class GpuTrainBench {
         System.out.println(s);
     }
 
-    private String trainingStep(CudaBackend gpu, LlamaConfig config, int b, int t, int warmup, int steps) {
+    private String trainingStep(CudaBackend gpu, LlamaConfig config, int b, int t, int accumulate, int warmup, int steps) {
         TimedBackend timed = new TimedBackend(gpu);
         LlamaModel model = new LlamaModel(timed, config);
         Initialization.initialize(model, 3407);
@@ -78,15 +81,17 @@ public final class GpuTrainBench {
         double[] seconds = new double[warmup + steps];
         double loss = 0;
         for (int s = 0; s < warmup + steps + 1; s++) {
-            for (int i = 0; i < n; i++) {
-                tokens[i] = random.nextInt(config.vocabSize());
-                targets[i] = random.nextInt(config.vocabSize());
-            }
             timed.profiling = s == warmup + steps; // one last step profiled per op, not counted
             gpu.synchronize();
             long start = System.nanoTime();
             model.zeroGradients();
-            loss = model.forwardBackward(tokens, targets, b, t, 1f / n) / n;
+            for (int micro = 0; micro < accumulate; micro++) {
+                for (int i = 0; i < n; i++) {
+                    tokens[i] = random.nextInt(config.vocabSize());
+                    targets[i] = random.nextInt(config.vocabSize());
+                }
+                loss = model.forwardBackward(tokens, targets, b, t, 1f / (n * accumulate)) / n;
+            }
             double norm = Math.sqrt(timed.sumOfSquares(model.gradients()));
             float clip = (float) Math.min(1.0, 1.0 / (norm + 1e-6));
             model.adamwUpdate(0, m, v, new AdamWStep(4e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, clip)); // as the trainer's one-rank step
@@ -102,10 +107,10 @@ public final class GpuTrainBench {
         long[] info = gpu.driver().memInfo();
         double usedGib = (info[1] - info[0]) / 1073741824.0;
         double flopsPerToken = config.trainingFlopsPerToken(t);
-        double tokensPerSecond = n / median;
+        double tokensPerSecond = (double) n * accumulate / median;
         double mfu = flopsPerToken * tokensPerSecond / PEAK_FLOPS;
-        line(String.format(Locale.ROOT, "training step: %s, b=%d t=%d, bf16-mixed, AdamW + clipping; %d warm-up, median of %d steps",
-                config.name(), b, t, warmup, steps));
+        line(String.format(Locale.ROOT, "training step: %s, b=%d t=%d, %d micro-batch%s an optimizer step, bf16-mixed, AdamW + clipping; %d warm-up, median of %d steps",
+                config.name(), b, t, accumulate, accumulate == 1 ? "" : "es", warmup, steps));
         line(String.format(Locale.ROOT, "  step times (s): %s", Arrays.toString(Arrays.stream(seconds).map(x -> Math.round(x * 1e4) / 1e4).toArray())));
         line(String.format(Locale.ROOT, "  median %.1f ms, %.0f tokens/s, MFU %.1f%% (%.3g FLOPs/token over %.0f TFLOP/s), device memory in use %.1f GiB, last loss %.4f",
                 median * 1e3, tokensPerSecond, 100 * mfu, flopsPerToken, PEAK_FLOPS / 1e12, usedGib, loss));
@@ -117,15 +122,15 @@ public final class GpuTrainBench {
             opsJson.append(opsJson.isEmpty() ? "" : ",\n").append(String.format(Locale.ROOT, "    \"%s\": {\"calls\": %d, \"ms\": %.3f}",
                     op.key().replace("\"", "'"), op.calls(), op.ms()));
         }
-        return String.format(Locale.ROOT, "  \"model\": \"%s\",\n  \"micro_batch\": %d,\n  \"seq_len\": %d,\n  \"step_ms\": %.2f,\n"
+        return String.format(Locale.ROOT, "  \"model\": \"%s\",\n  \"micro_batch\": %d,\n  \"accumulate\": %d,\n  \"seq_len\": %d,\n  \"step_ms\": %.2f,\n"
                         + "  \"tokens_per_s\": %.0f,\n  \"flops_per_token\": %.4g,\n  \"mfu\": %.4f,\n  \"peak_mem_gib\": %.2f,\n"
                         + "  \"ops_ms\": {\n%s\n  }",
-                config.name(), b, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib, opsJson);
+                config.name(), b, accumulate, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib, opsJson);
     }
 
     /**
      * Forward and backward of one attention call at TinyLlama's shape, median of CUDA-event
-     * timings, for each kernel choice: "mma_bf16" (MMA_SM80) and "wgmma_bf16" (WGMMA_SM90) over bf16
+     * timings, for each kernel choice: "mma_bf16" (MMA_SM80), "wgmma_bf16" (WGMMA_SM90) and "cudnn_bf16" (CUDNN) over bf16
      * tensors as training stores them, "plain" over fp32 tensors.
      */
     private String attentionKernels(CudaBackend gpu, int b, int t, int nh, int nkv, int hs) {
@@ -139,6 +144,7 @@ public final class GpuTrainBench {
         }
         for (Variant v : List.of(new Variant("mma_bf16", CudaBackend.Attention.MMA_SM80, true, 20),
                 new Variant("wgmma_bf16", CudaBackend.Attention.WGMMA_SM90, true, 20),
+                new Variant("cudnn_bf16", CudaBackend.Attention.CUDNN, true, 20),
                 new Variant("plain", CudaBackend.Attention.PLAIN, false, 3))) {
             try {
                 gpu.useAttention(v.kind);

@@ -425,7 +425,7 @@ public final class ConfigLoader {
                 t.precision() + " needs train.device cuda (the CPU backend is fp32)");
         check.that(!t.device().equals("cuda") || !t.precision().equals("fp32"), "train.precision",
                 "fp32 is not available on cuda (its matmuls multiply bf16 operands); use bf16-mixed, or auto");
-        check.oneOf("train.attention", t.attention(), "auto", "plain", "mma", "wgmma");
+        check.oneOf("train.attention", t.attention(), "auto", "plain", "mma", "wgmma", "cudnn");
         check.that(!t.device().equals("cpu") || t.attention().equals("auto") || t.attention().equals("plain"), "train.attention",
                 t.attention() + " is a CUDA kernel; the CPU backend has one attention (auto or plain)");
         check.that(t.startStep() >= 0 && t.startStep() < maxSteps, "train.start_step",
