@@ -87,6 +87,16 @@ public interface Backend extends AutoCloseable {
     // ---- matmul ----
 
     /**
+     * Whether a device backend's matmuls time their algorithms on each new shape's first call
+     * (speed only: never a result); returns the setting it replaces. Off for work whose shapes
+     * change from batch to batch, such as scoring tasks between training steps. The CPU has
+     * nothing to tune.
+     */
+    default boolean matmulTuning(boolean on) {
+        return false;
+    }
+
+    /**
      * {@code weight} as this backend's matmuls read it, for a weight that several matmuls in a row
      * read (lm_head over its logit chunks): the CUDA backend casts an fp32 weight to bf16 once, into
      * {@code into} when that is a bf16 tensor large enough (else into a new one), where each matmul

@@ -59,7 +59,7 @@ public final class CublasLt implements AutoCloseable {
     private final MemorySegment alpha, betaZero, betaOne;
     private final Map<Shape, Plan> plans = new HashMap<>();
     private final Fingerprint fingerprint;
-    private final boolean tuning;
+    private boolean tuning;
 
     /**
      * The op, sizes and output alignment that select one plan (the heuristic sees no alpha or
@@ -126,6 +126,13 @@ public final class CublasLt implements AutoCloseable {
         alpha = arena.allocateFrom(JAVA_FLOAT, 1f);
         betaZero = arena.allocateFrom(JAVA_FLOAT, 0f);
         betaOne = arena.allocateFrom(JAVA_FLOAT, 1f);
+    }
+
+    /** Turns tuning on or off for shapes not planned yet (and untuned ones); returns the setting it replaces. */
+    boolean tuning(boolean on) {
+        boolean was = tuning;
+        tuning = on;
+        return was;
     }
 
     private static void check(String call, int status) {

@@ -483,6 +483,12 @@ public final class CudaBackend implements Backend {
         return attention.choice();
     }
 
+    @Override
+    public boolean matmulTuning(boolean on) {
+        current();
+        return matmul.tuning(on);
+    }
+
     /** The attention choice and, once loaded, cuDNN's version (for benchmark records). */
     public String attentionDescription() {
         return attention.description();

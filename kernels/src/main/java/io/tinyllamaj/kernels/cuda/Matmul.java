@@ -21,6 +21,11 @@ final class Matmul implements AutoCloseable {
         }
     }
 
+    /** See {@link CublasLt#tuning(boolean)}. */
+    boolean tuning(boolean on) {
+        return blas.tuning(on);
+    }
+
     /** The bf16 operand of a matmul: a bf16 tensor as it is, an fp32 one cast into scratch buffer {@code slot}; returns its address. */
     private long bf16(int slot, CudaTensor t, long length) {
         CudaBackend.checkLength(t, length);

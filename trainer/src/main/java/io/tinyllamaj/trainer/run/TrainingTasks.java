@@ -118,11 +118,16 @@ final class TrainingTasks {
         long started = System.nanoTime();
         TaskEvaluation evaluation = new TaskEvaluation(model, tokenizer, seqLen, false);
         List<TaskEvaluation.Outcome> outcomes = new ArrayList<>();
-        for (int i = 0; i < tasks.size(); i++) {
-            if (stopRequested.getAsBoolean()) {
-                return Optional.empty();
+        boolean tuning = model.backend().matmulTuning(false); // each batch has its own shape: timing them costs more than it saves
+        try {
+            for (int i = 0; i < tasks.size(); i++) {
+                if (stopRequested.getAsBoolean()) {
+                    return Optional.empty();
+                }
+                outcomes.add(evaluation.run(tasks.get(i), items.get(i), EvalProgress.quiet(), strategy.world()));
             }
-            outcomes.add(evaluation.run(tasks.get(i), items.get(i), EvalProgress.quiet(), strategy.world()));
+        } finally {
+            model.backend().matmulTuning(tuning);
         }
         if (writes) {
             Map<String, Object> report = new LinkedHashMap<>();
