@@ -125,14 +125,31 @@ final class AttentionKernels implements AutoCloseable {
         if (choice == CudaBackend.Attention.PLAIN || tq != tk || !qkv.bf16()) {
             return CudaBackend.Attention.PLAIN;
         }
-        CudaBackend.Attention ours = hs != 64 ? CudaBackend.Attention.PLAIN
-                : hopper && choice != CudaBackend.Attention.MMA_SM80 ? CudaBackend.Attention.WGMMA_SM90 : CudaBackend.Attention.MMA_SM80;
+        CudaBackend.Attention ours = ours(hs);
         boolean cudnnCovers = CudnnAttention.covers(hs, nh, nkv);
         return switch (choice) {
             case PLAIN, MMA_SM80, WGMMA_SM90 -> ours;
             case CUDNN -> cudnnCovers ? CudaBackend.Attention.CUDNN : ours;
             case AUTO -> (forward || hs != 64) && cudnnCovers && cudnnLoads() ? CudaBackend.Attention.CUDNN : ours;
         };
+    }
+
+    /** Our kernels for head size hs: the tensor-core ones at 64 (wgmma on Hopper unless mma is chosen), else the plain ones. */
+    private CudaBackend.Attention ours(int hs) {
+        return hs != 64 ? CudaBackend.Attention.PLAIN
+                : hopper && choice != CudaBackend.Attention.MMA_SM80 ? CudaBackend.Attention.WGMMA_SM90 : CudaBackend.Attention.MMA_SM80;
+    }
+
+    /**
+     * cuDNN offered no engine for this shape (nothing ran): chosen explicitly, that is refused in
+     * one line; under AUTO our kernels take the shape.
+     */
+    private CudaBackend.Attention withoutCudnn(String direction, int b, int t, int nh, int nkv, int hs) {
+        if (choice == CudaBackend.Attention.CUDNN) {
+            throw new CudaException("train.attention cudnn: cuDNN " + cudnn.version() + " has no engine for the attention " + direction
+                    + " at b=" + b + " t=" + t + " nh=" + nh + " nkv=" + nkv + " hs=" + hs + "; auto runs our kernels there");
+        }
+        return ours(hs);
     }
 
     /** The build of attention.cu for head size hs; head sizes no build covers are refused. */
@@ -147,8 +164,15 @@ final class AttentionKernels implements AutoCloseable {
 
     /** out, qkv: one storage type; lse fp32. See {@link io.tinyllamaj.kernels.Backend#attentionForward}. */
     void forward(CudaTensor out, long lse, CudaTensor qkv, int b, int tq, int tk, int nh, int nkv, int hs) {
-        switch (kernelsFor(true, qkv, hs, tq, tk, nh, nkv)) {
-            case CUDNN -> cudnn.forward(out.address(), lse, qkv.address(), b, tq, nh, nkv, hs);
+        CudaBackend.Attention kernels = kernelsFor(true, qkv, hs, tq, tk, nh, nkv);
+        if (kernels == CudaBackend.Attention.CUDNN) {
+            if (cudnn.forward(out.address(), lse, qkv.address(), b, tq, nh, nkv, hs)) {
+                return;
+            }
+            kernels = withoutCudnn("forward", b, tq, nh, nkv, hs);
+        }
+        switch (kernels) {
+            case CUDNN, AUTO -> throw new IllegalStateException("unreachable");
             case WGMMA_SM90 -> wgmma.forward(out.address(), lse, qkv.address(), b, tq, nh, nkv);
             case MMA_SM80 -> mma.forward(out.address(), lse, qkv.address(), b, tq, nh, nkv);
             case PLAIN -> forward[headSizeClass(hs)].of(qkv).args().ptr(out.address()).ptr(lse).ptr(qkv.address())
@@ -160,8 +184,10 @@ final class AttentionKernels implements AutoCloseable {
     void backward(CudaTensor dqkv, CudaTensor dout, CudaTensor qkv, CudaTensor out, long lse, int b, int t, int nh, int nkv, int hs) {
         CudaBackend.Attention kernels = kernelsFor(false, qkv, hs, t, t, nh, nkv);
         if (kernels == CudaBackend.Attention.CUDNN) {
-            cudnn.backward(dqkv.address(), dout.address(), qkv.address(), out.address(), lse, b, t, nh, nkv, hs);
-            return;
+            if (cudnn.backward(dqkv.address(), dout.address(), qkv.address(), out.address(), lse, b, t, nh, nkv, hs)) {
+                return;
+            }
+            kernels = withoutCudnn("backward", b, t, nh, nkv, hs);
         }
         int hsClass = headSizeClass(hs); // refuses head sizes no kernel covers, before any launch
         long d = dots.atLeast((long) b * nh * t * Float.BYTES);

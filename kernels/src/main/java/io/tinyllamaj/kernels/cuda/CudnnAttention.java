@@ -29,7 +29,9 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
  * moved along the batch.
  *
  * <p>Plans are built once per shape (heuristic mode A, the first engine config whose plan
- * finalizes) and kept until the backend closes.
+ * finalizes) and kept until the backend closes. A shape cuDNN has no engine for (a "not
+ * supported" status from the graph, the heuristic or every plan) is remembered as such, and
+ * {@link #forward} and {@link #backward} return false for it without launching anything.
  */
 final class CudnnAttention implements AutoCloseable {
 
@@ -55,6 +57,9 @@ final class CudnnAttention implements AutoCloseable {
     private record Plan(Cudnn.Descriptor plan, List<Cudnn.Descriptor> owned, long workspaceBytes, MemorySegment scale) {
     }
 
+    /** What a shape without an engine maps to. */
+    private static final Plan NO_ENGINE = new Plan(null, List.of(), 0, null);
+
     CudnnAttention(Cudnn cudnn, DeviceArena arena) {
         this.cudnn = cudnn;
         this.workspace = new Scratch(arena);
@@ -72,21 +77,28 @@ final class CudnnAttention implements AutoCloseable {
         return hs % 8 == 0 && hs <= 128 && nh % nkv == 0;
     }
 
-    /** out [b, t, nh hs], lse [b, nh, t] from qkv [b, t, (nh + 2 nkv) hs]; bf16 out and qkv. */
-    void forward(long out, long lse, long qkv, int b, int t, int nh, int nkv, int hs) {
+    /** out [b, t, nh hs], lse [b, nh, t] from qkv [b, t, (nh + 2 nkv) hs]; bf16 out and qkv. False: no engine for this shape, nothing ran. */
+    boolean forward(long out, long lse, long qkv, int b, int t, int nh, int nkv, int hs) {
         Shape shape = new Shape(b, t, nh, nkv, hs);
         Plan plan = forwardPlans.computeIfAbsent(shape, this::forwardPlan);
+        if (plan == NO_ENGINE) {
+            return false;
+        }
         long ws = workspace.atLeast(plan.workspaceBytes);
         long k = qkv + (long) nh * hs * 2, v = qkv + (long) (nh + nkv) * hs * 2;
         run(plan, ws, new long[] {Q, K, V, O, STATS, SCALE, NEG_INF},
                 new long[] {qkv, k, v, out, lse, plan.scale.address(), negInf.address()});
+        return true;
     }
 
-    /** dqkv overwritten, from dout [b, t, nh hs] and the forward's qkv, out and lse. */
-    void backward(long dqkv, long dout, long qkv, long out, long lse, int b, int t, int nh, int nkv, int hs) {
+    /** dqkv overwritten, from dout [b, t, nh hs] and the forward's qkv, out and lse. False: no engine for this shape, nothing ran. */
+    boolean backward(long dqkv, long dout, long qkv, long out, long lse, int b, int t, int nh, int nkv, int hs) {
         int group = backwardGroup(b, t, nh);
         Shape shape = new Shape(group, t, nh, nkv, hs);
         Plan plan = backwardPlans.computeIfAbsent(shape, this::backwardPlan);
+        if (plan == NO_ENGINE) {
+            return false;
+        }
         long ws = workspace.atLeast(plan.workspaceBytes);
         long sums = softmaxSum.atLeast((long) group * nh * t * Float.BYTES);
         long qkvRows = (long) group * t * shape.width() * 2, outRows = (long) group * t * nh * hs * 2, lseRows = (long) group * nh * t * 4;
@@ -97,6 +109,7 @@ final class CudnnAttention implements AutoCloseable {
                     new long[] {x, x + kOffset, x + vOffset, out + g * outRows, dout + g * outRows, lse + g * lseRows,
                             dx, dx + kOffset, dx + vOffset, plan.scale.address(), negInf.address(), one.address(), sums});
         }
+        return true;
     }
 
     /** The most batch rows, dividing b, whose backward workspace (2 nh t^2 bytes a row, t rounded up to 64) stays within the limit; at least 1. */
@@ -277,6 +290,21 @@ final class CudnnAttention implements AutoCloseable {
             return tensor(nextVirtual++, dataType, dims, strides, true, false);
         }
 
+        /** Finalizes d: true when done, false on a "not supported" status (3000-3999); any other failure is thrown. */
+        private boolean finishes(Cudnn.Descriptor d, String what) {
+            int status = d.tryFinish();
+            if (status >= 3000 && status < 4000) {
+                return false;
+            }
+            cudnn.check("cudnnBackendFinalize(" + what + ")", status);
+            return true;
+        }
+
+        private Plan noEngine() {
+            closeAll(owned);
+            return NO_ENGINE;
+        }
+
         /** [b, nh, t, t], rows contiguous. */
         Cudnn.Descriptor scores(int dataType) {
             return virtual(dataType, dims(s.nh, s.t, s.t), new long[] {(long) s.nh * s.t * s.t, (long) s.t * s.t, s.t, 1});
@@ -380,30 +408,36 @@ final class CudnnAttention implements AutoCloseable {
             return d;
         }
 
-        /** The operation graph, the heuristic's configs in order, and the first whose plan finalizes. */
+        /**
+         * The operation graph, the heuristic's configs in order, and the first whose plan
+         * finalizes; {@link #NO_ENGINE} when cuDNN says "not supported" at any of these.
+         */
         Plan plan() {
             try {
                 Cudnn.Descriptor graph = own(cudnn.descriptor(OPERATIONGRAPH_DESCRIPTOR));
-                graph.descriptors(OPERATIONGRAPH_OPS, operations.toArray(Cudnn.Descriptor[]::new)).handle(OPERATIONGRAPH_HANDLE).finish();
+                graph.descriptors(OPERATIONGRAPH_OPS, operations.toArray(Cudnn.Descriptor[]::new)).handle(OPERATIONGRAPH_HANDLE);
+                if (!finishes(graph, "the attention graph")) {
+                    return noEngine();
+                }
                 Cudnn.Descriptor heuristic = own(cudnn.descriptor(ENGINEHEUR_DESCRIPTOR));
-                heuristic.descriptors(ENGINEHEUR_OPERATION_GRAPH, graph).enums(ENGINEHEUR_MODE, TYPE_HEUR_MODE, HEUR_MODE_A).finish();
+                heuristic.descriptors(ENGINEHEUR_OPERATION_GRAPH, graph).enums(ENGINEHEUR_MODE, TYPE_HEUR_MODE, HEUR_MODE_A);
+                if (!finishes(heuristic, "the attention heuristic")) {
+                    return noEngine();
+                }
                 int count = heuristic.getDescriptors(ENGINEHEUR_RESULTS);
                 Cudnn.Descriptor[] configs = new Cudnn.Descriptor[count];
                 for (int i = 0; i < count; i++) {
                     configs[i] = own(cudnn.descriptor(ENGINECFG_DESCRIPTOR));
                 }
                 count = count == 0 ? 0 : heuristic.getDescriptors(ENGINEHEUR_RESULTS, configs);
-                String refusals = "";
                 for (int i = 0; i < count; i++) {
                     Cudnn.Descriptor plan = own(cudnn.descriptor(EXECUTION_PLAN_DESCRIPTOR));
                     plan.handle(EXECUTION_PLAN_HANDLE).descriptors(EXECUTION_PLAN_ENGINE_CONFIG, configs[i]);
-                    int status = plan.tryFinish();
-                    if (status == 0) {
+                    if (plan.tryFinish() == 0) { // a config that does not fit the graph: the next one, as cuDNN's frontend does
                         return new Plan(plan, owned, plan.getLong(EXECUTION_PLAN_WORKSPACE_SIZE), scale);
                     }
-                    refusals = "; engine config " + i + ": " + cudnn.describe(status);
                 }
-                throw new CudaException("cuDNN has no engine for the attention graph " + s + " (" + count + " configs offered" + refusals + ")");
+                return noEngine();
             } catch (RuntimeException e) {
                 closeAll(owned);
                 throw e;
