@@ -99,7 +99,7 @@ final class AttentionKernels implements AutoCloseable {
         if (cudnn == null && !cudnnRefused) {
             try {
                 cudnn = new CudnnAttention(new Cudnn(gpu.stream()), gpu.arena());
-            } catch (CudaUnavailableException e) {
+            } catch (CudaUnavailableException | CudaException e) { // not installed, or a build that cannot start here
                 cudnnRefused = true;
             }
         }
