@@ -141,13 +141,14 @@ final class AttentionKernels implements AutoCloseable {
     }
 
     /**
-     * cuDNN offered no engine for this shape (nothing ran): chosen explicitly, that is refused in
-     * one line; under AUTO our kernels take the shape.
+     * cuDNN did not run this call (no engine for the shape, or tensors off 16-byte boundaries):
+     * chosen explicitly, that is refused in one line; under AUTO our kernels take it.
      */
     private CudaBackend.Attention withoutCudnn(String direction, int b, int t, int nh, int nkv, int hs) {
         if (choice == CudaBackend.Attention.CUDNN) {
-            throw new CudaException("train.attention cudnn: cuDNN " + cudnn.version() + " has no engine for the attention " + direction
-                    + " at b=" + b + " t=" + t + " nh=" + nh + " nkv=" + nkv + " hs=" + hs + "; auto runs our kernels there");
+            throw new CudaException("train.attention cudnn: cuDNN " + cudnn.version() + " cannot run the attention " + direction
+                    + " at b=" + b + " t=" + t + " nh=" + nh + " nkv=" + nkv + " hs=" + hs
+                    + " (no engine for the shape, or tensors off 16-byte boundaries); auto runs our kernels there");
         }
         return ours(hs);
     }

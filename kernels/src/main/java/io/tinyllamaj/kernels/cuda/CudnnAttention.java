@@ -31,7 +31,8 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
  * <p>Plans are built once per shape (heuristic mode A, the first engine config whose plan
  * finalizes) and kept until the backend closes. A shape cuDNN has no engine for (a "not
  * supported" status from the graph, the heuristic or every plan) is remembered as such, and
- * {@link #forward} and {@link #backward} return false for it without launching anything.
+ * {@link #forward} and {@link #backward} return false for it without launching anything, as they
+ * do for a call whose tensors do not start on 16-byte boundaries.
  */
 final class CudnnAttention implements AutoCloseable {
 
@@ -77,11 +78,11 @@ final class CudnnAttention implements AutoCloseable {
         return hs % 8 == 0 && hs <= 128 && nh % nkv == 0;
     }
 
-    /** out [b, t, nh hs], lse [b, nh, t] from qkv [b, t, (nh + 2 nkv) hs]; bf16 out and qkv. False: no engine for this shape, nothing ran. */
+    /** out [b, t, nh hs], lse [b, nh, t] from qkv [b, t, (nh + 2 nkv) hs]; bf16 out and qkv. False: nothing ran (see the class comment). */
     boolean forward(long out, long lse, long qkv, int b, int t, int nh, int nkv, int hs) {
         Shape shape = new Shape(b, t, nh, nkv, hs);
         Plan plan = forwardPlans.computeIfAbsent(shape, this::forwardPlan);
-        if (plan == NO_ENGINE) {
+        if (plan == NO_ENGINE || !aligned(out, lse, qkv)) {
             return false;
         }
         long ws = workspace.atLeast(plan.workspaceBytes);
@@ -91,23 +92,37 @@ final class CudnnAttention implements AutoCloseable {
         return true;
     }
 
-    /** dqkv overwritten, from dout [b, t, nh hs] and the forward's qkv, out and lse. False: no engine for this shape, nothing ran. */
+    /** dqkv overwritten, from dout [b, t, nh hs] and the forward's qkv, out and lse. False: nothing ran (see the class comment). */
     boolean backward(long dqkv, long dout, long qkv, long out, long lse, int b, int t, int nh, int nkv, int hs) {
         int group = backwardGroup(b, t, nh);
         Shape shape = new Shape(group, t, nh, nkv, hs);
         Plan plan = backwardPlans.computeIfAbsent(shape, this::backwardPlan);
-        if (plan == NO_ENGINE) {
+        long qkvRows = (long) group * t * shape.width() * 2, outRows = (long) group * t * nh * hs * 2, lseRows = (long) group * nh * t * 4;
+        // q/k/v and out rows are whole 16-byte runs (hs a multiple of 8), so of the groups' steps only lse's can be off
+        if (plan == NO_ENGINE || !aligned(dqkv, dout, qkv, out, lse, b / group > 1 ? lseRows : 0)) {
             return false;
         }
         long ws = workspace.atLeast(plan.workspaceBytes);
         long sums = softmaxSum.atLeast((long) group * nh * t * Float.BYTES);
-        long qkvRows = (long) group * t * shape.width() * 2, outRows = (long) group * t * nh * hs * 2, lseRows = (long) group * nh * t * 4;
         long kOffset = (long) nh * hs * 2, vOffset = (long) (nh + nkv) * hs * 2;
         for (int g = 0; g < b / group; g++) {
             long x = qkv + g * qkvRows, dx = dqkv + g * qkvRows;
             run(plan, ws, new long[] {Q, K, V, O, DO, STATS, DQ, DK, DV, SCALE, NEG_INF, ONE, SOFTMAX_SUM},
                     new long[] {x, x + kOffset, x + vOffset, out + g * outRows, dout + g * outRows, lse + g * lseRows,
                             dx, dx + kOffset, dx + vOffset, plan.scale.address(), negInf.address(), one.address(), sums});
+        }
+        return true;
+    }
+
+    /**
+     * Whether every address (and every batch group's step) is a multiple of 16 bytes, as the
+     * graphs' tensors declare; a call that is not (a slice at an odd offset) is left to our kernels.
+     */
+    private static boolean aligned(long... addresses) {
+        for (long a : addresses) {
+            if (a % 16 != 0) {
+                return false;
+            }
         }
         return true;
     }
