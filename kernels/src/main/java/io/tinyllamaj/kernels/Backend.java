@@ -107,6 +107,15 @@ public interface Backend extends AutoCloseable {
         return weight;
     }
 
+    /**
+     * Whether {@link #matmulOperand} makes a copy in another storage (the CUDA backend's bf16)
+     * rather than returning the weight: then a sharded model gathers its matmul weights from
+     * each rank's copy, in that storage.
+     */
+    default boolean matmulOperandsAreCopies() {
+        return false;
+    }
+
     /** out[n, oc] = inp[n, c] . weight[oc, c]^T */
     void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc);
 

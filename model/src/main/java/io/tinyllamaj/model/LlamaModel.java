@@ -23,7 +23,7 @@ public final class LlamaModel {
     private ParameterViews weights; // the fp32 masters, as the norms and the embedding read them; null once sharded
     private UnitParameters units;   // null: unsharded, every unit read from the whole buffers
     private long ownOffset;         // where parameters (and gradients) start in the flat layout
-    private final Tensor[] held;    // sharded: the units acquired now, by unit
+    private final UnitParameters.Gathered[] held; // sharded: the units acquired now, by unit
     private Tensor gradients;
     private ParameterViews gradientViews;
     private boolean zeroPending; // zeroGradients() called and no backward has written the gradients since
@@ -44,7 +44,7 @@ public final class LlamaModel {
         this.layout = new ParameterLayout(config);
         this.parameters = backend.allocate(layout.total());
         this.weights = ParameterViews.of(layout, parameters, config.layers());
-        this.held = new Tensor[layout.units()];
+        this.held = new UnitParameters.Gathered[layout.units()];
     }
 
     /**
@@ -77,6 +77,7 @@ public final class LlamaModel {
         }
         operands = null;
         operandViews = null;
+        operandsFresh = false;
         parameters = own;
         weights = null;
         ownOffset = offset;
@@ -181,15 +182,24 @@ public final class LlamaModel {
      * the matmul gets the bits it got from casting the master itself.
      */
     private ParameterViews operands() {
+        Tensor copy = operandCopy();
+        if (operandViews == null) {
+            operandViews = ParameterViews.of(layout, copy, config.layers());
+        }
+        return operandViews;
+    }
+
+    /** {@link #operands}' buffer (sharded: this rank's range as the matmuls read it), made again after the parameters were written. */
+    private Tensor operandCopy() {
         if (!operandsFresh) {
             Tensor copy = backend.matmulOperand(parameters, operands);
-            if (copy != operands || operandViews == null) {
+            if (copy != operands) {
                 operands = copy;
-                operandViews = ParameterViews.of(layout, copy, config.layers());
+                operandViews = null;
             }
             operandsFresh = true;
         }
-        return operandViews;
+        return operands;
     }
 
     /**
@@ -548,14 +558,14 @@ public final class LlamaModel {
 
     private void enter(int unit) {
         if (units != null && held[unit] == null) {
-            held[unit] = units.acquire(unit, parameters);
+            held[unit] = units.acquire(unit, parameters, operandCopy());
         }
     }
 
     /** Up to the head: the units past it are not the model's. */
     private void prefetch(int unit) {
         if (units != null && unit <= config.layers() + 1 && held[unit] == null) {
-            units.prefetch(unit, parameters);
+            units.prefetch(unit, parameters, operandCopy());
         }
     }
 
@@ -573,7 +583,7 @@ public final class LlamaModel {
     }
 
     private Tensor unitWeight(int unit, ParameterLayout.Entry entry) {
-        return ParameterViews.slice(held[unit], entry, layout.unitStart(unit));
+        return ParameterViews.slice(held[unit].masters(), entry, layout.unitStart(unit));
     }
 
     private Tensor unitGradient(int unit, ParameterLayout.Entry entry) {
@@ -588,20 +598,21 @@ public final class LlamaModel {
         return units == null ? weights.finalNorm() : unitWeight(config.layers() + 1, layout.get("final_norm"));
     }
 
-    /** Sharded on the CPU the matmuls read the gathered fp32 masters (sharding is refused where a copy is needed). */
+    /** Sharded: the gathered operands (bf16 on a GPU, the gathered masters themselves on the CPU). */
     private Tensor headOperand() {
         if (units == null) {
             return operands().lmHead();
         }
-        enter(config.layers() + 1);
-        return unitWeight(config.layers() + 1, layout.get("lm_head"));
+        int head = config.layers() + 1;
+        enter(head);
+        return ParameterViews.slice(held[head].operands(), layout.get("lm_head"), layout.unitStart(head));
     }
 
     private ParameterViews.Block masterBlock(int l) {
-        return units == null ? weights.block(l) : ParameterViews.block(layout.block(l), held[l + 1], layout.unitStart(l + 1));
+        return units == null ? weights.block(l) : ParameterViews.block(layout.block(l), held[l + 1].masters(), layout.unitStart(l + 1));
     }
 
     private ParameterViews.Block operandBlock(int l) {
-        return units == null ? operands().block(l) : masterBlock(l);
+        return units == null ? operands().block(l) : ParameterViews.block(layout.block(l), held[l + 1].operands(), layout.unitStart(l + 1));
     }
 }

@@ -22,6 +22,10 @@ public final class ParameterLayout {
         }
     }
 
+    /** A run of a unit's range [from, to) whose entries are all matmul weights or all not (norms, the embedding). */
+    public record Run(long from, long to, boolean matmul) {
+    }
+
     /** One transformer block's parameters, resolved once so the step looks nothing up by name. */
     public record Block(Entry attnNorm, Entry qkv, Entry attnOut, Entry mlpNorm, Entry gateUp, Entry down) {
     }
@@ -115,5 +119,29 @@ public final class ParameterLayout {
     /** Where unit {@code unit} ends (exclusive). */
     public long unitEnd(int unit) {
         return unit + 1 < units() ? unitStart(unit + 1) : total;
+    }
+
+    /** Whether the matmuls read this entry (q/k/v, attention output, gate/up, down, lm_head), not the norms or the embedding lookup. */
+    public static boolean matmulWeight(Entry e) {
+        String n = e.name();
+        return n.equals("lm_head") || n.endsWith(".qkv") || n.endsWith(".attn_out") || n.endsWith(".gate_up") || n.endsWith(".down");
+    }
+
+    /** Unit {@code unit}'s range cut where it turns from matmul weights to other entries or back, in order. */
+    public List<Run> unitRuns(int unit) {
+        long start = unitStart(unit), end = unitEnd(unit);
+        List<Run> runs = new ArrayList<>();
+        for (Entry e : stored()) {
+            if (e.offset() < start || e.offset() >= end) {
+                continue;
+            }
+            boolean matmul = matmulWeight(e);
+            if (!runs.isEmpty() && runs.getLast().matmul() == matmul) {
+                runs.set(runs.size() - 1, new Run(runs.getLast().from(), e.offset() + e.size(), matmul));
+            } else {
+                runs.add(new Run(e.offset(), e.offset() + e.size(), matmul));
+            }
+        }
+        return runs;
     }
 }

@@ -22,13 +22,24 @@ import io.tinyllamaj.kernels.Tensor;
 public interface UnitParameters {
 
     /**
-     * Unit {@code unit}'s parameters as a tensor over its range [unitStart, unitEnd) of the flat
-     * buffer, readable until {@link #release}. {@code own} is this rank's range of the masters.
+     * A unit as the model reads it, both tensors over the unit's range [unitStart, unitEnd) of the
+     * flat layout: {@code masters} holds the entries the model reads as they are (the norms, the
+     * embedding), {@code operands} the matmul weights as the matmuls read them. Where the matmuls
+     * read the masters themselves (the CPU) the two are one tensor holding everything; on a GPU
+     * the operands are bf16 and each tensor holds only its own entries.
      */
-    Tensor acquire(int unit, Tensor own);
+    record Gathered(Tensor masters, Tensor operands) {
+    }
+
+    /**
+     * Unit {@code unit}'s parameters, readable until {@link #release}. {@code own} is this rank's
+     * range of the masters, {@code ownOperands} the same range as the matmuls read it (the
+     * backend's {@code matmulOperand} of {@code own}: {@code own} itself on the CPU).
+     */
+    Gathered acquire(int unit, Tensor own, Tensor ownOperands);
 
     /** The model will {@link #acquire} {@code unit} next (after the units it holds): a hint to start gathering it now. */
-    default void prefetch(int unit, Tensor own) {
+    default void prefetch(int unit, Tensor own, Tensor ownOperands) {
     }
 
     /** The model is done reading the unit's parameters for now. */

@@ -369,6 +369,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public boolean matmulOperandsAreCopies() {
+        return true;
+    }
+
+    @Override
     public void matmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
         current();
         matmul.forward(of(out), of(inp), of(weight), n, c, oc);

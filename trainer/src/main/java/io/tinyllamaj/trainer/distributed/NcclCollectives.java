@@ -109,7 +109,7 @@ public final class NcclCollectives implements Collectives {
     @Override
     public Pending broadcastAsync(Tensor t, int root) {
         CudaTensor d = device(t);
-        return started(() -> nccl.broadcast(d.address(), d.address(), d.length(), Nccl.FLOAT32, root, comm, stream));
+        return started(() -> nccl.broadcast(d.address(), d.address(), d.length(), type(d), root, comm, stream));
     }
 
     @Override
@@ -181,7 +181,7 @@ public final class NcclCollectives implements Collectives {
     public void broadcast(Tensor t, int root) {
         CudaTensor d = device(t);
         backend.synchronize();
-        nccl.broadcast(d.address(), d.address(), d.length(), Nccl.FLOAT32, root, comm, stream);
+        nccl.broadcast(d.address(), d.address(), d.length(), type(d), root, comm, stream);
         finish();
     }
 
@@ -238,6 +238,11 @@ public final class NcclCollectives implements Collectives {
             nccl.checkAsyncError(comm);
             throw e;
         }
+    }
+
+    /** A broadcast moves the tensor's own storage: bf16 matmul weights as 2 bytes a value. */
+    private static int type(CudaTensor t) {
+        return t.bf16() ? Nccl.BFLOAT16 : Nccl.FLOAT32;
     }
 
     private static CudaTensor device(Tensor t) {

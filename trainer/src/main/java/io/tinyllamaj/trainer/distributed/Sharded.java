@@ -53,7 +53,8 @@ final class Sharded extends AbstractStrategy {
         if (prepared == model) {
             return;
         }
-        units = new UnitShards(shardGroup, model.backend(), model.layout(), options.reshardAfterForward(), options.bf16Reduce());
+        units = new UnitShards(shardGroup, model.backend(), model.layout(), options.reshardAfterForward(), options.bf16Reduce(),
+                model.backend().matmulOperandsAreCopies());
         Shard own = optimizerShard(model.layout().total());
         model.shard(own.offset(), own.length(), units);
         prepared = model;

@@ -30,6 +30,12 @@ import java.util.List;
  * not gathered again: after the forward the last two blocks and the head are resident, so the
  * backward gathers blocks L-2..1, and the embedding's backward reads no parameters. Two more
  * unit buffers take the gradients, unit u's in buffer u mod 2.
+ *
+ * <p>Where the matmuls read a copy of the weights ({@link Backend#matmulOperandsAreCopies}: the
+ * GPU's bf16 copy), each unit buffer has an operand twin in that storage: the matmul weights are
+ * gathered from each owner's copy into the twin (2 bytes a value on the GPU), the norms and the
+ * embedding from the fp32 masters into the buffer, so a gathered unit reads exactly what an
+ * unsharded model reads. Elsewhere (the CPU) one fp32 buffer serves both.
  */
 final class UnitShards implements UnitParameters {
 
@@ -41,6 +47,8 @@ final class UnitShards implements UnitParameters {
     private final boolean bf16Reduce;
     private final long[] owners; // owners[r] = where rank r's range starts; owners[size] = total
     private final Tensor[] buffers;
+    private final Tensor[] operandBuffers; // the matmul weights' twin of each buffer; the buffers themselves where the matmuls read masters
+    private final boolean split;
     private final int[] holds;   // the unit in each buffer (gathered or being gathered), -1 none
     private final List<List<Collectives.Pending>> gathering; // each buffer's gather still in flight
     private final boolean[] busy; // acquired, or prefetched and not yet acquired
@@ -51,7 +59,8 @@ final class UnitShards implements UnitParameters {
     private final long[] reductionStarted = new long[GRADIENT_BUFFERS];
     private long clock;
 
-    UnitShards(Collectives group, Backend backend, ParameterLayout layout, boolean reshardAfterForward, boolean bf16Reduce) {
+    /** split: the matmuls read a copy of the weights ({@link Backend#matmulOperandsAreCopies}), so matmul weights are gathered from it. */
+    UnitShards(Collectives group, Backend backend, ParameterLayout layout, boolean reshardAfterForward, boolean bf16Reduce, boolean split) {
         this.group = group;
         this.backend = backend;
         this.layout = layout;
@@ -64,10 +73,14 @@ final class UnitShards implements UnitParameters {
         owners[size] = layout.total();
         int units = layout.units();
         long largest = largestUnit(layout);
+        this.split = split;
         buffers = new Tensor[reshardAfterForward ? PREFETCHING : units];
+        operandBuffers = new Tensor[buffers.length];
         gathering = new ArrayList<>();
         for (int i = 0; i < buffers.length; i++) {
-            buffers[i] = backend.allocate(reshardAfterForward ? largest : unitLength(i));
+            long length = reshardAfterForward ? largest : unitLength(i);
+            buffers[i] = backend.allocate(length);
+            operandBuffers[i] = split ? backend.allocateActivation(length) : buffers[i];
             gathering.add(new ArrayList<>());
         }
         holds = new int[buffers.length];
@@ -97,33 +110,33 @@ final class UnitShards implements UnitParameters {
         for (Tensor g : gradients) {
             sum += backend.bytes(g);
         }
-        for (Tensor b : buffers) {
-            sum += backend.bytes(b);
+        for (int i = 0; i < buffers.length; i++) {
+            sum += backend.bytes(buffers[i]) + (split ? backend.bytes(operandBuffers[i]) : 0);
         }
         return sum;
     }
 
     @Override
-    public Tensor acquire(int unit, Tensor own) {
+    public Gathered acquire(int unit, Tensor own, Tensor ownOperands) {
         int slot = holding(unit);
         if (slot < 0) {
             slot = buffers.length == layout.units() ? unit : leastRecentlyUsedFree();
-            startGather(slot, unit, own);
+            startGather(slot, unit, own, ownOperands);
         }
         completeGather(slot);
         busy[slot] = true;
         lastUse[slot] = ++clock;
-        return buffers[slot].slice(0, unitLength(unit));
+        return new Gathered(buffers[slot].slice(0, unitLength(unit)), operandBuffers[slot].slice(0, unitLength(unit)));
     }
 
     @Override
-    public void prefetch(int unit, Tensor own) {
+    public void prefetch(int unit, Tensor own, Tensor ownOperands) {
         if (holding(unit) >= 0) {
             return;
         }
         int slot = buffers.length == layout.units() ? unit : leastRecentlyUsed();
         if (slot >= 0) { // with one buffer per unit, the unit's own is free: it holds nothing else
-            startGather(slot, unit, own);
+            startGather(slot, unit, own, ownOperands);
             busy[slot] = true; // reserved until acquired
             lastUse[slot] = ++clock;
         }
@@ -138,17 +151,26 @@ final class UnitShards implements UnitParameters {
         return -1;
     }
 
-    private void startGather(int slot, int unit, Tensor own) {
-        Tensor into = buffers[slot].slice(0, unitLength(unit));
+    /** Each owner's piece by broadcast: the whole unit into the buffer, or (split) each run from its source into its buffer. */
+    private void startGather(int slot, int unit, Tensor own, Tensor ownOperands) {
+        if (split && ownOperands == own) {
+            throw new IllegalArgumentException("the matmuls read a copy of the weights here, but the model passed its masters as the copy");
+        }
         long start = layout.unitStart(unit);
         List<Collectives.Pending> pending = gathering.get(slot);
-        forEachPiece(unit, (root, from, length) -> {
-            Tensor piece = into.slice(from - start, length);
-            if (root == group.rank()) {
-                backend.copy(piece, own.slice(from - owners[root], length));
-            }
-            pending.add(group.broadcastAsync(piece, root));
-        });
+        List<ParameterLayout.Run> runs = split ? layout.unitRuns(unit)
+                : List.of(new ParameterLayout.Run(start, layout.unitEnd(unit), false));
+        for (ParameterLayout.Run run : runs) {
+            Tensor into = run.matmul() ? operandBuffers[slot] : buffers[slot];
+            Tensor from = run.matmul() ? ownOperands : own;
+            forEachPiece(run.from(), run.to(), (root, at, length) -> {
+                Tensor piece = into.slice(at - start, length);
+                if (root == group.rank()) {
+                    backend.copy(piece, from.slice(at - owners[root], length));
+                }
+                pending.add(group.broadcastAsync(piece, root));
+            });
+        }
         holds[slot] = unit;
     }
 
@@ -209,7 +231,7 @@ final class UnitShards implements UnitParameters {
         long start = layout.unitStart(unit);
         List<Collectives.Pending> pending = new ArrayList<>();
         List<Runnable> intoRange = new ArrayList<>();
-        forEachPiece(unit, (root, from, length) -> {
+        forEachPiece(layout.unitStart(unit), layout.unitEnd(unit), (root, from, length) -> {
             Tensor piece = gradient.slice(from - start, length);
             if (bf16Reduce) {
                 roundToBf16(piece);
@@ -262,9 +284,8 @@ final class UnitShards implements UnitParameters {
         void accept(int root, long from, long length);
     }
 
-    /** The parts of the unit's range by owner, in rank order. */
-    private void forEachPiece(int unit, Piece body) {
-        long start = layout.unitStart(unit), end = layout.unitEnd(unit);
+    /** The parts of the range [start, end) by owner, in rank order. */
+    private void forEachPiece(long start, long end, Piece body) {
         for (int r = 0; r < group.size(); r++) {
             long from = Math.max(start, owners[r]), to = Math.min(end, owners[r + 1]);
             if (from < to) {

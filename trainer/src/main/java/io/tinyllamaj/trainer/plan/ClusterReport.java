@@ -15,7 +15,7 @@ public final class ClusterReport {
     static final String MODEL_NOTE = "a model, not a measurement: measured per-op times scaled by peak and bandwidth ratios, "
             + "ring collectives at the given bus bandwidths (docs/cluster-planning.md says what it leaves out)";
     static final String STRATEGIES_NOTE = "fsdp and hybrid: full sharding (every state split over the group, each unit gathered before "
-            + "its use), with the gathers in bf16 as planned; distributed.strategy fsdp gathers fp32 on GPUs today (twice the gather volume)";
+            + "its use); the matmul weights are gathered in bf16, the norms and the embedding (counted as bf16 here) in fp32";
 
     private static final ObjectMapper JSON = new ObjectMapper();
 

@@ -42,15 +42,15 @@ public record Sharding(String name, int parameterShards, int gradientShards, int
     }
 
     /**
-     * The buffers full sharding holds besides its shards: three unit buffers of parameters as the
-     * matmuls read them (the unit in use, the next one, whose input norm the current block reads,
-     * and the one being prefetched) and two units' fp32 gradients (one being written while the
-     * other's reduction runs), each of the largest unit: a block, the embedding, or the final norm
-     * with lm_head.
+     * The buffers full sharding holds besides its shards: three unit buffers of parameters (the
+     * unit in use, the next one, whose input norm the current block reads, and the one being
+     * prefetched), each fp32 for the norms and the embedding with a twin in the matmuls' storage
+     * where they read a copy (bf16 on a GPU), and two units' fp32 gradients (one being written
+     * while the other's reduction runs), each of the largest unit: a block, the embedding, or the
+     * final norm with lm_head.
      */
     static long gatheredBytes(LlamaConfig c, ModelMemory.Storage storage) {
         long largest = Math.max(c.layerParameters(), (long) c.vocabSize() * c.dim() + c.dim());
-        int operandBytes = storage.operandBytes() > 0 ? storage.operandBytes() : Float.BYTES; // the CPU's matmuls read fp32
-        return 3 * largest * operandBytes + 2 * largest * Float.BYTES;
+        return 3 * largest * (Float.BYTES + storage.operandBytes()) + 2 * largest * Float.BYTES; // the CPU's matmuls read the fp32 buffer
     }
 }

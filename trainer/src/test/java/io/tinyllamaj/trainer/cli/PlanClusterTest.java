@@ -127,9 +127,9 @@ class PlanClusterTest {
         assertStep(strategy(plan, "ddp"), 10, 2 * 90 + 70.464 + 10, 30 + 30 + 60 + Math.max(60, 70.464) + 10);
 
         // fsdp: everything split 4 ways; gathered: three unit buffers of the largest unit, a block of 1,952 (the
-        // embedding has 976, the final norm with lm_head 992), in bf16, and two such units' fp32 gradients. Each micro-batch: all-gather 2N in the forward (8,808 B / 5e5 = 17.616 ms),
+        // embedding has 976, the final norm with lm_head 992), each fp32 with a bf16 twin, and two such units' fp32 gradients. Each micro-batch: all-gather 2N in the forward (8,808 B / 5e5 = 17.616 ms),
         // again in the backward with the reduce-scatter of 4N (35.232 ms): 52.848 ms
-        long gathered = 3 * 1952 * 2 + 2 * 1952 * 4;
+        long gathered = 3 * 1952 * (4 + 2) + 2 * 1952 * 4;
         assertMemory(strategy(plan, "fsdp"), 4 * 1468, 2 * 1468, 4 * 1468, 8 * 1468, gathered, workspace);
         assertStep(strategy(plan, "fsdp"), 2.5, 2 * (90 + 17.616 + 52.848) + 2.5, 2 * 30 + 2 * 60 + 2.5);
 
@@ -166,11 +166,15 @@ class PlanClusterTest {
         assertEquals(240.0, plan.path("cluster").path("world_bus_gb_s").asDouble(), 1e-9, "the A100's NVLink default");
     }
 
-    /** 1 MiB of workspace measured puts ddp exactly at 1 MiB; 32 KiB more than 80 GiB overflows ddp only (fsdp holds 51,944 bytes less). */
+    /**
+     * 1 MiB of workspace measured puts ddp exactly at 1 MiB; 16 KiB more than 80 GiB overflows ddp only: fsdp holds 28,520
+     * bytes less (18 bytes a parameter over 5,872 against 1,468, plus the unit buffers 3 x 1,952 x (4 + 2) + 2 x 1,952 x 4).
+     */
     @Test
     void fitsComparesTheTotalWithTheGpusMemory() throws Exception {
-        JsonNode plan = plan(bench(80 + 1.0 / 32768, true), "--cluster", "4xH100-80G");
-        assertEquals(80L * 1073741824 + 32768, strategy(plan, "ddp").path("memory").path("total").asLong());
+        JsonNode plan = plan(bench(80 + 1.0 / 65536, true), "--cluster", "4xH100-80G");
+        assertEquals(80L * 1073741824 + 16384, strategy(plan, "ddp").path("memory").path("total").asLong());
+        assertEquals(80L * 1073741824 + 16384 - 28520, strategy(plan, "fsdp").path("memory").path("total").asLong());
         assertFalse(strategy(plan, "ddp").path("fits").asBoolean());
         for (String name : new String[] {"fsdp", "hybrid"}) {
             assertTrue(strategy(plan, name).path("fits").asBoolean(), name);

@@ -7,6 +7,8 @@ import io.tinyllamaj.kernels.cpu.CpuTensor;
 import io.tinyllamaj.model.Initialization;
 import io.tinyllamaj.model.LlamaConfig;
 import io.tinyllamaj.model.LlamaModel;
+import io.tinyllamaj.model.ParameterLayout;
+import io.tinyllamaj.model.UnitParameters;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -86,9 +88,9 @@ class UnitShardsTest {
             LlamaModel model = sharded(backend, LlamaConfig.preset("test-tiny"), world, true);
             Tensor own = model.parameters();
             world.calls.clear();
-            units.prefetch(3, own);
+            units.prefetch(3, own, own);
             model.adamwUpdate(0, backend.allocate(2936), backend.allocate(2936), new AdamWStep(1e-3f, 0.9f, 0.95f, 1e-8f, 0f, 1, 1f));
-            units.acquire(3, own);
+            units.acquire(3, own, own);
             assertEquals(List.of("start broadcast 1 992", "complete broadcast 1 992", "start broadcast 1 992", "complete broadcast 1 992"),
                     world.calls);
         }
@@ -108,6 +110,64 @@ class UnitShardsTest {
             world.calls.clear();
             step(model);
             assertEquals(FORWARD, world.calls.subList(0, FORWARD.size()));
+        }
+    }
+
+    /**
+     * Where the matmuls read a copy (the GPU's bf16), each unit is gathered in runs: test-tiny's block
+     * [976, 2928) is attn_norm 16 (masters), qkv 512 + attn_out 256 (copy), mlp_norm 16 (masters),
+     * gate_up 768 + down 384 (copy); unit 2 [2928, 4880) starts with attn_norm [2928, 2944), 8 values
+     * on each side of rank 0's end at 2936; the head is final_norm 16 (masters), lm_head 976 (copy).
+     * The buffers: three fp32 and three operand twins of the largest unit, two gradient buffers.
+     */
+    @Test
+    void aCopyOfTheWeightsIsGatheredRunByRun() {
+        try (CpuBackend backend = new CpuBackend()) {
+            Recorder world = new Recorder(false);
+            LlamaModel model = new LlamaModel(backend, LlamaConfig.preset("test-tiny"));
+            UnitShards split = new UnitShards(world, backend, model.layout(), true, false, true);
+            Tensor own = backend.allocate(2936), copy = backend.allocate(2936);
+            for (int unit = 0; unit < 4; unit++) {
+                split.acquire(unit, own, copy);
+                split.release(unit);
+            }
+            assertEquals(List.of("broadcast 0 976",
+                    "broadcast 0 16", "broadcast 0 768", "broadcast 0 16", "broadcast 0 1152",
+                    "broadcast 0 8", "broadcast 1 8", "broadcast 1 768", "broadcast 1 16", "broadcast 1 1152",
+                    "broadcast 1 16", "broadcast 1 976"), world.calls);
+            assertEquals(8L * 1952 * 4, split.bytes());
+        }
+    }
+
+    /** In a group of one: the matmul weights come from the copy, the norms and the embedding from the masters, each into its own buffer. */
+    @Test
+    void aSplitGatherReadsEachEntryFromItsSource() {
+        try (CpuBackend backend = new CpuBackend()) {
+            LlamaModel model = new LlamaModel(backend, LlamaConfig.preset("test-tiny"));
+            ParameterLayout layout = model.layout();
+            int total = Math.toIntExact(layout.total());
+            float[] masters = new float[total], copy = new float[total];
+            for (int i = 0; i < total; i++) {
+                masters[i] = i;
+                copy[i] = -i - 1;
+            }
+            UnitShards split = new UnitShards(SingleRankCollectives.INSTANCE, backend, layout, true, false, true);
+            for (int unit = 0; unit < layout.units(); unit++) {
+                UnitParameters.Gathered g = split.acquire(unit, new CpuTensor(masters, 0, total), new CpuTensor(copy, 0, total));
+                float[] m = backend.download(g.masters()), o = backend.download(g.operands());
+                long start = layout.unitStart(unit);
+                for (ParameterLayout.Entry e : layout.stored()) {
+                    if (e.offset() < start || e.offset() >= layout.unitEnd(unit)) {
+                        continue;
+                    }
+                    int at = Math.toIntExact(e.offset() - start), last = Math.toIntExact(at + e.size() - 1);
+                    boolean matmul = ParameterLayout.matmulWeight(e);
+                    // first and last value of each entry: the copy's for matmul weights, the masters' for the rest
+                    assertEquals(matmul ? -e.offset() - 1 : e.offset(), matmul ? o[at] : m[at], e.name());
+                    assertEquals(matmul ? -(e.offset() + e.size() - 1) - 1 : e.offset() + e.size() - 1, matmul ? o[last] : m[last], e.name());
+                }
+                split.release(unit);
+            }
         }
     }
 
@@ -138,7 +198,7 @@ class UnitShardsTest {
     private static LlamaModel sharded(CpuBackend backend, LlamaConfig config, Recorder world, boolean reshard) {
         LlamaModel model = new LlamaModel(backend, config);
         Initialization.initialize(model, 7);
-        units = new UnitShards(world, backend, model.layout(), reshard, false);
+        units = new UnitShards(world, backend, model.layout(), reshard, false, false);
         Shard own = world.shard(model.layout().total());
         model.shard(own.offset(), own.length(), units);
         return model;
