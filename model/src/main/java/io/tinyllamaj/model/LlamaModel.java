@@ -583,7 +583,7 @@ public final class LlamaModel {
     }
 
     private Tensor unitWeight(int unit, ParameterLayout.Entry entry) {
-        return ParameterViews.slice(held[unit].masters(), entry, layout.unitStart(unit));
+        return held[unit].master(entry);
     }
 
     private Tensor unitGradient(int unit, ParameterLayout.Entry entry) {
@@ -605,14 +605,14 @@ public final class LlamaModel {
         }
         int head = config.layers() + 1;
         enter(head);
-        return ParameterViews.slice(held[head].operands(), layout.get("lm_head"), layout.unitStart(head));
+        return held[head].operand(layout.get("lm_head"));
     }
 
     private ParameterViews.Block masterBlock(int l) {
-        return units == null ? weights.block(l) : ParameterViews.block(layout.block(l), held[l + 1].masters(), layout.unitStart(l + 1));
+        return units == null ? weights.block(l) : ParameterViews.block(layout.block(l), held[l + 1]::master);
     }
 
     private ParameterViews.Block operandBlock(int l) {
-        return units == null ? operands().block(l) : ParameterViews.block(layout.block(l), held[l + 1].operands(), layout.unitStart(l + 1));
+        return units == null ? operands().block(l) : ParameterViews.block(layout.block(l), held[l + 1]::operand);
     }
 }

@@ -127,6 +127,15 @@ public final class ParameterLayout {
         return n.equals("lm_head") || n.endsWith(".qkv") || n.endsWith(".attn_out") || n.endsWith(".gate_up") || n.endsWith(".down");
     }
 
+    /** How many of unit {@code unit}'s values are matmul weights ({@code matmul}) or the other entries. */
+    public long unitPart(int unit, boolean matmul) {
+        long sum = 0;
+        for (Run r : unitRuns(unit)) {
+            sum += r.matmul() == matmul ? r.to() - r.from() : 0;
+        }
+        return sum;
+    }
+
     /** Unit {@code unit}'s range cut where it turns from matmul weights to other entries or back, in order. */
     public List<Run> unitRuns(int unit) {
         long start = unitStart(unit), end = unitEnd(unit);

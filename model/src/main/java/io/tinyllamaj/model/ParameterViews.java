@@ -4,6 +4,7 @@ import io.tinyllamaj.kernels.Tensor;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 
 /**
  * One flat buffer in {@link ParameterLayout} order (the weights, their gradients or the matmuls'
@@ -31,6 +32,12 @@ record ParameterViews(Tensor embed, Tensor finalNorm, Tensor lmHead, List<Block>
     static Block block(ParameterLayout.Block b, Tensor buffer, long base) {
         return new Block(slice(buffer, b.attnNorm(), base), slice(buffer, b.qkv(), base), slice(buffer, b.attnOut(), base),
                 slice(buffer, b.mlpNorm(), base), slice(buffer, b.gateUp(), base), slice(buffer, b.down(), base));
+    }
+
+    /** One block's tensors as {@code slice} gives them (a gathered unit's). */
+    static Block block(ParameterLayout.Block b, Function<ParameterLayout.Entry, Tensor> slice) {
+        return new Block(slice.apply(b.attnNorm()), slice.apply(b.qkv()), slice.apply(b.attnOut()), slice.apply(b.mlpNorm()),
+                slice.apply(b.gateUp()), slice.apply(b.down()));
     }
 
     static Tensor slice(Tensor buffer, ParameterLayout.Entry entry, long base) {

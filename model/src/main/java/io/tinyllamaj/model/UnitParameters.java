@@ -22,13 +22,17 @@ import io.tinyllamaj.kernels.Tensor;
 public interface UnitParameters {
 
     /**
-     * A unit as the model reads it, both tensors over the unit's range [unitStart, unitEnd) of the
-     * flat layout: {@code masters} holds the entries the model reads as they are (the norms, the
-     * embedding), {@code operands} the matmul weights as the matmuls read them. Where the matmuls
-     * read the masters themselves (the CPU) the two are one tensor holding everything; on a GPU
-     * the operands are bf16 and each tensor holds only its own entries.
+     * A unit as the model reads it: {@link #master} for the entries read as they are (the norms,
+     * the embedding), {@link #operand} for the matmul weights as the matmuls read them. Where the
+     * matmuls read the masters themselves (the CPU) both come from one fp32 buffer; on a GPU the
+     * operands are bf16, in a buffer of their own.
      */
-    record Gathered(Tensor masters, Tensor operands) {
+    interface Gathered {
+        /** A norm or the embedding of this unit. */
+        Tensor master(ParameterLayout.Entry entry);
+
+        /** A matmul weight of this unit. */
+        Tensor operand(ParameterLayout.Entry entry);
     }
 
     /**

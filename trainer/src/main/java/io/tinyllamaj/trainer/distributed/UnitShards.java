@@ -8,7 +8,9 @@ import io.tinyllamaj.model.UnitParameters;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Full sharding's side of {@link UnitParameters}: this rank keeps its range ({@link Shard#of} over
@@ -32,23 +34,33 @@ import java.util.List;
  * unit buffers take the gradients, unit u's in buffer u mod 2.
  *
  * <p>Where the matmuls read a copy of the weights ({@link Backend#matmulOperandsAreCopies}: the
- * GPU's bf16 copy), each unit buffer has an operand twin in that storage: the matmul weights are
- * gathered from each owner's copy into the twin (2 bytes a value on the GPU), the norms and the
- * embedding from the fp32 masters into the buffer, so a gathered unit reads exactly what an
- * unsharded model reads. Elsewhere (the CPU) one fp32 buffer serves both.
+ * GPU's bf16 copy), a unit is gathered in runs ({@link ParameterLayout#unitRuns}): the matmul
+ * weights from each owner's copy into an operand buffer in that storage (2 bytes a value on the
+ * GPU), the norms and the embedding from the fp32 masters into an fp32 buffer, each run packed
+ * after the previous run of its kind, so a gathered unit reads exactly what an unsharded model
+ * reads. The embedding unit (fp32 only, and as large as lm_head) then has a buffer of its own,
+ * and the three shared ones hold a block's or the head's two parts: the operands of the largest
+ * and the norms. Elsewhere (the CPU) one fp32 buffer per unit serves both, at the unit's own offsets.
  */
 final class UnitShards implements UnitParameters {
 
     private static final int PREFETCHING = 3, GRADIENT_BUFFERS = 2;
+
+    /** A run of a unit and where it lands in its kind's buffer. */
+    private record Placed(long from, long to, boolean matmul, long at) {
+    }
 
     private final Collectives group;
     private final Backend backend;
     private final ParameterLayout layout;
     private final boolean bf16Reduce;
     private final long[] owners; // owners[r] = where rank r's range starts; owners[size] = total
-    private final Tensor[] buffers;
-    private final Tensor[] operandBuffers; // the matmul weights' twin of each buffer; the buffers themselves where the matmuls read masters
+    private final Tensor[] buffers;        // the norms and the embedding (split), or whole units
+    private final Tensor[] operandBuffers; // the matmul weights (split); the buffers themselves otherwise
     private final boolean split;
+    private final int shared;             // buffers the units take least recently used first; a split unit 0 has the next one
+    private final List<List<Placed>> placed = new ArrayList<>(); // by unit
+    private final Map<ParameterLayout.Entry, Long> placement = new HashMap<>(); // where each entry lands in its buffer
     private final int[] holds;   // the unit in each buffer (gathered or being gathered), -1 none
     private final List<List<Collectives.Pending>> gathering; // each buffer's gather still in flight
     private final boolean[] busy; // acquired, or prefetched and not yet acquired
@@ -74,13 +86,22 @@ final class UnitShards implements UnitParameters {
         int units = layout.units();
         long largest = largestUnit(layout);
         this.split = split;
-        buffers = new Tensor[reshardAfterForward ? PREFETCHING : units];
+        place();
+        boolean perUnit = !reshardAfterForward;
+        shared = perUnit ? units : PREFETCHING;
+        buffers = new Tensor[perUnit || !split ? shared : shared + 1];
         operandBuffers = new Tensor[buffers.length];
         gathering = new ArrayList<>();
         for (int i = 0; i < buffers.length; i++) {
-            long length = reshardAfterForward ? largest : unitLength(i);
-            buffers[i] = backend.allocate(length);
-            operandBuffers[i] = split ? backend.allocateActivation(length) : buffers[i];
+            if (!split) {
+                buffers[i] = backend.allocate(perUnit ? unitLength(i) : largest);
+                operandBuffers[i] = buffers[i];
+            } else {
+                int unit = perUnit ? i : i == shared ? 0 : -1; // -1: any unit but the embedding
+                buffers[i] = backend.allocate(Math.max(1, part(unit, false)));
+                long operands = part(unit, true);
+                operandBuffers[i] = operands == 0 ? buffers[i] : backend.allocateActivation(operands);
+            }
             gathering.add(new ArrayList<>());
         }
         holds = new int[buffers.length];
@@ -90,6 +111,48 @@ final class UnitShards implements UnitParameters {
         for (int i = 0; i < GRADIENT_BUFFERS; i++) {
             gradients[i] = backend.allocate(largest);
         }
+    }
+
+    /** Each unit's runs and each entry's place in its buffer: packed by kind when split, at the unit's own offsets otherwise. */
+    private void place() {
+        for (int u = 0; u < layout.units(); u++) {
+            long start = layout.unitStart(u);
+            List<Placed> runs = new ArrayList<>();
+            long[] next = new long[2]; // the next free place in the masters' and the operands' buffer
+            for (ParameterLayout.Run r : split ? layout.unitRuns(u) : List.of(new ParameterLayout.Run(start, layout.unitEnd(u), false))) {
+                int kind = r.matmul() ? 1 : 0;
+                runs.add(new Placed(r.from(), r.to(), r.matmul(), next[kind]));
+                next[kind] += r.to() - r.from();
+            }
+            placed.add(runs);
+        }
+        for (ParameterLayout.Entry e : layout.stored()) {
+            for (Placed p : placed.get(unitOf(e.offset()))) {
+                if (e.offset() >= p.from() && e.offset() < p.to()) {
+                    placement.put(e, p.at() + e.offset() - p.from());
+                }
+            }
+        }
+    }
+
+    private int unitOf(long offset) {
+        int unit = 0;
+        while (unit + 1 < layout.units() && layout.unitStart(unit + 1) <= offset) {
+            unit++;
+        }
+        return unit;
+    }
+
+    /** Values of one kind in unit {@code unit}; unit -1: the most in any unit but the embedding. */
+    private long part(int unit, boolean matmul) {
+        if (unit >= 0) {
+            return layout.unitPart(unit, matmul);
+        }
+        long most = 0;
+        for (int u = 1; u < layout.units(); u++) {
+            most = Math.max(most, layout.unitPart(u, matmul));
+        }
+        return most;
     }
 
     static long largestUnit(ParameterLayout layout) {
@@ -111,7 +174,7 @@ final class UnitShards implements UnitParameters {
             sum += backend.bytes(g);
         }
         for (int i = 0; i < buffers.length; i++) {
-            sum += backend.bytes(buffers[i]) + (split ? backend.bytes(operandBuffers[i]) : 0);
+            sum += backend.bytes(buffers[i]) + (operandBuffers[i] != buffers[i] ? backend.bytes(operandBuffers[i]) : 0);
         }
         return sum;
     }
@@ -120,13 +183,35 @@ final class UnitShards implements UnitParameters {
     public Gathered acquire(int unit, Tensor own, Tensor ownOperands) {
         int slot = holding(unit);
         if (slot < 0) {
-            slot = buffers.length == layout.units() ? unit : leastRecentlyUsedFree();
+            slot = ownBuffer(unit);
+            if (slot < 0) {
+                slot = leastRecentlyUsedFree();
+            }
             startGather(slot, unit, own, ownOperands);
         }
         completeGather(slot);
         busy[slot] = true;
         lastUse[slot] = ++clock;
-        return new Gathered(buffers[slot].slice(0, unitLength(unit)), operandBuffers[slot].slice(0, unitLength(unit)));
+        Tensor masters = buffers[slot], operands = operandBuffers[slot];
+        return new Gathered() {
+            @Override
+            public Tensor master(ParameterLayout.Entry entry) {
+                return masters.slice(placement.get(entry), entry.size());
+            }
+
+            @Override
+            public Tensor operand(ParameterLayout.Entry entry) {
+                return operands.slice(placement.get(entry), entry.size());
+            }
+        };
+    }
+
+    /** The buffer that only this unit uses (one per unit, or a split embedding's), -1 for the shared ones. */
+    private int ownBuffer(int unit) {
+        if (shared == layout.units()) {
+            return unit;
+        }
+        return split && unit == 0 ? shared : -1;
     }
 
     @Override
@@ -134,7 +219,10 @@ final class UnitShards implements UnitParameters {
         if (holding(unit) >= 0) {
             return;
         }
-        int slot = buffers.length == layout.units() ? unit : leastRecentlyUsed();
+        int slot = ownBuffer(unit);
+        if (slot < 0) {
+            slot = leastRecentlyUsed();
+        }
         if (slot >= 0) { // with one buffer per unit, the unit's own is free: it holds nothing else
             startGather(slot, unit, own, ownOperands);
             busy[slot] = true; // reserved until acquired
@@ -156,15 +244,12 @@ final class UnitShards implements UnitParameters {
         if (split && ownOperands == own) {
             throw new IllegalArgumentException("the matmuls read a copy of the weights here, but the model passed its masters as the copy");
         }
-        long start = layout.unitStart(unit);
         List<Collectives.Pending> pending = gathering.get(slot);
-        List<ParameterLayout.Run> runs = split ? layout.unitRuns(unit)
-                : List.of(new ParameterLayout.Run(start, layout.unitEnd(unit), false));
-        for (ParameterLayout.Run run : runs) {
+        for (Placed run : placed.get(unit)) {
             Tensor into = run.matmul() ? operandBuffers[slot] : buffers[slot];
             Tensor from = run.matmul() ? ownOperands : own;
             forEachPiece(run.from(), run.to(), (root, at, length) -> {
-                Tensor piece = into.slice(at - start, length);
+                Tensor piece = into.slice(run.at() + at - run.from(), length);
                 if (root == group.rank()) {
                     backend.copy(piece, from.slice(at - owners[root], length));
                 }
@@ -193,7 +278,7 @@ final class UnitShards implements UnitParameters {
     /** The free buffer used least recently, -1 when all are in use. */
     private int leastRecentlyUsed() {
         int best = -1;
-        for (int i = 0; i < buffers.length; i++) {
+        for (int i = 0; i < shared; i++) {
             if (!busy[i] && (best < 0 || lastUse[i] < lastUse[best])) {
                 best = i;
             }

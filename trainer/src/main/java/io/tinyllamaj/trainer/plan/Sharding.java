@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer.plan;
 
 import io.tinyllamaj.model.LlamaConfig;
+import io.tinyllamaj.model.ParameterLayout;
 import io.tinyllamaj.model.ModelMemory;
 import io.tinyllamaj.trainer.distributed.Shard;
 import io.tinyllamaj.trainer.run.RankMemory;
@@ -44,13 +45,26 @@ public record Sharding(String name, int parameterShards, int gradientShards, int
     /**
      * The buffers full sharding holds besides its shards: three unit buffers of parameters (the
      * unit in use, the next one, whose input norm the current block reads, and the one being
-     * prefetched), each fp32 for the norms and the embedding with a twin in the matmuls' storage
-     * where they read a copy (bf16 on a GPU), and two units' fp32 gradients (one being written
-     * while the other's reduction runs), each of the largest unit: a block, the embedding, or the
-     * final norm with lm_head.
+     * prefetched) and two units' fp32 gradients (one being written while the other's reduction
+     * runs), each of the largest unit (a block, the embedding, or the final norm with lm_head).
+     * Where the matmuls read a copy (bf16 on a GPU) the three hold a block's or the head's parts
+     * packed (the largest matmul part in the copy's storage, the norms in fp32), and the
+     * embedding has an fp32 buffer of its own; on the CPU each holds a whole unit in fp32.
      */
     static long gatheredBytes(LlamaConfig c, ModelMemory.Storage storage) {
-        long largest = Math.max(c.layerParameters(), (long) c.vocabSize() * c.dim() + c.dim());
-        return 3 * largest * (Float.BYTES + storage.operandBytes()) + 2 * largest * Float.BYTES; // the CPU's matmuls read the fp32 buffer
+        ParameterLayout layout = new ParameterLayout(c);
+        long largest = 0, norms = 0, matmuls = 0;
+        for (int u = 0; u < layout.units(); u++) {
+            largest = Math.max(largest, layout.unitEnd(u) - layout.unitStart(u));
+            if (u > 0) {
+                norms = Math.max(norms, layout.unitPart(u, false));
+                matmuls = Math.max(matmuls, layout.unitPart(u, true));
+            }
+        }
+        long gradients = 2 * largest * Float.BYTES;
+        if (storage.operandBytes() == 0) {
+            return 3 * largest * Float.BYTES + gradients;
+        }
+        return 3 * (norms * Float.BYTES + matmuls * storage.operandBytes()) + layout.unitPart(0, false) * Float.BYTES + gradients;
     }
 }

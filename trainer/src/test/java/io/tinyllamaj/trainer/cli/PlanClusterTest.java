@@ -126,10 +126,11 @@ class PlanClusterTest {
         assertMemory(strategy(plan, "ddp"), 4 * N, 2 * N, 4 * N, 8 * N, 0, workspace);
         assertStep(strategy(plan, "ddp"), 10, 2 * 90 + 70.464 + 10, 30 + 30 + 60 + Math.max(60, 70.464) + 10);
 
-        // fsdp: everything split 4 ways; gathered: three unit buffers of the largest unit, a block of 1,952 (the
-        // embedding has 976, the final norm with lm_head 992), each fp32 with a bf16 twin, and two such units' fp32 gradients. Each micro-batch: all-gather 2N in the forward (8,808 B / 5e5 = 17.616 ms),
+        // fsdp: everything split 4 ways; gathered: three unit buffers of a block's parts (its 2 x 16 norm values in fp32,
+        // its 1,920 matmul values in bf16; the head has 16 and 976), the embedding's own 976 fp32, and two fp32 gradient
+        // buffers of the largest unit, a block of 1,952. Each micro-batch: all-gather 2N in the forward (8,808 B / 5e5 = 17.616 ms),
         // again in the backward with the reduce-scatter of 4N (35.232 ms): 52.848 ms
-        long gathered = 3 * 1952 * (4 + 2) + 2 * 1952 * 4;
+        long gathered = 3 * (32 * 4 + 1920 * 2) + 976 * 4 + 2 * 1952 * 4;
         assertMemory(strategy(plan, "fsdp"), 4 * 1468, 2 * 1468, 4 * 1468, 8 * 1468, gathered, workspace);
         assertStep(strategy(plan, "fsdp"), 2.5, 2 * (90 + 17.616 + 52.848) + 2.5, 2 * 30 + 2 * 60 + 2.5);
 
@@ -167,14 +168,15 @@ class PlanClusterTest {
     }
 
     /**
-     * 1 MiB of workspace measured puts ddp exactly at 1 MiB; 16 KiB more than 80 GiB overflows ddp only: fsdp holds 28,520
-     * bytes less (18 bytes a parameter over 5,872 against 1,468, plus the unit buffers 3 x 1,952 x (4 + 2) + 2 x 1,952 x 4).
+     * 1 MiB of workspace measured puts ddp exactly at 1 MiB; 16 KiB more than 80 GiB overflows ddp only: fsdp holds 47,848
+     * bytes less (18 bytes a parameter over 5,872 against 1,468, plus the unit buffers 3 x (32 x 4 + 1,920 x 2) + 976 x 4
+     * + 2 x 1,952 x 4).
      */
     @Test
     void fitsComparesTheTotalWithTheGpusMemory() throws Exception {
         JsonNode plan = plan(bench(80 + 1.0 / 65536, true), "--cluster", "4xH100-80G");
         assertEquals(80L * 1073741824 + 16384, strategy(plan, "ddp").path("memory").path("total").asLong());
-        assertEquals(80L * 1073741824 + 16384 - 28520, strategy(plan, "fsdp").path("memory").path("total").asLong());
+        assertEquals(80L * 1073741824 + 16384 - 47848, strategy(plan, "fsdp").path("memory").path("total").asLong());
         assertFalse(strategy(plan, "ddp").path("fits").asBoolean());
         for (String name : new String[] {"fsdp", "hybrid"}) {
             assertTrue(strategy(plan, name).path("fits").asBoolean(), name);
