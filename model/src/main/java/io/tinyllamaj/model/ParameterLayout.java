@@ -136,6 +136,24 @@ public final class ParameterLayout {
         return sum;
     }
 
+    /** The most values in any unit. */
+    public long largestUnit() {
+        long largest = 0;
+        for (int u = 0; u < units(); u++) {
+            largest = Math.max(largest, unitEnd(u) - unitStart(u));
+        }
+        return largest;
+    }
+
+    /** The most values of one kind in any unit but the embedding (a block or the head). */
+    public long largestPart(boolean matmul) {
+        long most = 0;
+        for (int u = 1; u < units(); u++) {
+            most = Math.max(most, unitPart(u, matmul));
+        }
+        return most;
+    }
+
     /** Unit {@code unit}'s range cut where it turns from matmul weights to other entries or back, in order. */
     public List<Run> unitRuns(int unit) {
         long start = unitStart(unit), end = unitEnd(unit);

@@ -154,11 +154,8 @@ final class CudnnAttention implements AutoCloseable {
 
     private Plan forwardPlan(Shape s) {
         Graph g = new Graph(s);
-        Cudnn.Descriptor q = g.tensor(Q, DATA_BFLOAT16, g.dims(s.nh, s.t, s.hs), g.packed());
-        Cudnn.Descriptor kT = g.tensor(K, DATA_BFLOAT16, g.dims(s.nkv, s.hs, s.t), g.packedTransposed());
-        Cudnn.Descriptor v = g.tensor(V, DATA_BFLOAT16, g.dims(s.nkv, s.t, s.hs), g.packed());
-        Cudnn.Descriptor o = g.tensor(O, DATA_BFLOAT16, g.dims(s.nh, s.t, s.hs), g.rows());
-        Cudnn.Descriptor stats = g.tensor(STATS, DATA_FLOAT, g.dims(s.nh, s.t, 1), g.rowStatStrides());
+        Cudnn.Descriptor q = g.heads(Q, s.nh), kT = g.headsTransposed(K), v = g.heads(V, s.nkv), o = g.outRows(O);
+        Cudnn.Descriptor stats = g.perRow(STATS);
         Cudnn.Descriptor scale = g.scalar(SCALE), negInf = g.scalar(NEG_INF);
 
         Cudnn.Descriptor scores = g.scores(DATA_FLOAT);
@@ -185,17 +182,12 @@ final class CudnnAttention implements AutoCloseable {
 
     private Plan backwardPlan(Shape s) {
         Graph g = new Graph(s);
-        Cudnn.Descriptor q = g.tensor(Q, DATA_BFLOAT16, g.dims(s.nh, s.t, s.hs), g.packed());
-        Cudnn.Descriptor kT = g.tensor(K, DATA_BFLOAT16, g.dims(s.nkv, s.hs, s.t), g.packedTransposed());
-        Cudnn.Descriptor vT = g.tensor(V, DATA_BFLOAT16, g.dims(s.nkv, s.hs, s.t), g.packedTransposed());
-        Cudnn.Descriptor o = g.tensor(O, DATA_BFLOAT16, g.dims(s.nh, s.t, s.hs), g.rows());
-        Cudnn.Descriptor dO = g.tensor(DO, DATA_BFLOAT16, g.dims(s.nh, s.t, s.hs), g.rows());
-        Cudnn.Descriptor stats = g.tensor(STATS, DATA_FLOAT, g.dims(s.nh, s.t, 1), g.rowStatStrides());
-        Cudnn.Descriptor dQ = g.tensor(DQ, DATA_BFLOAT16, g.dims(s.nh, s.t, s.hs), g.packed());
-        Cudnn.Descriptor dK = g.tensor(DK, DATA_BFLOAT16, g.dims(s.nkv, s.t, s.hs), g.packed());
-        Cudnn.Descriptor dV = g.tensor(DV, DATA_BFLOAT16, g.dims(s.nkv, s.t, s.hs), g.packed());
+        Cudnn.Descriptor q = g.heads(Q, s.nh), kT = g.headsTransposed(K), vT = g.headsTransposed(V), o = g.outRows(O),
+                dO = g.outRows(DO);
+        Cudnn.Descriptor stats = g.perRow(STATS);
+        Cudnn.Descriptor dQ = g.heads(DQ, s.nh), dK = g.heads(DK, s.nkv), dV = g.heads(DV, s.nkv);
         Cudnn.Descriptor scale = g.scalar(SCALE), negInf = g.scalar(NEG_INF), oneScalar = g.scalar(ONE);
-        Cudnn.Descriptor sums = g.tensor(SOFTMAX_SUM, DATA_FLOAT, g.dims(s.nh, s.t, 1), g.rowStatStrides());
+        Cudnn.Descriptor sums = g.perRow(SOFTMAX_SUM);
 
         // D = rowsum(dO * O), into the caller's buffer
         Cudnn.Descriptor product = g.virtual(DATA_FLOAT, g.dims(s.nh, s.t, s.hs),
@@ -284,8 +276,24 @@ final class CudnnAttention implements AutoCloseable {
             return new long[] {(long) s.nh * s.t * s.t, (long) s.t * s.t, 1, s.t};
         }
 
-        Cudnn.Descriptor tensor(long uid, int dataType, long[] dims, long[] strides) {
-            return tensor(uid, dataType, dims, strides, false, false);
+        /** q, k or v (or their gradients): {@code heads} heads of the packed qkv, [b, heads, t, hs]. */
+        Cudnn.Descriptor heads(long uid, int heads) {
+            return tensor(uid, DATA_BFLOAT16, dims(heads, s.t, s.hs), packed(), false, false);
+        }
+
+        /** k or v seen transposed, [b, nkv, hs, t], as the matmuls that multiply by K^T or V^T read them. */
+        Cudnn.Descriptor headsTransposed(long uid) {
+            return tensor(uid, DATA_BFLOAT16, dims(s.nkv, s.hs, s.t), packedTransposed(), false, false);
+        }
+
+        /** out or dout, [b, t, nh hs] seen as [b, nh, t, hs]. */
+        Cudnn.Descriptor outRows(long uid) {
+            return tensor(uid, DATA_BFLOAT16, dims(s.nh, s.t, s.hs), rows(), false, false);
+        }
+
+        /** An fp32 value per score row, [b, nh, t, 1]: the log-sum-exp, or D = rowsum(dO * O). */
+        Cudnn.Descriptor perRow(long uid) {
+            return tensor(uid, DATA_FLOAT, dims(s.nh, s.t, 1), rowStatStrides(), false, false);
         }
 
         Cudnn.Descriptor tensor(long uid, int dataType, long[] dims, long[] strides, boolean isVirtual, boolean byValue) {

@@ -84,7 +84,7 @@ final class UnitShards implements UnitParameters {
         }
         owners[size] = layout.total();
         int units = layout.units();
-        long largest = largestUnit(layout);
+        long largest = layout.largestUnit();
         this.split = split;
         place();
         boolean perUnit = !reshardAfterForward;
@@ -145,22 +145,7 @@ final class UnitShards implements UnitParameters {
 
     /** Values of one kind in unit {@code unit}; unit -1: the most in any unit but the embedding. */
     private long part(int unit, boolean matmul) {
-        if (unit >= 0) {
-            return layout.unitPart(unit, matmul);
-        }
-        long most = 0;
-        for (int u = 1; u < layout.units(); u++) {
-            most = Math.max(most, layout.unitPart(u, matmul));
-        }
-        return most;
-    }
-
-    static long largestUnit(ParameterLayout layout) {
-        long largest = 0;
-        for (int u = 0; u < layout.units(); u++) {
-            largest = Math.max(largest, layout.unitEnd(u) - layout.unitStart(u));
-        }
-        return largest;
+        return unit >= 0 ? layout.unitPart(unit, matmul) : layout.largestPart(matmul);
     }
 
     private long unitLength(int unit) {

@@ -53,18 +53,12 @@ public record Sharding(String name, int parameterShards, int gradientShards, int
      */
     static long gatheredBytes(LlamaConfig c, ModelMemory.Storage storage) {
         ParameterLayout layout = new ParameterLayout(c);
-        long largest = 0, norms = 0, matmuls = 0;
-        for (int u = 0; u < layout.units(); u++) {
-            largest = Math.max(largest, layout.unitEnd(u) - layout.unitStart(u));
-            if (u > 0) {
-                norms = Math.max(norms, layout.unitPart(u, false));
-                matmuls = Math.max(matmuls, layout.unitPart(u, true));
-            }
-        }
+        long largest = layout.largestUnit();
         long gradients = 2 * largest * Float.BYTES;
         if (storage.operandBytes() == 0) {
             return 3 * largest * Float.BYTES + gradients;
         }
-        return 3 * (norms * Float.BYTES + matmuls * storage.operandBytes()) + layout.unitPart(0, false) * Float.BYTES + gradients;
+        return 3 * (layout.largestPart(false) * Float.BYTES + layout.largestPart(true) * storage.operandBytes())
+                + layout.unitPart(0, false) * Float.BYTES + gradients;
     }
 }
