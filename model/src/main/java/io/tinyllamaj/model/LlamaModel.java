@@ -467,12 +467,12 @@ public final class LlamaModel {
         enter(1);
         prefetch(2);
         backend.embeddingForward(a.residual[0], embedWeight(), tokens, n, dim);
-        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], masterBlock(0).attnNorm(), n, dim, c.normEps());
+        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], attnNormWeight(0), n, dim, c.normEps());
         leave(0);
         for (int l = 0; l < c.layers(); l++) {
             enter(l + 2); // block l reads the next block's input norm; after the last block, the head comes next
             prefetch(l + 3);
-            ParameterViews.Block w = masterBlock(l), op = operandBlock(l);
+            ParameterViews.Block op = operandBlock(l);
             Tensor x = a.residual[l];
             Tensor qkvNew = cache == null ? a.qkv[l] : cache.layers[l].slice((long) past * c.qkvDim(), (long) t * c.qkvDim());
             Tensor qkvAll = cache == null ? a.qkv[l] : cache.layers[l].slice(0, (long) (past + t) * c.qkvDim());
@@ -480,14 +480,14 @@ public final class LlamaModel {
             backend.ropeForward(qkvNew, b, t, c.heads(), c.kvHeads(), c.headSize(), past, c.ropeTheta());
             backend.attentionForward(a.attn[l], a.lse[l], qkvAll, b, t, past + t, c.heads(), c.kvHeads(), c.headSize());
             backend.matmulForward(a.scratch, a.attn[l], op.attnOut(), n, dim, dim);
-            backend.residualRmsnormForward(a.midResidual[l], a.normMlp[l], a.rstdMlp[l], x, a.scratch, w.mlpNorm(), n, dim, c.normEps());
+            backend.residualRmsnormForward(a.midResidual[l], a.normMlp[l], a.rstdMlp[l], x, a.scratch, mlpNormWeight(l), n, dim, c.normEps());
             backend.matmulForward(a.gateUp[l], a.normMlp[l], op.gateUp(), n, dim, 2 * c.intermediate());
             backend.swigluForward(a.swiglu, a.gateUp[l], n, c.intermediate());
             backend.matmulForward(a.scratch, a.swiglu, op.down(), n, c.intermediate(), dim);
             if (l + 1 < c.layers()) {
                 // the next block's input norm rides on this block's residual add
                 backend.residualRmsnormForward(a.residual[l + 1], a.normAttn[l + 1], a.rstdAttn[l + 1], a.midResidual[l], a.scratch,
-                        masterBlock(l + 1).attnNorm(), n, dim, c.normEps());
+                        attnNormWeight(l + 1), n, dim, c.normEps());
             } else {
                 // the final norm is the caller's: all rows for logits, the last one when decoding
                 backend.copy(a.residual[l + 1], a.midResidual[l]);
@@ -519,7 +519,7 @@ public final class LlamaModel {
             if (l > 0) {
                 prefetch(l);
             }
-            ParameterViews.Block w = masterBlock(l), op = operandBlock(l);
+            ParameterViews.Block op = operandBlock(l);
             ParameterViews.Block dw = g != null ? g.block(l) : ParameterViews.block(layout.block(l), units.gradient(l + 1),
                     layout.unitStart(l + 1));
             // MLP half: dResidual is d(out); it passes through the residual add unchanged.
@@ -527,7 +527,7 @@ public final class LlamaModel {
             backend.matmulBackward(a.dSwiglu, dw.down(), a.dResidualCopy, a.swiglu, op.down(), n, hidden, dim, accumulate);
             backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden);
             backend.matmulBackward(a.dNorm, dw.gateUp(), a.dGateUp, a.normMlp[l], op.gateUp(), n, dim, 2 * hidden, accumulate);
-            backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.mlpNorm(), a.dNorm, a.midResidual[l], w.mlpNorm(),
+            backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.mlpNorm(), a.dNorm, a.midResidual[l], mlpNormWeight(l),
                     a.rstdMlp[l], n, dim, accumulate);
             // Attention half: dResidual is now d(h).
             backend.matmulBackward(a.dAttn, dw.attnOut(), a.dResidualCopy, a.attn[l], op.attnOut(), n, dim, dim, accumulate);
@@ -535,10 +535,10 @@ public final class LlamaModel {
             backend.ropeBackward(a.dQkv, b, t, c.heads(), c.kvHeads(), c.headSize(), 0, c.ropeTheta());
             backend.matmulBackward(a.dNorm, dw.qkv(), a.dQkv, a.normAttn[l], op.qkv(), n, dim, c.qkvDim(), accumulate);
             if (l > 0) {
-                backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.attnNorm(), a.dNorm, a.residual[l], w.attnNorm(),
+                backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.attnNorm(), a.dNorm, a.residual[l], attnNormWeight(l),
                         a.rstdAttn[l], n, dim, accumulate);
             } else { // the embedding's backward reads dResidual itself
-                backend.rmsnormBackward(a.dResidual, dw.attnNorm(), a.dNorm, a.residual[l], w.attnNorm(), a.rstdAttn[l], n, dim,
+                backend.rmsnormBackward(a.dResidual, dw.attnNorm(), a.dNorm, a.residual[l], attnNormWeight(l), a.rstdAttn[l], n, dim,
                         accumulate);
             }
             reduce(l + 1, intoRange);
@@ -608,8 +608,13 @@ public final class LlamaModel {
         return held[head].operand(layout.get("lm_head"));
     }
 
-    private ParameterViews.Block masterBlock(int l) {
-        return units == null ? weights.block(l) : ParameterViews.block(layout.block(l), held[l + 1]::master);
+    /** The norms are the only block weights read as fp32 masters; the matmuls read {@link #operandBlock}. */
+    private Tensor attnNormWeight(int l) {
+        return units == null ? weights.block(l).attnNorm() : unitWeight(l + 1, layout.block(l).attnNorm());
+    }
+
+    private Tensor mlpNormWeight(int l) {
+        return units == null ? weights.block(l).mlpNorm() : unitWeight(l + 1, layout.block(l).mlpNorm());
     }
 
     private ParameterViews.Block operandBlock(int l) {

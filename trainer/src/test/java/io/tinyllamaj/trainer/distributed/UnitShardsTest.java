@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer.distributed;
 
 import io.tinyllamaj.kernels.AdamWStep;
+import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.kernels.cpu.CpuTensor;
@@ -11,9 +12,13 @@ import io.tinyllamaj.model.ParameterLayout;
 import io.tinyllamaj.model.UnitParameters;
 import org.junit.jupiter.api.Test;
 
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
 import java.util.ArrayList;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
@@ -170,6 +175,65 @@ class UnitShardsTest {
                 split.release(unit);
             }
         }
+    }
+
+    /**
+     * The GPU's arrangement on the CPU: a backend whose matmuls read a copy of the weights (an fp32
+     * copy here, so the bits cannot change). A model sharded over a group of one, gathering its
+     * matmul weights from the copy and its norms and embedding from the masters, trains step for
+     * step to the bits of the unsharded model: losses, and the parameters after three AdamW updates.
+     */
+    @Test
+    void aModelWhoseMatmulsReadACopyTrainsBitwiseAsAnUnshardedOne() {
+        try (CpuBackend cpu = new CpuBackend()) {
+            Backend copying = copyingOperands(cpu);
+            LlamaConfig tiny = LlamaConfig.preset("test-tiny");
+            LlamaModel plain = new LlamaModel(cpu, tiny), sharded = new LlamaModel(copying, tiny);
+            Initialization.initialize(plain, 7);
+            Initialization.initialize(sharded, 7);
+            long total = plain.layout().total();
+            sharded.shard(0, total, new UnitShards(SingleRankCollectives.INSTANCE, copying, sharded.layout(), true, false, true));
+            Tensor[] moments = {cpu.allocate(total), cpu.allocate(total), cpu.allocate(total), cpu.allocate(total)};
+            int[] tokens = {1, 5, 9, 13, 17, 21, 25, 29}, targets = {5, 9, 13, 17, 21, 25, 29, 33};
+            for (int s = 1; s <= 3; s++) {
+                AdamWStep adamw = new AdamWStep(1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, s, 1f);
+                plain.zeroGradients();
+                sharded.zeroGradients();
+                double expected = plain.forwardBackward(tokens, targets, 1, 8, 1f / 8);
+                assertEquals(expected, sharded.forwardBackward(tokens, targets, 1, 8, 1f / 8), "loss at step " + s);
+                plain.adamwUpdate(0, moments[0], moments[1], adamw);
+                sharded.adamwUpdate(0, moments[2], moments[3], adamw);
+            }
+            assertArrayEquals(cpu.download(plain.parameters()), cpu.download(sharded.parameters()));
+        }
+    }
+
+    /** The CPU backend, except that matmulOperand copies the weight (into {@code into} when it fits). */
+    private static Backend copyingOperands(CpuBackend cpu) {
+        InvocationHandler handler = (proxy, method, args) -> switch (method.getName()) {
+            case "matmulOperandsAreCopies" -> true;
+            case "matmulOperand" -> {
+                Tensor weight = (Tensor) args[0], into = (Tensor) args[1];
+                Tensor copy = into != null && into != weight && into.length() >= weight.length() ? into.slice(0, weight.length())
+                        : cpu.allocate(weight.length());
+                cpu.copy(copy, weight);
+                yield copy.length() == (into == null ? -1 : into.length()) ? into : copy;
+            }
+            case "adamwUpdateAndCopy" -> { // the interface's default, through this proxy's matmulOperand
+                Tensor params = (Tensor) args[0], operands = (Tensor) args[1];
+                cpu.adamwUpdate(params, (Tensor) args[2], (Tensor) args[3], (Tensor) args[4], (AdamWStep) args[5]);
+                cpu.copy(operands, params);
+                yield null;
+            }
+            default -> {
+                try {
+                    yield method.invoke(cpu, args);
+                } catch (InvocationTargetException e) {
+                    throw e.getCause();
+                }
+            }
+        };
+        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class}, handler);
     }
 
     @Test
