@@ -1,0 +1,294 @@
+// What FP8 would buy a TinyLlama-1.1B training step on this GPU, measured before building it: each
+// matmul of the step (b * t = 16384 rows, lm_head left out) timed as CublasLt.java calls it today
+// (bf16 operands, the heuristic's first algorithm) and in cuBLASLt's FP8 form, which on Hopper takes
+// only "TN" operands (A transposed, B not): the forward as today (W and x both e4m3), the input
+// gradient from a transposed e4m3 copy of W and the e5m2 output gradient, the weight gradient
+// from transposed copies of x (e4m3) and of the output gradient (e5m2). Per-tensor scales by
+// device pointer, fp32 accumulation, with and without CUBLASLT_MATMUL_DESC_FAST_ACCUM. Also the
+// price of current scaling: an amax pass and a scaled cast (and a cast that also writes the
+// transpose) over the step's largest activation. Median of 15 launches after 3 warm-up ones.
+// Built and run by scripts/gpu-fp8-harness on a GPU host; prototypes stand in for cublasLt.h.
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+extern "C" {
+typedef void* LtHandle;
+typedef void* LtDesc;
+typedef void* LtLayout;
+typedef void* LtPref;
+struct LtAlgo { uint64_t data[8]; };
+struct LtResult { LtAlgo algo; size_t workspaceSize; int state; float wavesCount; int reserved[4]; };
+int cublasLtCreate(LtHandle*);
+int cublasLtMatmulDescCreate(LtDesc*, int computeType, int scaleType);
+int cublasLtMatmulDescDestroy(LtDesc);
+int cublasLtMatmulDescSetAttribute(LtDesc, int attr, const void* buf, size_t size);
+int cublasLtMatrixLayoutCreate(LtLayout*, int type, uint64_t rows, uint64_t cols, int64_t ld);
+int cublasLtMatmulPreferenceCreate(LtPref*);
+int cublasLtMatmulPreferenceSetAttribute(LtPref, int attr, const void* buf, size_t size);
+int cublasLtMatmulAlgoGetHeuristic(LtHandle, LtDesc, LtLayout a, LtLayout b, LtLayout c, LtLayout d, LtPref, int requested,
+                                   LtResult* results, int* returned);
+int cublasLtMatmul(LtHandle, LtDesc, const void* alpha, const void* a, LtLayout, const void* b, LtLayout, const void* beta,
+                   const void* c, LtLayout, void* d, LtLayout, const LtAlgo*, void* workspace, size_t workspaceSize,
+                   cudaStream_t);
+}
+
+// cublasLt.h / library_types.h values (scripts/gpu-fp8-harness prints the header's lines beside them)
+static const int COMPUTE_32F = 68, R_32F = 0, R_16BF = 14, R_8F_E4M3 = 28, R_8F_E5M2 = 29;
+static const int DESC_TRANSA = 3, DESC_TRANSB = 4, DESC_A_SCALE = 17, DESC_B_SCALE = 18, DESC_FAST_ACCUM = 25;
+static const int PREF_WORKSPACE = 1, PREF_ALIGN_A = 5, PREF_ALIGN_B = 6, PREF_ALIGN_C = 7, PREF_ALIGN_D = 8;
+static const size_t WORKSPACE = 32u << 20;
+
+#define CK(x)                                                                                         \
+    do {                                                                                              \
+        cudaError_t e_ = (x);                                                                         \
+        if (e_ != cudaSuccess) {                                                                      \
+            fprintf(stderr, "CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__); \
+            exit(2);                                                                                  \
+        }                                                                                             \
+    } while (0)
+
+static __global__ void fill_bytes(uint8_t* p, size_t n, uint32_t seed, int e5m2) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+        h ^= h >> 15;
+        h *= 2246822519u;
+        h ^= h >> 13;
+        float f = ((h >> 8) * (1.0f / 16777216.0f) - 0.5f) * 8.f;
+        p[i] = e5m2 ? __nv_fp8_e5m2(f).__x : __nv_fp8_e4m3(f).__x;
+    }
+}
+
+static __global__ void fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+        h ^= h >> 15;
+        h *= 2246822519u;
+        float f = ((h >> 8) * (1.0f / 16777216.0f) - 0.5f) * 0.25f;
+        p[i] = __float2bfloat16(f);
+    }
+}
+
+// amax of a bf16 tensor, 8 values a thread a load, one atomicMax a block (non-negative floats
+// order as their bits do)
+static __global__ void amax_bf16(const uint4* x, size_t n8, unsigned* out) {
+    float m = 0.f;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8; i += (size_t)gridDim.x * blockDim.x) {
+        uint4 v = x[i];
+        const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+        for (int j = 0; j < 4; j++) {
+            float2 f = __bfloat1622float2(h[j]);
+            m = fmaxf(m, fmaxf(fabsf(f.x), fabsf(f.y)));
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    __shared__ float w[32];
+    if ((threadIdx.x & 31) == 0) w[threadIdx.x >> 5] = m;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int i = 1; i < blockDim.x / 32; i++) m = fmaxf(m, w[i]);
+        atomicMax(out, __float_as_uint(m));
+    }
+}
+
+// x * (448 / amax) to e4m3, 8 values a thread
+static __global__ void cast_e4m3(const uint4* x, uint2* y, size_t n8, const unsigned* amax) {
+    float s = 448.f / fmaxf(__uint_as_float(*amax), 1e-12f);
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8; i += (size_t)gridDim.x * blockDim.x) {
+        uint4 v = x[i];
+        const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+        uint32_t out[2];
+        for (int j = 0; j < 2; j++) {
+            float2 a = __bfloat1622float2(h[2 * j]), b = __bfloat1622float2(h[2 * j + 1]);
+            __nv_fp8x4_e4m3 q(make_float4(a.x * s, a.y * s, b.x * s, b.y * s));
+            out[j] = q.__x;
+        }
+        y[i] = make_uint2(out[0], out[1]);
+    }
+}
+
+// x[rows, cols] to e4m3 as it is and transposed ([cols, rows]), 64 x 64 tiles through shared memory
+static __global__ void cast_transpose_e4m3(const __nv_bfloat16* x, uint8_t* y, uint8_t* yt, int rows, int cols,
+                                           const unsigned* amax) {
+    __shared__ uint8_t tile[64][68];
+    float s = 448.f / fmaxf(__uint_as_float(*amax), 1e-12f);
+    int r0 = blockIdx.y * 64, c0 = blockIdx.x * 64;
+    int tr = threadIdx.x / 8, tc = (threadIdx.x % 8) * 8;  // 256 threads: 32 rows x 8 groups of 8 columns
+    for (int pass = 0; pass < 2; pass++) {
+        int r = tr + pass * 32;
+        uint4 v = *reinterpret_cast<const uint4*>(x + (size_t)(r0 + r) * cols + c0 + tc);
+        const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+        uint32_t out[2];
+        for (int j = 0; j < 2; j++) {
+            float2 a = __bfloat1622float2(h[2 * j]), b = __bfloat1622float2(h[2 * j + 1]);
+            __nv_fp8x4_e4m3 q(make_float4(a.x * s, a.y * s, b.x * s, b.y * s));
+            out[j] = q.__x;
+        }
+        *reinterpret_cast<uint2*>(y + (size_t)(r0 + r) * cols + c0 + tc) = make_uint2(out[0], out[1]);
+        for (int j = 0; j < 8; j++) tile[r][tc + j] = (uint8_t)(out[j / 4] >> (8 * (j % 4)));
+    }
+    __syncthreads();
+    for (int pass = 0; pass < 2; pass++) {
+        int c = tr + pass * 32;
+        uint32_t out[2] = {0, 0};
+        for (int j = 0; j < 8; j++) out[j / 4] |= (uint32_t)tile[tc + j][c] << (8 * (j % 4));
+        *reinterpret_cast<uint2*>(yt + (size_t)(c0 + c) * rows + r0 + tc) = make_uint2(out[0], out[1]);
+    }
+}
+
+struct Call {
+    const char* name;
+    int transA, transB, m, n, k, lda, ldb, ldc, typeA, typeB, typeD;
+};
+
+static LtHandle handle;
+static void* workspace;
+static float* scales;
+static cudaEvent_t e0, e1;
+
+template <typename F>
+static float median_ms(F launch) {
+    std::vector<float> ts;
+    for (int it = 0; it < 18; it++) {
+        CK(cudaEventRecord(e0));
+        launch();
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        if (it >= 3) ts.push_back(ms);
+    }
+    std::sort(ts.begin(), ts.end());
+    return ts[ts.size() / 2];
+}
+
+// The heuristic's first algorithm for the call, timed; a negative number when it offers none
+static float time_call(const Call& c, bool fastAccum, const void* a, const void* b, void* d) {
+    LtDesc desc;
+    LtLayout la, lb, ld;
+    LtPref pref;
+    bool fp8 = c.typeA != R_16BF;
+    if (cublasLtMatmulDescCreate(&desc, COMPUTE_32F, R_32F)) return -1;
+    cublasLtMatmulDescSetAttribute(desc, DESC_TRANSA, &c.transA, 4);
+    cublasLtMatmulDescSetAttribute(desc, DESC_TRANSB, &c.transB, 4);
+    if (fp8) {
+        cublasLtMatmulDescSetAttribute(desc, DESC_A_SCALE, &scales, sizeof scales);
+        float* bScale = scales + 1;
+        cublasLtMatmulDescSetAttribute(desc, DESC_B_SCALE, &bScale, sizeof bScale);
+        int8_t fast = fastAccum ? 1 : 0;
+        cublasLtMatmulDescSetAttribute(desc, DESC_FAST_ACCUM, &fast, 1);
+    }
+    cublasLtMatrixLayoutCreate(&la, c.typeA, c.transA == 0 ? c.m : c.k, c.transA == 0 ? c.k : c.m, c.lda);
+    cublasLtMatrixLayoutCreate(&lb, c.typeB, c.transB == 0 ? c.k : c.n, c.transB == 0 ? c.n : c.k, c.ldb);
+    cublasLtMatrixLayoutCreate(&ld, c.typeD, c.m, c.n, c.ldc);
+    cublasLtMatmulPreferenceCreate(&pref);
+    uint64_t wsBytes = WORKSPACE;
+    uint32_t align = 256;
+    cublasLtMatmulPreferenceSetAttribute(pref, PREF_WORKSPACE, &wsBytes, 8);
+    cublasLtMatmulPreferenceSetAttribute(pref, PREF_ALIGN_A, &align, 4);
+    cublasLtMatmulPreferenceSetAttribute(pref, PREF_ALIGN_B, &align, 4);
+    cublasLtMatmulPreferenceSetAttribute(pref, PREF_ALIGN_C, &align, 4);
+    cublasLtMatmulPreferenceSetAttribute(pref, PREF_ALIGN_D, &align, 4);
+    LtResult result;
+    int returned = 0;
+    int status = cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, ld, ld, pref, 1, &result, &returned);
+    if (status != 0 || returned == 0) {
+        printf("    %s: no algorithm (status %d)\n", c.name, status);
+        return -1;
+    }
+    const float one = 1.f, zero = 0.f;
+    int failed = 0;
+    float ms = median_ms([&] {
+        failed |= cublasLtMatmul(handle, desc, &one, a, la, b, lb, &zero, d, ld, d, ld, &result.algo, workspace, WORKSPACE, 0);
+    });
+    cublasLtMatmulDescDestroy(desc);
+    return failed ? -2 : ms;
+}
+
+int main() {
+    const int n = 16384;
+    struct Proj { const char* name; int c, oc; };
+    Proj projs[] = {{"qkv", 2048, 2560}, {"attn_out", 2048, 2048}, {"gate_up", 2048, 11264}, {"down", 5632, 2048}};
+    size_t maxBytes = (size_t)n * 11264 * 4;
+    void *a, *b, *d;
+    unsigned* amax;
+    CK(cudaMalloc(&a, maxBytes));
+    CK(cudaMalloc(&b, maxBytes));
+    CK(cudaMalloc(&d, maxBytes));
+    CK(cudaMalloc(&workspace, WORKSPACE));
+    CK(cudaMalloc(&scales, 4 * sizeof(float)));
+    CK(cudaMalloc(&amax, sizeof(unsigned)));
+    float hostScales[4] = {0.01f, 0.02f, 1.f, 1.f};
+    CK(cudaMemcpy(scales, hostScales, sizeof hostScales, cudaMemcpyHostToDevice));
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    if (cublasLtCreate(&handle)) {
+        fprintf(stderr, "cublasLtCreate failed\n");
+        return 2;
+    }
+    printf("%-16s %6s %6s %6s  %9s %7s  %9s %7s  %9s %7s\n", "matmul", "m", "n", "k", "bf16 ms", "TF/s", "fp8 ms", "TF/s",
+           "fp8fa ms", "TF/s");
+    double stepBf16 = 0, stepFp8 = 0, stepFast = 0, stepFp8NoWgrad = 0;
+    for (const Proj& p : projs) {
+        // bf16 as CublasLt.java issues them; the FP8 forms (TN only), see the file comment
+        Call bf[3] = {{"fwd", 1, 0, p.oc, n, p.c, p.c, p.c, p.oc, R_16BF, R_16BF, R_16BF},
+                      {"dX", 0, 0, p.c, n, p.oc, p.c, p.oc, p.c, R_16BF, R_16BF, R_16BF},
+                      {"dW", 0, 1, p.c, p.oc, n, p.c, p.oc, p.c, R_16BF, R_16BF, R_32F}};
+        Call f8[3] = {{"fwd", 1, 0, p.oc, n, p.c, p.c, p.c, p.oc, R_8F_E4M3, R_8F_E4M3, R_16BF},
+                      {"dX", 1, 0, p.c, n, p.oc, p.oc, p.oc, p.c, R_8F_E4M3, R_8F_E5M2, R_16BF},
+                      {"dW", 1, 0, p.c, p.oc, n, n, n, p.c, R_8F_E4M3, R_8F_E5M2, R_32F}};
+        for (int i = 0; i < 3; i++) {
+            fill_bf16<<<1024, 256>>>((__nv_bfloat16*)a, maxBytes / 2, 1u);
+            fill_bf16<<<1024, 256>>>((__nv_bfloat16*)b, maxBytes / 2, 2u);
+            float tb = time_call(bf[i], false, a, b, d);
+            fill_bytes<<<1024, 256>>>((uint8_t*)a, maxBytes, 3u, 0);
+            fill_bytes<<<1024, 256>>>((uint8_t*)b, maxBytes, 4u, f8[i].typeB == R_8F_E5M2);
+            float t8 = time_call(f8[i], false, a, b, d);
+            float tf = time_call(f8[i], true, a, b, d);
+            if (t8 < 0 && f8[i].typeD == R_32F) {  // no fp32 output: how fast with bf16
+                Call alt = f8[i];
+                alt.typeD = R_16BF;
+                t8 = time_call(alt, false, a, b, d);
+                tf = time_call(alt, true, a, b, d);
+                printf("    (%s %s timed with bf16 output)\n", p.name, f8[i].name);
+            }
+            double flops = 2.0 * bf[i].m * bf[i].n * bf[i].k;
+            char name[48];
+            snprintf(name, sizeof name, "%s %s", p.name, bf[i].name);
+            printf("%-16s %6d %6d %6d  %9.3f %7.0f  %9.3f %7.0f  %9.3f %7.0f\n", name, bf[i].m, bf[i].n, bf[i].k, tb,
+                   flops / tb * 1e-9, t8, flops / t8 * 1e-9, tf, flops / tf * 1e-9);
+            stepBf16 += 22 * tb;
+            stepFp8 += 22 * t8;
+            stepFast += 22 * (i == 0 ? tf : t8);
+            stepFp8NoWgrad += 22 * (i == 2 ? tb : t8);
+        }
+    }
+    printf("22 layers' matmuls: bf16 %.2f ms; fp8 %.2f ms (%.3fx); fp8 with fast accumulation in the forward %.2f ms (%.3fx); "
+           "fp8 forward and dX, bf16 dW %.2f ms (%.3fx)\n",
+           stepBf16, stepFp8, stepBf16 / stepFp8, stepFast, stepBf16 / stepFast, stepFp8NoWgrad, stepBf16 / stepFp8NoWgrad);
+
+    // current scaling's own passes, over the down projection's input [16384, 5632] (bf16)
+    const int rows = n, cols = 5632;
+    size_t elems = (size_t)rows * cols;
+    fill_bf16<<<1024, 256>>>((__nv_bfloat16*)a, elems, 5u);
+    float tAmax = median_ms([&] {
+        cudaMemsetAsync(amax, 0, 4);
+        amax_bf16<<<132 * 8, 256>>>((const uint4*)a, elems / 8, amax);
+    });
+    float tCast = median_ms([&] { cast_e4m3<<<132 * 8, 256>>>((const uint4*)a, (uint2*)b, elems / 8, amax); });
+    float tCastT = median_ms([&] {
+        cast_transpose_e4m3<<<dim3(cols / 64, rows / 64), 256>>>((const __nv_bfloat16*)a, (uint8_t*)b, (uint8_t*)d, rows, cols,
+                                                                amax);
+    });
+    CK(cudaGetLastError());
+    double mb = elems * 1e-6;
+    printf("over [%d, %d] bf16: amax %.3f ms (%.0f GB/s), cast to e4m3 %.3f ms (%.0f GB/s), cast + transpose %.3f ms (%.0f GB/s)\n",
+           rows, cols, tAmax, 2 * mb / tAmax, tCast, 3 * mb / tCast, tCastT, 4 * mb / tCastT);
+    return 0;
+}
