@@ -12,3 +12,4 @@
 #include "cross_entropy.cu"
 #include "adamw.cu"
 #include "global_norm.cu"
+#include "fp8.cu"

@@ -129,6 +129,21 @@ public interface Backend extends AutoCloseable {
         matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, true);
     }
 
+    /**
+     * {@link #matmulForward} for the projections inside the transformer blocks (q/k/v, attention
+     * output, gate/up, down): where a backend trains in FP8 (the CUDA backend with fp8 matmuls)
+     * these run in FP8, and every other matmul (lm_head) as {@link #matmulForward}.
+     */
+    default void blockMatmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
+        matmulForward(out, inp, weight, n, c, oc);
+    }
+
+    /** {@link #matmulBackward} for the projections inside the transformer blocks; see {@link #blockMatmulForward}. */
+    default void blockMatmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
+                                     boolean accumulate) {
+        matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
+    }
+
     // ---- RMSNorm ----
 
     /** out = inp * rstd * weight per row, rstd[n] saved for the backward. */

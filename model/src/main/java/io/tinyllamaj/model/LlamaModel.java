@@ -476,14 +476,14 @@ public final class LlamaModel {
             Tensor x = a.residual[l];
             Tensor qkvNew = cache == null ? a.qkv[l] : cache.layers[l].slice((long) past * c.qkvDim(), (long) t * c.qkvDim());
             Tensor qkvAll = cache == null ? a.qkv[l] : cache.layers[l].slice(0, (long) (past + t) * c.qkvDim());
-            backend.matmulForward(qkvNew, a.normAttn[l], op.qkv(), n, dim, c.qkvDim());
+            backend.blockMatmulForward(qkvNew, a.normAttn[l], op.qkv(), n, dim, c.qkvDim());
             backend.ropeForward(qkvNew, b, t, c.heads(), c.kvHeads(), c.headSize(), past, c.ropeTheta());
             backend.attentionForward(a.attn[l], a.lse[l], qkvAll, b, t, past + t, c.heads(), c.kvHeads(), c.headSize());
-            backend.matmulForward(a.scratch, a.attn[l], op.attnOut(), n, dim, dim);
+            backend.blockMatmulForward(a.scratch, a.attn[l], op.attnOut(), n, dim, dim);
             backend.residualRmsnormForward(a.midResidual[l], a.normMlp[l], a.rstdMlp[l], x, a.scratch, mlpNormWeight(l), n, dim, c.normEps());
-            backend.matmulForward(a.gateUp[l], a.normMlp[l], op.gateUp(), n, dim, 2 * c.intermediate());
+            backend.blockMatmulForward(a.gateUp[l], a.normMlp[l], op.gateUp(), n, dim, 2 * c.intermediate());
             backend.swigluForward(a.swiglu, a.gateUp[l], n, c.intermediate());
-            backend.matmulForward(a.scratch, a.swiglu, op.down(), n, c.intermediate(), dim);
+            backend.blockMatmulForward(a.scratch, a.swiglu, op.down(), n, c.intermediate(), dim);
             if (l + 1 < c.layers()) {
                 // the next block's input norm rides on this block's residual add
                 backend.residualRmsnormForward(a.residual[l + 1], a.normAttn[l + 1], a.rstdAttn[l + 1], a.midResidual[l], a.scratch,
@@ -524,16 +524,16 @@ public final class LlamaModel {
                     layout.unitStart(l + 1));
             // MLP half: dResidual is d(out); it passes through the residual add unchanged.
             backend.swigluForward(a.swiglu, a.gateUp[l], n, hidden); // recomputed, not saved (see Activations)
-            backend.matmulBackward(a.dSwiglu, dw.down(), a.dResidualCopy, a.swiglu, op.down(), n, hidden, dim, accumulate);
+            backend.blockMatmulBackward(a.dSwiglu, dw.down(), a.dResidualCopy, a.swiglu, op.down(), n, hidden, dim, accumulate);
             backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden);
-            backend.matmulBackward(a.dNorm, dw.gateUp(), a.dGateUp, a.normMlp[l], op.gateUp(), n, dim, 2 * hidden, accumulate);
+            backend.blockMatmulBackward(a.dNorm, dw.gateUp(), a.dGateUp, a.normMlp[l], op.gateUp(), n, dim, 2 * hidden, accumulate);
             backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.mlpNorm(), a.dNorm, a.midResidual[l], mlpNormWeight(l),
                     a.rstdMlp[l], n, dim, accumulate);
             // Attention half: dResidual is now d(h).
-            backend.matmulBackward(a.dAttn, dw.attnOut(), a.dResidualCopy, a.attn[l], op.attnOut(), n, dim, dim, accumulate);
+            backend.blockMatmulBackward(a.dAttn, dw.attnOut(), a.dResidualCopy, a.attn[l], op.attnOut(), n, dim, dim, accumulate);
             backend.attentionBackward(a.dQkv, a.dAttn, a.qkv[l], a.attn[l], a.lse[l], b, t, c.heads(), c.kvHeads(), c.headSize());
             backend.ropeBackward(a.dQkv, b, t, c.heads(), c.kvHeads(), c.headSize(), 0, c.ropeTheta());
-            backend.matmulBackward(a.dNorm, dw.qkv(), a.dQkv, a.normAttn[l], op.qkv(), n, dim, c.qkvDim(), accumulate);
+            backend.blockMatmulBackward(a.dNorm, dw.qkv(), a.dQkv, a.normAttn[l], op.qkv(), n, dim, c.qkvDim(), accumulate);
             if (l > 0) {
                 backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.attnNorm(), a.dNorm, a.residual[l], attnNormWeight(l),
                         a.rstdAttn[l], n, dim, accumulate);

@@ -20,24 +20,26 @@ public final class Backends {
      * it is off (it never changes a result, only which bit-identical algorithm runs).
      */
     public static Backend create(String device) {
-        return create(device, 0, "auto", false);
+        return create(device, 0, "auto", "auto", false);
     }
 
     /**
      * {@code gpu} picks the GPU of this process (a rank's local rank); {@code attention} is
      * {@code train.attention} (auto: the fastest kernels per direction, see
-     * {@link CudaBackend.Attention#AUTO}). The CPU ignores both. On cuda the precision is
-     * bf16-mixed: bf16 activations and matmul operands over fp32 masters. For training: the
-     * matmuls tune once per shape.
+     * {@link CudaBackend.Attention#AUTO}). The CPU ignores both. {@code precision} is
+     * {@code train.precision} as it takes effect: on cuda bf16-mixed (bf16 activations and matmul
+     * operands over fp32 masters) or fp8-mixed (the same, with the transformer blocks' projections
+     * in FP8). For training: the matmuls tune once per shape.
      */
-    public static Backend create(String device, int gpu, String attention) {
-        return create(device, gpu, attention, true);
+    public static Backend create(String device, int gpu, String attention, String precision) {
+        return create(device, gpu, attention, precision, true);
     }
 
-    private static Backend create(String device, int gpu, String attention, boolean matmulTuning) {
+    private static Backend create(String device, int gpu, String attention, String precision, boolean matmulTuning) {
         return switch (device) {
             case "cpu" -> new CpuBackend();
-            case "cuda" -> new CudaBackend(gpu, new CudaBackend.Options(attentionKernel(attention), true, matmulTuning));
+            case "cuda" -> new CudaBackend(gpu, new CudaBackend.Options(attentionKernel(attention), true, matmulTuning,
+                    precision.equals("fp8-mixed")));
             default -> throw new IllegalArgumentException("unknown device '" + device + "' (expected cpu or cuda)");
         };
     }

@@ -46,6 +46,12 @@ class ConfigLoaderTest {
                 + "use bf16-mixed, or auto", error(BASE, "train.device=cuda", "train.precision=fp32"));
         assertEquals("config.yaml: train.precision bf16-mixed needs train.device cuda (the CPU backend is fp32)",
                 error(BASE, "train.precision=bf16-mixed"));
+        assertEquals("fp8-mixed", ConfigLoader.parse("config.yaml", BASE, List.of("train.device=cuda", "train.precision=fp8-mixed"))
+                .config().train().effectivePrecision());
+        assertEquals("config.yaml: train.precision fp8-mixed needs train.device cuda (the CPU backend is fp32)",
+                error(BASE, "train.precision=fp8-mixed"));
+        assertEquals("config.yaml: train.precision must be one of auto, fp32, bf16-mixed, fp8-mixed, got 'fp8'",
+                error(BASE, "train.device=cuda", "train.precision=fp8"));
         assertEquals("config.yaml: train.attention wgmma is a CUDA kernel; the CPU backend has one attention (auto or plain)",
                 error(BASE, "train.attention=wgmma"));
         assertEquals("config.yaml: train.attention must be one of auto, plain, mma, wgmma, cudnn, got 'flash'",

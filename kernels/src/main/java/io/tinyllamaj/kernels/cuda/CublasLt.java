@@ -35,7 +35,8 @@ public final class CublasLt implements AutoCloseable {
     private static final int CUBLAS_COMPUTE_32F = 68;
     private static final int CUDA_R_32F = 0;
     private static final int CUDA_R_16BF = 14;
-    private static final int DESC_TRANSA = 3, DESC_TRANSB = 4;
+    static final int CUDA_R_8F_E4M3 = 28, CUDA_R_8F_E5M2 = 29;
+    private static final int DESC_TRANSA = 3, DESC_TRANSB = 4, DESC_A_SCALE_POINTER = 17, DESC_B_SCALE_POINTER = 18;
     private static final int PREF_MAX_WORKSPACE_BYTES = 1;
     private static final int PREF_MIN_ALIGNMENT_A = 5, PREF_MIN_ALIGNMENT_B = 6, PREF_MIN_ALIGNMENT_C = 7, PREF_MIN_ALIGNMENT_D = 8;
     private static final int ALGO_CONFIG_SPLITK_NUM = 2;
@@ -62,10 +63,13 @@ public final class CublasLt implements AutoCloseable {
     private boolean tuning;
 
     /**
-     * The op, sizes and output alignment that select one plan (the heuristic sees no alpha or
-     * beta, so accumulating and overwriting calls share it). transA/transB: 0 = N, 1 = T.
+     * The op, sizes, operand types and output alignment that select one plan (the heuristic sees no
+     * alpha or beta, so accumulating and overwriting calls share it). transA/transB: 0 = N, 1 = T;
+     * typeA/typeB: CUDA_R_16BF or an FP8 type, whose dequantization scales (fp32 device pointers,
+     * fixed per plan) are aScale and bScale (0 for bf16).
      */
-    private record Shape(int transA, int transB, int m, int n, int k, int lda, int ldb, int ldc, int alignC, boolean bf16Out) {
+    private record Shape(int transA, int transB, int m, int n, int k, int lda, int ldb, int ldc, int alignC, boolean bf16Out,
+                         int typeA, int typeB, long aScale, long bScale) {
     }
 
     /** Descriptors, the heuristic's algorithms (its first choice first) and the one in use. */
@@ -162,17 +166,44 @@ public final class CublasLt implements AutoCloseable {
      */
     void matmul(int transA, int transB, int m, int n, int k, long a, int lda, long b, int ldb, long d, int ldc,
                 boolean accumulate, boolean bf16Out, MemorySegment stream) {
-        Shape shape = new Shape(transA, transB, m, n, k, lda, ldb, ldc, alignment(d), bf16Out);
-        Plan plan = plans.computeIfAbsent(shape, this::plan);
-        if (!plan.tuned && !accumulate && tuning) {
-            tune(plan, a, b, d, ((long) ldc * (n - 1) + m) * (bf16Out ? 2 : Float.BYTES), stream); // D's extent, no padding past it
-        }
-        run(plan, plan.algo, a, b, d, accumulate ? betaOne : betaZero, stream);
+        matmul(new Shape(transA, transB, m, n, k, lda, ldb, ldc, alignment(d), bf16Out, CUDA_R_16BF, CUDA_R_16BF, 0, 0), a, b, d,
+                accumulate, stream);
     }
 
-    private void run(Plan plan, MemorySegment algo, long a, long b, long d, MemorySegment beta, MemorySegment stream) {
+    /**
+     * The FP8 form (on Hopper cuBLASLt takes only A transposed and B not): column-major D[m, n] =
+     * aScale * bScale * A^T B (+ D when accumulate), A stored [k, m] in typeA, B [k, n] in typeB
+     * (CUDA_R_8F_E4M3 or CUDA_R_8F_E5M2, not both e5m2), aScale and bScale one fp32 each in device
+     * memory, read when the matmul runs; fp32 accumulation. C (read only when accumulating) must
+     * not be D: cuBLASLt's FP8 matmuls refuse to work in place (CUBLAS_STATUS_NOT_SUPPORTED; cuBLASLt
+     * 13.1 on an H100), so an overwriting call passes any other device address of D's alignment.
+     */
+    void matmulFp8(int m, int n, int k, long a, int typeA, long aScale, int lda, long b, int typeB, long bScale, int ldb, long c,
+                   long d, int ldc, boolean accumulate, boolean bf16Out, MemorySegment stream) {
+        if (c == d) {
+            throw new IllegalArgumentException("cuBLASLt's FP8 matmuls do not take C and D at one address");
+        }
+        matmul(new Shape(1, 0, m, n, k, lda, ldb, ldc, Math.min(alignment(c), alignment(d)), bf16Out, typeA, typeB, aScale, bScale),
+                a, b, c, d, accumulate, stream);
+    }
+
+    private void matmul(Shape shape, long a, long b, long d, boolean accumulate, MemorySegment stream) {
+        matmul(shape, a, b, d, d, accumulate, stream);
+    }
+
+    private void matmul(Shape shape, long a, long b, long c, long d, boolean accumulate, MemorySegment stream) {
+        int m = shape.m(), n = shape.n(), ldc = shape.ldc();
+        boolean bf16Out = shape.bf16Out();
+        Plan plan = plans.computeIfAbsent(shape, this::plan);
+        if (!plan.tuned && !accumulate && tuning) {
+            tune(plan, a, b, c, d, ((long) ldc * (n - 1) + m) * (bf16Out ? 2 : Float.BYTES), stream); // D's extent, no padding past it
+        }
+        run(plan, plan.algo, a, b, c, d, accumulate ? betaOne : betaZero, stream);
+    }
+
+    private void run(Plan plan, MemorySegment algo, long a, long b, long c, long d, MemorySegment beta, MemorySegment stream) {
         try {
-            check("cublasLtMatmul", (int) matmul.invokeExact(handle, plan.desc, alpha, a, plan.a, b, plan.b, beta, d, plan.c, d,
+            check("cublasLtMatmul", (int) matmul.invokeExact(handle, plan.desc, alpha, a, plan.a, b, plan.b, beta, c, plan.c, d,
                     plan.c, algo, workspace, WORKSPACE_BYTES, stream));
         } catch (Throwable t) {
             throw Native.rethrow(t);
@@ -184,23 +215,23 @@ public final class CublasLt implements AutoCloseable {
      * call then overwrites again) and keeps the fastest whose output has the first choice's
      * fingerprint; the first choice itself when none is faster.
      */
-    private void tune(Plan plan, long a, long b, long d, long bytes, MemorySegment stream) {
+    private void tune(Plan plan, long a, long b, long c, long d, long bytes, MemorySegment stream) {
         plan.tuned = true;
         if (plan.candidates.length < 2) {
             return;
         }
         MemorySegment start = driver.eventCreate(), end = driver.eventCreate();
         try {
-            run(plan, plan.candidates[0], a, b, d, betaZero, stream);
+            run(plan, plan.candidates[0], a, b, c, d, betaZero, stream);
             long reference = fingerprint.of(d, bytes);
             float best = Float.MAX_VALUE;
             for (MemorySegment candidate : plan.candidates) {
-                run(plan, candidate, a, b, d, betaZero, stream); // warm-up
+                run(plan, candidate, a, b, c, d, betaZero, stream); // warm-up
                 float ms = Float.MAX_VALUE;
                 for (int round = 0; round < TUNING_ROUNDS; round++) {
                     driver.eventRecord(start, stream);
                     for (int i = 0; i < TUNING_RUNS; i++) {
-                        run(plan, candidate, a, b, d, betaZero, stream);
+                        run(plan, candidate, a, b, c, d, betaZero, stream);
                     }
                     driver.eventRecord(end, stream);
                     ms = Math.min(ms, driver.eventElapsedMillis(start, end));
@@ -229,8 +260,12 @@ public final class CublasLt implements AutoCloseable {
             check("cublasLtMatmulDescSetAttribute(TRANSA)", (int) descSetAttribute.invokeExact(desc, DESC_TRANSA, value, 4L));
             value = arena.allocateFrom(JAVA_INT, s.transB());
             check("cublasLtMatmulDescSetAttribute(TRANSB)", (int) descSetAttribute.invokeExact(desc, DESC_TRANSB, value, 4L));
-            MemorySegment a = layout(CUDA_R_16BF, s.transA() == 0 ? s.m() : s.k(), s.transA() == 0 ? s.k() : s.m(), s.lda());
-            MemorySegment b = layout(CUDA_R_16BF, s.transB() == 0 ? s.k() : s.n(), s.transB() == 0 ? s.n() : s.k(), s.ldb());
+            if (s.aScale() != 0) {
+                setPointer(desc, DESC_A_SCALE_POINTER, s.aScale());
+                setPointer(desc, DESC_B_SCALE_POINTER, s.bScale());
+            }
+            MemorySegment a = layout(s.typeA(), s.transA() == 0 ? s.m() : s.k(), s.transA() == 0 ? s.k() : s.m(), s.lda());
+            MemorySegment b = layout(s.typeB(), s.transB() == 0 ? s.k() : s.n(), s.transB() == 0 ? s.n() : s.k(), s.ldb());
             MemorySegment c = layout(s.bf16Out() ? CUDA_R_16BF : CUDA_R_32F, s.m(), s.n(), s.ldc());
             check("cublasLtMatmulPreferenceCreate", (int) preferenceCreate.invokeExact(slot));
             MemorySegment preference = slot.get(ADDRESS, 0);
@@ -269,6 +304,11 @@ public final class CublasLt implements AutoCloseable {
         check("cublasLtMatmulAlgoConfigGetAttribute(SPLITK_NUM)",
                 (int) algoConfigGetAttribute.invokeExact(algo, ALGO_CONFIG_SPLITK_NUM, value, 4L, written));
         return value.get(JAVA_INT, 0);
+    }
+
+    private void setPointer(MemorySegment desc, int attribute, long address) throws Throwable {
+        check("cublasLtMatmulDescSetAttribute(" + attribute + ")",
+                (int) descSetAttribute.invokeExact(desc, attribute, arena.allocateFrom(JAVA_LONG, address), 8L));
     }
 
     private void setPreference(MemorySegment preference, int attribute, MemorySegment value, long bytes) throws Throwable {

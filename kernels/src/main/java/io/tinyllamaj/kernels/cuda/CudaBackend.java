@@ -86,14 +86,18 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** The backend's settings; {@link #fromSystemProperties} reads them from the system properties above. */
-    public record Options(Attention attention, boolean bf16Activations, boolean matmulTuning) {
+    /**
+     * The backend's settings; {@link #fromSystemProperties} reads them from the system properties
+     * above. fp8Matmuls: the transformer blocks' projections ({@link #blockMatmulForward}) in FP8
+     * with per-tensor current scaling (train.precision fp8-mixed); the rest as in bf16-mixed.
+     */
+    public record Options(Attention attention, boolean bf16Activations, boolean matmulTuning, boolean fp8Matmuls) {
 
-        /** The defaults (auto, bf16, on) unless the system properties say otherwise; a value out of place is refused in one line. */
+        /** The defaults (auto, bf16, on, bf16 matmuls) unless the system properties say otherwise; a value out of place is refused in one line. */
         public static Options fromSystemProperties() {
             return new Options(CudaBackend.attention(System.getProperty(ATTENTION_PROPERTY, "auto")),
                     CudaBackend.bf16Activations(System.getProperty(ACTIVATIONS_PROPERTY, "bf16")),
-                    CudaBackend.matmulTuning(System.getProperty(MATMUL_TUNING_PROPERTY, "on")));
+                    CudaBackend.matmulTuning(System.getProperty(MATMUL_TUNING_PROPERTY, "on")), false);
         }
     }
 
@@ -117,6 +121,7 @@ public final class CudaBackend implements Backend {
     private final GlobalNormKernels globalNorm;
     private final AdamWKernels adamw;
     private final boolean bf16Activations;
+    private final boolean fp8Matmuls;
     private Thread lastThread;
     private boolean closed;
 
@@ -132,6 +137,7 @@ public final class CudaBackend implements Backend {
 
     public CudaBackend(int ordinal, Options options) {
         this.bf16Activations = options.bf16Activations();
+        this.fp8Matmuls = options.fp8Matmuls();
         this.driver = CudaDriver.load();
         int count = driver.deviceCount();
         if (count <= ordinal) {
@@ -168,7 +174,7 @@ public final class CudaBackend implements Backend {
         List<KernelSignature> all = new ArrayList<>();
         for (List<KernelSignature> family : List.of(ElementwiseKernels.SIGNATURES, EmbeddingKernels.SIGNATURES, RmsNormKernels.SIGNATURES,
                 RopeKernels.SIGNATURES, SwiGluKernels.SIGNATURES, AttentionKernels.SIGNATURES, CrossEntropyKernels.SIGNATURES,
-                AdamWKernels.SIGNATURES, GlobalNormKernels.SIGNATURES)) {
+                AdamWKernels.SIGNATURES, GlobalNormKernels.SIGNATURES, Fp8Kernels.SIGNATURES)) {
             all.addAll(family);
         }
         return all;
@@ -385,6 +391,28 @@ public final class CudaBackend implements Backend {
         current();
         matmul.backward(dinp == null ? null : of(dinp), fp32("matmulBackward (dweight)", dweight), of(dout), of(inp), of(weight), n, c,
                 oc, accumulate);
+    }
+
+    @Override
+    public void blockMatmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
+        if (!fp8Matmuls) {
+            matmulForward(out, inp, weight, n, c, oc);
+            return;
+        }
+        current();
+        matmul.forwardFp8(of(out), of(inp), of(weight), n, c, oc);
+    }
+
+    @Override
+    public void blockMatmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
+                                    boolean accumulate) {
+        if (!fp8Matmuls) {
+            matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
+            return;
+        }
+        current();
+        matmul.backwardFp8(dinp == null ? null : of(dinp), fp32("blockMatmulBackward (dweight)", dweight), of(dout), of(inp),
+                of(weight), n, c, oc, accumulate);
     }
 
     // ---- RMSNorm ----

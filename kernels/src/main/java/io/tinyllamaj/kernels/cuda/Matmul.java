@@ -4,13 +4,26 @@ package io.tinyllamaj.kernels.cuda;
  * The matmuls, on cuBLASLt ({@link CublasLt}, column-major view): bf16 operands, fp32 accumulation,
  * fp32 or bf16 output. An fp32 operand is cast to bf16 first (elementwise.cu), into one of three
  * scratch buffers (weight, input, output gradient).
+ *
+ * <p>With FP8 on ({@link #forwardFp8}, {@link #backwardFp8}), each operand is quantized on every
+ * call with a scale from its own amax (current scaling, {@link Fp8Kernels}): weights and inputs to
+ * e4m3, output gradients to e5m2. cuBLASLt's FP8 matmuls on Hopper take A transposed and B not,
+ * so the input gradient reads a transposed copy of the weight, and the weight gradient transposed
+ * copies of the input and of the output gradient, each written by the same cast pass.
  */
 final class Matmul implements AutoCloseable {
+
+    /** The per-tensor inverse scales, one fp32 each in {@link #scales}. */
+    private static final int WEIGHT = 0, INPUT = 1, GRADIENT = 2;
 
     private final Gpu gpu;
     private final ElementwiseKernels elementwise;
     private final CublasLt blas;
     private final Scratch[] operands = new Scratch[3];
+    private final Fp8Kernels fp8;
+    /** FP8 copies: the weight, the input, the output gradient, each as it is [0..2] and transposed [3..5]. */
+    private final Scratch[] fp8Operands = new Scratch[6];
+    private final long scales;
 
     Matmul(Gpu gpu, ElementwiseKernels elementwise, boolean tuning) {
         this.gpu = gpu;
@@ -19,6 +32,11 @@ final class Matmul implements AutoCloseable {
         for (int i = 0; i < operands.length; i++) {
             operands[i] = new Scratch(gpu.arena());
         }
+        for (int i = 0; i < fp8Operands.length; i++) {
+            fp8Operands[i] = new Scratch(gpu.arena());
+        }
+        this.fp8 = new Fp8Kernels(gpu);
+        this.scales = gpu.arena().allocate(3 * Float.BYTES);
     }
 
     /** See {@link CublasLt#tuning(boolean)}. */
@@ -73,6 +91,72 @@ final class Matmul implements AutoCloseable {
         long x = bf16(2, inp, (long) n * c);
         // dW^T [c, oc] (+)= inp^T [c, n] . dout [n, oc] (dout stored col-major [oc, n], transposed)
         blas.matmul(0, 1, c, oc, n, x, c, dy, oc, dweight.address(), c, accumulate, false, gpu.stream());
+    }
+
+    /**
+     * Whether cuBLASLt's FP8 matmuls take these sizes: every leading dimension of an FP8 operand
+     * (c, oc and n) a multiple of 16 elements. Other shapes (decoding one token, say) run in bf16.
+     */
+    static boolean fp8Fits(int n, int c, int oc) {
+        return n % 16 == 0 && c % 16 == 0 && oc % 16 == 0;
+    }
+
+    private long scale(int which) {
+        return scales + (long) which * Float.BYTES;
+    }
+
+    /** An FP8 scratch buffer of at least {@code elements} bytes: {@code which} as it is, or transposed. */
+    private long fp8Buffer(int which, boolean transposed, long elements) {
+        return fp8Operands[which + (transposed ? 3 : 0)].atLeast(Math.max(elements, 256));
+    }
+
+    /** {@link #forward} with both operands in e4m3; in bf16 where {@link #fp8Fits} says no. */
+    void forwardFp8(CudaTensor out, CudaTensor inp, CudaTensor weight, int n, int c, int oc) {
+        if (!fp8Fits(n, c, oc)) {
+            forward(out, inp, weight, n, c, oc);
+            return;
+        }
+        CudaBackend.checkLength(out, (long) n * oc);
+        long w8 = fp8Buffer(WEIGHT, false, (long) oc * c), x8 = fp8Buffer(INPUT, false, (long) n * c);
+        fp8.quantize(bf16(0, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, w8, 0, scale(WEIGHT));
+        fp8.quantize(bf16(1, inp, (long) n * c), n, c, Fp8Kernels.Format.E4M3, x8, 0, scale(INPUT));
+        // out^T [oc, n] = W [oc, c] (stored col-major [c, oc], transposed) . inp^T [c, n]
+        blas.matmulFp8(oc, n, c, w8, CublasLt.CUDA_R_8F_E4M3, scale(WEIGHT), c, x8, CublasLt.CUDA_R_8F_E4M3, scale(INPUT), c,
+                w8, out.address(), oc, false, out.bf16(), gpu.stream()); // C: any address but D's (beta 0)
+    }
+
+    /** {@link #backward} with the output gradient in e5m2, weight and input in e4m3; in bf16 where {@link #fp8Fits} says no. */
+    void backwardFp8(CudaTensor dinp, CudaTensor dweight, CudaTensor dout, CudaTensor inp, CudaTensor weight, int n, int c, int oc,
+                     boolean accumulate) {
+        if (!fp8Fits(n, c, oc)) {
+            backward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
+            return;
+        }
+        CudaBackend.checkLength(dweight, (long) oc * c);
+        long dy8 = dinp != null ? fp8Buffer(GRADIENT, false, (long) n * oc) : 0, dy8t = fp8Buffer(GRADIENT, true, (long) n * oc);
+        fp8.quantize(bf16(0, dout, (long) n * oc), n, oc, Fp8Kernels.Format.E5M2, dy8, dy8t, scale(GRADIENT));
+        if (dinp != null) {
+            CudaBackend.checkLength(dinp, (long) n * c);
+            long w8t = fp8Buffer(WEIGHT, true, (long) oc * c);
+            fp8.quantize(bf16(1, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, 0, w8t, scale(WEIGHT));
+            // dinp^T [c, n] = W^T [c, oc] (stored as w8t, row-major [c, oc] = col-major [oc, c], transposed) . dout^T [oc, n]
+            blas.matmulFp8(c, n, oc, w8t, CublasLt.CUDA_R_8F_E4M3, scale(WEIGHT), oc, dy8, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT),
+                    oc, w8t, dinp.address(), c, false, dinp.bf16(), gpu.stream());
+        }
+        long x8t = fp8Buffer(INPUT, true, (long) n * c);
+        fp8.quantize(bf16(2, inp, (long) n * c), n, c, Fp8Kernels.Format.E4M3, 0, x8t, scale(INPUT));
+        // dW^T [c, oc] (+)= inp^T [c, n] (x8t: col-major [n, c], transposed) . dout [n, oc] (dy8t: col-major [n, oc]).
+        // FP8 matmuls do not accumulate in place, and want D 16-byte aligned: otherwise the product goes
+        // to a scratch buffer and is added (or copied) into dweight.
+        boolean direct = !accumulate && (dweight.address() & 15) == 0;
+        long d = direct ? dweight.address() : fp8Operands[WEIGHT].atLeast((long) oc * c * Float.BYTES);
+        blas.matmulFp8(c, oc, n, x8t, CublasLt.CUDA_R_8F_E4M3, scale(INPUT), n, dy8t, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT), n,
+                x8t, d, c, false, false, gpu.stream());
+        if (accumulate) {
+            elementwise.accumulate(dweight.address(), d, (long) oc * c, false);
+        } else if (!direct) {
+            gpu.driver().memcpyDtoDAsync(dweight.address(), d, (long) oc * c * Float.BYTES, gpu.stream());
+        }
     }
 
     @Override

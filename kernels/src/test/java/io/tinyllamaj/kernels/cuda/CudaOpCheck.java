@@ -94,6 +94,12 @@ public final class CudaOpCheck {
             guarded(() -> attentionRepeatability(8, 2048, 32, 4, kind));
         }
         guarded(() -> releaseAndReuse(100_003));
+        try (CudaBackend fp8 = new CudaBackend(0, new CudaBackend.Options(CudaBackend.Attention.AUTO, true, false, true))) {
+            // {80, 144, 208}: edge tiles of the cast; {33, 70, 130}: no FP8 form, so bf16
+            for (int[] s : new int[][] {{64, 128, 96}, {80, 144, 208}, {256, 2048, 1024}, {33, 70, 130}}) {
+                guarded(() -> fp8Matmul(fp8, s[0], s[1], s[2]));
+            }
+        }
     }
 
     /** The ops whose activations may be stored in bf16, with fp32 (act false) or bf16 storage. */
@@ -288,6 +294,115 @@ public final class CudaOpCheck {
         both(be -> be.matmulBackward(null, be == cpu ? fresh.cpu : fresh.gpu, be == cpu ? dout.cpu : dout.gpu,
                 be == cpu ? inp.cpu : inp.gpu, be == cpu ? w.cpu : w.gpu, n, c, oc, false));
         compare(tag("matmul bwd (overwrite)", act), s, "dweight", fresh, BF16);
+    }
+
+    /**
+     * The transformer blocks' matmuls of a backend with FP8 matmuls (fp8-mixed) against a float64
+     * reference over the same quantized operands ({@link Fp8Reference}: per-tensor current
+     * scaling, e4m3 input and weight, e5m2 output gradient): forward, input gradient, weight
+     * gradient added to what was there. Where cuBLASLt's FP8 form does not take the shape, the
+     * reference is the bf16 product. The "vs bf16" rows show that FP8 ran: their error against the
+     * unquantized product is FP8's rounding (a few percent), not bf16's.
+     */
+    private void fp8Matmul(CudaBackend fp8, int n, int c, int oc) {
+        String s = shape("n,c,oc", n, c, oc);
+        boolean fits = Matmul.fp8Fits(n, c, oc);
+        float[] x = bf16Values((long) n * c, 1), w = bf16Values((long) oc * c, 0.05), dy = bf16Values((long) n * oc, 1e-3),
+                dw0 = values((long) oc * c, 1e-3);
+        Tensor xg = fp8.allocateActivation(x.length), wg = fp8.allocate(w.length), dyg = fp8.allocateActivation(dy.length),
+                dwg = fp8.allocate(dw0.length), out = fp8.allocateActivation((long) n * oc), dx = fp8.allocateActivation(x.length);
+        fp8.upload(xg, x, 0, x.length);
+        fp8.upload(wg, w, 0, w.length);
+        fp8.upload(dyg, dy, 0, dy.length);
+        fp8.upload(dwg, dw0, 0, dw0.length);
+        fp8.fill(out, Float.NaN);
+        fp8.fill(dx, Float.NaN);
+        fp8.blockMatmulForward(out, xg, wg, n, c, oc);
+        fp8.blockMatmulBackward(dx, dwg, dyg, xg, wg, n, c, oc, true);
+        float[] wt = Fp8Reference.transpose(w, oc, c), xt = Fp8Reference.transpose(x, n, c), dyt = Fp8Reference.transpose(dy, n, oc);
+        double[][] refs = new double[3][], plain = new double[3][];
+        for (boolean quantized : new boolean[] {true, false}) {
+            boolean q = quantized && fits;
+            float sx = q ? Fp8Reference.scale(x, Fp8Reference.Format.E4M3) : 1, sw = q ? Fp8Reference.scale(w, Fp8Reference.Format.E4M3) : 1,
+                    sdy = q ? Fp8Reference.scale(dy, Fp8Reference.Format.E5M2) : 1;
+            double[][] r = quantized ? refs : plain;
+            r[0] = Fp8Reference.matmul(operand(x, Fp8Reference.Format.E4M3, sx, q), sx, operand(w, Fp8Reference.Format.E4M3, sw, q), sw,
+                    n, c, oc);
+            r[1] = Fp8Reference.matmul(operand(dy, Fp8Reference.Format.E5M2, sdy, q), sdy, operand(wt, Fp8Reference.Format.E4M3, sw, q),
+                    sw, n, oc, c);
+            r[2] = Fp8Reference.matmul(operand(dyt, Fp8Reference.Format.E5M2, sdy, q), sdy, operand(xt, Fp8Reference.Format.E4M3, sx, q),
+                    sx, oc, n, c);
+            for (int i = 0; i < dw0.length; i++) {
+                r[2][i] += dw0[i];
+            }
+        }
+        float[][] got = {fp8.download(out), fp8.download(dx), fp8.download(dwg)};
+        String[] names = {"out", "dinp", "dweight"};
+        String op = fits ? "fp8 matmul" : "fp8 matmul (bf16)";
+        for (int k = 0; k < 3; k++) {
+            // dweight: the update alone (dw0 taken out), so that what was there does not hide its error
+            double[] ref = refs[k], base = plain[k];
+            float[] g = got[k];
+            if (k == 2) {
+                ref = ref.clone();
+                base = base.clone();
+                g = g.clone();
+                for (int i = 0; i < dw0.length; i++) {
+                    ref[i] -= dw0[i];
+                    base[i] -= dw0[i];
+                    g[i] -= dw0[i];
+                }
+            }
+            report(op, s, names[k], relativeError(g, ref), k == 2 ? 2e-3 : BF16);
+            if (fits) {
+                double vsBf16 = relativeError(g, base);
+                report("fp8 matmul vs bf16", s, names[k], vsBf16 > 5e-3 ? vsBf16 : Double.NaN, 0.2); // NaN: too close to bf16 for FP8
+            }
+        }
+        // the first write of a step overwrites (beta 0), with no input gradient asked for
+        Tensor fresh = fp8.allocate(dw0.length);
+        fp8.fill(fresh, Float.NaN);
+        fp8.blockMatmulBackward(null, fresh, dyg, xg, wg, n, c, oc, false);
+        double[] update = refs[2].clone();
+        for (int i = 0; i < dw0.length; i++) {
+            update[i] -= dw0[i];
+        }
+        report(op + " (overwrite)", s, "dweight", relativeError(fp8.download(fresh), update), 2e-3);
+        for (Tensor t : new Tensor[] {xg, wg, dyg, dwg, out, dx, fresh}) {
+            fp8.release(t);
+        }
+    }
+
+    private float[] bf16Values(long n, double std) {
+        float[] v = values(n, std);
+        for (int i = 0; i < v.length; i++) {
+            v[i] = roundBf16(v[i]);
+        }
+        return v;
+    }
+
+    private static double[] operand(float[] x, Fp8Reference.Format f, float scale, boolean quantized) {
+        if (quantized) {
+            return Fp8Reference.quantize(x, f, scale);
+        }
+        double[] d = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            d[i] = x[i];
+        }
+        return d;
+    }
+
+    private static double relativeError(float[] got, double[] ref) {
+        double diff = 0, norm = 0;
+        for (int i = 0; i < ref.length; i++) {
+            if (Float.isNaN(got[i]) || Float.isInfinite(got[i])) {
+                return Double.NaN;
+            }
+            double d = got[i] - ref[i];
+            diff += d * d;
+            norm += ref[i] * ref[i];
+        }
+        return Math.sqrt(diff / norm);
     }
 
     /** With act, the forward's output and the backward's dout are bf16 tensors; everything else stays fp32. */

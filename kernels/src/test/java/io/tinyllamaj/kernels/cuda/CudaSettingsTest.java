@@ -30,7 +30,7 @@ class CudaSettingsTest {
 
     @Test
     void optionsDefaultToAutoBf16AndTuning() {
-        assertEquals(new CudaBackend.Options(CudaBackend.Attention.AUTO, true, true), CudaBackend.Options.fromSystemProperties());
+        assertEquals(new CudaBackend.Options(CudaBackend.Attention.AUTO, true, true, false), CudaBackend.Options.fromSystemProperties());
     }
 
     @Test

@@ -27,18 +27,19 @@ import java.util.SplittableRandom;
  * step per op family. With {@code --accumulate K} a step is K micro-batches' forward and backward
  * into the same gradients, then one norm and one AdamW update (the recipe's shape: TinyLlama's run
  * accumulated 8 per GPU). Writes OUT_DIR/ours.json and OUT_DIR/ours.txt.
- * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--accumulate K] [--warmup N] [--steps N] [--attention-batch B] [--attention-only]}
+ * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--accumulate K] [--warmup N] [--steps N] [--attention-batch B] [--attention-only] [--precision bf16-mixed|fp8-mixed]}
  */
 public final class GpuTrainBench {
 
     private static final double PEAK_FLOPS = 989e12; // H100 SXM dense bf16
 
     private final List<String> lines = new ArrayList<>();
+    private String precision = "bf16-mixed";
 
     public static void main(String[] args) throws IOException {
         Path out = Path.of(args[0]);
         int batch = 8, seq = 2048, warmup = 3, steps = 8, attentionBatch = 8, accumulate = 1;
-        boolean training = true;
+        boolean training = true, fp8 = false;
         for (int i = 1; i < args.length; i++) {
             switch (args[i]) {
                 case "--batch" -> batch = Integer.parseInt(args[++i]);
@@ -48,12 +49,20 @@ public final class GpuTrainBench {
                 case "--steps" -> steps = Integer.parseInt(args[++i]);
                 case "--attention-batch" -> attentionBatch = Integer.parseInt(args[++i]);
                 case "--attention-only" -> training = false;
+                case "--precision" -> fp8 = switch (args[++i]) {
+                    case "bf16-mixed" -> false;
+                    case "fp8-mixed" -> true;
+                    default -> throw new IllegalArgumentException("--precision takes bf16-mixed or fp8-mixed, got " + args[i]);
+                };
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
         GpuTrainBench bench = new GpuTrainBench();
         Files.createDirectories(out);
-        try (CudaBackend gpu = CudaBackend.create()) {
+        CudaBackend.Options defaults = CudaBackend.Options.fromSystemProperties();
+        try (CudaBackend gpu = new CudaBackend(0, new CudaBackend.Options(defaults.attention(), defaults.bf16Activations(),
+                defaults.matmulTuning(), fp8))) {
+            bench.precision = fp8 ? "fp8-mixed" : "bf16-mixed";
             String step = training ? bench.trainingStep(gpu, LlamaConfig.preset("tinyllama-1.1b"), batch, seq, accumulate, warmup, steps)
                     : "  \"model\": \"none (attention only)\"";
             String attention = bench.attentionKernels(gpu, attentionBatch, seq, 32, 4, 64);
@@ -109,8 +118,8 @@ public final class GpuTrainBench {
         double flopsPerToken = config.trainingFlopsPerToken(t);
         double tokensPerSecond = (double) n * accumulate / median;
         double mfu = flopsPerToken * tokensPerSecond / PEAK_FLOPS;
-        line(String.format(Locale.ROOT, "training step: %s, b=%d t=%d, %d micro-batch%s an optimizer step, bf16-mixed, AdamW + clipping; %d warm-up, median of %d steps",
-                config.name(), b, t, accumulate, accumulate == 1 ? "" : "es", warmup, steps));
+        line(String.format(Locale.ROOT, "training step: %s, b=%d t=%d, %d micro-batch%s an optimizer step, %s, AdamW + clipping; %d warm-up, median of %d steps",
+                config.name(), b, t, accumulate, accumulate == 1 ? "" : "es", precision, warmup, steps));
         line(String.format(Locale.ROOT, "  step times (s): %s", Arrays.toString(Arrays.stream(seconds).map(x -> Math.round(x * 1e4) / 1e4).toArray())));
         line(String.format(Locale.ROOT, "  median %.1f ms, %.0f tokens/s, MFU %.1f%% (%.3g FLOPs/token over %.0f TFLOP/s), device memory in use %.1f GiB, last loss %.4f",
                 median * 1e3, tokensPerSecond, 100 * mfu, flopsPerToken, PEAK_FLOPS / 1e12, usedGib, loss));
@@ -122,10 +131,10 @@ public final class GpuTrainBench {
             opsJson.append(opsJson.isEmpty() ? "" : ",\n").append(String.format(Locale.ROOT, "    \"%s\": {\"calls\": %d, \"ms\": %.3f}",
                     op.key().replace("\"", "'"), op.calls(), op.ms()));
         }
-        return String.format(Locale.ROOT, "  \"model\": \"%s\",\n  \"micro_batch\": %d,\n  \"accumulate\": %d,\n  \"seq_len\": %d,\n  \"step_ms\": %.2f,\n"
+        return String.format(Locale.ROOT, "  \"model\": \"%s\",\n  \"precision\": \"%s\",\n  \"micro_batch\": %d,\n  \"accumulate\": %d,\n  \"seq_len\": %d,\n  \"step_ms\": %.2f,\n"
                         + "  \"tokens_per_s\": %.0f,\n  \"flops_per_token\": %.4g,\n  \"mfu\": %.4f,\n  \"peak_mem_gib\": %.2f,\n"
                         + "  \"ops_ms\": {\n%s\n  }",
-                config.name(), b, accumulate, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib, opsJson);
+                config.name(), precision, b, accumulate, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib, opsJson);
     }
 
     /**

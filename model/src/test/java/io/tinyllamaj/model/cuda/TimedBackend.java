@@ -157,6 +157,17 @@ final class TimedBackend implements Backend {
     }
 
     @Override
+    public void blockMatmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
+        timed("matmul fwd c=" + c + " oc=" + oc, () -> gpu.blockMatmulForward(out, inp, weight, n, c, oc));
+    }
+
+    @Override
+    public void blockMatmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
+                                    boolean accumulate) {
+        timed("matmul bwd c=" + c + " oc=" + oc, () -> gpu.blockMatmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate));
+    }
+
+    @Override
     public void residualRmsnormForward(Tensor residual, Tensor out, Tensor rstd, Tensor x, Tensor delta, Tensor weight,
                                        int n, int c, float eps) {
         timed("residual + rmsnorm fwd", () -> gpu.residualRmsnormForward(residual, out, rstd, x, delta, weight, n, c, eps));

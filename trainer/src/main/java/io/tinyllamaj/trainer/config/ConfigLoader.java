@@ -420,8 +420,8 @@ public final class ConfigLoader {
         check.float32("train.weight_decay", t.weightDecay());
         check.that(t.gradClip() >= 0, "train.grad_clip", "must not be negative (0 turns clipping off), got " + t.gradClip());
         check.oneOf("train.device", t.device(), "cpu", "cuda");
-        check.oneOf("train.precision", t.precision(), "auto", "fp32", "bf16-mixed");
-        check.that(!t.device().equals("cpu") || !t.precision().equals("bf16-mixed"), "train.precision",
+        check.oneOf("train.precision", t.precision(), "auto", "fp32", "bf16-mixed", "fp8-mixed");
+        check.that(!t.device().equals("cpu") || !t.precision().endsWith("-mixed"), "train.precision",
                 t.precision() + " needs train.device cuda (the CPU backend is fp32)");
         check.that(!t.device().equals("cuda") || !t.precision().equals("fp32"), "train.precision",
                 "fp32 is not available on cuda (its matmuls multiply bf16 operands); use bf16-mixed, or auto");
