@@ -16,9 +16,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * FFM bindings to cuBLASLt ({@code libcublasLt.so.13}): column-major
- * {@code D = alpha op(A) op(B) + beta C} with bf16 A and B, C = D in fp32 or bf16, fp32 accumulation
- * (CUBLAS_COMPUTE_32F). Each distinct shape gets its descriptors and the heuristic's candidate
- * algorithms once, cached, with one fixed workspace. The heuristic's first choice is not always
+ * {@code D = alpha op(A) op(B) + beta C} with bf16 A and B (or FP8 ones with per-tensor
+ * scales, {@link #matmulFp8}), C and D in fp32 or bf16, fp32 accumulation (CUBLAS_COMPUTE_32F).
+ * Each distinct shape gets its descriptors and the heuristic's candidate algorithms once, cached, with one fixed workspace. The heuristic's first choice is not always
  * the fastest (up to 12% slower at TinyLlama's shapes on an H100): when tuning is on, the first
  * call of a shape that overwrites its output times each candidate on that call's operands and
  * keeps the fastest of those that give the first choice's result bit for bit (compared by an
@@ -174,14 +174,15 @@ public final class CublasLt implements AutoCloseable {
      * The FP8 form (on Hopper cuBLASLt takes only A transposed and B not): column-major D[m, n] =
      * aScale * bScale * A^T B (+ D when accumulate), A stored [k, m] in typeA, B [k, n] in typeB
      * (CUDA_R_8F_E4M3 or CUDA_R_8F_E5M2, not both e5m2), aScale and bScale one fp32 each in device
-     * memory, read when the matmul runs; fp32 accumulation. C (read only when accumulating) must
-     * not be D: cuBLASLt's FP8 matmuls refuse to work in place (CUBLAS_STATUS_NOT_SUPPORTED; cuBLASLt
-     * 13.1 on an H100), so an overwriting call passes any other device address of D's alignment.
+     * memory (16-byte aligned: cuBLASLt 13.1 refuses a 4-byte aligned one with
+     * CUBLAS_STATUS_NOT_SUPPORTED), read when the matmul runs; fp32 accumulation. C (read only when
+     * accumulating) is kept apart from D, as PyTorch's scaled matmul keeps it: an overwriting call
+     * passes any other device address of D's alignment.
      */
     void matmulFp8(int m, int n, int k, long a, int typeA, long aScale, int lda, long b, int typeB, long bScale, int ldb, long c,
                    long d, int ldc, boolean accumulate, boolean bf16Out, MemorySegment stream) {
         if (c == d) {
-            throw new IllegalArgumentException("cuBLASLt's FP8 matmuls do not take C and D at one address");
+            throw new IllegalArgumentException("FP8 matmuls keep C apart from D");
         }
         matmul(new Shape(1, 0, m, n, k, lda, ldb, ldc, Math.min(alignment(c), alignment(d)), bf16Out, typeA, typeB, aScale, bScale),
                 a, b, c, d, accumulate, stream);

@@ -15,6 +15,8 @@ final class Matmul implements AutoCloseable {
 
     /** The per-tensor inverse scales, one fp32 each in {@link #scales}. */
     private static final int WEIGHT = 0, INPUT = 1, GRADIENT = 2;
+    /** Bytes between two scales: cuBLASLt refuses an FP8 matmul whose scale pointer is only 4-byte aligned. */
+    private static final long SCALE_STRIDE = 256;
 
     private final Gpu gpu;
     private final ElementwiseKernels elementwise;
@@ -36,7 +38,7 @@ final class Matmul implements AutoCloseable {
             fp8Operands[i] = new Scratch(gpu.arena());
         }
         this.fp8 = new Fp8Kernels(gpu);
-        this.scales = gpu.arena().allocate(3 * Float.BYTES);
+        this.scales = gpu.arena().allocate(3 * SCALE_STRIDE);
     }
 
     /** See {@link CublasLt#tuning(boolean)}. */
@@ -102,7 +104,7 @@ final class Matmul implements AutoCloseable {
     }
 
     private long scale(int which) {
-        return scales + (long) which * Float.BYTES;
+        return scales + (long) which * SCALE_STRIDE;
     }
 
     /** An FP8 scratch buffer of at least {@code elements} bytes: {@code which} as it is, or transposed. */
@@ -146,8 +148,8 @@ final class Matmul implements AutoCloseable {
         long x8t = fp8Buffer(INPUT, true, (long) n * c);
         fp8.quantize(bf16(2, inp, (long) n * c), n, c, Fp8Kernels.Format.E4M3, 0, x8t, scale(INPUT));
         // dW^T [c, oc] (+)= inp^T [c, n] (x8t: col-major [n, c], transposed) . dout [n, oc] (dy8t: col-major [n, oc]).
-        // FP8 matmuls do not accumulate in place, and want D 16-byte aligned: otherwise the product goes
-        // to a scratch buffer and is added (or copied) into dweight.
+        // FP8 matmuls keep C apart from D (so they do not accumulate in place) and get D 16-byte
+        // aligned: otherwise the product goes to a scratch buffer and is added (or copied) into dweight.
         boolean direct = !accumulate && (dweight.address() & 15) == 0;
         long d = direct ? dweight.address() : fp8Operands[WEIGHT].atLeast((long) oc * c * Float.BYTES);
         blas.matmulFp8(c, oc, n, x8t, CublasLt.CUDA_R_8F_E4M3, scale(INPUT), n, dy8t, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT), n,

@@ -2,9 +2,12 @@ package io.tinyllamaj.trainer.cli;
 
 import io.tinyllamaj.trainer.plot.Charts;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 /** {@code tinyllama plot <run>}: PNG charts of a run's metrics. */
@@ -15,10 +18,19 @@ public final class PlotCommand implements Callable<Integer> {
     @Parameters(paramLabel = "RUN_DIR", description = "A run directory (the --out of pretrain).")
     private Path run;
 
+    @Option(names = "--compare", paramLabel = "OTHER_RUN",
+            description = "Also chart RUN_DIR's loss beside these runs' (repeatable): <run>/plots/loss-compare.png.")
+    private List<Path> others = new ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
         for (Path file : Charts.write(run)) {
             System.out.println("wrote " + file);
+        }
+        if (!others.isEmpty()) {
+            List<Path> runs = new ArrayList<>(List.of(run));
+            runs.addAll(others);
+            System.out.println("wrote " + Charts.compare(runs));
         }
         return 0;
     }

@@ -43,14 +43,7 @@ public final class Charts {
     /** Writes the charts into {@code <run>/plots/} and returns their paths. */
     public static List<Path> write(Path runDirectory) throws IOException {
         System.setProperty("java.awt.headless", "true");
-        Path metricsFile = runDirectory.resolve(MetricsLog.FILE);
-        if (!Files.isRegularFile(metricsFile)) {
-            throw new IllegalArgumentException(runDirectory + " has no " + MetricsLog.FILE);
-        }
-        List<JsonNode> records = MetricsLog.read(metricsFile);
-        if (records.isEmpty()) {
-            throw new IllegalArgumentException(metricsFile + " has no complete line yet");
-        }
+        List<JsonNode> records = records(runDirectory);
         Path plots = Files.createDirectories(runDirectory.resolve("plots"));
         List<Path> written = new ArrayList<>();
         List<Line> loss = new ArrayList<>();
@@ -75,8 +68,51 @@ public final class Charts {
         return written;
     }
 
+    /**
+     * Writes {@code <runs[0]>/plots/loss-compare.png}: the train and validation loss of every run
+     * on one chart (two runs of one recipe in another precision, say), each named by its
+     * directory; returns its path.
+     */
+    public static Path compare(List<Path> runs) throws IOException {
+        System.setProperty("java.awt.headless", "true");
+        List<Line> lines = comparisonLines(runs);
+        Path plots = Files.createDirectories(runs.get(0).resolve("plots"));
+        return save(plots.resolve("loss-compare.png"), "Loss", "cross-entropy", lines);
+    }
+
+    /** The comparison's lines: each run's train loss, then each run's validation loss (markers). */
+    static List<Line> comparisonLines(List<Path> runs) throws IOException {
+        List<String> names = new ArrayList<>();
+        for (Path run : runs) {
+            names.add(String.valueOf(run.toAbsolutePath().normalize().getFileName()));
+        }
+        boolean distinct = new LinkedHashSet<>(names).size() == names.size();
+        List<Line> train = new ArrayList<>(), validation = new ArrayList<>();
+        for (int i = 0; i < runs.size(); i++) {
+            List<JsonNode> records = records(runs.get(i));
+            String name = distinct ? names.get(i) : runs.get(i).toString();
+            train.add(new Line(series(records, "loss", "train loss (" + name + ")"), false));
+            validation.add(new Line(series(records, "val_loss", "validation loss (" + name + ")"), true));
+        }
+        train.addAll(validation);
+        return train;
+    }
+
+    /** A run's metrics records; one line naming the problem when there are none. */
+    private static List<JsonNode> records(Path runDirectory) throws IOException {
+        Path metricsFile = runDirectory.resolve(MetricsLog.FILE);
+        if (!Files.isRegularFile(metricsFile)) {
+            throw new IllegalArgumentException(runDirectory + " has no " + MetricsLog.FILE);
+        }
+        List<JsonNode> records = MetricsLog.read(metricsFile);
+        if (records.isEmpty()) {
+            throw new IllegalArgumentException(metricsFile + " has no complete line yet");
+        }
+        return records;
+    }
+
     /** A series and whether its points get markers. */
-    private record Line(XYSeries series, boolean markers) {
+    record Line(XYSeries series, boolean markers) {
     }
 
     /** The keys of any record's {@code object} (the sources of val_loss_per_source, the tasks of task_acc), in first-seen order. */
