@@ -147,8 +147,13 @@ public final class CudaBackend implements Backend {
         byte[] fatbin = KernelModule.readFatbin(); // the one-line reason before touching the GPU
         this.device = driver.device(ordinal);
         this.deviceName = driver.deviceName(device);
-        boolean hopper = driver.deviceAttribute(CudaDriver.COMPUTE_CAPABILITY_MAJOR, device) == 9
-                && driver.deviceAttribute(CudaDriver.COMPUTE_CAPABILITY_MINOR, device) == 0;
+        int major = driver.deviceAttribute(CudaDriver.COMPUTE_CAPABILITY_MAJOR, device);
+        int minor = driver.deviceAttribute(CudaDriver.COMPUTE_CAPABILITY_MINOR, device);
+        boolean hopper = major == 9 && minor == 0;
+        if (fp8Matmuls && !fp8TensorCores(major, minor)) {
+            throw new CudaUnavailableException("train.precision fp8-mixed needs FP8 tensor cores (compute capability 8.9 or newer: "
+                    + "Ada, Hopper and later); " + deviceName + " is sm_" + major + minor + ": use bf16-mixed");
+        }
         this.context = driver.retainPrimaryContext(device);
         this.lastThread = Thread.currentThread();
         this.stream = driver.streamCreate();
@@ -190,6 +195,11 @@ public final class CudaBackend implements Backend {
     @Override
     public String name() {
         return "cuda";
+    }
+
+    /** Whether a GPU of this compute capability has FP8 tensor cores that cuBLASLt's FP8 matmuls run on (sm_89 and newer). */
+    static boolean fp8TensorCores(int major, int minor) {
+        return major > 8 || (major == 8 && minor >= 9);
     }
 
     /** e.g. "NVIDIA H100 80GB HBM3 (sm_90)". */

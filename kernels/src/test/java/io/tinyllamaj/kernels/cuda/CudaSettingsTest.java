@@ -33,6 +33,27 @@ class CudaSettingsTest {
         assertEquals(new CudaBackend.Options(CudaBackend.Attention.AUTO, true, true, false), CudaBackend.Options.fromSystemProperties());
     }
 
+    /** FP8 tensor cores by compute capability (NVIDIA's table): A100 sm_80 and A10 sm_86 have none; L4 sm_89, H100 sm_90, B200 sm_100 have them. */
+    @Test
+    void fp8NeedsComputeCapabilityEightNineOrNewer() {
+        assertFalse(CudaBackend.fp8TensorCores(8, 0));
+        assertFalse(CudaBackend.fp8TensorCores(8, 6));
+        assertFalse(CudaBackend.fp8TensorCores(7, 5));
+        assertTrue(CudaBackend.fp8TensorCores(8, 9));
+        assertTrue(CudaBackend.fp8TensorCores(9, 0));
+        assertTrue(CudaBackend.fp8TensorCores(10, 0));
+    }
+
+    /** cuBLASLt's FP8 form wants every FP8 operand's leading dimension a multiple of 16; other shapes (decoding one token) run in bf16. */
+    @Test
+    void fp8TakesShapesWhoseSizesAreMultiplesOfSixteen() {
+        assertTrue(Matmul.fp8Fits(16384, 2048, 2560));
+        assertTrue(Matmul.fp8Fits(16384, 5632, 2048));
+        assertFalse(Matmul.fp8Fits(1, 2048, 2560));
+        assertFalse(Matmul.fp8Fits(64, 2048, 1000));
+        assertFalse(Matmul.fp8Fits(64, 70, 128));
+    }
+
     @Test
     void matmulTuningByName() {
         assertTrue(CudaBackend.matmulTuning("on"));
