@@ -9,71 +9,24 @@
 // 0, so C is any other operand). Also the
 // price of current scaling: an amax pass and a scaled cast (and a cast that also writes the
 // transpose) over the step's largest activation. Median of 15 launches after 3 warm-up ones.
-// Built and run by scripts/gpu-fp8-harness on a GPU host; prototypes stand in for cublasLt.h.
+// Built and run by scripts/gpu-fp8-harness on a GPU host; cublaslt_abi.cuh stands in for cublasLt.h.
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
-#include <cuda_runtime.h>
-
 #include <algorithm>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <vector>
 
-extern "C" {
-typedef void* LtHandle;
-typedef void* LtDesc;
-typedef void* LtLayout;
-typedef void* LtPref;
-struct LtAlgo { uint64_t data[8]; };
-struct LtResult { LtAlgo algo; size_t workspaceSize; int state; float wavesCount; int reserved[4]; };
-int cublasLtCreate(LtHandle*);
-int cublasLtMatmulDescCreate(LtDesc*, int computeType, int scaleType);
-int cublasLtMatmulDescDestroy(LtDesc);
-int cublasLtMatmulDescSetAttribute(LtDesc, int attr, const void* buf, size_t size);
-int cublasLtMatrixLayoutCreate(LtLayout*, int type, uint64_t rows, uint64_t cols, int64_t ld);
-int cublasLtMatmulPreferenceCreate(LtPref*);
-int cublasLtMatmulPreferenceSetAttribute(LtPref, int attr, const void* buf, size_t size);
-int cublasLtMatmulAlgoGetHeuristic(LtHandle, LtDesc, LtLayout a, LtLayout b, LtLayout c, LtLayout d, LtPref, int requested,
-                                   LtResult* results, int* returned);
-int cublasLtMatmul(LtHandle, LtDesc, const void* alpha, const void* a, LtLayout, const void* b, LtLayout, const void* beta,
-                   const void* c, LtLayout, void* d, LtLayout, const LtAlgo*, void* workspace, size_t workspaceSize,
-                   cudaStream_t);
-}
-
-// cublasLt.h / library_types.h values (scripts/gpu-fp8-harness prints the header's lines beside them)
-static const int COMPUTE_32F = 68, R_32F = 0, R_16BF = 14, R_8F_E4M3 = 28, R_8F_E5M2 = 29;
-static const int DESC_TRANSA = 3, DESC_TRANSB = 4, DESC_A_SCALE = 17, DESC_B_SCALE = 18, DESC_FAST_ACCUM = 25;
-static const int PREF_WORKSPACE = 1, PREF_ALIGN_A = 5, PREF_ALIGN_B = 6, PREF_ALIGN_C = 7, PREF_ALIGN_D = 8;
-static const size_t WORKSPACE = 32u << 20;
-
-#define CK(x)                                                                                         \
-    do {                                                                                              \
-        cudaError_t e_ = (x);                                                                         \
-        if (e_ != cudaSuccess) {                                                                      \
-            fprintf(stderr, "CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__); \
-            exit(2);                                                                                  \
-        }                                                                                             \
-    } while (0)
+#include "cublaslt_abi.cuh"
 
 static __global__ void fill_bytes(uint8_t* p, size_t n, uint32_t seed, int e5m2) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
-        h ^= h >> 15;
-        h *= 2246822519u;
-        h ^= h >> 13;
-        float f = ((h >> 8) * (1.0f / 16777216.0f) - 0.5f) * 8.f;
+        float f = hashed_value(i, seed, 8.f);
         p[i] = e5m2 ? __nv_fp8_e5m2(f).__x : __nv_fp8_e4m3(f).__x;
     }
 }
 
 static __global__ void fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
-        h ^= h >> 15;
-        h *= 2246822519u;
-        float f = ((h >> 8) * (1.0f / 16777216.0f) - 0.5f) * 0.25f;
-        p[i] = __float2bfloat16(f);
+        p[i] = __float2bfloat16(hashed_value(i, seed, 0.25f));
     }
 }
 

@@ -5,52 +5,15 @@
 // run today) against the fastest of its first 32, their configurations, and what the step would
 // save, and whether each candidate's result is the same bits as the first's (a candidate that
 // splits k sums in another order; one that only tiles m and n differently should not). Median of 15 launches after 3 warm-up ones (CUDA events). Built and run by
-// scripts/gpu-matmul-harness; the prototypes below stand in for cublasLt.h (the machines that
-// build the project have none) and follow its ABI: opaque handles, enums as int.
-#include <cuda_runtime.h>
-
+// scripts/gpu-matmul-harness; cublaslt_abi.cuh stands in for cublasLt.h.
 #include <algorithm>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <vector>
 
-extern "C" {
-typedef void* LtHandle;
-typedef void* LtDesc;
-typedef void* LtLayout;
-typedef void* LtPref;
-struct LtAlgo { uint64_t data[8]; };
-struct LtResult { LtAlgo algo; size_t workspaceSize; int state; float wavesCount; int reserved[4]; };
-int cublasLtCreate(LtHandle*);
-int cublasLtMatmulDescCreate(LtDesc*, int computeType, int scaleType);
-int cublasLtMatmulDescSetAttribute(LtDesc, int attr, const void* buf, size_t size);
-int cublasLtMatrixLayoutCreate(LtLayout*, int type, uint64_t rows, uint64_t cols, int64_t ld);
-int cublasLtMatmulPreferenceCreate(LtPref*);
-int cublasLtMatmulPreferenceSetAttribute(LtPref, int attr, const void* buf, size_t size);
-int cublasLtMatmulAlgoGetHeuristic(LtHandle, LtDesc, LtLayout a, LtLayout b, LtLayout c, LtLayout d, LtPref, int requested,
-                                   LtResult* results, int* returned);
-int cublasLtMatmulAlgoConfigGetAttribute(const LtAlgo*, int attr, void* buf, size_t size, size_t* written);
-int cublasLtMatmul(LtHandle, LtDesc, const void* alpha, const void* a, LtLayout, const void* b, LtLayout, const void* beta,
-                   const void* c, LtLayout, void* d, LtLayout, const LtAlgo*, void* workspace, size_t workspaceSize,
-                   cudaStream_t);
-}
+#include "cublaslt_abi.cuh"
 
-// cublasLt.h / library_types.h values (the same as CublasLt.java's)
-static const int COMPUTE_32F = 68, R_32F = 0, R_16BF = 14, DESC_TRANSA = 3, DESC_TRANSB = 4, PREF_WORKSPACE = 1,
-                 PREF_ALIGN_A = 5, PREF_ALIGN_B = 6, PREF_ALIGN_C = 7, PREF_ALIGN_D = 8;
 static const int CFG_ID = 0, CFG_TILE = 1, CFG_SPLITK = 2, CFG_REDUCTION = 3, CFG_SWIZZLE = 4, CFG_CUSTOM = 5, CFG_STAGES = 6,
                  CFG_INNER = 7, CFG_CLUSTER = 8;
-static const size_t WORKSPACE = 32u << 20;
 
-#define CK(x)                                                                                             \
-    do {                                                                                                  \
-        cudaError_t e_ = (x);                                                                             \
-        if (e_ != cudaSuccess) {                                                                          \
-            fprintf(stderr, "CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__);     \
-            exit(2);                                                                                      \
-        }                                                                                                 \
-    } while (0)
 #define LK(x)                                                                                             \
     do {                                                                                                  \
         int s_ = (x);                                                                                     \
@@ -70,12 +33,7 @@ struct Shape {
 
 static __global__ void fill_bf16(uint16_t* p, size_t n, uint32_t seed) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
-        h ^= h >> 15;
-        h *= 2246822519u;
-        h ^= h >> 13;
-        float f = ((h >> 8) * (1.0f / 16777216.0f) - 0.5f) * 0.25f;
-        p[i] = (uint16_t)(__float_as_uint(f) >> 16);
+        p[i] = (uint16_t)(__float_as_uint(hashed_value(i, seed, 0.25f)) >> 16);
     }
 }
 

@@ -166,7 +166,7 @@ public final class CublasLt implements AutoCloseable {
      */
     void matmul(int transA, int transB, int m, int n, int k, long a, int lda, long b, int ldb, long d, int ldc,
                 boolean accumulate, boolean bf16Out, MemorySegment stream) {
-        matmul(new Shape(transA, transB, m, n, k, lda, ldb, ldc, alignment(d), bf16Out, CUDA_R_16BF, CUDA_R_16BF, 0, 0), a, b, d,
+        matmul(new Shape(transA, transB, m, n, k, lda, ldb, ldc, alignment(d), bf16Out, CUDA_R_16BF, CUDA_R_16BF, 0, 0), a, b, d, d,
                 accumulate, stream);
     }
 
@@ -186,10 +186,6 @@ public final class CublasLt implements AutoCloseable {
         }
         matmul(new Shape(1, 0, m, n, k, lda, ldb, ldc, Math.min(alignment(c), alignment(d)), bf16Out, typeA, typeB, aScale, bScale),
                 a, b, c, d, accumulate, stream);
-    }
-
-    private void matmul(Shape shape, long a, long b, long d, boolean accumulate, MemorySegment stream) {
-        matmul(shape, a, b, d, d, accumulate, stream);
     }
 
     private void matmul(Shape shape, long a, long b, long c, long d, boolean accumulate, MemorySegment stream) {

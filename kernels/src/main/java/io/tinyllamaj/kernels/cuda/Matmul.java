@@ -107,9 +107,9 @@ final class Matmul implements AutoCloseable {
         return scales + (long) which * SCALE_STRIDE;
     }
 
-    /** An FP8 scratch buffer of at least {@code elements} bytes: {@code which} as it is, or transposed. */
-    private long fp8Buffer(int which, boolean transposed, long elements) {
-        return fp8Operands[which + (transposed ? 3 : 0)].atLeast(Math.max(elements, 256));
+    /** The scratch buffer of {@code which}'s FP8 copy (as it is, or transposed), at least {@code bytes} long (one byte an element). */
+    private long fp8Buffer(int which, boolean transposed, long bytes) {
+        return fp8Operands[which + (transposed ? 3 : 0)].atLeast(Math.max(bytes, 256));
     }
 
     /** {@link #forward} with both operands in e4m3; in bf16 where {@link #fp8Fits} says no. */
@@ -151,7 +151,7 @@ final class Matmul implements AutoCloseable {
         // FP8 matmuls keep C apart from D (so they do not accumulate in place) and get D 16-byte
         // aligned: otherwise the product goes to a scratch buffer and is added (or copied) into dweight.
         boolean direct = !accumulate && (dweight.address() & 15) == 0;
-        long d = direct ? dweight.address() : fp8Operands[WEIGHT].atLeast((long) oc * c * Float.BYTES);
+        long d = direct ? dweight.address() : fp8Buffer(WEIGHT, false, (long) oc * c * Float.BYTES); // the forward's buffer, free here
         blas.matmulFp8(c, oc, n, x8t, CublasLt.CUDA_R_8F_E4M3, scale(INPUT), n, dy8t, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT), n,
                 x8t, d, c, false, false, gpu.stream());
         if (accumulate) {
