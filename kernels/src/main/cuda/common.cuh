@@ -85,5 +85,18 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     return warp_sum(v);
 }
 
+// The value a store of v into T keeps: what a later reader of the tensor sees.
+__device__ __forceinline__ float stored(const float*, float v) { return v; }
+__device__ __forceinline__ float stored(const bf16*, float v) { return bf16_round(v); }
+
+// amax[0] = max(amax[0], m) over the warp's 32 lanes (all must call it; m >= 0, never NaN: its
+// float bits then order as unsigned, so the result does not depend on the order). One atomicMax
+// per warp, skipped where amax[0] already holds as much: it only grows, so an older value read
+// here is still a safe test.
+__device__ __forceinline__ void warp_amax(unsigned* amax, float m) {
+    unsigned u = __reduce_max_sync(0xffffffffu, __float_as_uint(m));
+    if ((threadIdx.x & 31) == 0 && u > *amax) atomicMax(amax, u);
+}
+
 #define GRID_STRIDE(i, n) \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)

@@ -5,7 +5,8 @@
 //              null), rounded to nearest even and saturated to +-FMAX; block (0, 0) writes
 //              scale_inv[0] = 1 / s, the factor cuBLASLt multiplies the products by.
 // Tricks: |x| >= 0 orders as its float bits, so the amax is an atomicMax on unsigned bits (the
-// maximum is the same whatever the order: the same bits every run). The cast goes through 64 x
+// maximum is the same whatever the order: the same bits every run; common.cuh's warp_amax, which
+// producers such as the SwiGLU kernels also call to spare this pass). The cast goes through 64 x
 // 64 tiles in shared memory so that both the row-major and the transposed writes are 8-byte
 // runs; a tile on the edge of the tensor (or a shape whose rows are not 8-byte runs) takes a
 // one-value path.
@@ -14,7 +15,7 @@
 
 #define FP8_TILE 64
 
-// vec8: n is a multiple of 8 and x 16-byte aligned (the launcher's check). grid: any, blocks of 256.
+// vec8: n is a multiple of 8 and x 16-byte aligned (the launcher's check). grid: any, blocks of a multiple of 32.
 extern "C" __global__ void fp8_amax(unsigned* amax, const bf16* x, long long n, int vec8) {
     float m = 0.f;
     if (vec8) {
@@ -26,14 +27,7 @@ extern "C" __global__ void fp8_amax(unsigned* amax, const bf16* x, long long n, 
     } else {
         GRID_STRIDE(i, n) { m = fmaxf(m, fabsf(__bfloat162float(x[i]))); }
     }
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-    __shared__ float warps[32];
-    if ((threadIdx.x & 31) == 0) warps[threadIdx.x >> 5] = m;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int w = 1; w < (int)(blockDim.x >> 5); w++) m = fmaxf(m, warps[w]);
-        atomicMax(amax, __float_as_uint(m));
-    }
+    warp_amax(amax, m);
 }
 
 __device__ __forceinline__ uint8_t fp8_of(float v, int e5m2) {

@@ -27,11 +27,16 @@ __device__ __forceinline__ void st4(bf16* p, float4 v) {
 
 // One warp per row. With delta: residual = x + delta is written first (the residual add fused
 // into the norm that follows it; residual may be x itself), and the norm reads residual.
-// Without: the norm reads x. out (fp32 or bf16 storage) = r * rstd * w. 16-byte accesses when
+// Without: the norm reads x. out (fp32 or bf16 storage) = r * rstd * w; amax (may be null): max
+// |stored out| joins amax[0], for the FP8 matmul that reads out next (fp8.cu). 16-byte accesses when
 // every row start is 16-byte aligned (c % 4 == 0 and aligned bases), else one value per lane.
+__device__ __forceinline__ float abs_max4(float4 v) {
+    return fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+}
+
 template <typename T>
 __device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const float* x, const T* delta,
-                                     const float* weight, int n, int c, float eps) {
+                                     const float* weight, int n, int c, float eps, unsigned* amax) {
     int lane = threadIdx.x & 31;
     int row = blockIdx.x * RMSNORM_WARPS + (threadIdx.x >> 5);
     if (row >= n) return;
@@ -43,7 +48,7 @@ __device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const
     bool vec = c % 4 == 0 && ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(out) | reinterpret_cast<uintptr_t>(weight)
                                | reinterpret_cast<uintptr_t>(delta) | reinterpret_cast<uintptr_t>(residual)) & 15) == 0
 ;
-    float sum = 0.f;
+    float sum = 0.f, m = 0.f;  // m: max |y| of this lane before rounding (rounding keeps the order: the max rounds to the stored max)
     if (vec && c % 128 == 0 && c <= 128 * ROW_VECS) {
         // The row stays in registers between the sum and the scaling (no second read of the
         // residual) and every load of the row is in flight at once: the same arithmetic in the
@@ -72,9 +77,12 @@ __device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const
             if (k < nv) {
                 const int j = k * 128 + lane * 4;
                 float4 w = *reinterpret_cast<const float4*>(weight + j);
-                st4(y + j, make_float4(v[k].x * s * w.x, v[k].y * s * w.y, v[k].z * s * w.z, v[k].w * s * w.w));
+                float4 o = make_float4(v[k].x * s * w.x, v[k].y * s * w.y, v[k].z * s * w.z, v[k].w * s * w.w);
+                st4(y + j, o);
+                m = fmaxf(m, abs_max4(o));
             }
         }
+        if (amax) warp_amax(amax, stored(y, m));
         return;
     }
     if (vec) {
@@ -105,21 +113,28 @@ __device__ void rmsnorm_forward_impl(float* residual, T* out, float* rstd, const
     if (vec) {
         for (int j = lane * 4; j < c; j += 128) {
             float4 v = *reinterpret_cast<const float4*>(src + j), w = *reinterpret_cast<const float4*>(weight + j);
-            st4(y + j, make_float4(v.x * s * w.x, v.y * s * w.y, v.z * s * w.z, v.w * s * w.w));
+            float4 o = make_float4(v.x * s * w.x, v.y * s * w.y, v.z * s * w.z, v.w * s * w.w);
+            st4(y + j, o);
+            m = fmaxf(m, abs_max4(o));
         }
     } else {
-        for (int j = lane; j < c; j += 32) st(&y[j], src[j] * s * weight[j]);
+        for (int j = lane; j < c; j += 32) {
+            float o = src[j] * s * weight[j];
+            st(&y[j], o);
+            m = fmaxf(m, fabsf(o));
+        }
     }
+    if (amax) warp_amax(amax, stored(y, m));
 }
 
 #define RMSNORM_FORWARD_KERNELS(SUFFIX, T)                                                                         \
     extern "C" __global__ void rmsnorm_forward##SUFFIX(T* out, float* rstd, const float* inp, const float* weight, \
-                                                       int n, int c, float eps) {                                  \
-        rmsnorm_forward_impl<T>(nullptr, out, rstd, inp, static_cast<const T*>(nullptr), weight, n, c, eps);        \
+                                                       int n, int c, float eps, unsigned* amax) {                  \
+        rmsnorm_forward_impl<T>(nullptr, out, rstd, inp, static_cast<const T*>(nullptr), weight, n, c, eps, amax);  \
     }                                                                                                               \
     extern "C" __global__ void residual_rmsnorm_forward##SUFFIX(float* residual, T* out, float* rstd,              \
-            const float* x, const T* delta, const float* weight, int n, int c, float eps) {                         \
-        rmsnorm_forward_impl<T>(residual, out, rstd, x, delta, weight, n, c, eps);                                 \
+            const float* x, const T* delta, const float* weight, int n, int c, float eps, unsigned* amax) {         \
+        rmsnorm_forward_impl<T>(residual, out, rstd, x, delta, weight, n, c, eps, amax);                           \
     }
 
 RMSNORM_FORWARD_KERNELS(, float)

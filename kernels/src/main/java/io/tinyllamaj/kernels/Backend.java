@@ -130,17 +130,35 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * {@link #matmulForward} for the projections inside the transformer blocks (q/k/v, attention
-     * output, gate/up, down): where a backend trains in FP8 (the CUDA backend with fp8 matmuls)
-     * these run in FP8, and every other matmul (lm_head) as {@link #matmulForward}.
+     * {@link #matmulForward} for a projection inside the transformer blocks: where a backend trains
+     * in FP8 (the CUDA backend with fp8 matmuls) these may run in FP8, and every other matmul
+     * (lm_head) as {@link #matmulForward}.
+     *
+     * <p>The backward of the same {@code projection} and {@code layer} may reuse what this forward
+     * measured of {@code weight} and {@code inp} (FP8's per-tensor amax): between the two the caller
+     * leaves the weight with the values this forward read, and the input too unless
+     * {@link #blockMatmulKeepsInput} says the backward does not read it (what the caller does not
+     * keep, it recomputes bit for bit). A backward whose weight or input sits at another address
+     * measures again.
      */
-    default void blockMatmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
+    default void blockMatmulForward(Projection projection, int layer, Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
         matmulForward(out, inp, weight, n, c, oc);
     }
 
-    /** {@link #matmulBackward} for the projections inside the transformer blocks; see {@link #blockMatmulForward}. */
-    default void blockMatmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
-                                     boolean accumulate) {
+    /**
+     * Whether {@link #blockMatmulBackward} of {@code projection} at these sizes takes its input
+     * from a copy that the forward of the same projection and layer kept (the CUDA backend's
+     * fp8-mixed keeps the FP8 transposed input), so that it does not read {@code inp}: the caller
+     * then need not keep or recompute the input's values for the backward, as long as it passes the
+     * same tensor.
+     */
+    default boolean blockMatmulKeepsInput(Projection projection, int n, int c, int oc) {
+        return false;
+    }
+
+    /** {@link #matmulBackward} for a projection inside the transformer blocks; see {@link #blockMatmulForward}. */
+    default void blockMatmulBackward(Projection projection, int layer, Tensor dinp, Tensor dweight, Tensor dout, Tensor inp,
+                                     Tensor weight, int n, int c, int oc, boolean accumulate) {
         matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
     }
 
@@ -161,6 +179,21 @@ public interface Backend extends AutoCloseable {
         }
         accumulate(residual, delta);
         rmsnormForward(out, rstd, residual, weight, n, c, eps);
+    }
+
+    /**
+     * {@link #rmsnormForward} whose {@code out} is the input that the forward of {@code feeds} in
+     * {@code layer} reads next; see {@link #swigluForward(Tensor, Tensor, int, int, Projection, int)}.
+     */
+    default void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps, Projection feeds,
+                                int layer) {
+        rmsnormForward(out, rstd, inp, weight, n, c, eps);
+    }
+
+    /** {@link #residualRmsnormForward} whose {@code out} is the input that the forward of {@code feeds} in {@code layer} reads next. */
+    default void residualRmsnormForward(Tensor residual, Tensor out, Tensor rstd, Tensor x, Tensor delta, Tensor weight, int n, int c,
+                                        float eps, Projection feeds, int layer) {
+        residualRmsnormForward(residual, out, rstd, x, delta, weight, n, c, eps);
     }
 
     /** dinp += ..., dweight += ... (dweight = ... when {@code accumulateWeight} is false). */
@@ -213,6 +246,20 @@ public interface Backend extends AutoCloseable {
 
     /** dh overwritten. */
     void swigluBackward(Tensor dh, Tensor dout, Tensor h, int n, int hidden);
+
+    /**
+     * {@link #swigluForward} whose {@code out} is the input that the forward of {@code feeds} in
+     * {@code layer} reads next, with nothing written to it in between: a backend that runs that
+     * projection in FP8 measures the input's amax as it writes, sparing the matmul a pass.
+     */
+    default void swigluForward(Tensor out, Tensor h, int n, int hidden, Projection feeds, int layer) {
+        swigluForward(out, h, n, hidden);
+    }
+
+    /** {@link #swigluBackward} whose {@code dh} is the output gradient that the backward of {@code feeds} in {@code layer} reads next; see the forward's. */
+    default void swigluBackward(Tensor dh, Tensor dout, Tensor h, int n, int hidden, Projection feeds, int layer) {
+        swigluBackward(dh, dout, h, n, hidden);
+    }
 
     // ---- embedding ----
 

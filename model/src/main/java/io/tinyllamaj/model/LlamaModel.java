@@ -2,6 +2,7 @@ package io.tinyllamaj.model;
 
 import io.tinyllamaj.kernels.AdamWStep;
 import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Projection;
 import io.tinyllamaj.kernels.Tensor;
 
 /**
@@ -467,7 +468,7 @@ public final class LlamaModel {
         enter(1);
         prefetch(2);
         backend.embeddingForward(a.residual[0], embedWeight(), tokens, n, dim);
-        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], attnNormWeight(0), n, dim, c.normEps());
+        backend.rmsnormForward(a.normAttn[0], a.rstdAttn[0], a.residual[0], attnNormWeight(0), n, dim, c.normEps(), Projection.QKV, 0);
         leave(0);
         for (int l = 0; l < c.layers(); l++) {
             enter(l + 2); // block l reads the next block's input norm; after the last block, the head comes next
@@ -476,18 +477,19 @@ public final class LlamaModel {
             Tensor x = a.residual[l];
             Tensor qkvNew = cache == null ? a.qkv[l] : cache.layers[l].slice((long) past * c.qkvDim(), (long) t * c.qkvDim());
             Tensor qkvAll = cache == null ? a.qkv[l] : cache.layers[l].slice(0, (long) (past + t) * c.qkvDim());
-            backend.blockMatmulForward(qkvNew, a.normAttn[l], op.qkv(), n, dim, c.qkvDim());
+            backend.blockMatmulForward(Projection.QKV, l, qkvNew, a.normAttn[l], op.qkv(), n, dim, c.qkvDim());
             backend.ropeForward(qkvNew, b, t, c.heads(), c.kvHeads(), c.headSize(), past, c.ropeTheta());
             backend.attentionForward(a.attn[l], a.lse[l], qkvAll, b, t, past + t, c.heads(), c.kvHeads(), c.headSize());
-            backend.blockMatmulForward(a.scratch, a.attn[l], op.attnOut(), n, dim, dim);
-            backend.residualRmsnormForward(a.midResidual[l], a.normMlp[l], a.rstdMlp[l], x, a.scratch, mlpNormWeight(l), n, dim, c.normEps());
-            backend.blockMatmulForward(a.gateUp[l], a.normMlp[l], op.gateUp(), n, dim, 2 * c.intermediate());
-            backend.swigluForward(a.swiglu, a.gateUp[l], n, c.intermediate());
-            backend.blockMatmulForward(a.scratch, a.swiglu, op.down(), n, c.intermediate(), dim);
+            backend.blockMatmulForward(Projection.ATTENTION_OUTPUT, l, a.scratch, a.attn[l], op.attnOut(), n, dim, dim);
+            backend.residualRmsnormForward(a.midResidual[l], a.normMlp[l], a.rstdMlp[l], x, a.scratch, mlpNormWeight(l), n, dim, c.normEps(),
+                    Projection.GATE_UP, l);
+            backend.blockMatmulForward(Projection.GATE_UP, l, a.gateUp[l], a.normMlp[l], op.gateUp(), n, dim, 2 * c.intermediate());
+            backend.swigluForward(a.swiglu, a.gateUp[l], n, c.intermediate(), Projection.DOWN, l);
+            backend.blockMatmulForward(Projection.DOWN, l, a.scratch, a.swiglu, op.down(), n, c.intermediate(), dim);
             if (l + 1 < c.layers()) {
                 // the next block's input norm rides on this block's residual add
                 backend.residualRmsnormForward(a.residual[l + 1], a.normAttn[l + 1], a.rstdAttn[l + 1], a.midResidual[l], a.scratch,
-                        attnNormWeight(l + 1), n, dim, c.normEps());
+                        attnNormWeight(l + 1), n, dim, c.normEps(), Projection.QKV, l + 1);
             } else {
                 // the final norm is the caller's: all rows for logits, the last one when decoding
                 backend.copy(a.residual[l + 1], a.midResidual[l]);
@@ -523,17 +525,19 @@ public final class LlamaModel {
             ParameterViews.Block dw = g != null ? g.block(l) : ParameterViews.block(layout.block(l), units.gradient(l + 1),
                     layout.unitStart(l + 1));
             // MLP half: dResidual is d(out); it passes through the residual add unchanged.
-            backend.swigluForward(a.swiglu, a.gateUp[l], n, hidden); // recomputed, not saved (see Activations)
-            backend.blockMatmulBackward(a.dSwiglu, dw.down(), a.dResidualCopy, a.swiglu, op.down(), n, hidden, dim, accumulate);
-            backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden);
-            backend.blockMatmulBackward(a.dNorm, dw.gateUp(), a.dGateUp, a.normMlp[l], op.gateUp(), n, dim, 2 * hidden, accumulate);
+            if (!backend.blockMatmulKeepsInput(Projection.DOWN, n, hidden, dim)) {
+                backend.swigluForward(a.swiglu, a.gateUp[l], n, hidden); // recomputed, not saved (see Activations)
+            }
+            backend.blockMatmulBackward(Projection.DOWN, l, a.dSwiglu, dw.down(), a.dResidualCopy, a.swiglu, op.down(), n, hidden, dim, accumulate);
+            backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden, Projection.GATE_UP, l);
+            backend.blockMatmulBackward(Projection.GATE_UP, l, a.dNorm, dw.gateUp(), a.dGateUp, a.normMlp[l], op.gateUp(), n, dim, 2 * hidden, accumulate);
             backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.mlpNorm(), a.dNorm, a.midResidual[l], mlpNormWeight(l),
                     a.rstdMlp[l], n, dim, accumulate);
             // Attention half: dResidual is now d(h).
-            backend.blockMatmulBackward(a.dAttn, dw.attnOut(), a.dResidualCopy, a.attn[l], op.attnOut(), n, dim, dim, accumulate);
+            backend.blockMatmulBackward(Projection.ATTENTION_OUTPUT, l, a.dAttn, dw.attnOut(), a.dResidualCopy, a.attn[l], op.attnOut(), n, dim, dim, accumulate);
             backend.attentionBackward(a.dQkv, a.dAttn, a.qkv[l], a.attn[l], a.lse[l], b, t, c.heads(), c.kvHeads(), c.headSize());
             backend.ropeBackward(a.dQkv, b, t, c.heads(), c.kvHeads(), c.headSize(), 0, c.ropeTheta());
-            backend.blockMatmulBackward(a.dNorm, dw.qkv(), a.dQkv, a.normAttn[l], op.qkv(), n, dim, c.qkvDim(), accumulate);
+            backend.blockMatmulBackward(Projection.QKV, l, a.dNorm, dw.qkv(), a.dQkv, a.normAttn[l], op.qkv(), n, dim, c.qkvDim(), accumulate);
             if (l > 0) {
                 backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.attnNorm(), a.dNorm, a.residual[l], attnNormWeight(l),
                         a.rstdAttn[l], n, dim, accumulate);

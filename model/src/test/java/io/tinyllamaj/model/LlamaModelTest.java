@@ -1,5 +1,8 @@
 package io.tinyllamaj.model;
 
+import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Projection;
+import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.model.generate.Generator;
 import io.tinyllamaj.model.generate.Sampler;
@@ -10,9 +13,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -205,6 +212,60 @@ class LlamaModelTest {
         assertArrayEquals(first, java.util.Arrays.copyOfRange(losses, 0, half));
         assertArrayEquals(second, java.util.Arrays.copyOfRange(losses, half, n));
         assertEquals(0f, losses[1100]);
+    }
+
+    /**
+     * A backend whose down projection keeps its input from forward to backward (as fp8-mixed does
+     * on the GPU, here the CPU with the kept values put back before the backward): the model skips
+     * recomputing the SwiGLU output for that backward, one SwiGLU forward a layer, and the
+     * gradients are the plain backend's bit for bit.
+     */
+    @Test
+    void aBackendThatKeepsTheDownInputSparesTheSwigluRecomputation() throws Exception {
+        LlamaConfig c = tiny(false);
+        Path dir = Checkpoints.write(new ReferenceLlama(c, 19), temp.resolve("hf"));
+        CpuBackend cpu = new CpuBackend();
+        Map<Integer, float[]> kept = new HashMap<>();
+        int[] swigluForwards = {0};
+        // a decorator over the whole interface: only these four calls differ from the CPU's
+        Backend keeping = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class},
+                (proxy, method, args) -> {
+                    switch (method.getName()) {
+                        case "blockMatmulKeepsInput" -> {
+                            return args[0] == Projection.DOWN;
+                        }
+                        case "swigluForward" -> swigluForwards[0]++;
+                        case "blockMatmulForward" -> {
+                            if (args[0] == Projection.DOWN) {
+                                kept.put((Integer) args[1], cpu.download((Tensor) args[3]));
+                            }
+                        }
+                        case "blockMatmulBackward" -> {
+                            if (args[0] == Projection.DOWN) {
+                                float[] values = kept.get((Integer) args[1]);
+                                cpu.upload((Tensor) args[5], values, 0, values.length);
+                            }
+                        }
+                        default -> {
+                        }
+                    }
+                    try {
+                        return method.invoke(cpu, args);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        LlamaModel model = HfCheckpoint.load(dir, keeping);
+        LlamaModel plain = HfCheckpoint.load(dir, new CpuBackend());
+        int b = 2, t = 16, n = b * t;
+        int[] in = tokens(n, c.vocabSize(), 9), targets = tokens(n, c.vocabSize(), 10);
+        for (LlamaModel m : List.of(model, plain)) {
+            m.zeroGradients();
+            m.forwardBackward(in, targets, b, t, 1f / n);
+        }
+        assertEquals(c.layers(), swigluForwards[0], "one SwiGLU forward a layer: none recomputed");
+        assertEquals(c.layers(), kept.size());
+        assertArrayEquals(plain.backend().download(plain.gradients()), model.backend().download(model.gradients()));
     }
 
     /**

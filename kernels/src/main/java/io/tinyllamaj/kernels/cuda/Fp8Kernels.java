@@ -28,29 +28,31 @@ final class Fp8Kernels {
 
     private final Gpu gpu;
     private final Kernel amax, cast;
-    private final long amaxSlot;
 
     Fp8Kernels(Gpu gpu) {
         this.gpu = gpu;
         amax = gpu.kernels().kernel(AMAX);
         cast = gpu.kernels().kernel(CAST);
-        amaxSlot = gpu.arena().allocate(Integer.BYTES);
     }
 
     /**
      * x (bf16 [rows, cols]) scaled by {@code max / amax(x)} into y ([rows, cols]) and/or yt
      * ([cols, rows]), each 0 to skip; scaleInv (one fp32 of device memory) gets the inverse scale.
-     * y and yt are 8-byte aligned device buffers.
+     * y and yt are 8-byte aligned device buffers. amaxSlot (4 bytes of device memory) holds
+     * amax(x): measured into it first when {@code measure}, else read as an earlier call measured
+     * it over the same values (the backward casting again what its forward cast).
      */
-    void quantize(long x, int rows, int cols, Format format, long y, long yt, long scaleInv) {
+    void quantize(long x, int rows, int cols, Format format, long y, long yt, long scaleInv, long amaxSlot, boolean measure) {
         if ((rows + TILE - 1) / TILE > 65535) {
             throw new IllegalArgumentException("fp8 cast: " + rows + " rows is more than the grid takes (at most " + 65535L * TILE + ")");
         }
-        long n = (long) rows * cols;
-        gpu.driver().memsetD32Async(amaxSlot, 0, 1, gpu.stream());
-        boolean vec8 = n % 8 == 0 && (x & 15) == 0;
-        long blocks = Math.max(1, Math.min((vec8 ? n / 8 : n + THREADS - 1) / THREADS, AMAX_BLOCKS));
-        amax.args().ptr(amaxSlot).ptr(x).i64(n).i32(vec8 ? 1 : 0).launch((int) blocks, 1, 1, THREADS, 0);
+        if (measure) {
+            long n = (long) rows * cols;
+            gpu.driver().memsetD32Async(amaxSlot, 0, 1, gpu.stream());
+            boolean vec8 = n % 8 == 0 && (x & 15) == 0;
+            long blocks = Math.max(1, Math.min((vec8 ? n / 8 : n + THREADS - 1) / THREADS, AMAX_BLOCKS));
+            amax.args().ptr(amaxSlot).ptr(x).i64(n).i32(vec8 ? 1 : 0).launch((int) blocks, 1, 1, THREADS, 0);
+        }
         boolean aligned = (x & 15) == 0 && ((y | yt) & 7) == 0;
         cast.args().ptr(y).ptr(yt).ptr(scaleInv).ptr(x).ptr(amaxSlot).i32(rows).i32(cols).i32(format == Format.E5M2 ? 1 : 0)
                 .i32(aligned ? 1 : 0).launch((cols + TILE - 1) / TILE, (rows + TILE - 1) / TILE, 1, THREADS, 0);

@@ -9,7 +9,11 @@ package io.tinyllamaj.kernels.cuda;
  * call with a scale from its own amax (current scaling, {@link Fp8Kernels}): weights and inputs to
  * e4m3, output gradients to e5m2. cuBLASLt's FP8 matmuls on Hopper take A transposed and B not,
  * so the input gradient reads a transposed copy of the weight, and the weight gradient transposed
- * copies of the input and of the output gradient, each written by the same cast pass.
+ * copies of the input and of the output gradient, each written by the same cast pass. The
+ * forward writes the input's transposed copy too and keeps it for the backward of the same site
+ * (a projection in a layer, named by the caller; {@link Fp8Sites}), whose weight cast reuses the
+ * forward's amax; a kernel that writes an operand just before its matmul (RMSNorm, SwiGLU) may
+ * measure its amax on the way, sparing the amax pass.
  */
 final class Matmul implements AutoCloseable {
 
@@ -26,6 +30,9 @@ final class Matmul implements AutoCloseable {
     /** FP8 copies: the weight, the input, the output gradient, each as it is [0..2] and transposed [3..5]. */
     private final Scratch[] fp8Operands = new Scratch[6];
     private final long scales;
+    private final Fp8Sites sites;
+    /** The amax of an operand the backward measures itself (its forward's is not known for it). */
+    private final long scratchAmax;
 
     Matmul(Gpu gpu, ElementwiseKernels elementwise, boolean tuning) {
         this.gpu = gpu;
@@ -39,6 +46,18 @@ final class Matmul implements AutoCloseable {
         }
         this.fp8 = new Fp8Kernels(gpu);
         this.scales = gpu.arena().allocate(3 * SCALE_STRIDE);
+        this.sites = new Fp8Sites(gpu);
+        this.scratchAmax = gpu.arena().allocate(Integer.BYTES);
+    }
+
+    /** See {@link Fp8Sites#fromProducer}. */
+    long amaxFromProducer(int site, CudaTensor t, boolean gradient) {
+        return sites.fromProducer(site, t, gradient);
+    }
+
+    /** Whether {@link #backwardFp8} takes the input from its forward's kept copy at these sizes (then it does not read {@code inp}). */
+    static boolean fp8KeepsInput(int n, int c, int oc) {
+        return fp8Fits(n, c, oc);
     }
 
     /** See {@link CublasLt#tuning(boolean)}. */
@@ -112,47 +131,72 @@ final class Matmul implements AutoCloseable {
         return fp8Operands[which + (transposed ? 3 : 0)].atLeast(Math.max(bytes, 256));
     }
 
-    /** {@link #forward} with both operands in e4m3; in bf16 where {@link #fp8Fits} says no. */
-    void forwardFp8(CudaTensor out, CudaTensor inp, CudaTensor weight, int n, int c, int oc) {
+    /**
+     * {@link #forward} with both operands in e4m3; in bf16 where {@link #fp8Fits} says no. The
+     * input's cast also writes its transpose, kept for {@code site}'s backward with the input's
+     * scale; the amax of weight and input are kept too.
+     */
+    void forwardFp8(int site, CudaTensor out, CudaTensor inp, CudaTensor weight, int n, int c, int oc) {
+        boolean inputGiven = sites.producedFor(site, inp, false);
         if (!fp8Fits(n, c, oc)) {
             forward(out, inp, weight, n, c, oc);
             return;
         }
         CudaBackend.checkLength(out, (long) n * oc);
+        Fp8Sites.Site s = sites.site(site);
         long w8 = fp8Buffer(WEIGHT, false, (long) oc * c), x8 = fp8Buffer(INPUT, false, (long) n * c);
-        fp8.quantize(bf16(0, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, w8, 0, scale(WEIGHT));
-        fp8.quantize(bf16(1, inp, (long) n * c), n, c, Fp8Kernels.Format.E4M3, x8, 0, scale(INPUT));
+        long x8t = s.keptInput(Math.max((long) n * c, 256));
+        fp8.quantize(bf16(0, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, w8, 0, scale(WEIGHT), s.weightAmax(), true);
+        fp8.quantize(bf16(1, inp, (long) n * c), n, c, Fp8Kernels.Format.E4M3, x8, x8t, s.inputScale(), s.inputAmax(), !inputGiven);
+        // an fp32 weight went through a scratch buffer: its amax is not known by address in the backward
+        s.measured(new Fp8Sites.Measured(weight.bf16() ? weight.address() : 0, inp.address(), n, c));
         // out^T [oc, n] = W [oc, c] (stored col-major [c, oc], transposed) . inp^T [c, n]
-        blas.matmulFp8(oc, n, c, w8, CublasLt.CUDA_R_8F_E4M3, scale(WEIGHT), c, x8, CublasLt.CUDA_R_8F_E4M3, scale(INPUT), c,
+        blas.matmulFp8(oc, n, c, w8, CublasLt.CUDA_R_8F_E4M3, scale(WEIGHT), c, x8, CublasLt.CUDA_R_8F_E4M3, s.inputScale(), c,
                 w8, out.address(), oc, false, out.bf16(), gpu.stream()); // C: any address but D's (beta 0)
     }
 
-    /** {@link #backward} with the output gradient in e5m2, weight and input in e4m3; in bf16 where {@link #fp8Fits} says no. */
-    void backwardFp8(CudaTensor dinp, CudaTensor dweight, CudaTensor dout, CudaTensor inp, CudaTensor weight, int n, int c, int oc,
+    /**
+     * {@link #backward} with the output gradient in e5m2, weight and input in e4m3; in bf16 where
+     * {@link #fp8Fits} says no. Where {@code site}'s forward read the same input tensor at the same
+     * sizes, the weight gradient takes the transposed input that forward kept ({@code inp} is not
+     * read); where it read the same weight, the weight's cast takes its amax.
+     */
+    void backwardFp8(int site, CudaTensor dinp, CudaTensor dweight, CudaTensor dout, CudaTensor inp, CudaTensor weight, int n, int c, int oc,
                      boolean accumulate) {
+        boolean gradientGiven = sites.producedFor(site, dout, true);
         if (!fp8Fits(n, c, oc)) {
             backward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
             return;
         }
         CudaBackend.checkLength(dweight, (long) oc * c);
+        Fp8Sites.Site s = sites.site(site);
+        Fp8Sites.Measured m = s.measured();
+        boolean weightKnown = m != null && weight.bf16() && m.weight() == weight.address();
+        boolean inputKept = m != null && m.input() == inp.address() && m.n() == n && m.c() == c;
         long dy8 = dinp != null ? fp8Buffer(GRADIENT, false, (long) n * oc) : 0, dy8t = fp8Buffer(GRADIENT, true, (long) n * oc);
-        fp8.quantize(bf16(0, dout, (long) n * oc), n, oc, Fp8Kernels.Format.E5M2, dy8, dy8t, scale(GRADIENT));
+        fp8.quantize(bf16(0, dout, (long) n * oc), n, oc, Fp8Kernels.Format.E5M2, dy8, dy8t, scale(GRADIENT), s.gradientAmax(),
+                !gradientGiven);
         if (dinp != null) {
             CudaBackend.checkLength(dinp, (long) n * c);
             long w8t = fp8Buffer(WEIGHT, true, (long) oc * c);
-            fp8.quantize(bf16(1, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, 0, w8t, scale(WEIGHT));
+            fp8.quantize(bf16(1, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, 0, w8t, scale(WEIGHT),
+                    weightKnown ? s.weightAmax() : scratchAmax, !weightKnown);
             // dinp^T [c, n] = W^T [c, oc] (stored as w8t, row-major [c, oc] = col-major [oc, c], transposed) . dout^T [oc, n]
             blas.matmulFp8(c, n, oc, w8t, CublasLt.CUDA_R_8F_E4M3, scale(WEIGHT), oc, dy8, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT),
                     oc, w8t, dinp.address(), c, false, dinp.bf16(), gpu.stream());
         }
-        long x8t = fp8Buffer(INPUT, true, (long) n * c);
-        fp8.quantize(bf16(2, inp, (long) n * c), n, c, Fp8Kernels.Format.E4M3, 0, x8t, scale(INPUT));
+        long x8t = s.keptInput(0), xScale = s.inputScale();
+        if (!inputKept) {
+            x8t = fp8Buffer(INPUT, true, (long) n * c);
+            xScale = scale(INPUT);
+            fp8.quantize(bf16(2, inp, (long) n * c), n, c, Fp8Kernels.Format.E4M3, 0, x8t, xScale, scratchAmax, true);
+        }
         // dW^T [c, oc] (+)= inp^T [c, n] (x8t: col-major [n, c], transposed) . dout [n, oc] (dy8t: col-major [n, oc]).
         // FP8 matmuls keep C apart from D (so they do not accumulate in place) and get D 16-byte
         // aligned: otherwise the product goes to a scratch buffer and is added (or copied) into dweight.
         boolean direct = !accumulate && (dweight.address() & 15) == 0;
         long d = direct ? dweight.address() : fp8Buffer(WEIGHT, false, (long) oc * c * Float.BYTES); // the forward's buffer, free here
-        blas.matmulFp8(c, oc, n, x8t, CublasLt.CUDA_R_8F_E4M3, scale(INPUT), n, dy8t, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT), n,
+        blas.matmulFp8(c, oc, n, x8t, CublasLt.CUDA_R_8F_E4M3, xScale, n, dy8t, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT), n,
                 x8t, d, c, false, false, gpu.stream());
         if (accumulate) {
             elementwise.accumulate(dweight.address(), d, (long) oc * c, false);

@@ -13,9 +13,9 @@ import static io.tinyllamaj.kernels.cuda.KernelSignature.Param.PTR;
  */
 final class RmsNormKernels {
 
-    static final KernelSignature FORWARD = KernelSignature.of("rmsnorm_forward", PTR, PTR, PTR, PTR, I32, I32, F32).withBf16();
+    static final KernelSignature FORWARD = KernelSignature.of("rmsnorm_forward", PTR, PTR, PTR, PTR, I32, I32, F32, PTR).withBf16();
     static final KernelSignature RESIDUAL_FORWARD = KernelSignature.of("residual_rmsnorm_forward", PTR, PTR, PTR, PTR, PTR, PTR,
-            I32, I32, F32).withBf16();
+            I32, I32, F32, PTR).withBf16();
     static final KernelSignature BACKWARD = KernelSignature.of(List.of("rmsnorm_backward", "rmsnorm_backward_vec"),
             PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32).withBf16();
     static final KernelSignature DWEIGHT_REDUCE = KernelSignature.of("rmsnorm_dweight_reduce", PTR, PTR, I32, I32, I32);
@@ -45,15 +45,19 @@ final class RmsNormKernels {
         partials = new Scratch(gpu.arena());
     }
 
-    /** out = inp * rstd * weight per row (a warp per row); out fp32 or bf16, everything else fp32. */
-    void forward(CudaTensor out, long rstd, long inp, long weight, int n, int c, float eps) {
-        forward.of(out).args().ptr(out.address()).ptr(rstd).ptr(inp).ptr(weight).i32(n).i32(c).f32(eps)
+    /**
+     * out = inp * rstd * weight per row (a warp per row); out fp32 or bf16, everything else fp32.
+     * amax: 0, or 4 bytes of device memory that max |out| joins (unsigned float bits: zero it first).
+     */
+    void forward(CudaTensor out, long rstd, long inp, long weight, int n, int c, float eps, long amax) {
+        forward.of(out).args().ptr(out.address()).ptr(rstd).ptr(inp).ptr(weight).i32(n).i32(c).f32(eps).ptr(amax)
                 .launch((n + forwardRows - 1) / forwardRows, 1, 1, 32 * forwardRows, 0);
     }
 
-    /** residual = x + delta (written once), then out = rmsnorm(residual); delta has out's storage type. */
-    void residualForward(long residual, CudaTensor out, long rstd, long x, long delta, long weight, int n, int c, float eps) {
+    /** residual = x + delta (written once), then out = rmsnorm(residual); delta has out's storage type; amax as {@link #forward}'s. */
+    void residualForward(long residual, CudaTensor out, long rstd, long x, long delta, long weight, int n, int c, float eps, long amax) {
         residualForward.of(out).args().ptr(residual).ptr(out.address()).ptr(rstd).ptr(x).ptr(delta).ptr(weight).i32(n).i32(c).f32(eps)
+                .ptr(amax)
                 .launch((n + forwardRows - 1) / forwardRows, 1, 1, 32 * forwardRows, 0);
     }
 

@@ -8,12 +8,13 @@ import static io.tinyllamaj.kernels.cuda.KernelSignature.Param.PTR;
 /**
  * swiglu.cu: silu(gate) * up over the fused gate|up rows and its backward. A 2-D grid (column
  * chunks x rows, rows grid-strided); 16 bytes of every operand per thread when every row start is
- * 16-byte aligned, else one value.
+ * 16-byte aligned, else one value. Either may also measure the amax of what it writes, for an
+ * FP8 matmul that reads it next (fp8-mixed).
  */
 final class SwiGluKernels {
 
-    static final KernelSignature FORWARD = KernelSignature.of("swiglu_forward", PTR, PTR, I32, I32, I32).withBf16();
-    static final KernelSignature BACKWARD = KernelSignature.of("swiglu_backward", PTR, PTR, PTR, I32, I32, I32).withBf16();
+    static final KernelSignature FORWARD = KernelSignature.of("swiglu_forward", PTR, PTR, I32, I32, I32, PTR).withBf16();
+    static final KernelSignature BACKWARD = KernelSignature.of("swiglu_backward", PTR, PTR, PTR, I32, I32, I32, PTR).withBf16();
     static final List<KernelSignature> SIGNATURES = List.of(FORWARD, BACKWARD);
     private static final int THREADS = 128; // any block size
     private static final int MAX_GRID = 65535;
@@ -25,23 +26,26 @@ final class SwiGluKernels {
         backward = Twin.load(gpu.kernels(), BACKWARD, "swiglu_backward");
     }
 
-    /** out [n, hidden] = silu(gate) * up, h [n, 2 hidden] = gate | up; one storage type. */
-    void forward(CudaTensor out, CudaTensor h, int n, int hidden) {
+    /**
+     * out [n, hidden] = silu(gate) * up, h [n, 2 hidden] = gate | up; one storage type. amax: 0, or
+     * 4 bytes of device memory that max |out| joins (as unsigned float bits: zero it first).
+     */
+    void forward(CudaTensor out, CudaTensor h, int n, int hidden, long amax) {
         if (n == 0) {
             return;
         }
         int vec = vec(out, hidden, out.address() | h.address());
-        forward.of(out).args().ptr(out.address()).ptr(h.address()).i32(n).i32(hidden).i32(vec).launch(columns(hidden, vec),
+        forward.of(out).args().ptr(out.address()).ptr(h.address()).i32(n).i32(hidden).i32(vec).ptr(amax).launch(columns(hidden, vec),
                 Math.min(n, MAX_GRID), 1, THREADS, 0);
     }
 
-    /** dh [n, 2 hidden] overwritten from dout [n, hidden] and h; one storage type. */
-    void backward(CudaTensor dh, CudaTensor dout, CudaTensor h, int n, int hidden) {
+    /** dh [n, 2 hidden] overwritten from dout [n, hidden] and h; one storage type. amax: as {@link #forward}'s, for dh. */
+    void backward(CudaTensor dh, CudaTensor dout, CudaTensor h, int n, int hidden, long amax) {
         if (n == 0) {
             return;
         }
         int vec = vec(dh, hidden, dh.address() | dout.address() | h.address());
-        backward.of(dh).args().ptr(dh.address()).ptr(dout.address()).ptr(h.address()).i32(n).i32(hidden).i32(vec)
+        backward.of(dh).args().ptr(dh.address()).ptr(dout.address()).ptr(h.address()).i32(n).i32(hidden).i32(vec).ptr(amax)
                 .launch(columns(hidden, vec), Math.min(n, MAX_GRID), 1, THREADS, 0);
     }
 

@@ -2,6 +2,7 @@ package io.tinyllamaj.kernels.cuda;
 
 import io.tinyllamaj.kernels.AdamWStep;
 import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Projection;
 import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.kernels.cpu.CpuBackend;
 
@@ -98,6 +99,9 @@ public final class CudaOpCheck {
             // {80, 144, 208}: edge tiles of the cast; {33, 70, 130}: no FP8 form, so bf16
             for (int[] s : new int[][] {{64, 128, 96}, {80, 144, 208}, {256, 2048, 1024}, {33, 70, 130}}) {
                 guarded(() -> fp8Matmul(fp8, s[0], s[1], s[2]));
+            }
+            for (int[] s : new int[][] {{256, 352, 144}, {1024, 1408, 512}}) { // c = 144: the norm's looped form, 512 its row in registers
+                guarded(() -> fp8AmaxFromProducers(fp8, s[0], s[1], s[2]));
             }
         }
     }
@@ -317,8 +321,8 @@ public final class CudaOpCheck {
         fp8.upload(dwg, dw0, 0, dw0.length);
         fp8.fill(out, Float.NaN);
         fp8.fill(dx, Float.NaN);
-        fp8.blockMatmulForward(out, xg, wg, n, c, oc);
-        fp8.blockMatmulBackward(dx, dwg, dyg, xg, wg, n, c, oc, true);
+        fp8.blockMatmulForward(Projection.GATE_UP, 0, out, xg, wg, n, c, oc);
+        fp8.blockMatmulBackward(Projection.GATE_UP, 0, dx, dwg, dyg, xg, wg, n, c, oc, true); // the forward's input amax reused
         float[] wt = Fp8Reference.transpose(w, oc, c), xt = Fp8Reference.transpose(x, n, c), dyt = Fp8Reference.transpose(dy, n, oc);
         double[][] refs = new double[3][], plain = new double[3][];
         for (boolean quantized : new boolean[] {true, false}) {
@@ -362,15 +366,103 @@ public final class CudaOpCheck {
         // the first write of a step overwrites (beta 0), with no input gradient asked for
         Tensor fresh = fp8.allocate(dw0.length);
         fp8.fill(fresh, Float.NaN);
-        fp8.blockMatmulBackward(null, fresh, dyg, xg, wg, n, c, oc, false);
+        fp8.blockMatmulBackward(Projection.GATE_UP, 0, null, fresh, dyg, xg, wg, n, c, oc, false);
         double[] update = refs[2].clone();
         for (int i = 0; i < dw0.length; i++) {
             update[i] -= dw0[i];
         }
-        report(op + " (overwrite)", s, "dweight", relativeError(fp8.download(fresh), update), 2e-3);
-        for (Tensor t : new Tensor[] {xg, wg, dyg, dwg, out, dx, fresh}) {
+        float[] reused = fp8.download(fresh);
+        report(op + " (overwrite)", s, "dweight", relativeError(reused, update), 2e-3);
+        // a layer whose forward never ran measures its input's amax itself: the same bits as the reused one
+        fp8.fill(fresh, Float.NaN);
+        fp8.blockMatmulBackward(Projection.GATE_UP, 1, null, fresh, dyg, xg, wg, n, c, oc, false);
+        report(op + " (amax measured)", s, "dweight", differing(fp8.download(fresh), reused), 0);
+        // the attention output projection stays bf16 in fp8-mixed: the bits of the plain matmul
+        Tensor plainOut = fp8.allocateActivation((long) n * oc);
+        fp8.blockMatmulForward(Projection.ATTENTION_OUTPUT, 0, out, xg, wg, n, c, oc);
+        fp8.matmulForward(plainOut, xg, wg, n, c, oc);
+        report("fp8-mixed attn out", s, "out", differing(fp8.download(out), fp8.download(plainOut)), 0);
+        if (fits) {
+            // the input the forward kept: the backward gives the same bits without reading inp
+            fp8.blockMatmulForward(Projection.GATE_UP, 2, out, xg, wg, n, c, oc);
+            fp8.fill(xg, Float.NaN);
+            fp8.fill(fresh, Float.NaN);
+            fp8.blockMatmulBackward(Projection.GATE_UP, 2, null, fresh, dyg, xg, wg, n, c, oc, false);
+            report(op + " (kept input)", s, "dweight", differing(fp8.download(fresh), reused), 0);
+        }
+        for (Tensor t : new Tensor[] {xg, wg, dyg, dwg, out, dx, fresh, plainOut}) {
             fp8.release(t);
         }
+    }
+
+    /**
+     * The kernels measuring the amax of what they write for the FP8 matmul that reads it next
+     * (RMSNorm: the q/k/v and gate/up inputs; SwiGLU: the down projection's input and the gate/up
+     * projection's output gradient): the matmuls give the bits they give when they measure the
+     * amax themselves (a layer whose producer did not).
+     */
+    private void fp8AmaxFromProducers(CudaBackend fp8, int n, int hidden, int c) {
+        String s = shape("n,hidden,c", n, hidden, c);
+        float[] h = bf16Values((long) n * 2 * hidden, 1), wd = bf16Values((long) c * hidden, 0.05), wgu = bf16Values(2L * hidden * c, 0.05),
+                x = bf16Values((long) n * c, 1), dy = bf16Values((long) n * hidden, 1e-3);
+        Tensor hg = fp8.allocateActivation(h.length), wdg = fp8.allocateActivation(wd.length), wgug = fp8.allocateActivation(wgu.length),
+                xg = fp8.allocateActivation(x.length), dyg = fp8.allocateActivation(dy.length);
+        fp8.upload(hg, h, 0, h.length);
+        fp8.upload(wdg, wd, 0, wd.length);
+        fp8.upload(wgug, wgu, 0, wgu.length);
+        fp8.upload(xg, x, 0, x.length);
+        fp8.upload(dyg, dy, 0, dy.length);
+        float[] res = values((long) n * c, 1), nw = values(c, 0.3), delta = bf16Values((long) n * c, 1);
+        Tensor resg = fp8.allocate(res.length), nwg = fp8.allocate(nw.length), deltag = fp8.allocateActivation(delta.length);
+        fp8.upload(resg, res, 0, res.length);
+        fp8.upload(nwg, nw, 0, nw.length);
+        fp8.upload(deltag, delta, 0, delta.length);
+        float[][] out = new float[2][], dx = new float[2][], dw = new float[2][], normed = new float[2][], residualNormed = new float[2][];
+        List<Tensor> made = new ArrayList<>(List.of(hg, wdg, wgug, xg, dyg, resg, nwg, deltag));
+        for (int k = 0; k < 2; k++) {
+            boolean fromProducer = k == 0;
+            int layer = 10 + k; // layers no other row uses: no forward measured before
+            Tensor sw = fp8.allocateActivation((long) n * hidden), o = fp8.allocateActivation((long) n * c),
+                    dh = fp8.allocateActivation(h.length), dxg = fp8.allocateActivation(x.length), dwg = fp8.allocate(wgu.length);
+            Tensor norm = fp8.allocateActivation((long) n * c), rstd = fp8.allocate(n), r2 = fp8.allocate(res.length),
+                    proj = fp8.allocateActivation(2L * n * hidden);
+            made.addAll(List.of(sw, o, dh, dxg, dwg, norm, rstd, r2, proj));
+            if (fromProducer) {
+                fp8.rmsnormForward(norm, rstd, resg, nwg, n, c, 1e-5f, Projection.QKV, layer);
+            } else {
+                fp8.rmsnormForward(norm, rstd, resg, nwg, n, c, 1e-5f);
+            }
+            fp8.blockMatmulForward(Projection.QKV, layer, proj, norm, wgug, n, c, 2 * hidden);
+            normed[k] = fp8.download(proj);
+            if (fromProducer) {
+                fp8.residualRmsnormForward(r2, norm, rstd, resg, deltag, nwg, n, c, 1e-5f, Projection.GATE_UP, layer);
+            } else {
+                fp8.residualRmsnormForward(r2, norm, rstd, resg, deltag, nwg, n, c, 1e-5f);
+            }
+            fp8.blockMatmulForward(Projection.GATE_UP, layer, proj, norm, wgug, n, c, 2 * hidden);
+            residualNormed[k] = fp8.download(proj);
+            if (fromProducer) {
+                fp8.swigluForward(sw, hg, n, hidden, Projection.DOWN, layer);
+            } else {
+                fp8.swigluForward(sw, hg, n, hidden);
+            }
+            fp8.blockMatmulForward(Projection.DOWN, layer, o, sw, wdg, n, hidden, c);
+            if (fromProducer) {
+                fp8.swigluBackward(dh, dyg, hg, n, hidden, Projection.GATE_UP, layer);
+            } else {
+                fp8.swigluBackward(dh, dyg, hg, n, hidden);
+            }
+            fp8.blockMatmulBackward(Projection.GATE_UP, layer, dxg, dwg, dh, xg, wgug, n, c, 2 * hidden, false);
+            out[k] = fp8.download(o);
+            dx[k] = fp8.download(dxg);
+            dw[k] = fp8.download(dwg);
+        }
+        report("fp8 amax by rmsnorm fwd", s, "out", differing(normed[0], normed[1]), 0);
+        report("fp8 amax by res+rmsnorm", s, "out", differing(residualNormed[0], residualNormed[1]), 0);
+        report("fp8 amax by swiglu fwd", s, "out", differing(out[0], out[1]), 0);
+        report("fp8 amax by swiglu bwd", s, "dinp", differing(dx[0], dx[1]), 0);
+        report("fp8 amax by swiglu bwd", s, "dweight", differing(dw[0], dw[1]), 0);
+        made.forEach(fp8::release);
     }
 
     private float[] bf16Values(long n, double std) {

@@ -2,6 +2,7 @@ package io.tinyllamaj.model.cuda;
 
 import io.tinyllamaj.kernels.AdamWStep;
 import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Projection;
 import io.tinyllamaj.kernels.Tensor;
 import io.tinyllamaj.kernels.cuda.CudaBackend;
 import io.tinyllamaj.kernels.cuda.CudaDriver;
@@ -157,14 +158,20 @@ final class TimedBackend implements Backend {
     }
 
     @Override
-    public void blockMatmulForward(Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
-        timed("matmul fwd c=" + c + " oc=" + oc, () -> gpu.blockMatmulForward(out, inp, weight, n, c, oc));
+    public void blockMatmulForward(Projection projection, int layer, Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
+        timed("matmul fwd c=" + c + " oc=" + oc, () -> gpu.blockMatmulForward(projection, layer, out, inp, weight, n, c, oc));
     }
 
     @Override
-    public void blockMatmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
-                                    boolean accumulate) {
-        timed("matmul bwd c=" + c + " oc=" + oc, () -> gpu.blockMatmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate));
+    public boolean blockMatmulKeepsInput(Projection projection, int n, int c, int oc) {
+        return gpu.blockMatmulKeepsInput(projection, n, c, oc);
+    }
+
+    @Override
+    public void blockMatmulBackward(Projection projection, int layer, Tensor dinp, Tensor dweight, Tensor dout, Tensor inp,
+                                    Tensor weight, int n, int c, int oc, boolean accumulate) {
+        timed("matmul bwd c=" + c + " oc=" + oc,
+                () -> gpu.blockMatmulBackward(projection, layer, dinp, dweight, dout, inp, weight, n, c, oc, accumulate));
     }
 
     @Override
@@ -176,6 +183,17 @@ final class TimedBackend implements Backend {
     @Override
     public void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps) {
         timed("rmsnorm fwd", () -> gpu.rmsnormForward(out, rstd, inp, weight, n, c, eps));
+    }
+
+    @Override
+    public void residualRmsnormForward(Tensor residual, Tensor out, Tensor rstd, Tensor x, Tensor delta, Tensor weight, int n, int c,
+                                       float eps, Projection feeds, int layer) {
+        timed("residual + rmsnorm fwd", () -> gpu.residualRmsnormForward(residual, out, rstd, x, delta, weight, n, c, eps, feeds, layer));
+    }
+
+    @Override
+    public void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps, Projection feeds, int layer) {
+        timed("rmsnorm fwd", () -> gpu.rmsnormForward(out, rstd, inp, weight, n, c, eps, feeds, layer));
     }
 
     @Override
@@ -218,6 +236,16 @@ final class TimedBackend implements Backend {
     @Override
     public void swigluBackward(Tensor dh, Tensor dout, Tensor h, int n, int hidden) {
         timed("swiglu bwd", () -> gpu.swigluBackward(dh, dout, h, n, hidden));
+    }
+
+    @Override
+    public void swigluForward(Tensor out, Tensor h, int n, int hidden, Projection feeds, int layer) {
+        timed("swiglu fwd", () -> gpu.swigluForward(out, h, n, hidden, feeds, layer));
+    }
+
+    @Override
+    public void swigluBackward(Tensor dh, Tensor dout, Tensor h, int n, int hidden, Projection feeds, int layer) {
+        timed("swiglu bwd", () -> gpu.swigluBackward(dh, dout, h, n, hidden, feeds, layer));
     }
 
     @Override

@@ -1,0 +1,98 @@
+package io.tinyllamaj.kernels.cuda;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * What fp8-mixed carries from a projection's forward to its backward, per site (a projection in a
+ * layer; the caller names it): the amax of weight and input the forward measured, the FP8
+ * transposed input it kept for the weight gradient with its inverse scale, and the addresses it
+ * read them at. Also the hand-over of an amax measured by the kernel that wrote a matmul's
+ * operand just before it (RMSNorm, SwiGLU), good for the next FP8 matmul of that site only.
+ */
+final class Fp8Sites {
+
+    /** Bytes from a site's amax slots to its input's inverse scale: cuBLASLt wants a scale pointer aligned wider than 4 bytes. */
+    private static final long SCALE_OFFSET = 256;
+
+    private final Gpu gpu;
+    private final Map<Integer, Site> sites = new HashMap<>();
+    private Produced produced;
+
+    /** The addresses and shape a site's forward read: its backward reuses what was measured and kept only for the same ones. */
+    record Measured(long weight, long input, int n, int c) {
+    }
+
+    private record Produced(int site, long address, boolean gradient) {
+    }
+
+    /** One site's device state: amax slots (weight +0, input +4, output gradient +8 bytes), the input's inverse scale, the kept input. */
+    static final class Site {
+        private final long slots;
+        private final Scratch keptInput;
+        private Measured measured;
+
+        private Site(Gpu gpu) {
+            slots = gpu.arena().allocate(SCALE_OFFSET + Float.BYTES);
+            keptInput = new Scratch(gpu.arena());
+        }
+
+        long weightAmax() {
+            return slots;
+        }
+
+        long inputAmax() {
+            return slots + Integer.BYTES;
+        }
+
+        long gradientAmax() {
+            return slots + 2 * Integer.BYTES;
+        }
+
+        long inputScale() {
+            return slots + SCALE_OFFSET;
+        }
+
+        /** The buffer of the kept e4m3 transposed input, at least {@code bytes} long. */
+        long keptInput(long bytes) {
+            return keptInput.atLeast(bytes);
+        }
+
+        Measured measured() {
+            return measured;
+        }
+
+        void measured(Measured m) {
+            measured = m;
+        }
+    }
+
+    Fp8Sites(Gpu gpu) {
+        this.gpu = gpu;
+    }
+
+    /** The state of {@code site}, made on its first use. */
+    Site site(int site) {
+        return sites.computeIfAbsent(site, s -> new Site(gpu));
+    }
+
+    /**
+     * The slot, zeroed, into which the kernel about to write {@code t} measures its amax for the
+     * next FP8 matmul of {@code site} (its input, or with {@code gradient} its output gradient),
+     * which then skips its own amax pass.
+     */
+    long fromProducer(int site, CudaTensor t, boolean gradient) {
+        Site s = site(site);
+        long slot = gradient ? s.gradientAmax() : s.inputAmax();
+        gpu.driver().memsetD32Async(slot, 0, 1, gpu.stream());
+        produced = new Produced(site, t.address(), gradient);
+        return slot;
+    }
+
+    /** Whether the kernel that wrote {@code t} measured its amax for this matmul of {@code site}; the hand-over ends here either way. */
+    boolean producedFor(int site, CudaTensor t, boolean gradient) {
+        Produced p = produced;
+        produced = null;
+        return t.bf16() && new Produced(site, t.address(), gradient).equals(p);
+    }
+}
