@@ -1,6 +1,7 @@
 package io.tinyllamaj.model;
 
 import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Projection;
 import io.tinyllamaj.kernels.Tensor;
 
 import java.util.Arrays;
@@ -18,7 +19,11 @@ import java.util.Set;
  * gradient into each norm (a matmul input's gradient) too, and in training the logits; the
  * residual stream and its gradient, norms' statistics and losses stay fp32. A sub-layer's output
  * (the attention and MLP projections) is a matmul output like any other, so an activation too: as
- * under autocast, it is rounded to bf16 and added to the fp32 residual stream.
+ * under autocast, it is rounded to bf16 and added to the fp32 residual stream. The norm outputs
+ * (the q/k/v and gate/up projections' inputs) are saved per block only where the backward reads
+ * them: a backend whose projection keeps its own copy of its input
+ * ({@link Backend#blockMatmulKeepsInput}, fp8-mixed's FP8 transposed copies) lets the blocks share
+ * one buffer.
  */
 final class Activations {
 
@@ -62,7 +67,13 @@ final class Activations {
     }
 
     Activations(Backend backend, LlamaConfig c, int b, int t, boolean training) {
-        this(new Allocator() {
+        this(allocator(backend), c, b, t, training,
+                !backend.blockMatmulKeepsInput(Projection.QKV, b * t, c.dim(), c.qkvDim()),
+                !backend.blockMatmulKeepsInput(Projection.GATE_UP, b * t, c.dim(), 2 * c.intermediate()));
+    }
+
+    private static Allocator allocator(Backend backend) {
+        return new Allocator() {
             @Override
             public Tensor fp32(long length) {
                 return backend.allocate(length);
@@ -72,10 +83,12 @@ final class Activations {
             public Tensor activation(long length) {
                 return backend.allocateActivation(length);
             }
-        }, c, b, t, training);
+        };
     }
 
-    private Activations(Allocator allocate, LlamaConfig c, int b, int t, boolean training) {
+    /** attnNormsRead, mlpNormsRead: whether the q/k/v and gate/up backwards read their inputs (then each block saves its own). */
+    private Activations(Allocator allocate, LlamaConfig c, int b, int t, boolean training, boolean attnNormsRead,
+                        boolean mlpNormsRead) {
         this.b = b;
         this.t = t;
         long n = (long) b * t;
@@ -95,13 +108,13 @@ final class Activations {
             boolean fresh = training || l == 0;
             residual[l] = fresh ? allocate.fp32(n * c.dim()) : residual[0];
             rstdAttn[l] = fresh ? allocate.fp32(n) : rstdAttn[0];
-            normAttn[l] = fresh ? allocate.activation(n * c.dim()) : normAttn[0];
+            normAttn[l] = l == 0 || training && attnNormsRead ? allocate.activation(n * c.dim()) : normAttn[0];
             qkv[l] = fresh ? allocate.activation(n * c.qkvDim()) : qkv[0];
             attn[l] = fresh ? allocate.activation(n * c.dim()) : attn[0];
             lse[l] = fresh ? allocate.fp32(n * c.heads()) : lse[0];
             midResidual[l] = fresh ? allocate.fp32(n * c.dim()) : midResidual[0];
             rstdMlp[l] = fresh ? allocate.fp32(n) : rstdMlp[0];
-            normMlp[l] = fresh ? allocate.activation(n * c.dim()) : normMlp[0];
+            normMlp[l] = l == 0 || training && mlpNormsRead ? allocate.activation(n * c.dim()) : normMlp[0];
             gateUp[l] = fresh ? allocate.activation(n * 2L * c.intermediate()) : gateUp[0];
         }
         swiglu = allocate.activation(n * c.intermediate());
@@ -148,7 +161,7 @@ final class Activations {
                 total[0] += length * activationBytes;
                 return new Sized(length);
             }
-        }, c, b, t, training);
+        }, c, b, t, training, true, true);
         return total[0];
     }
 

@@ -215,34 +215,35 @@ class LlamaModelTest {
     }
 
     /**
-     * A backend whose down projection keeps its input from forward to backward (as fp8-mixed does
-     * on the GPU, here the CPU with the kept values put back before the backward): the model skips
-     * recomputing the SwiGLU output for that backward, one SwiGLU forward a layer, and the
+     * A backend whose block projections keep their inputs from forward to backward (as fp8-mixed
+     * does on the GPU; here the CPU, with the kept values put back before each backward): the model
+     * no longer recomputes the SwiGLU output (one SwiGLU forward a layer) nor saves a norm output
+     * per block (one shared buffer each: 2 (layers - 1) n dim fp32 values fewer), and the
      * gradients are the plain backend's bit for bit.
      */
     @Test
-    void aBackendThatKeepsTheDownInputSparesTheSwigluRecomputation() throws Exception {
+    void aBackendThatKeepsProjectionInputsSparesRecomputationAndSavedNorms() throws Exception {
         LlamaConfig c = tiny(false);
         Path dir = Checkpoints.write(new ReferenceLlama(c, 19), temp.resolve("hf"));
         CpuBackend cpu = new CpuBackend();
-        Map<Integer, float[]> kept = new HashMap<>();
+        Map<String, float[]> kept = new HashMap<>();
         int[] swigluForwards = {0};
         // a decorator over the whole interface: only these four calls differ from the CPU's
         Backend keeping = (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class},
                 (proxy, method, args) -> {
                     switch (method.getName()) {
                         case "blockMatmulKeepsInput" -> {
-                            return args[0] == Projection.DOWN;
+                            return args[0] != Projection.ATTENTION_OUTPUT;
                         }
                         case "swigluForward" -> swigluForwards[0]++;
                         case "blockMatmulForward" -> {
-                            if (args[0] == Projection.DOWN) {
-                                kept.put((Integer) args[1], cpu.download((Tensor) args[3]));
+                            if (args[0] != Projection.ATTENTION_OUTPUT) {
+                                kept.put(args[0] + " " + args[1], cpu.download((Tensor) args[3]));
                             }
                         }
                         case "blockMatmulBackward" -> {
-                            if (args[0] == Projection.DOWN) {
-                                float[] values = kept.get((Integer) args[1]);
+                            if (args[0] != Projection.ATTENTION_OUTPUT) {
+                                float[] values = kept.get(args[0] + " " + args[1]);
                                 cpu.upload((Tensor) args[5], values, 0, values.length);
                             }
                         }
@@ -264,8 +265,9 @@ class LlamaModelTest {
             m.forwardBackward(in, targets, b, t, 1f / n);
         }
         assertEquals(c.layers(), swigluForwards[0], "one SwiGLU forward a layer: none recomputed");
-        assertEquals(c.layers(), kept.size());
+        assertEquals(3 * c.layers(), kept.size());
         assertArrayEquals(plain.backend().download(plain.gradients()), model.backend().download(model.gradients()));
+        assertEquals(2L * (c.layers() - 1) * n * c.dim() * Float.BYTES, plain.memory().activations() - model.memory().activations());
     }
 
     /**
