@@ -6,34 +6,38 @@ import java.util.Map;
 /**
  * What fp8-mixed carries from a projection's forward to its backward, per site (a projection in a
  * layer; the caller names it): the amax of weight and input the forward measured, the FP8
- * transposed input it kept for the weight gradient with its inverse scale, and the addresses it
- * read them at. Also the hand-over of an amax measured by the kernel that wrote a matmul's
+ * transposed weight and input it kept for the input and weight gradients with their inverse
+ * scales, and the addresses it read them at. Also the hand-over of an amax measured by the kernel that wrote a matmul's
  * operand just before it (RMSNorm, SwiGLU), good for the next FP8 matmul of that site only.
  */
 final class Fp8Sites {
 
-    /** Bytes from a site's amax slots to its input's inverse scale: cuBLASLt wants a scale pointer aligned wider than 4 bytes. */
-    private static final long SCALE_OFFSET = 256;
+    /** Bytes between a site's amax slots and its two inverse scales: cuBLASLt wants a scale pointer aligned wider than 4 bytes. */
+    private static final long SCALE_STRIDE = 256;
 
     private final Gpu gpu;
     private final Map<Integer, Site> sites = new HashMap<>();
     private Produced produced;
 
     /** The addresses and shape a site's forward read: its backward reuses what was measured and kept only for the same ones. */
-    record Measured(long weight, long input, int n, int c) {
+    record Measured(long weight, long input, int n, int c, int oc) {
     }
 
     private record Produced(int site, long address, boolean gradient) {
     }
 
-    /** One site's device state: amax slots (weight +0, input +4, output gradient +8 bytes), the input's inverse scale, the kept input. */
+    /**
+     * One site's device state: amax slots (weight +0, input +4, output gradient +8 bytes), the
+     * inverse scales of the kept weight and input, the kept copies.
+     */
     static final class Site {
         private final long slots;
-        private final Scratch keptInput;
+        private final Scratch keptWeight, keptInput;
         private Measured measured;
 
         private Site(Gpu gpu) {
-            slots = gpu.arena().allocate(SCALE_OFFSET + Float.BYTES);
+            slots = gpu.arena().allocate(2 * SCALE_STRIDE + Float.BYTES);
+            keptWeight = new Scratch(gpu.arena());
             keptInput = new Scratch(gpu.arena());
         }
 
@@ -49,8 +53,17 @@ final class Fp8Sites {
             return slots + 2 * Integer.BYTES;
         }
 
+        long weightScale() {
+            return slots + SCALE_STRIDE;
+        }
+
         long inputScale() {
-            return slots + SCALE_OFFSET;
+            return slots + 2 * SCALE_STRIDE;
+        }
+
+        /** The buffer of the kept e4m3 transposed weight, at least {@code bytes} long. */
+        long keptWeight(long bytes) {
+            return keptWeight.atLeast(bytes);
         }
 
         /** The buffer of the kept e4m3 transposed input, at least {@code bytes} long. */

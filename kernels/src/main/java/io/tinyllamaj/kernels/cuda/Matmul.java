@@ -5,14 +5,14 @@ package io.tinyllamaj.kernels.cuda;
  * fp32 or bf16 output. An fp32 operand is cast to bf16 first (elementwise.cu), into one of three
  * scratch buffers (weight, input, output gradient).
  *
- * <p>With FP8 on ({@link #forwardFp8}, {@link #backwardFp8}), each operand is quantized on every
- * call with a scale from its own amax (current scaling, {@link Fp8Kernels}): weights and inputs to
- * e4m3, output gradients to e5m2. cuBLASLt's FP8 matmuls on Hopper take A transposed and B not,
- * so the input gradient reads a transposed copy of the weight, and the weight gradient transposed
- * copies of the input and of the output gradient, each written by the same cast pass. The
- * forward writes the input's transposed copy too and keeps it for the backward of the same site
- * (a projection in a layer, named by the caller; {@link Fp8Sites}), whose weight cast reuses the
- * forward's amax; a kernel that writes an operand just before its matmul (RMSNorm, SwiGLU) may
+ * <p>With FP8 on ({@link #forwardFp8}, {@link #backwardFp8}), each operand is quantized with a
+ * scale from its own amax (current scaling, {@link Fp8Kernels}): weights and inputs to e4m3,
+ * output gradients to e5m2. cuBLASLt's FP8 matmuls on Hopper take A transposed and B not, so the
+ * input gradient reads a transposed copy of the weight, and the weight gradient transposed copies
+ * of the input and of the output gradient, each written by the same cast pass as the operand
+ * itself. The forward keeps the transposed weight and input for the backward of the same site (a
+ * projection in a layer, named by the caller; {@link Fp8Sites}), so the backward casts only the
+ * output gradient; a kernel that writes an operand just before its matmul (RMSNorm, SwiGLU) may
  * measure its amax on the way, sparing the amax pass.
  */
 final class Matmul implements AutoCloseable {
@@ -133,8 +133,8 @@ final class Matmul implements AutoCloseable {
 
     /**
      * {@link #forward} with both operands in e4m3; in bf16 where {@link #fp8Fits} says no. The
-     * input's cast also writes its transpose, kept for {@code site}'s backward with the input's
-     * scale; the amax of weight and input are kept too.
+     * casts of weight and input also write their transposes, kept for {@code site}'s backward with
+     * their scales.
      */
     void forwardFp8(int site, CudaTensor out, CudaTensor inp, CudaTensor weight, int n, int c, int oc) {
         boolean inputGiven = sites.producedFor(site, inp, false);
@@ -145,13 +145,13 @@ final class Matmul implements AutoCloseable {
         CudaBackend.checkLength(out, (long) n * oc);
         Fp8Sites.Site s = sites.site(site);
         long w8 = fp8Buffer(WEIGHT, false, (long) oc * c), x8 = fp8Buffer(INPUT, false, (long) n * c);
-        long x8t = s.keptInput(Math.max((long) n * c, 256));
-        fp8.quantize(bf16(0, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, w8, 0, scale(WEIGHT), s.weightAmax(), true);
+        long w8t = s.keptWeight(Math.max((long) oc * c, 256)), x8t = s.keptInput(Math.max((long) n * c, 256));
+        fp8.quantize(bf16(0, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, w8, w8t, s.weightScale(), s.weightAmax(), true);
         fp8.quantize(bf16(1, inp, (long) n * c), n, c, Fp8Kernels.Format.E4M3, x8, x8t, s.inputScale(), s.inputAmax(), !inputGiven);
-        // an fp32 weight went through a scratch buffer: its amax is not known by address in the backward
-        s.measured(new Fp8Sites.Measured(weight.bf16() ? weight.address() : 0, inp.address(), n, c));
+        // an fp32 weight went through a scratch buffer: the backward cannot know it by address
+        s.measured(new Fp8Sites.Measured(weight.bf16() ? weight.address() : 0, inp.address(), n, c, oc));
         // out^T [oc, n] = W [oc, c] (stored col-major [c, oc], transposed) . inp^T [c, n]
-        blas.matmulFp8(oc, n, c, w8, CublasLt.CUDA_R_8F_E4M3, scale(WEIGHT), c, x8, CublasLt.CUDA_R_8F_E4M3, s.inputScale(), c,
+        blas.matmulFp8(oc, n, c, w8, CublasLt.CUDA_R_8F_E4M3, s.weightScale(), c, x8, CublasLt.CUDA_R_8F_E4M3, s.inputScale(), c,
                 w8, out.address(), oc, false, out.bf16(), gpu.stream()); // C: any address but D's (beta 0)
     }
 
@@ -159,7 +159,7 @@ final class Matmul implements AutoCloseable {
      * {@link #backward} with the output gradient in e5m2, weight and input in e4m3; in bf16 where
      * {@link #fp8Fits} says no. Where {@code site}'s forward read the same input tensor at the same
      * sizes, the weight gradient takes the transposed input that forward kept ({@code inp} is not
-     * read); where it read the same weight, the weight's cast takes its amax.
+     * read); where it read the same weight, the input gradient takes the kept transposed weight.
      */
     void backwardFp8(int site, CudaTensor dinp, CudaTensor dweight, CudaTensor dout, CudaTensor inp, CudaTensor weight, int n, int c, int oc,
                      boolean accumulate) {
@@ -171,18 +171,21 @@ final class Matmul implements AutoCloseable {
         CudaBackend.checkLength(dweight, (long) oc * c);
         Fp8Sites.Site s = sites.site(site);
         Fp8Sites.Measured m = s.measured();
-        boolean weightKnown = m != null && weight.bf16() && m.weight() == weight.address();
+        boolean weightKept = m != null && weight.bf16() && m.weight() == weight.address() && m.c() == c && m.oc() == oc;
         boolean inputKept = m != null && m.input() == inp.address() && m.n() == n && m.c() == c;
         long dy8 = dinp != null ? fp8Buffer(GRADIENT, false, (long) n * oc) : 0, dy8t = fp8Buffer(GRADIENT, true, (long) n * oc);
         fp8.quantize(bf16(0, dout, (long) n * oc), n, oc, Fp8Kernels.Format.E5M2, dy8, dy8t, scale(GRADIENT), s.gradientAmax(),
                 !gradientGiven);
         if (dinp != null) {
             CudaBackend.checkLength(dinp, (long) n * c);
-            long w8t = fp8Buffer(WEIGHT, true, (long) oc * c);
-            fp8.quantize(bf16(1, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, 0, w8t, scale(WEIGHT),
-                    weightKnown ? s.weightAmax() : scratchAmax, !weightKnown);
+            long w8t = s.keptWeight(0), wScale = s.weightScale();
+            if (!weightKept) {
+                w8t = fp8Buffer(WEIGHT, true, (long) oc * c);
+                wScale = scale(WEIGHT);
+                fp8.quantize(bf16(1, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, 0, w8t, wScale, scratchAmax, true);
+            }
             // dinp^T [c, n] = W^T [c, oc] (stored as w8t, row-major [c, oc] = col-major [oc, c], transposed) . dout^T [oc, n]
-            blas.matmulFp8(c, n, oc, w8t, CublasLt.CUDA_R_8F_E4M3, scale(WEIGHT), oc, dy8, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT),
+            blas.matmulFp8(c, n, oc, w8t, CublasLt.CUDA_R_8F_E4M3, wScale, oc, dy8, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT),
                     oc, w8t, dinp.address(), c, false, dinp.bf16(), gpu.stream());
         }
         long x8t = s.keptInput(0), xScale = s.inputScale();

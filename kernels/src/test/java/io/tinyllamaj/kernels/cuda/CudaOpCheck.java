@@ -389,6 +389,17 @@ public final class CudaOpCheck {
             fp8.fill(fresh, Float.NaN);
             fp8.blockMatmulBackward(Projection.GATE_UP, 2, null, fresh, dyg, xg, wg, n, c, oc, false);
             report(op + " (kept input)", s, "dweight", differing(fp8.download(fresh), reused), 0);
+            // a bf16 weight (as training passes them): the input gradient from the kept transposed weight, against a fresh cast
+            Tensor wb = fp8.allocateActivation(w.length), dxKept = fp8.allocateActivation(x.length), dxCast = fp8.allocateActivation(x.length);
+            fp8.upload(wb, w, 0, w.length); // bf16 values already: exact
+            fp8.upload(xg, x, 0, x.length);
+            fp8.blockMatmulForward(Projection.GATE_UP, 3, out, xg, wb, n, c, oc);
+            fp8.blockMatmulBackward(Projection.GATE_UP, 3, dxKept, fresh, dyg, xg, wb, n, c, oc, false);
+            fp8.blockMatmulBackward(Projection.GATE_UP, 4, dxCast, fresh, dyg, xg, wb, n, c, oc, false);
+            report(op + " (kept weight)", s, "dinp", differing(fp8.download(dxKept), fp8.download(dxCast)), 0);
+            for (Tensor t : new Tensor[] {wb, dxKept, dxCast}) {
+                fp8.release(t);
+            }
         }
         for (Tensor t : new Tensor[] {xg, wg, dyg, dwg, out, dx, fresh, plainOut}) {
             fp8.release(t);
