@@ -7,7 +7,8 @@
 //   dx += rstd * g - x * rstd^3 * mean(g * x)     (accumulates: the residual path adds to dx)
 //   dw += sum over rows of dy * x * rstd
 // dx_copy (optional, bf16): the new dx rounded, for the matmul backward that reads it next (one
-// store here instead of a separate cast pass that reads dx again).
+// store here instead of a separate cast pass that reads dx again); amax (may be null, only with
+// dx_copy): max |dx_copy| joins amax[0], for that matmul in FP8 (fp8.cu).
 // Trick: the backward gives each block a run of rows; every thread owns fixed columns and keeps
 // their dw partial sums in shared memory across the rows, then writes the block's partial row
 // to partials [blocks, c]; a second kernel sums the partials over the blocks in a fixed order
@@ -144,12 +145,13 @@ RMSNORM_FORWARD_KERNELS(_bf16, bf16)
 // gradient of a matmul input, which autocast keeps in bf16); everything else fp32.
 template <typename T>
 __device__ void rmsnorm_backward_impl(float* dinp, bf16* dinpCopy, float* partials, const T* dout, const float* inp,
-                                      const float* weight, const float* rstd, int n, int c) {
+                                      const float* weight, const float* rstd, int n, int c, unsigned* amax) {
     extern __shared__ float dw[];
     __shared__ float scratch[32];
     for (int j = threadIdx.x; j < c; j += blockDim.x) dw[j] = 0.f;
     int first = blockIdx.x * RMSNORM_ROWS_PER_BLOCK;
     int last = min(first + RMSNORM_ROWS_PER_BLOCK, n);
+    float m = 0.f;  // max |dinp| written to the copy, for amax
     for (int row = first; row < last; row++) {
         const float* x = inp + (long long)row * c;
         const T* dy = dout + (long long)row * c;
@@ -163,11 +165,13 @@ __device__ void rmsnorm_backward_impl(float* dinp, bf16* dinpCopy, float* partia
             float g = ld(&dy[j]);
             dx[j] += s * weight[j] * g - k * x[j];
             if (dinpCopy) st(dinpCopy + (long long)row * c + j, dx[j]);
+            m = fmaxf(m, fabsf(dx[j]));
             dw[j] += g * x[j] * s;
         }
     }
     float* mine = partials + (long long)blockIdx.x * c;
     for (int j = threadIdx.x; j < c; j += blockDim.x) mine[j] = dw[j];
+    if (amax) warp_amax(amax, bf16_round(m));
 }
 
 // The same, 16 bytes at a time, when c % 4 == 0, every base is aligned and c <= 4096 (the
@@ -176,7 +180,7 @@ __device__ void rmsnorm_backward_impl(float* dinp, bf16* dinpCopy, float* partia
 // partials across the block's rows, so each value is read once and there is no shared dw row.
 template <typename T>
 __device__ void rmsnorm_backward_vec_impl(float* dinp, bf16* dinpCopy, float* partials, const T* dout, const float* inp,
-                                          const float* weight, const float* rstd, int n, int c) {
+                                          const float* weight, const float* rstd, int n, int c, unsigned* amax) {
     __shared__ float scratch[32];
     const int j = 4 * threadIdx.x;
     const bool mine = j < c;
@@ -184,6 +188,7 @@ __device__ void rmsnorm_backward_vec_impl(float* dinp, bf16* dinpCopy, float* pa
     load_vec<float, 4>(w, mine ? weight + j : weight);
     int first = blockIdx.x * RMSNORM_ROWS_PER_BLOCK;
     int last = min(first + RMSNORM_ROWS_PER_BLOCK, n);
+    float m = 0.f;  // max |dinp| written to the copy, for amax
     for (int row = first; row < last; row++) {
         float x[4] = {0.f, 0.f, 0.f, 0.f}, g[4] = {0.f, 0.f, 0.f, 0.f};
         if (mine) {
@@ -202,19 +207,21 @@ __device__ void rmsnorm_backward_vec_impl(float* dinp, bf16* dinpCopy, float* pa
             for (int e = 0; e < 4; e++) {
                 d[e] += s * w[e] * g[e] - k * x[e];
                 dw[e] += g[e] * x[e] * s;
+                m = fmaxf(m, fabsf(d[e]));
             }
             store_vec<float, 4>(dx, d);
             if (dinpCopy) store_vec<bf16, 4>(dinpCopy + (long long)row * c + j, d);
         }
     }
     if (mine) store_vec<float, 4>(partials + (long long)blockIdx.x * c + j, dw);
+    if (amax) warp_amax(amax, bf16_round(m));
 }
 
 // Both backward forms (the launcher picks), per storage type of dout.
 #define RMSNORM_BACKWARD_KERNELS(NAME, SUFFIX, T)                                                                    \
     extern "C" __global__ void NAME##SUFFIX(float* dinp, bf16* dinpCopy, float* partials, const T* dout,             \
-            const float* inp, const float* weight, const float* rstd, int n, int c) {                               \
-        NAME##_impl<T>(dinp, dinpCopy, partials, dout, inp, weight, rstd, n, c);                                      \
+            const float* inp, const float* weight, const float* rstd, int n, int c, unsigned* amax) {               \
+        NAME##_impl<T>(dinp, dinpCopy, partials, dout, inp, weight, rstd, n, c, amax);                                \
     }
 
 RMSNORM_BACKWARD_KERNELS(rmsnorm_backward, , float)

@@ -216,6 +216,16 @@ public interface Backend extends AutoCloseable {
         copy(dinpCopy, dinp);
     }
 
+    /**
+     * {@link #rmsnormBackwardAndCopy} whose {@code dinpCopy} is the output gradient that the backward
+     * of {@code feeds} in {@code layer} reads next; see
+     * {@link #swigluForward(Tensor, Tensor, int, int, Projection, int)}.
+     */
+    default void rmsnormBackwardAndCopy(Tensor dinp, Tensor dinpCopy, Tensor dweight, Tensor dout, Tensor inp, Tensor weight,
+                                        Tensor rstd, int n, int c, boolean accumulateWeight, Projection feeds, int layer) {
+        rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
+    }
+
     // ---- RoPE (rotate-half), in place on the q and k heads of fused qkv rows ----
 
     /**

@@ -513,7 +513,7 @@ public final class LlamaModel {
         // Each norm's backward also leaves dResidual as the next matmul backward reads it (dResidualCopy).
         backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy,
                 g != null ? g.finalNorm() : unitGradient(head, layout.get("final_norm")), a.dNorm, a.residual[c.layers()],
-                finalNormWeight(), a.rstdFinal, n, dim, accumulate);
+                finalNormWeight(), a.rstdFinal, n, dim, accumulate, Projection.DOWN, c.layers() - 1);
         reduce(head, intoRange);
         leave(head);
         for (int l = c.layers() - 1; l >= 0; l--) {
@@ -532,15 +532,16 @@ public final class LlamaModel {
             backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden, Projection.GATE_UP, l);
             backend.blockMatmulBackward(Projection.GATE_UP, l, a.dNorm, dw.gateUp(), a.dGateUp, a.normMlp[l], op.gateUp(), n, dim, 2 * hidden, accumulate);
             backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.mlpNorm(), a.dNorm, a.midResidual[l], mlpNormWeight(l),
-                    a.rstdMlp[l], n, dim, accumulate);
+                    a.rstdMlp[l], n, dim, accumulate, Projection.ATTENTION_OUTPUT, l);
             // Attention half: dResidual is now d(h).
-            backend.blockMatmulBackward(Projection.ATTENTION_OUTPUT, l, a.dAttn, dw.attnOut(), a.dResidualCopy, a.attn[l], op.attnOut(), n, dim, dim, accumulate);
+            backend.blockMatmulBackward(Projection.ATTENTION_OUTPUT, l, a.dAttn, dw.attnOut(), a.dResidualCopy, a.attn[l], op.attnOut(), n, dim,
+                    dim, accumulate);
             backend.attentionBackward(a.dQkv, a.dAttn, a.qkv[l], a.attn[l], a.lse[l], b, t, c.heads(), c.kvHeads(), c.headSize());
             backend.ropeBackward(a.dQkv, b, t, c.heads(), c.kvHeads(), c.headSize(), 0, c.ropeTheta());
             backend.blockMatmulBackward(Projection.QKV, l, a.dNorm, dw.qkv(), a.dQkv, a.normAttn[l], op.qkv(), n, dim, c.qkvDim(), accumulate);
             if (l > 0) {
                 backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.attnNorm(), a.dNorm, a.residual[l], attnNormWeight(l),
-                        a.rstdAttn[l], n, dim, accumulate);
+                        a.rstdAttn[l], n, dim, accumulate, Projection.DOWN, l - 1);
             } else { // the embedding's backward reads dResidual itself
                 backend.rmsnormBackward(a.dResidual, dw.attnNorm(), a.dNorm, a.residual[l], attnNormWeight(l), a.rstdAttn[l], n, dim,
                         accumulate);

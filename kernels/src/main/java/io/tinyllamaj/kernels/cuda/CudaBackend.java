@@ -493,7 +493,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c,
                                 boolean accumulateWeight) {
-        rmsnormBackward(dinp, 0, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
+        rmsnormBackward(dinp, 0, dweight, dout, inp, weight, rstd, n, c, accumulateWeight, 0);
     }
 
     @Override
@@ -505,17 +505,31 @@ public final class CudaBackend implements Backend {
             Backend.super.rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
             return;
         }
-        rmsnormBackward(dinp, copy.address(), dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
+        rmsnormBackward(dinp, copy.address(), dweight, dout, inp, weight, rstd, n, c, accumulateWeight, 0);
     }
 
-    /** copyBf16: where the kernel also writes the new dinp in bf16, or 0. */
+    @Override
+    public void rmsnormBackwardAndCopy(Tensor dinp, Tensor dinpCopy, Tensor dweight, Tensor dout, Tensor inp, Tensor weight,
+                                       Tensor rstd, int n, int c, boolean accumulateWeight, Projection feeds, int layer) {
+        CudaTensor copy = of(dinpCopy);
+        if (!fp8Feeds(feeds, copy)) {
+            rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
+            return;
+        }
+        checkLength(copy, (long) n * c);
+        current();
+        rmsnormBackward(dinp, copy.address(), dweight, dout, inp, weight, rstd, n, c, accumulateWeight,
+                matmul.amaxFromProducer(site(feeds, layer), copy, true));
+    }
+
+    /** copyBf16: where the kernel also writes the new dinp in bf16, or 0; amax: where it measures the copy's, or 0. */
     private void rmsnormBackward(Tensor dinp, long copyBf16, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd,
-                                 int n, int c, boolean accumulateWeight) {
+                                 int n, int c, boolean accumulateWeight, long amax) {
         current();
         String op = "rmsnormBackward";
         // dout, the gradient of a matmul input: fp32 or bf16 storage
         rmsnorm.backward(ptr32(op, dinp), copyBf16, ptr32(op, dweight), of(dout), ptr32(op, inp), ptr32(op, weight), ptr32(op, rstd),
-                n, c, accumulateWeight);
+                n, c, accumulateWeight, amax);
     }
 
     // ---- RoPE ----

@@ -17,7 +17,7 @@ final class RmsNormKernels {
     static final KernelSignature RESIDUAL_FORWARD = KernelSignature.of("residual_rmsnorm_forward", PTR, PTR, PTR, PTR, PTR, PTR,
             I32, I32, F32, PTR).withBf16();
     static final KernelSignature BACKWARD = KernelSignature.of(List.of("rmsnorm_backward", "rmsnorm_backward_vec"),
-            PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32).withBf16();
+            PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, PTR).withBf16();
     static final KernelSignature DWEIGHT_REDUCE = KernelSignature.of("rmsnorm_dweight_reduce", PTR, PTR, I32, I32, I32);
     static final List<KernelSignature> SIGNATURES = List.of(FORWARD, RESIDUAL_FORWARD, BACKWARD, DWEIGHT_REDUCE);
     static final String FORWARD_ROWS = "rmsnorm_forward_rows_per_block", BACKWARD_ROWS = "rmsnorm_backward_rows_per_block",
@@ -64,9 +64,11 @@ final class RmsNormKernels {
     /**
      * dinp += ..., dweight += ... (= when !accumulateWeight); copyBf16: where the new dinp also goes,
      * rounded to bf16, or 0. dout (a matmul input's gradient) fp32 or bf16; everything else fp32.
+     * amax: 0, or (with copyBf16) 4 bytes of device memory that max |copy| joins (unsigned float
+     * bits: zero it first).
      */
     void backward(long dinp, long copyBf16, long dweight, CudaTensor dout, long inp, long weight, long rstd, int n, int c,
-                  boolean accumulateWeight) {
+                  boolean accumulateWeight, long amax) {
         if (c > MAX_COLUMNS) {
             throw new IllegalArgumentException("rmsnormBackward: at most " + MAX_COLUMNS + " columns, got " + c);
         }
@@ -78,10 +80,10 @@ final class RmsNormKernels {
                 && dy % (4L * dout.elementBytes()) == 0) {
             // the vectorized form: a thread per 4 columns
             backwardVec.of(dout).args().ptr(dinp).ptr(copyBf16).ptr(partial).ptr(dy).ptr(inp).ptr(weight).ptr(rstd).i32(n).i32(c)
-                    .launch(blocks, 1, 1, (c / 4 + 31) / 32 * 32, 0);
+                    .ptr(amax).launch(blocks, 1, 1, (c / 4 + 31) / 32 * 32, 0);
         } else {
             backward.of(dout).args().ptr(dinp).ptr(copyBf16).ptr(partial).ptr(dy).ptr(inp).ptr(weight).ptr(rstd).i32(n).i32(c)
-                    .launch(blocks, 1, 1, blockFor(c), c * Float.BYTES);
+                    .ptr(amax).launch(blocks, 1, 1, blockFor(c), c * Float.BYTES);
         }
         reduce.args().ptr(dweight).ptr(partial).i32(blocks).i32(c).i32(accumulateWeight ? 1 : 0)
                 .launch((c + 31) / 32, 1, 1, reduceThreads, 0);

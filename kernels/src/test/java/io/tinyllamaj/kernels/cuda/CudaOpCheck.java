@@ -408,9 +408,10 @@ public final class CudaOpCheck {
 
     /**
      * The kernels measuring the amax of what they write for the FP8 matmul that reads it next
-     * (RMSNorm: the q/k/v and gate/up inputs; SwiGLU: the down projection's input and the gate/up
-     * projection's output gradient): the matmuls give the bits they give when they measure the
-     * amax themselves (a layer whose producer did not).
+     * (RMSNorm: the q/k/v and gate/up inputs, and in its backward the down projection's output
+     * gradient; SwiGLU: the down projection's input and the gate/up projection's output gradient):
+     * the matmuls give the bits they give when they measure the amax themselves (a layer whose
+     * producer did not).
      */
     private void fp8AmaxFromProducers(CudaBackend fp8, int n, int hidden, int c) {
         String s = shape("n,hidden,c", n, hidden, c);
@@ -428,7 +429,8 @@ public final class CudaOpCheck {
         fp8.upload(resg, res, 0, res.length);
         fp8.upload(nwg, nw, 0, nw.length);
         fp8.upload(deltag, delta, 0, delta.length);
-        float[][] out = new float[2][], dx = new float[2][], dw = new float[2][], normed = new float[2][], residualNormed = new float[2][];
+        float[][] out = new float[2][], dx = new float[2][], dw = new float[2][], normed = new float[2][], residualNormed = new float[2][],
+                normDx = new float[2][], normDw = new float[2][];
         List<Tensor> made = new ArrayList<>(List.of(hg, wdg, wgug, xg, dyg, resg, nwg, deltag));
         for (int k = 0; k < 2; k++) {
             boolean fromProducer = k == 0;
@@ -467,10 +469,25 @@ public final class CudaOpCheck {
             out[k] = fp8.download(o);
             dx[k] = fp8.download(dxg);
             dw[k] = fp8.download(dwg);
+            // the norm's backward writes the residual gradient's bf16 copy: the down projection's output gradient
+            Tensor dres = fp8.allocate(res.length), dcopy = fp8.allocateActivation(res.length), dnw = fp8.allocate(nw.length),
+                    dsw = fp8.allocateActivation((long) n * hidden), dwd = fp8.allocate(wd.length);
+            made.addAll(List.of(dres, dcopy, dnw, dsw, dwd));
+            fp8.upload(dres, res, 0, res.length);
+            if (fromProducer) {
+                fp8.rmsnormBackwardAndCopy(dres, dcopy, dnw, deltag, r2, nwg, rstd, n, c, false, Projection.DOWN, layer);
+            } else {
+                fp8.rmsnormBackwardAndCopy(dres, dcopy, dnw, deltag, r2, nwg, rstd, n, c, false);
+            }
+            fp8.blockMatmulBackward(Projection.DOWN, layer, dsw, dwd, dcopy, sw, wdg, n, hidden, c, false);
+            normDx[k] = fp8.download(dsw);
+            normDw[k] = fp8.download(dwd);
         }
         report("fp8 amax by rmsnorm fwd", s, "out", differing(normed[0], normed[1]), 0);
         report("fp8 amax by res+rmsnorm", s, "out", differing(residualNormed[0], residualNormed[1]), 0);
         report("fp8 amax by swiglu fwd", s, "out", differing(out[0], out[1]), 0);
+        report("fp8 amax by rmsnorm bwd", s, "dinp", differing(normDx[0], normDx[1]), 0);
+        report("fp8 amax by rmsnorm bwd", s, "dweight", differing(normDw[0], normDw[1]), 0);
         report("fp8 amax by swiglu bwd", s, "dinp", differing(dx[0], dx[1]), 0);
         report("fp8 amax by swiglu bwd", s, "dweight", differing(dw[0], dw[1]), 0);
         made.forEach(fp8::release);

@@ -203,6 +203,13 @@ final class TimedBackend implements Backend {
     }
 
     @Override
+    public void rmsnormBackwardAndCopy(Tensor dinp, Tensor dinpCopy, Tensor dweight, Tensor dout, Tensor inp, Tensor weight,
+                                       Tensor rstd, int n, int c, boolean accumulateWeight, Projection feeds, int layer) {
+        timed("rmsnorm bwd",
+                () -> gpu.rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight, feeds, layer));
+    }
+
+    @Override
     public void rmsnormBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, Tensor rstd, int n, int c,
                                 boolean accumulateWeight) {
         timed("rmsnorm bwd", () -> gpu.rmsnormBackward(dinp, dweight, dout, inp, weight, rstd, n, c, accumulateWeight));
