@@ -237,6 +237,16 @@ public interface Backend extends AutoCloseable {
     /** The inverse rotation, applied to the gradient in place. */
     void ropeBackward(Tensor dqkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta);
 
+    /**
+     * {@link #ropeBackward} whose {@code dqkv} (all of it, the v heads too) is the output gradient
+     * that the backward of {@code feeds} in {@code layer} reads next; see
+     * {@link #swigluForward(Tensor, Tensor, int, int, Projection, int)}.
+     */
+    default void ropeBackward(Tensor dqkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta,
+                              Projection feeds, int layer) {
+        ropeBackward(dqkv, b, t, nHeads, nKvHeads, headSize, startPos, theta);
+    }
+
     // ---- causal grouped-query attention ----
 
     /**

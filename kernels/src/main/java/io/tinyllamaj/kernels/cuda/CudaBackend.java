@@ -537,13 +537,22 @@ public final class CudaBackend implements Backend {
     @Override
     public void ropeForward(Tensor qkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta) {
         current();
-        rope.rotate(of(qkv), b, t, nHeads, nKvHeads, headSize, startPos, theta, 1f);
+        rope.rotate(of(qkv), b, t, nHeads, nKvHeads, headSize, startPos, theta, 1f, 0);
     }
 
     @Override
     public void ropeBackward(Tensor dqkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta) {
         current();
-        rope.rotate(of(dqkv), b, t, nHeads, nKvHeads, headSize, startPos, theta, -1f);
+        rope.rotate(of(dqkv), b, t, nHeads, nKvHeads, headSize, startPos, theta, -1f, 0);
+    }
+
+    @Override
+    public void ropeBackward(Tensor dqkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta,
+                             Projection feeds, int layer) {
+        current();
+        CudaTensor d = of(dqkv);
+        rope.rotate(d, b, t, nHeads, nKvHeads, headSize, startPos, theta, -1f,
+                fp8Feeds(feeds, d) ? matmul.amaxFromProducer(site(feeds, layer), d, true) : 0);
     }
 
     // ---- attention ----

@@ -17,7 +17,7 @@ import static io.tinyllamaj.kernels.cuda.KernelSignature.Param.PTR;
  */
 final class RopeKernels {
 
-    static final KernelSignature ROTATE = KernelSignature.of("rope_rotate", PTR, PTR, PTR, I32, I32, I32, I32, I32, I32, F32, I32)
+    static final KernelSignature ROTATE = KernelSignature.of("rope_rotate", PTR, PTR, PTR, I32, I32, I32, I32, I32, I32, I32, F32, I32, PTR)
             .withBf16();
     static final List<KernelSignature> SIGNATURES = List.of(ROTATE);
     private static final int MAX_GRID = 65535; // rows are grid-strided past it
@@ -39,9 +39,11 @@ final class RopeKernels {
 
     /**
      * Rotates the first nh + nkv heads of each of the b * t rows of qkv by the angle of position
-     * startPos + (row % t), times sign (1 forward, -1 backward).
+     * startPos + (row % t), times sign (1 forward, -1 backward). amax: 0, or 4 bytes of device
+     * memory that max |qkv| over the whole rows joins, the v heads read for it (unsigned float
+     * bits: zero it first).
      */
-    void rotate(CudaTensor qkv, int b, int t, int nh, int nkv, int hs, int startPos, float theta, float sign) {
+    void rotate(CudaTensor qkv, int b, int t, int nh, int nkv, int hs, int startPos, float theta, float sign, long amax) {
         Table table = table(hs, theta, startPos + t);
         int rows = b * t, rotated = nh + nkv, width = (nh + 2 * nkv) * hs;
         if (rows == 0) {
@@ -52,10 +54,11 @@ final class RopeKernels {
         boolean aligned = half % wide == 0 && (qkv.address() & 15) == 0 && ((long) width * qkv.elementBytes()) % 16 == 0
                 && ((long) half * qkv.elementBytes()) % 16 == 0;
         int vec = aligned ? wide : 1;
-        int threads = rotated * (half / vec);
+        int read = amax != 0 ? nkv : 0;
+        int threads = (rotated + read) * (half / vec);
         int block = Math.min(256, (threads + 31) / 32 * 32);
         rotate.of(qkv).args().ptr(qkv.address()).ptr(table.cos.address()).ptr(table.sin.address()).i32(rows).i32(t).i32(rotated)
-                .i32(width).i32(hs).i32(startPos).f32(sign).i32(vec)
+                .i32(read).i32(width).i32(hs).i32(startPos).f32(sign).i32(vec).ptr(amax)
                 .launch((threads + block - 1) / block, Math.min(rows, MAX_GRID), 1, block, 0);
     }
 

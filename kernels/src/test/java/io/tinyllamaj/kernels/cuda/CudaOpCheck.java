@@ -409,7 +409,8 @@ public final class CudaOpCheck {
     /**
      * The kernels measuring the amax of what they write for the FP8 matmul that reads it next
      * (RMSNorm: the q/k/v and gate/up inputs, and in its backward the down projection's output
-     * gradient; SwiGLU: the down projection's input and the gate/up projection's output gradient):
+     * gradient; SwiGLU: the down projection's input and the gate/up projection's output gradient;
+     * RoPE's backward: the q/k/v projection's output gradient, its v heads read, not rotated):
      * the matmuls give the bits they give when they measure the amax themselves (a layer whose
      * producer did not).
      */
@@ -425,13 +426,20 @@ public final class CudaOpCheck {
         fp8.upload(xg, x, 0, x.length);
         fp8.upload(dyg, dy, 0, dy.length);
         float[] res = values((long) n * c, 1), nw = values(c, 0.3), delta = bf16Values((long) n * c, 1);
+        // q/k/v of 4 query heads and 2 KV heads of size 32 (256 wide), rows of 256 positions; the v heads' gradient is the largest
+        float[] dqkv = bf16Values(256L * n, 1e-3), wq = bf16Values(256L * c, 0.05);
+        for (int row = 0; row < n; row++) {
+            dqkv[row * 256 + 200] = roundBf16(5e-3f * (1 + row % 3));
+        }
+        Tensor wqg = fp8.allocateActivation(wq.length);
+        fp8.upload(wqg, wq, 0, wq.length);
         Tensor resg = fp8.allocate(res.length), nwg = fp8.allocate(nw.length), deltag = fp8.allocateActivation(delta.length);
         fp8.upload(resg, res, 0, res.length);
         fp8.upload(nwg, nw, 0, nw.length);
         fp8.upload(deltag, delta, 0, delta.length);
         float[][] out = new float[2][], dx = new float[2][], dw = new float[2][], normed = new float[2][], residualNormed = new float[2][],
-                normDx = new float[2][], normDw = new float[2][];
-        List<Tensor> made = new ArrayList<>(List.of(hg, wdg, wgug, xg, dyg, resg, nwg, deltag));
+                normDx = new float[2][], normDw = new float[2][], ropeDx = new float[2][], ropeDw = new float[2][];
+        List<Tensor> made = new ArrayList<>(List.of(hg, wdg, wgug, xg, dyg, resg, nwg, deltag, wqg));
         for (int k = 0; k < 2; k++) {
             boolean fromProducer = k == 0;
             int layer = 10 + k; // layers no other row uses: no forward measured before
@@ -482,12 +490,26 @@ public final class CudaOpCheck {
             fp8.blockMatmulBackward(Projection.DOWN, layer, dsw, dwd, dcopy, sw, wdg, n, hidden, c, false);
             normDx[k] = fp8.download(dsw);
             normDw[k] = fp8.download(dwd);
+            // RoPE's backward (in place) leaves q/k/v's output gradient; the v heads are read for the amax
+            Tensor dq = fp8.allocateActivation(dqkv.length), dxq = fp8.allocateActivation(x.length), dwq = fp8.allocate(wq.length);
+            made.addAll(List.of(dq, dxq, dwq));
+            fp8.upload(dq, dqkv, 0, dqkv.length);
+            if (fromProducer) {
+                fp8.ropeBackward(dq, n / 256, 256, 4, 2, 32, 0, 10000f, Projection.QKV, layer);
+            } else {
+                fp8.ropeBackward(dq, n / 256, 256, 4, 2, 32, 0, 10000f);
+            }
+            fp8.blockMatmulBackward(Projection.QKV, layer, dxq, dwq, dq, xg, wqg, n, c, 256, false);
+            ropeDx[k] = fp8.download(dxq);
+            ropeDw[k] = fp8.download(dwq);
         }
         report("fp8 amax by rmsnorm fwd", s, "out", differing(normed[0], normed[1]), 0);
         report("fp8 amax by res+rmsnorm", s, "out", differing(residualNormed[0], residualNormed[1]), 0);
         report("fp8 amax by swiglu fwd", s, "out", differing(out[0], out[1]), 0);
         report("fp8 amax by rmsnorm bwd", s, "dinp", differing(normDx[0], normDx[1]), 0);
         report("fp8 amax by rmsnorm bwd", s, "dweight", differing(normDw[0], normDw[1]), 0);
+        report("fp8 amax by rope bwd", s, "dinp", differing(ropeDx[0], ropeDx[1]), 0);
+        report("fp8 amax by rope bwd", s, "dweight", differing(ropeDw[0], ropeDw[1]), 0);
         report("fp8 amax by swiglu bwd", s, "dinp", differing(dx[0], dx[1]), 0);
         report("fp8 amax by swiglu bwd", s, "dweight", differing(dw[0], dw[1]), 0);
         made.forEach(fp8::release);

@@ -226,6 +226,12 @@ final class TimedBackend implements Backend {
     }
 
     @Override
+    public void ropeBackward(Tensor dqkv, int b, int t, int nHeads, int nKvHeads, int headSize, int startPos, float theta,
+                             Projection feeds, int layer) {
+        timed("rope bwd", () -> gpu.ropeBackward(dqkv, b, t, nHeads, nKvHeads, headSize, startPos, theta, feeds, layer));
+    }
+
+    @Override
     public void attentionForward(Tensor out, Tensor lse, Tensor qkv, int b, int tq, int tk, int nh, int nkv, int hs) {
         timed("attention fwd", () -> gpu.attentionForward(out, lse, qkv, b, tq, tk, nh, nkv, hs));
     }
