@@ -1,13 +1,15 @@
 // What the standalone cuBLASLt harnesses (matmul_harness.cu, fp8_matmul_harness.cu) share: prototypes
 // that stand in for cublasLt.h (the machines that build the project have none) and follow its ABI
 // (opaque handles, enums as int), the enum values CublasLt.java also uses, a CUDA status check,
-// and the hash the harnesses fill their operands from.
+// the hash the harnesses fill their operands from, and their median timing.
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 extern "C" {
 typedef void* LtHandle;
@@ -53,4 +55,21 @@ static __device__ __forceinline__ float hashed_value(size_t i, uint32_t seed, fl
     h *= 2246822519u;
     h ^= h >> 13;
     return ((h >> 8) * (1.0f / 16777216.0f) - 0.5f) * scale;
+}
+
+// The median of 15 timed calls of launch() after 3 warm-up ones, in ms, between two events.
+template <typename F>
+static float median_ms(cudaEvent_t e0, cudaEvent_t e1, F launch) {
+    std::vector<float> ts;
+    for (int it = 0; it < 18; it++) {
+        CK(cudaEventRecord(e0));
+        launch();
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        if (it >= 3) ts.push_back(ms);
+    }
+    std::sort(ts.begin(), ts.end());
+    return ts[ts.size() / 2];
 }

@@ -52,19 +52,23 @@ static __global__ void amax_bf16(const uint4* x, size_t n8, unsigned* out) {
     }
 }
 
+// 8 bf16 values (16 bytes) times s to e4m3 (8 bytes)
+static __device__ __forceinline__ uint2 e4m3_of(uint4 v, float s) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+    uint32_t out[2];
+    for (int j = 0; j < 2; j++) {
+        float2 a = __bfloat1622float2(h[2 * j]), b = __bfloat1622float2(h[2 * j + 1]);
+        __nv_fp8x4_e4m3 q(make_float4(a.x * s, a.y * s, b.x * s, b.y * s));
+        out[j] = q.__x;
+    }
+    return make_uint2(out[0], out[1]);
+}
+
 // x * (448 / amax) to e4m3, 8 values a thread
 static __global__ void cast_e4m3(const uint4* x, uint2* y, size_t n8, const unsigned* amax) {
     float s = 448.f / fmaxf(__uint_as_float(*amax), 1e-12f);
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8; i += (size_t)gridDim.x * blockDim.x) {
-        uint4 v = x[i];
-        const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-        uint32_t out[2];
-        for (int j = 0; j < 2; j++) {
-            float2 a = __bfloat1622float2(h[2 * j]), b = __bfloat1622float2(h[2 * j + 1]);
-            __nv_fp8x4_e4m3 q(make_float4(a.x * s, a.y * s, b.x * s, b.y * s));
-            out[j] = q.__x;
-        }
-        y[i] = make_uint2(out[0], out[1]);
+        y[i] = e4m3_of(x[i], s);
     }
 }
 
@@ -77,16 +81,9 @@ static __global__ void cast_transpose_e4m3(const __nv_bfloat16* x, uint8_t* y, u
     int tr = threadIdx.x / 8, tc = (threadIdx.x % 8) * 8;  // 256 threads: 32 rows x 8 groups of 8 columns
     for (int pass = 0; pass < 2; pass++) {
         int r = tr + pass * 32;
-        uint4 v = *reinterpret_cast<const uint4*>(x + (size_t)(r0 + r) * cols + c0 + tc);
-        const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-        uint32_t out[2];
-        for (int j = 0; j < 2; j++) {
-            float2 a = __bfloat1622float2(h[2 * j]), b = __bfloat1622float2(h[2 * j + 1]);
-            __nv_fp8x4_e4m3 q(make_float4(a.x * s, a.y * s, b.x * s, b.y * s));
-            out[j] = q.__x;
-        }
-        *reinterpret_cast<uint2*>(y + (size_t)(r0 + r) * cols + c0 + tc) = make_uint2(out[0], out[1]);
-        for (int j = 0; j < 8; j++) tile[r][tc + j] = (uint8_t)(out[j / 4] >> (8 * (j % 4)));
+        uint2 q = e4m3_of(*reinterpret_cast<const uint4*>(x + (size_t)(r0 + r) * cols + c0 + tc), s);
+        *reinterpret_cast<uint2*>(y + (size_t)(r0 + r) * cols + c0 + tc) = q;
+        for (int j = 0; j < 8; j++) tile[r][tc + j] = (uint8_t)((j < 4 ? q.x : q.y) >> (8 * (j % 4)));
     }
     __syncthreads();
     for (int pass = 0; pass < 2; pass++) {
@@ -108,21 +105,6 @@ static float* scales;
 static cudaEvent_t e0, e1;
 static bool verbose = false;
 
-template <typename F>
-static float median_ms(F launch) {
-    std::vector<float> ts;
-    for (int it = 0; it < 18; it++) {
-        CK(cudaEventRecord(e0));
-        launch();
-        CK(cudaEventRecord(e1));
-        CK(cudaEventSynchronize(e1));
-        float ms;
-        CK(cudaEventElapsedTime(&ms, e0, e1));
-        if (it >= 3) ts.push_back(ms);
-    }
-    std::sort(ts.begin(), ts.end());
-    return ts[ts.size() / 2];
-}
 
 // The heuristic's first algorithm for the call, timed; a negative number when it offers none
 static float time_call(const Call& c, bool fastAccum, const void* a, const void* b, void* d) {
@@ -172,7 +154,7 @@ static float time_call(const Call& c, bool fastAccum, const void* a, const void*
     }
     if (use < 0) return -2;
     if (use > 0) printf("    %s: ran candidate %d\n", c.name, use);
-    float ms = median_ms([&] {
+    float ms = median_ms(e0, e1, [&] {
         cublasLtMatmul(handle, desc, &one, a, la, b, lb, &zero, fp8 ? a : d, ld, d, ld, &results[use].algo, workspace, WORKSPACE, 0);
     });
     CK(cudaDeviceSynchronize());
@@ -248,12 +230,12 @@ int main(int argc, char** argv) {
     const int rows = n, cols = 5632;
     size_t elems = (size_t)rows * cols;
     fill_bf16<<<1024, 256>>>((__nv_bfloat16*)a, elems, 5u);
-    float tAmax = median_ms([&] {
+    float tAmax = median_ms(e0, e1, [&] {
         cudaMemsetAsync(amax, 0, 4);
         amax_bf16<<<132 * 8, 256>>>((const uint4*)a, elems / 8, amax);
     });
-    float tCast = median_ms([&] { cast_e4m3<<<132 * 8, 256>>>((const uint4*)a, (uint2*)b, elems / 8, amax); });
-    float tCastT = median_ms([&] {
+    float tCast = median_ms(e0, e1, [&] { cast_e4m3<<<132 * 8, 256>>>((const uint4*)a, (uint2*)b, elems / 8, amax); });
+    float tCastT = median_ms(e0, e1, [&] {
         cast_transpose_e4m3<<<dim3(cols / 64, rows / 64), 256>>>((const __nv_bfloat16*)a, (uint8_t*)b, (uint8_t*)d, rows, cols,
                                                                 amax);
     });

@@ -129,18 +129,9 @@ int main() {
         size_t dBytes = (size_t)s.m * s.n * (s.bf16Out ? 2 : 4);
         for (int r = 0; r < returned; r++) {
             if (results[r].state != 0 || results[r].workspaceSize > WORKSPACE) continue;
-            std::vector<float> ts;
-            for (int it = 0; it < 18; it++) {
-                CK(cudaEventRecord(e0));
+            med[r] = median_ms(e0, e1, [&] {
                 LK(cublasLtMatmul(h, desc, &one, a, la, b, lb, &zero, d, lc, d, lc, &results[r].algo, ws, WORKSPACE, 0));
-                CK(cudaEventRecord(e1));
-                CK(cudaEventSynchronize(e1));
-                float ms;
-                CK(cudaEventElapsedTime(&ms, e0, e1));
-                if (it >= 3) ts.push_back(ms);
-            }
-            std::sort(ts.begin(), ts.end());
-            med[r] = ts[ts.size() / 2];
+            });
             if (r == 0) CK(cudaMemcpy(ref, d, dBytes, cudaMemcpyDeviceToDevice));
             CK(cudaMemset(diffs, 0, sizeof *diffs));
             count_differences<<<1024, 256>>>((const uint32_t*)d, (const uint32_t*)ref, dBytes / 4, diffs);

@@ -411,7 +411,7 @@ public final class CudaBackend implements Backend {
      * 2048 in TinyLlama) stays in bf16: on an H100 its FP8 matmuls with their casts took as long
      * as the bf16 ones (12.4 against 12.3 ms a step), so FP8 would add rounding for nothing.
      */
-    static final Set<Projection> FP8_PROJECTIONS = EnumSet.of(Projection.QKV, Projection.GATE_UP, Projection.DOWN);
+    private static final Set<Projection> FP8_PROJECTIONS = EnumSet.of(Projection.QKV, Projection.GATE_UP, Projection.DOWN);
 
     private static int site(Projection projection, int layer) {
         return layer * Projection.values().length + projection.ordinal();
@@ -430,7 +430,7 @@ public final class CudaBackend implements Backend {
     /** fp8-mixed's FP8 projections keep their input's FP8 transposed copy from the forward for the backward. */
     @Override
     public boolean blockMatmulKeepsInput(Projection projection, int n, int c, int oc) {
-        return fp8Matmuls && FP8_PROJECTIONS.contains(projection) && Matmul.fp8KeepsInput(n, c, oc);
+        return fp8Matmuls && FP8_PROJECTIONS.contains(projection) && Matmul.fp8Fits(n, c, oc);
     }
 
     @Override
@@ -456,7 +456,7 @@ public final class CudaBackend implements Backend {
     public void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps, Projection feeds, int layer) {
         current();
         CudaTensor o = of(out);
-        rmsnormForward(out, rstd, inp, weight, n, c, eps, fp8Feeds(feeds, o) ? matmul.amaxFromProducer(site(feeds, layer), o, false) : 0);
+        rmsnormForward(out, rstd, inp, weight, n, c, eps, producerAmax(feeds, layer, o, false));
     }
 
     private void rmsnormForward(Tensor out, Tensor rstd, Tensor inp, Tensor weight, int n, int c, float eps, long amax) {
@@ -478,7 +478,7 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor o = of(out);
         residualRmsnormForward(residual, out, rstd, x, delta, weight, n, c, eps,
-                fp8Feeds(feeds, o) ? matmul.amaxFromProducer(site(feeds, layer), o, false) : 0);
+                producerAmax(feeds, layer, o, false));
     }
 
     private void residualRmsnormForward(Tensor residual, Tensor out, Tensor rstd, Tensor x, Tensor delta, Tensor weight, int n, int c,
@@ -499,27 +499,21 @@ public final class CudaBackend implements Backend {
     @Override
     public void rmsnormBackwardAndCopy(Tensor dinp, Tensor dinpCopy, Tensor dweight, Tensor dout, Tensor inp, Tensor weight,
                                        Tensor rstd, int n, int c, boolean accumulateWeight) {
-        CudaTensor copy = of(dinpCopy);
-        checkLength(copy, (long) n * c);
-        if (!copy.bf16()) { // fp32 activations: the copy is a plain one
-            Backend.super.rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
-            return;
-        }
-        rmsnormBackward(dinp, copy.address(), dweight, dout, inp, weight, rstd, n, c, accumulateWeight, 0);
+        rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight, null, 0);
     }
 
     @Override
     public void rmsnormBackwardAndCopy(Tensor dinp, Tensor dinpCopy, Tensor dweight, Tensor dout, Tensor inp, Tensor weight,
                                        Tensor rstd, int n, int c, boolean accumulateWeight, Projection feeds, int layer) {
         CudaTensor copy = of(dinpCopy);
-        if (!fp8Feeds(feeds, copy)) {
-            rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
+        checkLength(copy, (long) n * c);
+        if (!copy.bf16()) { // fp32 activations: the copy is a plain one
+            Backend.super.rmsnormBackwardAndCopy(dinp, dinpCopy, dweight, dout, inp, weight, rstd, n, c, accumulateWeight);
             return;
         }
-        checkLength(copy, (long) n * c);
         current();
         rmsnormBackward(dinp, copy.address(), dweight, dout, inp, weight, rstd, n, c, accumulateWeight,
-                matmul.amaxFromProducer(site(feeds, layer), copy, true));
+                feeds == null ? 0 : producerAmax(feeds, layer, copy, true));
     }
 
     /** copyBf16: where the kernel also writes the new dinp in bf16, or 0; amax: where it measures the copy's, or 0. */
@@ -552,7 +546,7 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor d = of(dqkv);
         rope.rotate(d, b, t, nHeads, nKvHeads, headSize, startPos, theta, -1f,
-                fp8Feeds(feeds, d) ? matmul.amaxFromProducer(site(feeds, layer), d, true) : 0);
+                producerAmax(feeds, layer, d, true));
     }
 
     // ---- attention ----
@@ -636,12 +630,21 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor o = of(out), x = of(h);
         sameStorage("swigluForward", o, x);
-        swiglu.forward(o, x, n, hidden, fp8Feeds(feeds, o) ? matmul.amaxFromProducer(site(feeds, layer), o, false) : 0);
+        swiglu.forward(o, x, n, hidden, producerAmax(feeds, layer, o, false));
     }
 
     /** Whether {@code t}, written next, is what an FP8 matmul of {@code projection} reads (so its producer measures the amax). */
     private boolean fp8Feeds(Projection projection, CudaTensor t) {
         return fp8Matmuls && FP8_PROJECTIONS.contains(projection) && t.bf16();
+    }
+
+    /**
+     * The slot in which the kernel about to write {@code t} measures its amax for the FP8 matmul
+     * of {@code feeds} in {@code layer} (its input, or with {@code gradient} its output gradient);
+     * 0 where that matmul is not FP8.
+     */
+    private long producerAmax(Projection feeds, int layer, CudaTensor t, boolean gradient) {
+        return fp8Feeds(feeds, t) ? matmul.amaxFromProducer(site(feeds, layer), t, gradient) : 0;
     }
 
     @Override
@@ -657,7 +660,7 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor dx = of(dh), dy = of(dout), x = of(h);
         sameStorage("swigluBackward", dx, dy, x);
-        swiglu.backward(dx, dy, x, n, hidden, fp8Feeds(feeds, dx) ? matmul.amaxFromProducer(site(feeds, layer), dx, true) : 0);
+        swiglu.backward(dx, dy, x, n, hidden, producerAmax(feeds, layer, dx, true));
     }
 
     // ---- embedding ----

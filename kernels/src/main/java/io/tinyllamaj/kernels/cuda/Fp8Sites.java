@@ -106,6 +106,6 @@ final class Fp8Sites {
     boolean producedFor(int site, CudaTensor t, boolean gradient) {
         Produced p = produced;
         produced = null;
-        return t.bf16() && new Produced(site, t.address(), gradient).equals(p);
+        return t.bf16() && p != null && p.site() == site && p.address() == t.address() && p.gradient() == gradient;
     }
 }

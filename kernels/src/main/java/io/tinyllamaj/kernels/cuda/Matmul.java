@@ -55,11 +55,6 @@ final class Matmul implements AutoCloseable {
         return sites.fromProducer(site, t, gradient);
     }
 
-    /** Whether {@link #backwardFp8} takes the input from its forward's kept copy at these sizes (then it does not read {@code inp}). */
-    static boolean fp8KeepsInput(int n, int c, int oc) {
-        return fp8Fits(n, c, oc);
-    }
-
     /** See {@link CublasLt#tuning(boolean)}. */
     boolean tuning(boolean on) {
         return blas.tuning(on);
