@@ -1,8 +1,14 @@
 package io.tinyllamaj.trainer;
 
 import io.tinyllamaj.kernels.Backend;
+import io.tinyllamaj.kernels.Projection;
 import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.kernels.cuda.CudaBackend;
+import io.tinyllamaj.trainer.config.TrainingConfig;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
 
 /**
  * The one place a device name becomes a backend. Asking for cuda where it cannot run (no
@@ -20,28 +26,43 @@ public final class Backends {
      * it is off (it never changes a result, only which bit-identical algorithm runs).
      */
     public static Backend create(String device) {
-        return create(device, 0, "auto", "auto", false);
+        return create(device, 0, "auto", null, false);
     }
 
     /**
-     * {@code gpu} picks the GPU of this process (a rank's local rank); {@code attention} is
-     * {@code train.attention} (auto: the fastest kernels per direction, see
-     * {@link CudaBackend.Attention#AUTO}). The CPU ignores both. {@code precision} is
-     * {@code train.precision} as it takes effect: on cuda bf16-mixed (bf16 activations and matmul
-     * operands over fp32 masters) or fp8-mixed (the same, with the transformer blocks' projections
-     * in FP8). For training: the matmuls tune once per shape.
+     * The backend for training {@code train} on GPU {@code gpu} of those visible (a rank's local
+     * rank): train.attention (auto: the fastest kernels per direction, see
+     * {@link CudaBackend.Attention#AUTO}) and train.precision as it takes effect: on cuda
+     * bf16-mixed (bf16 activations and matmul operands over fp32 masters) or fp8-mixed (the same,
+     * with the transformer blocks' projections that train.fp8_projections names in FP8). The CPU
+     * ignores all three. The matmuls tune once per shape.
      */
-    public static Backend create(String device, int gpu, String attention, String precision) {
-        return create(device, gpu, attention, precision, true);
+    public static Backend create(TrainingConfig.Train train, int gpu) {
+        CudaBackend.Fp8Recipe fp8 = train.effectivePrecision().equals("fp8-mixed")
+                ? new CudaBackend.Fp8Recipe(projections(train.fp8Projections()), train.fp8Gradients().equals("e4m3")) : null;
+        return create(train.device(), gpu, train.attention(), fp8, true);
     }
 
-    private static Backend create(String device, int gpu, String attention, String precision, boolean matmulTuning) {
+    /** {@code device} with its default kernels and tuning on, on GPU {@code gpu}: for benchmarks of other parts (the collectives). */
+    public static Backend create(String device, int gpu) {
+        return create(device, gpu, "auto", null, true);
+    }
+
+    private static Backend create(String device, int gpu, String attention, CudaBackend.Fp8Recipe fp8, boolean matmulTuning) {
         return switch (device) {
             case "cpu" -> new CpuBackend();
-            case "cuda" -> new CudaBackend(gpu, new CudaBackend.Options(attentionKernel(attention), true, matmulTuning,
-                    precision.equals("fp8-mixed")));
+            case "cuda" -> new CudaBackend(gpu, new CudaBackend.Options(attentionKernel(attention), true, matmulTuning, fp8));
             default -> throw new IllegalArgumentException("unknown device '" + device + "' (expected cpu or cuda)");
         };
+    }
+
+    /** train.fp8_projections' names (the config check has refused any other) as the backend's projections. */
+    private static Set<Projection> projections(List<String> names) {
+        Set<Projection> projections = EnumSet.noneOf(Projection.class);
+        for (String name : names) {
+            projections.add(Projection.valueOf(name.toUpperCase(Locale.ROOT)));
+        }
+        return projections;
     }
 
     /** The backend falls back from the kernel named here to the next one down where the GPU or the shape needs it. */

@@ -58,6 +58,26 @@ class ConfigLoaderTest {
                 error(BASE, "train.device=cuda", "train.attention=flash"));
     }
 
+    /** fp8-mixed's projections and gradient format: TinyLlama's three by default, any other name, a repeat, none, refused by key. */
+    @Test
+    void fp8RecipeIsCheckedByKey() {
+        TrainingConfig.Train train = ConfigLoader.parse("config.yaml", BASE, List.of("train.device=cuda", "train.precision=fp8-mixed"))
+                .config().train();
+        assertEquals(List.of("qkv", "gate_up", "down"), train.fp8Projections());
+        assertEquals("e5m2", train.fp8Gradients());
+        train = ConfigLoader.parse("config.yaml", BASE, List.of("train.device=cuda", "train.precision=fp8-mixed",
+                "train.fp8_projections=[gate_up]", "train.fp8_gradients=e4m3")).config().train();
+        assertEquals(List.of("gate_up"), train.fp8Projections());
+        assertEquals("e4m3", train.fp8Gradients());
+        assertEquals("config.yaml: train.fp8_projections[1] must be one of qkv, attention_output, gate_up, down, got 'lm_head'",
+                error(BASE, "train.fp8_projections=[qkv, lm_head]"));
+        assertEquals("config.yaml: train.fp8_projections[1] 'down' is listed twice", error(BASE, "train.fp8_projections=[down, down]"));
+        assertEquals("config.yaml: train.fp8_projections is empty: name at least one of qkv, attention_output, gate_up, down "
+                + "(with none, use train.precision bf16-mixed)", error(BASE, "train.fp8_projections=[]"));
+        assertEquals("config.yaml: train.fp8_gradients must be one of e5m2, e4m3, got 'bf16'", error(BASE, "train.fp8_gradients=bf16"));
+        assertStarts("config.yaml: train.fp8_projections", error(BASE, "train.fp8_projections=[qkv, ~]"));
+    }
+
     private static String fileError(Path file) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ConfigLoader.load(file, List.of()));
         assertFalse(e.getMessage().contains("\n"), "one line: " + e.getMessage());

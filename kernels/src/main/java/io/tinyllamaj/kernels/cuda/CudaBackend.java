@@ -91,16 +91,38 @@ public final class CudaBackend implements Backend {
 
     /**
      * The backend's settings; {@link #fromSystemProperties} reads them from the system properties
-     * above. fp8Matmuls: the transformer blocks' projections ({@link #blockMatmulForward}) in FP8
-     * with per-tensor current scaling (train.precision fp8-mixed); the rest as in bf16-mixed.
+     * above. fp8: the recipe by which some of the transformer blocks' projections
+     * ({@link #blockMatmulForward}) run in FP8 with per-tensor current scaling (train.precision
+     * fp8-mixed), null for none; the rest as in bf16-mixed.
      */
-    public record Options(Attention attention, boolean bf16Activations, boolean matmulTuning, boolean fp8Matmuls) {
+    public record Options(Attention attention, boolean bf16Activations, boolean matmulTuning, Fp8Recipe fp8) {
 
         /** The defaults (auto, bf16, on, bf16 matmuls) unless the system properties say otherwise; a value out of place is refused in one line. */
         public static Options fromSystemProperties() {
             return new Options(CudaBackend.attention(System.getProperty(ATTENTION_PROPERTY, "auto")),
                     CudaBackend.bf16Activations(System.getProperty(ACTIVATIONS_PROPERTY, "bf16")),
-                    CudaBackend.matmulTuning(System.getProperty(MATMUL_TUNING_PROPERTY, "on")), false);
+                    CudaBackend.matmulTuning(System.getProperty(MATMUL_TUNING_PROPERTY, "on")), null);
+        }
+    }
+
+    /**
+     * Which projections fp8-mixed runs in FP8, and the format of their output gradients: e5m2
+     * (the hybrid recipe: 2 mantissa bits, range to 57344) or e4m3 (one mantissa bit more, range
+     * to 448 under the same per-tensor scale). Weights and inputs are e4m3 either way.
+     */
+    public record Fp8Recipe(Set<Projection> projections, boolean e4m3Gradients) {
+        /**
+         * q/k/v, gate/up and down; the attention output projection (dim x dim, 2048 x 2048 in
+         * TinyLlama) stays in bf16: on an H100 its FP8 matmuls with their casts took as long as the
+         * bf16 ones (12.4 against 12.3 ms a step), so FP8 would add rounding for nothing.
+         */
+        public static final Fp8Recipe DEFAULT = new Fp8Recipe(EnumSet.of(Projection.QKV, Projection.GATE_UP, Projection.DOWN), false);
+
+        public Fp8Recipe {
+            if (projections.isEmpty()) {
+                throw new IllegalArgumentException("an FP8 recipe needs at least one projection (with none, use bf16-mixed)");
+            }
+            projections = Set.copyOf(projections);
         }
     }
 
@@ -124,7 +146,7 @@ public final class CudaBackend implements Backend {
     private final GlobalNormKernels globalNorm;
     private final AdamWKernels adamw;
     private final boolean bf16Activations;
-    private final boolean fp8Matmuls;
+    private final Fp8Recipe fp8;
     private Thread lastThread;
     private boolean closed;
 
@@ -140,7 +162,7 @@ public final class CudaBackend implements Backend {
 
     public CudaBackend(int ordinal, Options options) {
         this.bf16Activations = options.bf16Activations();
-        this.fp8Matmuls = options.fp8Matmuls();
+        this.fp8 = options.fp8();
         this.driver = CudaDriver.load();
         int count = driver.deviceCount();
         if (count <= ordinal) {
@@ -153,7 +175,7 @@ public final class CudaBackend implements Backend {
         int major = driver.deviceAttribute(CudaDriver.COMPUTE_CAPABILITY_MAJOR, device);
         int minor = driver.deviceAttribute(CudaDriver.COMPUTE_CAPABILITY_MINOR, device);
         boolean hopper = major == 9 && minor == 0;
-        if (fp8Matmuls && !fp8TensorCores(major, minor)) {
+        if (fp8 != null && !fp8TensorCores(major, minor)) {
             throw new CudaUnavailableException("train.precision fp8-mixed needs FP8 tensor cores (compute capability 8.9 or newer: "
                     + "Ada, Hopper and later); " + deviceName + " is sm_" + major + minor + ": use bf16-mixed");
         }
@@ -406,12 +428,10 @@ public final class CudaBackend implements Backend {
                 oc, accumulate);
     }
 
-    /**
-     * The projections fp8-mixed runs in FP8. The attention output projection (dim x dim, 2048 x
-     * 2048 in TinyLlama) stays in bf16: on an H100 its FP8 matmuls with their casts took as long
-     * as the bf16 ones (12.4 against 12.3 ms a step), so FP8 would add rounding for nothing.
-     */
-    private static final Set<Projection> FP8_PROJECTIONS = EnumSet.of(Projection.QKV, Projection.GATE_UP, Projection.DOWN);
+    /** Whether fp8-mixed runs {@code projection} in FP8. */
+    private boolean inFp8(Projection projection) {
+        return fp8 != null && fp8.projections().contains(projection);
+    }
 
     private static int site(Projection projection, int layer) {
         return layer * Projection.values().length + projection.ordinal();
@@ -419,7 +439,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void blockMatmulForward(Projection projection, int layer, Tensor out, Tensor inp, Tensor weight, int n, int c, int oc) {
-        if (!fp8Matmuls || !FP8_PROJECTIONS.contains(projection)) {
+        if (!inFp8(projection)) {
             matmulForward(out, inp, weight, n, c, oc);
             return;
         }
@@ -430,18 +450,18 @@ public final class CudaBackend implements Backend {
     /** fp8-mixed's FP8 projections keep their input's FP8 transposed copy from the forward for the backward. */
     @Override
     public boolean blockMatmulKeepsInput(Projection projection, int n, int c, int oc) {
-        return fp8Matmuls && FP8_PROJECTIONS.contains(projection) && Matmul.fp8Fits(n, c, oc);
+        return inFp8(projection) && Matmul.fp8Fits(n, c, oc);
     }
 
     @Override
     public void blockMatmulBackward(Projection projection, int layer, Tensor dinp, Tensor dweight, Tensor dout, Tensor inp,
                                     Tensor weight, int n, int c, int oc, boolean accumulate) {
-        if (!fp8Matmuls || !FP8_PROJECTIONS.contains(projection)) {
+        if (!inFp8(projection)) {
             matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
             return;
         }
         current();
-        matmul.backwardFp8(site(projection, layer), dinp == null ? null : of(dinp), fp32("blockMatmulBackward (dweight)", dweight),
+        matmul.backwardFp8(site(projection, layer), fp8.e4m3Gradients(), dinp == null ? null : of(dinp), fp32("blockMatmulBackward (dweight)", dweight),
                 of(dout), of(inp), of(weight), n, c, oc, accumulate);
     }
 
@@ -635,7 +655,7 @@ public final class CudaBackend implements Backend {
 
     /** Whether {@code t}, written next, is what an FP8 matmul of {@code projection} reads (so its producer measures the amax). */
     private boolean fp8Feeds(Projection projection, CudaTensor t) {
-        return fp8Matmuls && FP8_PROJECTIONS.contains(projection) && t.bf16();
+        return inFp8(projection) && t.bf16();
     }
 
     /**

@@ -151,12 +151,12 @@ final class Matmul implements AutoCloseable {
     }
 
     /**
-     * {@link #backward} with the output gradient in e5m2, weight and input in e4m3; in bf16 where
+     * {@link #backward} with the output gradient in e5m2 (e4m3 with {@code e4m3Gradient}), weight and input in e4m3; in bf16 where
      * {@link #fp8Fits} says no. Where {@code site}'s forward read the same input tensor at the same
      * sizes, the weight gradient takes the transposed input that forward kept ({@code inp} is not
      * read); where it read the same weight, the input gradient takes the kept transposed weight.
      */
-    void backwardFp8(int site, CudaTensor dinp, CudaTensor dweight, CudaTensor dout, CudaTensor inp, CudaTensor weight, int n, int c, int oc,
+    void backwardFp8(int site, boolean e4m3Gradient, CudaTensor dinp, CudaTensor dweight, CudaTensor dout, CudaTensor inp, CudaTensor weight, int n, int c, int oc,
                      boolean accumulate) {
         boolean gradientGiven = sites.producedFor(site, dout, true);
         if (!fp8Fits(n, c, oc)) {
@@ -169,7 +169,9 @@ final class Matmul implements AutoCloseable {
         boolean weightKept = m != null && weight.bf16() && m.weight() == weight.address() && m.c() == c && m.oc() == oc;
         boolean inputKept = m != null && m.input() == inp.address() && m.n() == n && m.c() == c;
         long dy8 = dinp != null ? fp8Buffer(GRADIENT, false, (long) n * oc) : 0, dy8t = fp8Buffer(GRADIENT, true, (long) n * oc);
-        fp8.quantize(bf16(0, dout, (long) n * oc), n, oc, Fp8Kernels.Format.E5M2, dy8, dy8t, scale(GRADIENT), s.gradientAmax(),
+        Fp8Kernels.Format gradientFormat = e4m3Gradient ? Fp8Kernels.Format.E4M3 : Fp8Kernels.Format.E5M2;
+        int gradientType = e4m3Gradient ? CublasLt.CUDA_R_8F_E4M3 : CublasLt.CUDA_R_8F_E5M2;
+        fp8.quantize(bf16(0, dout, (long) n * oc), n, oc, gradientFormat, dy8, dy8t, scale(GRADIENT), s.gradientAmax(),
                 !gradientGiven);
         if (dinp != null) {
             CudaBackend.checkLength(dinp, (long) n * c);
@@ -180,7 +182,7 @@ final class Matmul implements AutoCloseable {
                 fp8.quantize(bf16(1, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, 0, w8t, wScale, scratchAmax, true);
             }
             // dinp^T [c, n] = W^T [c, oc] (stored as w8t, row-major [c, oc] = col-major [oc, c], transposed) . dout^T [oc, n]
-            blas.matmulFp8(c, n, oc, w8t, CublasLt.CUDA_R_8F_E4M3, wScale, oc, dy8, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT),
+            blas.matmulFp8(c, n, oc, w8t, CublasLt.CUDA_R_8F_E4M3, wScale, oc, dy8, gradientType, scale(GRADIENT),
                     oc, w8t, dinp.address(), c, false, dinp.bf16(), gpu.stream());
         }
         long x8t = s.keptInput(0), xScale = s.inputScale();
@@ -194,7 +196,7 @@ final class Matmul implements AutoCloseable {
         // aligned: otherwise the product goes to a scratch buffer and is added (or copied) into dweight.
         boolean direct = !accumulate && (dweight.address() & 15) == 0;
         long d = direct ? dweight.address() : fp8Buffer(WEIGHT, false, (long) oc * c * Float.BYTES); // the forward's buffer, free here
-        blas.matmulFp8(c, oc, n, x8t, CublasLt.CUDA_R_8F_E4M3, xScale, n, dy8t, CublasLt.CUDA_R_8F_E5M2, scale(GRADIENT), n,
+        blas.matmulFp8(c, oc, n, x8t, CublasLt.CUDA_R_8F_E4M3, xScale, n, dy8t, gradientType, scale(GRADIENT), n,
                 x8t, d, c, false, false, gpu.stream());
         if (accumulate) {
             elementwise.accumulate(dweight.address(), d, (long) oc * c, false);

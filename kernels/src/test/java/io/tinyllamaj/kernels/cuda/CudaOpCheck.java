@@ -95,13 +95,21 @@ public final class CudaOpCheck {
             guarded(() -> attentionRepeatability(8, 2048, 32, 4, kind));
         }
         guarded(() -> releaseAndReuse(100_003));
-        try (CudaBackend fp8 = new CudaBackend(0, new CudaBackend.Options(CudaBackend.Attention.AUTO, true, false, true))) {
+        try (CudaBackend fp8 = new CudaBackend(0, new CudaBackend.Options(CudaBackend.Attention.AUTO, true, false,
+                CudaBackend.Fp8Recipe.DEFAULT))) {
             // {80, 144, 208}: edge tiles of the cast; {33, 70, 130}: no FP8 form, so bf16
             for (int[] s : new int[][] {{64, 128, 96}, {80, 144, 208}, {256, 2048, 1024}, {33, 70, 130}}) {
-                guarded(() -> fp8Matmul(fp8, s[0], s[1], s[2]));
+                guarded(() -> fp8Matmul(fp8, Fp8Reference.Format.E5M2, s[0], s[1], s[2]));
             }
             for (int[] s : new int[][] {{256, 352, 144}, {1024, 1408, 512}}) { // c = 144: the norm's looped form, 512 its row in registers
                 guarded(() -> fp8AmaxFromProducers(fp8, s[0], s[1], s[2]));
+            }
+        }
+        // train.fp8_gradients e4m3: the output gradients in e4m3 as well
+        try (CudaBackend fp8 = new CudaBackend(0, new CudaBackend.Options(CudaBackend.Attention.AUTO, true, false,
+                new CudaBackend.Fp8Recipe(CudaBackend.Fp8Recipe.DEFAULT.projections(), true)))) {
+            for (int[] s : new int[][] {{64, 128, 96}, {80, 144, 208}, {256, 2048, 1024}}) {
+                guarded(() -> fp8Matmul(fp8, Fp8Reference.Format.E4M3, s[0], s[1], s[2]));
             }
         }
     }
@@ -303,12 +311,13 @@ public final class CudaOpCheck {
     /**
      * The transformer blocks' matmuls of a backend with FP8 matmuls (fp8-mixed) against a float64
      * reference over the same quantized operands ({@link Fp8Reference}: per-tensor current
-     * scaling, e4m3 input and weight, e5m2 output gradient): forward, input gradient, weight
+     * scaling, e4m3 input and weight, the output gradient in {@code gradient}, the backend's
+     * recipe's format): forward, input gradient, weight
      * gradient added to what was there. Where cuBLASLt's FP8 form does not take the shape, the
      * reference is the bf16 product. The "vs bf16" rows show that FP8 ran: their error against the
      * unquantized product is FP8's rounding (a few percent), not bf16's.
      */
-    private void fp8Matmul(CudaBackend fp8, int n, int c, int oc) {
+    private void fp8Matmul(CudaBackend fp8, Fp8Reference.Format gradient, int n, int c, int oc) {
         String s = shape("n,c,oc", n, c, oc);
         boolean fits = Matmul.fp8Fits(n, c, oc);
         float[] x = bf16Values((long) n * c, 1), w = bf16Values((long) oc * c, 0.05), dy = bf16Values((long) n * oc, 1e-3),
@@ -328,13 +337,13 @@ public final class CudaOpCheck {
         for (boolean quantized : new boolean[] {true, false}) {
             boolean q = quantized && fits;
             float sx = q ? Fp8Reference.scale(x, Fp8Reference.Format.E4M3) : 1, sw = q ? Fp8Reference.scale(w, Fp8Reference.Format.E4M3) : 1,
-                    sdy = q ? Fp8Reference.scale(dy, Fp8Reference.Format.E5M2) : 1;
+                    sdy = q ? Fp8Reference.scale(dy, gradient) : 1;
             double[][] r = quantized ? refs : plain;
             r[0] = Fp8Reference.matmul(operand(x, Fp8Reference.Format.E4M3, sx, q), sx, operand(w, Fp8Reference.Format.E4M3, sw, q), sw,
                     n, c, oc);
-            r[1] = Fp8Reference.matmul(operand(dy, Fp8Reference.Format.E5M2, sdy, q), sdy, operand(wt, Fp8Reference.Format.E4M3, sw, q),
+            r[1] = Fp8Reference.matmul(operand(dy, gradient, sdy, q), sdy, operand(wt, Fp8Reference.Format.E4M3, sw, q),
                     sw, n, oc, c);
-            r[2] = Fp8Reference.matmul(operand(dyt, Fp8Reference.Format.E5M2, sdy, q), sdy, operand(xt, Fp8Reference.Format.E4M3, sx, q),
+            r[2] = Fp8Reference.matmul(operand(dyt, gradient, sdy, q), sdy, operand(xt, Fp8Reference.Format.E4M3, sx, q),
                     sx, oc, n, c);
             for (int i = 0; i < dw0.length; i++) {
                 r[2][i] += dw0[i];
@@ -342,7 +351,7 @@ public final class CudaOpCheck {
         }
         float[][] got = {fp8.download(out), fp8.download(dx), fp8.download(dwg)};
         String[] names = {"out", "dinp", "dweight"};
-        String op = fits ? "fp8 matmul" : "fp8 matmul (bf16)";
+        String op = (fits ? "fp8 matmul" : "fp8 matmul (bf16)") + (gradient == Fp8Reference.Format.E4M3 ? " e4m3 grad" : "");
         for (int k = 0; k < 3; k++) {
             // dweight: the update alone (dw0 taken out), so that what was there does not hide its error
             double[] ref = refs[k], base = plain[k];

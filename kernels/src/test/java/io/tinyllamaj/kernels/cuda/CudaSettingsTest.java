@@ -30,7 +30,7 @@ class CudaSettingsTest {
 
     @Test
     void optionsDefaultToAutoBf16AndTuning() {
-        assertEquals(new CudaBackend.Options(CudaBackend.Attention.AUTO, true, true, false), CudaBackend.Options.fromSystemProperties());
+        assertEquals(new CudaBackend.Options(CudaBackend.Attention.AUTO, true, true, null), CudaBackend.Options.fromSystemProperties());
     }
 
     /** FP8 tensor cores by compute capability (NVIDIA's table): A100 sm_80 and A10 sm_86 have none; L4 sm_89, H100 sm_90, B200 sm_100 have them. */

@@ -61,7 +61,7 @@ public final class GpuTrainBench {
         Files.createDirectories(out);
         CudaBackend.Options defaults = CudaBackend.Options.fromSystemProperties();
         try (CudaBackend gpu = new CudaBackend(0, new CudaBackend.Options(defaults.attention(), defaults.bf16Activations(),
-                defaults.matmulTuning(), fp8))) {
+                defaults.matmulTuning(), fp8 ? CudaBackend.Fp8Recipe.DEFAULT : null))) {
             bench.precision = fp8 ? "fp8-mixed" : "bf16-mixed";
             String step = training ? bench.trainingStep(gpu, LlamaConfig.preset("tinyllama-1.1b"), batch, seq, accumulate, warmup, steps)
                     : "  \"model\": \"none (attention only)\"";

@@ -426,6 +426,15 @@ public final class ConfigLoader {
         check.that(!t.device().equals("cuda") || !t.precision().equals("fp32"), "train.precision",
                 "fp32 is not available on cuda (its matmuls multiply bf16 operands); use bf16-mixed, or auto");
         check.oneOf("train.attention", t.attention(), "auto", "plain", "mma", "wgmma", "cudnn");
+        check.that(!t.fp8Projections().isEmpty(), "train.fp8_projections",
+                "is empty: name at least one of qkv, attention_output, gate_up, down (with none, use train.precision bf16-mixed)");
+        Set<String> fp8Projections = new HashSet<>();
+        for (int i = 0; i < t.fp8Projections().size(); i++) {
+            String projection = t.fp8Projections().get(i);
+            check.oneOf("train.fp8_projections[" + i + "]", projection, "qkv", "attention_output", "gate_up", "down");
+            check.that(fp8Projections.add(projection), "train.fp8_projections[" + i + "]", "'" + projection + "' is listed twice");
+        }
+        check.oneOf("train.fp8_gradients", t.fp8Gradients(), "e5m2", "e4m3");
         check.that(!t.device().equals("cpu") || t.attention().equals("auto") || t.attention().equals("plain"), "train.attention",
                 t.attention() + " is a CUDA kernel; the CPU backend has one attention (auto or plain)");
         check.that(t.startStep() >= 0 && t.startStep() < maxSteps, "train.start_step",

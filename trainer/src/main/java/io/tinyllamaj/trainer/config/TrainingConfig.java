@@ -112,16 +112,19 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
      * the last {@code spikeWindow} applied steps by {@code spikeSigma} standard deviations, and
      * {@code spikeMaxInRow} such steps in a row stop the run. {@code zLoss}: the coefficient of PaLM's
      * auxiliary loss zLoss * logsumexp(logits)^2 per token (0: off; the reported loss stays the
-     * cross-entropy).
+     * cross-entropy). Under {@code precision} fp8-mixed, {@code fp8Projections} names the block
+     * projections that run in FP8 (qkv, attention_output, gate_up, down) and {@code fp8Gradients}
+     * their output gradients' format (e5m2, the hybrid recipe, or e4m3); other precisions ignore both.
      */
     public record Train(Integer globalBatchSize, Long globalBatchTokens, Integer microBatchSize, Integer seqLen,
                         Long maxSteps, Long maxTokens, Double lr, Double minLr, Long warmupSteps, String decay,
                         Double beta1, Double beta2, Double eps, Double weightDecay, Double gradClip,
                         String precision, String attention, Long seed, String device, Long startStep, Integer maxSkippedSteps,
-                        String lrSchedule, Integer spikeWindow, Double spikeSigma, Integer spikeMaxInRow, Double zLoss) {
+                        String lrSchedule, Integer spikeWindow, Double spikeSigma, Integer spikeMaxInRow, Double zLoss,
+                        List<String> fp8Projections, String fp8Gradients) {
 
         static final Train DEFAULTS = new Train(null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+                null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
 
         public Train {
             microBatchSize = microBatchSize != null ? microBatchSize : 1;
@@ -146,6 +149,9 @@ public record TrainingConfig(Model model, Data data, Train train, Eval eval, Che
             spikeSigma = spikeSigma != null ? spikeSigma : 6.0;
             spikeMaxInRow = spikeMaxInRow != null ? spikeMaxInRow : 5;
             zLoss = zLoss != null ? zLoss : 0.0;
+            // the attention output projection (2048 x 2048 in TinyLlama) gains nothing in FP8 on an H100
+            fp8Projections = fp8Projections != null ? List.copyOf(fp8Projections) : List.of("qkv", "gate_up", "down");
+            fp8Gradients = fp8Gradients != null ? fp8Gradients : "e5m2";
         }
 
         /** The arithmetic the device runs: {@code auto} is fp32 on the CPU and bf16-mixed on cuda, the one each supports. */

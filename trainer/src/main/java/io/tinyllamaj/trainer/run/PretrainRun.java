@@ -78,8 +78,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         ConfigLoader.Loaded loaded = loadConfig(runDirectory);
         TrainingConfig config = loaded.config();
         TrainingConfig.Distributed dist = config.distributed();
-        Backend backend = Backends.create(config.train().device(), gpuOf(launch, config.train().device()), config.train().attention(),
-                config.train().effectivePrecision());
+        Backend backend = Backends.create(config.train(), gpuOf(launch, config.train().device()));
         Strategy strategy;
         try {
             strategy = Distributed.open(dist.strategy(), dist.worldSize(), dist.ranksPerNode(), dist.reshards(), dist.reduceDtype(),

@@ -36,7 +36,7 @@ public final class CollectiveBench {
         long floats = args.length > 2 ? Long.parseLong(args[2]) : 1L << 26; // 256 MiB: a TinyLlama block's worth is 44 M floats
         int iterations = args.length > 3 ? Integer.parseInt(args[3]) : 20;
         Launch launch = Launch.detect();
-        try (Backend backend = Backends.create(device, Math.max(0, launch.localRank()), "auto", "auto");
+        try (Backend backend = Backends.create(device, Math.max(0, launch.localRank()));
              Strategy strategy = Distributed.open("ddp", launch.worldSize(), 8, Duration.ofMinutes(5), backend, System.err)) {
             Collectives world = strategy.world();
             Tensor buffer = backend.allocate(floats);
