@@ -14,7 +14,7 @@ result = {
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
     "model": ours["model"], "seq_len": ours["seq_len"], "micro_batch": ours["micro_batch"],
     "accumulate": ours.get("accumulate", 1),
-    "precision": "bf16-mixed (fp32 master weights, AdamW, clipping 1.0)",
+    "precision": ours.get("precision", "bf16-mixed") + " (fp32 master weights, AdamW, clipping 1.0)",
     "attention_kernel": ours["attention_kernel"],
     "step_ms": ours["step_ms"], "tokens_per_s": ours["tokens_per_s"], "mfu": ours["mfu"],
     "flops_per_token": ours["flops_per_token"], "peak_flops": 989e12, "peak_mem_gib": ours["peak_mem_gib"],

@@ -62,7 +62,8 @@ public final class PlanCommand implements Callable<Integer> {
     private Double interNodeGbps;
 
     @Option(names = "--bench", paramLabel = "FILE",
-            description = "The measured GPU step the prediction scales (default: docs/bench/gpu-train.json of the checkout).")
+            description = "The measured GPU step the prediction scales, in the recipe's precision (default: docs/bench/gpu-train.json "
+                    + "of the checkout; docs/bench/fp8/step-fp8-mixed.json for train.precision fp8-mixed).")
     private Path bench;
 
     @Option(names = "--json", description = "With --cluster: print the cluster plan as one JSON object, nothing else.")
@@ -84,8 +85,17 @@ public final class PlanCommand implements Callable<Integer> {
             return 0;
         }
         RunShape s = loaded.shape();
-        ClusterPlan plan = ClusterPlan.of(machines, s.model(), s.microBatch(), s.seqLen(), s.globalBatchSequences(),
-                BenchProfile.read(bench != null ? bench : ProjectPaths.resolveOutput(BenchProfile.DEFAULT_FILE)));
+        // a cluster trains on GPUs: fp8-mixed as the recipe says, any other precision as bf16-mixed
+        boolean fp8 = loaded.config().train().precision().equals("fp8-mixed");
+        BenchProfile measured = BenchProfile.read(bench != null ? bench
+                : ProjectPaths.resolveOutput(fp8 ? BenchProfile.DEFAULT_FP8_FILE : BenchProfile.DEFAULT_FILE));
+        String planned = fp8 ? "fp8-mixed" : "bf16-mixed";
+        if (!measured.precision().equals(planned)) {
+            throw new IllegalArgumentException(measured.file() + " measured a step in " + measured.precision() + " and the recipe trains in "
+                    + planned + ": pass --bench with a step measured in " + planned + " (" + (fp8 ? BenchProfile.DEFAULT_FP8_FILE
+                    : BenchProfile.DEFAULT_FILE) + "), or --set train.precision");
+        }
+        ClusterPlan plan = ClusterPlan.of(machines, s.model(), s.microBatch(), s.seqLen(), s.globalBatchSequences(), measured);
         if (json) {
             System.out.println(ClusterReport.json(plan).toPrettyString());
             return 0;

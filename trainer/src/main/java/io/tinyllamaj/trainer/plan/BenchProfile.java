@@ -24,10 +24,13 @@ import java.util.Map;
  * ops); without them from {@link #FALLBACK_SHARES}.
  *
  * @param gpu          the table's GPU the step was measured on
+ * @param precision    the step's train.precision: bf16-mixed, or fp8-mixed (its FP8 matmuls are counted
+ *                     with the tensor-core ops); bf16-mixed for a file that does not say
  * @param peakMemBytes device memory in use at the end of the run (with the CUDA context); 0 if not recorded
  */
-public record BenchProfile(Path file, String device, GpuSpec gpu, LlamaConfig model, int microBatch, int seqLen, double stepMs,
-                           double tensorCoreMs, double memoryBoundMs, double optimizerMs, boolean perOp, long peakMemBytes) {
+public record BenchProfile(Path file, String device, GpuSpec gpu, LlamaConfig model, String precision, int microBatch, int seqLen,
+                           double stepMs, double tensorCoreMs, double memoryBoundMs, double optimizerMs, boolean perOp,
+                           long peakMemBytes) {
 
     /**
      * The split without per-op times: the shares of the H100 profile of 2026-11-23
@@ -38,6 +41,8 @@ public record BenchProfile(Path file, String device, GpuSpec gpu, LlamaConfig mo
 
     /** Where the default benchmark lives in the checkout. */
     public static final String DEFAULT_FILE = "docs/bench/gpu-train.json";
+    /** The default for a recipe in train.precision fp8-mixed. */
+    public static final String DEFAULT_FP8_FILE = "docs/bench/fp8/step-fp8-mixed.json";
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -60,6 +65,12 @@ public record BenchProfile(Path file, String device, GpuSpec gpu, LlamaConfig mo
             throw new IllegalArgumentException(file + ": model '" + modelName + "' is not a preset (known: "
                     + String.join(", ", LlamaConfig.PRESETS.keySet()) + ")");
         }
+        // its first word: scripts/bench-gpu's report adds a description after it ("bf16-mixed (fp32 master weights, ...)")
+        JsonNode precisionNode = root.path("precision");
+        String precision = precisionNode.isMissingNode() ? "bf16-mixed" : precisionNode.asText().strip().split("\\s+", 2)[0];
+        if (!precision.equals("bf16-mixed") && !precision.equals("fp8-mixed")) {
+            throw new IllegalArgumentException(file + ": precision must be bf16-mixed or fp8-mixed, got " + precisionNode);
+        }
         int micro = count(root, file, "micro_batch");
         int seq = count(root, file, "seq_len");
         double stepMs = positive(root, file, "step_ms", Double.MAX_VALUE);
@@ -70,7 +81,7 @@ public record BenchProfile(Path file, String device, GpuSpec gpu, LlamaConfig mo
         }
         JsonNode peak = root.path("peak_mem_gib");
         long peakBytes = peak.isNumber() && peak.asDouble() > 0 ? Math.round(peak.asDouble() * (1L << 30)) : 0;
-        return new BenchProfile(file, device, gpu, LlamaConfig.preset(modelName), micro, seq, stepMs, stepMs * shares[0],
+        return new BenchProfile(file, device, gpu, LlamaConfig.preset(modelName), precision, micro, seq, stepMs, stepMs * shares[0],
                 stepMs * shares[1], stepMs * shares[2], perOp, peakBytes);
     }
 

@@ -69,6 +69,10 @@ public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, in
      * is refused in one line.
      */
     public static ClusterPlan of(Cluster cluster, LlamaConfig model, int b, int t, long globalBatch, BenchProfile bench) {
+        if (bench.precision().equals("fp8-mixed") && !cluster.gpu().fp8()) {
+            throw new IllegalArgumentException("train.precision fp8-mixed needs FP8 tensor cores, which the " + cluster.gpu().name()
+                    + " does not have; plan it in bf16-mixed (--set train.precision=bf16-mixed)");
+        }
         long perStep = (long) b * cluster.gpus();
         if (globalBatch % perStep != 0) {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "the global batch of %,d sequences is not a multiple of "

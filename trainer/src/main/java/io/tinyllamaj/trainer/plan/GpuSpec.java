@@ -14,15 +14,16 @@ import java.util.stream.Collectors;
  * @param hbmGBps    memory bandwidth, GB/s
  * @param memoryGiB  device memory, GiB
  * @param nvlinkGBps achievable bus bandwidth inside a node, GB/s
+ * @param fp8        FP8 tensor cores (Ada, Hopper and later), which train.precision fp8-mixed needs
  */
-public record GpuSpec(String name, double peakTflops, double hbmGBps, double memoryGiB, double nvlinkGBps) {
+public record GpuSpec(String name, double peakTflops, double hbmGBps, double memoryGiB, double nvlinkGBps, boolean fp8) {
 
     /** The GPUs the planner knows; H100 is the SXM part. */
     public static final List<GpuSpec> TABLE = List.of(
-            new GpuSpec("A100-40G", 312, 1555, 40, 240),
-            new GpuSpec("A100-80G", 312, 2039, 80, 240),
-            new GpuSpec("H100-80G", 989, 3350, 80, 360),
-            new GpuSpec("H200", 989, 4800, 141, 360));
+            new GpuSpec("A100-40G", 312, 1555, 40, 240, false),
+            new GpuSpec("A100-80G", 312, 2039, 80, 240, false),
+            new GpuSpec("H100-80G", 989, 3350, 80, 360, true),
+            new GpuSpec("H200", 989, 4800, 141, 360, true));
 
     /** Device memory in bytes. */
     public long memoryBytes() {

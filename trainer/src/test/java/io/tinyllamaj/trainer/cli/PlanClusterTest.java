@@ -225,6 +225,57 @@ class PlanClusterTest {
         }
     }
 
+    /**
+     * A recipe in fp8-mixed is planned from a step measured in fp8-mixed, scaled as any other (its FP8
+     * matmuls count as tensor-core time), on GPUs with FP8 tensor cores only; a step measured in the
+     * other precision is refused, either way round.
+     */
+    @Test
+    void fp8MixedIsPlannedFromAnFp8StepOnGpusWithFp8() throws Exception {
+        String recipe = recipe().toString();
+        Path bf16 = bench(1.0 / 1024, true);
+        Path fp8 = dir.resolve("fp8.json");
+        Files.writeString(fp8, Files.readString(bf16).replace("\"model\"", "\"precision\": \"fp8-mixed\", \"model\""));
+        String[] fp8Recipe = {"--set", "train.device=cuda", "--set", "train.precision=fp8-mixed"};
+        List<String> args = new ArrayList<>(List.of("plan", "--config", recipe, "--bench", fp8.toString(), "--json",
+                "--cluster", "4xH100-80G"));
+        args.addAll(List.of(fp8Recipe));
+        CliRun run = CliRun.of(args.toArray(String[]::new));
+        assertEquals(0, run.exitCode(), run.err());
+        JsonNode fp8Plan = JSON.readTree(run.out());
+        assertEquals("fp8-mixed", fp8Plan.path("bench").path("precision").asText());
+        JsonNode bf16Plan = plan(bf16, "--cluster", "4xH100-80G");
+        assertEquals("bf16-mixed", bf16Plan.path("bench").path("precision").asText(), "a file that does not say: bf16-mixed");
+        assertEquals(strategy(bf16Plan, "fsdp").path("overlap").path("step_ms").asDouble(),
+                strategy(fp8Plan, "fsdp").path("overlap").path("step_ms").asDouble(), MS, "the same times: the same prediction");
+        String[][] refused = {
+                {fp8.toString(), "8xA100-40G", "fp8", "train.precision fp8-mixed needs FP8 tensor cores, which the A100-40G does not "
+                        + "have; plan it in bf16-mixed (--set train.precision=bf16-mixed)"},
+                {fp8.toString(), "4xH100-80G", "bf16", fp8 + " measured a step in fp8-mixed and the recipe trains in bf16-mixed: pass "
+                        + "--bench with a step measured in bf16-mixed (docs/bench/gpu-train.json), or --set train.precision"},
+                {bf16.toString(), "4xH100-80G", "fp8", bf16 + " measured a step in bf16-mixed and the recipe trains in fp8-mixed: pass "
+                        + "--bench with a step measured in fp8-mixed (docs/bench/fp8/step-fp8-mixed.json), or --set train.precision"},
+        };
+        for (String[] c : refused) {
+            List<String> a = new ArrayList<>(List.of("plan", "--config", recipe, "--bench", c[0], "--cluster", c[1]));
+            if (c[2].equals("fp8")) {
+                a.addAll(List.of(fp8Recipe));
+            }
+            CliRun r = CliRun.of(a.toArray(String[]::new));
+            assertEquals(1, r.exitCode(), r.out() + r.err());
+            assertEquals("tinyllama: error: " + c[3] + "\n", r.err());
+        }
+    }
+
+    /** Without --bench, an fp8-mixed recipe takes the checkout's measured fp8-mixed step of TinyLlama-1.1B. */
+    @Test
+    void fp8MixedTakesTheShippedFp8StepByDefault() throws Exception {
+        CliRun run = CliRun.of("plan", "--config", recipe().toString(), "--cluster", "8xH100-80G", "--set", "train.device=cuda",
+                "--set", "train.precision=fp8-mixed");
+        assertEquals(0, run.exitCode(), run.err());
+        assertTrue(run.out().contains("step-fp8-mixed.json: tinyllama-1.1b in fp8-mixed at 8 x 2048 on NVIDIA H100"), run.out());
+    }
+
     @Test
     void aBenchmarkItCannotReadIsRefusedInOneLine() throws Exception {
         String recipe = recipe().toString();
@@ -233,11 +284,15 @@ class PlanClusterTest {
         Files.writeString(broken, "{\"device\": \"NVIDIA B200\", \"model\": \"test-tiny\", \"micro_batch\": 2, \"seq_len\": 8, \"step_ms\": 1}");
         Path noStep = dir.resolve("nostep.json");
         Files.writeString(noStep, "{\"device\": \"NVIDIA A100-SXM4-80GB\", \"model\": \"test-tiny\", \"micro_batch\": 2, \"seq_len\": 8}");
+        Path fp16 = dir.resolve("fp16.json");
+        Files.writeString(fp16, "{\"device\": \"NVIDIA H100\", \"precision\": \"fp16\", \"model\": \"test-tiny\", \"micro_batch\": 2, "
+                + "\"seq_len\": 8, \"step_ms\": 1}");
         String[][] cases = {
                 {missing.toString(), "no GPU benchmark at " + missing + " (pass --bench FILE: a gpu-train.json of scripts/bench-gpu)"},
                 {broken.toString(), broken + ": measured on 'NVIDIA B200', a GPU the planner does not know (known: A100-40G, A100-80G, "
                         + "H100-80G, H200)"},
                 {noStep.toString(), noStep + ": step_ms must be a positive number, got null"},
+                {fp16.toString(), fp16 + ": precision must be bf16-mixed or fp8-mixed, got \"fp16\""},
         };
         for (String[] c : cases) {
             CliRun run = CliRun.of("plan", "--config", recipe, "--cluster", "8xH100-80G", "--bench", c[0]);
