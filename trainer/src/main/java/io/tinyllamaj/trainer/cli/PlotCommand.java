@@ -19,7 +19,8 @@ public final class PlotCommand implements Callable<Integer> {
     private Path run;
 
     @Option(names = "--compare", paramLabel = "OTHER_RUN",
-            description = "Also chart RUN_DIR's loss beside these runs' (repeatable): <run>/plots/loss-compare.png.")
+            description = "Also chart RUN_DIR's loss beside these runs' (repeatable): <run>/plots/loss-compare.png, and theirs "
+                    + "relative to RUN_DIR's: <run>/plots/loss-difference.png.")
     private List<Path> others = new ArrayList<>();
 
     @Override
@@ -30,7 +31,9 @@ public final class PlotCommand implements Callable<Integer> {
         if (!others.isEmpty()) {
             List<Path> runs = new ArrayList<>(List.of(run));
             runs.addAll(others);
-            System.out.println("wrote " + Charts.compare(runs));
+            for (Path file : Charts.compare(runs)) {
+                System.out.println("wrote " + file);
+            }
         }
         return 0;
     }

@@ -71,28 +71,96 @@ public final class Charts {
     /**
      * Writes {@code <runs[0]>/plots/loss-compare.png}: the train and validation loss of every run
      * on one chart (two runs of one recipe in another precision, say), each named by its
-     * directory; returns its path.
+     * directory; and {@code loss-difference.png}: each other run's loss relative to the first's
+     * ({@link #differenceLines}), where a gap of a fraction of a percent shows. Returns their paths.
      */
-    public static Path compare(List<Path> runs) throws IOException {
+    public static List<Path> compare(List<Path> runs) throws IOException {
         System.setProperty("java.awt.headless", "true");
-        List<Line> lines = comparisonLines(runs);
+        List<String> names = names(runs);
+        List<List<JsonNode>> records = records(runs);
         Path plots = Files.createDirectories(runs.get(0).resolve("plots"));
-        return save(plots.resolve("loss-compare.png"), "Loss", "cross-entropy", lines);
+        return List.of(save(plots.resolve("loss-compare.png"), "Loss", "cross-entropy", comparisonLines(records, names)),
+                save(plots.resolve("loss-difference.png"), "Loss against " + names.get(0), "relative difference (%)",
+                        differenceLines(records, names)));
     }
 
-    /** The comparison's lines: each run's train loss, then each run's validation loss (markers). */
-    static List<Line> comparisonLines(List<Path> runs) throws IOException {
+    /** Each run's name: its directory's, or its path where two directories share a name. */
+    private static List<String> names(List<Path> runs) {
         List<String> names = new ArrayList<>();
         for (Path run : runs) {
             names.add(String.valueOf(run.toAbsolutePath().normalize().getFileName()));
         }
-        boolean distinct = new LinkedHashSet<>(names).size() == names.size();
+        return new LinkedHashSet<>(names).size() == names.size() ? names : runs.stream().map(Path::toString).toList();
+    }
+
+    /** The comparison's lines: each run's train loss, then each run's validation loss (markers). */
+    static List<Line> comparisonLines(List<List<JsonNode>> records, List<String> names) {
         List<Line> train = new ArrayList<>(), validation = new ArrayList<>();
-        for (int i = 0; i < runs.size(); i++) {
-            List<JsonNode> records = records(runs.get(i));
-            String name = distinct ? names.get(i) : runs.get(i).toString();
-            train.add(new Line(series(records, "loss", "train loss (" + name + ")"), false));
-            validation.add(new Line(series(records, "val_loss", "validation loss (" + name + ")"), true));
+        for (int i = 0; i < records.size(); i++) {
+            train.add(new Line(series(records.get(i), "loss", "train loss (" + names.get(i) + ")"), false, i));
+            validation.add(new Line(series(records.get(i), "val_loss", "validation loss (" + names.get(i) + ")"), true, i));
+        }
+        train.addAll(validation);
+        return train;
+    }
+
+    static List<Line> comparisonLines(List<Path> runs) throws IOException {
+        return comparisonLines(records(runs), names(runs));
+    }
+
+    static List<Line> differenceLines(List<Path> runs) throws IOException {
+        return differenceLines(records(runs), names(runs));
+    }
+
+    private static List<List<JsonNode>> records(List<Path> runs) throws IOException {
+        List<List<JsonNode>> records = new ArrayList<>();
+        for (Path run : runs) {
+            records.add(records(run));
+        }
+        return records;
+    }
+
+    /** Logged points in each trailing window of the difference chart: one step's loss alone is noisy. */
+    static final int DIFFERENCE_WINDOW = 10;
+
+    /**
+     * The difference chart's lines, in percent of the first run's loss: each other run's train
+     * loss over the last {@link #DIFFERENCE_WINDOW} steps both runs logged (the ratio of the two
+     * sums, less 1, at the window's last step, from the first full window on), then each other
+     * run's validation loss at every evaluation both have (markers).
+     */
+    static List<Line> differenceLines(List<List<JsonNode>> records, List<String> names) {
+        XYSeries baseTrain = series(records.get(0), "loss", ""), baseValidation = series(records.get(0), "val_loss", "");
+        List<Line> train = new ArrayList<>(), validation = new ArrayList<>();
+        for (int i = 1; i < records.size(); i++) {
+            XYSeries other = series(records.get(i), "loss", "");
+            XYSeries windows = new XYSeries("train loss, " + DIFFERENCE_WINDOW + " logged steps (" + names.get(i) + ")", true, false);
+            List<double[]> common = new ArrayList<>(); // step, base, other
+            for (int k = 0; k < other.getItemCount(); k++) {
+                int at = baseTrain.indexOf(other.getX(k));
+                if (at >= 0) {
+                    common.add(new double[] {other.getX(k).doubleValue(), baseTrain.getY(at).doubleValue(), other.getY(k).doubleValue()});
+                }
+            }
+            for (int end = DIFFERENCE_WINDOW - 1; end < common.size(); end++) {
+                double base = 0, sum = 0;
+                for (int k = end - DIFFERENCE_WINDOW + 1; k <= end; k++) {
+                    base += common.get(k)[1];
+                    sum += common.get(k)[2];
+                }
+                windows.add(common.get(end)[0], 100 * (sum / base - 1));
+            }
+            train.add(new Line(windows, false, i));
+            XYSeries otherValidation = series(records.get(i), "val_loss", "");
+            XYSeries evaluations = new XYSeries("validation loss (" + names.get(i) + ")", true, false);
+            for (int k = 0; k < otherValidation.getItemCount(); k++) {
+                int at = baseValidation.indexOf(otherValidation.getX(k));
+                if (at >= 0) {
+                    evaluations.add(otherValidation.getX(k), 100 * (otherValidation.getY(k).doubleValue()
+                            / baseValidation.getY(at).doubleValue() - 1));
+                }
+            }
+            validation.add(new Line(evaluations, true, i));
         }
         train.addAll(validation);
         return train;
@@ -111,8 +179,14 @@ public final class Charts {
         return records;
     }
 
-    /** A series and whether its points get markers. */
-    record Line(XYSeries series, boolean markers) {
+    /**
+     * A series, whether its points get markers, and its colour's place in the palette (a run's
+     * train and validation lines share one); -1: the series' own place on the chart.
+     */
+    record Line(XYSeries series, boolean markers, int color) {
+        Line(XYSeries series, boolean markers) {
+            this(series, markers, -1);
+        }
     }
 
     /** The keys of any record's {@code object} (the sources of val_loss_per_source, the tasks of task_acc), in first-seen order. */
@@ -148,11 +222,11 @@ public final class Charts {
 
     private static Path save(Path file, String title, String yLabel, List<Line> lines) throws IOException {
         XYSeriesCollection data = new XYSeriesCollection();
-        List<Boolean> markers = new ArrayList<>();
+        List<Line> drawn = new ArrayList<>();
         for (Line line : lines) {
             if (!line.series().isEmpty()) {
                 data.addSeries(line.series());
-                markers.add(line.markers());
+                drawn.add(line);
             }
         }
         JFreeChart chart = ChartFactory.createXYLineChart(title, "step", yLabel, data, PlotOrientation.VERTICAL,
@@ -162,9 +236,10 @@ public final class Charts {
         plot.setDomainGridlinePaint(GRID);
         plot.setRangeGridlinePaint(GRID);
         XYLineAndShapeRenderer renderer = (XYLineAndShapeRenderer) plot.getRenderer();
-        for (int i = 0; i < markers.size(); i++) {
-            renderer.setSeriesShapesVisible(i, markers.get(i));
-            renderer.setSeriesPaint(i, PALETTE[i % PALETTE.length]);
+        for (int i = 0; i < drawn.size(); i++) {
+            renderer.setSeriesShapesVisible(i, drawn.get(i).markers());
+            int color = drawn.get(i).color() >= 0 ? drawn.get(i).color() : i;
+            renderer.setSeriesPaint(i, PALETTE[color % PALETTE.length]);
             renderer.setSeriesStroke(i, new BasicStroke(2f));
         }
         ((NumberAxis) chart.getXYPlot().getRangeAxis()).setAutoRangeIncludesZero(false);

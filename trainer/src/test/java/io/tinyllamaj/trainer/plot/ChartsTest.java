@@ -33,10 +33,45 @@ class ChartsTest {
         assertEquals(20.0, lines.get(3).series().getX(0).doubleValue());
         assertEquals(4.375, lines.get(3).series().getY(0).doubleValue());
         assertTrue(lines.get(2).markers() && !lines.get(0).markers(), "validation points get markers, train lines do not");
-        Path chart = Charts.compare(List.of(bf16, fp8));
-        assertEquals(bf16.resolve("plots").resolve("loss-compare.png"), chart);
-        byte[] png = Files.readAllBytes(chart);
-        assertTrue(png.length > 8 && png[1] == 'P' && png[2] == 'N' && png[3] == 'G', "a PNG file");
+        List<Path> charts = Charts.compare(List.of(bf16, fp8));
+        assertEquals(List.of(bf16.resolve("plots").resolve("loss-compare.png"), bf16.resolve("plots").resolve("loss-difference.png")),
+                charts);
+        for (Path chart : charts) {
+            byte[] png = Files.readAllBytes(chart);
+            assertTrue(png.length > 8 && png[1] == 'P' && png[2] == 'N' && png[3] == 'G', "a PNG file");
+        }
+    }
+
+    /**
+     * The difference chart by hand: bf16 logs 2.0 at steps 10..120, fp8 2.0 but 2.2 at step 120 and a
+     * step 125 bf16 lacks. Windows of 10 common steps end at 100 (0%), 110 (0%) and 120 (steps 30..120:
+     * 20.2 / 20 - 1 = +1%); validation 4.1 against 4.0 at step 60 is +2.5%, and fp8's step-70 evaluation,
+     * which bf16 lacks, is left out.
+     */
+    @Test
+    void theDifferenceChartIsEachRunsLossOverTheFirstsInTrailingWindows(@TempDir Path dir) throws Exception {
+        List<String> base = new java.util.ArrayList<>(), other = new java.util.ArrayList<>();
+        for (int step = 10; step <= 120; step += 10) {
+            base.add("{\"step\":" + step + ",\"loss\":2.0" + (step == 60 ? ",\"val_loss\":4.0" : "") + "}");
+            other.add("{\"step\":" + step + ",\"loss\":" + (step == 120 ? "2.2" : "2.0")
+                    + (step == 60 ? ",\"val_loss\":4.1" : step == 70 ? ",\"val_loss\":3.0" : "") + "}");
+        }
+        other.add("{\"step\":125,\"loss\":9.0}");
+        Path bf16 = run(dir, "bf16-mixed", base.toArray(String[]::new));
+        Path fp8 = run(dir, "fp8-mixed", other.toArray(String[]::new));
+        List<Charts.Line> lines = Charts.differenceLines(List.of(bf16, fp8));
+        assertEquals(List.of("train loss, 10 logged steps (fp8-mixed)", "validation loss (fp8-mixed)"),
+                lines.stream().map(l -> l.series().getKey().toString()).toList());
+        var train = lines.get(0).series();
+        assertEquals(3, train.getItemCount());
+        assertEquals(100.0, train.getX(0).doubleValue());
+        assertEquals(0.0, train.getY(1).doubleValue(), 1e-12);
+        assertEquals(120.0, train.getX(2).doubleValue());
+        assertEquals(1.0, train.getY(2).doubleValue(), 1e-12);
+        var validation = lines.get(1).series();
+        assertEquals(1, validation.getItemCount());
+        assertEquals(2.5, validation.getY(0).doubleValue(), 1e-12);
+        assertTrue(lines.get(1).markers() && !lines.get(0).markers());
     }
 
     @Test
