@@ -36,6 +36,10 @@ int cublasLtMatmul(LtHandle, LtDesc, const void* alpha, const void* a, LtLayout,
 // cublasLt.h / library_types.h values (the same as CublasLt.java's)
 static const int COMPUTE_32F = 68, R_32F = 0, R_16BF = 14, R_8F_E4M3 = 28, R_8F_E5M2 = 29;
 static const int DESC_TRANSA = 3, DESC_TRANSB = 4, DESC_A_SCALE = 17, DESC_B_SCALE = 18, DESC_FAST_ACCUM = 25;
+// how a scale pointer is read (cublasLtMatmulMatrixScale_t): one float for the tensor, one per row or
+// column (outer vector), one per 128 values along k, one per 128 x 128 block
+static const int DESC_A_SCALE_MODE = 31, DESC_B_SCALE_MODE = 32;
+static const int SCALE_SCALAR_32F = 0, SCALE_OUTER_VEC_32F = 3, SCALE_VEC128_32F = 4, SCALE_BLK128x128_32F = 5;
 static const int PREF_WORKSPACE = 1, PREF_ALIGN_A = 5, PREF_ALIGN_B = 6, PREF_ALIGN_C = 7, PREF_ALIGN_D = 8;
 static const size_t WORKSPACE = 32u << 20;
 

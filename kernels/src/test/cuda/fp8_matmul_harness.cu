@@ -8,7 +8,11 @@
 // with and without CUBLASLT_MATMUL_DESC_FAST_ACCUM; C kept apart from D as PyTorch keeps it (beta is
 // 0, so C is any other operand). Also the
 // price of current scaling: an amax pass and a scaled cast (and a cast that also writes the
-// transpose) over the step's largest activation. Median of 15 launches after 3 warm-up ones.
+// transpose) over the step's largest activation. And finer scales than one per tensor, which keep
+// more of FP8's precision where a tensor's rows differ in size: whether cuBLASLt has an algorithm
+// for each mode on this GPU and what it costs, on the gate/up and down forwards (one scale per
+// row of x and per output column, DeepSeek-V3's 1 x 128 and 128 x 128 blocks). Median of 15
+// launches after 3 warm-up ones.
 // Built and run by scripts/gpu-fp8-harness on a GPU host; cublaslt_abi.cuh stands in for cublasLt.h.
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -107,7 +111,8 @@ static bool verbose = false;
 
 
 // The heuristic's first algorithm for the call, timed; a negative number when it offers none
-static float time_call(const Call& c, bool fastAccum, const void* a, const void* b, void* d) {
+static float time_call(const Call& c, bool fastAccum, const void* a, const void* b, void* d, int aMode = SCALE_SCALAR_32F,
+                       int bMode = SCALE_SCALAR_32F, float* aScales = nullptr, float* bScales = nullptr) {
     LtDesc desc;
     LtLayout la, lb, ld;
     LtPref pref;
@@ -116,9 +121,18 @@ static float time_call(const Call& c, bool fastAccum, const void* a, const void*
     cublasLtMatmulDescSetAttribute(desc, DESC_TRANSA, &c.transA, 4);
     cublasLtMatmulDescSetAttribute(desc, DESC_TRANSB, &c.transB, 4);
     if (fp8) {
-        cublasLtMatmulDescSetAttribute(desc, DESC_A_SCALE, &scales, sizeof scales);
-        float* bScale = scales + 64;  // 256 bytes on: a 4-byte aligned scale pointer is refused
+        float* aScale = aScales ? aScales : scales;
+        float* bScale = bScales ? bScales : scales + 64;  // 256 bytes on: a 4-byte aligned scale pointer is refused
+        cublasLtMatmulDescSetAttribute(desc, DESC_A_SCALE, &aScale, sizeof aScale);
         cublasLtMatmulDescSetAttribute(desc, DESC_B_SCALE, &bScale, sizeof bScale);
+        if (aMode != SCALE_SCALAR_32F || bMode != SCALE_SCALAR_32F) {
+            if (cublasLtMatmulDescSetAttribute(desc, DESC_A_SCALE_MODE, &aMode, 4) ||
+                cublasLtMatmulDescSetAttribute(desc, DESC_B_SCALE_MODE, &bMode, 4)) {
+                printf("    %s: scale modes %d, %d refused by the descriptor\n", c.name, aMode, bMode);
+                cublasLtMatmulDescDestroy(desc);
+                return -1;
+            }
+        }
         int8_t fast = fastAccum ? 1 : 0;
         cublasLtMatmulDescSetAttribute(desc, DESC_FAST_ACCUM, &fast, 1);
     }
@@ -225,6 +239,39 @@ int main(int argc, char** argv) {
     printf("22 layers' matmuls: bf16 %.2f ms; fp8 %.2f ms (%.3fx); fp8 with fast accumulation in the forward %.2f ms (%.3fx); "
            "fp8 forward and dX, bf16 dW %.2f ms (%.3fx)\n",
            stepBf16, stepFp8, stepBf16 / stepFp8, stepFast, stepBf16 / stepFast, stepFp8NoWgrad, stepBf16 / stepFp8NoWgrad);
+
+    // finer scales on the forwards (A = W, [oc, c] read transposed; B = x, [n, c]): per-tensor as
+    // above, then per row and column, then 1 x 128 blocks of x with 128 x 128 blocks of W
+    struct Mode { const char* name; int a, b; };
+    Mode modes[] = {{"per tensor", SCALE_SCALAR_32F, SCALE_SCALAR_32F},
+                    {"per row / column", SCALE_OUTER_VEC_32F, SCALE_OUTER_VEC_32F},
+                    {"128x128 W, 1x128 x", SCALE_BLK128x128_32F, SCALE_VEC128_32F},
+                    {"1x128 both", SCALE_VEC128_32F, SCALE_VEC128_32F}};
+    float *aScales, *bScales;
+    size_t scaleCount = (size_t)n * (5632 / 128 + 1);  // the most any mode reads: a scale per 128 values of x
+    CK(cudaMalloc(&aScales, scaleCount * sizeof(float)));
+    CK(cudaMalloc(&bScales, scaleCount * sizeof(float)));
+    std::vector<float> ones(scaleCount, 1.f);
+    CK(cudaMemcpy(aScales, ones.data(), scaleCount * sizeof(float), cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(bScales, ones.data(), scaleCount * sizeof(float), cudaMemcpyHostToDevice));
+    fill_bytes<<<1024, 256>>>((uint8_t*)a, maxBytes, 3u, 0);
+    fill_bytes<<<1024, 256>>>((uint8_t*)b, maxBytes, 4u, 0);
+    printf("%-22s", "forward scales");
+    for (const Mode& m : modes) printf(" %20s", m.name);
+    printf("\n");
+    for (const Proj& p : projs) {
+        if (p.oc != 11264 && p.c != 5632) continue;  // gate/up and down: the two largest
+        Call fwd = {"fwd", 1, 0, p.oc, n, p.c, p.c, p.c, p.oc, R_8F_E4M3, R_8F_E4M3, R_16BF};
+        double flops = 2.0 * p.oc * n * p.c;
+        printf("%-22s", p.name);
+        for (const Mode& m : modes) {
+            float t = time_call(fwd, false, a, b, d, m.a, m.b, m.a == SCALE_SCALAR_32F ? nullptr : aScales,
+                                m.b == SCALE_SCALAR_32F ? nullptr : bScales);
+            if (t < 0) printf(" %20s", "no algorithm");
+            else printf("   %7.3f ms %4.0f TF/s", t, flops / t * 1e-9);
+        }
+        printf("\n");
+    }
 
     // current scaling's own passes, over the down projection's input [16384, 5632] (bf16)
     const int rows = n, cols = 5632;
