@@ -1,0 +1,55 @@
+# What the scripts that run on the GPU host share (sourced from the repository root): the bundle
+# unpacked into a folder of their own, cuBLASLt 13 found where the loader does not know it, the
+# bundled trainer as a command, and the demo recipe over the prepared samples.
+
+# unpack_bundle DIR: .bundle/tinyllama-gpu.tgz into DIR (emptied first), then find_cublaslt; one line
+# and exit 1 without the bundle.
+unpack_bundle() {
+  local dir=$1
+  if [ ! -f .bundle/tinyllama-gpu.tgz ]; then
+    echo "$(basename "$0"): no .bundle/tinyllama-gpu.tgz; run scripts/gpu-bundle --with-trainer on the build machine first" >&2
+    exit 1
+  fi
+  rm -rf "$dir" && mkdir -p "$dir" && tar xzf .bundle/tinyllama-gpu.tgz -C "$dir" || exit 1
+  find_cublaslt
+}
+
+# cuBLASLt 13 from the loader's path, else the CUDA toolkit, else a pip wheel (PyTorch's): exported
+# as TINYLLAMA_LIBCUBLASLT when the loader does not find it by itself.
+find_cublaslt() {
+  if ! ldconfig -p 2>/dev/null | grep -q 'libcublasLt.so.13'; then
+    local lt
+    lt=$(ls /usr/local/cuda/lib64/libcublasLt.so.13 2>/dev/null || find / -xdev -name 'libcublasLt.so.13' 2>/dev/null | head -1)
+    [ -n "$lt" ] && export TINYLLAMA_LIBCUBLASLT="$lt"
+  fi
+  return 0
+}
+
+# write_launcher DIR NAME HEAP [MAIN...]: DIR/NAME, a script that runs the bundled Java with the
+# given heap on MAIN (default: the trainer, -jar DIR/tinyllama.jar) and its own arguments. mpirun
+# rewrites the arguments of an executable named java (it looks for a class path among them), so
+# ranks start through such a script.
+write_launcher() {
+  local dir=$1 name=$2 heap=$3
+  shift 3
+  local main=${*:-"-jar $dir/tinyllama.jar"}
+  cat > "$dir/$name" <<SH
+#!/usr/bin/env bash
+exec "$dir/jre/bin/java" --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED \\
+  --add-opens=java.base/java.nio=ALL-UNNAMED -XX:+UseParallelGC -Xmx$heap $main "\$@"
+SH
+  chmod +x "$dir/$name"
+}
+
+# demo_recipe FILE: configs/demo-cpu.yaml reading its sources from .bundle/prepared (the demo's samples
+# as the build machine prepared them: the bundle's trainer leaves out the Parquet reader StarCoder's
+# samples need), written to FILE; one line and exit 1 where .bundle/prepared is missing.
+demo_recipe() {
+  local file=$1
+  if [ ! -f .bundle/prepared/slimpajama/manifest.json ] || [ ! -f .bundle/prepared/starcoder/manifest.json ]; then
+    echo "$(basename "$0"): no .bundle/prepared/{slimpajama,starcoder}: on the build machine, scripts/tinyllama pretrain prepares" \
+      "the demo's samples into runs/prepared; copy that folder to .bundle/prepared" >&2
+    exit 1
+  fi
+  sed -e "s|path: runs/prepared/|path: $PWD/.bundle/prepared/|" -e '/prepare:/,/inputs:/d' configs/demo-cpu.yaml > "$file"
+}
