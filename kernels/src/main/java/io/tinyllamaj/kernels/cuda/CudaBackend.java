@@ -461,8 +461,8 @@ public final class CudaBackend implements Backend {
             return;
         }
         current();
-        matmul.backwardFp8(site(projection, layer), fp8.e4m3Gradients(), dinp == null ? null : of(dinp), fp32("blockMatmulBackward (dweight)", dweight),
-                of(dout), of(inp), of(weight), n, c, oc, accumulate);
+        matmul.backwardFp8(site(projection, layer), fp8.e4m3Gradients(), dinp == null ? null : of(dinp),
+                fp32("blockMatmulBackward (dweight)", dweight), of(dout), of(inp), of(weight), n, c, oc, accumulate);
     }
 
     // ---- RMSNorm ----

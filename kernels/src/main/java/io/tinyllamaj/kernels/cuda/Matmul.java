@@ -151,13 +151,13 @@ final class Matmul implements AutoCloseable {
     }
 
     /**
-     * {@link #backward} with the output gradient in e5m2 (e4m3 with {@code e4m3Gradient}), weight and input in e4m3; in bf16 where
-     * {@link #fp8Fits} says no. Where {@code site}'s forward read the same input tensor at the same
+     * {@link #backward} with the output gradient in e5m2 (e4m3 with {@code e4m3Gradient}), weight
+     * and input in e4m3; in bf16 where {@link #fp8Fits} says no. Where {@code site}'s forward read the same input tensor at the same
      * sizes, the weight gradient takes the transposed input that forward kept ({@code inp} is not
      * read); where it read the same weight, the input gradient takes the kept transposed weight.
      */
-    void backwardFp8(int site, boolean e4m3Gradient, CudaTensor dinp, CudaTensor dweight, CudaTensor dout, CudaTensor inp, CudaTensor weight, int n, int c, int oc,
-                     boolean accumulate) {
+    void backwardFp8(int site, boolean e4m3Gradient, CudaTensor dinp, CudaTensor dweight, CudaTensor dout, CudaTensor inp,
+                     CudaTensor weight, int n, int c, int oc, boolean accumulate) {
         boolean gradientGiven = sites.producedFor(site, dout, true);
         if (!fp8Fits(n, c, oc)) {
             backward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
