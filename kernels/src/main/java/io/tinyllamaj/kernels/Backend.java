@@ -76,6 +76,7 @@ public interface Backend extends AutoCloseable {
 
     void fill(Tensor t, float value);
 
+    /** dst = src, of the same length; between storages (the CUDA backend's fp32 and bf16) rounded to nearest even or widened. */
     void copy(Tensor dst, Tensor src);
 
     /** dst += src; src may be an {@link #allocateActivation activation} (a sub-layer's output), dst may not. */

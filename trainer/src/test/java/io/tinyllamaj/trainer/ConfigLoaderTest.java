@@ -141,8 +141,8 @@ class ConfigLoaderTest {
                 error(BASE + "distributed: {strategy: ddp, transport: gloo}\n"));
         assertStarts("config.yaml: distributed.transport nccl carries CUDA tensors only; train.device is cpu",
                 error(BASE + "distributed: {strategy: ddp, transport: nccl}\n"));
-        assertStarts("config.yaml: distributed.reduce_dtype bf16 is implemented on CPU ranks only so far",
-                error(BASE.replace("max_steps: 10", "max_steps: 10, device: cuda") + "distributed: {strategy: fsdp, reduce_dtype: bf16}\n"));
+        assertEquals("bf16", ConfigLoader.parse("config.yaml", BASE.replace("max_steps: 10", "max_steps: 10, device: cuda")
+                + "distributed: {strategy: fsdp, reduce_dtype: bf16}\n", List.of()).config().distributed().reduceDtype());
         assertStarts("config.yaml: distributed.collective_timeout_s must be at least 1 second",
                 error(BASE + "distributed: {collective_timeout_s: 0}\n"));
         assertStarts("config.yaml: train.precision bf16-mixed needs train.device cuda", error(BASE.replace("max_steps: 10", "max_steps: 10, precision: bf16-mixed")));

@@ -381,8 +381,14 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor s = of(src), d = of(dst);
         checkLength(d, s.length());
-        sameStorage("copy", d, s);
-        memory.copy(d, s);
+        if (d.bf16() == s.bf16()) {
+            memory.copy(d, s);
+        } else if (d.bf16()) {
+            elementwise.castBf16(d.address(), s.address(), s.length());
+        } else { // widening is exact: zero, then add
+            memory.fill(d, 0f);
+            elementwise.accumulate(d.address(), s.address(), s.length(), true);
+        }
     }
 
     @Override

@@ -768,6 +768,21 @@ public final class CudaOpCheck {
         want[0] = 2.5f;
         want[n - 1] = -1f;
         report("bf16 copy+fill (slices)", "n=" + n, "dst", differing(back, want), 0);
+        // between storages: fp32 -> bf16 rounds to nearest even (the halfway values above), bf16 -> fp32 widens exactly
+        Tensor f = gpu.allocate(n), narrowed = gpu.allocateActivation(n), widened = gpu.allocate(n);
+        gpu.upload(f, v, 0, n);
+        gpu.fill(narrowed, 2.5f);
+        gpu.copy(narrowed.slice(1, n - 1), f.slice(1, n - 1));
+        float[] narrow = gpu.download(narrowed);
+        float[] narrowWant = expected.clone();
+        narrowWant[0] = 2.5f; // left alone: the slice starts at 1
+        report("copy fp32 -> bf16", "n=" + n, "dst", differing(narrow, narrowWant), 0);
+        gpu.fill(widened, Float.NaN);
+        gpu.copy(widened, t);
+        report("copy bf16 -> fp32", "n=" + n, "dst", differing(gpu.download(widened), expected), 0);
+        for (Tensor x : List.of(f, narrowed, widened)) {
+            gpu.release(x);
+        }
     }
 
     private void embedding(int n, int vocab, int c) {

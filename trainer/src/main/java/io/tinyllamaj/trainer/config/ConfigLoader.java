@@ -355,8 +355,6 @@ public final class ConfigLoader {
             check.that(!dist.transport().equals("nccl") || "cuda".equals(c.train().device()), "distributed.transport",
                     "nccl carries CUDA tensors only; train.device is " + c.train().device() + " (use mpi, or leave it out)");
         }
-        check.that(!dist.reduceDtype().equals("bf16") || !"cuda".equals(c.train().device()), "distributed.reduce_dtype",
-                "bf16 is implemented on CPU ranks only so far; use fp32 with train.device cuda");
         check.that(dist.collectiveTimeoutS() >= 1, "distributed.collective_timeout_s",
                 "must be at least 1 second, got " + dist.collectiveTimeoutS());
 

@@ -115,7 +115,7 @@ public final class NcclCollectives implements Collectives {
     @Override
     public Pending reduceSumAsync(Tensor t, int root) {
         CudaTensor d = device(t);
-        return started(() -> nccl.reduce(d.address(), d.address(), d.length(), Nccl.FLOAT32, Nccl.SUM, root, comm, stream));
+        return started(() -> nccl.reduce(d.address(), d.address(), d.length(), type(d), Nccl.SUM, root, comm, stream));
     }
 
     /** The call on the NCCL stream after the compute stream's work so far; completion as the class comment says. */
@@ -240,7 +240,10 @@ public final class NcclCollectives implements Collectives {
         }
     }
 
-    /** A broadcast moves the tensor's own storage: bf16 matmul weights as 2 bytes a value. */
+    /**
+     * A call moves the tensor's own storage: bf16 matmul weights (broadcast) and bf16 gradients
+     * (distributed.reduce_dtype bf16: NCCL sums them in bf16) as 2 bytes a value.
+     */
     private static int type(CudaTensor t) {
         return t.bf16() ? Nccl.BFLOAT16 : Nccl.FLOAT32;
     }

@@ -66,6 +66,9 @@ final class UnitShards implements UnitParameters {
     private final boolean[] busy; // acquired, or prefetched and not yet acquired
     private final long[] lastUse;
     private final Tensor[] gradients = new Tensor[GRADIENT_BUFFERS];
+    // distributed.reduce_dtype bf16 where the backend stores bf16 (a GPU): each gradient buffer's bf16 copy, which the
+    // reduction moves and sums; null otherwise (the CPU rounds the fp32 values in place)
+    private final Tensor[] reduced = new Tensor[GRADIENT_BUFFERS];
     private final int[] writing = {-1, -1};     // the unit whose gradient the model is writing into each buffer
     private final Runnable[] reducing = new Runnable[GRADIENT_BUFFERS]; // completes the buffer's reduction in flight
     private final long[] reductionStarted = new long[GRADIENT_BUFFERS];
@@ -110,6 +113,9 @@ final class UnitShards implements UnitParameters {
         lastUse = new long[buffers.length];
         for (int i = 0; i < GRADIENT_BUFFERS; i++) {
             gradients[i] = backend.allocate(largest);
+            if (bf16Reduce && !(gradients[i] instanceof CpuTensor)) {
+                reduced[i] = backend.allocateActivation(largest);
+            }
         }
     }
 
@@ -155,8 +161,8 @@ final class UnitShards implements UnitParameters {
     /** Bytes of the unit buffers: the gathered parameters and the unit gradients. */
     long bytes() {
         long sum = 0;
-        for (Tensor g : gradients) {
-            sum += backend.bytes(g);
+        for (int i = 0; i < GRADIENT_BUFFERS; i++) {
+            sum += backend.bytes(gradients[i]) + (reduced[i] != null ? backend.bytes(reduced[i]) : 0);
         }
         for (int i = 0; i < buffers.length; i++) {
             sum += backend.bytes(buffers[i]) + (operandBuffers[i] != buffers[i] ? backend.bytes(operandBuffers[i]) : 0);
@@ -303,17 +309,22 @@ final class UnitShards implements UnitParameters {
         List<Runnable> intoRange = new ArrayList<>();
         forEachPiece(layout.unitStart(unit), layout.unitEnd(unit), (root, from, length) -> {
             Tensor piece = gradient.slice(from - start, length);
-            if (bf16Reduce) {
+            if (reduced[slot] != null) { // bf16 storage: rounded into the copy, which the reduction moves and sums
+                Tensor copy = reduced[slot].slice(from - start, length);
+                backend.copy(copy, piece);
+                piece = copy;
+            } else if (bf16Reduce) {
                 roundToBf16(piece);
             }
-            pending.add(group.reduceSumAsync(piece, root));
+            Tensor sent = piece;
+            pending.add(group.reduceSumAsync(sent, root));
             if (root == group.rank()) {
                 Tensor mine = own.slice(from - owners[root], length);
-                intoRange.add(() -> {
+                intoRange.add(() -> { // widened where the sum is bf16
                     if (accumulate) {
-                        backend.accumulate(mine, piece);
+                        backend.accumulate(mine, sent);
                     } else {
-                        backend.copy(mine, piece);
+                        backend.copy(mine, sent);
                     }
                 });
             }
