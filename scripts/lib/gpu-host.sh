@@ -41,15 +41,20 @@ SH
   chmod +x "$dir/$name"
 }
 
-# demo_recipe FILE: configs/demo-cpu.yaml reading its sources from .bundle/prepared (the demo's samples
-# as the build machine prepared them: the bundle's trainer leaves out the Parquet reader StarCoder's
-# samples need), written to FILE; one line and exit 1 where .bundle/prepared is missing.
+# demo_recipe FILE [DIR]: configs/demo-cpu.yaml reading its sources from DIR's slimpajama/ and
+# starcoder/ (default .bundle/prepared: the demo's samples as the build machine prepared them, since
+# the bundle's trainer leaves out the Parquet reader StarCoder's samples need), written to FILE; one
+# line and exit 1 where DIR lacks them.
 demo_recipe() {
-  local file=$1
-  if [ ! -f .bundle/prepared/slimpajama/manifest.json ] || [ ! -f .bundle/prepared/starcoder/manifest.json ]; then
-    echo "$(basename "$0"): no .bundle/prepared/{slimpajama,starcoder}: on the build machine, scripts/tinyllama pretrain prepares" \
-      "the demo's samples into runs/prepared; copy that folder to .bundle/prepared" >&2
+  local file=$1 dir=${2:-$PWD/.bundle/prepared}
+  if [ ! -f "$dir/slimpajama/manifest.json" ] || [ ! -f "$dir/starcoder/manifest.json" ]; then
+    if [ -n "${2:-}" ]; then
+      echo "$(basename "$0"): no $dir/{slimpajama,starcoder}/manifest.json (a folder as tinyllama prepare writes them)" >&2
+    else
+      echo "$(basename "$0"): no .bundle/prepared/{slimpajama,starcoder}: on the build machine, scripts/tinyllama pretrain prepares" \
+        "the demo's samples into runs/prepared; copy that folder to .bundle/prepared" >&2
+    fi
     exit 1
   fi
-  sed -e "s|path: runs/prepared/|path: $PWD/.bundle/prepared/|" -e '/prepare:/,/inputs:/d' configs/demo-cpu.yaml > "$file"
+  sed -e "s|path: runs/prepared/|path: $dir/|" -e '/prepare:/,/inputs:/d' configs/demo-cpu.yaml > "$file"
 }

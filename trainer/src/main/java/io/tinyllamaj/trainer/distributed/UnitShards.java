@@ -309,14 +309,13 @@ final class UnitShards implements UnitParameters {
         List<Runnable> intoRange = new ArrayList<>();
         forEachPiece(layout.unitStart(unit), layout.unitEnd(unit), (root, from, length) -> {
             Tensor piece = gradient.slice(from - start, length);
-            if (reduced[slot] != null) { // bf16 storage: rounded into the copy, which the reduction moves and sums
-                Tensor copy = reduced[slot].slice(from - start, length);
-                backend.copy(copy, piece);
-                piece = copy;
+            // bf16 storage: rounded into the copy, which the reduction moves and sums
+            Tensor sent = reduced[slot] != null ? reduced[slot].slice(from - start, length) : piece;
+            if (sent != piece) {
+                backend.copy(sent, piece);
             } else if (bf16Reduce) {
                 roundToBf16(piece);
             }
-            Tensor sent = piece;
             pending.add(group.reduceSumAsync(sent, root));
             if (root == group.rank()) {
                 Tensor mine = own.slice(from - owners[root], length);

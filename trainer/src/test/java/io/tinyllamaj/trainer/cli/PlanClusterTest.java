@@ -267,13 +267,20 @@ class PlanClusterTest {
         }
     }
 
-    /** Without --bench, an fp8-mixed recipe takes the checkout's measured fp8-mixed step of TinyLlama-1.1B. */
+    /**
+     * Without --bench, a recipe takes the checkout's measured step of TinyLlama-1.1B in its precision:
+     * gpu-train.json (whose precision, "bf16-mixed (fp32 master weights, ...)", is read by its first
+     * word) or, for fp8-mixed, step-fp8-mixed.json.
+     */
     @Test
-    void fp8MixedTakesTheShippedFp8StepByDefault() throws Exception {
+    void eachPrecisionTakesTheShippedStepByDefault() throws Exception {
         CliRun run = CliRun.of("plan", "--config", recipe().toString(), "--cluster", "8xH100-80G", "--set", "train.device=cuda",
                 "--set", "train.precision=fp8-mixed");
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(run.out().contains("step-fp8-mixed.json: tinyllama-1.1b in fp8-mixed at 8 x 2048 on NVIDIA H100"), run.out());
+        run = CliRun.of("plan", "--config", recipe().toString(), "--cluster", "8xH100-80G");
+        assertEquals(0, run.exitCode(), run.err());
+        assertTrue(run.out().contains("gpu-train.json: tinyllama-1.1b in bf16-mixed at 8 x 2048 on NVIDIA H100"), run.out());
     }
 
     @Test
