@@ -95,7 +95,8 @@ public final class PlanCommand implements Callable<Integer> {
                     + planned + ": pass --bench with a step measured in " + planned + " (" + (fp8 ? BenchProfile.DEFAULT_FP8_FILE
                     : BenchProfile.DEFAULT_FILE) + "), or --set train.precision");
         }
-        ClusterPlan plan = ClusterPlan.of(machines, s.model(), s.microBatch(), s.seqLen(), s.globalBatchSequences(), measured);
+        ClusterPlan plan = ClusterPlan.of(machines, s.model(), s.microBatch(), s.seqLen(), s.globalBatchSequences(),
+                loaded.config().distributed().reduceDtype().equals("bf16"), measured);
         if (json) {
             System.out.println(ClusterReport.json(plan).toPrettyString());
             return 0;

@@ -43,7 +43,8 @@ public final class Distributed {
     /**
      * @param reshardAfterForward fsdp and hybrid: gather each unit again for the backward (true)
      *                            or keep the gathered units from the forward (false)
-     * @param reduceDtype         fsdp and hybrid: fp32, or bf16 (values rounded before the sum; CPU ranks only)
+     * @param reduceDtype         fsdp and hybrid: fp32, or bf16 (values rounded before the sum: in place on CPU ranks,
+     *                            into a bf16 copy that the reduction moves on GPUs)
      * @param transport           nccl (CUDA tensors; ConfigLoader refuses it elsewhere) or mpi (any tensors; CUDA ones
      *                            staged through host memory)
      */

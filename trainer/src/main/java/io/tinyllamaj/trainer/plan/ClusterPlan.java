@@ -22,7 +22,9 @@ import java.util.Locale;
  * <p>Communication: ring collectives as nccl-tests counts them: an all-gather or reduce-scatter
  * of a buffer of S bytes over g ranks moves S (g - 1) / g per rank, an all-reduce twice that,
  * at the bus bandwidth of the group (Cluster). Gathered parameters travel as the matmuls read them
- * (bf16, 2 bytes), gradients are reduced in fp32 (4 bytes).
+ * (bf16, 2 bytes); gradients are reduced in fp32 (4 bytes), except that fsdp's and hybrid's unit
+ * reductions move 2 under {@code distributed.reduce_dtype: bf16} (hybrid's cross-node all-reduce of
+ * the fp32 shard stays at 4).
  *
  * @param accumulation micro-batches of each GPU in one optimizer step
  * @param workspace    the backend's memory beyond the counted tensors, as measured on the
@@ -31,9 +33,8 @@ import java.util.Locale;
 public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, int seqLen, long globalBatch, int accumulation,
                          BenchProfile bench, MicroBatch compute, long workspace, List<StrategyPlan> strategies) {
 
-    /** Bytes per value of what a GPU stores: gathered parameters as the matmuls read them, reduced gradients. */
+    /** Bytes per value gathered: parameters as the matmuls read them. */
     static final int GATHER_BYTES = 2;
-    static final int REDUCE_BYTES = 4;
 
     /** One micro-batch's compute on the cluster's GPU, in ms: the tensor-core and memory-bound parts, forward and backward. */
     public record MicroBatch(double tensorCoreMs, double memoryBoundMs, double flopRatio) {
@@ -64,11 +65,12 @@ public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, in
     }
 
     /**
-     * The plan of a recipe (model, micro-batch b x t, global batch in sequences) on a cluster
-     * from a benchmark; a global batch the cluster's GPUs cannot split into whole micro-batches
-     * is refused in one line.
+     * The plan of a recipe (model, micro-batch b x t, global batch in sequences, whether fsdp and
+     * hybrid reduce in bf16) on a cluster from a benchmark; a global batch the cluster's GPUs
+     * cannot split into whole micro-batches is refused in one line.
      */
-    public static ClusterPlan of(Cluster cluster, LlamaConfig model, int b, int t, long globalBatch, BenchProfile bench) {
+    public static ClusterPlan of(Cluster cluster, LlamaConfig model, int b, int t, long globalBatch, boolean bf16Reduce,
+                                 BenchProfile bench) {
         if (bench.precision().equals("fp8-mixed") && !cluster.gpu().fp8()) {
             throw new IllegalArgumentException("train.precision fp8-mixed needs FP8 tensor cores, which the " + cluster.gpu().name()
                     + " does not have; plan it in bf16-mixed (--set train.precision=bf16-mixed)");
@@ -83,11 +85,11 @@ public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, in
         long workspace = Math.max(0, bench.peakMemBytes() - Sharding.replicated("bench")
                 .memory(bench.model(), bench.microBatch(), bench.seqLen(), ModelMemory.Storage.BF16_MIXED, 0).total());
         int w = cluster.gpus();
-        List<Sharding> shardings = List.of(Sharding.replicated("ddp"), Sharding.full("fsdp", w),
-                Sharding.full("hybrid", cluster.gpusPerNode()));
+        List<Sharding> shardings = List.of(Sharding.replicated("ddp"), Sharding.full("fsdp", w, bf16Reduce),
+                Sharding.full("hybrid", cluster.gpusPerNode(), bf16Reduce));
         List<StrategyPlan> plans = shardings.stream().map(s -> {
             RankMemory memory = s.memory(model, b, t, ModelMemory.Storage.BF16_MIXED, workspace);
-            Communication comm = communication(s.name(), cluster, model.parameterCount());
+            Communication comm = communication(s, cluster, model.parameterCount());
             double optimizerMs = bench.optimizerMs() * (bench.gpu().hbmGBps() / cluster.gpu().hbmGBps())
                     * Sharding.largestShard(model.parameterCount(), s.optimizerShards()) / bench.model().parameterCount();
             return new StrategyPlan(s, memory, memory.total() <= cluster.gpu().memoryBytes(), comm, optimizerMs,
@@ -114,22 +116,24 @@ public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, in
         return 2 * gatherMs(bytes, ranks, busBytesPerSecond);
     }
 
-    /** The collectives of each strategy for {@code n} parameters. */
-    static Communication communication(String strategy, Cluster c, long n) {
+    /** The collectives of a strategy for {@code n} parameters. */
+    static Communication communication(Sharding s, Cluster c, long n) {
         int w = c.gpus(), r = c.gpusPerNode(), nodes = c.nodes();
         double world = c.worldBytesPerSecond(), node = c.intraNodeBytesPerSecond();
-        double gathered = (double) GATHER_BYTES * n, reduced = (double) REDUCE_BYTES * n;
-        return switch (strategy) {
-            case "ddp" -> new Communication(0, 0, allReduceMs(reduced, w, world), 0,
+        double gathered = (double) GATHER_BYTES * n, fp32 = (double) Float.BYTES * n, units = (double) s.reduceBytes() * n;
+        String dtype = s.bf16Reduce() ? "bf16" : "fp32";
+        return switch (s.name()) {
+            case "ddp" -> new Communication(0, 0, allReduceMs(fp32, w, world), 0,
                     "all-reduce of the fp32 gradients once a step");
-            case "fsdp" -> new Communication(gatherMs(gathered, w, world), gatherMs(gathered, w, world) + gatherMs(reduced, w, world), 0, 0,
+            case "fsdp" -> new Communication(gatherMs(gathered, w, world), gatherMs(gathered, w, world) + gatherMs(units, w, world), 0, 0,
                     "each micro-batch: all-gather of the bf16 parameters in the forward and again in the backward, "
-                            + "reduce-scatter of the fp32 gradients");
-            case "hybrid" -> new Communication(gatherMs(gathered, r, node), gatherMs(gathered, r, node) + gatherMs(reduced, r, node),
-                    // each GPU all-reduces its 1/r shard with its peers on the other nodes; the node's r GPUs share its network
-                    nodes == 1 ? 0 : allReduceMs(reduced / r, nodes, c.interNodeBytesPerSecond() / r), 0,
-                    "fsdp's collectives inside each node; once a step all-reduce of each GPU's gradient shard across the nodes");
-            default -> throw new IllegalArgumentException("no communication model for strategy " + strategy);
+                            + "reduce-scatter of the " + dtype + " gradients");
+            case "hybrid" -> new Communication(gatherMs(gathered, r, node), gatherMs(gathered, r, node) + gatherMs(units, r, node),
+                    // each GPU all-reduces its fp32 1/r shard with its peers on the other nodes; the node's r GPUs share its network
+                    nodes == 1 ? 0 : allReduceMs(fp32 / r, nodes, c.interNodeBytesPerSecond() / r), 0,
+                    "fsdp's collectives inside each node (" + dtype + " gradients); once a step all-reduce of each GPU's fp32 "
+                            + "gradient shard across the nodes");
+            default -> throw new IllegalArgumentException("no communication model for strategy " + s.name());
         };
     }
 

@@ -9,18 +9,25 @@ import io.tinyllamaj.trainer.run.RankMemory;
 /**
  * How a strategy splits a model's state over ranks: the fp32 masters with the matmuls' copy, the
  * gradients and the AdamW moments each over their number of ranks (1: every rank holds all of it),
- * and whether blocks are gathered per use (full sharding).
+ * whether blocks are gathered per use (full sharding), and whether the gathered units' gradients
+ * are reduced in bf16 ({@code distributed.reduce_dtype: bf16}).
  */
-public record Sharding(String name, int parameterShards, int gradientShards, int optimizerShards, boolean gathersBlocks) {
+public record Sharding(String name, int parameterShards, int gradientShards, int optimizerShards, boolean gathersBlocks,
+                       boolean bf16Reduce) {
 
-    /** Everything on every rank (ddp, or one rank). */
+    /** Everything on every rank (ddp, or one rank): gradients all-reduced in fp32. */
     public static Sharding replicated(String name) {
-        return new Sharding(name, 1, 1, 1, false);
+        return new Sharding(name, 1, 1, 1, false, false);
     }
 
     /** Full sharding over {@code ranks}: every state split, each block gathered before it is used. */
-    public static Sharding full(String name, int ranks) {
-        return new Sharding(name, ranks, ranks, ranks, true);
+    public static Sharding full(String name, int ranks, boolean bf16Reduce) {
+        return new Sharding(name, ranks, ranks, ranks, true, bf16Reduce);
+    }
+
+    /** Bytes a value of a unit's gradient takes in its reduction. */
+    public int reduceBytes() {
+        return bf16Reduce ? 2 : Float.BYTES;
     }
 
     /**
@@ -33,7 +40,7 @@ public record Sharding(String name, int parameterShards, int gradientShards, int
         long values = whole.parameters() / Float.BYTES;
         long own = largestShard(values, parameterShards);
         return new RankMemory(own * Float.BYTES, own * storage.operandBytes(), largestShard(values, gradientShards) * Float.BYTES,
-                2L * Float.BYTES * largestShard(values, optimizerShards), gathersBlocks ? gatheredBytes(c, storage) : 0,
+                2L * Float.BYTES * largestShard(values, optimizerShards), gathersBlocks ? gatheredBytes(c, storage, bf16Reduce) : 0,
                 whole.activations(), workspace, optimizerShards);
     }
 
@@ -49,14 +56,19 @@ public record Sharding(String name, int parameterShards, int gradientShards, int
      * runs), each of the largest unit (a block, the embedding, or the final norm with lm_head).
      * Where the matmuls read a copy (bf16 on a GPU) the three hold a block's or the head's parts
      * packed (the largest matmul part in the copy's storage, the norms in fp32), and the
-     * embedding has an fp32 buffer of its own; on the CPU each holds a whole unit in fp32.
+     * embedding has an fp32 buffer of its own; on the CPU each holds a whole unit in fp32. A bf16
+     * reduction on a GPU adds the two gradient buffers' bf16 copies, which the reduction moves (the
+     * CPU rounds in place).
      */
-    static long gatheredBytes(LlamaConfig c, ModelMemory.Storage storage) {
+    static long gatheredBytes(LlamaConfig c, ModelMemory.Storage storage, boolean bf16Reduce) {
         ParameterLayout layout = new ParameterLayout(c);
         long largest = layout.largestUnit();
         long gradients = 2 * largest * Float.BYTES;
         if (storage.operandBytes() == 0) {
             return 3 * largest * Float.BYTES + gradients;
+        }
+        if (bf16Reduce) {
+            gradients += 2 * largest * storage.operandBytes();
         }
         return 3 * (layout.largestPart(false) * Float.BYTES + layout.largestPart(true) * storage.operandBytes())
                 + layout.unitPart(0, false) * Float.BYTES + gradients;

@@ -143,6 +143,35 @@ class PlanClusterTest {
     }
 
     /**
+     * The cluster above with the recipe's distributed.reduce_dtype bf16: fsdp's and hybrid's unit reductions move 2N
+     * bytes (a reduce-scatter of 11,744 B), hybrid's cross-node all-reduce of the fp32 shard stays at 4N / 2, ddp is as
+     * before, and on a GPU the two gradient buffers of the largest unit (1,952 values) get bf16 copies: 7,808 bytes more.
+     */
+    @Test
+    void aBf16ReductionHalvesTheUnitReductionsAndAddsTheirCopies() throws Exception {
+        JsonNode plan = plan(bench(1.0 / 1024, true), "--cluster", "4xH100-80G", "--nodes", "2", "--intra-node-gbps", "0.008",
+                "--inter-node-gbps", "0.004", "--set", "distributed.strategy=fsdp", "--set", "distributed.world_size=4",
+                "--set", "distributed.reduce_dtype=bf16");
+        long workspace = 1048576 - (4 * N + 2 * N + 4 * N + 8 * N + ACTIVATIONS);
+        long gathered = 3 * (32 * 4 + 1920 * 2) + 976 * 4 + 2 * 1952 * 4 + 2 * 1952 * 2;
+
+        assertMemory(strategy(plan, "ddp"), 4 * N, 2 * N, 4 * N, 8 * N, 0, workspace);
+        assertStep(strategy(plan, "ddp"), 10, 2 * 90 + 70.464 + 10, 30 + 30 + 60 + Math.max(60, 70.464) + 10);
+        assertEquals("fp32", strategy(plan, "ddp").path("reduce_dtype").asText());
+
+        // fsdp: the forward's all-gather 17.616 ms as before; the backward's gather and a reduce-scatter of 2N, 17.616 ms
+        assertMemory(strategy(plan, "fsdp"), 4 * 1468, 2 * 1468, 4 * 1468, 8 * 1468, gathered, workspace);
+        assertEquals(17.616 + 17.616, strategy(plan, "fsdp").path("communication_ms").path("backward_per_micro_batch").asDouble(), MS);
+        assertStep(strategy(plan, "fsdp"), 2.5, 2 * (90 + 17.616 + 35.232) + 2.5, 2 * 30 + 2 * 60 + 2.5);
+        assertEquals("bf16", strategy(plan, "fsdp").path("reduce_dtype").asText());
+
+        // hybrid: the node's reduce-scatter 5.872 ms (11.744 in fp32); the cross-node all-reduce 46.976 ms as before, now
+        // hidden behind the last backward: 5.872 + 5.872 + 46.976 = 58.72 < 60
+        assertMemory(strategy(plan, "hybrid"), 4 * 2936, 2 * 2936, 4 * 2936, 8 * 2936, gathered, workspace);
+        assertStep(strategy(plan, "hybrid"), 5, 2 * (90 + 5.872 + 11.744) + 46.976 + 5, 2 * 30 + 60 + 60 + 5);
+    }
+
+    /**
      * The same recipe on A100-40Gs from a benchmark without per-op times, of test-tiny at 4 x 16: the step
      * splits by the H100 profile's shares (185.1, 35.6 and 13.2 of 233.9 ms); matmuls and attention scale by
      * 989 / 312 TFLOP/s, the other ops and the optimizer by 3,350 / 1,555 GB/s, the micro-batch by its FLOPs:
