@@ -9,6 +9,7 @@
 // Built and run by scripts/gpu-attention-harness; exits non-zero on any failure.
 #include "../../main/cuda/tinyllama.cu"
 #include "flash_attention.cu"
+#include "attention_fused_sm90.cu"
 
 #include <algorithm>
 #include <cmath>
@@ -263,7 +264,52 @@ static std::vector<uint16_t> backward_check(const char* name, Kernel k, dim3 gri
     return ha;
 }
 
-static void run_case(const Case& cs, bool timing) {
+// The fused backward of the test sources (attention_fused_sm90.cu) against the reference dqkv hr:
+// every column within 1e-2, two runs bitwise equal, and its time against the wgmma dq + dkv pair
+// (pair_ms). Run alone (`attention_harness fused`): a wrong wait order traps rather than hangs,
+// which ends the process's CUDA context.
+static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a, bf16* b2, const bf16* dout, const bf16* qkv,
+                        const float* lse, const float* dot, float pair_ms, bool timing) {
+    const int w = (cs.nh + 2 * cs.nkv) * 64, nb = (cs.t + 127) / 128, mt = (cs.t + 63) / 64;
+    const long long rows = (long long)cs.b * cs.t;
+    const size_t nqkv = rows * w, nsem = 1 + (size_t)cs.b * cs.nh * mt;
+    float* acc;
+    int* sem;
+    CK(cudaMalloc(&acc, (size_t)cs.b * cs.nh * cs.t * 64 * 4));
+    CK(cudaMalloc(&sem, nsem * 4));
+    auto run = [&](bf16* dst) {
+        CK(cudaMemsetAsync(sem, 0, nsem * 4));
+        attention_fused_sm90_backward_hs64<<<nb * cs.nkv * cs.b, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(
+            dst, acc, sem, dout, qkv, lse, dot, cs.t, cs.nh, cs.nkv);
+        CK(cudaGetLastError());
+        attention_fused_sm90_dq_round<<<1056, 256>>>(dst, acc, cs.b, cs.t, cs.nh, cs.nkv);
+        CK(cudaGetLastError());
+    };
+    CK(cudaMemset(a, 0x5A, nqkv * 2));
+    CK(cudaMemset(b2, 0x5A, nqkv * 2));
+    run(a);
+    run(b2);
+    CK(cudaDeviceSynchronize());
+    std::vector<uint16_t> ha(nqkv), hb(nqkv);
+    CK(cudaMemcpy(ha.data(), a, nqkv * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hb.data(), b2, nqkv * 2, cudaMemcpyDeviceToHost));
+    bool nan = false;
+    const double eq = rel_err(ha, hr, rows, w, 0, cs.nh * 64, nan);
+    const double ekv = rel_err(ha, hr, rows, w, cs.nh * 64, 2 * cs.nkv * 64, nan);
+    printf("  fused (test sources): rel err dq %.3e, dk/dv %.3e%s\n", eq, ekv, nan ? " (NaN/Inf!)" : "");
+    check(!nan, "fused finite");
+    check(eq < 1e-2 && ekv < 1e-2, "fused rel err < 1e-2");
+    check(memcmp(ha.data(), hb.data(), nqkv * 2) == 0, "fused: two runs bitwise equal");
+    if (timing) {
+        const float f = time_fn([&] { run(a); });
+        printf("  timing fused backward (with its zeroed counters and the dq rounding): %.3f ms; wgmma dq + dkv %.3f ms (ratio %.3f)\n",
+               f, pair_ms, f / pair_ms);
+    }
+    CK(cudaFree(acc));
+    CK(cudaFree(sem));
+}
+
+static void run_case(const Case& cs, bool timing, bool fused) {
     const int w = (cs.nh + 2 * cs.nkv) * 64;
     const long long rows = (long long)cs.b * cs.t;
     const size_t nqkv = rows * w, ndo = rows * cs.nh * 64, nst = (size_t)cs.b * cs.nh * cs.t;
@@ -283,7 +329,7 @@ static void run_case(const Case& cs, bool timing) {
     CK(cudaMalloc(&dot, nst * 4));
     CK(cudaMemcpy(qkv, hq.data(), nqkv * 2, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(dout, hd.data(), ndo * 2, cudaMemcpyHostToDevice));
-    forward_case(cs, qkv, timing);
+    if (!fused) forward_case(cs, qkv, timing);
     attention_mma_sm80_forward_hs64<<<dim3((cs.t + 127) / 128, cs.nh, cs.b), attn_mma::THREADS>>>(out, lse, qkv, cs.t, cs.nh, cs.nkv);
     CK(cudaGetLastError());
     attention_backward_dot_bf16<<<1024, 256>>>(dot, dout, out, cs.b, cs.t, cs.nh, 64);
@@ -307,6 +353,12 @@ static void run_case(const Case& cs, bool timing) {
         check(nk > 0 && nq > 0 && !refnan, "mma dq, dk nonzero and finite (reference sane)");
     }
     const int kv0 = cs.nh * 64, kvn = 2 * cs.nkv * 64;
+    if (fused) {
+        const float pair = timing ? time_ms(attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs)
+                                        + time_ms(attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs)
+                                  : 0.f;
+        fused_check(cs, hr, a, b2, dout, qkv, lse, dot, pair, timing);
+    } else {
     backward_check("wgmma dkv", attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, hr, kv0, kvn, true, a, b2, dout,
                    qkv, lse, dot, cs);
     backward_check("wgmma dq", attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, hr, 0, kv0, true, a, b2, dout, qkv,
@@ -325,6 +377,7 @@ static void run_case(const Case& cs, bool timing) {
         const float q2 = time_ms(flash_attention_backward_dq_hs64_bf16, gq64, FA_THREADS, b2, dout, qkv, lse, dot, cs);
         printf("  timing dq: mma %.3f ms, wgmma %.3f ms (ratio %.3f), flash %.3f ms\n", q3, q4, q4 / q3, q2);
     }
+    }
     CK(cudaFree(qkv));
     CK(cudaFree(dout));
     CK(cudaFree(out));
@@ -335,7 +388,8 @@ static void run_case(const Case& cs, bool timing) {
     CK(cudaFree(dot));
 }
 
-int main() {
+int main(int argc, char** argv) {
+    const bool fused = argc > 1 && strcmp(argv[1], "fused") == 0;
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     printf("device %s, sm_%d%d\n", prop.name, prop.major, prop.minor);
@@ -347,9 +401,10 @@ int main() {
         if (v.smem > 48 * 1024) CK(cudaFuncSetAttribute(v.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v.smem));
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::SMEM_BYTES));
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::KV_SMEM_BYTES));
+    CK(cudaFuncSetAttribute(attention_fused_sm90_backward_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_fused::SMEM_BYTES));
     printf("wgmma dynamic shared memory: forward and dq %d bytes, dkv %d bytes\n", attn_wgmma::KV_SMEM_BYTES, attn_wgmma::SMEM_BYTES);
     const Case cases[] = {{8, 2048, 32, 4}, {1, 1000, 32, 4}, {2, 333, 8, 1}, {1, 64, 4, 2}, {1, 130, 4, 4}};
-    for (const Case& cs : cases) run_case(cs, cs.b == 8 && cs.t == 2048);
+    for (const Case& cs : cases) run_case(cs, cs.b == 8 && cs.t == 2048, fused);
     printf(failures ? "FAILED (%d checks)\n" : "PASSED\n", failures);
     return failures ? 1 : 0;
 }
