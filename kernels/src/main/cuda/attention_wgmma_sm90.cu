@@ -48,6 +48,8 @@
 //   registers kept live until the wgmma reading them has completed (wg_fence_regs_u), and no wait
 //   in a divergent branch around in-flight wgmma.
 // - Longest blocks first, as in attention_mma_sm80.cu.
+#ifndef TINYLLAMA_ATTENTION_WGMMA_SM90   // also included by the test sources' fused backward experiment
+#define TINYLLAMA_ATTENTION_WGMMA_SM90
 #include "tensor_core.cuh"
 #include "wgmma.cuh"
 
@@ -115,11 +117,13 @@ __device__ __forceinline__ void dkv_start(float (&s)[32], float (&dp)[32], const
 
 // Second half, once S^T / dP^T are complete: p, then dV += P^T dO issued (its 4 wgmma run while
 // ds is computed), then dK += dS^T Q; two commit groups. rel = first query - key row krow; diag:
-// mask per element (query < key -> p = 0).
-template <bool DIAG>
+// mask per element (query < key -> p = 0). STORE_DS (a kernel that also needs dS itself): ds, as
+// rounded for dK, also goes to the swizzled shared tile ds_tile [key row][query], this thread's key
+// rows being lrow and lrow + 8 of it.
+template <bool DIAG, bool STORE_DS = false>
 __device__ __forceinline__ void dkv_finish(float (&s)[32], float (&dp)[32], float (&dk)[32], float (&dv)[32],
                                            uint32_t qs, uint32_t dos, const float* lses, const float* dots,
-                                           int rel, int c) {
+                                           int rel, int c, uint32_t ds_tile = 0, int lrow = 0) {
     uint32_t pa[4][4], da[4][4];
 #pragma unroll
     for (int n = 0; n < 8; n++) {
@@ -150,6 +154,10 @@ __device__ __forceinline__ void dkv_finish(float (&s)[32], float (&dp)[32], floa
             for (int r = 0; r < 2; r++) {   // key rows krow + 8 r
                 const int i = 8 * kk + 4 * h + 2 * r;
                 da[kk][2 * h + r] = tc_pack(s[i] * (dp[i] - d2.x) * SCALE, s[i + 1] * (dp[i + 1] - d2.y) * SCALE);
+                if (STORE_DS)   // key row lrow + 8 r, queries 16 kk + 8 h + c, + 1: chunk 2 kk + h, bytes 2 c in it
+                    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(ds_tile + wg_swz(lrow + 8 * r, 2 * kk + h) + 2 * c),
+                                 "r"(da[kk][2 * h + r])
+                                 : "memory");
             }
         }
     }
@@ -540,3 +548,4 @@ __constant__ int attention_wgmma_sm90_forward_shared = attn_wgmma::KV_SMEM_BYTES
 __constant__ int attention_wgmma_sm90_dq_shared = attn_wgmma::KV_SMEM_BYTES;
 __constant__ int attention_wgmma_sm90_dkv_shared = attn_wgmma::SMEM_BYTES;
 }
+#endif  // TINYLLAMA_ATTENTION_WGMMA_SM90

@@ -1,5 +1,6 @@
 // Hopper warpgroup matrix multiply (wgmma, sm_90a only) building blocks: shared-memory matrix
-// descriptors for 128-byte-swizzled bf16 tiles, the m64n64k16 product with A from registers, and
+// descriptors for 128-byte-swizzled bf16 tiles, the m64n64k16 product with A from registers or from
+// shared memory, and
 // the fence / commit / wait that order it. Everything here compiles to nothing useful on other
 // targets; callers guard their use with WG_ENABLED.
 //
@@ -86,6 +87,18 @@ __device__ __forceinline__ void wg_fence_regs_u(uint32_t (&a)[4][4]) {
         for (int j = 0; j < 4; j++) asm volatile("" : "+r"(a[i][j])::"memory");
 }
 
+// The 32 accumulator operands of an m64n64 product: "{%0, .., %31}, " in the instruction, and their
+// constraints, read-write (WG_RW) or write-only (WG_WO, a product's first k-step).
+#define WG_D32_OPERANDS                                                                       \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                 \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+#define WG_RW(x) "+f"(x)
+#define WG_WO(x) "=f"(x)
+#define WG_D32(c)                                                                                                       \
+    c(d[0]), c(d[1]), c(d[2]), c(d[3]), c(d[4]), c(d[5]), c(d[6]), c(d[7]), c(d[8]), c(d[9]), c(d[10]), c(d[11]), c(d[12]), \
+        c(d[13]), c(d[14]), c(d[15]), c(d[16]), c(d[17]), c(d[18]), c(d[19]), c(d[20]), c(d[21]), c(d[22]), c(d[23]),      \
+        c(d[24]), c(d[25]), c(d[26]), c(d[27]), c(d[28]), c(d[29]), c(d[30]), c(d[31])
+
 // d (64 x 64 fp32) = (accumulate ? d : 0) + a (64 x 16, registers) . B (16 x 64, descriptor).
 template <int TRANS_B>
 __device__ __forceinline__ void wg_mma_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc, int accumulate) {
@@ -93,13 +106,9 @@ __device__ __forceinline__ void wg_mma_rs(float (&d)[32], const uint32_t (&a)[4]
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        WG_D32_OPERANDS
         "{%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : WG_D32(WG_RW)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate), "n"(TRANS_B));
 #endif
 }
@@ -113,13 +122,37 @@ __device__ __forceinline__ void wg_mma_rs_first(float (&d)[32], const uint32_t (
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        WG_D32_OPERANDS
         "{%32, %33, %34, %35}, %36, p, 1, 1, %37;\n}\n"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]),
-          "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]),
-          "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]),
-          "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
+        : WG_D32(WG_WO)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(TRANS_B));
+#endif
+}
+
+// d (64 x 64 fp32) (+)= A (64 x 16, shared descriptor) . B (16 x 64, shared descriptor).
+template <int TRANS_A, int TRANS_B>
+__device__ __forceinline__ void wg_mma_ss(float (&d)[32], uint64_t a, uint64_t b, int accumulate) {
+#if WG_ENABLED
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        WG_D32_OPERANDS
+        "%32, %33, p, 1, 1, %35, %36;\n}\n"
+        : WG_D32(WG_RW)
+        : "l"(a), "l"(b), "r"(accumulate), "n"(TRANS_A), "n"(TRANS_B));
+#endif
+}
+
+// The first k-step of such a product: d write-only (see wg_mma_rs_first).
+template <int TRANS_A, int TRANS_B>
+__device__ __forceinline__ void wg_mma_ss_first(float (&d)[32], uint64_t a, uint64_t b) {
+#if WG_ENABLED
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        WG_D32_OPERANDS
+        "%32, %33, p, 1, 1, %34, %35;\n}\n"
+        : WG_D32(WG_WO)
+        : "l"(a), "l"(b), "n"(TRANS_A), "n"(TRANS_B));
 #endif
 }

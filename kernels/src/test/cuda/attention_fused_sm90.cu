@@ -22,11 +22,12 @@
 // head ahead of block n; no deadlock, and little waiting. A last kernel rounds the fp32 dQ into
 // dqkv's q columns.
 //
-// Launch: attention_fused_sm90_backward_hs64 grid (ceil(t / 128) * nkv * b), 256 threads,
-// SMEM_BYTES dynamic shared memory; sem (1 + b * nh * ceil(t / 64) ints) zeroed before each
-// launch; dq_acc b * nh * t * 64 floats (not zeroed: each tile's first contributor stores). Then
-// attention_fused_sm90_dq_round (any grid, 256 threads). Included after tinyllama.cu (for
-// attention_wgmma_sm90.cu's helpers) by attention_harness.cu.
+// Launch: attention_fused_sm90_backward_split{1,2,4}_hs64 grid (ceil(t / 128) * nkv * b * split),
+// 256 threads, SMEM_BYTES dynamic shared memory; sem (1 + b * nh * ceil(t / 64) ints) zeroed before
+// each launch; dq_acc b * nh * t * 64 floats (not zeroed: each tile's first contributor stores);
+// dkv_acc split * b * t * nkv * 128 floats past split 1. Then attention_fused_sm90_dq_round and,
+// past split 1, attention_fused_sm90_dkv_round (any grid, 256 threads).
+#include "../../main/cuda/attention_wgmma_sm90.cu"
 
 namespace attn_fused {
 using namespace attn_wgmma;
@@ -40,42 +41,6 @@ constexpr int XB_OFF = FSTAT_OFF + STAGES * 2 * 64 * 4;  // [parity] of those
 constexpr int TICKET_OFF = XB_OFF + 2 * XB_BYTES;
 constexpr int SMEM_BYTES = TICKET_OFF + 16 + 1024;       // + slack to align the base to 1024
 constexpr long long SPIN_LIMIT = 1ll << 24;              // a wait this long is a bug: trap rather than hang
-
-// d (64 x 64 fp32) (+)= A (64 x 16, shared descriptor) . B (16 x 64, shared descriptor).
-template <int TRANS_A, int TRANS_B>
-__device__ __forceinline__ void wg_mma_ss(float (&d)[32], uint64_t a, uint64_t b, int accumulate) {
-#if WG_ENABLED
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "%32, %33, p, 1, 1, %35, %36;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-        : "l"(a), "l"(b), "r"(accumulate), "n"(TRANS_A), "n"(TRANS_B));
-#endif
-}
-
-// The first k-step of a product: d write-only.
-template <int TRANS_A, int TRANS_B>
-__device__ __forceinline__ void wg_mma_ss_first(float (&d)[32], uint64_t a, uint64_t b) {
-#if WG_ENABLED
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "%32, %33, p, 1, 1, %34, %35;\n}\n"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]),
-          "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]),
-          "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]),
-          "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
-        : "l"(a), "l"(b), "n"(TRANS_A), "n"(TRANS_B));
-#endif
-}
 
 __device__ __forceinline__ int ld_acquire(const int* p) {
     int v;
@@ -100,54 +65,6 @@ __device__ __forceinline__ void fused_start(float (&s)[32], float (&dp)[32], uin
     wg_mma_ss_first<0, 0>(dp, wg_desc_kmajor(vs), wg_desc_kmajor(dos));
 #pragma unroll
     for (int kk = 1; kk < 4; kk++) wg_mma_ss<0, 0>(dp, wg_desc_kmajor(vs + kk * 32), wg_desc_kmajor(dos + kk * 32), 1);
-    wg_commit();
-}
-
-// attention_wgmma_sm90.cu's dkv_finish (p, dV += P^T dO, ds, dK += dS^T Q), which also stores ds
-// (bf16, [key row][query]) into the swizzled shared tile dst for the dQ product. lrow: this
-// thread's first key row in the warpgroup's tile.
-template <bool DIAG>
-__device__ __forceinline__ void fused_finish(float (&s)[32], float (&dp)[32], float (&dk)[32], float (&dv)[32], uint32_t qs,
-                                             uint32_t dos, const float* lses, const float* dots, int rel, int c, uint32_t dst,
-                                             int lrow) {
-    uint32_t pa[4][4], da[4][4];
-#pragma unroll
-    for (int n = 0; n < 8; n++) {
-        const float2 l2 = *reinterpret_cast<const float2*>(lses + n * 8 + c);
-#pragma unroll
-        for (int x = 0; x < 4; x++) {
-            const int i = 4 * n + x, col = n * 8 + c + (x & 1);
-            const bool valid = !DIAG || col - 8 * (x >> 1) + rel >= 0;
-            s[i] = valid ? fast_exp2(s[i] * (SCALE * LOG2E) - ((x & 1) ? l2.y : l2.x) * LOG2E) : 0.f;
-        }
-    }
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) pa[kk][j] = tc_pack(s[8 * kk + 2 * j], s[8 * kk + 2 * j + 1]);
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) wg_mma_rs<1>(dv, pa[kk], wg_desc_mnmajor(dos + kk * 2048), 1);
-    wg_commit();
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            const float2 d2 = *reinterpret_cast<const float2*>(dots + kk * 16 + h * 8 + c);
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int i = 8 * kk + 4 * h + 2 * r;
-                da[kk][2 * h + r] = tc_pack(s[i] * (dp[i] - d2.x) * SCALE, s[i + 1] * (dp[i + 1] - d2.y) * SCALE);
-                // key row lrow + 8 r, queries 16 kk + 8 h + c, + 1: chunk 2 kk + h, bytes 2 c in it
-                asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(dst + wg_swz(lrow + 8 * r, 2 * kk + h) + 2 * c),
-                             "r"(da[kk][2 * h + r])
-                             : "memory");
-            }
-        }
-    }
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) wg_mma_rs<1>(dk, da[kk], wg_desc_mnmajor(qs + kk * 2048), 1);
     wg_commit();
 }
 
@@ -191,29 +108,33 @@ __device__ __forceinline__ void add_dq(const float* xb, int tid128, int half, fl
 }
 }  // namespace attn_fused
 
-extern "C" __global__ void __launch_bounds__(attn_fused::THREADS, 1)
-attention_fused_sm90_backward_hs64(bf16* dqkv, float* dq_acc, int* sem, const bf16* dout, const bf16* qkv, const float* lse,
-                                   const float* dot, int t, int nh, int nkv) {
-#if WG_ENABLED
-    using namespace attn_fused;
+namespace attn_fused {
+// SPLIT: the blocks a (key block, kv head) is split into, each over group / SPLIT of its query heads
+// (SPLIT must divide the group). Past 1 each writes its fp32 dK / dV part to dkv_acc
+// [SPLIT, b, t, nkv, 2, 64] and attention_fused_sm90_dkv_round sums them in order; more, shorter
+// blocks shorten the tail of the shortest-first schedule.
+template <int SPLIT>
+__device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* dkv_acc, int* sem, const bf16* dout,
+                                              const bf16* qkv, const float* lse, const float* dot, int t, int nh, int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t raw = tc_smem(smem_raw), sbase = smem_base(smem_raw);
     unsigned char* sgen = smem_raw + (sbase - raw);
     const float* stat = reinterpret_cast<const float*>(sgen + FSTAT_OFF);
     int* ticket = reinterpret_cast<int*>(sgen + TICKET_OFF);
     const int width = (nh + 2 * nkv) * 64, group = nh / nkv;
-    const int nb = (t + 127) >> 7, mt = (t + 63) >> 6, batch = gridDim.x / (nb * nkv);
+    const int nb = (t + 127) >> 7, mt = (t + 63) >> 6, batch = gridDim.x / (nb * nkv * SPLIT);
     if (threadIdx.x == 0) *ticket = atomicAdd(sem, 1);
     __syncthreads();
-    const int w = *ticket, gb = nkv * batch;
-    const int n = nb - 1 - w / gb, g = (w % gb) % nkv, bi = (w % gb) / nkv;   // shortest blocks first
+    const int w = *ticket, gb = nkv * batch * SPLIT;
+    const int n = nb - 1 - w / gb, g = (w % gb) % nkv, part = (w % gb) / nkv % SPLIT, bi = (w % gb) / (nkv * SPLIT);   // shortest first
+    const int heads = group / SPLIT, h0 = g * group + part * heads;   // this block's query heads h0 .. h0 + heads - 1
     const int* counters = sem + 1;
     const int j0 = n * 128;
-    const int per = (t - j0 + 63) >> 6, total = group * per;   // 64-query tiles from j0 per head; per >= 1
+    const int per = (t - j0 + 63) >> 6, total = heads * per;   // 64-query tiles from j0 per head; per >= 1
 
     auto load = [&](int it, int st) {
         const int tid = tc_tid();
-        const int hh = it / per, h = g * group + hh, i0 = j0 + (it - hh * per) * 64, valid = t - i0;
+        const int hh = it / per, h = h0 + hh, i0 = j0 + (it - hh * per) * 64, valid = t - i0;
         const long long row0 = (long long)bi * t + i0;
         cp_tile64_swz(sbase + (2 * st) * TILE_BYTES, qkv + row0 * width + h * 64, width, valid, tid);
         cp_tile64_swz(sbase + (2 * st + 1) * TILE_BYTES, dout + row0 * (nh * 64) + h * 64, nh * 64, valid, tid);
@@ -252,10 +173,10 @@ attention_fused_sm90_backward_hs64(bf16* dqkv, float* dq_acc, int* sem, const bf
     // wgmma of the kernel when those stores and waits sit beside wgmma in flight.
     auto xb = [&](int tile) { return reinterpret_cast<float*>(sgen + XB_OFF + (tile & 1) * XB_BYTES); };
     const int tid128 = threadIdx.x & 127;
-    int tile_h[3] = {0, 0, 0}, tile_q0[3] = {0, 0, 0};   // head and first query of tiles it - 1, it - 2 (by it % 3)
+    int h1 = 0, q1 = 0, h2 = 0, q2 = 0;   // head and first query of tiles it - 1 and it - 2
     auto counter = [&](int hd, int q) { return const_cast<int*>(counters) + ((long long)bi * nh + hd) * mt + (q >> 6); };
-    auto add = [&](int tile) {   // tile's dQ, both parts in xb
-        const int hd = tile_h[tile % 3], q = tile_q0[tile % 3], m = q >> 6;
+    auto add = [&](int tile, int hd, int q) {   // tile's dQ (head hd, first query q), both parts in xb
+        const int m = q >> 6;
         add_dq(xb(tile), tid128, wg, dq_acc, counter(hd, q), (m >> 1) - n, ((long long)bi * nh + hd) * t, q, t, warp, lane, c);
         __threadfence();   // performed before the count is raised
     };
@@ -269,16 +190,14 @@ attention_fused_sm90_backward_hs64(bf16* dqkv, float* dq_acc, int* sem, const bf
         wg_fence_proxy();
         __syncthreads();   // [A] tile it visible to the tensor cores; every wgmma on tile it - 2 done
         if (it + 1 < total) load(it + 1, (it + 1) % STAGES);
-        const int st = it % STAGES, hh = it / per, h = g * group + hh, q0 = j0 + (it - hh * per) * 64;
-        tile_h[it % 3] = h;
-        tile_q0[it % 3] = q0;
+        const int st = it % STAGES, hh = it / per, h = h0 + hh, q0 = j0 + (it - hh * per) * 64;
         const uint32_t qs = sbase + (2 * st) * TILE_BYTES, dos = qs + TILE_BYTES;
         // The previous tile's dV, dK and dQ part. A warpgroup whose keys all follow the tile's queries
         // (warpgroup 1 on the first tile of a head) computes the tile anyway: the mask makes its p and
         // dS exact zeros, and no branch sits around the wgmma.
         wg_wait<0>();
         wg_fence_regs(dq);
-        if (it >= 2) add(it - 2);   // both parts written before barrier B of it - 1
+        if (it >= 2) add(it - 2, h2, q2);   // both parts written before barrier B of it - 1
         if (it >= 1) keep(it - 1);
         fused_start(s, dp, ks, vs, qs, dos);
         wg_wait<0>();   // S^T / dP^T
@@ -287,12 +206,12 @@ attention_fused_sm90_backward_hs64(bf16* dqkv, float* dq_acc, int* sem, const bf
         wg_fence_regs(dp);
         const float* lses = stat + st * 128;
         if (q0 < kw0 + 64)
-            fused_finish<true>(s, dp, dk, dv, qs, dos, lses, lses + 64, q0 - krow, c, dst, lrow);
+            dkv_finish<true, true>(s, dp, dk, dv, qs, dos, lses, lses + 64, q0 - krow, c, dst, lrow);
         else
-            fused_finish<false>(s, dp, dk, dv, qs, dos, lses, lses + 64, q0 - krow, c, dst, lrow);
+            dkv_finish<false, true>(s, dp, dk, dv, qs, dos, lses, lses + 64, q0 - krow, c, dst, lrow);
         wg_fence_proxy();   // the dS stores, for the dQ product's async-proxy reads
         __syncthreads();    // [B] both dS tiles of this tile and both dQ parts of the previous one written; tile it - 2 added
-        red_release_inc(counter(tile_h[(it + 1) % 3], tile_q0[(it + 1) % 3]), threadIdx.x == 0 && it >= 2);   // tile it - 2
+        red_release_inc(counter(h2, q2), threadIdx.x == 0 && it >= 2);   // tile it - 2
         // this warpgroup's part of dQ = dS K: A = its dS [query][key] from the [key][query] tile
         // (MN-major), B = its K tile [key][dim] (MN-major). The parity it & 1 tiles are rewritten only at
         // it + 2, after both warpgroups' waits of it + 1 and barrier A of it + 2.
@@ -302,35 +221,77 @@ attention_fused_sm90_backward_hs64(bf16* dqkv, float* dq_acc, int* sem, const bf
 #pragma unroll
         for (int kk = 1; kk < 4; kk++) wg_mma_ss<1, 1>(dq, wg_desc_mnmajor(ds + kk * 2048), wg_desc_mnmajor(ks + kk * 2048), 1);
         wg_commit();
+        h2 = h1;
+        q2 = q1;
+        h1 = h;
+        q1 = q0;
     }
     // the last two tiles' dQ
     wg_wait<0>();
     wg_fence_regs(dk);
     wg_fence_regs(dv);
     wg_fence_regs(dq);
-    if (total >= 2) add(total - 2);
+    if (total >= 2) add(total - 2, h2, q2);
     keep(total - 1);
     __syncthreads();
-    red_release_inc(counter(tile_h[(total - 2 + 3) % 3], tile_q0[(total - 2 + 3) % 3]), threadIdx.x == 0 && total >= 2);
-    add(total - 1);
+    red_release_inc(counter(h2, q2), threadIdx.x == 0 && total >= 2);
+    add(total - 1, h1, q1);
     __syncthreads();
-    red_release_inc(counter(tile_h[(total - 1) % 3], tile_q0[(total - 1) % 3]), threadIdx.x == 0);
+    red_release_inc(counter(h1, q1), threadIdx.x == 0);
 
 #pragma unroll
     for (int hi = 0; hi < 2; hi++) {
         const int key = krow + 8 * hi;
         if (key < t) {
-            bf16* row = dqkv + ((long long)bi * t + key) * width + c;
+            if (SPLIT == 1) {
+                bf16* row = dqkv + ((long long)bi * t + key) * width + c;
 #pragma unroll
-            for (int nn = 0; nn < 8; nn++) {
-                st2(row + (nh + g) * 64 + nn * 8, dk[4 * nn + 2 * hi], dk[4 * nn + 2 * hi + 1]);
-                st2(row + (nh + nkv + g) * 64 + nn * 8, dv[4 * nn + 2 * hi], dv[4 * nn + 2 * hi + 1]);
+                for (int nn = 0; nn < 8; nn++) {
+                    st2(row + (nh + g) * 64 + nn * 8, dk[4 * nn + 2 * hi], dk[4 * nn + 2 * hi + 1]);
+                    st2(row + (nh + nkv + g) * 64 + nn * 8, dv[4 * nn + 2 * hi], dv[4 * nn + 2 * hi + 1]);
+                }
+            } else {
+                float* row = dkv_acc + (((long long)part * batch + bi) * t + key) * nkv * 128 + g * 128 + c;
+#pragma unroll
+                for (int nn = 0; nn < 8; nn++) {
+                    st2(row + nn * 8, dk[4 * nn + 2 * hi], dk[4 * nn + 2 * hi + 1]);
+                    st2(row + 64 + nn * 8, dv[4 * nn + 2 * hi], dv[4 * nn + 2 * hi + 1]);
+                }
             }
         }
     }
-#else
-    __trap();
-#endif
+}
+}  // namespace attn_fused
+
+#define ATTN_FUSED_KERNEL(S)                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(attn_fused::THREADS, 1) attention_fused_sm90_backward_split##S##_hs64(        \
+        bf16* dqkv, float* dq_acc, float* dkv_acc, int* sem, const bf16* dout, const bf16* qkv, const float* lse, const float* dot, \
+        int t, int nh, int nkv) {                                                                                               \
+        if (WG_ENABLED) attn_fused::backward_body<S>(dqkv, dq_acc, dkv_acc, sem, dout, qkv, lse, dot, t, nh, nkv);             \
+        else __trap();                                                                                                           \
+    }
+ATTN_FUSED_KERNEL(1)
+ATTN_FUSED_KERNEL(2)
+ATTN_FUSED_KERNEL(4)
+
+// dkv_acc's SPLIT parts summed in order (part 0 first) -> the k and v columns of dqkv, bf16; 8 values a thread.
+extern "C" __global__ void attention_fused_sm90_dkv_round(bf16* dqkv, const float* dkv_acc, int split, int b, int t, int nh, int nkv) {
+    const long long rows = (long long)b * t, total = rows * nkv * 16;   // chunks of 8 of [b t][nkv][2][64]
+    const int width = (nh + 2 * nkv) * 64;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+        const long long row = i / (nkv * 16);
+        const int rem = (int)(i - row * nkv * 16), g = rem >> 4, kind = (rem >> 3) & 1, chunk = rem & 7;
+        float v[8];
+        for (int p = 0; p < split; p++) {
+            const float* src = dkv_acc + ((long long)p * rows + row) * nkv * 128 + g * 128 + kind * 64 + chunk * 8;
+            const float4 a = *reinterpret_cast<const float4*>(src), z = *reinterpret_cast<const float4*>(src + 4);
+            const float x[8] = {a.x, a.y, a.z, a.w, z.x, z.y, z.z, z.w};
+            for (int j = 0; j < 8; j++) v[j] = p == 0 ? x[j] : v[j] + x[j];
+        }
+        __nv_bfloat162 o[4];
+        for (int j = 0; j < 4; j++) o[j] = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
+        *reinterpret_cast<uint4*>(dqkv + row * width + (nh + kind * nkv + g) * 64 + chunk * 8) = *reinterpret_cast<uint4*>(o);
+    }
 }
 
 // dq_acc [b, nh, t, 64] fp32 -> the q columns of dqkv [b, t, (nh + 2 nkv) 64], bf16; 8 values a thread.
@@ -349,4 +310,10 @@ extern "C" __global__ void attention_fused_sm90_dq_round(bf16* dqkv, const float
                                __floats2bfloat162_rn(z.z, z.w)};
         *reinterpret_cast<uint4*>(dqkv + ((long long)bi * t + q) * width + h * 64 + chunk * 8) = *reinterpret_cast<uint4*>(o);
     }
+}
+
+// Launch geometry, as the main kernels publish theirs.
+extern "C" {
+__constant__ int attention_fused_sm90_threads = attn_fused::THREADS;
+__constant__ int attention_fused_sm90_shared = attn_fused::SMEM_BYTES;
 }

@@ -6,6 +6,8 @@
 // end). Backward (dq, and dk / dv): relative Frobenius error, NaN check, determinism, untouched
 // columns (sentinel-filled dqkv). Timings of all at b=8 t=2048 nh=32 nkv=4 (median of 20 after 3
 // warm-up launches, CUDA events).
+// `attention_harness fused` runs instead the fused backward experiment of the test sources
+// (attention_fused_sm90.cu) against the same reference and the wgmma dq + dkv pair's time.
 // Built and run by scripts/gpu-attention-harness; exits non-zero on any failure.
 #include "../../main/cuda/tinyllama.cu"
 #include "flash_attention.cu"
@@ -264,48 +266,64 @@ static std::vector<uint16_t> backward_check(const char* name, Kernel k, dim3 gri
     return ha;
 }
 
-// The fused backward of the test sources (attention_fused_sm90.cu) against the reference dqkv hr:
-// every column within 1e-2, two runs bitwise equal, and its time against the wgmma dq + dkv pair
-// (pair_ms). Run alone (`attention_harness fused`): a wrong wait order traps rather than hangs,
-// which ends the process's CUDA context.
+// The fused backward of the test sources (attention_fused_sm90.cu), split 1, 2 and 4 where the
+// split divides the query-head group, against the reference dqkv hr: every column within 1e-2, two
+// runs bitwise equal, and its time against the wgmma dq + dkv pair (pair_ms). Run alone
+// (`attention_harness fused`): a wrong wait order traps rather than hangs, which ends the
+// process's CUDA context.
+typedef void (*FusedKernel)(bf16*, float*, float*, int*, const bf16*, const bf16*, const float*, const float*, int, int, int);
 static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a, bf16* b2, const bf16* dout, const bf16* qkv,
                         const float* lse, const float* dot, float pair_ms, bool timing) {
     const int w = (cs.nh + 2 * cs.nkv) * 64, nb = (cs.t + 127) / 128, mt = (cs.t + 63) / 64;
     const long long rows = (long long)cs.b * cs.t;
     const size_t nqkv = rows * w, nsem = 1 + (size_t)cs.b * cs.nh * mt;
-    float* acc;
+    float *acc, *kvacc;
     int* sem;
     CK(cudaMalloc(&acc, (size_t)cs.b * cs.nh * cs.t * 64 * 4));
+    CK(cudaMalloc(&kvacc, 4 * (size_t)rows * cs.nkv * 128 * 4));
     CK(cudaMalloc(&sem, nsem * 4));
-    auto run = [&](bf16* dst) {
-        CK(cudaMemsetAsync(sem, 0, nsem * 4));
-        attention_fused_sm90_backward_hs64<<<nb * cs.nkv * cs.b, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(
-            dst, acc, sem, dout, qkv, lse, dot, cs.t, cs.nh, cs.nkv);
-        CK(cudaGetLastError());
-        attention_fused_sm90_dq_round<<<1056, 256>>>(dst, acc, cs.b, cs.t, cs.nh, cs.nkv);
-        CK(cudaGetLastError());
-    };
-    CK(cudaMemset(a, 0x5A, nqkv * 2));
-    CK(cudaMemset(b2, 0x5A, nqkv * 2));
-    run(a);
-    run(b2);
-    CK(cudaDeviceSynchronize());
-    std::vector<uint16_t> ha(nqkv), hb(nqkv);
-    CK(cudaMemcpy(ha.data(), a, nqkv * 2, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(hb.data(), b2, nqkv * 2, cudaMemcpyDeviceToHost));
-    bool nan = false;
-    const double eq = rel_err(ha, hr, rows, w, 0, cs.nh * 64, nan);
-    const double ekv = rel_err(ha, hr, rows, w, cs.nh * 64, 2 * cs.nkv * 64, nan);
-    printf("  fused (test sources): rel err dq %.3e, dk/dv %.3e%s\n", eq, ekv, nan ? " (NaN/Inf!)" : "");
-    check(!nan, "fused finite");
-    check(eq < 1e-2 && ekv < 1e-2, "fused rel err < 1e-2");
-    check(memcmp(ha.data(), hb.data(), nqkv * 2) == 0, "fused: two runs bitwise equal");
-    if (timing) {
-        const float f = time_fn([&] { run(a); });
-        printf("  timing fused backward (with its zeroed counters and the dq rounding): %.3f ms; wgmma dq + dkv %.3f ms (ratio %.3f)\n",
-               f, pair_ms, f / pair_ms);
+    const struct {
+        int split;
+        FusedKernel kernel;
+    } variants[] = {{1, attention_fused_sm90_backward_split1_hs64}, {2, attention_fused_sm90_backward_split2_hs64},
+                    {4, attention_fused_sm90_backward_split4_hs64}};
+    for (const auto& v : variants) {
+        if ((cs.nh / cs.nkv) % v.split != 0) continue;
+        auto run = [&](bf16* dst) {
+            CK(cudaMemsetAsync(sem, 0, nsem * 4));
+            v.kernel<<<nb * cs.nkv * cs.b * v.split, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(dst, acc, kvacc, sem, dout, qkv, lse,
+                                                                                                 dot, cs.t, cs.nh, cs.nkv);
+            CK(cudaGetLastError());
+            attention_fused_sm90_dq_round<<<1056, 256>>>(dst, acc, cs.b, cs.t, cs.nh, cs.nkv);
+            CK(cudaGetLastError());
+            if (v.split > 1) {
+                attention_fused_sm90_dkv_round<<<1056, 256>>>(dst, kvacc, v.split, cs.b, cs.t, cs.nh, cs.nkv);
+                CK(cudaGetLastError());
+            }
+        };
+        CK(cudaMemset(a, 0x5A, nqkv * 2));
+        CK(cudaMemset(b2, 0x5A, nqkv * 2));
+        run(a);
+        run(b2);
+        CK(cudaDeviceSynchronize());
+        std::vector<uint16_t> ha(nqkv), hb(nqkv);
+        CK(cudaMemcpy(ha.data(), a, nqkv * 2, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(hb.data(), b2, nqkv * 2, cudaMemcpyDeviceToHost));
+        bool nan = false;
+        const double eq = rel_err(ha, hr, rows, w, 0, cs.nh * 64, nan);
+        const double ekv = rel_err(ha, hr, rows, w, cs.nh * 64, 2 * cs.nkv * 64, nan);
+        printf("  fused split %d (test sources): rel err dq %.3e, dk/dv %.3e%s\n", v.split, eq, ekv, nan ? " (NaN/Inf!)" : "");
+        check(!nan, "fused finite");
+        check(eq < 1e-2 && ekv < 1e-2, "fused rel err < 1e-2");
+        check(memcmp(ha.data(), hb.data(), nqkv * 2) == 0, "fused: two runs bitwise equal");
+        if (timing) {
+            const float f = time_fn([&] { run(a); });
+            printf("  timing fused split %d (with its zeroed counters and the roundings): %.3f ms; wgmma dq + dkv %.3f ms (ratio %.3f)\n",
+                   v.split, f, pair_ms, f / pair_ms);
+        }
     }
     CK(cudaFree(acc));
+    CK(cudaFree(kvacc));
     CK(cudaFree(sem));
 }
 
@@ -401,7 +419,9 @@ int main(int argc, char** argv) {
         if (v.smem > 48 * 1024) CK(cudaFuncSetAttribute(v.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v.smem));
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::SMEM_BYTES));
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::KV_SMEM_BYTES));
-    CK(cudaFuncSetAttribute(attention_fused_sm90_backward_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_fused::SMEM_BYTES));
+    for (auto k : {attention_fused_sm90_backward_split1_hs64, attention_fused_sm90_backward_split2_hs64,
+                   attention_fused_sm90_backward_split4_hs64})
+        CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_fused::SMEM_BYTES));
     printf("wgmma dynamic shared memory: forward and dq %d bytes, dkv %d bytes\n", attn_wgmma::KV_SMEM_BYTES, attn_wgmma::SMEM_BYTES);
     const Case cases[] = {{8, 2048, 32, 4}, {1, 1000, 32, 4}, {2, 333, 8, 1}, {1, 64, 4, 2}, {1, 130, 4, 4}};
     for (const Case& cs : cases) run_case(cs, cs.b == 8 && cs.t == 2048, fused);
