@@ -6,12 +6,16 @@ A block is a 128-key block n of one kv head and batch row (one block an SM, as t
 run) over the 8 query heads of its group, or over 8 / split of them; its tiles are the 64-query tiles
 from its diagonal on: (t / 64 - 2 n) a head. Blocks go to the SM that frees first, in the given
 order: longest first (today's dk/dv kernel) or shortest first (the fused kernel's ticket order,
-which its fixed dQ summation order needs).
+which its fixed dQ summation order needs). For the fused kernel's order it also plays its dQ
+protocol, tile-round by tile-round with +-30% jitter: block n adds query tile m two rounds after
+computing it, once block n + 1 has raised m's count (block n + 1 raises it after its own add); it
+prints how many tile-rounds all blocks together spent waiting there.
 
     python3 kernels/src/test/cuda/attention_backward_schedule.py [--sms 132] [--t 2048] [--batch 8] [--kv-heads 4] [--group 8]
 """
 import argparse
 import heapq
+import random
 
 
 def makespan(durations, sms):
@@ -22,6 +26,33 @@ def makespan(durations, sms):
         end = max(end, start + d)
         heapq.heappush(free, start + d)
     return end
+
+
+def protocol_wait(blocks, tiles, copies, heads, sms, jitter=0.3, seed=1):
+    """Tile-rounds spent waiting for counts, summed over blocks, and the last block's end."""
+    rnd = random.Random(seed)
+    free = [0.0] * sms
+    released = {}   # (copy, head, tile, n) -> when block n raised the count of (head, tile)
+    waited, end = 0.0, 0.0
+    for n in reversed(range(blocks)):   # ticket order: every block it waits on started earlier
+        for copy in range(copies):
+            order = [(h, m) for h in range(heads) for m in range(2 * n, tiles)]
+            clock = heapq.heappop(free)
+
+            def ready(h, m):   # when (h, m)'s count reaches this block's turn: at once for its diagonal block
+                return 0.0 if m // 2 == n else released[(copy, h, m, n + 1)]
+
+            for it in range(len(order) + 2):
+                if it >= 2:   # the add of tile it - 2, raised at the end of this round (or after the loop)
+                    r = ready(*order[it - 2])
+                    waited += max(0.0, r - clock)
+                    clock = max(clock, r)
+                clock += 1 + rnd.uniform(-jitter, jitter) if it < len(order) else 0.05
+                if it >= 2:
+                    released[(copy, *order[it - 2], n)] = clock
+            end = max(end, clock)
+            heapq.heappush(free, clock)
+    return waited, end
 
 
 def main():
@@ -43,8 +74,10 @@ def main():
         longest = [work[n] for n in range(blocks) for _ in range(copies)]
         shortest = [work[n] for n in reversed(range(blocks)) for _ in range(copies)]
         ideal = sum(longest) / a.sms
+        waited, end = protocol_wait(blocks, tiles, copies, heads, a.sms)
         print(f"  split {split}: {len(longest)} blocks; ideal {ideal:.0f}, longest first {makespan(longest, a.sms)}, "
-              f"shortest first {makespan(shortest, a.sms)}")
+              f"shortest first {makespan(shortest, a.sms)}; the fused kernel's dQ order played with jitter: "
+              f"{end:.0f}, {waited:.1f} tile-rounds of waiting in all")
 
 
 if __name__ == "__main__":
