@@ -1,8 +1,7 @@
 // Hopper warpgroup matrix multiply (wgmma, sm_90a only) building blocks: shared-memory matrix
 // descriptors for 128-byte-swizzled bf16 tiles, the m64n64k16 product with A from registers or from
-// shared memory, and
-// the fence / commit / wait that order it. Everything here compiles to nothing useful on other
-// targets; callers guard their use with WG_ENABLED.
+// shared memory, and the fence / commit / wait that order it. Everything here compiles to nothing
+// useful on other targets; callers guard their use with WG_ENABLED.
 //
 // Layouts (PTX ISA, "Asynchronous Warpgroup Level Matrix Multiply"):
 // - Tiles are 64 rows x 64 bf16 (128 bytes per row), 1024-byte aligned, stored with the 128-byte

@@ -106,9 +106,7 @@ __device__ __forceinline__ void add_dq(const float* xb, int tid128, int half, fl
         }
     }
 }
-}  // namespace attn_fused
 
-namespace attn_fused {
 // SPLIT: the blocks a (key block, kv head) is split into, each over group / SPLIT of its query heads
 // (SPLIT must divide the group). Past 1 each writes its fp32 dK / dV part to dkv_acc
 // [SPLIT, b, t, nkv, 2, 64] and attention_fused_sm90_dkv_round sums them in order; more, shorter
@@ -128,7 +126,7 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
     const int w = *ticket, gb = nkv * batch * SPLIT;
     const int n = nb - 1 - w / gb, g = (w % gb) % nkv, part = (w % gb) / nkv % SPLIT, bi = (w % gb) / (nkv * SPLIT);   // shortest first
     const int heads = group / SPLIT, h0 = g * group + part * heads;   // this block's query heads h0 .. h0 + heads - 1
-    const int* counters = sem + 1;
+    int* counters = sem + 1;
     const int j0 = n * 128;
     const int per = (t - j0 + 63) >> 6, total = heads * per;   // 64-query tiles from j0 per head; per >= 1
 
@@ -174,7 +172,7 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
     auto xb = [&](int tile) { return reinterpret_cast<float*>(sgen + XB_OFF + (tile & 1) * XB_BYTES); };
     const int tid128 = threadIdx.x & 127;
     int h1 = 0, q1 = 0, h2 = 0, q2 = 0;   // head and first query of tiles it - 1 and it - 2
-    auto counter = [&](int hd, int q) { return const_cast<int*>(counters) + ((long long)bi * nh + hd) * mt + (q >> 6); };
+    auto counter = [&](int hd, int q) { return counters + ((long long)bi * nh + hd) * mt + (q >> 6); };
     auto add = [&](int tile, int hd, int q) {   // tile's dQ (head hd, first query q), both parts in xb
         const int m = q >> 6;
         add_dq(xb(tile), tid128, wg, dq_acc, counter(hd, q), (m >> 1) - n, ((long long)bi * nh + hd) * t, q, t, warp, lane, c);

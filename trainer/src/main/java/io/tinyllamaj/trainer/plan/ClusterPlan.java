@@ -121,17 +121,16 @@ public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, in
         int w = c.gpus(), r = c.gpusPerNode(), nodes = c.nodes();
         double world = c.worldBytesPerSecond(), node = c.intraNodeBytesPerSecond();
         double gathered = (double) GATHER_BYTES * n, fp32 = (double) Float.BYTES * n, units = (double) s.reduceBytes() * n;
-        String dtype = s.bf16Reduce() ? "bf16" : "fp32";
         return switch (s.name()) {
             case "ddp" -> new Communication(0, 0, allReduceMs(fp32, w, world), 0,
                     "all-reduce of the fp32 gradients once a step");
             case "fsdp" -> new Communication(gatherMs(gathered, w, world), gatherMs(gathered, w, world) + gatherMs(units, w, world), 0, 0,
                     "each micro-batch: all-gather of the bf16 parameters in the forward and again in the backward, "
-                            + "reduce-scatter of the " + dtype + " gradients");
+                            + "reduce-scatter of the " + s.reduceDtype() + " gradients");
             case "hybrid" -> new Communication(gatherMs(gathered, r, node), gatherMs(gathered, r, node) + gatherMs(units, r, node),
                     // each GPU all-reduces its fp32 1/r shard with its peers on the other nodes; the node's r GPUs share its network
                     nodes == 1 ? 0 : allReduceMs(fp32 / r, nodes, c.interNodeBytesPerSecond() / r), 0,
-                    "fsdp's collectives inside each node (" + dtype + " gradients); once a step all-reduce of each GPU's fp32 "
+                    "fsdp's collectives inside each node (" + s.reduceDtype() + " gradients); once a step all-reduce of each GPU's fp32 "
                             + "gradient shard across the nodes");
             default -> throw new IllegalArgumentException("no communication model for strategy " + s.name());
         };

@@ -127,7 +127,7 @@ public final class ClusterReport {
             }
             memory.put("total", s.memory().total());
             node.put("fits", s.fits());
-            node.put("reduce_dtype", s.sharding().reduceBytes() == 2 ? "bf16" : "fp32");
+            node.put("reduce_dtype", s.sharding().reduceDtype());
             ObjectNode comm = node.putObject("communication_ms");
             comm.put("forward_per_micro_batch", s.communication().forwardMs());
             comm.put("backward_per_micro_batch", s.communication().backwardMs());

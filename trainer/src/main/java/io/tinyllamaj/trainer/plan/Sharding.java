@@ -30,6 +30,11 @@ public record Sharding(String name, int parameterShards, int gradientShards, int
         return bf16Reduce ? 2 : Float.BYTES;
     }
 
+    /** The reduction's dtype as {@code distributed.reduce_dtype} names it. */
+    public String reduceDtype() {
+        return bf16Reduce ? "bf16" : "fp32";
+    }
+
     /**
      * One rank's memory at micro-batches of b x t tokens, through the model's own sizing
      * ({@link ModelMemory#planned}); the rank with the largest shard (the last, which also holds
