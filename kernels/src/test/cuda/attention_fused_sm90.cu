@@ -26,7 +26,11 @@
 // 256 threads, SMEM_BYTES dynamic shared memory; sem (1 + b * nh * ceil(t / 64) ints) zeroed before
 // each launch; dq_acc b * nh * t * 64 floats (not zeroed: each tile's first contributor stores);
 // dkv_acc split * b * t * nkv * 128 floats past split 1. Then attention_fused_sm90_dq_round and,
-// past split 1, attention_fused_sm90_dkv_round (any grid, 256 threads).
+// past split 1, attention_fused_sm90_dkv_round (any grid, 256 threads). The _unordered and _no_dq
+// kernels (splits 1 and 4) time what the order and the dQ adds cost; the first needs dq_acc zeroed.
+//
+// Measured (H100, b=8 t=2048 32/4 heads): 2.0-2.2x the pair's time. The order costs nothing (unordered
+// atomics are no faster); the synchronous dQ adds cost 1.0 ms and the body the rest (docs/perf-notes.md).
 #include "../../main/cuda/attention_wgmma_sm90.cu"
 
 namespace attn_fused {
@@ -73,6 +77,12 @@ __device__ __forceinline__ void fused_start(float (&s)[32], float (&dp)[32], uin
 // warpgroups' parts (xb: [wg][accumulator][thread], warpgroup 0's first), wait until the count
 // reads `expected` (lane 0 of each warp), then store (the first contributor) or add. Rows >= t are
 // left alone.
+// How dQ is summed: in the fixed order (the design), or, to time what that order costs, with
+// unordered fp32 atomics into a zeroed dq_acc (FlashAttention-3's way, not deterministic), or not at
+// all (the body's time alone; dQ wrong).
+enum DqSum { ORDERED, UNORDERED, NO_DQ };
+
+template <DqSum SUM>
 __device__ __forceinline__ void add_dq(const float* xb, int tid128, int half, float* dq_acc, const int* counter, int expected,
                                        long long rowbase, int q0, int t, int warp, int lane, int c) {
     float v[16];
@@ -81,7 +91,7 @@ __device__ __forceinline__ void add_dq(const float* xb, int tid128, int half, fl
         const int i = 16 * half + j;
         v[j] = xb[i * 128 + tid128] + xb[(32 + i) * 128 + tid128];
     }
-    if (expected > 0) {
+    if (SUM == ORDERED && expected > 0) {
         if (lane == 0) {
             long long spins = 0;
             while (ld_acquire(counter) < expected)
@@ -98,7 +108,7 @@ __device__ __forceinline__ void add_dq(const float* xb, int tid128, int half, fl
             for (int k = 0; k < 4; k++) {   // accumulators 4 n + 2 r, + 1 with n = 4 half + k
                 const float2 x = make_float2(v[4 * k + 2 * r], v[4 * k + 2 * r + 1]);
                 float* d = dst + (4 * half + k) * 8;
-                if (expected == 0)
+                if (SUM == ORDERED && expected == 0)
                     *reinterpret_cast<float2*>(d) = x;
                 else
                     atomicAdd(reinterpret_cast<float2*>(d), x);
@@ -111,7 +121,7 @@ __device__ __forceinline__ void add_dq(const float* xb, int tid128, int half, fl
 // (SPLIT must divide the group). Past 1 each writes its fp32 dK / dV part to dkv_acc
 // [SPLIT, b, t, nkv, 2, 64] and attention_fused_sm90_dkv_round sums them in order; more, shorter
 // blocks shorten the tail of the shortest-first schedule.
-template <int SPLIT>
+template <int SPLIT, DqSum SUM>
 __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* dkv_acc, int* sem, const bf16* dout,
                                               const bf16* qkv, const float* lse, const float* dot, int t, int nh, int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -175,7 +185,8 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
     auto counter = [&](int hd, int q) { return counters + ((long long)bi * nh + hd) * mt + (q >> 6); };
     auto add = [&](int tile, int hd, int q) {   // tile's dQ (head hd, first query q), both parts in xb
         const int m = q >> 6;
-        add_dq(xb(tile), tid128, wg, dq_acc, counter(hd, q), (m >> 1) - n, ((long long)bi * nh + hd) * t, q, t, warp, lane, c);
+        if constexpr (SUM != NO_DQ)
+            add_dq<SUM>(xb(tile), tid128, wg, dq_acc, counter(hd, q), (m >> 1) - n, ((long long)bi * nh + hd) * t, q, t, warp, lane, c);
         __threadfence();   // performed before the count is raised
     };
     auto keep = [&](int tile) {   // this warpgroup's part of tile's dQ into xb
@@ -261,16 +272,21 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
 }
 }  // namespace attn_fused
 
-#define ATTN_FUSED_KERNEL(S)                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(attn_fused::THREADS, 1) attention_fused_sm90_backward_split##S##_hs64(        \
+#define ATTN_FUSED_KERNEL(S, SUM, NAME)                                                                                         \
+    extern "C" __global__ void __launch_bounds__(attn_fused::THREADS, 1) attention_fused_sm90_backward##NAME##_split##S##_hs64( \
         bf16* dqkv, float* dq_acc, float* dkv_acc, int* sem, const bf16* dout, const bf16* qkv, const float* lse, const float* dot, \
         int t, int nh, int nkv) {                                                                                               \
-        if (WG_ENABLED) attn_fused::backward_body<S>(dqkv, dq_acc, dkv_acc, sem, dout, qkv, lse, dot, t, nh, nkv);             \
+        if (WG_ENABLED) attn_fused::backward_body<S, attn_fused::SUM>(dqkv, dq_acc, dkv_acc, sem, dout, qkv, lse, dot, t, nh, nkv); \
         else __trap();                                                                                                           \
     }
-ATTN_FUSED_KERNEL(1)
-ATTN_FUSED_KERNEL(2)
-ATTN_FUSED_KERNEL(4)
+ATTN_FUSED_KERNEL(1, ORDERED, )
+ATTN_FUSED_KERNEL(2, ORDERED, )
+ATTN_FUSED_KERNEL(4, ORDERED, )
+// What the order costs: the same kernels with unordered atomics (dq_acc zeroed first), and without dQ.
+ATTN_FUSED_KERNEL(1, UNORDERED, _unordered)
+ATTN_FUSED_KERNEL(4, UNORDERED, _unordered)
+ATTN_FUSED_KERNEL(1, NO_DQ, _no_dq)
+ATTN_FUSED_KERNEL(4, NO_DQ, _no_dq)
 
 // dkv_acc's SPLIT parts summed in order (part 0 first) -> the k and v columns of dqkv, bf16; 8 values a thread.
 extern "C" __global__ void attention_fused_sm90_dkv_round(bf16* dqkv, const float* dkv_acc, int split, int b, int t, int nh, int nkv) {

@@ -322,6 +322,29 @@ static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a
                    v.split, f, pair_ms, f / pair_ms);
         }
     }
+    if (timing) {   // where the time goes: the kernel alone, in the fixed order, unordered, without dQ
+        const struct {
+            int split;
+            const char* what;
+            bool zero_acc;
+            FusedKernel kernel;
+        } parts[] = {{1, "fixed order", false, attention_fused_sm90_backward_split1_hs64},
+                     {1, "unordered atomics", true, attention_fused_sm90_backward_unordered_split1_hs64},
+                     {1, "no dQ", false, attention_fused_sm90_backward_no_dq_split1_hs64},
+                     {4, "fixed order", false, attention_fused_sm90_backward_split4_hs64},
+                     {4, "unordered atomics", true, attention_fused_sm90_backward_unordered_split4_hs64},
+                     {4, "no dQ", false, attention_fused_sm90_backward_no_dq_split4_hs64}};
+        for (const auto& v : parts) {
+            const float f = time_fn([&] {
+                CK(cudaMemsetAsync(sem, 0, nsem * 4));
+                if (v.zero_acc) CK(cudaMemsetAsync(acc, 0, (size_t)cs.b * cs.nh * cs.t * 64 * 4));
+                v.kernel<<<nb * cs.nkv * cs.b * v.split, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(a, acc, kvacc, sem, dout, qkv, lse,
+                                                                                                     dot, cs.t, cs.nh, cs.nkv);
+                CK(cudaGetLastError());
+            });
+            printf("  timing fused split %d kernel alone, dQ %s: %.3f ms\n", v.split, v.what, f);
+        }
+    }
     CK(cudaFree(acc));
     CK(cudaFree(kvacc));
     CK(cudaFree(sem));
@@ -420,7 +443,9 @@ int main(int argc, char** argv) {
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::SMEM_BYTES));
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::KV_SMEM_BYTES));
     for (auto k : {attention_fused_sm90_backward_split1_hs64, attention_fused_sm90_backward_split2_hs64,
-                   attention_fused_sm90_backward_split4_hs64})
+                   attention_fused_sm90_backward_split4_hs64, attention_fused_sm90_backward_unordered_split1_hs64,
+                   attention_fused_sm90_backward_unordered_split4_hs64, attention_fused_sm90_backward_no_dq_split1_hs64,
+                   attention_fused_sm90_backward_no_dq_split4_hs64})
         CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_fused::SMEM_BYTES));
     printf("wgmma dynamic shared memory: forward and dq %d bytes, dkv %d bytes\n", attn_wgmma::KV_SMEM_BYTES, attn_wgmma::SMEM_BYTES);
     const Case cases[] = {{8, 2048, 32, 4}, {1, 1000, 32, 4}, {2, 333, 8, 1}, {1, 64, 4, 2}, {1, 130, 4, 4}};
