@@ -8,8 +8,9 @@ from its diagonal on: (t / 64 - 2 n) a head. Blocks go to the SM that frees firs
 order: longest first (today's dk/dv kernel) or shortest first (the fused kernel's ticket order,
 which its fixed dQ summation order needs). For the fused kernel's order it also plays its dQ
 protocol, tile-round by tile-round with +-30% jitter: block n adds query tile m two rounds after
-computing it, once block n + 1 has raised m's count (block n + 1 raises it after its own add); it
-prints how many tile-rounds all blocks together spent waiting there.
+computing it, once block n + 1 has raised m's count, and raises it a round after its own add (when
+the asynchronous addition is complete); it prints how many tile-rounds all blocks together spent
+waiting there.
 
     python3 kernels/src/test/cuda/attention_backward_schedule.py [--sms 132] [--t 2048] [--batch 8] [--kv-heads 4] [--group 8]
 """
@@ -43,13 +44,14 @@ def protocol_wait(blocks, tiles, copies, heads, sms, jitter=0.3, seed=1):
                 return 0.0 if m // 2 == n else released[(copy, h, m, n + 1)]
 
             for it in range(len(order) + 2):
-                if it >= 2:   # the add of tile it - 2, raised at the end of this round (or after the loop)
+                if it >= 2:   # the add of tile it - 2, its count raised at the end of the next round
                     r = ready(*order[it - 2])
                     waited += max(0.0, r - clock)
                     clock = max(clock, r)
                 clock += 1 + rnd.uniform(-jitter, jitter) if it < len(order) else 0.05
-                if it >= 2:
-                    released[(copy, *order[it - 2], n)] = clock
+                if it >= 3:
+                    released[(copy, *order[it - 3], n)] = clock
+            released[(copy, *order[-1], n)] = clock
             end = max(end, clock)
             heapq.heappush(free, clock)
     return waited, end

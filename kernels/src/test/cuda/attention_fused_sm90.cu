@@ -8,15 +8,17 @@
 // dV += P^T dO, dK += dS^T Q, looping over the query heads of its group and their 64-query tiles),
 // plus per tile dQ_tile = dS K over the block's 128 keys: each warpgroup stores its dS^T (bf16,
 // the A fragments of dK) into a swizzled shared tile [key][query] and multiplies it (A read
-// MN-major) by its K tile (B, MN-major) into a 64 x 64 part; the two parts meet in shared memory
-// and are summed (warpgroup 0's first) two tiles later. K and V sit in shared memory, read K-major
-// as the A operands of S^T and dP^T.
+// MN-major) by its K tile (B, MN-major) into a 64 x 64 part; the two parts meet in shared memory,
+// are summed there (warpgroup 0's first) into a tile in dq_acc's row layout, and one thread adds
+// that tile to dq_acc by an asynchronous bulk reduction (cp.reduce.async.bulk, fp32 adds in L2), as
+// FlashAttention-3 does, so no warp waits on the adds. K and V sit in shared memory, read K-major as
+// the A operands of S^T and dP^T; each tile's S^T / dP^T are issued behind the previous tile's
+// dV, dK and dQ products.
 //
 // The fixed order: a query tile m (64 rows of a head) gets contributions from key blocks
 // n = m / 2 (its diagonal block, which stores) down to 0, each after the previous one: a counter
 // per (batch, head, m) in global memory counts the blocks that have added; block n waits until it
-// reads m / 2 - n (acquire), adds with fp32 reductions, and after a fence and a barrier raises it
-// (release). So every dQ element is the same sum in the same order each run. Blocks take their
+// reads m / 2 - n (acquire), adds, and once its bulk addition is complete raises it (release). So every dQ element is the same sum in the same order each run. Blocks take their
 // work from a ticket counter, shortest first (n = nb - 1 down to 0): block n waits only on block
 // n + 1, which took an earlier ticket and so is running, and which reaches each tile two tiles a
 // head ahead of block n; no deadlock, and little waiting. A last kernel rounds the fp32 dQ into
@@ -29,8 +31,10 @@
 // past split 1, attention_fused_sm90_dkv_round (any grid, 256 threads). The _unordered and _no_dq
 // kernels (splits 1 and 4) time what the order and the dQ adds cost; the first needs dq_acc zeroed.
 //
-// Measured (H100, b=8 t=2048 32/4 heads): 2.0-2.2x the pair's time. The order costs nothing (unordered
-// atomics are no faster); the synchronous dQ adds cost 1.0 ms and the body the rest (docs/perf-notes.md).
+// The version before this one (every thread adding its dQ by fp32 atomics, waited for; the dQ
+// products drained before each tile's S^T) measured 2.0-2.2x the pair's time on an H100 (b=8 t=2048
+// 32/4 heads): the order cost nothing, the adds 1.0 ms, the body the rest. This one has not run yet
+// (docs/perf-notes.md).
 #include "../../main/cuda/attention_wgmma_sm90.cu"
 
 namespace attn_fused {
@@ -40,11 +44,17 @@ constexpr int K_OFF = STAGES * 2 * TILE_BYTES;           // [stage][Q, dO] tiles
 constexpr int V_OFF = K_OFF + 2 * TILE_BYTES;            // [wg] V tiles
 constexpr int DS_OFF = V_OFF + 2 * TILE_BYTES;           // [parity][wg] dS^T tiles (double-buffered: see the loop)
 constexpr int FSTAT_OFF = DS_OFF + 4 * TILE_BYTES;       // [stage][lse, dot][64] fp32
-constexpr int XB_BYTES = 2 * 32 * 128 * 4;              // [wg][accumulator][thread] fp32: each warpgroup's dQ part
-constexpr int XB_OFF = FSTAT_OFF + STAGES * 2 * 64 * 4;  // [parity] of those
-constexpr int TICKET_OFF = XB_OFF + 2 * XB_BYTES;
+constexpr int PART_BYTES = 64 * 64 * 4;                 // one 64 x 64 fp32 dQ tile
+constexpr int PART_OFF = FSTAT_OFF + STAGES * 2 * 64 * 4;  // [parity][wg] dQ parts, 16-byte chunks swizzled by row
+constexpr int SUM_OFF = PART_OFF + 4 * PART_BYTES;        // the two parts' sum in dq_acc's row layout: the bulk add's source
+constexpr int TICKET_OFF = SUM_OFF + PART_BYTES;
 constexpr int SMEM_BYTES = TICKET_OFF + 16 + 1024;       // + slack to align the base to 1024
 constexpr long long SPIN_LIMIT = 1ll << 24;              // a wait this long is a bug: trap rather than hang
+
+// How dQ is summed: in the fixed order (the design), or, to time what that order costs, unordered
+// (every tile added into a zeroed dq_acc: FlashAttention-3's way, not deterministic), or not at all
+// (the body's time alone; dQ wrong).
+enum DqSum { ORDERED, UNORDERED, NO_DQ };
 
 __device__ __forceinline__ int ld_acquire(const int* p) {
     int v;
@@ -52,10 +62,37 @@ __device__ __forceinline__ int ld_acquire(const int* p) {
     return v;
 }
 
-// *p += 1 with release semantics by the thread where `one` holds; a predicated instruction rather
-// than a branch, so that no divergent path sits beside the wgmma in flight (ptxas would serialize them).
+// The one-thread operations below are predicated instructions rather than branches: ptxas
+// serializes every wgmma of the kernel when a divergent path sits beside a wgmma in flight.
+
+// *p += 1 with release semantics where `one` holds.
 __device__ __forceinline__ void red_release_inc(int* p, bool one) {
     asm volatile("{\n.reg .pred q;\nsetp.ne.b32 q, %1, 0;\n@q red.release.gpu.global.add.s32 [%0], 1;\n}\n" ::"l"(p), "r"((int)one)
+                 : "memory");
+}
+
+// An asynchronous bulk copy of `bytes` from shared memory to dst, added (fp32, in L2) where `add`
+// holds and stored where `store` holds, as one bulk group of this thread.
+__device__ __forceinline__ void bulk_to_global(float* dst, uint32_t src, int bytes, bool add, bool store) {
+    asm volatile(
+        "{\n.reg .pred a, s;\nsetp.ne.b32 a, %3, 0;\nsetp.ne.b32 s, %4, 0;\n"
+        "@a fence.proxy.async.global;\n@s fence.proxy.async.global;\n"
+        "@a cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
+        "@s cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n"
+        "@a cp.async.bulk.commit_group;\n@s cp.async.bulk.commit_group;\n}\n" ::"l"(dst),
+        "r"(src), "r"(bytes), "r"((int)add), "r"((int)store)
+        : "memory");
+}
+
+// Where `one` holds: this thread's bulk groups have read their shared-memory sources.
+__device__ __forceinline__ void bulk_wait_read(bool one) {
+    asm volatile("{\n.reg .pred q;\nsetp.ne.b32 q, %0, 0;\n@q cp.async.bulk.wait_group.read 0;\n}\n" ::"r"((int)one) : "memory");
+}
+
+// Where `one` holds: this thread's bulk groups are complete, their writes ordered before this
+// thread's later generic accesses (a release that follows publishes them).
+__device__ __forceinline__ void bulk_wait_done(bool one) {
+    asm volatile("{\n.reg .pred q;\nsetp.ne.b32 q, %0, 0;\n@q cp.async.bulk.wait_group 0;\n@q fence.proxy.async.global;\n}\n" ::"r"((int)one)
                  : "memory");
 }
 
@@ -70,51 +107,6 @@ __device__ __forceinline__ void fused_start(float (&s)[32], float (&dp)[32], uin
 #pragma unroll
     for (int kk = 1; kk < 4; kk++) wg_mma_ss<0, 0>(dp, wg_desc_kmajor(vs + kk * 32), wg_desc_kmajor(dos + kk * 32), 1);
     wg_commit();
-}
-
-// This thread's half of one query tile's dQ (rows q0 .. q0 + 63 of a head; the accumulator columns
-// 8 n .. 8 n + 7 for n = 4 half .. 4 half + 3) into dq_acc in the fixed order: sum the two
-// warpgroups' parts (xb: [wg][accumulator][thread], warpgroup 0's first), wait until the count
-// reads `expected` (lane 0 of each warp), then store (the first contributor) or add. Rows >= t are
-// left alone.
-// How dQ is summed: in the fixed order (the design), or, to time what that order costs, with
-// unordered fp32 atomics into a zeroed dq_acc (FlashAttention-3's way, not deterministic), or not at
-// all (the body's time alone; dQ wrong).
-enum DqSum { ORDERED, UNORDERED, NO_DQ };
-
-template <DqSum SUM>
-__device__ __forceinline__ void add_dq(const float* xb, int tid128, int half, float* dq_acc, const int* counter, int expected,
-                                       long long rowbase, int q0, int t, int warp, int lane, int c) {
-    float v[16];
-#pragma unroll
-    for (int j = 0; j < 16; j++) {
-        const int i = 16 * half + j;
-        v[j] = xb[i * 128 + tid128] + xb[(32 + i) * 128 + tid128];
-    }
-    if (SUM == ORDERED && expected > 0) {
-        if (lane == 0) {
-            long long spins = 0;
-            while (ld_acquire(counter) < expected)
-                if (++spins > SPIN_LIMIT) __trap();
-        }
-        __syncwarp();
-    }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int row = q0 + (warp & 3) * 16 + (lane >> 2) + 8 * r;
-        if (row < t) {
-            float* dst = dq_acc + (rowbase + row) * 64 + c;
-#pragma unroll
-            for (int k = 0; k < 4; k++) {   // accumulators 4 n + 2 r, + 1 with n = 4 half + k
-                const float2 x = make_float2(v[4 * k + 2 * r], v[4 * k + 2 * r + 1]);
-                float* d = dst + (4 * half + k) * 8;
-                if (SUM == ORDERED && expected == 0)
-                    *reinterpret_cast<float2*>(d) = x;
-                else
-                    atomicAdd(reinterpret_cast<float2*>(d), x);
-            }
-        }
-    }
 }
 
 // SPLIT: the blocks a (key block, kv head) is split into, each over group / SPLIT of its query heads
@@ -171,56 +163,95 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
     const int lrow = (warp & 3) * 16 + (lane >> 2);   // this thread's first key row in the warpgroup's tile
     const int krow = kw0 + lrow;
     const uint32_t ks = sbase + K_OFF + wg * TILE_BYTES, vs = sbase + V_OFF + wg * TILE_BYTES;
+    const bool leader = threadIdx.x == 0;   // waits for the dQ turns and runs the bulk adds
 
     float dk[32], dv[32], s[32], dp[32], dq[32];
 #pragma unroll
     for (int i = 0; i < 32; i++) dk[i] = dv[i] = dq[i] = 0.f;
 
-    // The dQ parts go through shared memory (xb, by tile parity) and are added two tiles later, right
-    // after the wait at the top of an iteration, when no wgmma is in flight: ptxas serializes every
-    // wgmma of the kernel when those stores and waits sit beside wgmma in flight.
-    auto xb = [&](int tile) { return reinterpret_cast<float*>(sgen + XB_OFF + (tile & 1) * XB_BYTES); };
-    const int tid128 = threadIdx.x & 127;
-    int h1 = 0, q1 = 0, h2 = 0, q2 = 0;   // head and first query of tiles it - 1 and it - 2
-    auto counter = [&](int hd, int q) { return counters + ((long long)bi * nh + hd) * mt + (q >> 6); };
-    auto add = [&](int tile, int hd, int q) {   // tile's dQ (head hd, first query q), both parts in xb
-        const int m = q >> 6;
-        if constexpr (SUM != NO_DQ)
-            add_dq<SUM>(xb(tile), tid128, wg, dq_acc, counter(hd, q), (m >> 1) - n, ((long long)bi * nh + hd) * t, q, t, warp, lane, c);
-        __threadfence();   // performed before the count is raised
-    };
-    auto keep = [&](int tile) {   // this warpgroup's part of tile's dQ into xb
-        float* x = xb(tile);
+    // A tile's dQ goes from the two warpgroups' registers into their parts (shared memory, by tile
+    // parity) one tile later, is summed (warpgroup 0's first) into the sum tile two tiles later, and
+    // added to dq_acc by one bulk operation of the leader after that tile's barrier B; the count
+    // is raised one tile later still, once the operation is complete. The stores and the waits sit
+    // right after a wgmma wait, when no wgmma is in flight.
+    auto head_of = [&](int tile) { return h0 + tile / per; };
+    auto query_of = [&](int tile) { return j0 + (tile % per) * 64; };   // the tile's first query
+    auto counter = [&](int tile) { return counters + ((long long)bi * nh + head_of(tile)) * mt + (query_of(tile) >> 6); };
+    auto turn = [&](int tile) { return ((query_of(tile) >> 6) >> 1) - n; };   // the blocks that add to tile's queries before this one
+    auto keep = [&](int tile) {   // this warpgroup's part of tile's dQ, rows of 64 floats, 16-byte chunk k of row r at k ^ (r & 7)
+        float* x = reinterpret_cast<float*>(sgen + PART_OFF + (2 * (tile & 1) + wg) * PART_BYTES);
 #pragma unroll
-        for (int i = 0; i < 32; i++) x[(32 * wg + i) * 128 + tid128] = dq[i];
+        for (int nn = 0; nn < 8; nn++)
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                const int row = lrow + 8 * rr, col = 8 * nn + c;
+                *reinterpret_cast<float2*>(x + row * 64 + (((col >> 2) ^ (row & 7)) << 2) + (col & 3)) =
+                    make_float2(dq[4 * nn + 2 * rr], dq[4 * nn + 2 * rr + 1]);
+            }
     };
-    for (int it = 0; it < total; it++) {
+    auto sum = [&](int tile) {   // tile's two parts -> the sum tile, each float4 chunk read where keep put it
+        const float4* x0 = reinterpret_cast<const float4*>(sgen + PART_OFF + 2 * (tile & 1) * PART_BYTES);
+        const float4* x1 = x0 + PART_BYTES / 16;
+        float4* out = reinterpret_cast<float4*>(sgen + SUM_OFF);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int e = k * THREADS + threadIdx.x, row = e >> 4, at = row * 16 + ((e & 15) ^ (row & 7));
+            const float4 a = x0[at], b = x1[at];
+            out[e] = make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+        }
+    };
+    auto wait_turn = [&](int tile) {   // the leader, until the blocks before this one have added to tile
+        if (SUM == ORDERED && leader && turn(tile) > 0) {
+            long long spins = 0;
+            while (ld_acquire(counter(tile)) < turn(tile))
+                if (++spins > SPIN_LIMIT) __trap();
+        }
+    };
+    auto add = [&](int tile, bool when) {   // the sum tile into dq_acc (stored by the tile's first contributor)
+        const int q = query_of(tile);
+        const bool first = SUM == ORDERED && turn(tile) == 0;
+        bulk_to_global(dq_acc + (((long long)bi * nh + head_of(tile)) * t + q) * 64, sbase + SUM_OFF, min(64, t - q) * 256,
+                       SUM != NO_DQ && leader && when && !first, SUM != NO_DQ && leader && when && first);
+    };
+    auto done = [&](int tile, bool when) {   // the leader: the last add complete, then the tile's count raised
+        bulk_wait_done(SUM != NO_DQ && leader && when);
+        red_release_inc(counter(tile), SUM == ORDERED && leader && when);
+    };
+    // a do-while (total >= 1): with a path that skips the loop, the accumulators merge with zeros
+    // after it, and ptxas serializes every wgmma
+    int it = 0;
+    do {
         tc_cp_wait_all();
         wg_fence_proxy();
+        bulk_wait_read(SUM != NO_DQ && leader && it >= 3);   // tile it - 3's add has read the sum tile
         __syncthreads();   // [A] tile it visible to the tensor cores; every wgmma on tile it - 2 done
         if (it + 1 < total) load(it + 1, (it + 1) % STAGES);
-        const int st = it % STAGES, hh = it / per, h = h0 + hh, q0 = j0 + (it - hh * per) * 64;
+        const int st = it % STAGES, q0 = query_of(it);
         const uint32_t qs = sbase + (2 * st) * TILE_BYTES, dos = qs + TILE_BYTES;
-        // The previous tile's dV, dK and dQ part. A warpgroup whose keys all follow the tile's queries
-        // (warpgroup 1 on the first tile of a head) computes the tile anyway: the mask makes its p and
-        // dS exact zeros, and no branch sits around the wgmma.
+        // S^T / dP^T of this tile queue behind the previous tile's dV, dK and dQ products. A
+        // warpgroup whose keys all follow the tile's queries (warpgroup 1 on the first tile of a head)
+        // computes the tile anyway: the mask makes its p and dS exact zeros, and no branch sits
+        // around the wgmma.
+        fused_start(s, dp, ks, vs, qs, dos);
         wg_wait<0>();
         wg_fence_regs(dq);
-        if (it >= 2) add(it - 2, h2, q2);   // both parts written before barrier B of it - 1
-        if (it >= 1) keep(it - 1);
-        fused_start(s, dp, ks, vs, qs, dos);
-        wg_wait<0>();   // S^T / dP^T
-        const uint32_t dst = sbase + DS_OFF + (2 * (it & 1) + wg) * TILE_BYTES;
         wg_fence_regs(s);
         wg_fence_regs(dp);
+        if (SUM != NO_DQ && it >= 2) {
+            sum(it - 2);   // both parts written before barrier B of it - 1
+            wait_turn(it - 2);
+        }
+        if (it >= 1) keep(it - 1);
+        const uint32_t dst = sbase + DS_OFF + (2 * (it & 1) + wg) * TILE_BYTES;
         const float* lses = stat + st * 128;
         if (q0 < kw0 + 64)
             dkv_finish<true, true>(s, dp, dk, dv, qs, dos, lses, lses + 64, q0 - krow, c, dst, lrow);
         else
             dkv_finish<false, true>(s, dp, dk, dv, qs, dos, lses, lses + 64, q0 - krow, c, dst, lrow);
-        wg_fence_proxy();   // the dS stores, for the dQ product's async-proxy reads
-        __syncthreads();    // [B] both dS tiles of this tile and both dQ parts of the previous one written; tile it - 2 added
-        red_release_inc(counter(h2, q2), threadIdx.x == 0 && it >= 2);   // tile it - 2
+        wg_fence_proxy();   // the dS stores and the sum tile, for the async proxy's reads
+        __syncthreads();    // [B] both dS tiles of this tile and both dQ parts of the previous one written; tile it - 2 summed
+        done(it - 3, it >= 3);
+        add(it - 2, it >= 2);
         // this warpgroup's part of dQ = dS K: A = its dS [query][key] from the [key][query] tile
         // (MN-major), B = its K tile [key][dim] (MN-major). The parity it & 1 tiles are rewritten only at
         // it + 2, after both warpgroups' waits of it + 1 and barrier A of it + 2.
@@ -230,23 +261,32 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
 #pragma unroll
         for (int kk = 1; kk < 4; kk++) wg_mma_ss<1, 1>(dq, wg_desc_mnmajor(ds + kk * 2048), wg_desc_mnmajor(ks + kk * 2048), 1);
         wg_commit();
-        h2 = h1;
-        q2 = q1;
-        h1 = h;
-        q1 = q0;
-    }
-    // the last two tiles' dQ
+    } while (++it < total);
+    // the last three tiles' dQ: tile total - 3 being added, total - 2 in its parts, total - 1 in registers
     wg_wait<0>();
     wg_fence_regs(dk);
     wg_fence_regs(dv);
     wg_fence_regs(dq);
-    if (total >= 2) add(total - 2, h2, q2);
-    keep(total - 1);
-    __syncthreads();
-    red_release_inc(counter(h2, q2), threadIdx.x == 0 && total >= 2);
-    add(total - 1, h1, q1);
-    __syncthreads();
-    red_release_inc(counter(h1, q1), threadIdx.x == 0);
+    if (SUM != NO_DQ) {
+        done(total - 3, total >= 3);
+        __syncthreads();   // the sum tile free
+        keep(total - 1);
+        if (total >= 2) sum(total - 2);
+        wg_fence_proxy();
+        __syncthreads();
+        if (total >= 2) {
+            wait_turn(total - 2);
+            add(total - 2, true);
+            done(total - 2, true);
+        }
+        __syncthreads();   // the sum tile free
+        sum(total - 1);
+        wg_fence_proxy();
+        __syncthreads();
+        wait_turn(total - 1);
+        add(total - 1, true);
+        done(total - 1, true);
+    }
 
 #pragma unroll
     for (int hi = 0; hi < 2; hi++) {

@@ -329,10 +329,10 @@ static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a
             bool zero_acc;
             FusedKernel kernel;
         } parts[] = {{1, "fixed order", false, attention_fused_sm90_backward_split1_hs64},
-                     {1, "unordered atomics", true, attention_fused_sm90_backward_unordered_split1_hs64},
+                     {1, "unordered", true, attention_fused_sm90_backward_unordered_split1_hs64},
                      {1, "no dQ", false, attention_fused_sm90_backward_no_dq_split1_hs64},
                      {4, "fixed order", false, attention_fused_sm90_backward_split4_hs64},
-                     {4, "unordered atomics", true, attention_fused_sm90_backward_unordered_split4_hs64},
+                     {4, "unordered", true, attention_fused_sm90_backward_unordered_split4_hs64},
                      {4, "no dQ", false, attention_fused_sm90_backward_no_dq_split4_hs64}};
         for (const auto& v : parts) {
             const float f = time_fn([&] {
