@@ -268,7 +268,8 @@ static std::vector<uint16_t> backward_check(const char* name, Kernel k, dim3 gri
 
 // The fused backward of the test sources (attention_fused_sm90.cu), split 1, 2 and 4 where the
 // split divides the query-head group, against the reference dqkv hr: every column within 1e-2, two
-// runs bitwise equal, and its time against the wgmma dq + dkv pair (pair_ms). Run alone
+// runs bitwise equal, and its time against the wgmma dq + dkv pair (pair_ms); before them its
+// unordered form (within 1e-2) and the kernel's time without dQ, unordered and in order. Run alone
 // (`attention_harness fused`): a wrong wait order traps rather than hangs, which ends the
 // process's CUDA context.
 typedef void (*FusedKernel)(bf16*, float*, float*, int*, const bf16*, const bf16*, const float*, const float*, int, int, int);
@@ -282,6 +283,49 @@ static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a
     CK(cudaMalloc(&acc, (size_t)cs.b * cs.nh * cs.t * 64 * 4));
     CK(cudaMalloc(&kvacc, 4 * (size_t)rows * cs.nkv * 128 * 4));
     CK(cudaMalloc(&sem, nsem * 4));
+    // First what runs without the wait protocol, so that a hang in it (ended by the timeout) still
+    // leaves these lines: the unordered sum against the reference, and where the time goes.
+    {
+        CK(cudaMemset(a, 0x5A, nqkv * 2));
+        CK(cudaMemsetAsync(sem, 0, nsem * 4));
+        CK(cudaMemsetAsync(acc, 0, (size_t)cs.b * cs.nh * cs.t * 64 * 4));
+        attention_fused_sm90_backward_unordered_split1_hs64<<<nb * cs.nkv * cs.b, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(
+            a, acc, kvacc, sem, dout, qkv, lse, dot, cs.t, cs.nh, cs.nkv);
+        CK(cudaGetLastError());
+        attention_fused_sm90_dq_round<<<1056, 256>>>(a, acc, cs.b, cs.t, cs.nh, cs.nkv);
+        CK(cudaGetLastError());
+        CK(cudaDeviceSynchronize());
+        std::vector<uint16_t> ha(nqkv);
+        CK(cudaMemcpy(ha.data(), a, nqkv * 2, cudaMemcpyDeviceToHost));
+        bool nan = false;
+        const double eq = rel_err(ha, hr, rows, w, 0, cs.nh * 64, nan);
+        const double ekv = rel_err(ha, hr, rows, w, cs.nh * 64, 2 * cs.nkv * 64, nan);
+        printf("  fused split 1, dQ unordered (test sources): rel err dq %.3e, dk/dv %.3e%s\n", eq, ekv, nan ? " (NaN/Inf!)" : "");
+        check(!nan && eq < 1e-2 && ekv < 1e-2, "fused unordered rel err < 1e-2");
+    }
+    if (timing) {   // the kernel alone: without dQ, unordered, in the fixed order
+        const struct {
+            int split;
+            const char* what;
+            bool zero_acc;
+            FusedKernel kernel;
+        } parts[] = {{1, "no dQ", false, attention_fused_sm90_backward_no_dq_split1_hs64},
+                     {4, "no dQ", false, attention_fused_sm90_backward_no_dq_split4_hs64},
+                     {1, "unordered", true, attention_fused_sm90_backward_unordered_split1_hs64},
+                     {4, "unordered", true, attention_fused_sm90_backward_unordered_split4_hs64},
+                     {1, "fixed order", false, attention_fused_sm90_backward_split1_hs64},
+                     {4, "fixed order", false, attention_fused_sm90_backward_split4_hs64}};
+        for (const auto& v : parts) {
+            const float f = time_fn([&] {
+                CK(cudaMemsetAsync(sem, 0, nsem * 4));
+                if (v.zero_acc) CK(cudaMemsetAsync(acc, 0, (size_t)cs.b * cs.nh * cs.t * 64 * 4));
+                v.kernel<<<nb * cs.nkv * cs.b * v.split, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(a, acc, kvacc, sem, dout, qkv, lse,
+                                                                                                     dot, cs.t, cs.nh, cs.nkv);
+                CK(cudaGetLastError());
+            });
+            printf("  timing fused split %d kernel alone, dQ %s: %.3f ms\n", v.split, v.what, f);
+        }
+    }
     const struct {
         int split;
         FusedKernel kernel;
@@ -320,29 +364,6 @@ static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a
             const float f = time_fn([&] { run(a); });
             printf("  timing fused split %d (with its zeroed counters and the roundings): %.3f ms; wgmma dq + dkv %.3f ms (ratio %.3f)\n",
                    v.split, f, pair_ms, f / pair_ms);
-        }
-    }
-    if (timing) {   // where the time goes: the kernel alone, in the fixed order, unordered, without dQ
-        const struct {
-            int split;
-            const char* what;
-            bool zero_acc;
-            FusedKernel kernel;
-        } parts[] = {{1, "fixed order", false, attention_fused_sm90_backward_split1_hs64},
-                     {1, "unordered", true, attention_fused_sm90_backward_unordered_split1_hs64},
-                     {1, "no dQ", false, attention_fused_sm90_backward_no_dq_split1_hs64},
-                     {4, "fixed order", false, attention_fused_sm90_backward_split4_hs64},
-                     {4, "unordered", true, attention_fused_sm90_backward_unordered_split4_hs64},
-                     {4, "no dQ", false, attention_fused_sm90_backward_no_dq_split4_hs64}};
-        for (const auto& v : parts) {
-            const float f = time_fn([&] {
-                CK(cudaMemsetAsync(sem, 0, nsem * 4));
-                if (v.zero_acc) CK(cudaMemsetAsync(acc, 0, (size_t)cs.b * cs.nh * cs.t * 64 * 4));
-                v.kernel<<<nb * cs.nkv * cs.b * v.split, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(a, acc, kvacc, sem, dout, qkv, lse,
-                                                                                                     dot, cs.t, cs.nh, cs.nkv);
-                CK(cudaGetLastError());
-            });
-            printf("  timing fused split %d kernel alone, dQ %s: %.3f ms\n", v.split, v.what, f);
         }
     }
     CK(cudaFree(acc));
@@ -430,6 +451,7 @@ static void run_case(const Case& cs, bool timing, bool fused) {
 }
 
 int main(int argc, char** argv) {
+    setvbuf(stdout, nullptr, _IOLBF, 0);   // every line out before a hang's timeout ends the process
     const bool fused = argc > 1 && strcmp(argv[1], "fused") == 0;
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
