@@ -29,7 +29,8 @@
 // each launch; dq_acc b * nh * t * 64 floats (not zeroed: each tile's first contributor stores);
 // dkv_acc split * b * t * nkv * 128 floats past split 1. Then attention_fused_sm90_dq_round and,
 // past split 1, attention_fused_sm90_dkv_round (any grid, 256 threads). The _unordered and _no_dq
-// kernels (splits 1 and 4) time what the order and the dQ adds cost; the first needs dq_acc zeroed.
+// kernels (splits 1 and 4) time what the order and the dQ adds cost, the first with dq_acc zeroed;
+// _no_dq_product (split 1) the dk/dv work alone in this kernel's form.
 //
 // The version before this one (every thread adding its dQ by fp32 atomics, waited for; the dQ
 // products drained before each tile's S^T) measured 2.0-2.2x the pair's time on an H100 (b=8 t=2048
@@ -53,8 +54,9 @@ constexpr long long SPIN_LIMIT = 1ll << 24;              // a wait this long is 
 
 // How dQ is summed: in the fixed order (the design), or, to time what that order costs, unordered
 // (every tile added into a zeroed dq_acc: FlashAttention-3's way, not deterministic), or not at all
-// (the body's time alone; dQ wrong).
-enum DqSum { ORDERED, UNORDERED, NO_DQ };
+// (the body's time alone; dQ wrong), or not even computed (no dS store, no dQ product: the dk/dv
+// kernel's work in this kernel's form).
+enum DqSum { ORDERED, UNORDERED, NO_DQ, NO_DQ_PRODUCT };
 
 __device__ __forceinline__ int ld_acquire(const int* p) {
     int v;
@@ -164,6 +166,7 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
     const int krow = kw0 + lrow;
     const uint32_t ks = sbase + K_OFF + wg * TILE_BYTES, vs = sbase + V_OFF + wg * TILE_BYTES;
     const bool leader = threadIdx.x == 0;   // waits for the dQ turns and runs the bulk adds
+    constexpr bool ADDS = SUM == ORDERED || SUM == UNORDERED, PRODUCT = SUM != NO_DQ_PRODUCT;
 
     float dk[32], dv[32], s[32], dp[32], dq[32];
 #pragma unroll
@@ -211,10 +214,10 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
         const int q = query_of(tile);
         const bool first = SUM == ORDERED && turn(tile) == 0;
         bulk_to_global(dq_acc + (((long long)bi * nh + head_of(tile)) * t + q) * 64, sbase + SUM_OFF, min(64, t - q) * 256,
-                       SUM != NO_DQ && leader && when && !first, SUM != NO_DQ && leader && when && first);
+                       ADDS && leader && when && !first, ADDS && leader && when && first);
     };
     auto done = [&](int tile, bool when) {   // the leader: the last add complete, then the tile's count raised
-        bulk_wait_done(SUM != NO_DQ && leader && when);
+        bulk_wait_done(ADDS && leader && when);
         red_release_inc(counter(tile), SUM == ORDERED && leader && when);
     };
     // a do-while (total >= 1): with a path that skips the loop, the accumulators merge with zeros
@@ -223,7 +226,7 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
     do {
         tc_cp_wait_all();
         wg_fence_proxy();
-        bulk_wait_read(SUM != NO_DQ && leader && it >= 3);   // tile it - 3's add has read the sum tile
+        bulk_wait_read(ADDS && leader && it >= 3);   // tile it - 3's add has read the sum tile
         __syncthreads();   // [A] tile it visible to the tensor cores; every wgmma on tile it - 2 done
         if (it + 1 < total) load(it + 1, (it + 1) % STAGES);
         const int st = it % STAGES, q0 = query_of(it);
@@ -237,17 +240,17 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
         wg_fence_regs(dq);
         wg_fence_regs(s);
         wg_fence_regs(dp);
-        if (SUM != NO_DQ && it >= 2) {
+        if (ADDS && it >= 2) {
             sum(it - 2);   // both parts written before barrier B of it - 1
             wait_turn(it - 2);
         }
-        if (it >= 1) keep(it - 1);
+        if (PRODUCT && it >= 1) keep(it - 1);
         const uint32_t dst = sbase + DS_OFF + (2 * (it & 1) + wg) * TILE_BYTES;
         const float* lses = stat + st * 128;
         if (q0 < kw0 + 64)
-            dkv_finish<true, true>(s, dp, dk, dv, qs, dos, lses, lses + 64, q0 - krow, c, dst, lrow);
+            dkv_finish<true, PRODUCT>(s, dp, dk, dv, qs, dos, lses, lses + 64, q0 - krow, c, dst, lrow);
         else
-            dkv_finish<false, true>(s, dp, dk, dv, qs, dos, lses, lses + 64, q0 - krow, c, dst, lrow);
+            dkv_finish<false, PRODUCT>(s, dp, dk, dv, qs, dos, lses, lses + 64, q0 - krow, c, dst, lrow);
         wg_fence_proxy();   // the dS stores and the sum tile, for the async proxy's reads
         __syncthreads();    // [B] both dS tiles of this tile and both dQ parts of the previous one written; tile it - 2 summed
         done(it - 3, it >= 3);
@@ -255,19 +258,21 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
         // this warpgroup's part of dQ = dS K: A = its dS [query][key] from the [key][query] tile
         // (MN-major), B = its K tile [key][dim] (MN-major). The parity it & 1 tiles are rewritten only at
         // it + 2, after both warpgroups' waits of it + 1 and barrier A of it + 2.
-        const uint32_t ds = sbase + DS_OFF + (2 * (it & 1) + wg) * TILE_BYTES;
-        wg_fence();
-        wg_mma_ss_first<1, 1>(dq, wg_desc_mnmajor(ds), wg_desc_mnmajor(ks));
+        if constexpr (PRODUCT) {
+            const uint32_t ds = sbase + DS_OFF + (2 * (it & 1) + wg) * TILE_BYTES;
+            wg_fence();
+            wg_mma_ss_first<1, 1>(dq, wg_desc_mnmajor(ds), wg_desc_mnmajor(ks));
 #pragma unroll
-        for (int kk = 1; kk < 4; kk++) wg_mma_ss<1, 1>(dq, wg_desc_mnmajor(ds + kk * 2048), wg_desc_mnmajor(ks + kk * 2048), 1);
-        wg_commit();
+            for (int kk = 1; kk < 4; kk++) wg_mma_ss<1, 1>(dq, wg_desc_mnmajor(ds + kk * 2048), wg_desc_mnmajor(ks + kk * 2048), 1);
+            wg_commit();
+        }
     } while (++it < total);
     // the last three tiles' dQ: tile total - 3 being added, total - 2 in its parts, total - 1 in registers
     wg_wait<0>();
     wg_fence_regs(dk);
     wg_fence_regs(dv);
     wg_fence_regs(dq);
-    if (SUM != NO_DQ) {
+    if (ADDS) {
         done(total - 3, total >= 3);
         __syncthreads();   // the sum tile free
         keep(total - 1);
@@ -327,6 +332,7 @@ ATTN_FUSED_KERNEL(1, UNORDERED, _unordered)
 ATTN_FUSED_KERNEL(4, UNORDERED, _unordered)
 ATTN_FUSED_KERNEL(1, NO_DQ, _no_dq)
 ATTN_FUSED_KERNEL(4, NO_DQ, _no_dq)
+ATTN_FUSED_KERNEL(1, NO_DQ_PRODUCT, _no_dq_product)
 
 // dkv_acc's SPLIT parts summed in order (part 0 first) -> the k and v columns of dqkv, bf16; 8 values a thread.
 extern "C" __global__ void attention_fused_sm90_dkv_round(bf16* dqkv, const float* dkv_acc, int split, int b, int t, int nh, int nkv) {

@@ -269,7 +269,8 @@ static std::vector<uint16_t> backward_check(const char* name, Kernel k, dim3 gri
 // The fused backward of the test sources (attention_fused_sm90.cu), split 1, 2 and 4 where the
 // split divides the query-head group, against the reference dqkv hr: every column within 1e-2, two
 // runs bitwise equal, and its time against the wgmma dq + dkv pair (pair_ms); before them its
-// unordered form (within 1e-2) and the kernel's time without dQ, unordered and in order. Run alone
+// unordered form (within 1e-2) and the kernel's time with no dQ work, with dQ computed but not added,
+// unordered and in order. Run alone
 // (`attention_harness fused`): a wrong wait order traps rather than hangs, which ends the
 // process's CUDA context.
 typedef void (*FusedKernel)(bf16*, float*, float*, int*, const bf16*, const bf16*, const float*, const float*, int, int, int);
@@ -303,18 +304,19 @@ static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a
         printf("  fused split 1, dQ unordered (test sources): rel err dq %.3e, dk/dv %.3e%s\n", eq, ekv, nan ? " (NaN/Inf!)" : "");
         check(!nan && eq < 1e-2 && ekv < 1e-2, "fused unordered rel err < 1e-2");
     }
-    if (timing) {   // the kernel alone: without dQ, unordered, in the fixed order
+    if (timing) {   // the kernel alone: no dQ work, dQ computed but not added, unordered, in the fixed order
         const struct {
             int split;
             const char* what;
             bool zero_acc;
             FusedKernel kernel;
-        } parts[] = {{1, "no dQ", false, attention_fused_sm90_backward_no_dq_split1_hs64},
-                     {4, "no dQ", false, attention_fused_sm90_backward_no_dq_split4_hs64},
-                     {1, "unordered", true, attention_fused_sm90_backward_unordered_split1_hs64},
-                     {4, "unordered", true, attention_fused_sm90_backward_unordered_split4_hs64},
-                     {1, "fixed order", false, attention_fused_sm90_backward_split1_hs64},
-                     {4, "fixed order", false, attention_fused_sm90_backward_split4_hs64}};
+        } parts[] = {{1, "neither added nor computed", false, attention_fused_sm90_backward_no_dq_product_split1_hs64},
+                     {1, "computed, not added", false, attention_fused_sm90_backward_no_dq_split1_hs64},
+                     {4, "computed, not added", false, attention_fused_sm90_backward_no_dq_split4_hs64},
+                     {1, "added unordered", true, attention_fused_sm90_backward_unordered_split1_hs64},
+                     {4, "added unordered", true, attention_fused_sm90_backward_unordered_split4_hs64},
+                     {1, "added in the fixed order", false, attention_fused_sm90_backward_split1_hs64},
+                     {4, "added in the fixed order", false, attention_fused_sm90_backward_split4_hs64}};
         for (const auto& v : parts) {
             const float f = time_fn([&] {
                 CK(cudaMemsetAsync(sem, 0, nsem * 4));
@@ -467,7 +469,7 @@ int main(int argc, char** argv) {
     for (auto k : {attention_fused_sm90_backward_split1_hs64, attention_fused_sm90_backward_split2_hs64,
                    attention_fused_sm90_backward_split4_hs64, attention_fused_sm90_backward_unordered_split1_hs64,
                    attention_fused_sm90_backward_unordered_split4_hs64, attention_fused_sm90_backward_no_dq_split1_hs64,
-                   attention_fused_sm90_backward_no_dq_split4_hs64})
+                   attention_fused_sm90_backward_no_dq_split4_hs64, attention_fused_sm90_backward_no_dq_product_split1_hs64})
         CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_fused::SMEM_BYTES));
     printf("wgmma dynamic shared memory: forward and dq %d bytes, dkv %d bytes\n", attn_wgmma::KV_SMEM_BYTES, attn_wgmma::SMEM_BYTES);
     const Case cases[] = {{8, 2048, 32, 4}, {1, 1000, 32, 4}, {2, 333, 8, 1}, {1, 64, 4, 2}, {1, 130, 4, 4}};
