@@ -18,8 +18,9 @@
 // The fixed order: a query tile m (64 rows of a head) gets contributions from key blocks
 // n = m / 2 (its diagonal block, which stores) down to 0, each after the previous one: a counter
 // per (batch, head, m) in global memory counts the blocks that have added; block n waits until it
-// reads m / 2 - n (acquire), adds, and once its bulk addition is complete raises it (release). So every dQ element is the same sum in the same order each run. Blocks take their
-// work from a ticket counter, shortest first (n = nb - 1 down to 0): block n waits only on block
+// reads m / 2 - n (acquire), adds, and once its bulk addition is complete raises it (release).
+// So every dQ element is the same sum in the same order each run. Blocks take their work from a
+// ticket counter, shortest first (n = nb - 1 down to 0): block n waits only on block
 // n + 1, which took an earlier ticket and so is running, and which reaches each tile two tiles a
 // head ahead of block n; no deadlock, and little waiting. A last kernel rounds the fp32 dQ into
 // dqkv's q columns.
@@ -94,7 +95,8 @@ __device__ __forceinline__ void bulk_wait_read(bool one) {
 // Where `one` holds: this thread's bulk groups are complete, their writes ordered before this
 // thread's later generic accesses (a release that follows publishes them).
 __device__ __forceinline__ void bulk_wait_done(bool one) {
-    asm volatile("{\n.reg .pred q;\nsetp.ne.b32 q, %0, 0;\n@q cp.async.bulk.wait_group 0;\n@q fence.proxy.async.global;\n}\n" ::"r"((int)one)
+    asm volatile("{\n.reg .pred q;\nsetp.ne.b32 q, %0, 0;\n@q cp.async.bulk.wait_group 0;\n@q fence.proxy.async.global;\n}\n"
+                 ::"r"((int)one)
                  : "memory");
 }
 

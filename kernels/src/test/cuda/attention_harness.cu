@@ -278,32 +278,54 @@ static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a
                         const float* lse, const float* dot, float pair_ms, bool timing) {
     const int w = (cs.nh + 2 * cs.nkv) * 64, nb = (cs.t + 127) / 128, mt = (cs.t + 63) / 64;
     const long long rows = (long long)cs.b * cs.t;
-    const size_t nqkv = rows * w, nsem = 1 + (size_t)cs.b * cs.nh * mt;
+    const size_t nqkv = rows * w, nsem = 1 + (size_t)cs.b * cs.nh * mt, nacc = (size_t)cs.b * cs.nh * cs.t * 64;
     float *acc, *kvacc;
     int* sem;
-    CK(cudaMalloc(&acc, (size_t)cs.b * cs.nh * cs.t * 64 * 4));
+    CK(cudaMalloc(&acc, nacc * 4));
     CK(cudaMalloc(&kvacc, 4 * (size_t)rows * cs.nkv * 128 * 4));
     CK(cudaMalloc(&sem, nsem * 4));
-    // First what runs without the wait protocol, so that a hang in it (ended by the timeout) still
-    // leaves these lines: the unordered sum against the reference, and where the time goes.
-    {
+    // One variant (dQ summed in order unless `ordered` is false: then into a zeroed dq_acc, in no
+    // fixed order) against the reference; in order, also two runs bitwise equal and its time.
+    auto check_variant = [&](int split, FusedKernel kernel, bool ordered) {
+        auto run = [&](bf16* dst) {
+            CK(cudaMemsetAsync(sem, 0, nsem * 4));
+            if (!ordered) CK(cudaMemsetAsync(acc, 0, nacc * 4));
+            kernel<<<nb * cs.nkv * cs.b * split, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(dst, acc, kvacc, sem, dout, qkv, lse, dot,
+                                                                                             cs.t, cs.nh, cs.nkv);
+            CK(cudaGetLastError());
+            attention_fused_sm90_dq_round<<<1056, 256>>>(dst, acc, cs.b, cs.t, cs.nh, cs.nkv);
+            CK(cudaGetLastError());
+            if (split > 1) {
+                attention_fused_sm90_dkv_round<<<1056, 256>>>(dst, kvacc, split, cs.b, cs.t, cs.nh, cs.nkv);
+                CK(cudaGetLastError());
+            }
+        };
         CK(cudaMemset(a, 0x5A, nqkv * 2));
-        CK(cudaMemsetAsync(sem, 0, nsem * 4));
-        CK(cudaMemsetAsync(acc, 0, (size_t)cs.b * cs.nh * cs.t * 64 * 4));
-        attention_fused_sm90_backward_unordered_split1_hs64<<<nb * cs.nkv * cs.b, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(
-            a, acc, kvacc, sem, dout, qkv, lse, dot, cs.t, cs.nh, cs.nkv);
-        CK(cudaGetLastError());
-        attention_fused_sm90_dq_round<<<1056, 256>>>(a, acc, cs.b, cs.t, cs.nh, cs.nkv);
-        CK(cudaGetLastError());
+        CK(cudaMemset(b2, 0x5A, nqkv * 2));
+        run(a);
+        if (ordered) run(b2);
         CK(cudaDeviceSynchronize());
-        std::vector<uint16_t> ha(nqkv);
+        std::vector<uint16_t> ha(nqkv), hb(nqkv);
         CK(cudaMemcpy(ha.data(), a, nqkv * 2, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(hb.data(), b2, nqkv * 2, cudaMemcpyDeviceToHost));
         bool nan = false;
         const double eq = rel_err(ha, hr, rows, w, 0, cs.nh * 64, nan);
         const double ekv = rel_err(ha, hr, rows, w, cs.nh * 64, 2 * cs.nkv * 64, nan);
-        printf("  fused split 1, dQ unordered (test sources): rel err dq %.3e, dk/dv %.3e%s\n", eq, ekv, nan ? " (NaN/Inf!)" : "");
-        check(!nan && eq < 1e-2 && ekv < 1e-2, "fused unordered rel err < 1e-2");
-    }
+        printf("  fused split %d%s (test sources): rel err dq %.3e, dk/dv %.3e%s\n", split, ordered ? "" : ", dQ unordered", eq, ekv,
+               nan ? " (NaN/Inf!)" : "");
+        check(!nan, "fused finite");
+        check(eq < 1e-2 && ekv < 1e-2, "fused rel err < 1e-2");
+        if (!ordered) return;
+        check(memcmp(ha.data(), hb.data(), nqkv * 2) == 0, "fused: two runs bitwise equal");
+        if (timing) {
+            const float f = time_fn([&] { run(a); });
+            printf("  timing fused split %d (with its zeroed counters and the roundings): %.3f ms; wgmma dq + dkv %.3f ms (ratio %.3f)\n",
+                   split, f, pair_ms, f / pair_ms);
+        }
+    };
+    // First what runs without the wait protocol, so that a hang in it (ended by the timeout) still
+    // leaves these lines: the unordered sum against the reference, and where the time goes.
+    check_variant(1, attention_fused_sm90_backward_unordered_split1_hs64, false);
     if (timing) {   // the kernel alone: no dQ work, dQ computed but not added, unordered, in the fixed order
         const struct {
             int split;
@@ -320,7 +342,7 @@ static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a
         for (const auto& v : parts) {
             const float f = time_fn([&] {
                 CK(cudaMemsetAsync(sem, 0, nsem * 4));
-                if (v.zero_acc) CK(cudaMemsetAsync(acc, 0, (size_t)cs.b * cs.nh * cs.t * 64 * 4));
+                if (v.zero_acc) CK(cudaMemsetAsync(acc, 0, nacc * 4));
                 v.kernel<<<nb * cs.nkv * cs.b * v.split, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(a, acc, kvacc, sem, dout, qkv, lse,
                                                                                                      dot, cs.t, cs.nh, cs.nkv);
                 CK(cudaGetLastError());
@@ -333,41 +355,8 @@ static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a
         FusedKernel kernel;
     } variants[] = {{1, attention_fused_sm90_backward_split1_hs64}, {2, attention_fused_sm90_backward_split2_hs64},
                     {4, attention_fused_sm90_backward_split4_hs64}};
-    for (const auto& v : variants) {
-        if ((cs.nh / cs.nkv) % v.split != 0) continue;
-        auto run = [&](bf16* dst) {
-            CK(cudaMemsetAsync(sem, 0, nsem * 4));
-            v.kernel<<<nb * cs.nkv * cs.b * v.split, attn_fused::THREADS, attn_fused::SMEM_BYTES>>>(dst, acc, kvacc, sem, dout, qkv, lse,
-                                                                                                 dot, cs.t, cs.nh, cs.nkv);
-            CK(cudaGetLastError());
-            attention_fused_sm90_dq_round<<<1056, 256>>>(dst, acc, cs.b, cs.t, cs.nh, cs.nkv);
-            CK(cudaGetLastError());
-            if (v.split > 1) {
-                attention_fused_sm90_dkv_round<<<1056, 256>>>(dst, kvacc, v.split, cs.b, cs.t, cs.nh, cs.nkv);
-                CK(cudaGetLastError());
-            }
-        };
-        CK(cudaMemset(a, 0x5A, nqkv * 2));
-        CK(cudaMemset(b2, 0x5A, nqkv * 2));
-        run(a);
-        run(b2);
-        CK(cudaDeviceSynchronize());
-        std::vector<uint16_t> ha(nqkv), hb(nqkv);
-        CK(cudaMemcpy(ha.data(), a, nqkv * 2, cudaMemcpyDeviceToHost));
-        CK(cudaMemcpy(hb.data(), b2, nqkv * 2, cudaMemcpyDeviceToHost));
-        bool nan = false;
-        const double eq = rel_err(ha, hr, rows, w, 0, cs.nh * 64, nan);
-        const double ekv = rel_err(ha, hr, rows, w, cs.nh * 64, 2 * cs.nkv * 64, nan);
-        printf("  fused split %d (test sources): rel err dq %.3e, dk/dv %.3e%s\n", v.split, eq, ekv, nan ? " (NaN/Inf!)" : "");
-        check(!nan, "fused finite");
-        check(eq < 1e-2 && ekv < 1e-2, "fused rel err < 1e-2");
-        check(memcmp(ha.data(), hb.data(), nqkv * 2) == 0, "fused: two runs bitwise equal");
-        if (timing) {
-            const float f = time_fn([&] { run(a); });
-            printf("  timing fused split %d (with its zeroed counters and the roundings): %.3f ms; wgmma dq + dkv %.3f ms (ratio %.3f)\n",
-                   v.split, f, pair_ms, f / pair_ms);
-        }
-    }
+    for (const auto& v : variants)
+        if ((cs.nh / cs.nkv) % v.split == 0) check_variant(v.split, v.kernel, true);
     CK(cudaFree(acc));
     CK(cudaFree(kvacc));
     CK(cudaFree(sem));
