@@ -122,7 +122,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * dinp[n, c] = dout . weight (overwritten); dweight[oc, c] += dout^T . inp, or = when
-     * {@code accumulate} is false (the first write of a step: no zeroing pass). dinp may be null.
+     * {@code accumulate} is false (the first write of a step: no zeroing pass). Either of dinp and
+     * dweight may be null (not computed; inp is then not read): a caller may take the two apart.
      */
     void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc, boolean accumulate);
 
@@ -157,7 +158,11 @@ public interface Backend extends AutoCloseable {
         return false;
     }
 
-    /** {@link #matmulBackward} for a projection inside the transformer blocks; see {@link #blockMatmulForward}. */
+    /**
+     * {@link #matmulBackward} for a projection inside the transformer blocks; see
+     * {@link #blockMatmulForward}. Only where {@link #blockMatmulKeepsInput} is false may the
+     * caller take it apart into a call with dweight null and one with dinp null.
+     */
     default void blockMatmulBackward(Projection projection, int layer, Tensor dinp, Tensor dweight, Tensor dout, Tensor inp,
                                      Tensor weight, int n, int c, int oc, boolean accumulate) {
         matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
@@ -280,6 +285,18 @@ public interface Backend extends AutoCloseable {
     /** {@link #swigluBackward} whose {@code dh} is the output gradient that the backward of {@code feeds} in {@code layer} reads next; see the forward's. */
     default void swigluBackward(Tensor dh, Tensor dout, Tensor h, int n, int hidden, Projection feeds, int layer) {
         swigluBackward(dh, dout, h, n, hidden);
+    }
+
+    /**
+     * {@link #swigluBackward(Tensor, Tensor, Tensor, int, int, Projection, int)} that also writes
+     * {@code out} = swiglu(h), the forward's output bit for bit, for a caller that did not keep it
+     * and reads it next (the down projection's weight gradient): the CUDA backend does both in one
+     * pass over h.
+     */
+    default void swigluBackwardRecomputing(Tensor dh, Tensor out, Tensor dout, Tensor h, int n, int hidden, Projection feeds,
+                                           int layer) {
+        swigluForward(out, h, n, hidden);
+        swigluBackward(dh, dout, h, n, hidden, feeds, layer);
     }
 
     // ---- embedding ----

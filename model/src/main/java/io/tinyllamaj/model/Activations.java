@@ -12,9 +12,10 @@ import java.util.Set;
 /**
  * Every buffer one forward and backward pass of b x t tokens needs, allocated once and reused
  * each step. Saved activations are per block; gradient scratch is shared across blocks because
- * the backward visits one block at a time. The SwiGLU output is not saved: the backward
- * recomputes it from gate|up (one cheap elementwise pass instead of n x intermediate values per
- * block; at TinyLlama's 8 x 2048 that is 4 GB in bf16). Buffers that feed or leave a matmul,
+ * the backward visits one block at a time. The SwiGLU output is not saved: SwiGLU's backward
+ * recomputes it from gate|up as it reads them ({@link Backend#swigluBackwardRecomputing}: a few
+ * more bytes written instead of n x intermediate values kept per block; at TinyLlama's 8 x 2048
+ * that is 4 GB in bf16). Buffers that feed or leave a matmul,
  * attention or SwiGLU are {@link Backend#allocateActivation activations} (bf16 on the GPU), the
  * gradient into each norm (a matmul input's gradient) too, and in training the logits; the
  * residual stream and its gradient, norms' statistics and losses stay fp32. A sub-layer's output

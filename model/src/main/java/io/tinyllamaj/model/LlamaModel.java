@@ -525,11 +525,20 @@ public final class LlamaModel {
             ParameterViews.Block dw = g != null ? g.block(l) : ParameterViews.block(layout.block(l), units.gradient(l + 1),
                     layout.unitStart(l + 1));
             // MLP half: dResidual is d(out); it passes through the residual add unchanged.
-            if (!backend.blockMatmulKeepsInput(Projection.DOWN, n, hidden, dim)) {
-                backend.swigluForward(a.swiglu, a.gateUp[l], n, hidden); // recomputed, not saved (see Activations)
+            if (backend.blockMatmulKeepsInput(Projection.DOWN, n, hidden, dim)) {
+                backend.blockMatmulBackward(Projection.DOWN, l, a.dSwiglu, dw.down(), a.dResidualCopy, a.swiglu, op.down(), n, hidden, dim,
+                        accumulate);
+                backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden, Projection.GATE_UP, l);
+            } else {
+                // The SwiGLU output was not saved (see Activations): down's input gradient first, then
+                // SwiGLU's backward, which recomputes the output in the same pass over gate|up, then
+                // down's weight gradient, which reads it.
+                backend.blockMatmulBackward(Projection.DOWN, l, a.dSwiglu, null, a.dResidualCopy, null, op.down(), n, hidden, dim,
+                        accumulate);
+                backend.swigluBackwardRecomputing(a.dGateUp, a.swiglu, a.dSwiglu, a.gateUp[l], n, hidden, Projection.GATE_UP, l);
+                backend.blockMatmulBackward(Projection.DOWN, l, null, dw.down(), a.dResidualCopy, a.swiglu, op.down(), n, hidden, dim,
+                        accumulate);
             }
-            backend.blockMatmulBackward(Projection.DOWN, l, a.dSwiglu, dw.down(), a.dResidualCopy, a.swiglu, op.down(), n, hidden, dim, accumulate);
-            backend.swigluBackward(a.dGateUp, a.dSwiglu, a.gateUp[l], n, hidden, Projection.GATE_UP, l);
             backend.blockMatmulBackward(Projection.GATE_UP, l, a.dNorm, dw.gateUp(), a.dGateUp, a.normMlp[l], op.gateUp(), n, dim, 2 * hidden, accumulate);
             backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.mlpNorm(), a.dNorm, a.midResidual[l], mlpNormWeight(l),
                     a.rstdMlp[l], n, dim, accumulate, Projection.ATTENTION_OUTPUT, l);

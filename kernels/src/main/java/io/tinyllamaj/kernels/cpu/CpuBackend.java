@@ -90,10 +90,11 @@ public final class CpuBackend implements Backend {
     @Override
     public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
                                boolean accumulate) {
-        if (!accumulate) {
+        if (!accumulate && dweight != null) {
             fill(dweight, 0f); // the reference overwrites as 0 + sum: the accumulating path's bits
         }
-        matmul.backward(dinp == null ? null : of(dinp), of(dweight), of(dout), of(inp), of(weight), n, c, oc);
+        matmul.backward(dinp == null ? null : of(dinp), dweight == null ? null : of(dweight), of(dout), inp == null ? null : of(inp),
+                of(weight), n, c, oc);
     }
 
     @Override

@@ -23,8 +23,10 @@ final class Matmul {
             gemm.multiply(n, c, oc, dout.data(), dout.offset(), oc, 1, weight.data(), weight.offset(), c, 1,
                     dinp.data(), dinp.offset(), c, false);
         }
-        // A(i, k) = dout[k, i] (oc x n); B = inp [n, c]
-        gemm.multiply(oc, c, n, dout.data(), dout.offset(), 1, oc, inp.data(), inp.offset(), c, 1,
-                dweight.data(), dweight.offset(), c, true);
+        if (dweight != null) {
+            // A(i, k) = dout[k, i] (oc x n); B = inp [n, c]
+            gemm.multiply(oc, c, n, dout.data(), dout.offset(), 1, oc, inp.data(), inp.offset(), c, 1,
+                    dweight.data(), dweight.offset(), c, true);
+        }
     }
 }

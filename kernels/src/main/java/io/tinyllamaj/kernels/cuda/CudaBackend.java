@@ -430,8 +430,8 @@ public final class CudaBackend implements Backend {
     public void matmulBackward(Tensor dinp, Tensor dweight, Tensor dout, Tensor inp, Tensor weight, int n, int c, int oc,
                                boolean accumulate) {
         current();
-        matmul.backward(dinp == null ? null : of(dinp), fp32("matmulBackward (dweight)", dweight), of(dout), of(inp), of(weight), n, c,
-                oc, accumulate);
+        matmul.backward(dinp == null ? null : of(dinp), dweight == null ? null : fp32("matmulBackward (dweight)", dweight), of(dout),
+                inp == null ? null : of(inp), of(weight), n, c, oc, accumulate);
     }
 
     /** Whether fp8-mixed runs {@code projection} in FP8. */
@@ -465,6 +465,10 @@ public final class CudaBackend implements Backend {
         if (!inFp8(projection)) {
             matmulBackward(dinp, dweight, dout, inp, weight, n, c, oc, accumulate);
             return;
+        }
+        if (dweight == null) {
+            throw new IllegalArgumentException("blockMatmulBackward: " + projection + " runs in FP8, so its input and weight gradients "
+                    + "come from one call (dweight must not be null)");
         }
         current();
         matmul.backwardFp8(site(projection, layer), fp8.e4m3Gradients(), dinp == null ? null : of(dinp),
@@ -678,7 +682,7 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor dx = of(dh), dy = of(dout), x = of(h);
         sameStorage("swigluBackward", dx, dy, x);
-        swiglu.backward(dx, dy, x, n, hidden, 0);
+        swiglu.backward(dx, null, dy, x, n, hidden, 0);
     }
 
     @Override
@@ -686,7 +690,17 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor dx = of(dh), dy = of(dout), x = of(h);
         sameStorage("swigluBackward", dx, dy, x);
-        swiglu.backward(dx, dy, x, n, hidden, producerAmax(feeds, layer, dx, true));
+        swiglu.backward(dx, null, dy, x, n, hidden, producerAmax(feeds, layer, dx, true));
+    }
+
+    /** One kernel: the backward's pass over h also writes the forward's output (see swiglu.cu). */
+    @Override
+    public void swigluBackwardRecomputing(Tensor dh, Tensor out, Tensor dout, Tensor h, int n, int hidden, Projection feeds, int layer) {
+        current();
+        CudaTensor dx = of(dh), o = of(out), dy = of(dout), x = of(h);
+        sameStorage("swigluBackwardRecomputing", dx, o, dy, x);
+        checkLength(o, (long) n * hidden);
+        swiglu.backward(dx, o, dy, x, n, hidden, producerAmax(feeds, layer, dx, true));
     }
 
     // ---- embedding ----

@@ -103,10 +103,12 @@ final class Matmul implements AutoCloseable {
             // dinp^T [c, n] = W^T [c, oc] (W stored col-major [c, oc]) . dout^T [oc, n]
             blas.matmul(0, 0, c, n, oc, w, c, dy, oc, dinp.address(), c, false, dinp.bf16(), gpu.stream());
         }
-        CudaBackend.checkLength(dweight, (long) oc * c);
-        long x = bf16(2, inp, (long) n * c);
-        // dW^T [c, oc] (+)= inp^T [c, n] . dout [n, oc] (dout stored col-major [oc, n], transposed)
-        blas.matmul(0, 1, c, oc, n, x, c, dy, oc, dweight.address(), c, accumulate, false, gpu.stream());
+        if (dweight != null) {
+            CudaBackend.checkLength(dweight, (long) oc * c);
+            long x = bf16(2, inp, (long) n * c);
+            // dW^T [c, oc] (+)= inp^T [c, n] . dout [n, oc] (dout stored col-major [oc, n], transposed)
+            blas.matmul(0, 1, c, oc, n, x, c, dy, oc, dweight.address(), c, accumulate, false, gpu.stream());
+        }
     }
 
     /**

@@ -1,6 +1,7 @@
 package io.tinyllamaj.kernels.cpu;
 
 import io.tinyllamaj.kernels.AdamWStep;
+import io.tinyllamaj.kernels.Projection;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -44,6 +45,12 @@ class CpuOpsTest {
             dwExpected[i] += dwStart[i]; // parameter gradients accumulate
         }
         assertClose("matmul dw", dwExpected, dw.data(), 1e-5);
+        // taken apart: the input gradient alone leaves no weight gradient to compute; the weight gradient alone reads no input gradient
+        CpuTensor dxAlone = new CpuTensor(new float[n * c], 0, n * c), dwAlone = new CpuTensor(dwStart.clone(), 0, oc * c);
+        backend.matmulBackward(dxAlone, null, tensor(r), null, tensor(w), n, c, oc);
+        backend.matmulBackward(null, dwAlone, tensor(r), tensor(x), tensor(w), n, c, oc);
+        assertClose("matmul dx alone", numericGradient(x.clone(), xx -> dot(r, linear(xx, w, n, c, oc))), dxAlone.data(), 1e-5);
+        assertClose("matmul dw alone", dwExpected, dwAlone.data(), 1e-5);
     }
 
     @ParameterizedTest
@@ -165,6 +172,10 @@ class CpuOpsTest {
         CpuTensor dh = zeros(n * 2 * hidden);
         backend.swigluBackward(dh, tensor(r), tensor(h), n, hidden);
         assertClose("swiglu backward", numericGradient(h.clone(), x -> dot(r, swiglu(x, n, hidden))), dh.data(), 1e-5);
+        CpuTensor recomputed = zeros(n * hidden), dh2 = zeros(n * 2 * hidden);
+        backend.swigluBackwardRecomputing(dh2, recomputed, tensor(r), tensor(h), n, hidden, Projection.GATE_UP, 0);
+        assertClose("swiglu backward, recomputing: out", swiglu(h, n, hidden), recomputed.data(), 1e-6);
+        assertClose("swiglu backward, recomputing: dh", numericGradient(h.clone(), x -> dot(r, swiglu(x, n, hidden))), dh2.data(), 1e-5);
     }
 
     @Test

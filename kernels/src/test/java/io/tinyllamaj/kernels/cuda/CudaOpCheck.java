@@ -521,6 +521,14 @@ public final class CudaOpCheck {
         report("fp8 amax by rope bwd", s, "dweight", differing(ropeDw[0], ropeDw[1]), 0);
         report("fp8 amax by swiglu bwd", s, "dinp", differing(dx[0], dx[1]), 0);
         report("fp8 amax by swiglu bwd", s, "dweight", differing(dw[0], dw[1]), 0);
+        // the backward that also recomputes the forward's output (down in bf16) measures dh's amax as the plain one does
+        Tensor sw = fp8.allocateActivation((long) n * hidden), dh = fp8.allocateActivation(h.length), dxg = fp8.allocateActivation(x.length),
+                dwg = fp8.allocate(wgu.length);
+        made.addAll(List.of(sw, dh, dxg, dwg));
+        fp8.swigluBackwardRecomputing(dh, sw, dyg, hg, n, hidden, Projection.GATE_UP, 12);
+        fp8.blockMatmulBackward(Projection.GATE_UP, 12, dxg, dwg, dh, xg, wgug, n, c, 2 * hidden, false);
+        report("fp8 amax by swiglu bwd+fwd", s, "dinp", differing(fp8.download(dxg), dx[1]), 0);
+        report("fp8 amax by swiglu bwd+fwd", s, "dweight", differing(fp8.download(dwg), dw[1]), 0);
         made.forEach(fp8::release);
     }
 
@@ -742,6 +750,14 @@ public final class CudaOpCheck {
         Pair dout = random((long) n * hidden, 1, act), dh = poisoned((long) n * 2 * hidden, act);
         both(be -> be.swigluBackward(be == cpu ? dh.cpu : dh.gpu, be == cpu ? dout.cpu : dout.gpu, be == cpu ? h.cpu : h.gpu, n, hidden));
         compare(tag("swiglu bwd", act), s, "dh", dh, act ? BF16 : FP32);
+        // the backward that also recomputes the forward's output: both outputs bit for bit the two kernels' own
+        Pair recomputed = poisoned((long) n * hidden, act), dh2 = poisoned((long) n * 2 * hidden, act);
+        both(be -> be.swigluBackwardRecomputing(be == cpu ? dh2.cpu : dh2.gpu, be == cpu ? recomputed.cpu : recomputed.gpu,
+                be == cpu ? dout.cpu : dout.gpu, be == cpu ? h.cpu : h.gpu, n, hidden, Projection.GATE_UP, 0));
+        compare(tag("swiglu bwd+fwd", act), s, "out", recomputed, act ? BF16 : FP32);
+        compare(tag("swiglu bwd+fwd", act), s, "dh", dh2, act ? BF16 : FP32);
+        report(tag("swiglu bwd+fwd", act), s, "out=fwd", differing(gpu.download(recomputed.gpu), gpu.download(out.gpu)), 0);
+        report(tag("swiglu bwd+fwd", act), s, "dh=bwd", differing(gpu.download(dh2.gpu), gpu.download(dh.gpu)), 0);
     }
 
     /** bf16 tensors: upload rounds to nearest even, download widens exactly, fill and copy (slices) keep the bits. */

@@ -262,6 +262,11 @@ final class TimedBackend implements Backend {
     }
 
     @Override
+    public void swigluBackwardRecomputing(Tensor dh, Tensor out, Tensor dout, Tensor h, int n, int hidden, Projection feeds, int layer) {
+        timed("swiglu bwd", () -> gpu.swigluBackwardRecomputing(dh, out, dout, h, n, hidden, feeds, layer));
+    }
+
+    @Override
     public void embeddingForward(Tensor out, Tensor table, int[] tokens, int n, int c) {
         timed("embedding fwd", () -> gpu.embeddingForward(out, table, tokens, n, c));
     }
