@@ -1,0 +1,232 @@
+// Standalone harness (no Java): the memory-bound kernels of the step at TinyLlama-1.1B's shape
+// (micro-batch 8 x 2048 = 16384 rows, dim 2048, intermediate 5632, bf16 activations), each
+// against the form it replaced, timed in the same process, with their outputs compared bit for bit:
+//   - RMSNorm's vector backward (rmsnorm.cu) against the form that loaded each row after the
+//     block's barriers (rows_after_sum below) and against one that also loads dx a row ahead at
+//     the registers it takes (dx_ahead, two blocks an SM instead of three);
+//   - SwiGLU's backward writing the recomputed output in its pass (swiglu.cu) against the forward
+//     recomputation followed by the plain backward.
+// Times: median of 20 launches after 3, CUDA events around each launch; the bytes each form must
+// move and the rate that gives. Build and run: scripts/gpu-elementwise-harness.
+#include "../../main/cuda/rmsnorm.cu"
+#include "../../main/cuda/swiglu.cu"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e = (x);                                                                       \
+        if (e != cudaSuccess) {                                                                    \
+            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e));      \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+// The earlier vector backward, as it was: a row's x and dy loaded at the top of its iteration, dx after the sum.
+__global__ void rmsnorm_backward_rows_after_sum(float* dinp, bf16* dinpCopy, float* partials, const bf16* dout, const float* inp,
+                                                const float* weight, const float* rstd, int n, int c, unsigned* amax) {
+    __shared__ float scratch[32];
+    const int j = 4 * threadIdx.x;
+    const bool mine = j < c;
+    float w[4], dw[4] = {0.f, 0.f, 0.f, 0.f};
+    load_vec<float, 4>(w, mine ? weight + j : weight);
+    int first = blockIdx.x * RMSNORM_ROWS_PER_BLOCK;
+    int last = min(first + RMSNORM_ROWS_PER_BLOCK, n);
+    float m = 0.f;
+    for (int row = first; row < last; row++) {
+        float x[4] = {0.f, 0.f, 0.f, 0.f}, g[4] = {0.f, 0.f, 0.f, 0.f};
+        if (mine) {
+            load_vec<float, 4>(x, inp + (long long)row * c + j);
+            load_vec<bf16, 4>(g, dout + (long long)row * c + j);
+        }
+        float dot = w[0] * g[0] * x[0] + w[1] * g[1] * x[1] + w[2] * g[2] * x[2] + w[3] * g[3] * x[3];
+        dot = block_sum(dot, scratch);
+        float s = rstd[row];
+        float k = dot / c * s * s * s;
+        if (mine) {
+            float* dx = dinp + (long long)row * c + j;
+            float d[4];
+            load_vec<float, 4>(d, dx);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                d[e] += s * w[e] * g[e] - k * x[e];
+                dw[e] += g[e] * x[e] * s;
+                m = fmaxf(m, fabsf(d[e]));
+            }
+            store_vec<float, 4>(dx, d);
+            if (dinpCopy) store_vec<bf16, 4>(dinpCopy + (long long)row * c + j, d);
+        }
+    }
+    if (mine) store_vec<float, 4>(partials + (long long)blockIdx.x * c + j, dw);
+    if (amax) warp_amax(amax, bf16_round(m));
+}
+
+// x, dy and dx all loaded a row ahead, at the registers that takes.
+__global__ void rmsnorm_backward_dx_ahead(float* dinp, bf16* dinpCopy, float* partials, const bf16* dout, const float* inp,
+                                          const float* weight, const float* rstd, int n, int c) {
+    __shared__ float scratch[32];
+    const int j = 4 * threadIdx.x;
+    const bool mine = j < c;
+    float w[4], dw[4] = {0.f, 0.f, 0.f, 0.f};
+    load_vec<float, 4>(w, mine ? weight + j : weight);
+    int first = blockIdx.x * RMSNORM_ROWS_PER_BLOCK, last = min(first + RMSNORM_ROWS_PER_BLOCK, n);
+    float x[4] = {0.f, 0.f, 0.f, 0.f}, g[4] = {0.f, 0.f, 0.f, 0.f}, d[4] = {0.f, 0.f, 0.f, 0.f};
+    auto load_row = [&](int row, float* xr, float* gr, float* dr) {
+        if (mine && row < last) {
+            load_vec<float, 4>(xr, inp + (long long)row * c + j);
+            load_vec<bf16, 4>(gr, dout + (long long)row * c + j);
+            load_vec<float, 4>(dr, dinp + (long long)row * c + j);
+        }
+    };
+    load_row(first, x, g, d);
+    for (int row = first; row < last; row++) {
+        float xn[4] = {0.f, 0.f, 0.f, 0.f}, gn[4] = {0.f, 0.f, 0.f, 0.f}, dn[4] = {0.f, 0.f, 0.f, 0.f};
+        load_row(row + 1, xn, gn, dn);
+        float dot = w[0] * g[0] * x[0] + w[1] * g[1] * x[1] + w[2] * g[2] * x[2] + w[3] * g[3] * x[3];
+        dot = block_sum(dot, scratch);
+        float s = rstd[row], k = dot / c * s * s * s;
+        if (mine) {
+            for (int e = 0; e < 4; e++) {
+                d[e] += s * w[e] * g[e] - k * x[e];
+                dw[e] += g[e] * x[e] * s;
+            }
+            store_vec<float, 4>(dinp + (long long)row * c + j, d);
+            store_vec<bf16, 4>(dinpCopy + (long long)row * c + j, d);
+        }
+        for (int e = 0; e < 4; e++) { x[e] = xn[e]; g[e] = gn[e]; d[e] = dn[e]; }
+    }
+    if (mine) store_vec<float, 4>(partials + (long long)blockIdx.x * c + j, dw);
+}
+
+static float* device_floats(size_t n, unsigned seed, float scale) {
+    std::vector<float> h(n);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        h[i] = scale * ((seed >> 8) * (1.f / 16777216.f) - 0.5f);
+    }
+    float* d;
+    CHECK(cudaMalloc(&d, n * 4));
+    CHECK(cudaMemcpy(d, h.data(), n * 4, cudaMemcpyHostToDevice));
+    return d;
+}
+
+__global__ void to_bf16(bf16* out, const float* in, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) out[i] = __float2bfloat16(in[i]);
+}
+
+static bf16* device_bf16(size_t n, unsigned seed, float scale) {
+    float* f = device_floats(n, seed, scale);
+    bf16* b;
+    CHECK(cudaMalloc(&b, n * 2));
+    to_bf16<<<1024, 256>>>(b, f, n);
+    CHECK(cudaFree(f));
+    return b;
+}
+
+static bool same_bytes(const void* a, const void* b, size_t bytes) {
+    std::vector<unsigned char> x(bytes), y(bytes);
+    CHECK(cudaMemcpy(x.data(), a, bytes, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(y.data(), b, bytes, cudaMemcpyDeviceToHost));
+    return memcmp(x.data(), y.data(), bytes) == 0;
+}
+
+// Median milliseconds of `launch` over 20 runs after 3; `reset` (untimed) before each.
+template <typename Reset, typename Launch>
+static float time_ms(Reset reset, Launch launch) {
+    cudaEvent_t a, b;
+    CHECK(cudaEventCreate(&a));
+    CHECK(cudaEventCreate(&b));
+    std::vector<float> ms;
+    for (int i = 0; i < 23; i++) {
+        reset();
+        CHECK(cudaEventRecord(a));
+        launch();
+        CHECK(cudaEventRecord(b));
+        CHECK(cudaEventSynchronize(b));
+        CHECK(cudaGetLastError());
+        float m;
+        CHECK(cudaEventElapsedTime(&m, a, b));
+        if (i >= 3) ms.push_back(m);
+    }
+    std::sort(ms.begin(), ms.end());
+    CHECK(cudaEventDestroy(a));
+    CHECK(cudaEventDestroy(b));
+    return ms[ms.size() / 2];
+}
+
+static void report(const char* what, float ms, double bytes, bool same) {
+    printf("%-58s %8.4f ms %7.2f TB/s   %s\n", what, ms, bytes / (ms * 1e-3) / 1e12, same ? "bits equal" : "BITS DIFFER");
+}
+
+int main() {
+    cudaDeviceProp prop;
+    CHECK(cudaGetDeviceProperties(&prop, 0));
+    printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+    bool ok = true;
+    const int n = 16384, c = 2048, hidden = 5632;
+
+    {   // RMSNorm backward: dinp += ..., its bf16 copy, the block partials of dweight
+        const int blocks = (n + RMSNORM_ROWS_PER_BLOCK - 1) / RMSNORM_ROWS_PER_BLOCK, threads = c / 4;
+        float *x = device_floats((size_t)n * c, 1, 4.f), *w = device_floats(c, 2, 2.f), *rstd = device_floats(n, 3, 1.f);
+        float* dinp0 = device_floats((size_t)n * c, 4, 1e-3f);
+        bf16* dy = device_bf16((size_t)n * c, 5, 1e-2f);
+        float *dinp[3], *partials[3];
+        bf16* copy[3];
+        for (int v = 0; v < 3; v++) {
+            CHECK(cudaMalloc(&dinp[v], (size_t)n * c * 4));
+            CHECK(cudaMalloc(&copy[v], (size_t)n * c * 2));
+            CHECK(cudaMalloc(&partials[v], (size_t)blocks * c * 4));
+        }
+        auto reset = [&](int v) { return [&, v] { CHECK(cudaMemcpy(dinp[v], dinp0, (size_t)n * c * 4, cudaMemcpyDeviceToDevice)); }; };
+        // read dy (bf16) and x, read and write dinp, write its copy: 14 bytes an element
+        const double bytes = (double)n * c * (2 + 4 + 4 + 4 + 2);
+        float before = time_ms(reset(0), [&] {
+            rmsnorm_backward_rows_after_sum<<<blocks, threads>>>(dinp[0], copy[0], partials[0], dy, x, w, rstd, n, c, nullptr);
+        });
+        float now = time_ms(reset(1), [&] {
+            rmsnorm_backward_vec_bf16<<<blocks, threads>>>(dinp[1], copy[1], partials[1], dy, x, w, rstd, n, c, nullptr);
+        });
+        float ahead = time_ms(reset(2), [&] {
+            rmsnorm_backward_dx_ahead<<<blocks, threads>>>(dinp[2], copy[2], partials[2], dy, x, w, rstd, n, c);
+        });
+        bool same1 = same_bytes(dinp[0], dinp[1], (size_t)n * c * 4) && same_bytes(copy[0], copy[1], (size_t)n * c * 2) &&
+                     same_bytes(partials[0], partials[1], (size_t)blocks * c * 4);
+        bool same2 = same_bytes(dinp[0], dinp[2], (size_t)n * c * 4) && same_bytes(copy[0], copy[2], (size_t)n * c * 2) &&
+                     same_bytes(partials[0], partials[2], (size_t)blocks * c * 4);
+        printf("rmsnorm backward, n=%d c=%d, bf16 dy and copy\n", n, c);
+        report("  rows loaded after the barriers (the earlier form)", before, bytes, true);
+        report("  x, dy a row ahead, dx before the sum (rmsnorm.cu)", now, bytes, same1);
+        report("  x, dy and dx a row ahead (more registers)", ahead, bytes, same2);
+        ok = ok && same1 && same2;
+    }
+    {   // SwiGLU: the forward recomputation then the backward, against the backward writing the output too
+        const size_t rows = n;
+        bf16* h = device_bf16(rows * 2 * hidden, 6, 6.f);
+        bf16* dout = device_bf16(rows * hidden, 7, 1e-2f);
+        bf16 *out[2], *dh[2];
+        for (int v = 0; v < 2; v++) {
+            CHECK(cudaMalloc(&out[v], rows * hidden * 2));
+            CHECK(cudaMalloc(&dh[v], rows * 2 * hidden * 2));
+        }
+        const int threads = 128, vec = 8;
+        dim3 grid((hidden / vec + threads - 1) / threads, std::min(n, 65535));
+        auto none = [] {};
+        float two = time_ms(none, [&] {
+            swiglu_forward_bf16<<<grid, threads>>>(out[0], h, n, hidden, vec, nullptr);
+            swiglu_backward_bf16<<<grid, threads>>>(dh[0], nullptr, dout, h, n, hidden, vec, nullptr);
+        });
+        float one = time_ms(none, [&] { swiglu_backward_bf16<<<grid, threads>>>(dh[1], out[1], dout, h, n, hidden, vec, nullptr); });
+        bool same = same_bytes(out[0], out[1], rows * hidden * 2) && same_bytes(dh[0], dh[1], rows * 2 * hidden * 2);
+        printf("swiglu, n=%d hidden=%d, bf16\n", n, hidden);
+        // forward: read h, write out; backward: read h and dout, write dh. One pass: read h and dout, write dh and out.
+        report("  forward recomputation, then the backward", two, (double)rows * hidden * 2 * (2 + 1 + 2 + 1 + 2), true);
+        report("  the backward writing the output too (swiglu.cu)", one, (double)rows * hidden * 2 * (2 + 1 + 2 + 1), same);
+        ok = ok && same;
+    }
+    printf("%s\n", ok ? "elementwise harness: every form gives the same bits" : "elementwise harness: BITS DIFFER");
+    return ok ? 0 : 1;
+}
