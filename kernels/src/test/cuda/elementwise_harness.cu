@@ -1,9 +1,8 @@
 // Standalone harness (no Java): the memory-bound kernels of the step at TinyLlama-1.1B's shape
 // (micro-batch 8 x 2048 = 16384 rows, dim 2048, intermediate 5632, bf16 activations), each
-// against the form it replaced, timed in the same process, with their outputs compared bit for bit:
-//   - RMSNorm's vector backward (rmsnorm.cu) against the form that loaded each row after the
-//     block's barriers (rows_after_sum below) and against one that also loads dx a row ahead at
-//     the registers it takes (dx_ahead, two blocks an SM instead of three);
+// against another form of the same work, timed in the same process, with their outputs compared bit for bit:
+//   - RMSNorm's vector backward (rmsnorm.cu) against candidates that issue each row's loads
+//     before the block's barriers (below);
 //   - SwiGLU's backward writing the recomputed output in its pass (swiglu.cu) against the forward
 //     recomputation followed by the plain backward.
 // Times: median of 20 launches after 3, CUDA events around each launch; the bytes each form must
@@ -26,48 +25,18 @@
         }                                                                                          \
     } while (0)
 
-// The earlier vector backward, as it was: a row's x and dy loaded at the top of its iteration, dx after the sum.
-__global__ void rmsnorm_backward_rows_after_sum(float* dinp, bf16* dinpCopy, float* partials, const bf16* dout, const float* inp,
-                                                const float* weight, const float* rstd, int n, int c, unsigned* amax) {
-    __shared__ float scratch[32];
-    const int j = 4 * threadIdx.x;
-    const bool mine = j < c;
-    float w[4], dw[4] = {0.f, 0.f, 0.f, 0.f};
-    load_vec<float, 4>(w, mine ? weight + j : weight);
-    int first = blockIdx.x * RMSNORM_ROWS_PER_BLOCK;
-    int last = min(first + RMSNORM_ROWS_PER_BLOCK, n);
-    float m = 0.f;
-    for (int row = first; row < last; row++) {
-        float x[4] = {0.f, 0.f, 0.f, 0.f}, g[4] = {0.f, 0.f, 0.f, 0.f};
-        if (mine) {
-            load_vec<float, 4>(x, inp + (long long)row * c + j);
-            load_vec<bf16, 4>(g, dout + (long long)row * c + j);
-        }
-        float dot = w[0] * g[0] * x[0] + w[1] * g[1] * x[1] + w[2] * g[2] * x[2] + w[3] * g[3] * x[3];
-        dot = block_sum(dot, scratch);
-        float s = rstd[row];
-        float k = dot / c * s * s * s;
-        if (mine) {
-            float* dx = dinp + (long long)row * c + j;
-            float d[4];
-            load_vec<float, 4>(d, dx);
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                d[e] += s * w[e] * g[e] - k * x[e];
-                dw[e] += g[e] * x[e] * s;
-                m = fmaxf(m, fabsf(d[e]));
-            }
-            store_vec<float, 4>(dx, d);
-            if (dinpCopy) store_vec<bf16, 4>(dinpCopy + (long long)row * c + j, d);
-        }
-    }
-    if (mine) store_vec<float, 4>(partials + (long long)blockIdx.x * c + j, dw);
-    if (amax) warp_amax(amax, bf16_round(m));
-}
+// Candidates for RMSNorm's vector backward (rmsnorm.cu's rmsnorm_backward_vec: a block of c / 4
+// threads walks 32 rows, one block-wide sum each; a row's x and dy are loaded at the top of its
+// iteration and the dx it adds to after the sum, so each row waits on two round trips and two
+// barriers). Here a row's loads are issued earlier, so they are in flight across the barriers:
+//   AHEAD  x and dy one row ahead, dx before the sum;
+//   ALL    x, dy and dx one row ahead.
+// MAXNREG: held at 40 registers (three blocks of 512 threads an SM, as rmsnorm.cu's 39 allow) or not.
+enum RowLoads { AHEAD, ALL };
 
-// x, dy and dx all loaded a row ahead, at the registers that takes.
-__global__ void rmsnorm_backward_dx_ahead(float* dinp, bf16* dinpCopy, float* partials, const bf16* dout, const float* inp,
-                                          const float* weight, const float* rstd, int n, int c) {
+template <RowLoads LOADS>
+__device__ __forceinline__ void rmsnorm_backward_candidate(float* dinp, bf16* dinpCopy, float* partials, const bf16* dout,
+                                                           const float* inp, const float* weight, const float* rstd, int n, int c) {
     __shared__ float scratch[32];
     const int j = 4 * threadIdx.x;
     const bool mine = j < c;
@@ -79,17 +48,19 @@ __global__ void rmsnorm_backward_dx_ahead(float* dinp, bf16* dinpCopy, float* pa
         if (mine && row < last) {
             load_vec<float, 4>(xr, inp + (long long)row * c + j);
             load_vec<bf16, 4>(gr, dout + (long long)row * c + j);
-            load_vec<float, 4>(dr, dinp + (long long)row * c + j);
+            if (LOADS == ALL) load_vec<float, 4>(dr, dinp + (long long)row * c + j);
         }
     };
     load_row(first, x, g, d);
     for (int row = first; row < last; row++) {
         float xn[4] = {0.f, 0.f, 0.f, 0.f}, gn[4] = {0.f, 0.f, 0.f, 0.f}, dn[4] = {0.f, 0.f, 0.f, 0.f};
+        if (LOADS == AHEAD && mine) load_vec<float, 4>(d, dinp + (long long)row * c + j);
         load_row(row + 1, xn, gn, dn);
         float dot = w[0] * g[0] * x[0] + w[1] * g[1] * x[1] + w[2] * g[2] * x[2] + w[3] * g[3] * x[3];
         dot = block_sum(dot, scratch);
         float s = rstd[row], k = dot / c * s * s * s;
         if (mine) {
+#pragma unroll
             for (int e = 0; e < 4; e++) {
                 d[e] += s * w[e] * g[e] - k * x[e];
                 dw[e] += g[e] * x[e] * s;
@@ -97,10 +68,25 @@ __global__ void rmsnorm_backward_dx_ahead(float* dinp, bf16* dinpCopy, float* pa
             store_vec<float, 4>(dinp + (long long)row * c + j, d);
             store_vec<bf16, 4>(dinpCopy + (long long)row * c + j, d);
         }
-        for (int e = 0; e < 4; e++) { x[e] = xn[e]; g[e] = gn[e]; d[e] = dn[e]; }
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            x[e] = xn[e];
+            g[e] = gn[e];
+            if (LOADS == ALL) d[e] = dn[e];
+        }
     }
     if (mine) store_vec<float, 4>(partials + (long long)blockIdx.x * c + j, dw);
 }
+
+#define RMSNORM_CANDIDATE(NAME, LOADS, BOUNDS)                                                                                   \
+    __global__ void BOUNDS NAME(float* dinp, bf16* dinpCopy, float* partials, const bf16* dout, const float* inp,              \
+                                const float* weight, const float* rstd, int n, int c) {                                         \
+        rmsnorm_backward_candidate<LOADS>(dinp, dinpCopy, partials, dout, inp, weight, rstd, n, c);                            \
+    }
+RMSNORM_CANDIDATE(rmsnorm_backward_ahead_40, AHEAD, __maxnreg__(40))
+RMSNORM_CANDIDATE(rmsnorm_backward_ahead, AHEAD, )
+RMSNORM_CANDIDATE(rmsnorm_backward_all_40, ALL, __maxnreg__(40))
+RMSNORM_CANDIDATE(rmsnorm_backward_all, ALL, )
 
 static float* device_floats(size_t n, unsigned seed, float scale) {
     std::vector<float> h(n);
@@ -174,9 +160,13 @@ int main() {
         float *x = device_floats((size_t)n * c, 1, 4.f), *w = device_floats(c, 2, 2.f), *rstd = device_floats(n, 3, 1.f);
         float* dinp0 = device_floats((size_t)n * c, 4, 1e-3f);
         bf16* dy = device_bf16((size_t)n * c, 5, 1e-2f);
-        float *dinp[3], *partials[3];
-        bf16* copy[3];
-        for (int v = 0; v < 3; v++) {
+        typedef void (*Candidate)(float*, bf16*, float*, const bf16*, const float*, const float*, const float*, int, int);
+        const Candidate candidates[] = {rmsnorm_backward_ahead_40, rmsnorm_backward_ahead, rmsnorm_backward_all_40, rmsnorm_backward_all};
+        const char* names[] = {"  x, dy a row ahead, dx before the sum; 40 registers", "  x, dy a row ahead, dx before the sum",
+                               "  x, dy and dx a row ahead; 40 registers", "  x, dy and dx a row ahead"};
+        float *dinp[5], *partials[5];
+        bf16* copy[5];
+        for (int v = 0; v < 5; v++) {
             CHECK(cudaMalloc(&dinp[v], (size_t)n * c * 4));
             CHECK(cudaMalloc(&copy[v], (size_t)n * c * 2));
             CHECK(cudaMalloc(&partials[v], (size_t)blocks * c * 4));
@@ -184,24 +174,18 @@ int main() {
         auto reset = [&](int v) { return [&, v] { CHECK(cudaMemcpy(dinp[v], dinp0, (size_t)n * c * 4, cudaMemcpyDeviceToDevice)); }; };
         // read dy (bf16) and x, read and write dinp, write its copy: 14 bytes an element
         const double bytes = (double)n * c * (2 + 4 + 4 + 4 + 2);
-        float before = time_ms(reset(0), [&] {
-            rmsnorm_backward_rows_after_sum<<<blocks, threads>>>(dinp[0], copy[0], partials[0], dy, x, w, rstd, n, c, nullptr);
-        });
-        float now = time_ms(reset(1), [&] {
-            rmsnorm_backward_vec_bf16<<<blocks, threads>>>(dinp[1], copy[1], partials[1], dy, x, w, rstd, n, c, nullptr);
-        });
-        float ahead = time_ms(reset(2), [&] {
-            rmsnorm_backward_dx_ahead<<<blocks, threads>>>(dinp[2], copy[2], partials[2], dy, x, w, rstd, n, c);
-        });
-        bool same1 = same_bytes(dinp[0], dinp[1], (size_t)n * c * 4) && same_bytes(copy[0], copy[1], (size_t)n * c * 2) &&
-                     same_bytes(partials[0], partials[1], (size_t)blocks * c * 4);
-        bool same2 = same_bytes(dinp[0], dinp[2], (size_t)n * c * 4) && same_bytes(copy[0], copy[2], (size_t)n * c * 2) &&
-                     same_bytes(partials[0], partials[2], (size_t)blocks * c * 4);
         printf("rmsnorm backward, n=%d c=%d, bf16 dy and copy\n", n, c);
-        report("  rows loaded after the barriers (the earlier form)", before, bytes, true);
-        report("  x, dy a row ahead, dx before the sum (rmsnorm.cu)", now, bytes, same1);
-        report("  x, dy and dx a row ahead (more registers)", ahead, bytes, same2);
-        ok = ok && same1 && same2;
+        float now = time_ms(reset(0), [&] {
+            rmsnorm_backward_vec_bf16<<<blocks, threads>>>(dinp[0], copy[0], partials[0], dy, x, w, rstd, n, c, nullptr);
+        });
+        report("  rows loaded at the top, dx after the sum (rmsnorm.cu)", now, bytes, true);
+        for (int v = 1; v < 5; v++) {
+            float ms = time_ms(reset(v), [&] { candidates[v - 1]<<<blocks, threads>>>(dinp[v], copy[v], partials[v], dy, x, w, rstd, n, c); });
+            bool same = same_bytes(dinp[0], dinp[v], (size_t)n * c * 4) && same_bytes(copy[0], copy[v], (size_t)n * c * 2) &&
+                        same_bytes(partials[0], partials[v], (size_t)blocks * c * 4);
+            report(names[v - 1], ms, bytes, same);
+            ok = ok && same;
+        }
     }
     {   // SwiGLU: the forward recomputation then the backward, against the backward writing the output too
         const size_t rows = n;
