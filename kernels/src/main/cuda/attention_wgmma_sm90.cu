@@ -345,6 +345,36 @@ __device__ __forceinline__ void dq_ds(uint32_t (&da)[4][4], const float (&s)[32]
     }
 }
 
+// The dq kernel's rows qrow and qrow + 8 of query head h: Q and dO as register A fragments, their
+// lse (in log2 units) and dot; zeros for rows past t.
+__device__ __forceinline__ void dq_rows(uint32_t (&qf)[4][4], uint32_t (&df)[4][4], float (&lse2)[2], float (&dotv)[2],
+                                        const bf16* qkv, const bf16* dout, const float* lse, const float* dot, int bi, int h,
+                                        int qrow, int c, int t, int width, int nh) {
+    const bf16* qA = qkv + ((long long)bi * t + qrow) * width + h * 64 + c;
+    const bf16* dA = dout + ((long long)bi * t + qrow) * (nh * 64) + h * 64 + c;
+    const bool okA = qrow < t, okB = qrow + 8 < t;
+    tc_a_fragments_global(qf, qA, okA, qA + 8LL * width, okB);
+    tc_a_fragments_global(df, dA, okA, dA + 8LL * nh * 64, okB);
+    const long long sb = ((long long)bi * nh + h) * t;
+    lse2[0] = okA ? lse[sb + qrow] * LOG2E : 0.f;
+    lse2[1] = okB ? lse[sb + qrow + 8] * LOG2E : 0.f;
+    dotv[0] = okA ? dot[sb + qrow] : 0.f;
+    dotv[1] = okB ? dot[sb + qrow + 8] : 0.f;
+}
+
+// The dQ accumulators of rows qrow, qrow + 8 -> the q columns of head h in dqkv (bf16), rows past t skipped.
+__device__ __forceinline__ void dq_store(bf16* dqkv, const float (&dq)[32], int bi, int h, int qrow, int c, int t, int width) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = qrow + 8 * r;
+        if (row < t) {
+            bf16* dst = dqkv + ((long long)bi * t + row) * width + h * 64 + c;
+#pragma unroll
+            for (int n = 0; n < 8; n++) st2(dst + n * 8, dq[4 * n + 2 * r], dq[4 * n + 2 * r + 1]);
+        }
+    }
+}
+
 }  // namespace attn_wgmma
 
 // ptxas: see the header.
@@ -478,18 +508,7 @@ attention_wgmma_sm90_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* 
     const int qrow = qw0 + (warp & 3) * 16 + (lane >> 2);       // this thread's rows qrow, qrow + 8
     uint32_t qf[4][4], df[4][4];
     float lse2[2], dotv[2];
-    {
-        const bf16* qA = qkv + ((long long)bi * t + qrow) * width + h * 64 + c;
-        const bf16* dA = dout + ((long long)bi * t + qrow) * (nh * 64) + h * 64 + c;
-        const bool okA = qrow < t, okB = qrow + 8 < t;
-        tc_a_fragments_global(qf, qA, okA, qA + 8LL * width, okB);
-        tc_a_fragments_global(df, dA, okA, dA + 8LL * nh * 64, okB);
-        const long long sb = ((long long)bi * nh + h) * t;
-        lse2[0] = okA ? lse[sb + qrow] * LOG2E : 0.f;
-        lse2[1] = okB ? lse[sb + qrow + 8] * LOG2E : 0.f;
-        dotv[0] = okA ? dot[sb + qrow] : 0.f;
-        dotv[1] = okB ? dot[sb + qrow + 8] : 0.f;
-    }
+    dq_rows(qf, df, lse2, dotv, qkv, dout, lse, dot, bi, h, qrow, c, t, width, nh);
 
     float dq[32], s[32], dp[32];
 #pragma unroll
@@ -525,15 +544,7 @@ attention_wgmma_sm90_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* 
     }
     wg_wait<0>();
     wg_fence_regs(dq);
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int row = qrow + 8 * r;
-        if (row < t) {
-            bf16* dst = dqkv + ((long long)bi * t + row) * width + h * 64 + c;
-#pragma unroll
-            for (int n = 0; n < 8; n++) st2(dst + n * 8, dq[4 * n + 2 * r], dq[4 * n + 2 * r + 1]);
-        }
-    }
+    dq_store(dqkv, dq, bi, h, qrow, c, t, width);
 #else
     __trap();   // wgmma exists only on sm_90a
 #endif
