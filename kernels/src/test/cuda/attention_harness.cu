@@ -86,6 +86,7 @@ static size_t smem_of(Kernel k) {
     if (k == (Kernel)attention_wgmma_sm90_backward_dkv_hs64) return attn_wgmma::SMEM_BYTES;
     if (k == (Kernel)attention_wgmma_sm90_backward_dq_hs64) return attn_wgmma::KV_SMEM_BYTES;
     if (k == (Kernel)attention_dq_pipelined_sm90_hs64) return attn_dq_pipelined::SMEM_BYTES;
+    if (k == (Kernel)attention_dq_pipelined_ss_sm90_hs64) return attn_dq_pipelined::SS_SMEM_BYTES;
     return 0;
 }
 
@@ -420,14 +421,15 @@ static void run_case(const Case& cs, bool timing, bool fused) {
                    qkv, lse, dot, cs);
     const std::vector<uint16_t> wdq = backward_check("wgmma dq", attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, hr, 0,
                                                      kv0, true, a, b2, dout, qkv, lse, dot, cs);
-    {
-        const std::vector<uint16_t> pdq = backward_check("wgmma dq pipelined (test sources)", attention_dq_pipelined_sm90_hs64, gq,
-                                                         attn_wgmma::THREADS, hr, 0, kv0, true, a, b2, dout, qkv, lse, dot, cs);
+    for (int shared = 0; shared < 2; shared++) {
+        const char* name = shared ? "wgmma dq pipelined, Q and dO in shared memory (test sources)" : "wgmma dq pipelined (test sources)";
+        const std::vector<uint16_t> pdq = backward_check(name, shared ? attention_dq_pipelined_ss_sm90_hs64 : attention_dq_pipelined_sm90_hs64,
+                                                         gq, attn_wgmma::THREADS, hr, 0, kv0, true, a, b2, dout, qkv, lse, dot, cs);
         long long differ = 0;
         for (long long r = 0; r < rows; r++)
             for (int c = 0; c < kv0; c++) differ += pdq[r * w + c] != wdq[r * w + c];
-        printf("  wgmma dq pipelined: the wgmma dq kernel's bits: %s (%lld differ)\n", differ ? "no" : "yes", differ);
-        check(differ == 0, "wgmma dq pipelined: the wgmma dq kernel's bits");
+        printf("  %s: the wgmma dq kernel's bits: %s (%lld differ)\n", name, differ ? "no" : "yes", differ);
+        check(differ == 0, name);
     }
     backward_check("flash dkv (test sources)", flash_attention_backward_dkv_hs64_bf16, gkv64, FA_THREADS, hr, kv0, kvn, false, a,
                    b2, dout, qkv, lse, dot, cs);
@@ -442,8 +444,10 @@ static void run_case(const Case& cs, bool timing, bool fused) {
         const float q4 = time_ms(attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
         const float q2 = time_ms(flash_attention_backward_dq_hs64_bf16, gq64, FA_THREADS, b2, dout, qkv, lse, dot, cs);
         const float q5 = time_ms(attention_dq_pipelined_sm90_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
-        printf("  timing dq: mma %.3f ms, wgmma %.3f ms (ratio %.3f), flash %.3f ms, wgmma pipelined %.3f ms (ratio to wgmma %.3f)\n",
-               q3, q4, q4 / q3, q2, q5, q5 / q4);
+        const float q6 = time_ms(attention_dq_pipelined_ss_sm90_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
+        printf("  timing dq: mma %.3f ms, wgmma %.3f ms (ratio %.3f), flash %.3f ms\n", q3, q4, q4 / q3, q2);
+        printf("  timing dq, pipelined (test sources): Q and dO in registers %.3f ms (ratio to wgmma %.3f), in shared memory %.3f ms (%.3f)\n",
+               q5, q5 / q4, q6, q6 / q4);
     }
     }
     CK(cudaFree(qkv));
@@ -471,6 +475,8 @@ int main(int argc, char** argv) {
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::SMEM_BYTES));
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::KV_SMEM_BYTES));
     CK(cudaFuncSetAttribute(attention_dq_pipelined_sm90_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_dq_pipelined::SMEM_BYTES));
+    CK(cudaFuncSetAttribute(attention_dq_pipelined_ss_sm90_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            attn_dq_pipelined::SS_SMEM_BYTES));
     for (auto k : {attention_fused_sm90_backward_split1_hs64, attention_fused_sm90_backward_split2_hs64,
                    attention_fused_sm90_backward_split4_hs64, attention_fused_sm90_backward_unordered_split1_hs64,
                    attention_fused_sm90_backward_unordered_split4_hs64, attention_fused_sm90_backward_no_dq_split1_hs64,
