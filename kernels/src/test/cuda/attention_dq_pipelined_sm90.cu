@@ -19,7 +19,7 @@
 // Launch: as attention_wgmma_sm90_backward_dq_hs64 (grid (ceil(t / 128), nh, b), 256 threads), with
 // attention_dq_pipelined_smem (registers) or attention_dq_pipelined_ss_smem (shared) bytes of
 // dynamic shared memory. Timed by scripts/gpu-attention-harness.
-#include "../../main/cuda/attention_wgmma_sm90.cu"
+#include "attention_fused_sm90.cu"
 
 #include <type_traits>
 
@@ -38,18 +38,12 @@ struct RegisterA {
     }
 };
 
-// The same with Q and dO read from this warpgroup's shared tiles (K-major).
+// The same with Q and dO read from this warpgroup's shared tiles (K-major): the fused kernel's
+// S^T / dP^T code with the operands' roles swapped.
 struct SharedA {
     uint32_t qs, dos;
     __device__ __forceinline__ void start(float (&s)[32], float (&dp)[32], uint32_t ks, uint32_t vs) const {
-        wg_fence();
-        wg_mma_ss_first<0, 0>(s, wg_desc_kmajor(qs), wg_desc_kmajor(ks));
-#pragma unroll
-        for (int kk = 1; kk < 4; kk++) wg_mma_ss<0, 0>(s, wg_desc_kmajor(qs + kk * 32), wg_desc_kmajor(ks + kk * 32), 1);
-        wg_mma_ss_first<0, 0>(dp, wg_desc_kmajor(dos), wg_desc_kmajor(vs));
-#pragma unroll
-        for (int kk = 1; kk < 4; kk++) wg_mma_ss<0, 0>(dp, wg_desc_kmajor(dos + kk * 32), wg_desc_kmajor(vs + kk * 32), 1);
-        wg_commit();
+        attn_fused::fused_start(s, dp, qs, dos, ks, vs);
     }
 };
 
