@@ -47,7 +47,7 @@ __device__ void swiglu_backward_rows(T* dh, T* out, const T* dout, const T* h, i
             float sig = 1.f / (1.f + expf(-g[k]));
             dg[k] = d[k] * u[k] * sig * (1.f + g[k] * (1.f - sig));
             du[k] = d[k] * g[k] * sig;
-            y[k] = g[k] / (1.f + expf(-g[k])) * u[k];  // the forward's expression: its bits
+            if (out) y[k] = g[k] / (1.f + expf(-g[k])) * u[k];  // the forward's expression: its bits
             m = fmaxf(m, fmaxf(fabsf(dg[k]), fabsf(du[k])));
         }
         store_vec<T, VEC>(drow + j, dg);
