@@ -103,19 +103,6 @@ __device__ __forceinline__ void bulk_wait_done(bool one) {
                  : "memory");
 }
 
-// S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries), A = this warpgroup's K / V tiles (K-major),
-// B = the stage's Q / dO tiles (K-major); one commit group.
-__device__ __forceinline__ void fused_start(float (&s)[32], float (&dp)[32], uint32_t ks, uint32_t vs, uint32_t qs, uint32_t dos) {
-    wg_fence();
-    wg_mma_ss_first<0, 0>(s, wg_desc_kmajor(ks), wg_desc_kmajor(qs));
-#pragma unroll
-    for (int kk = 1; kk < 4; kk++) wg_mma_ss<0, 0>(s, wg_desc_kmajor(ks + kk * 32), wg_desc_kmajor(qs + kk * 32), 1);
-    wg_mma_ss_first<0, 0>(dp, wg_desc_kmajor(vs), wg_desc_kmajor(dos));
-#pragma unroll
-    for (int kk = 1; kk < 4; kk++) wg_mma_ss<0, 0>(dp, wg_desc_kmajor(vs + kk * 32), wg_desc_kmajor(dos + kk * 32), 1);
-    wg_commit();
-}
-
 // SPLIT: the blocks a (key block, kv head) is split into, each over group / SPLIT of its query heads
 // (SPLIT must divide the group). Past 1 each writes its fp32 dK / dV part to dkv_acc
 // [SPLIT, b, t, nkv, 2, 64] and attention_fused_sm90_dkv_round sums them in order; more, shorter
@@ -240,7 +227,7 @@ __device__ __forceinline__ void backward_body(bf16* dqkv, float* dq_acc, float* 
         // warpgroup whose keys all follow the tile's queries (warpgroup 1 on the first tile of a head)
         // computes the tile anyway: the mask makes its p and dS exact zeros, and no branch sits
         // around the wgmma.
-        fused_start(s, dp, ks, vs, qs, dos);
+        ss_start(s, dp, ks, vs, qs, dos);   // S^T = K Q^T, dP^T = V dO^T: A = this warpgroup's K / V tiles
         wg_wait<0>();
         wg_fence_regs(dq);
         wg_fence_regs(s);
