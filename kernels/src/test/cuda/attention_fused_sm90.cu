@@ -38,8 +38,6 @@
 // 32/4 heads): the order cost nothing, the adds 1.0 ms, the body the rest. This one measured 1.65-1.81x
 // (2.09-2.29 ms): its dk/dv work alone 0.24 ms above the dk/dv kernel's, the fifth product 0.39 ms, the
 // adds 0.47 ms and their order 0.48 ms more (docs/perf-notes.md).
-#ifndef TINYLLAMA_ATTENTION_FUSED_SM90   // also included by the pipelined dq experiment
-#define TINYLLAMA_ATTENTION_FUSED_SM90
 #include "../../main/cuda/attention_wgmma_sm90.cu"
 
 namespace attn_fused {
@@ -369,4 +367,3 @@ extern "C" {
 __constant__ int attention_fused_sm90_threads = attn_fused::THREADS;
 __constant__ int attention_fused_sm90_shared = attn_fused::SMEM_BYTES;
 }
-#endif  // TINYLLAMA_ATTENTION_FUSED_SM90

@@ -8,10 +8,14 @@
 // warm-up launches, CUDA events).
 // `attention_harness fused` runs instead the fused backward experiment of the test sources
 // (attention_fused_sm90.cu) against the same reference and the wgmma dq + dkv pair's time.
+// D = rowsum(dO * O): attention.cu's kernel and the lane-parallel one of the test sources
+// (attention_dot_lanes.cu) against a float64 host sum, every element written, two runs of the
+// latter bitwise equal; both timed.
 // Built and run by scripts/gpu-attention-harness; exits non-zero on any failure.
 #include "../../main/cuda/tinyllama.cu"
 #include "flash_attention.cu"
 #include "attention_fused_sm90.cu"
+#include "attention_dot_lanes.cu"
 
 #include <algorithm>
 #include <cmath>
@@ -362,6 +366,56 @@ static void fused_check(const Case& cs, const std::vector<uint16_t>& hr, bf16* a
     CK(cudaFree(sem));
 }
 
+// D from attention.cu (dot, already computed) and from attention_dot_lanes.cu (into scratch, twice)
+// against the float64 sum of the same bf16 products: each within 8e-6 of the sum of |products|
+// (fp32 rounding of 64 terms in any order stays below 64 x 2^-24 = 3.8e-6 of it).
+static void dot_check(const Case& cs, const std::vector<uint16_t>& hd, const bf16* dout, const bf16* out, const float* dot, float* scratch,
+                      bool timing) {
+    const size_t ndo = (size_t)cs.b * cs.t * cs.nh * 64, nst = (size_t)cs.b * cs.nh * cs.t;
+    std::vector<uint16_t> ho(ndo);
+    CK(cudaMemcpy(ho.data(), out, ndo * 2, cudaMemcpyDeviceToHost));
+    std::vector<float> prod(nst), lanes1(nst), lanes2(nst);
+    CK(cudaMemcpy(prod.data(), dot, nst * 4, cudaMemcpyDeviceToHost));
+    const long long threads = (long long)nst * 8;
+    const int blocks = (int)std::min<long long>((threads + 255) / 256, 16384);
+    std::vector<float>* runs[2] = {&lanes1, &lanes2};
+    for (auto* r : runs) {
+        CK(cudaMemset(scratch, 0xFF, nst * 4));   // NaN sentinels: every element must be written
+        attention_backward_dot_lanes_bf16<<<blocks, 256>>>(scratch, dout, out, cs.b, cs.t, cs.nh, 64);
+        CK(cudaGetLastError());
+        CK(cudaMemcpy(r->data(), scratch, nst * 4, cudaMemcpyDeviceToHost));
+    }
+    double worst_prod = 0, worst_lanes = 0;
+    bool written = true;
+    for (int bi = 0; bi < cs.b; bi++)
+        for (int i = 0; i < cs.t; i++)
+            for (int h = 0; h < cs.nh; h++) {
+                const size_t base = (((size_t)bi * cs.t + i) * cs.nh + h) * 64, at = ((size_t)bi * cs.nh + h) * cs.t + i;
+                double sum = 0, mag = 0;
+                for (int d = 0; d < 64; d++) {
+                    const double p = (double)bf2f(hd[base + d]) * bf2f(ho[base + d]);
+                    sum += p;
+                    mag += fabs(p);
+                }
+                mag = std::max(mag, 1e-30);
+                written = written && !std::isnan(lanes1[at]);
+                worst_prod = std::max(worst_prod, fabs(prod[at] - sum) / mag);
+                worst_lanes = std::max(worst_lanes, fabs(lanes1[at] - sum) / mag);
+            }
+    const bool same = memcmp(lanes1.data(), lanes2.data(), nst * 4) == 0;
+    printf("  D = rowsum(dO * O): attention.cu within %.2e, lanes (test sources) within %.2e of the float64 sum (of sum |products|); "
+           "lanes every element written: %s, two runs bitwise equal: %s\n", worst_prod, worst_lanes, written ? "yes" : "no", same ? "yes" : "no");
+    check(worst_prod < 8e-6, "D from attention.cu near the float64 sum");
+    check(worst_lanes < 8e-6 && written && same, "D from attention_dot_lanes.cu near the float64 sum, complete, deterministic");
+    if (timing) {
+        const int pblocks = (int)std::min<long long>(((long long)nst + 255) / 256, 16384);
+        const float t1 = time_fn([&] { attention_backward_dot_bf16<<<pblocks, 256>>>(scratch, dout, out, cs.b, cs.t, cs.nh, 64); });
+        const float t2 = time_fn([&] { attention_backward_dot_lanes_bf16<<<blocks, 256>>>(scratch, dout, out, cs.b, cs.t, cs.nh, 64); });
+        printf("  timing D: attention.cu %.3f ms (%.2f TB/s), lanes (test sources) %.3f ms (%.2f TB/s), ratio %.3f\n", t1,
+               ndo * 4 / (t1 * 1e9), t2, ndo * 4 / (t2 * 1e9), t2 / t1);
+    }
+}
+
 static void run_case(const Case& cs, bool timing, bool fused) {
     const int w = (cs.nh + 2 * cs.nkv) * 64;
     const long long rows = (long long)cs.b * cs.t;
@@ -388,6 +442,12 @@ static void run_case(const Case& cs, bool timing, bool fused) {
     attention_backward_dot_bf16<<<1024, 256>>>(dot, dout, out, cs.b, cs.t, cs.nh, 64);
     CK(cudaGetLastError());
     CK(cudaDeviceSynchronize());
+    if (!fused) {
+        float* scratch;
+        CK(cudaMalloc(&scratch, nst * 4));
+        dot_check(cs, hd, dout, out, dot, scratch, timing);
+        CK(cudaFree(scratch));
+    }
 
     // The reference: the mma kernels' dq and dk / dv in one buffer.
     const dim3 gq((cs.t + 127) / 128, cs.nh, cs.b), gkv((cs.t + 127) / 128, cs.nkv, cs.b);
