@@ -363,15 +363,16 @@ __device__ __forceinline__ void dq_ds(uint32_t (&da)[4][4], const float (&s)[32]
 }
 
 // The lse (in log2 units) and dot of the dq kernel's rows qrow and qrow + 8 of query head h; zeros
-// for rows past t.
+// for rows past t, and for dot unless READS_DOT.
+template <bool READS_DOT>
 __device__ __forceinline__ void dq_stats(float (&lse2)[2], float (&dotv)[2], const float* lse, const float* dot, int bi, int h,
                                          int qrow, int t, int nh) {
     const bool okA = qrow < t, okB = qrow + 8 < t;
     const long long sb = ((long long)bi * nh + h) * t;
     lse2[0] = okA ? lse[sb + qrow] * LOG2E : 0.f;
     lse2[1] = okB ? lse[sb + qrow + 8] * LOG2E : 0.f;
-    dotv[0] = okA ? dot[sb + qrow] : 0.f;
-    dotv[1] = okB ? dot[sb + qrow + 8] : 0.f;
+    dotv[0] = READS_DOT && okA ? dot[sb + qrow] : 0.f;
+    dotv[1] = READS_DOT && okB ? dot[sb + qrow + 8] : 0.f;
 }
 
 // The dQ accumulators of rows qrow, qrow + 8 -> the q columns of head h in dqkv (bf16), rows past t skipped.
@@ -511,6 +512,28 @@ constexpr int DQ_STAGES = 4;
 constexpr int DQ_QDO_OFF = DQ_STAGES * KV_STAGE;                      // [wg][Q, dO] tiles after the K / V stages
 constexpr int DQ_SMEM_BYTES = DQ_QDO_OFF + 4 * TILE_BYTES + 1024;     // + alignment slack = 99,328
 
+// D = dO . O of this thread's rows lr and lr + 8 of its warpgroup's shared dO and O tiles: the 4
+// threads of a quad (j = lane & 3) each sum the 16 products of dims 16 j .. 16 j + 15 in order,
+// then the quad's parts meet in a fixed butterfly (deterministic; not attention.cu's order).
+__device__ __forceinline__ void dq_dot_rows(float (&dotv)[2], const unsigned char* dos, const unsigned char* os, int lr, int j) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float sum = 0.f;
+#pragma unroll
+        for (int ch = 2 * j; ch < 2 * j + 2; ch++) {
+            const uint32_t at = wg_swz(lr + 8 * r, ch);
+            float a[8], b[8];
+            load_vec<bf16, 8>(a, reinterpret_cast<const bf16*>(dos + at));
+            load_vec<bf16, 8>(b, reinterpret_cast<const bf16*>(os + at));
+#pragma unroll
+            for (int e = 0; e < 8; e++) sum += a[e] * b[e];
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        dotv[r] = sum;
+    }
+}
+
 // One tile of the dq loop: tile kt's S / dP are in (s, dp), issued, with dQ(kt - 1) queued behind
 // them (before tile 0, the wgmma that zeroes dQ). Unless LAST, tile kt + 1's S / dP are issued into
 // (ns, ndp) before kt's ds is computed.
@@ -543,13 +566,19 @@ __device__ __forceinline__ void dq_tile(float (&dq)[32], float (&s)[32], float (
     wg_commit();
 }
 
-__device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot, int t,
-                                        int nh, int nkv) {
+// WRITES_DOT: D = rowsum(dO * O) computed here from the O tiles (out [b, t, nh 64]) and written to
+// dot for the dk/dv kernel, instead of read from attention_backward_dot's output (the test sources'
+// attention_dq_dot_sm90.cu builds this form and scripts/gpu-attention-harness checks and times it;
+// the backend launches the reading form).
+template <bool WRITES_DOT>
+__device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot, float* dot_out,
+                                        const bf16* out, int t, int nh, int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t sbase = smem_base(smem_raw);
     const int width = (nh + 2 * nkv) * 64;
     const QueryTile tile = tc_query_tile(t, nh, nkv);
     const int h = tile.h, bi = tile.bi, g = tile.g, q0 = tile.q0, nkt = tile.nkt;
+    constexpr int O_OFF = DQ_QDO_OFF + 4 * TILE_BYTES;   // WRITES_DOT: the [wg] O tiles after Q and dO
 
     {   // both warpgroups' Q and dO rows (zeros past t), in the first copy group
         const int tid = tc_tid();
@@ -559,6 +588,8 @@ __device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16
             cp_tile64_swz(sbase + DQ_QDO_OFF + (2 * w) * TILE_BYTES, qkv + ((long long)bi * t + r0) * width + h * 64, width, valid, tid);
             cp_tile64_swz(sbase + DQ_QDO_OFF + (2 * w + 1) * TILE_BYTES, dout + ((long long)bi * t + r0) * (nh * 64) + h * 64, nh * 64,
                           valid, tid);
+            if (WRITES_DOT)
+                cp_tile64_swz(sbase + O_OFF + w * TILE_BYTES, out + ((long long)bi * t + r0) * (nh * 64) + h * 64, nh * 64, valid, tid);
         }
     }
     load_kv(sbase, 0, qkv, bi, 0, t, width, nh, nkv, g);
@@ -569,7 +600,7 @@ __device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16
     const int qrow = qw0 + (warp & 3) * 16 + (lane >> 2);       // this thread's rows qrow, qrow + 8
     const uint32_t qs = sbase + DQ_QDO_OFF + (2 * wg) * TILE_BYTES, dos = qs + TILE_BYTES;
     float lse2[2], dotv[2];
-    dq_stats(lse2, dotv, lse, dot, bi, h, qrow, t, nh);
+    dq_stats<!WRITES_DOT>(lse2, dotv, lse, dot, bi, h, qrow, t, nh);
 
     float dq[32], s0[32], dp0[32], s1[32], dp1[32];
     tc_cp_wait_all();
@@ -583,6 +614,15 @@ __device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16
         wg_fence();
         wg_mma_rs_first<1>(dq, zero, wg_desc_mnmajor(sbase));
         wg_commit();
+    }
+    if constexpr (WRITES_DOT) {   // D of this thread's rows while tile 0's products run (rows past t: zero tiles, D = 0)
+        const unsigned char* gen = smem_raw + (sbase - tc_smem(smem_raw));
+        dq_dot_rows(dotv, gen + DQ_QDO_OFF + (2 * wg + 1) * TILE_BYTES, gen + O_OFF + wg * TILE_BYTES, qrow - qw0, lane & 3);
+        if ((lane & 3) == 0) {
+            const long long sb = ((long long)bi * nh + h) * t;
+            if (qrow < t) dot_out[sb + qrow] = dotv[0];
+            if (qrow + 8 < t) dot_out[sb + qrow + 8] = dotv[1];
+        }
     }
 #define DQ_TILE(LAST, X, Y, K) \
     dq_tile<LAST>(dq, s##X, dp##X, s##Y, dp##Y, qs, dos, lse2, dotv, sbase, K, nkt, qw0, qrow, c, qkv, bi, t, width, nh, nkv, g)
@@ -608,7 +648,7 @@ extern "C" __global__ void __launch_bounds__(attn_wgmma::THREADS, 1)
 attention_wgmma_sm90_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
                         int t, int nh, int nkv) {
 #if WG_ENABLED
-    attn_wgmma::dq_body(dqkv, dout, qkv, lse, dot, t, nh, nkv);
+    attn_wgmma::dq_body<false>(dqkv, dout, qkv, lse, dot, nullptr, nullptr, t, nh, nkv);
 #else
     __trap();   // wgmma exists only on sm_90a
 #endif
