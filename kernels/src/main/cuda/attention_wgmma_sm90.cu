@@ -24,7 +24,7 @@
 // - Warpgroup wg owns 64 rows of the block as the M = 64 of every wgmma. The resident operands
 //   (Q in the forward, K and V in dkv) are register A operands, loaded once straight from global
 //   memory in the mma.sync A layout, which is wgmma's register-A layout per warp; dq keeps Q and
-//   dO in shared memory instead, which frees the registers for a second set of S / dP accumulators. The
+//   dO in shared memory instead, freeing registers for a second set of S / dP accumulators. The
 //   exponentiated S accumulators, packed to bf16, are the A fragments of the second products
 //   (wgmma.cuh), so no score goes through shared memory. dkv works on transposed products
 //   (S^T = K Q^T, dP^T = V dO^T, dV += P^T dO, dK += dS^T Q) so none needs a transpose.
