@@ -106,13 +106,16 @@ __device__ __forceinline__ float fast_exp2(float x) {
 }
 
 // First half of a tile: S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries) issued as one
-// commit group; qs / dos the shared addresses of the stage's Q and dO tiles.
+// commit group, or as two (S^T, then dP^T) when SPLIT; qs / dos the shared addresses of the
+// stage's Q and dO tiles.
+template <bool SPLIT = false>
 __device__ __forceinline__ void dkv_start(float (&s)[32], float (&dp)[32], const uint32_t (&kf)[4][4],
                                           const uint32_t (&vf)[4][4], uint32_t qs, uint32_t dos) {
     wg_fence();
     wg_mma_rs_first<0>(s, kf[0], wg_desc_kmajor(qs));
 #pragma unroll
     for (int kk = 1; kk < 4; kk++) wg_mma_rs<0>(s, kf[kk], wg_desc_kmajor(qs + kk * 32), 1);
+    if (SPLIT) wg_commit();
     wg_mma_rs_first<0>(dp, vf[0], wg_desc_kmajor(dos));
 #pragma unroll
     for (int kk = 1; kk < 4; kk++) wg_mma_rs<0>(dp, vf[kk], wg_desc_kmajor(dos + kk * 32), 1);
@@ -136,8 +139,9 @@ __device__ __forceinline__ void ss_start(float (&s)[32], float (&dp)[32], uint32
 // ds is computed), then dK += dS^T Q; two commit groups. rel = first query - key row krow; diag:
 // mask per element (query < key -> p = 0). STORE_DS (a kernel that also needs dS itself): ds, as
 // rounded for dK, also goes to the swizzled shared tile ds_tile [key row][query], this thread's key
-// rows being lrow and lrow + 8 of it.
-template <bool DIAG, bool STORE_DS = false>
+// rows being lrow and lrow + 8 of it. WAIT_DP: dP^T was issued as a commit group of its own after
+// S^T's and may still be in flight on entry (see dkv_start): waited for behind dV's issue.
+template <bool DIAG, bool STORE_DS = false, bool WAIT_DP = false>
 __device__ __forceinline__ void dkv_finish(float (&s)[32], float (&dp)[32], float (&dk)[32], float (&dv)[32],
                                            uint32_t qs, uint32_t dos, const float* lses, const float* dots,
                                            int rel, int c, uint32_t ds_tile = 0, int lrow = 0) {
@@ -160,6 +164,10 @@ __device__ __forceinline__ void dkv_finish(float (&s)[32], float (&dp)[32], floa
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) wg_mma_rs<1>(dv, pa[kk], wg_desc_mnmajor(dos + kk * 2048), 1);
     wg_commit();
+    if (WAIT_DP) {
+        wg_wait<1>();   // dP^T; dV runs on
+        wg_fence_regs(dp);
+    }
     // ds straight into the packed A fragments: writing it back into dp (an accumulator of the
     // next S^T / dP^T, while dV's wgmma are in flight) would make ptxas serialize every wgmma.
 #pragma unroll
@@ -400,11 +408,13 @@ attention_wgmma_sm90_forward_hs64(bf16* out, float* lse, const bf16* qkv, int t,
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(attn_wgmma::THREADS, 1)
-attention_wgmma_sm90_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
-                         int t, int nh, int nkv) {
-#if WG_ENABLED
-    using namespace attn_wgmma;
+namespace attn_wgmma {
+// SPLIT_WAIT: S^T and dP^T in two commit groups, each tile waiting for S^T alone before its p, so
+// that dP^T runs beside the exponentials (the test sources' attention_dkv_split_sm90.cu builds this
+// form and scripts/gpu-attention-harness compares its bits and time; the backend launches the other).
+template <bool SPLIT_WAIT>
+__device__ __forceinline__ void dkv_body(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot, int t, int nh,
+                                         int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // Swizzle atoms need 1024-byte alignment: align the base up (SMEM_BYTES has the slack).
     const uint32_t raw = tc_smem(smem_raw), sbase = smem_base(smem_raw);
@@ -461,14 +471,14 @@ attention_wgmma_sm90_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16*
             continue;
         }
         const uint32_t qs = sbase + (2 * st) * TILE_BYTES;
-        dkv_start(s, dp, kf, vf, qs, qs + TILE_BYTES);
-        wg_wait<0>();   // S^T / dP^T, and the previous tile's dV / dK
+        dkv_start<SPLIT_WAIT>(s, dp, kf, vf, qs, qs + TILE_BYTES);
+        wg_wait<SPLIT_WAIT ? 1 : 0>();   // S^T (and dP^T unless SPLIT_WAIT), and the previous tile's dV / dK
         wg_fence_regs(s);
-        wg_fence_regs(dp);
+        if (!SPLIT_WAIT) wg_fence_regs(dp);
         if (q0 < kw0 + 64)   // the diagonal tile: mask per element
-            dkv_finish<true>(s, dp, dk, dv, qs, qs + TILE_BYTES, stat + st * 128, stat + st * 128 + 64, q0 - krow, c);
+            dkv_finish<true, false, SPLIT_WAIT>(s, dp, dk, dv, qs, qs + TILE_BYTES, stat + st * 128, stat + st * 128 + 64, q0 - krow, c);
         else
-            dkv_finish<false>(s, dp, dk, dv, qs, qs + TILE_BYTES, stat + st * 128, stat + st * 128 + 64, q0 - krow, c);
+            dkv_finish<false, false, SPLIT_WAIT>(s, dp, dk, dv, qs, qs + TILE_BYTES, stat + st * 128, stat + st * 128 + 64, q0 - krow, c);
         // No wait here: dV / dK of tile it run on through the barrier and the next tile's S^T / dP^T
         // (tile it's stage is refilled only at iteration it + 2, after the wait of it + 1).
     }
@@ -488,6 +498,14 @@ attention_wgmma_sm90_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16*
             }
         }
     }
+}
+}  // namespace attn_wgmma
+
+extern "C" __global__ void __launch_bounds__(attn_wgmma::THREADS, 1)
+attention_wgmma_sm90_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
+                         int t, int nh, int nkv) {
+#if WG_ENABLED
+    attn_wgmma::dkv_body<false>(dqkv, dout, qkv, lse, dot, t, nh, nkv);
 #else
     __trap();   // wgmma exists only on sm_90a
 #endif

@@ -12,13 +12,15 @@
 // (attention_dot_lanes.cu) against a float64 host sum, every element written, two runs of the
 // latter bitwise equal; both timed. The dq kernel that writes D itself (attention_dq_dot_sm90.cu):
 // its D against the same sum, its dq and the dk / dv kernel's outputs from its D against the
-// reference, two runs bitwise equal, and timed against D + dq.
+// reference, two runs bitwise equal, and timed against D + dq. The dk/dv kernel that waits for
+// S^T and dP^T apart (attention_dkv_split_sm90.cu): the wgmma dk/dv kernel's bits, and its time.
 // Built and run by scripts/gpu-attention-harness; exits non-zero on any failure.
 #include "../../main/cuda/tinyllama.cu"
 #include "flash_attention.cu"
 #include "attention_fused_sm90.cu"
 #include "attention_dot_lanes.cu"
 #include "attention_dq_dot_sm90.cu"
+#include "attention_dkv_split_sm90.cu"
 
 #include <algorithm>
 #include <cmath>
@@ -88,6 +90,7 @@ typedef void (*Kernel)(bf16*, const bf16*, const bf16*, const float*, const floa
 // Dynamic shared memory of each kernel (the wgmma ones: see their launch contract).
 static size_t smem_of(Kernel k) {
     if (k == (Kernel)attention_wgmma_sm90_backward_dkv_hs64) return attn_wgmma::SMEM_BYTES;
+    if (k == (Kernel)attention_dkv_split_sm90_hs64) return attn_wgmma::SMEM_BYTES;
     if (k == (Kernel)attention_wgmma_sm90_backward_dq_hs64) return attn_wgmma::DQ_SMEM_BYTES;
     return 0;
 }
@@ -560,8 +563,18 @@ static void run_case(const Case& cs, bool timing, bool fused) {
                                   : 0.f;
         fused_check(cs, hr, a, b2, dout, qkv, lse, dot, pair, timing);
     } else {
-    backward_check("wgmma dkv", attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, hr, kv0, kvn, true, a, b2, dout,
-                   qkv, lse, dot, cs);
+    const std::vector<uint16_t> wdkv = backward_check("wgmma dkv", attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, hr,
+                                                      kv0, kvn, true, a, b2, dout, qkv, lse, dot, cs);
+    {
+        const char* name = "wgmma dkv, S^T and dP^T waited for apart (test sources)";
+        const std::vector<uint16_t> sdkv = backward_check(name, attention_dkv_split_sm90_hs64, gkv, attn_wgmma::THREADS, hr, kv0, kvn,
+                                                          true, a, b2, dout, qkv, lse, dot, cs);
+        long long differ = 0;
+        for (long long r = 0; r < rows; r++)
+            for (int c = kv0; c < kv0 + kvn; c++) differ += sdkv[r * w + c] != wdkv[r * w + c];
+        printf("  %s: the wgmma dkv kernel's bits: %s (%lld differ)\n", name, differ ? "no" : "yes", differ);
+        check(differ == 0, name);
+    }
     backward_check("wgmma dq", attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, hr, 0, kv0, true, a, b2, dout, qkv,
                    lse, dot, cs);
     dq_dot_check(cs, dref, hr, a, b2, dout, qkv, out, lse, dot, scratch, timing);
@@ -574,6 +587,8 @@ static void run_case(const Case& cs, bool timing, bool fused) {
         const float k4 = time_ms(attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
         const float k2 = time_ms(flash_attention_backward_dkv_hs64_bf16, gkv64, FA_THREADS, b2, dout, qkv, lse, dot, cs);
         printf("  timing dkv: mma %.3f ms, wgmma %.3f ms (ratio %.3f), flash %.3f ms\n", k3, k4, k4 / k3, k2);
+        const float k5 = time_ms(attention_dkv_split_sm90_hs64, gkv, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
+        printf("  timing dkv, S^T and dP^T waited for apart (test sources): %.3f ms (ratio to wgmma %.3f)\n", k5, k5 / k4);
         const float q3 = time_ms(attention_mma_sm80_backward_dq_hs64, gq, attn_mma::THREADS, ref, dout, qkv, lse, dot, cs);
         const float q4 = time_ms(attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
         const float q2 = time_ms(flash_attention_backward_dq_hs64_bf16, gq64, FA_THREADS, b2, dout, qkv, lse, dot, cs);
@@ -617,6 +632,7 @@ int main(int argc, char** argv) {
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::SMEM_BYTES));
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::DQ_SMEM_BYTES));
     CK(cudaFuncSetAttribute(attention_dq_dot_sm90_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_dq_dot::SMEM_BYTES));
+    CK(cudaFuncSetAttribute(attention_dkv_split_sm90_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::SMEM_BYTES));
     for (auto k : {attention_fused_sm90_backward_split1_hs64, attention_fused_sm90_backward_split2_hs64,
                    attention_fused_sm90_backward_split4_hs64, attention_fused_sm90_backward_unordered_split1_hs64,
                    attention_fused_sm90_backward_unordered_split4_hs64, attention_fused_sm90_backward_no_dq_split1_hs64,
