@@ -593,17 +593,6 @@ static void run_case(const Case& cs, bool timing, bool fused) {
         const float q4 = time_ms(attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
         const float q2 = time_ms(flash_attention_backward_dq_hs64_bf16, gq64, FA_THREADS, b2, dout, qkv, lse, dot, cs);
         printf("  timing dq: mma %.3f ms, wgmma %.3f ms (ratio %.3f), flash %.3f ms\n", q3, q4, q4 / q3, q2);
-        // D = rowsum(dO * O) launched as the backend launches it (256 threads, one per (row, head)),
-        // then the whole backward as the step runs it: D, dq, dkv.
-        const long long rows_heads = (long long)cs.b * cs.t * cs.nh;
-        const int dblocks = (int)std::min<long long>((rows_heads + 255) / 256, 16384);
-        const float d1 = time_fn([&] { attention_backward_dot_bf16<<<dblocks, 256>>>(dot, dout, out, cs.b, cs.t, cs.nh, 64); });
-        const float all = time_fn([&] {
-            attention_backward_dot_bf16<<<dblocks, 256>>>(dot, dout, out, cs.b, cs.t, cs.nh, 64);
-            launch(attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
-            launch(attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
-        });
-        printf("  timing D = rowsum(dO * O): %.3f ms; D, wgmma dq and dkv in sequence (the step's backward): %.3f ms\n", d1, all);
     }
     }
     CK(cudaFree(qkv));
