@@ -105,17 +105,16 @@ __device__ __forceinline__ float fast_exp2(float x) {
     return y;
 }
 
-// First half of a tile: S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries) issued as one
-// commit group, or as two (S^T, then dP^T) when SPLIT; qs / dos the shared addresses of the
-// stage's Q and dO tiles.
-template <bool SPLIT = false>
+// First half of a tile: S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries) issued as two
+// commit groups, S^T's first, so that p can start before dP^T completes; qs / dos the shared
+// addresses of the stage's Q and dO tiles.
 __device__ __forceinline__ void dkv_start(float (&s)[32], float (&dp)[32], const uint32_t (&kf)[4][4],
                                           const uint32_t (&vf)[4][4], uint32_t qs, uint32_t dos) {
     wg_fence();
     wg_mma_rs_first<0>(s, kf[0], wg_desc_kmajor(qs));
 #pragma unroll
     for (int kk = 1; kk < 4; kk++) wg_mma_rs<0>(s, kf[kk], wg_desc_kmajor(qs + kk * 32), 1);
-    if (SPLIT) wg_commit();
+    wg_commit();
     wg_mma_rs_first<0>(dp, vf[0], wg_desc_kmajor(dos));
 #pragma unroll
     for (int kk = 1; kk < 4; kk++) wg_mma_rs<0>(dp, vf[kk], wg_desc_kmajor(dos + kk * 32), 1);
@@ -140,7 +139,8 @@ __device__ __forceinline__ void ss_start(float (&s)[32], float (&dp)[32], uint32
 // mask per element (query < key -> p = 0). STORE_DS (a kernel that also needs dS itself): ds, as
 // rounded for dK, also goes to the swizzled shared tile ds_tile [key row][query], this thread's key
 // rows being lrow and lrow + 8 of it. WAIT_DP: dP^T was issued as a commit group of its own after
-// S^T's and may still be in flight on entry (see dkv_start): waited for behind dV's issue.
+// S^T's and may still be in flight on entry (dkv_start): waited for behind dV's issue, so that dP^T
+// runs while p is computed (1-2% faster alone than waiting for both first; the same bits).
 template <bool DIAG, bool STORE_DS = false, bool WAIT_DP = false>
 __device__ __forceinline__ void dkv_finish(float (&s)[32], float (&dp)[32], float (&dk)[32], float (&dv)[32],
                                            uint32_t qs, uint32_t dos, const float* lses, const float* dots,
@@ -371,16 +371,15 @@ __device__ __forceinline__ void dq_ds(uint32_t (&da)[4][4], const float (&s)[32]
 }
 
 // The lse (in log2 units) and dot of the dq kernel's rows qrow and qrow + 8 of query head h; zeros
-// for rows past t, and for dot unless READS_DOT.
-template <bool READS_DOT>
+// for rows past t.
 __device__ __forceinline__ void dq_stats(float (&lse2)[2], float (&dotv)[2], const float* lse, const float* dot, int bi, int h,
                                          int qrow, int t, int nh) {
     const bool okA = qrow < t, okB = qrow + 8 < t;
     const long long sb = ((long long)bi * nh + h) * t;
     lse2[0] = okA ? lse[sb + qrow] * LOG2E : 0.f;
     lse2[1] = okB ? lse[sb + qrow + 8] * LOG2E : 0.f;
-    dotv[0] = READS_DOT && okA ? dot[sb + qrow] : 0.f;
-    dotv[1] = READS_DOT && okB ? dot[sb + qrow + 8] : 0.f;
+    dotv[0] = okA ? dot[sb + qrow] : 0.f;
+    dotv[1] = okB ? dot[sb + qrow + 8] : 0.f;
 }
 
 // The dQ accumulators of rows qrow, qrow + 8 -> the q columns of head h in dqkv (bf16), rows past t skipped.
@@ -409,10 +408,6 @@ attention_wgmma_sm90_forward_hs64(bf16* out, float* lse, const bf16* qkv, int t,
 }
 
 namespace attn_wgmma {
-// SPLIT_WAIT: S^T and dP^T in two commit groups, each tile waiting for S^T alone before its p, so
-// that dP^T runs beside the exponentials (the test sources' attention_dkv_split_sm90.cu builds this
-// form and scripts/gpu-attention-harness compares its bits and time; the backend launches the other).
-template <bool SPLIT_WAIT>
 __device__ __forceinline__ void dkv_body(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot, int t, int nh,
                                          int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -471,14 +466,13 @@ __device__ __forceinline__ void dkv_body(bf16* dqkv, const bf16* dout, const bf1
             continue;
         }
         const uint32_t qs = sbase + (2 * st) * TILE_BYTES;
-        dkv_start<SPLIT_WAIT>(s, dp, kf, vf, qs, qs + TILE_BYTES);
-        wg_wait<SPLIT_WAIT ? 1 : 0>();   // S^T (and dP^T unless SPLIT_WAIT), and the previous tile's dV / dK
+        dkv_start(s, dp, kf, vf, qs, qs + TILE_BYTES);
+        wg_wait<1>();   // S^T and the previous tile's dV / dK; dP^T runs on
         wg_fence_regs(s);
-        if (!SPLIT_WAIT) wg_fence_regs(dp);
         if (q0 < kw0 + 64)   // the diagonal tile: mask per element
-            dkv_finish<true, false, SPLIT_WAIT>(s, dp, dk, dv, qs, qs + TILE_BYTES, stat + st * 128, stat + st * 128 + 64, q0 - krow, c);
+            dkv_finish<true, false, true>(s, dp, dk, dv, qs, qs + TILE_BYTES, stat + st * 128, stat + st * 128 + 64, q0 - krow, c);
         else
-            dkv_finish<false, false, SPLIT_WAIT>(s, dp, dk, dv, qs, qs + TILE_BYTES, stat + st * 128, stat + st * 128 + 64, q0 - krow, c);
+            dkv_finish<false, false, true>(s, dp, dk, dv, qs, qs + TILE_BYTES, stat + st * 128, stat + st * 128 + 64, q0 - krow, c);
         // No wait here: dV / dK of tile it run on through the barrier and the next tile's S^T / dP^T
         // (tile it's stage is refilled only at iteration it + 2, after the wait of it + 1).
     }
@@ -505,7 +499,7 @@ extern "C" __global__ void __launch_bounds__(attn_wgmma::THREADS, 1)
 attention_wgmma_sm90_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
                          int t, int nh, int nkv) {
 #if WG_ENABLED
-    attn_wgmma::dkv_body<false>(dqkv, dout, qkv, lse, dot, t, nh, nkv);
+    attn_wgmma::dkv_body(dqkv, dout, qkv, lse, dot, t, nh, nkv);
 #else
     __trap();   // wgmma exists only on sm_90a
 #endif
@@ -529,28 +523,6 @@ namespace attn_wgmma {
 constexpr int DQ_STAGES = 4;
 constexpr int DQ_QDO_OFF = DQ_STAGES * KV_STAGE;                      // [wg][Q, dO] tiles after the K / V stages
 constexpr int DQ_SMEM_BYTES = DQ_QDO_OFF + 4 * TILE_BYTES + 1024;     // + alignment slack = 99,328
-
-// D = dO . O of this thread's rows lr and lr + 8 of its warpgroup's shared dO and O tiles: the 4
-// threads of a quad (j = lane & 3) each sum the 16 products of dims 16 j .. 16 j + 15 in order,
-// then the quad's parts meet in a fixed butterfly (deterministic; not attention.cu's order).
-__device__ __forceinline__ void dq_dot_rows(float (&dotv)[2], const unsigned char* dos, const unsigned char* os, int lr, int j) {
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float sum = 0.f;
-#pragma unroll
-        for (int ch = 2 * j; ch < 2 * j + 2; ch++) {
-            const uint32_t at = wg_swz(lr + 8 * r, ch);
-            float a[8], b[8];
-            load_vec<bf16, 8>(a, reinterpret_cast<const bf16*>(dos + at));
-            load_vec<bf16, 8>(b, reinterpret_cast<const bf16*>(os + at));
-#pragma unroll
-            for (int e = 0; e < 8; e++) sum += a[e] * b[e];
-        }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        dotv[r] = sum;
-    }
-}
 
 // One tile of the dq loop: tile kt's S / dP are in (s, dp), issued, with dQ(kt - 1) queued behind
 // them (before tile 0, the wgmma that zeroes dQ). Unless LAST, tile kt + 1's S / dP are issued into
@@ -584,19 +556,13 @@ __device__ __forceinline__ void dq_tile(float (&dq)[32], float (&s)[32], float (
     wg_commit();
 }
 
-// WRITES_DOT: D = rowsum(dO * O) computed here from the O tiles (out [b, t, nh 64]) and written to
-// dot for the dk/dv kernel, instead of read from attention_backward_dot's output (the test sources'
-// attention_dq_dot_sm90.cu builds this form and scripts/gpu-attention-harness checks and times it;
-// the backend launches the reading form).
-template <bool WRITES_DOT>
-__device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot, float* dot_out,
-                                        const bf16* out, int t, int nh, int nkv) {
+__device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot, int t, int nh,
+                                        int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t sbase = smem_base(smem_raw);
     const int width = (nh + 2 * nkv) * 64;
     const QueryTile tile = tc_query_tile(t, nh, nkv);
     const int h = tile.h, bi = tile.bi, g = tile.g, q0 = tile.q0, nkt = tile.nkt;
-    constexpr int O_OFF = DQ_QDO_OFF + 4 * TILE_BYTES;   // WRITES_DOT: the [wg] O tiles after Q and dO
 
     {   // both warpgroups' Q and dO rows (zeros past t), in the first copy group
         const int tid = tc_tid();
@@ -606,8 +572,6 @@ __device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16
             cp_tile64_swz(sbase + DQ_QDO_OFF + (2 * w) * TILE_BYTES, qkv + ((long long)bi * t + r0) * width + h * 64, width, valid, tid);
             cp_tile64_swz(sbase + DQ_QDO_OFF + (2 * w + 1) * TILE_BYTES, dout + ((long long)bi * t + r0) * (nh * 64) + h * 64, nh * 64,
                           valid, tid);
-            if (WRITES_DOT)
-                cp_tile64_swz(sbase + O_OFF + w * TILE_BYTES, out + ((long long)bi * t + r0) * (nh * 64) + h * 64, nh * 64, valid, tid);
         }
     }
     load_kv(sbase, 0, qkv, bi, 0, t, width, nh, nkv, g);
@@ -618,7 +582,7 @@ __device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16
     const int qrow = qw0 + (warp & 3) * 16 + (lane >> 2);       // this thread's rows qrow, qrow + 8
     const uint32_t qs = sbase + DQ_QDO_OFF + (2 * wg) * TILE_BYTES, dos = qs + TILE_BYTES;
     float lse2[2], dotv[2];
-    dq_stats<!WRITES_DOT>(lse2, dotv, lse, dot, bi, h, qrow, t, nh);
+    dq_stats(lse2, dotv, lse, dot, bi, h, qrow, t, nh);
 
     float dq[32], s0[32], dp0[32], s1[32], dp1[32];
     tc_cp_wait_all();
@@ -632,15 +596,6 @@ __device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16
         wg_fence();
         wg_mma_rs_first<1>(dq, zero, wg_desc_mnmajor(sbase));
         wg_commit();
-    }
-    if constexpr (WRITES_DOT) {   // D of this thread's rows while tile 0's products run (rows past t: zero tiles, D = 0)
-        const unsigned char* gen = smem_raw + (sbase - tc_smem(smem_raw));
-        dq_dot_rows(dotv, gen + DQ_QDO_OFF + (2 * wg + 1) * TILE_BYTES, gen + O_OFF + wg * TILE_BYTES, qrow - qw0, lane & 3);
-        if ((lane & 3) == 0) {
-            const long long sb = ((long long)bi * nh + h) * t;
-            if (qrow < t) dot_out[sb + qrow] = dotv[0];
-            if (qrow + 8 < t) dot_out[sb + qrow + 8] = dotv[1];
-        }
     }
 #define DQ_TILE(LAST, X, Y, K) \
     dq_tile<LAST>(dq, s##X, dp##X, s##Y, dp##Y, qs, dos, lse2, dotv, sbase, K, nkt, qw0, qrow, c, qkv, bi, t, width, nh, nkv, g)
@@ -666,7 +621,7 @@ extern "C" __global__ void __launch_bounds__(attn_wgmma::THREADS, 1)
 attention_wgmma_sm90_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
                         int t, int nh, int nkv) {
 #if WG_ENABLED
-    attn_wgmma::dq_body<false>(dqkv, dout, qkv, lse, dot, nullptr, nullptr, t, nh, nkv);
+    attn_wgmma::dq_body(dqkv, dout, qkv, lse, dot, t, nh, nkv);
 #else
     __trap();   // wgmma exists only on sm_90a
 #endif

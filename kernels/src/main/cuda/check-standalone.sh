@@ -8,9 +8,7 @@ dir=$(cd "$(dirname "$0")" && pwd)
 nvcc_bin=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for f in "$dir"/*.cu "$dir"/../../test/cuda/flash_attention.cu "$dir"/../../test/cuda/attention_fused_sm90.cu \
-         "$dir"/../../test/cuda/attention_dot_lanes.cu "$dir"/../../test/cuda/attention_dq_dot_sm90.cu \
-         "$dir"/../../test/cuda/attention_dkv_split_sm90.cu; do
+for f in "$dir"/*.cu "$dir"/../../test/cuda/flash_attention.cu "$dir"/../../test/cuda/attention_fused_sm90.cu; do
   [ "$(basename "$f")" = tinyllama.cu ] && continue
   if ! "$nvcc_bin" -c -std=c++17 -arch=sm_90a -o "$tmp/$(basename "$f").o" "$f"; then
     echo "check-standalone: $(basename "$f") does not compile on its own" >&2

@@ -8,19 +8,13 @@
 // warm-up launches, CUDA events).
 // `attention_harness fused` runs instead the fused backward experiment of the test sources
 // (attention_fused_sm90.cu) against the same reference and the wgmma dq + dkv pair's time.
-// D = rowsum(dO * O): attention.cu's kernel and the lane-parallel one of the test sources
-// (attention_dot_lanes.cu) against a float64 host sum, every element written, two runs of the
-// latter bitwise equal; both timed. The dq kernel that writes D itself (attention_dq_dot_sm90.cu):
-// its D against the same sum, its dq and the dk / dv kernel's outputs from its D against the
-// reference, two runs bitwise equal, and timed against D + dq. The dk/dv kernel that waits for
-// S^T and dP^T apart (attention_dkv_split_sm90.cu): the wgmma dk/dv kernel's bits, and its time.
+// D = rowsum(dO * O) (attention.cu's kernel, which every tensor-core backward reads) against a
+// float64 host sum, every element written, two runs bitwise equal; timed alone and with the wgmma
+// dq and dk / dv kernels behind it (the whole backward sequence).
 // Built and run by scripts/gpu-attention-harness; exits non-zero on any failure.
 #include "../../main/cuda/tinyllama.cu"
 #include "flash_attention.cu"
 #include "attention_fused_sm90.cu"
-#include "attention_dot_lanes.cu"
-#include "attention_dq_dot_sm90.cu"
-#include "attention_dkv_split_sm90.cu"
 
 #include <algorithm>
 #include <cmath>
@@ -90,7 +84,6 @@ typedef void (*Kernel)(bf16*, const bf16*, const bf16*, const float*, const floa
 // Dynamic shared memory of each kernel (the wgmma ones: see their launch contract).
 static size_t smem_of(Kernel k) {
     if (k == (Kernel)attention_wgmma_sm90_backward_dkv_hs64) return attn_wgmma::SMEM_BYTES;
-    if (k == (Kernel)attention_dkv_split_sm90_hs64) return attn_wgmma::SMEM_BYTES;
     if (k == (Kernel)attention_wgmma_sm90_backward_dq_hs64) return attn_wgmma::DQ_SMEM_BYTES;
     return 0;
 }
@@ -409,100 +402,36 @@ static double dot_error(const float* dev, const DotReference& ref) {
     return worst;
 }
 
-// D from attention.cu (dot, already computed) and from attention_dot_lanes.cu (into scratch, twice:
-// NaN sentinels before each run, so every element must be written) against the float64 sums.
-static void dot_check(const Case& cs, const DotReference& ref, const bf16* dout, const bf16* out, const float* dot, float* scratch,
-                      bool timing) {
+// D from attention.cu, twice into scratch (NaN sentinels before each run, so every element must be
+// written), against the float64 sums; then timed alone, and D + dq + dk / dv in sequence.
+static void dot_check(const Case& cs, const DotReference& ref, const bf16* dout, const bf16* out, const bf16* qkv, const float* lse,
+                      float* scratch, bf16* dst, bool timing) {
     const size_t ndo = (size_t)cs.b * cs.t * cs.nh * 64, nst = ref.sum.size();
-    const long long threads = (long long)nst * 8;
-    const int blocks = (int)std::min<long long>((threads + 255) / 256, 16384);
+    const int blocks = (int)std::min<long long>(((long long)nst * 8 + 255) / 256, 16384);   // 8 lanes a (row, head), as the backend launches
+    auto dot = [&] { attention_backward_dot_bf16<<<blocks, 256>>>(scratch, dout, out, cs.b, cs.t, cs.nh, 64); };
     std::vector<float> runs[2];
-    double lanes_err = 0;
+    double err = 0;
     for (auto& r : runs) {
         CK(cudaMemset(scratch, 0xFF, nst * 4));
-        attention_backward_dot_lanes_bf16<<<blocks, 256>>>(scratch, dout, out, cs.b, cs.t, cs.nh, 64);
+        dot();
         CK(cudaGetLastError());
-        lanes_err = std::max(lanes_err, dot_error(scratch, ref));
+        err = std::max(err, dot_error(scratch, ref));
         r.resize(nst);
         CK(cudaMemcpy(r.data(), scratch, nst * 4, cudaMemcpyDeviceToHost));
     }
-    const double prod_err = dot_error(dot, ref);
     const bool same = memcmp(runs[0].data(), runs[1].data(), nst * 4) == 0;
-    printf("  D = rowsum(dO * O): attention.cu within %.2e, lanes (test sources) within %.2e of the float64 sum (of sum |products|); "
-           "lanes two runs bitwise equal: %s\n", prod_err, lanes_err, same ? "yes" : "no");
-    check(prod_err < 8e-6, "D from attention.cu near the float64 sum");
-    check(lanes_err < 8e-6 && same, "D from attention_dot_lanes.cu near the float64 sum, every element written, deterministic");
+    printf("  D = rowsum(dO * O): within %.2e of the float64 sum (of sum |products|); two runs bitwise equal: %s\n", err,
+           same ? "yes" : "no");
+    check(err < 8e-6 && same, "D near the float64 sum, every element written, deterministic");
     if (timing) {
-        const int pblocks = (int)std::min<long long>(((long long)nst + 255) / 256, 16384);
-        const float t1 = time_fn([&] { attention_backward_dot_bf16<<<pblocks, 256>>>(scratch, dout, out, cs.b, cs.t, cs.nh, 64); });
-        const float t2 = time_fn([&] { attention_backward_dot_lanes_bf16<<<blocks, 256>>>(scratch, dout, out, cs.b, cs.t, cs.nh, 64); });
-        printf("  timing D: attention.cu %.3f ms (%.2f TB/s), lanes (test sources) %.3f ms (%.2f TB/s), ratio %.3f\n", t1,
-               ndo * 4 / (t1 * 1e9), t2, ndo * 4 / (t2 * 1e9), t2 / t1);
-    }
-}
-
-// The dq kernel that writes D (attention_dq_dot_sm90.cu), twice, each time followed by the wgmma
-// dk / dv kernel reading its D: D against the float64 sums, dq and dk / dv against the reference
-// hr (within 1e-2, as every backward here), the q columns written by dq only, two runs bitwise
-// equal; timed alone and with dk / dv, against D + dq and D + dq + dk / dv.
-static void dq_dot_check(const Case& cs, const DotReference& ref, const std::vector<uint16_t>& hr, bf16* a, bf16* b2, const bf16* dout,
-                         const bf16* qkv, const bf16* out, const float* lse, const float* dot, float* scratch, bool timing) {
-    const int w = (cs.nh + 2 * cs.nkv) * 64;
-    const long long rows = (long long)cs.b * cs.t;
-    const size_t nqkv = rows * w, nst = ref.sum.size();
-    const dim3 gq((cs.t + 127) / 128, cs.nh, cs.b), gkv((cs.t + 127) / 128, cs.nkv, cs.b);
-    auto dq_dot = [&](bf16* dst) {
-        attention_dq_dot_sm90_hs64<<<gq, attn_wgmma::THREADS, attn_dq_dot::SMEM_BYTES>>>(dst, dout, qkv, lse, scratch, out, cs.t, cs.nh,
-                                                                                        cs.nkv);
-        CK(cudaGetLastError());
-    };
-    std::vector<uint16_t> got[2];
-    double derr = 0;
-    bf16* bufs[2] = {a, b2};
-    for (int run = 0; run < 2; run++) {
-        CK(cudaMemset(bufs[run], 0x5A, nqkv * 2));
-        CK(cudaMemset(scratch, 0xFF, nst * 4));
-        dq_dot(bufs[run]);
-        CK(cudaDeviceSynchronize());
-        derr = std::max(derr, dot_error(scratch, ref));
-        std::vector<uint16_t> q(nqkv);
-        CK(cudaMemcpy(q.data(), bufs[run], nqkv * 2, cudaMemcpyDeviceToHost));
-        bool untouched = true;
-        for (long long r = 0; r < rows; r++)
-            for (int c = cs.nh * 64; c < w; c++) untouched = untouched && q[r * w + c] == 0x5A5A;
-        check(untouched, "dq writing D (test sources): k and v columns untouched");
-        launch(attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, bufs[run], dout, qkv, lse, scratch, cs);
-        CK(cudaDeviceSynchronize());
-        got[run].resize(nqkv);
-        CK(cudaMemcpy(got[run].data(), bufs[run], nqkv * 2, cudaMemcpyDeviceToHost));
-    }
-    bool nan = false;
-    const double eq = rel_err(got[0], hr, rows, w, 0, cs.nh * 64, nan);
-    const double ekv = rel_err(got[0], hr, rows, w, cs.nh * 64, 2 * cs.nkv * 64, nan);
-    const bool same = memcmp(got[0].data(), got[1].data(), nqkv * 2) == 0;
-    printf("  dq writing D (test sources): D within %.2e of the float64 sum; rel err dq %.3e, dk/dv from its D %.3e; two runs bitwise "
-           "equal: %s\n", derr, eq, ekv, same ? "yes" : "no");
-    check(derr < 8e-6, "dq writing D (test sources): D near the float64 sum, every element written");
-    check(!nan && eq < 1e-2 && ekv < 1e-2, "dq writing D (test sources): dq, dk, dv near the reference");
-    check(same, "dq writing D (test sources): two runs bitwise equal");
-    if (timing) {
-        const int pblocks = (int)std::min<long long>(((long long)nst + 255) / 256, 16384);
-        const float mine = time_fn([&] { dq_dot(a); });
-        const float pair = time_fn([&] {
-            attention_backward_dot_bf16<<<pblocks, 256>>>(scratch, dout, out, cs.b, cs.t, cs.nh, 64);
-            launch(attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
-        });
-        const float all_mine = time_fn([&] {
-            dq_dot(a);
-            launch(attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, a, dout, qkv, lse, scratch, cs);
-        });
+        const dim3 gq((cs.t + 127) / 128, cs.nh, cs.b), gkv((cs.t + 127) / 128, cs.nkv, cs.b);
+        const float alone = time_fn(dot);
         const float all = time_fn([&] {
-            attention_backward_dot_bf16<<<pblocks, 256>>>(scratch, dout, out, cs.b, cs.t, cs.nh, 64);
-            launch(attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, scratch, cs);
-            launch(attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, a, dout, qkv, lse, scratch, cs);
+            dot();
+            launch(attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, dst, dout, qkv, lse, scratch, cs);
+            launch(attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, dst, dout, qkv, lse, scratch, cs);
         });
-        printf("  timing dq writing D (test sources): %.3f ms against D + dq %.3f ms (ratio %.3f); with dk/dv %.3f ms against %.3f (%.3f)\n",
-               mine, pair, mine / pair, all_mine, all, all_mine / all);
+        printf("  timing D: %.3f ms (%.2f TB/s); D + wgmma dq + dkv in sequence %.3f ms\n", alone, ndo * 4 / (alone * 1e9), all);
     }
 }
 
@@ -537,7 +466,7 @@ static void run_case(const Case& cs, bool timing, bool fused) {
     DotReference dref;
     if (!fused) {
         dref = dot_reference(cs, hd, out);
-        dot_check(cs, dref, dout, out, dot, scratch, timing);
+        dot_check(cs, dref, dout, out, qkv, lse, scratch, a, timing);
     }
 
     // The reference: the mma kernels' dq and dk / dv in one buffer.
@@ -563,21 +492,10 @@ static void run_case(const Case& cs, bool timing, bool fused) {
                                   : 0.f;
         fused_check(cs, hr, a, b2, dout, qkv, lse, dot, pair, timing);
     } else {
-    const std::vector<uint16_t> wdkv = backward_check("wgmma dkv", attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, hr,
+    backward_check("wgmma dkv", attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, hr,
                                                       kv0, kvn, true, a, b2, dout, qkv, lse, dot, cs);
-    {
-        const char* name = "wgmma dkv, S^T and dP^T waited for apart (test sources)";
-        const std::vector<uint16_t> sdkv = backward_check(name, attention_dkv_split_sm90_hs64, gkv, attn_wgmma::THREADS, hr, kv0, kvn,
-                                                          true, a, b2, dout, qkv, lse, dot, cs);
-        long long differ = 0;
-        for (long long r = 0; r < rows; r++)
-            for (int c = kv0; c < kv0 + kvn; c++) differ += sdkv[r * w + c] != wdkv[r * w + c];
-        printf("  %s: the wgmma dkv kernel's bits: %s (%lld differ)\n", name, differ ? "no" : "yes", differ);
-        check(differ == 0, name);
-    }
     backward_check("wgmma dq", attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, hr, 0, kv0, true, a, b2, dout, qkv,
                    lse, dot, cs);
-    dq_dot_check(cs, dref, hr, a, b2, dout, qkv, out, lse, dot, scratch, timing);
     backward_check("flash dkv (test sources)", flash_attention_backward_dkv_hs64_bf16, gkv64, FA_THREADS, hr, kv0, kvn, false, a,
                    b2, dout, qkv, lse, dot, cs);
     backward_check("flash dq (test sources)", flash_attention_backward_dq_hs64_bf16, gq64, FA_THREADS, hr, 0, kv0, false, a, b2,
@@ -587,8 +505,6 @@ static void run_case(const Case& cs, bool timing, bool fused) {
         const float k4 = time_ms(attention_wgmma_sm90_backward_dkv_hs64, gkv, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
         const float k2 = time_ms(flash_attention_backward_dkv_hs64_bf16, gkv64, FA_THREADS, b2, dout, qkv, lse, dot, cs);
         printf("  timing dkv: mma %.3f ms, wgmma %.3f ms (ratio %.3f), flash %.3f ms\n", k3, k4, k4 / k3, k2);
-        const float k5 = time_ms(attention_dkv_split_sm90_hs64, gkv, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
-        printf("  timing dkv, S^T and dP^T waited for apart (test sources): %.3f ms (ratio to wgmma %.3f)\n", k5, k5 / k4);
         const float q3 = time_ms(attention_mma_sm80_backward_dq_hs64, gq, attn_mma::THREADS, ref, dout, qkv, lse, dot, cs);
         const float q4 = time_ms(attention_wgmma_sm90_backward_dq_hs64, gq, attn_wgmma::THREADS, a, dout, qkv, lse, dot, cs);
         const float q2 = time_ms(flash_attention_backward_dq_hs64_bf16, gq64, FA_THREADS, b2, dout, qkv, lse, dot, cs);
@@ -620,8 +536,6 @@ int main(int argc, char** argv) {
         if (v.smem > 48 * 1024) CK(cudaFuncSetAttribute(v.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v.smem));
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dkv_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::SMEM_BYTES));
     CK(cudaFuncSetAttribute(attention_wgmma_sm90_backward_dq_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::DQ_SMEM_BYTES));
-    CK(cudaFuncSetAttribute(attention_dq_dot_sm90_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_dq_dot::SMEM_BYTES));
-    CK(cudaFuncSetAttribute(attention_dkv_split_sm90_hs64, cudaFuncAttributeMaxDynamicSharedMemorySize, attn_wgmma::SMEM_BYTES));
     for (auto k : {attention_fused_sm90_backward_split1_hs64, attention_fused_sm90_backward_split2_hs64,
                    attention_fused_sm90_backward_split4_hs64, attention_fused_sm90_backward_unordered_split1_hs64,
                    attention_fused_sm90_backward_unordered_split4_hs64, attention_fused_sm90_backward_no_dq_split1_hs64,

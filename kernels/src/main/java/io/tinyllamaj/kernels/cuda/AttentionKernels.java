@@ -192,7 +192,8 @@ final class AttentionKernels implements AutoCloseable {
         }
         int hsClass = headSizeClass(hs); // refuses head sizes no kernel covers, before any launch
         long d = dots.atLeast((long) b * nh * t * Float.BYTES);
-        dot.of(qkv).args().ptr(d).ptr(dout.address()).ptr(out.address()).i32(b).i32(t).i32(nh).i32(hs).launchFlat((long) b * t * nh);
+        long dotThreads = (long) b * t * nh * (qkv.bf16() ? Math.max(1, hs / 8) : 1); // bf16: hs / 8 lanes a (row, head)
+        dot.of(qkv).args().ptr(d).ptr(dout.address()).ptr(out.address()).i32(b).i32(t).i32(nh).i32(hs).launchFlat(dotThreads);
         switch (kernels) {
             case CUDNN, AUTO -> throw new IllegalStateException("unreachable");
             case MMA_SM80 -> mma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, b, t, nh, nkv);

@@ -54,8 +54,11 @@ final class TimedBackend implements Backend {
     }
 
     /** Rows "op  calls  ms" sorted by time, and the total; clears what was recorded. */
-    /** One profiled op: its name (with shape), calls in the step and GPU milliseconds summed over them. */
-    record Row(String key, int calls, double ms) {
+    /**
+     * One profiled op: its name (with shape), calls in the step, GPU milliseconds summed over them,
+     * and the shortest and longest call (a spread between calls of one shape points at waits, not work).
+     */
+    record Row(String key, int calls, double ms, double minMs, double maxMs) {
     }
 
     /** The profiled step per op, slowest first; the events are freed. */
@@ -64,13 +67,16 @@ final class TimedBackend implements Backend {
         List<Row> rows = new ArrayList<>();
         double total = 0;
         for (Map.Entry<String, List<MemorySegment[]>> e : spans.entrySet()) {
-            double ms = 0;
+            double ms = 0, min = Double.MAX_VALUE, max = 0;
             for (MemorySegment[] span : e.getValue()) {
-                ms += driver.eventElapsedMillis(span[0], span[1]);
+                double one = driver.eventElapsedMillis(span[0], span[1]);
+                ms += one;
+                min = Math.min(min, one);
+                max = Math.max(max, one);
                 driver.eventDestroy(span[0]);
                 driver.eventDestroy(span[1]);
             }
-            rows.add(new Row(e.getKey(), e.getValue().size(), ms));
+            rows.add(new Row(e.getKey(), e.getValue().size(), ms, min, max));
         }
         spans.clear();
         rows.sort((a, b) -> Double.compare(b.ms, a.ms));
@@ -82,7 +88,8 @@ final class TimedBackend implements Backend {
         double total = rows.stream().mapToDouble(Row::ms).sum();
         List<String> lines = new ArrayList<>();
         for (Row r : rows) {
-            lines.add(String.format("  %-52s %5d %9.2f ms %5.1f%%", r.key, r.calls, r.ms, 100 * r.ms / total));
+            lines.add(String.format("  %-52s %5d %9.2f ms %5.1f%%  (a call %.3f-%.3f ms)", r.key, r.calls, r.ms, 100 * r.ms / total,
+                    r.minMs, r.maxMs));
         }
         lines.add(String.format("  %-52s %5s %9.2f ms", "sum of op times", "", total));
         return lines;
