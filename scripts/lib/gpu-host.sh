@@ -58,3 +58,32 @@ demo_recipe() {
   fi
   sed -e "s|path: runs/prepared/|path: $dir/|" -e '/prepare:/,/inputs:/d' configs/demo-cpu.yaml > "$file"
 }
+
+# clocks_start FILE: samples GPU 0's SM clock (MHz), power (W) and temperature (C) every 200 ms into
+# FILE (CSV, no header) in the background; clocks_stop FILE LABEL ends it and prints one line: the
+# median and lowest SM clock and the median power while LABEL ran. A step whose kernels slow down
+# together while the clock sits below its maximum is held back by power or heat, not by its code.
+clocks_start() {
+  nvidia-smi -i 0 --query-gpu=clocks.sm,power.draw,temperature.gpu --format=csv,noheader,nounits -lms 200 > "$1" 2>/dev/null &
+  clocks_pid=$!
+}
+clocks_stop() {
+  kill "$clocks_pid" 2>/dev/null
+  wait "$clocks_pid" 2>/dev/null
+  python3 - "$1" "$2" <<'PY'
+import statistics, sys
+rows = []
+for line in open(sys.argv[1]):
+    try:
+        rows.append([float(x) for x in line.split(",")])
+    except ValueError:
+        pass  # a partial last line, or "[N/A]"
+busy = [r for r in rows if r[1] > 150] or rows  # samples of the work, not of start-up
+if busy:
+    clock, power, temp = (statistics.median(r[i] for r in busy) for i in range(3))
+    print(f"{sys.argv[2]}: SM clock median {clock:.0f} MHz (lowest {min(r[0] for r in busy):.0f}), power median {power:.0f} W,"
+          f" {temp:.0f} C, over {len(busy)} samples above 150 W")
+else:
+    print(f"{sys.argv[2]}: no clock samples")
+PY
+}
