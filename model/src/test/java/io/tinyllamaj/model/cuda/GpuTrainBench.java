@@ -161,11 +161,19 @@ public final class GpuTrainBench {
                 Tensor out = v.bf16 ? gpu.allocateActivation((long) b * t * nh * hs) : gpu.allocate((long) b * t * nh * hs);
                 Tensor dqkv = v.bf16 ? gpu.allocateActivation(b * t * width) : gpu.allocate(b * t * width);
                 Tensor lse = gpu.allocate((long) b * nh * t);
-                double fwd = medianMillis(gpu, v.reps, () -> gpu.attentionForward(out, lse, qkv, b, t, t, nh, nkv, hs));
-                double bwd = medianMillis(gpu, v.reps, () -> gpu.attentionBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs));
+                double fwd = medianMillis(gpu, v.reps, () -> { }, () -> gpu.attentionForward(out, lse, qkv, b, t, t, nh, nkv, hs));
+                Runnable backward = () -> gpu.attentionBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs);
+                double bwd = medianMillis(gpu, v.reps, () -> { }, backward);
                 line(String.format(Locale.ROOT, "  %-9s forward %8.3f ms (%5.0f TFLOP/s)   backward %8.3f ms (%5.0f TFLOP/s)",
                         v.name, fwd, forwardFlops / fwd / 1e9, bwd, 2.5 * forwardFlops / bwd / 1e9));
                 json.append(String.format(Locale.ROOT, ", \"%s_fwd_ms\": %.3f, \"%s_bwd_ms\": %.3f", v.name, fwd, v.name, bwd));
+                if (v.kind == CudaBackend.Attention.WGMMA_SM90) {
+                    // as in the step, where the backward's inputs were written long before: L2 (50 MB) overwritten first
+                    Tensor flush = gpu.allocate(64L << 20);
+                    double cold = medianMillis(gpu, v.reps, () -> gpu.fill(flush, 0f), backward);
+                    line(String.format(Locale.ROOT, "  %-9s backward after 256 MB written elsewhere (L2 cold) %8.3f ms", v.name, cold));
+                    json.append(String.format(Locale.ROOT, ", \"%s_bwd_cold_ms\": %.3f", v.name, cold));
+                }
             } catch (RuntimeException e) {
                 line("  " + v.name + " failed: " + e.getMessage());
             }
@@ -174,13 +182,15 @@ public final class GpuTrainBench {
         return json.append("}").toString();
     }
 
-    private static double medianMillis(CudaBackend gpu, int reps, Runnable work) {
+    /** The median of reps CUDA-event timings of work, each after before (not timed). */
+    private static double medianMillis(CudaBackend gpu, int reps, Runnable before, Runnable work) {
         CudaDriver driver = gpu.driver();
         work.run();
         gpu.synchronize();
         double[] ms = new double[reps];
         MemorySegment start = driver.eventCreate(), end = driver.eventCreate();
         for (int r = 0; r < reps; r++) {
+            before.run();
             driver.eventRecord(start, gpu.stream());
             work.run();
             driver.eventRecord(end, gpu.stream());
