@@ -6,6 +6,9 @@
 //   backward: with dot = rowsum(dout * out) [b, nh, t] (attention_backward_dot, attention.cu),
 //             p = exp(s - lse), ds = p (dout . v - dot) / 8; dq = ds k, dk = ds^T q, dv = p^T dout.
 //             The dq kernel writes the q columns of dqkv, the dkv kernel the k and v columns.
+//             Given RoPE's cos / sin tables (else null), dq and dk are written turned back by
+//             their positions' angles: the gradient with respect to qkv before RoPE (the
+//             model's RoPE backward, done in the stores: tc_store_row64).
 // Launch: forward and dq grid (ceil(t / 128), nh, b), dkv grid (ceil(t / 128), nkv, b); 128 threads
 // (4 warps), static shared memory only; the host reads rows and threads per block from the
 // constants at the end. Any t >= 1, nh a multiple of nkv, bases 16-byte aligned.
@@ -335,7 +338,7 @@ attention_mma_sm80_forward_hs64(bf16* out, float* lse, const bf16* qkv, int t, i
 // per tile two halves of 32 keys: s = q k^T, dp = do v^T, ds = p (dp - D) / 8, dq += ds k.
 extern "C" __global__ void __launch_bounds__(attn_mma::THREADS, 2)
 attention_mma_sm80_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
-                        int t, int nh, int nkv) {
+                                    const float* cosTable, const float* sinTable, int t, int nh, int nkv) {
     using namespace attn_mma;
     __shared__ __align__(128) Row kv[2][2][64];   // [stage][K, V][row]
     const int width = (nh + 2 * nkv) * 64;
@@ -419,16 +422,15 @@ attention_mma_sm80_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qk
     }
 #pragma unroll
     for (int m = 0; m < 2; m++) {
-        const int rowA = w0 + m * 16 + (lane >> 2), rowB = rowA + 8;
-        if (rowA < t) {
-            bf16* dst = dqkv + ((long long)bi * t + rowA) * width + h * 64 + c;
 #pragma unroll
-            for (int n = 0; n < 8; n++) st2(dst + n * 8, dq[m][n][0], dq[m][n][1]);
-        }
-        if (rowB < t) {
-            bf16* dst = dqkv + ((long long)bi * t + rowB) * width + h * 64 + c;
+        for (int hi = 0; hi < 2; hi++) {
+            const int row = w0 + m * 16 + (lane >> 2) + 8 * hi;
+            if (row < t) {
+                float v[16];
 #pragma unroll
-            for (int n = 0; n < 8; n++) st2(dst + n * 8, dq[m][n][2], dq[m][n][3]);
+                for (int n = 0; n < 8; n++) v[2 * n] = dq[m][n][2 * hi], v[2 * n + 1] = dq[m][n][2 * hi + 1];
+                tc_store_row64(dqkv + ((long long)bi * t + row) * width + h * 64 + c, v, cosTable, sinTable, row, c);
+            }
         }
     }
 }
@@ -445,7 +447,7 @@ attention_mma_sm80_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qk
 // dk += dS^T Q, per 16-query chunk.
 extern "C" __global__ void __launch_bounds__(attn_mma::THREADS, 2)
 attention_mma_sm80_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
-                         int t, int nh, int nkv) {
+                                     const float* cosTable, const float* sinTable, int t, int nh, int nkv) {
     using namespace attn_mma;
     __shared__ __align__(128) Row vsm[128];         // V rows j0 .. j0 + 127 (zero past t)
     __shared__ __align__(128) Row qd[2][2][32];     // [stage][Q, dO][row]
@@ -579,21 +581,19 @@ attention_mma_sm80_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* q
     }
 #pragma unroll
     for (int m = 0; m < 2; m++) {
-        const int keyA = w0 + m * 16 + (lane >> 2), keyB = keyA + 8;
-        if (keyA < t) {
-            bf16* row = dqkv + ((long long)bi * t + keyA) * width + c;
 #pragma unroll
-            for (int n = 0; n < 8; n++) {
-                st2(row + (nh + g) * 64 + n * 8, dk[m][n][0], dk[m][n][1]);
-                st2(row + (nh + nkv + g) * 64 + n * 8, dv[m][n][0], dv[m][n][1]);
-            }
-        }
-        if (keyB < t) {
-            bf16* row = dqkv + ((long long)bi * t + keyB) * width + c;
+        for (int hi = 0; hi < 2; hi++) {
+            const int key = w0 + m * 16 + (lane >> 2) + 8 * hi;
+            if (key < t) {
+                bf16* row = dqkv + ((long long)bi * t + key) * width + c;
+                float k[16], v[16];
 #pragma unroll
-            for (int n = 0; n < 8; n++) {
-                st2(row + (nh + g) * 64 + n * 8, dk[m][n][2], dk[m][n][3]);
-                st2(row + (nh + nkv + g) * 64 + n * 8, dv[m][n][2], dv[m][n][3]);
+                for (int n = 0; n < 8; n++) {
+                    k[2 * n] = dk[m][n][2 * hi], k[2 * n + 1] = dk[m][n][2 * hi + 1];
+                    v[2 * n] = dv[m][n][2 * hi], v[2 * n + 1] = dv[m][n][2 * hi + 1];
+                }
+                tc_store_row64(row + (nh + g) * 64, k, cosTable, sinTable, key, c);
+                tc_store_row64(row + (nh + nkv + g) * 64, v, nullptr, nullptr, key, c);
             }
         }
     }

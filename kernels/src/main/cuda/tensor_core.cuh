@@ -144,3 +144,29 @@ __device__ __forceinline__ float tc_row_sum(float v) {
     v += __shfl_xor_sync(0xffffffffu, v, 1);
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
+
+// One row of a head's 64 gradient columns from the accumulators to bf16 storage. A thread of the
+// m16n8 (mma.sync) or wgmma accumulator layout holds columns 8 n + c and 8 n + c + 1 of its row as
+// v[2 n], v[2 n + 1] (n = 0 .. 7). With RoPE's cos / sin tables ([positions, 32] fp32, rope.cu's),
+// dq or dk is first turned back by the angle of position pos, rope.cu's backward (sign -1) on the
+// fp32 accumulators, so no separate pass reads and rewrites it and it is rounded once. Column i
+// pairs with i + 32, which the same thread holds (n and n + 4). cosTable null: stored as is.
+__device__ __forceinline__ void tc_store_row64(bf16* dst, float (&v)[16], const float* cosTable, const float* sinTable, int pos,
+                                               int c) {
+    if (cosTable) {
+#pragma unroll
+        for (int n = 0; n < 4; n++) {
+            const float2 cs = __ldg(reinterpret_cast<const float2*>(cosTable + pos * 32 + n * 8 + c));
+            const float2 sn = __ldg(reinterpret_cast<const float2*>(sinTable + pos * 32 + n * 8 + c));
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float cosv = e ? cs.y : cs.x, s = -(e ? sn.y : sn.x);
+                const float x1 = v[2 * n + e], x2 = v[2 * (n + 4) + e];
+                v[2 * n + e] = x1 * cosv - x2 * s;
+                v[2 * (n + 4) + e] = x2 * cosv + x1 * s;
+            }
+        }
+    }
+#pragma unroll
+    for (int n = 0; n < 8; n++) st2(dst + n * 8, v[2 * n], v[2 * n + 1]);
+}

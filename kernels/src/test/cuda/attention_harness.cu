@@ -80,17 +80,26 @@ static double rel_err(const std::vector<uint16_t>& x, const std::vector<uint16_t
 }
 
 typedef void (*Kernel)(bf16*, const bf16*, const bf16*, const float*, const float*, int, int, int);
+// The production backward kernels also take RoPE's cos / sin tables; the harness passes none, so
+// they store dq and dk as computed.
+typedef void (*RopeKernel)(bf16*, const bf16*, const bf16*, const float*, const float*, const float*, const float*, int, int, int);
 
 // Dynamic shared memory of each kernel (the wgmma ones: see their launch contract).
-static size_t smem_of(Kernel k) {
-    if (k == (Kernel)attention_wgmma_sm90_backward_dkv_hs64) return attn_wgmma::SMEM_BYTES;
-    if (k == (Kernel)attention_wgmma_sm90_backward_dq_hs64) return attn_wgmma::DQ_SMEM_BYTES;
+static size_t smem_of(RopeKernel k) {
+    if (k == attention_wgmma_sm90_backward_dkv_hs64) return attn_wgmma::SMEM_BYTES;
+    if (k == attention_wgmma_sm90_backward_dq_hs64) return attn_wgmma::DQ_SMEM_BYTES;
     return 0;
 }
 
 static void launch(Kernel k, dim3 grid, int threads, bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
                    const float* dot, const Case& cs) {
-    k<<<grid, threads, smem_of(k)>>>(dqkv, dout, qkv, lse, dot, cs.t, cs.nh, cs.nkv);
+    k<<<grid, threads>>>(dqkv, dout, qkv, lse, dot, cs.t, cs.nh, cs.nkv);
+    CK(cudaGetLastError());
+}
+
+static void launch(RopeKernel k, dim3 grid, int threads, bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
+                   const float* dot, const Case& cs) {
+    k<<<grid, threads, smem_of(k)>>>(dqkv, dout, qkv, lse, dot, nullptr, nullptr, cs.t, cs.nh, cs.nkv);
     CK(cudaGetLastError());
 }
 
@@ -118,7 +127,8 @@ static float time_fn(F f) {
     return ms[ms.size() / 2];
 }
 
-static float time_ms(Kernel k, dim3 grid, int threads, bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
+template <class K>
+static float time_ms(K k, dim3 grid, int threads, bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
                      const float* dot, const Case& cs) {
     return time_fn([&] { launch(k, grid, threads, dqkv, dout, qkv, lse, dot, cs); });
 }
@@ -231,7 +241,8 @@ static void forward_case(const Case& cs, const bf16* qkv, bool timing) {
 // owns must be within 1e-2 (relative Frobenius error) and finite, every other column untouched
 // (sentinel-filled first), and with twice a second run bitwise equal to the first. Returns the
 // run's dqkv.
-static std::vector<uint16_t> backward_check(const char* name, Kernel k, dim3 grid, int threads, const std::vector<uint16_t>& ref,
+template <class K>
+static std::vector<uint16_t> backward_check(const char* name, K k, dim3 grid, int threads, const std::vector<uint16_t>& ref,
                                             int c0, int n, bool twice, bf16* buf, bf16* buf2, const bf16* dout,
                                             const bf16* qkv, const float* lse, const float* dot, const Case& cs) {
     const int w = (cs.nh + 2 * cs.nkv) * 64;

@@ -265,6 +265,19 @@ public interface Backend extends AutoCloseable {
     /** dqkv overwritten; tq == tk == t. */
     void attentionBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int b, int t, int nh, int nkv, int hs);
 
+    /**
+     * The backward of attention over RoPE-rotated q and k (positions from 0): dqkv, overwritten,
+     * is the gradient with respect to qkv before the rotation. {@link #attentionBackward} then
+     * {@link #ropeBackward(Tensor, int, int, int, int, int, int, float, Projection, int)}
+     * ({@code feeds} and {@code layer} as there); a backend may turn dq and dk back as its
+     * attention kernels store them, sparing RoPE's pass over dqkv.
+     */
+    default void attentionRopeBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int b, int t, int nh, int nkv,
+                                       int hs, float theta, Projection feeds, int layer) {
+        attentionBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs);
+        ropeBackward(dqkv, b, t, nh, nkv, hs, 0, theta, feeds, layer);
+    }
+
     // ---- SwiGLU ----
 
     /** h {@code [n, 2 hidden]} holds gate then up; out {@code [n, hidden]} = silu(gate) * up. */

@@ -545,8 +545,8 @@ public final class LlamaModel {
             // Attention half: dResidual is now d(h).
             backend.blockMatmulBackward(Projection.ATTENTION_OUTPUT, l, a.dAttn, dw.attnOut(), a.dResidualCopy, a.attn[l], op.attnOut(), n, dim,
                     dim, accumulate);
-            backend.attentionBackward(a.dQkv, a.dAttn, a.qkv[l], a.attn[l], a.lse[l], b, t, c.heads(), c.kvHeads(), c.headSize());
-            backend.ropeBackward(a.dQkv, b, t, c.heads(), c.kvHeads(), c.headSize(), 0, c.ropeTheta(), Projection.QKV, l);
+            backend.attentionRopeBackward(a.dQkv, a.dAttn, a.qkv[l], a.attn[l], a.lse[l], b, t, c.heads(), c.kvHeads(), c.headSize(),
+                    c.ropeTheta(), Projection.QKV, l);
             backend.blockMatmulBackward(Projection.QKV, l, a.dNorm, dw.qkv(), a.dQkv, a.normAttn[l], op.qkv(), n, dim, c.qkvDim(), accumulate);
             if (l > 0) {
                 backend.rmsnormBackwardAndCopy(a.dResidual, a.dResidualCopy, dw.attnNorm(), a.dNorm, a.residual[l], attnNormWeight(l),

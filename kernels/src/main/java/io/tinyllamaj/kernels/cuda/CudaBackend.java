@@ -642,7 +642,23 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor dx = of(dqkv), dy = of(dout), x = of(qkv), y = of(out);
         sameStorage("attentionBackward", x, dx, dy, y);
-        attention.backward(dx, dy, x, y, ptr32("attentionBackward", lse), b, t, nh, nkv, hs);
+        attention.backward(dx, dy, x, y, ptr32("attentionBackward", lse), b, t, nh, nkv, hs, null);
+    }
+
+    /**
+     * The tensor-core kernels turn dq and dk back as they store them, unless an FP8 matmul reads
+     * dqkv next (RoPE's pass then also measures its amax, over the v heads too).
+     */
+    @Override
+    public void attentionRopeBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int b, int t, int nh, int nkv,
+                                      int hs, float theta, Projection feeds, int layer) {
+        current();
+        CudaTensor dx = of(dqkv), dy = of(dout), x = of(qkv), y = of(out);
+        sameStorage("attentionRopeBackward", x, dx, dy, y);
+        RopeKernels.Table table = fp8Feeds(feeds, dx) || hs != 64 ? null : rope.table(hs, theta, t);
+        if (!attention.backward(dx, dy, x, y, ptr32("attentionRopeBackward", lse), b, t, nh, nkv, hs, table)) {
+            ropeBackward(dqkv, b, t, nh, nkv, hs, 0, theta, feeds, layer);
+        }
     }
 
     // ---- SwiGLU ----

@@ -25,7 +25,8 @@ final class RopeKernels {
     private record Key(int headSize, float theta) {
     }
 
-    private record Table(CudaTensor cos, CudaTensor sin, int positions) {
+    /** cos / sin [positions, hs / 2] fp32 of one (head size, theta). */
+    record Table(CudaTensor cos, CudaTensor sin, int positions) {
     }
 
     private final Gpu gpu;
@@ -62,8 +63,11 @@ final class RopeKernels {
                 .launch((threads + block - 1) / block, Math.min(rows, MAX_GRID), 1, block, 0);
     }
 
-    /** cos/sin [positions, hs/2], computed on the host by the CPU reference's own code. */
-    private Table table(int hs, float theta, int positions) {
+    /**
+     * cos/sin [positions, hs/2], computed on the host by the CPU reference's own code. A table is
+     * replaced when a later call needs more positions: use it in kernels queued before that call.
+     */
+    Table table(int hs, float theta, int positions) {
         Key key = new Key(hs, theta);
         Table table = tables.get(key);
         if (table != null && table.positions >= positions) {

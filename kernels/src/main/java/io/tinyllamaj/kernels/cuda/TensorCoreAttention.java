@@ -31,7 +31,8 @@ final class TensorCoreAttention {
     }
 
     static KernelSignature backwardSignature(String prefix) {
-        return KernelSignature.of(List.of(prefix + "_backward_dq_hs64", prefix + "_backward_dkv_hs64"), PTR, PTR, PTR, PTR, PTR, I32, I32, I32);
+        return KernelSignature.of(List.of(prefix + "_backward_dq_hs64", prefix + "_backward_dkv_hs64"), PTR, PTR, PTR, PTR, PTR, PTR, PTR,
+                I32, I32, I32);
     }
 
     /** runs: whether this GPU runs the family (its dynamic shared memory limits are raised only then). */
@@ -60,11 +61,17 @@ final class TensorCoreAttention {
         forward.args().ptr(out).ptr(lse).ptr(qkv).i32(t).i32(nh).i32(nkv).launch(tiles(t), nh, b, threads, forwardShared);
     }
 
-    /** dqkv overwritten: the dq kernel over (query rows, head), then the dk/dv kernel over (key rows, kv head). */
-    void backward(long dqkv, long dout, long qkv, long lse, long dot, int b, int t, int nh, int nkv) {
+    /**
+     * dqkv overwritten: the dq kernel over (query rows, head), then the dk/dv kernel over (key rows,
+     * kv head). cos, sin: RoPE's tables [positions >= t, 32] to store dq and dk turned back by their
+     * positions (RoPE's backward in the same pass), or 0 to store them as computed.
+     */
+    void backward(long dqkv, long dout, long qkv, long lse, long dot, long cos, long sin, int b, int t, int nh, int nkv) {
         int tiles = tiles(t);
-        dq.args().ptr(dqkv).ptr(dout).ptr(qkv).ptr(lse).ptr(dot).i32(t).i32(nh).i32(nkv).launch(tiles, nh, b, threads, dqShared);
-        dkv.args().ptr(dqkv).ptr(dout).ptr(qkv).ptr(lse).ptr(dot).i32(t).i32(nh).i32(nkv).launch(tiles, nkv, b, threads, dkvShared);
+        dq.args().ptr(dqkv).ptr(dout).ptr(qkv).ptr(lse).ptr(dot).ptr(cos).ptr(sin).i32(t).i32(nh).i32(nkv)
+                .launch(tiles, nh, b, threads, dqShared);
+        dkv.args().ptr(dqkv).ptr(dout).ptr(qkv).ptr(lse).ptr(dot).ptr(cos).ptr(sin).i32(t).i32(nh).i32(nkv)
+                .launch(tiles, nkv, b, threads, dkvShared);
     }
 
     private int tiles(int t) {

@@ -730,6 +730,12 @@ public final class CudaOpCheck {
         both(be -> be.attentionBackward(be == cpu ? dqkv.cpu : dqkv.gpu, be == cpu ? dout.cpu : dout.gpu, be == cpu ? qkv.cpu : qkv.gpu,
                 be == cpu ? out.cpu : out.gpu, be == cpu ? lse.cpu : lse.gpu, b, t, nh, nkv, hs));
         reportHeads(op + " bwd", s, gpu.download(dqkv.gpu), cpu.download(dqkv.cpu), b * t, nh, nkv, hs);
+        // with RoPE's backward: the CPU runs it as a pass of its own, the tensor-core kernels in their stores
+        Pair dqkvRope = poisoned(b * t * width, act);
+        both(be -> be.attentionRopeBackward(be == cpu ? dqkvRope.cpu : dqkvRope.gpu, be == cpu ? dout.cpu : dout.gpu,
+                be == cpu ? qkv.cpu : qkv.gpu, be == cpu ? out.cpu : out.gpu, be == cpu ? lse.cpu : lse.gpu, b, t, nh, nkv, hs, 10000f,
+                Projection.QKV, 0));
+        reportHeads(op + " bwd+rope", s, gpu.download(dqkvRope.gpu), cpu.download(dqkvRope.cpu), b * t, nh, nkv, hs);
     }
 
     private void attentionDecode(int b, int tq, int tk, int nh, int nkv, int hs, boolean act) {

@@ -248,6 +248,13 @@ final class TimedBackend implements Backend {
         timed("attention bwd", () -> gpu.attentionBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs));
     }
 
+    /** Timed as the attention backward: RoPE's backward is inside it where the kernels store dq and dk turned back. */
+    @Override
+    public void attentionRopeBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int b, int t, int nh, int nkv,
+                                      int hs, float theta, Projection feeds, int layer) {
+        timed("attention bwd", () -> gpu.attentionRopeBackward(dqkv, dout, qkv, out, lse, b, t, nh, nkv, hs, theta, feeds, layer));
+    }
+
     @Override
     public void swigluForward(Tensor out, Tensor h, int n, int hidden) {
         timed("swiglu fwd", () -> gpu.swigluForward(out, h, n, hidden));
