@@ -8,7 +8,8 @@
 //             The dq kernel writes the q columns of dqkv, the dkv kernel the k and v columns.
 //             Given RoPE's cos / sin tables (else null), dq and dk are written turned back by
 //             their positions' angles: the gradient with respect to qkv before RoPE (the
-//             model's RoPE backward, done in the stores: tc_store_row64).
+//             model's RoPE backward, done in the stores: tc_store_row64). Given amax (else
+//             null), the largest magnitude each kernel stores joins amax[0] (warp_amax).
 // Launch: forward and dq grid (ceil(t / 128), nh, b), dkv grid (ceil(t / 128), nkv, b); 128 threads
 // (4 warps), static shared memory only; the host reads rows and threads per block from the
 // constants at the end. Any t >= 1, nh a multiple of nkv, bases 16-byte aligned.
@@ -338,7 +339,7 @@ attention_mma_sm80_forward_hs64(bf16* out, float* lse, const bf16* qkv, int t, i
 // per tile two halves of 32 keys: s = q k^T, dp = do v^T, ds = p (dp - D) / 8, dq += ds k.
 extern "C" __global__ void __launch_bounds__(attn_mma::THREADS, 2)
 attention_mma_sm80_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
-                                    const float* cosTable, const float* sinTable, int t, int nh, int nkv) {
+                                    const float* cosTable, const float* sinTable, unsigned* amax, int t, int nh, int nkv) {
     using namespace attn_mma;
     __shared__ __align__(128) Row kv[2][2][64];   // [stage][K, V][row]
     const int width = (nh + 2 * nkv) * 64;
@@ -420,6 +421,7 @@ attention_mma_sm80_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qk
             }
         }
     }
+    float mx = 0.f;
 #pragma unroll
     for (int m = 0; m < 2; m++) {
 #pragma unroll
@@ -429,10 +431,11 @@ attention_mma_sm80_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qk
                 float v[16];
 #pragma unroll
                 for (int n = 0; n < 8; n++) v[2 * n] = dq[m][n][2 * hi], v[2 * n + 1] = dq[m][n][2 * hi + 1];
-                tc_store_row64(dqkv + ((long long)bi * t + row) * width + h * 64 + c, v, cosTable, sinTable, row, c);
+                mx = fmaxf(mx, tc_store_row64(dqkv + ((long long)bi * t + row) * width + h * 64 + c, v, cosTable, sinTable, row, c));
             }
         }
     }
+    if (amax) warp_amax(amax, bf16_round(mx));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -447,7 +450,7 @@ attention_mma_sm80_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qk
 // dk += dS^T Q, per 16-query chunk.
 extern "C" __global__ void __launch_bounds__(attn_mma::THREADS, 2)
 attention_mma_sm80_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
-                                     const float* cosTable, const float* sinTable, int t, int nh, int nkv) {
+                                     const float* cosTable, const float* sinTable, unsigned* amax, int t, int nh, int nkv) {
     using namespace attn_mma;
     __shared__ __align__(128) Row vsm[128];         // V rows j0 .. j0 + 127 (zero past t)
     __shared__ __align__(128) Row qd[2][2][32];     // [stage][Q, dO][row]
@@ -579,6 +582,7 @@ attention_mma_sm80_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* q
             mma2_av(dk, da, qs, ch * 16, lane);
         }
     }
+    float mx = 0.f;
 #pragma unroll
     for (int m = 0; m < 2; m++) {
 #pragma unroll
@@ -592,11 +596,12 @@ attention_mma_sm80_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* q
                     k[2 * n] = dk[m][n][2 * hi], k[2 * n + 1] = dk[m][n][2 * hi + 1];
                     v[2 * n] = dv[m][n][2 * hi], v[2 * n + 1] = dv[m][n][2 * hi + 1];
                 }
-                tc_store_row64(row + (nh + g) * 64, k, cosTable, sinTable, key, c);
-                tc_store_row64(row + (nh + nkv + g) * 64, v, nullptr, nullptr, key, c);
+                mx = fmaxf(mx, tc_store_row64(row + (nh + g) * 64, k, cosTable, sinTable, key, c));
+                mx = fmaxf(mx, tc_store_row64(row + (nh + nkv + g) * 64, v, nullptr, nullptr, key, c));
             }
         }
     }
+    if (amax) warp_amax(amax, bf16_round(mx));
 }
 
 // Launch geometry, read by the host from the module (TensorCoreAttention.java): one definition

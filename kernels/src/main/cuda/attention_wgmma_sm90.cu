@@ -9,7 +9,9 @@
 //             The dq kernel writes the q columns of dqkv, the dkv kernel the k and v columns.
 //             Given RoPE's cos / sin tables (else null), dq and dk are written turned back by
 //             their positions' angles: the gradient with respect to qkv before RoPE (the
-//             model's RoPE backward, done in the stores: tc_store_row64).
+//             model's RoPE backward, done in the stores: tc_store_row64). Given amax (else
+//             null), the largest magnitude each kernel stores joins amax[0] (warp_amax): what
+//             an FP8 q/k/v matmul reading dqkv needs, without a pass of its own.
 // Launch: forward and dq grid (ceil(t / 128), nh, b), dkv grid (ceil(t / 128), nkv, b); 256
 // threads (2 warpgroups of 64 rows); dynamic shared memory above the 48 KB default, so each kernel
 // needs cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES) once. The host reads rows, threads and
@@ -386,9 +388,11 @@ __device__ __forceinline__ void dq_stats(float (&lse2)[2], float (&dotv)[2], con
 }
 
 // The dQ accumulators of rows qrow, qrow + 8 -> the q columns of head h in dqkv (bf16), rows past t
-// skipped; with RoPE's tables, turned back by their positions first (tc_store_row64).
-__device__ __forceinline__ void dq_store(bf16* dqkv, const float (&dq)[32], int bi, int h, int qrow, int c, int t, int width,
-                                         const float* cosTable, const float* sinTable) {
+// skipped; with RoPE's tables, turned back by their positions first (tc_store_row64). Returns the
+// largest magnitude stored, before rounding.
+__device__ __forceinline__ float dq_store(bf16* dqkv, const float (&dq)[32], int bi, int h, int qrow, int c, int t, int width,
+                                          const float* cosTable, const float* sinTable) {
+    float m = 0.f;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         const int row = qrow + 8 * r;
@@ -396,9 +400,10 @@ __device__ __forceinline__ void dq_store(bf16* dqkv, const float (&dq)[32], int 
             float v[16];
 #pragma unroll
             for (int n = 0; n < 8; n++) v[2 * n] = dq[4 * n + 2 * r], v[2 * n + 1] = dq[4 * n + 2 * r + 1];
-            tc_store_row64(dqkv + ((long long)bi * t + row) * width + h * 64 + c, v, cosTable, sinTable, row, c);
+            m = fmaxf(m, tc_store_row64(dqkv + ((long long)bi * t + row) * width + h * 64 + c, v, cosTable, sinTable, row, c));
         }
     }
+    return m;
 }
 
 }  // namespace attn_wgmma
@@ -415,7 +420,7 @@ attention_wgmma_sm90_forward_hs64(bf16* out, float* lse, const bf16* qkv, int t,
 
 namespace attn_wgmma {
 __device__ __forceinline__ void dkv_body(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
-                                         const float* cosTable, const float* sinTable, int t, int nh, int nkv) {
+                                         const float* cosTable, const float* sinTable, unsigned* amax, int t, int nh, int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // Swizzle atoms need 1024-byte alignment: align the base up (SMEM_BYTES has the slack).
     const uint32_t raw = tc_smem(smem_raw), sbase = smem_base(smem_raw);
@@ -486,6 +491,7 @@ __device__ __forceinline__ void dkv_body(bf16* dqkv, const bf16* dout, const bf1
     wg_fence_regs(dk);
     wg_fence_regs(dv);
 
+    float m = 0.f;
 #pragma unroll
     for (int hi = 0; hi < 2; hi++) {
         const int key = krow + 8 * hi;
@@ -497,18 +503,19 @@ __device__ __forceinline__ void dkv_body(bf16* dqkv, const bf16* dout, const bf1
                 k[2 * n] = dk[4 * n + 2 * hi], k[2 * n + 1] = dk[4 * n + 2 * hi + 1];
                 v[2 * n] = dv[4 * n + 2 * hi], v[2 * n + 1] = dv[4 * n + 2 * hi + 1];
             }
-            tc_store_row64(row + (nh + g) * 64, k, cosTable, sinTable, key, c);
-            tc_store_row64(row + (nh + nkv + g) * 64, v, nullptr, nullptr, key, c);
+            m = fmaxf(m, tc_store_row64(row + (nh + g) * 64, k, cosTable, sinTable, key, c));
+            m = fmaxf(m, tc_store_row64(row + (nh + nkv + g) * 64, v, nullptr, nullptr, key, c));
         }
     }
+    if (amax) warp_amax(amax, bf16_round(m));
 }
 }  // namespace attn_wgmma
 
 extern "C" __global__ void __launch_bounds__(attn_wgmma::THREADS, 1)
 attention_wgmma_sm90_backward_dkv_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
-                                       const float* cosTable, const float* sinTable, int t, int nh, int nkv) {
+                                       const float* cosTable, const float* sinTable, unsigned* amax, int t, int nh, int nkv) {
 #if WG_ENABLED
-    attn_wgmma::dkv_body(dqkv, dout, qkv, lse, dot, cosTable, sinTable, t, nh, nkv);
+    attn_wgmma::dkv_body(dqkv, dout, qkv, lse, dot, cosTable, sinTable, amax, t, nh, nkv);
 #else
     __trap();   // wgmma exists only on sm_90a
 #endif
@@ -566,7 +573,7 @@ __device__ __forceinline__ void dq_tile(float (&dq)[32], float (&s)[32], float (
 }
 
 __device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
-                                        const float* cosTable, const float* sinTable, int t, int nh, int nkv) {
+                                        const float* cosTable, const float* sinTable, unsigned* amax, int t, int nh, int nkv) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t sbase = smem_base(smem_raw);
     const int width = (nh + 2 * nkv) * 64;
@@ -622,15 +629,16 @@ __device__ __forceinline__ void dq_body(bf16* dqkv, const bf16* dout, const bf16
 #undef DQ_TILE
     wg_wait<0>();
     wg_fence_regs(dq);
-    dq_store(dqkv, dq, bi, h, qrow, c, t, width, cosTable, sinTable);
+    const float m = dq_store(dqkv, dq, bi, h, qrow, c, t, width, cosTable, sinTable);
+    if (amax) warp_amax(amax, bf16_round(m));
 }
 }  // namespace attn_wgmma
 
 extern "C" __global__ void __launch_bounds__(attn_wgmma::THREADS, 1)
 attention_wgmma_sm90_backward_dq_hs64(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* dot,
-                                      const float* cosTable, const float* sinTable, int t, int nh, int nkv) {
+                                      const float* cosTable, const float* sinTable, unsigned* amax, int t, int nh, int nkv) {
 #if WG_ENABLED
-    attn_wgmma::dq_body(dqkv, dout, qkv, lse, dot, cosTable, sinTable, t, nh, nkv);
+    attn_wgmma::dq_body(dqkv, dout, qkv, lse, dot, cosTable, sinTable, amax, t, nh, nkv);
 #else
     __trap();   // wgmma exists only on sm_90a
 #endif

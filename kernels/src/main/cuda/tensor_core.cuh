@@ -151,7 +151,9 @@ __device__ __forceinline__ float tc_row_sum(float v) {
 // dq or dk is first turned back by the angle of position pos, rope.cu's backward (sign -1) on the
 // fp32 accumulators, so no separate pass reads and rewrites it and it is rounded once. Column i
 // pairs with i + 32, which the same thread holds (n and n + 4). cosTable null: stored as is.
-__device__ __forceinline__ void tc_store_row64(bf16* dst, float (&v)[16], const float* cosTable, const float* sinTable, int pos,
+// Returns the row's largest magnitude before rounding (the caller's amax for an FP8 reader: rounding
+// is monotone, so bf16_round of the max is the max of what was stored).
+__device__ __forceinline__ float tc_store_row64(bf16* dst, float (&v)[16], const float* cosTable, const float* sinTable, int pos,
                                                int c) {
     if (cosTable) {
 #pragma unroll
@@ -167,6 +169,11 @@ __device__ __forceinline__ void tc_store_row64(bf16* dst, float (&v)[16], const 
             }
         }
     }
+    float m = 0.f;
 #pragma unroll
-    for (int n = 0; n < 8; n++) st2(dst + n * 8, v[2 * n], v[2 * n + 1]);
+    for (int n = 0; n < 8; n++) {
+        st2(dst + n * 8, v[2 * n], v[2 * n + 1]);
+        m = fmaxf(m, fmaxf(fabsf(v[2 * n]), fabsf(v[2 * n + 1])));
+    }
+    return m;
 }

@@ -80,9 +80,10 @@ static double rel_err(const std::vector<uint16_t>& x, const std::vector<uint16_t
 }
 
 typedef void (*Kernel)(bf16*, const bf16*, const bf16*, const float*, const float*, int, int, int);
-// The production backward kernels also take RoPE's cos / sin tables; the harness passes none, so
-// they store dq and dk as computed.
-typedef void (*RopeKernel)(bf16*, const bf16*, const bf16*, const float*, const float*, const float*, const float*, int, int, int);
+// The production backward kernels also take RoPE's cos / sin tables and an amax slot; the harness
+// passes none, so they store dq and dk as computed.
+typedef void (*RopeKernel)(bf16*, const bf16*, const bf16*, const float*, const float*, const float*, const float*, unsigned*, int,
+                           int, int);
 
 // Dynamic shared memory of each kernel (the wgmma ones: see their launch contract).
 static size_t smem_of(RopeKernel k) {
@@ -99,7 +100,7 @@ static void launch(Kernel k, dim3 grid, int threads, bf16* dqkv, const bf16* dou
 
 static void launch(RopeKernel k, dim3 grid, int threads, bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse,
                    const float* dot, const Case& cs) {
-    k<<<grid, threads, smem_of(k)>>>(dqkv, dout, qkv, lse, dot, nullptr, nullptr, cs.t, cs.nh, cs.nkv);
+    k<<<grid, threads, smem_of(k)>>>(dqkv, dout, qkv, lse, dot, nullptr, nullptr, nullptr, cs.t, cs.nh, cs.nkv);
     CK(cudaGetLastError());
 }
 

@@ -184,11 +184,12 @@ final class AttentionKernels implements AutoCloseable {
     /**
      * dqkv, dout, qkv, out: one storage type; lse fp32. See {@link io.tinyllamaj.kernels.Backend#attentionBackward}.
      * rope: RoPE's tables, for the tensor-core kernels to store dq and dk turned back by their
-     * positions (RoPE's backward in their stores), or null. Returns whether they did: the caller
-     * runs RoPE's backward otherwise.
+     * positions (RoPE's backward in their stores), or null; amax: with rope, a zeroed u32 slot they
+     * raise to dqkv's largest magnitude for an FP8 reader, or 0. Returns whether they did both: the
+     * caller runs RoPE's backward (and its amax) otherwise.
      */
     boolean backward(CudaTensor dqkv, CudaTensor dout, CudaTensor qkv, CudaTensor out, long lse, int b, int t, int nh, int nkv, int hs,
-                     RopeKernels.Table rope) {
+                     RopeKernels.Table rope, long amax) {
         CudaBackend.Attention kernels = kernelsFor(false, qkv, hs, t, t, nh, nkv);
         if (kernels == CudaBackend.Attention.CUDNN) {
             if (cudnn.backward(dqkv.address(), dout.address(), qkv.address(), out.address(), lse, b, t, nh, nkv, hs)) {
@@ -200,11 +201,11 @@ final class AttentionKernels implements AutoCloseable {
         long d = dots.atLeast((long) b * nh * t * Float.BYTES);
         long dotThreads = (long) b * t * nh * (qkv.bf16() ? Math.max(1, hs / 8) : 1); // bf16: hs / 8 lanes a (row, head)
         dot.of(qkv).args().ptr(d).ptr(dout.address()).ptr(out.address()).i32(b).i32(t).i32(nh).i32(hs).launchFlat(dotThreads);
-        long cos = rope == null ? 0 : rope.cos().address(), sin = rope == null ? 0 : rope.sin().address();
+        long cos = rope == null ? 0 : rope.cos().address(), sin = rope == null ? 0 : rope.sin().address(), slot = rope == null ? 0 : amax;
         switch (kernels) {
             case CUDNN, AUTO -> throw new IllegalStateException("unreachable");
-            case MMA_SM80 -> mma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, cos, sin, b, t, nh, nkv);
-            case WGMMA_SM90 -> wgmma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, cos, sin, b, t, nh, nkv);
+            case MMA_SM80 -> mma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, cos, sin, slot, b, t, nh, nkv);
+            case WGMMA_SM90 -> wgmma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, cos, sin, slot, b, t, nh, nkv);
             case PLAIN -> plainBackward(hsClass, dqkv, dout, qkv, lse, d, b, t, nh, nkv, hs);
         }
         return rope != null && kernels != CudaBackend.Attention.PLAIN;

@@ -347,6 +347,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void release(Tensor t) {
         current();
+        matmul.weightsWritten(of(t));
         memory.release(of(t));
     }
 
@@ -355,6 +356,7 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor d = of(dst);
         checkLength(d, length);
+        matmul.allWeightsWritten(); // a checkpoint's parameters: copies gathered from them may lie elsewhere
         if (length > 0) {
             memory.upload(d, src, srcOffset, length);
         }
@@ -373,6 +375,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void fill(Tensor t, float value) {
         current();
+        matmul.weightsWritten(of(t));
         memory.fill(of(t), value);
     }
 
@@ -381,6 +384,7 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor s = of(src), d = of(dst);
         checkLength(d, s.length());
+        matmul.weightsWritten(d);
         if (d.bf16() == s.bf16()) {
             memory.copy(d, s);
         } else if (d.bf16()) {
@@ -396,6 +400,7 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor s = of(src), d = fp32("accumulate", dst);
         checkLength(d, s.length());
+        matmul.weightsWritten(d);
         elementwise.accumulate(d.address(), s.address(), s.length(), s.bf16());
     }
 
@@ -403,6 +408,7 @@ public final class CudaBackend implements Backend {
     public void scale(Tensor t, float factor) {
         current();
         CudaTensor c = fp32("scale", t);
+        matmul.weightsWritten(c);
         elementwise.scale(c.address(), factor, c.length());
     }
 
@@ -412,7 +418,11 @@ public final class CudaBackend implements Backend {
     public Tensor matmulOperand(Tensor weight, Tensor into) {
         current();
         CudaTensor w = of(weight);
-        return w.bf16() ? w : matmul.operand(w, into == null ? null : of(into));
+        if (w.bf16()) {
+            return w;
+        }
+        matmul.allWeightsWritten(); // the parameters were written: copies gathered from them may lie elsewhere
+        return matmul.operand(w, into == null ? null : of(into));
     }
 
     @Override
@@ -642,12 +652,13 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor dx = of(dqkv), dy = of(dout), x = of(qkv), y = of(out);
         sameStorage("attentionBackward", x, dx, dy, y);
-        attention.backward(dx, dy, x, y, ptr32("attentionBackward", lse), b, t, nh, nkv, hs, null);
+        attention.backward(dx, dy, x, y, ptr32("attentionBackward", lse), b, t, nh, nkv, hs, null, 0);
     }
 
     /**
-     * The tensor-core kernels turn dq and dk back as they store them, unless an FP8 matmul reads
-     * dqkv next (RoPE's pass then also measures its amax, over the v heads too).
+     * The tensor-core kernels turn dq and dk back as they store them and, where an FP8 matmul reads
+     * dqkv next, measure its amax in the same stores (over the v heads too); the other kernels
+     * leave both to RoPE's pass.
      */
     @Override
     public void attentionRopeBackward(Tensor dqkv, Tensor dout, Tensor qkv, Tensor out, Tensor lse, int b, int t, int nh, int nkv,
@@ -655,8 +666,9 @@ public final class CudaBackend implements Backend {
         current();
         CudaTensor dx = of(dqkv), dy = of(dout), x = of(qkv), y = of(out);
         sameStorage("attentionRopeBackward", x, dx, dy, y);
-        RopeKernels.Table table = fp8Feeds(feeds, dx) || hs != 64 ? null : rope.table(hs, theta, t);
-        if (!attention.backward(dx, dy, x, y, ptr32("attentionRopeBackward", lse), b, t, nh, nkv, hs, table)) {
+        RopeKernels.Table table = hs != 64 ? null : rope.table(hs, theta, t);
+        long amax = table == null ? 0 : producerAmax(feeds, layer, dx, true);
+        if (!attention.backward(dx, dy, x, y, ptr32("attentionRopeBackward", lse), b, t, nh, nkv, hs, table, amax)) {
             ropeBackward(dqkv, b, t, nh, nkv, hs, 0, theta, feeds, layer);
         }
     }
@@ -777,6 +789,7 @@ public final class CudaBackend implements Backend {
     /** copyBf16: where the new values also go, rounded to bf16, or 0. */
     private void adamw(Tensor params, long copyBf16, Tensor grads, Tensor m, Tensor v, AdamWStep s) {
         current();
+        matmul.allWeightsWritten(); // an optimizer step: the FP8 weight copies are cast again
         String op = "adamwUpdate";
         CudaTensor p = fp32(op, params);
         adamw.update(p.address(), copyBf16, ptr32(op, grads), ptr32(op, m), ptr32(op, v), p.length(), s);

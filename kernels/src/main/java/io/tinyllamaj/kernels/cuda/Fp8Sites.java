@@ -9,6 +9,13 @@ import java.util.Map;
  * transposed weight and input it kept for the input and weight gradients with their inverse
  * scales, and the addresses it read them at. Also the hand-over of an amax measured by the kernel that wrote a matmul's
  * operand just before it (RMSNorm, SwiGLU), good for the next FP8 matmul of that site only.
+ *
+ * <p>A site also keeps its weight's e4m3 copy (row-major, beside the transposed one) across
+ * forwards: the micro-batches of one optimizer step read the same weights, so only the first casts
+ * them. The copy stands until the backend writes anything the weight's bytes overlap (upload,
+ * fill, copy, accumulate, scale, release, the matmuls' operand cast: {@link #written}) or updates
+ * the parameters ({@link #allWritten}: AdamW, whose new values reach gathered copies of the
+ * weights that lie elsewhere). The kernels' outputs are activations and gradients, never weights.
  */
 final class Fp8Sites {
 
@@ -23,6 +30,14 @@ final class Fp8Sites {
     record Measured(long weight, long input, int n, int c, int oc) {
     }
 
+    /** The bf16 weight [oc, c] at {@code address} whose e4m3 copies and scale a site holds. */
+    record CastWeight(long address, int c, int oc) {
+
+        boolean overlaps(long from, long bytes) {
+            return from < address + (long) oc * c * 2 && address < from + bytes;
+        }
+    }
+
     private record Produced(int site, long address, boolean gradient) {
     }
 
@@ -32,12 +47,14 @@ final class Fp8Sites {
      */
     static final class Site {
         private final long slots;
-        private final Scratch keptWeight, keptInput;
+        private final Scratch keptWeight, keptWeightRows, keptInput;
         private Measured measured;
+        private CastWeight cast;
 
         private Site(Gpu gpu) {
             slots = gpu.arena().allocate(2 * SCALE_STRIDE + Float.BYTES);
             keptWeight = new Scratch(gpu.arena());
+            keptWeightRows = new Scratch(gpu.arena());
             keptInput = new Scratch(gpu.arena());
         }
 
@@ -66,6 +83,21 @@ final class Fp8Sites {
             return keptWeight.atLeast(bytes);
         }
 
+        /** The buffer of the kept e4m3 weight as it is (row-major [oc, c]), at least {@code bytes} long. */
+        long keptWeightRows(long bytes) {
+            return keptWeightRows.atLeast(bytes);
+        }
+
+        /** Whether the kept weight copies and scale are those of the bf16 {@code weight} [oc, c] as it is now. */
+        boolean holds(CudaTensor weight, int c, int oc) {
+            return weight.bf16() && new CastWeight(weight.address(), c, oc).equals(cast);
+        }
+
+        /** The kept copies were just cast from {@code weight} [oc, c] (a bf16 tensor: an fp32 one went through scratch and is not kept). */
+        void cast(CudaTensor weight, int c, int oc) {
+            cast = weight.bf16() ? new CastWeight(weight.address(), c, oc) : null;
+        }
+
         /** The buffer of the kept e4m3 transposed input, at least {@code bytes} long. */
         long keptInput(long bytes) {
             return keptInput.atLeast(bytes);
@@ -82,6 +114,22 @@ final class Fp8Sites {
 
     Fp8Sites(Gpu gpu) {
         this.gpu = gpu;
+    }
+
+    /** The backend wrote [address, address + bytes): a weight copy it overlaps is cast again. */
+    void written(long address, long bytes) {
+        for (Site s : sites.values()) {
+            if (s.cast != null && s.cast.overlaps(address, bytes)) {
+                s.cast = null;
+            }
+        }
+    }
+
+    /** The parameters were updated: every weight copy is cast again. */
+    void allWritten() {
+        for (Site s : sites.values()) {
+            s.cast = null;
+        }
     }
 
     /** The state of {@code site}, made on its first use. */

@@ -13,7 +13,9 @@ package io.tinyllamaj.kernels.cuda;
  * itself. The forward keeps the transposed weight and input for the backward of the same site (a
  * projection in a layer, named by the caller; {@link Fp8Sites}), so the backward casts only the
  * output gradient; a kernel that writes an operand just before its matmul (RMSNorm, SwiGLU) may
- * measure its amax on the way, sparing the amax pass.
+ * measure its amax on the way, sparing the amax pass. A site keeps its weight's e4m3 copies until
+ * the weight is written ({@link #weightsWritten}), so the micro-batches after the first of an
+ * optimizer step cast no weights.
  */
 final class Matmul implements AutoCloseable {
 
@@ -53,6 +55,16 @@ final class Matmul implements AutoCloseable {
     /** See {@link Fp8Sites#fromProducer}. */
     long amaxFromProducer(int site, CudaTensor t, boolean gradient) {
         return sites.fromProducer(site, t, gradient);
+    }
+
+    /** See {@link Fp8Sites#written}. */
+    void weightsWritten(CudaTensor t) {
+        sites.written(t.address(), t.bytes());
+    }
+
+    /** See {@link Fp8Sites#allWritten}. */
+    void allWeightsWritten() {
+        sites.allWritten();
     }
 
     /** See {@link CublasLt#tuning(boolean)}. */
@@ -131,7 +143,7 @@ final class Matmul implements AutoCloseable {
     /**
      * {@link #forward} with both operands in e4m3; in bf16 where {@link #fp8Fits} says no. The
      * casts of weight and input also write their transposes, kept for {@code site}'s backward with
-     * their scales.
+     * their scales; the weight's copies are cast only where the site does not hold them already.
      */
     void forwardFp8(int site, CudaTensor out, CudaTensor inp, CudaTensor weight, int n, int c, int oc) {
         boolean inputGiven = sites.producedFor(site, inp, false);
@@ -141,9 +153,12 @@ final class Matmul implements AutoCloseable {
         }
         CudaBackend.checkLength(out, (long) n * oc);
         Fp8Sites.Site s = sites.site(site);
-        long w8 = fp8Buffer(WEIGHT, false, (long) oc * c), x8 = fp8Buffer(INPUT, false, (long) n * c);
+        long w8 = s.keptWeightRows(Math.max((long) oc * c, 256)), x8 = fp8Buffer(INPUT, false, (long) n * c);
         long w8t = s.keptWeight(Math.max((long) oc * c, 256)), x8t = s.keptInput(Math.max((long) n * c, 256));
-        fp8.quantize(bf16(0, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, w8, w8t, s.weightScale(), s.weightAmax(), true);
+        if (!s.holds(weight, c, oc)) {
+            fp8.quantize(bf16(0, weight, (long) oc * c), oc, c, Fp8Kernels.Format.E4M3, w8, w8t, s.weightScale(), s.weightAmax(), true);
+            s.cast(weight, c, oc);
+        }
         fp8.quantize(bf16(1, inp, (long) n * c), n, c, Fp8Kernels.Format.E4M3, x8, x8t, s.inputScale(), s.inputAmax(), !inputGiven);
         // an fp32 weight went through a scratch buffer: the backward cannot know it by address
         s.measured(new Fp8Sites.Measured(weight.bf16() ? weight.address() : 0, inp.address(), n, c, oc));
@@ -197,7 +212,7 @@ final class Matmul implements AutoCloseable {
         // FP8 matmuls keep C apart from D (so they do not accumulate in place) and get D 16-byte
         // aligned: otherwise the product goes to a scratch buffer and is added (or copied) into dweight.
         boolean direct = !accumulate && (dweight.address() & 15) == 0;
-        long d = direct ? dweight.address() : fp8Buffer(WEIGHT, false, (long) oc * c * Float.BYTES); // the forward's buffer, free here
+        long d = direct ? dweight.address() : fp8Buffer(WEIGHT, false, (long) oc * c * Float.BYTES);
         blas.matmulFp8(c, oc, n, x8t, CublasLt.CUDA_R_8F_E4M3, xScale, n, dy8t, gradientType, scale(GRADIENT), n,
                 x8t, d, c, false, false, gpu.stream());
         if (accumulate) {

@@ -32,7 +32,7 @@ final class TensorCoreAttention {
 
     static KernelSignature backwardSignature(String prefix) {
         return KernelSignature.of(List.of(prefix + "_backward_dq_hs64", prefix + "_backward_dkv_hs64"), PTR, PTR, PTR, PTR, PTR, PTR, PTR,
-                I32, I32, I32);
+                PTR, I32, I32, I32);
     }
 
     /** runs: whether this GPU runs the family (its dynamic shared memory limits are raised only then). */
@@ -64,13 +64,15 @@ final class TensorCoreAttention {
     /**
      * dqkv overwritten: the dq kernel over (query rows, head), then the dk/dv kernel over (key rows,
      * kv head). cos, sin: RoPE's tables [positions >= t, 32] to store dq and dk turned back by their
-     * positions (RoPE's backward in the same pass), or 0 to store them as computed.
+     * positions (RoPE's backward in the same pass), or 0 to store them as computed. amax: a u32
+     * slot (zeroed by the caller) that both kernels raise to the largest magnitude they store, the
+     * amax of all of dqkv for an FP8 matmul reading it; or 0.
      */
-    void backward(long dqkv, long dout, long qkv, long lse, long dot, long cos, long sin, int b, int t, int nh, int nkv) {
+    void backward(long dqkv, long dout, long qkv, long lse, long dot, long cos, long sin, long amax, int b, int t, int nh, int nkv) {
         int tiles = tiles(t);
-        dq.args().ptr(dqkv).ptr(dout).ptr(qkv).ptr(lse).ptr(dot).ptr(cos).ptr(sin).i32(t).i32(nh).i32(nkv)
+        dq.args().ptr(dqkv).ptr(dout).ptr(qkv).ptr(lse).ptr(dot).ptr(cos).ptr(sin).ptr(amax).i32(t).i32(nh).i32(nkv)
                 .launch(tiles, nh, b, threads, dqShared);
-        dkv.args().ptr(dqkv).ptr(dout).ptr(qkv).ptr(lse).ptr(dot).ptr(cos).ptr(sin).i32(t).i32(nh).i32(nkv)
+        dkv.args().ptr(dqkv).ptr(dout).ptr(qkv).ptr(lse).ptr(dot).ptr(cos).ptr(sin).ptr(amax).i32(t).i32(nh).i32(nkv)
                 .launch(tiles, nkv, b, threads, dkvShared);
     }
 

@@ -104,6 +104,16 @@ public final class CudaOpCheck {
             for (int[] s : new int[][] {{256, 352, 144}, {1024, 1408, 512}}) { // c = 144: the norm's looped form, 512 its row in registers
                 guarded(() -> fp8AmaxFromProducers(fp8, s[0], s[1], s[2]));
             }
+            for (String largest : List.of("q", "k", "v")) {
+                guarded(() -> fp8AmaxFromAttentionBackward(fp8, "wgmma", 2, 256, 144, largest));
+            }
+            guarded(() -> fp8WeightKept(fp8, 256, 512, 768));
+        }
+        try (CudaBackend fp8 = new CudaBackend(0, new CudaBackend.Options(CudaBackend.Attention.MMA_SM80, true, false,
+                CudaBackend.Fp8Recipe.DEFAULT))) {
+            for (String largest : List.of("q", "k", "v")) {
+                guarded(() -> fp8AmaxFromAttentionBackward(fp8, "mma", 2, 256, 144, largest));
+            }
         }
         // train.fp8_gradients e4m3: the output gradients in e4m3 as well
         try (CudaBackend fp8 = new CudaBackend(0, new CudaBackend.Options(CudaBackend.Attention.AUTO, true, false,
@@ -529,6 +539,120 @@ public final class CudaOpCheck {
         fp8.blockMatmulBackward(Projection.GATE_UP, 12, dxg, dwg, dh, xg, wgug, n, c, 2 * hidden, false);
         report("fp8 amax by swiglu bwd+fwd", s, "dinp", differing(fp8.download(dxg), dx[1]), 0);
         report("fp8 amax by swiglu bwd+fwd", s, "dweight", differing(fp8.download(dwg), dw[1]), 0);
+        made.forEach(fp8::release);
+    }
+
+    /**
+     * The tensor-core attention backward measuring dqkv's amax in its stores (with RoPE's backward
+     * there too) for the FP8 q/k/v matmul: that matmul's bits equal those it gives when it measures
+     * the amax itself (the same kernels, handed a bf16 projection as the reader). Three inputs put
+     * the largest gradient in dq, dk and dv in turn, so each kernel's part of the amax decides
+     * (from a float64 model of this backward: q x 0.01 with v x 30 makes dq about 50x the rest, k x
+     * 0.01 with v x 30 dk, v x 0.01 dv); the row also checks that the largest is where it should be.
+     */
+    private void fp8AmaxFromAttentionBackward(CudaBackend fp8, String kernels, int b, int t, int c, String largest) {
+        int nh = 2, nkv = 1, hs = 64, width = (nh + 2 * nkv) * hs, n = b * t;
+        String s = shape("b,t,c", b, t, c) + " " + kernels + " largest " + largest;
+        float[] qkv = bf16Values((long) n * width, 1);
+        float qScale = largest.equals("q") ? 0.01f : 1, kScale = largest.equals("k") ? 0.01f : 1, vScale = largest.equals("v") ? 0.01f : 30;
+        for (int i = 0; i < qkv.length; i++) {
+            int col = i % width;
+            float scale = col < nh * hs ? qScale : col < (nh + nkv) * hs ? kScale : vScale;
+            qkv[i] = roundBf16(qkv[i] * scale);
+        }
+        float[] dout = bf16Values((long) n * nh * hs, 1), x = bf16Values((long) n * c, 1), wq = bf16Values((long) width * c, 0.05);
+        Tensor qkvg = fp8.allocateActivation(qkv.length), doutg = fp8.allocateActivation(dout.length), xg = fp8.allocateActivation(x.length),
+                wqg = fp8.allocateActivation(wq.length), out = fp8.allocateActivation(dout.length), lse = fp8.allocate((long) b * nh * t);
+        List<Tensor> made = new ArrayList<>(List.of(qkvg, doutg, xg, wqg, out, lse));
+        fp8.upload(qkvg, qkv, 0, qkv.length);
+        fp8.upload(doutg, dout, 0, dout.length);
+        fp8.upload(xg, x, 0, x.length);
+        fp8.upload(wqg, wq, 0, wq.length);
+        fp8.attentionForward(out, lse, qkvg, b, t, t, nh, nkv, hs);
+        float[][] dqkv = new float[2][], dx = new float[2][], dw = new float[2][];
+        for (int k = 0; k < 2; k++) {
+            int layer = 20 + 2 * "qkv".indexOf(largest) + k; // layers no other row uses: no amax measured before
+            Tensor dq = fp8.allocateActivation(qkv.length), dxq = fp8.allocateActivation(x.length), dwq = fp8.allocate(wq.length);
+            made.addAll(List.of(dq, dxq, dwq));
+            fp8.attentionRopeBackward(dq, doutg, qkvg, out, lse, b, t, nh, nkv, hs, 10000f,
+                    k == 0 ? Projection.QKV : Projection.ATTENTION_OUTPUT, layer);
+            fp8.blockMatmulBackward(Projection.QKV, layer, dxq, dwq, dq, xg, wqg, n, c, width, false);
+            dqkv[k] = fp8.download(dq);
+            dx[k] = fp8.download(dxq);
+            dw[k] = fp8.download(dwq);
+        }
+        int found = 0;
+        float max = -1;
+        for (int i = 0; i < dqkv[0].length; i++) {
+            int col = i % width;
+            if (Math.abs(dqkv[0][i]) > max) {
+                max = Math.abs(dqkv[0][i]);
+                found = col < nh * hs ? 0 : col < (nh + nkv) * hs ? 1 : 2;
+            }
+        }
+        report("fp8 amax by attn bwd", s, "largest", found == "qkv".indexOf(largest) ? 0 : 1, 0);
+        report("fp8 amax by attn bwd", s, "dqkv", differing(dqkv[0], dqkv[1]), 0);
+        report("fp8 amax by attn bwd", s, "dinp", differing(dx[0], dx[1]), 0);
+        report("fp8 amax by attn bwd", s, "dweight", differing(dw[0], dw[1]), 0);
+        made.forEach(fp8::release);
+    }
+
+    /**
+     * A site's e4m3 weight copies kept across forwards: the second forward over the same weight
+     * reads them (a write no hook sees, SwiGLU's output here, leaves the first weight's bits),
+     * and after each write the backend does see (upload, copy, fill, AdamW writing the bf16 copy,
+     * release and a new tensor at the same place) the forward gives the bits of a site that never
+     * saw the weight before.
+     */
+    private void fp8WeightKept(CudaBackend fp8, int n, int c, int oc) {
+        String s = shape("n,c,oc", n, c, oc);
+        float[] x = bf16Values((long) n * c, 1), w1 = bf16Values((long) oc * c, 0.05), w2 = bf16Values((long) oc * c, 0.08);
+        Tensor xg = fp8.allocateActivation(x.length), wg = fp8.allocateActivation(w1.length), other = fp8.allocateActivation(w1.length),
+                out = fp8.allocateActivation((long) n * oc), fresh = fp8.allocateActivation((long) n * oc),
+                gateUp = fp8.allocateActivation(2L * oc * c);
+        List<Tensor> made = new ArrayList<>(List.of(xg, wg, other, out, fresh, gateUp));
+        fp8.upload(gateUp, bf16Values(2L * oc * c, 1), 0, 2 * oc * c);
+        fp8.upload(xg, x, 0, x.length);
+        fp8.upload(wg, w1, 0, w1.length);
+        int[] freshLayer = {40};
+        // the forward at the kept site (layer 30) against one at a site never used before
+        java.util.function.Supplier<Integer> againstFresh = () -> {
+            fp8.blockMatmulForward(Projection.GATE_UP, 30, out, xg, wg, n, c, oc);
+            fp8.blockMatmulForward(Projection.GATE_UP, freshLayer[0]++, fresh, xg, wg, n, c, oc);
+            return differing(fp8.download(out), fp8.download(fresh));
+        };
+        report("fp8 weight kept", s, "first", againstFresh.get(), 0);
+        float[] first = fp8.download(out);
+        // overwritten by a kernel's output (no hook): the kept copy still gives the first weight's bits
+        fp8.swigluForward(wg, gateUp, oc, c);
+        fp8.blockMatmulForward(Projection.GATE_UP, 30, out, xg, wg, n, c, oc);
+        report("fp8 weight kept", s, "reused", differing(fp8.download(out), first), 0);
+        fp8.upload(wg, w2, 0, w2.length);
+        report("fp8 weight kept", s, "upload", againstFresh.get(), 0);
+        fp8.upload(other, w1, 0, w1.length);
+        fp8.copy(wg, other);
+        report("fp8 weight kept", s, "copy", againstFresh.get(), 0);
+        fp8.fill(wg, 0.01f);
+        report("fp8 weight kept", s, "fill", againstFresh.get(), 0);
+        // AdamW writing the bf16 copy of fp32 parameters into wg
+        Tensor p = fp8.allocate(w2.length), g = fp8.allocate(w2.length), m = fp8.allocate(w2.length), v = fp8.allocate(w2.length);
+        made.addAll(List.of(p, g, m, v));
+        fp8.upload(p, w2, 0, w2.length);
+        fp8.upload(g, bf16Values(w2.length, 1), 0, w2.length);
+        fp8.fill(m, 0f);
+        fp8.fill(v, 0f);
+        fp8.blockMatmulForward(Projection.GATE_UP, 30, out, xg, wg, n, c, oc); // kept again
+        fp8.adamwUpdateAndCopy(p, wg, g, m, v, new AdamWStep(1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1f));
+        report("fp8 weight kept", s, "adamw", againstFresh.get(), 0);
+        // released, and a new tensor at the same address
+        fp8.release(wg);
+        made.remove(wg);
+        Tensor again = fp8.allocateActivation(w1.length);
+        made.add(again);
+        fp8.swigluForward(again, gateUp, oc, c);
+        fp8.blockMatmulForward(Projection.GATE_UP, 30, out, xg, again, n, c, oc);
+        fp8.blockMatmulForward(Projection.GATE_UP, freshLayer[0]++, fresh, xg, again, n, c, oc);
+        report("fp8 weight kept", s, "release", differing(fp8.download(out), fp8.download(fresh)), 0);
         made.forEach(fp8::release);
     }
 
