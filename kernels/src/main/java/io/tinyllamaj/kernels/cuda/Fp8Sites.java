@@ -12,10 +12,10 @@ import java.util.Map;
  *
  * <p>A site also keeps its weight's e4m3 copy (row-major, beside the transposed one) across
  * forwards: the micro-batches of one optimizer step read the same weights, so only the first casts
- * them. The copy stands until the backend writes anything the weight's bytes overlap (upload,
- * fill, copy, accumulate, scale, release, the matmuls' operand cast: {@link #written}) or updates
- * the parameters ({@link #allWritten}: AdamW, whose new values reach gathered copies of the
- * weights that lie elsewhere). The kernels' outputs are activations and gradients, never weights.
+ * them. The copy stands until the backend writes anything the weight's bytes overlap (fill, copy,
+ * accumulate, scale, release: {@link #written}) or writes parameters (upload, the matmuls' operand
+ * cast, AdamW: {@link #allWritten}, since their values reach gathered copies of the weights that
+ * lie elsewhere). The kernels' outputs are activations and gradients, never weights.
  */
 final class Fp8Sites {
 
