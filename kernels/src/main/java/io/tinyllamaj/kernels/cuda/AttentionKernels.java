@@ -201,11 +201,11 @@ final class AttentionKernels implements AutoCloseable {
         long d = dots.atLeast((long) b * nh * t * Float.BYTES);
         long dotThreads = (long) b * t * nh * (qkv.bf16() ? Math.max(1, hs / 8) : 1); // bf16: hs / 8 lanes a (row, head)
         dot.of(qkv).args().ptr(d).ptr(dout.address()).ptr(out.address()).i32(b).i32(t).i32(nh).i32(hs).launchFlat(dotThreads);
-        long cos = rope == null ? 0 : rope.cos().address(), sin = rope == null ? 0 : rope.sin().address(), slot = rope == null ? 0 : amax;
+        long cos = rope == null ? 0 : rope.cos().address(), sin = rope == null ? 0 : rope.sin().address();
         switch (kernels) {
             case CUDNN, AUTO -> throw new IllegalStateException("unreachable");
-            case MMA_SM80 -> mma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, cos, sin, slot, b, t, nh, nkv);
-            case WGMMA_SM90 -> wgmma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, cos, sin, slot, b, t, nh, nkv);
+            case MMA_SM80 -> mma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, cos, sin, amax, b, t, nh, nkv);
+            case WGMMA_SM90 -> wgmma.backward(dqkv.address(), dout.address(), qkv.address(), lse, d, cos, sin, amax, b, t, nh, nkv);
             case PLAIN -> plainBackward(hsClass, dqkv, dout, qkv, lse, d, b, t, nh, nkv, hs);
         }
         return rope != null && kernels != CudaBackend.Attention.PLAIN;

@@ -347,8 +347,9 @@ public final class CudaBackend implements Backend {
     @Override
     public void release(Tensor t) {
         current();
-        matmul.weightsWritten(of(t));
-        memory.release(of(t));
+        CudaTensor released = of(t);
+        matmul.weightsWritten(released);
+        memory.release(released);
     }
 
     @Override

@@ -644,11 +644,13 @@ public final class CudaOpCheck {
         fp8.blockMatmulForward(Projection.GATE_UP, 30, out, xg, wg, n, c, oc); // kept again
         fp8.adamwUpdateAndCopy(p, wg, g, m, v, new AdamWStep(1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1f));
         report("fp8 weight kept", s, "adamw", againstFresh.get(), 0);
-        // released, and a new tensor at the same address
+        // released, and a new tensor at the same address (the arena hands a freed range to the next request of its size)
+        long place = ((CudaTensor) wg).address();
         fp8.release(wg);
         made.remove(wg);
         Tensor again = fp8.allocateActivation(w1.length);
         made.add(again);
+        report("fp8 weight kept", s, "same place", ((CudaTensor) again).address() == place ? 0 : 1, 0);
         fp8.swigluForward(again, gateUp, oc, c);
         fp8.blockMatmulForward(Projection.GATE_UP, 30, out, xg, again, n, c, oc);
         fp8.blockMatmulForward(Projection.GATE_UP, freshLayer[0]++, fresh, xg, again, n, c, oc);
