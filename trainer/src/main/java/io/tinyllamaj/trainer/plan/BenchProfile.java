@@ -14,10 +14,13 @@ import java.util.Map;
 
 /**
  * A measured single-GPU training step (docs/bench/gpu-train.json, written by scripts/bench-gpu):
- * one micro-batch's forward and backward plus the optimizer, split into the time of the
- * tensor-core ops (matmuls and attention: they scale with the GPU's bf16 peak), the other ops of
- * the micro-batch (memory-bound: they scale with its HBM bandwidth) and the optimizer (AdamW and
- * the gradient norm: memory-bound, once a step, over this rank's share of the parameters).
+ * {@code accumulate} micro-batches' forward and backward (1 when the file does not say) plus the
+ * optimizer, split into the time of one micro-batch's tensor-core ops (matmuls and attention: they
+ * scale with the GPU's bf16 peak), one micro-batch's other ops (memory-bound: they scale with its
+ * HBM bandwidth) and the optimizer (AdamW and the gradient norm: memory-bound, once a step, over
+ * this rank's share of the parameters). A step measured at the recipe's accumulation carries what
+ * happens once a step besides the optimizer at its true weight: fp8-mixed casts its weights to FP8
+ * in the first micro-batch of a step only.
  *
  * <p>The split comes from the per-op GPU times ({@code ops_ms}) when the file has them, as their
  * shares of the step's median time ({@code step_ms}, which also holds the host's gaps between
@@ -26,16 +29,21 @@ import java.util.Map;
  * @param gpu          the table's GPU the step was measured on
  * @param precision    the step's train.precision: bf16-mixed, or fp8-mixed (its FP8 matmuls are counted
  *                     with the tensor-core ops); bf16-mixed for a file that does not say
+ * @param accumulation the micro-batches of the measured step
+ * @param stepMs       the measured step: accumulation micro-batches and the optimizer
+ * @param tensorCoreMs one micro-batch's matmuls and attention
+ * @param memoryBoundMs one micro-batch's other ops
+ * @param optimizerMs  the optimizer, once a step
  * @param peakMemBytes device memory in use at the end of the run (with the CUDA context); 0 if not recorded
  */
-public record BenchProfile(Path file, String device, GpuSpec gpu, LlamaConfig model, String precision, int microBatch, int seqLen,
-                           double stepMs, double tensorCoreMs, double memoryBoundMs, double optimizerMs, boolean perOp,
+public record BenchProfile(Path file, String device, GpuSpec gpu, LlamaConfig model, String precision, int microBatch, int accumulation,
+                           int seqLen, double stepMs, double tensorCoreMs, double memoryBoundMs, double optimizerMs, boolean perOp,
                            long peakMemBytes) {
 
     /**
-     * The split without per-op times: the shares of the H100 profile of 2026-11-23
-     * (docs/perf-notes.md, "Per op family"): matmuls 139 + attention 46.1 ms, other ops 35.6 ms,
-     * AdamW 11.6 + the gradient norm 1.6 ms, of 233.9 ms.
+     * The split of a step of one micro-batch without per-op times: the shares of the H100 profile of
+     * 2026-11-23 (docs/perf-notes.md, "Per op family"): matmuls 139 + attention 46.1 ms, other ops
+     * 35.6 ms, AdamW 11.6 + the gradient norm 1.6 ms, of 233.9 ms.
      */
     static final double[] FALLBACK_SHARES = {185.1 / 233.9, 35.6 / 233.9, 13.2 / 233.9};
 
@@ -72,6 +80,7 @@ public record BenchProfile(Path file, String device, GpuSpec gpu, LlamaConfig mo
             throw new IllegalArgumentException(file + ": precision must be bf16-mixed or fp8-mixed, got " + precisionNode);
         }
         int micro = count(root, file, "micro_batch");
+        int accumulation = root.has("accumulate") ? count(root, file, "accumulate") : 1;
         int seq = count(root, file, "seq_len");
         double stepMs = positive(root, file, "step_ms", Double.MAX_VALUE);
         double[] shares = shares(root.path("ops_ms"), file);
@@ -81,8 +90,26 @@ public record BenchProfile(Path file, String device, GpuSpec gpu, LlamaConfig mo
         }
         JsonNode peak = root.path("peak_mem_gib");
         long peakBytes = peak.isNumber() && peak.asDouble() > 0 ? Math.round(peak.asDouble() * (1L << 30)) : 0;
-        return new BenchProfile(file, device, gpu, LlamaConfig.preset(modelName), precision, micro, seq, stepMs, stepMs * shares[0],
-                stepMs * shares[1], stepMs * shares[2], perOp, peakBytes);
+        double[] split = split(stepMs, shares, accumulation, perOp);
+        return new BenchProfile(file, device, gpu, LlamaConfig.preset(modelName), precision, micro, accumulation, seq, stepMs, split[0],
+                split[1], split[2], perOp, peakBytes);
+    }
+
+    /**
+     * One micro-batch's tensor-core and other ops and the step's optimizer, in ms, from a step of
+     * {@code accumulation} micro-batches. Per-op shares are of the whole step, so the micro-batch's
+     * parts are their times over the accumulation. The fallback shares are of a step of one
+     * micro-batch m and the optimizer o = f (m + o), so o = m f / (1 - f) and the step is
+     * accumulation m + o.
+     */
+    static double[] split(double stepMs, double[] shares, int accumulation, boolean perOp) {
+        if (perOp) {
+            return new double[] {stepMs * shares[0] / accumulation, stepMs * shares[1] / accumulation, stepMs * shares[2]};
+        }
+        double optimizerPerMicroBatch = shares[2] / (1 - shares[2]);
+        double micro = stepMs / (accumulation + optimizerPerMicroBatch);
+        double tensorCoreShare = shares[0] / (shares[0] + shares[1]);
+        return new double[] {micro * tensorCoreShare, micro * (1 - tensorCoreShare), micro * optimizerPerMicroBatch};
     }
 
     private static String text(JsonNode root, Path file, String key) {

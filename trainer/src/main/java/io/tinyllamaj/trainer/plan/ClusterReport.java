@@ -32,10 +32,10 @@ public final class ClusterReport {
                 c.nodes() == 1 ? "" : " (" + number(c.worldBytesPerSecond() / 1e9) + " GB/s bus bandwidth for a ring over all GPUs)");
         out.printf(Locale.ROOT, "recipe       %s, micro-batch %d x %d, %d micro-batch%s a step on each GPU (global batch %,d sequences)%n",
                 p.model().name(), p.microBatch(), p.seqLen(), p.accumulation(), p.accumulation() == 1 ? "" : "es", p.globalBatch());
-        out.printf(Locale.ROOT, "measured     %s: %s in %s at %d x %d on %s (%s), %.1f ms a step: matmuls and attention %.1f ms, "
-                        + "other ops %.1f ms, optimizer %.1f ms (%s)%n", b.file(), b.model().name(), b.precision(), b.microBatch(), b.seqLen(),
-                b.device(), b.gpu().name(),
-                b.stepMs(), b.tensorCoreMs(), b.memoryBoundMs(), b.optimizerMs(), b.perOp() ? "split by its per-op times"
+        out.printf(Locale.ROOT, "measured     %s: %s in %s at %d x %d on %s (%s), %.1f ms a step of %d micro-batch%s: a micro-batch's "
+                        + "matmuls and attention %.1f ms and other ops %.1f ms, the optimizer %.1f ms (%s)%n", b.file(), b.model().name(),
+                b.precision(), b.microBatch(), b.seqLen(), b.device(), b.gpu().name(), b.stepMs(), b.accumulation(),
+                b.accumulation() == 1 ? "" : "es", b.tensorCoreMs(), b.memoryBoundMs(), b.optimizerMs(), b.perOp() ? "split by its per-op times"
                         : "no per-op times (ops_ms) in it: split by the shares of the H100 profile in docs/perf-notes.md");
         ClusterPlan.MicroBatch m = p.compute();
         out.printf(Locale.ROOT, "compute      one micro-batch on the %s: %s; matmuls and attention %s (x %.3g: %.0f / %.0f TFLOP/s), "
@@ -106,6 +106,7 @@ public final class ClusterReport {
         bench.put("gpu", b.gpu().name());
         bench.put("precision", b.precision());
         bench.put("step_ms", b.stepMs());
+        bench.put("accumulation", b.accumulation());
         bench.put("per_op", b.perOp());
         bench.put("tensor_core_ms", b.tensorCoreMs());
         bench.put("memory_bound_ms", b.memoryBoundMs());

@@ -197,6 +197,45 @@ class PlanClusterTest {
     }
 
     /**
+     * A step measured over 4 micro-batches (accumulate 4): the per-op times hold 4 micro-batches of 75 ms of
+     * matmuls and attention and 15 of other ops, and one optimizer of 10 ms, 370 ms in all. Planned per
+     * micro-batch, it predicts what the one-micro-batch step of 100 ms predicts. Without per-op times, a
+     * step of 3 micro-batches and the optimizer in the H100 profile's proportion (3 x 220.7 + 13.2 =
+     * 675.3 ms) splits into the 185.1, 35.6 and 13.2 ms of the 233.9 ms step of one.
+     */
+    @Test
+    void aStepOfSeveralMicroBatchesIsPlannedPerMicroBatch() throws Exception {
+        Path four = dir.resolve("four.json");
+        Files.writeString(four, """
+                {"device": "NVIDIA H100 80GB HBM3 (sm_90)", "model": "test-tiny", "micro_batch": 2, "accumulate": 4, "seq_len": 8,
+                 "step_ms": 370.0, "peak_mem_gib": %s,
+                 "ops_ms": {"matmul fwd c=16 oc=32": {"calls": 16, "ms": 240.0}, "attention bwd": {"calls": 8, "ms": 60.0},
+                            "rmsnorm fwd": {"calls": 20, "ms": 60.0}, "adamw": {"calls": 1, "ms": 10.0}}}
+                """.formatted(1.0 / 1024));
+        JsonNode plan = plan(four, "--cluster", "4xH100-80G");
+        JsonNode one = plan(bench(1.0 / 1024, true), "--cluster", "4xH100-80G");
+        assertEquals(4, plan.path("bench").path("accumulation").asInt());
+        assertEquals(1, one.path("bench").path("accumulation").asInt(), "a file that does not say: one micro-batch");
+        assertEquals(75.0, plan.path("micro_batch_ms").path("tensor_core").asDouble(), 1e-9);
+        assertEquals(15.0, plan.path("micro_batch_ms").path("memory_bound").asDouble(), 1e-9);
+        assertEquals(10.0, plan.path("bench").path("optimizer_ms").asDouble(), 1e-9);
+        for (String name : new String[] {"ddp", "fsdp", "hybrid"}) {
+            assertEquals(strategy(one, name).path("overlap").path("step_ms").asDouble(),
+                    strategy(plan, name).path("overlap").path("step_ms").asDouble(), 1e-9, name);
+        }
+        Path three = dir.resolve("three.json");
+        Files.writeString(three, """
+                {"device": "NVIDIA H100 80GB HBM3 (sm_90)", "model": "test-tiny", "micro_batch": 4, "accumulate": 3, "seq_len": 16,
+                 "step_ms": 675.3}
+                """);
+        JsonNode fallback = plan(three, "--cluster", "4xH100-80G");
+        assertEquals(185.1 * 16 / 64 * (6.0 * 4816 + 12 * 2 * 8 * 16) / (6.0 * 4816 + 12 * 2 * 16 * 16),
+                fallback.path("micro_batch_ms").path("tensor_core").asDouble(), 1e-9);
+        assertEquals(13.2, fallback.path("bench").path("optimizer_ms").asDouble(), 1e-9);
+        assertEquals(35.6, fallback.path("bench").path("memory_bound_ms").asDouble(), 1e-9);
+    }
+
+    /**
      * 1 MiB of workspace measured puts ddp exactly at 1 MiB; 16 KiB more than 80 GiB overflows ddp only: fsdp holds 47,848
      * bytes less (18 bytes a parameter over 5,872 against 1,468, plus the unit buffers 3 x (32 x 4 + 1,920 x 2) + 976 x 4
      * + 2 x 1,952 x 4).
@@ -323,12 +362,16 @@ class PlanClusterTest {
         Path fp16 = dir.resolve("fp16.json");
         Files.writeString(fp16, "{\"device\": \"NVIDIA H100\", \"precision\": \"fp16\", \"model\": \"test-tiny\", \"micro_batch\": 2, "
                 + "\"seq_len\": 8, \"step_ms\": 1}");
+        Path noMicroBatches = dir.resolve("accumulate0.json");
+        Files.writeString(noMicroBatches, "{\"device\": \"NVIDIA H100\", \"model\": \"test-tiny\", \"micro_batch\": 2, "
+                + "\"accumulate\": 0, \"seq_len\": 8, \"step_ms\": 1}");
         String[][] cases = {
                 {missing.toString(), "no GPU benchmark at " + missing + " (pass --bench FILE: a gpu-train.json of scripts/bench-gpu)"},
                 {broken.toString(), broken + ": measured on 'NVIDIA B200', a GPU the planner does not know (known: A100-40G, A100-80G, "
                         + "H100-80G, H200)"},
                 {noStep.toString(), noStep + ": step_ms must be a positive number, got null"},
                 {fp16.toString(), fp16 + ": precision must be bf16-mixed or fp8-mixed, got \"fp16\""},
+                {noMicroBatches.toString(), noMicroBatches + ": accumulate must be a positive whole number, got 0"},
         };
         for (String[] c : cases) {
             CliRun run = CliRun.of("plan", "--config", recipe, "--cluster", "8xH100-80G", "--bench", c[0]);
