@@ -3,6 +3,7 @@
 // against another form of the same work, timed in the same process, with their outputs compared bit for bit:
 //   - RMSNorm's vector backward (rmsnorm.cu) against the form it replaced and other candidates
 //     (below);
+//   - the residual add + RMSNorm forward (rmsnorm.cu) against its earlier form and other shapes (below);
 //   - SwiGLU's backward writing the recomputed output in its pass (swiglu.cu) against the forward
 //     recomputation followed by the plain backward.
 // Times: median of 20 launches after 3, CUDA events around each launch; the bytes each form must
@@ -132,6 +133,66 @@ RMSNORM_CANDIDATE(rmsnorm_backward_ahead_40, AHEAD, __maxnreg__(40))
 RMSNORM_CANDIDATE(rmsnorm_backward_all_40, ALL, __maxnreg__(40))
 RMSNORM_CANDIDATE(rmsnorm_backward_all, ALL, )
 
+// The residual add + RMSNorm forward (rmsnorm.cu: four warps a row, two rows a block of 256
+// threads, each warp's quarter of the row in registers, 40 registers: 6 blocks an SM) against
+// other shapes of the same work:
+//   PARTS       warps a row (1, 2 or 4): warp `part` takes every PARTS-th run of 128 columns from
+//               run `part`, as rmsnorm.cu does; the sums meet through shared memory (with 4 the
+//               same order as rmsnorm.cu's, so the same bits; with 1 or 2 another order);
+//   WARPS       warps a block; BOUNDS  the registers allowed, through the blocks an SM asked for.
+template <int WARPS, int PARTS>
+__device__ __forceinline__ void residual_rmsnorm_candidate(float* residual, bf16* out, float* rstd, const float* x, const bf16* delta,
+                                                           const float* weight, int n, int c, float eps) {
+    constexpr int VECS = ROW_VECS / PARTS;
+    __shared__ float parts[WARPS];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int part = warp % PARTS;
+    const int row = blockIdx.x * (WARPS / PARTS) + warp / PARTS;
+    const float* xr = x + (long long)row * c;
+    const bf16* dr = delta + (long long)row * c;
+    float* rr = residual + (long long)row * c;
+    bf16* y = out + (long long)row * c;
+    float4 v[VECS];
+    float sum = 0.f;
+#pragma unroll
+    for (int k = 0; k < VECS; k++) {
+        const int j = (k * PARTS + part) * 128 + lane * 4;
+        v[k] = *reinterpret_cast<const float4*>(xr + j);
+        float d[4];
+        load_vec<bf16, 4>(d, dr + j);
+        v[k].x += d[0]; v[k].y += d[1]; v[k].z += d[2]; v[k].w += d[3];
+        *reinterpret_cast<float4*>(rr + j) = v[k];
+        sum += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    }
+    sum = warp_sum(sum);
+    if (PARTS > 1) {
+        if (lane == 0) parts[warp] = sum;
+        __syncthreads();
+        const int first = warp - part;
+        sum = parts[first];
+#pragma unroll
+        for (int p = 1; p < PARTS; p++) sum += parts[first + p];
+    }
+    float s = 1.f / sqrtf(sum / c + eps);
+    if (lane == 0 && part == 0) rstd[row] = s;
+#pragma unroll
+    for (int k = 0; k < VECS; k++) {
+        const int j = (k * PARTS + part) * 128 + lane * 4;
+        float4 w = *reinterpret_cast<const float4*>(weight + j);
+        st4(y + j, make_float4(v[k].x * s * w.x, v[k].y * s * w.y, v[k].z * s * w.z, v[k].w * s * w.w));
+    }
+}
+
+#define RESIDUAL_CANDIDATE(NAME, WARPS, PARTS, BOUNDS)                                                                       \
+    __global__ void BOUNDS NAME(float* residual, bf16* out, float* rstd, const float* x, const bf16* delta, const float* weight, \
+                                int n, int c, float eps, unsigned*) {                                                        \
+        residual_rmsnorm_candidate<WARPS, PARTS>(residual, out, rstd, x, delta, weight, n, c, eps);                         \
+    }
+RESIDUAL_CANDIDATE(residual_rmsnorm_one_warp, 8, 1, __launch_bounds__(256, 3))
+RESIDUAL_CANDIDATE(residual_rmsnorm_two_warps, 8, 2, __launch_bounds__(256, 4))
+RESIDUAL_CANDIDATE(residual_rmsnorm_four_warps, 8, 4, __launch_bounds__(256, 6))
+RESIDUAL_CANDIDATE(residual_rmsnorm_four_warps_8, 8, 4, __launch_bounds__(256, 8))
+
 static float* device_floats(size_t n, unsigned seed, float scale) {
     std::vector<float> h(n);
     for (size_t i = 0; i < n; i++) {
@@ -231,6 +292,45 @@ int main() {
                         same_bytes(partials[0], partials[v], (size_t)blocks * c * 4);
             report(names[v - 1], ms, bytes, same);
             ok = ok && same;
+        }
+    }
+    {   // residual add + RMSNorm forward: residual = x + delta, out = rmsnorm(residual) in bf16, rstd
+        float *x = device_floats((size_t)n * c, 11, 4.f), *w = device_floats(c, 12, 2.f);
+        bf16* delta = device_bf16((size_t)n * c, 13, 1.f);
+        const int forms = 5;
+        float *residual[forms], *rstd[forms];
+        bf16* out[forms];
+        for (int v = 0; v < forms; v++) {
+            CHECK(cudaMalloc(&residual[v], (size_t)n * c * 4));
+            CHECK(cudaMalloc(&out[v], (size_t)n * c * 2));
+            CHECK(cudaMalloc(&rstd[v], (size_t)n * 4));
+        }
+        typedef void (*Form)(float*, bf16*, float*, const float*, const bf16*, const float*, int, int, float, unsigned*);
+        const Form candidates[] = {residual_rmsnorm_one_warp, residual_rmsnorm_two_warps, residual_rmsnorm_four_warps,
+                                   residual_rmsnorm_four_warps_8};
+        const int blocks[] = {n / 8, n / 4, n / 2, n / 2};
+        const bool sameOrder[] = {false, false, true, true};
+        const char* names[] = {"  one warp a row, 8 rows a block, 3 blocks an SM (the earlier form)",
+                               "  two warps a row, 4 blocks an SM (other sum order)",
+                               "  four warps a row, 6 blocks an SM (the harness's build)",
+                               "  four warps a row, 8 blocks an SM (12 bytes spilled)"};
+        auto none = [] {};
+        // read x (fp32) and delta (bf16), write residual (fp32) and out (bf16): 12 bytes an element
+        const double bytes = (double)n * c * 12;
+        printf("residual add + rmsnorm forward, n=%d c=%d, bf16 delta and out\n", n, c);
+        float now = time_ms(none, [&] {
+            residual_rmsnorm_forward_bf16<<<n / (RMSNORM_WARPS / RMSNORM_ROW_WARPS), 32 * RMSNORM_WARPS>>>(
+                residual[0], out[0], rstd[0], x, delta, w, n, c, 1e-5f, nullptr);
+        });
+        report("  four warps a row, 6 blocks an SM (rmsnorm.cu)", now, bytes, true);
+        for (int v = 1; v < forms; v++) {
+            float ms = time_ms(none, [&] {
+                candidates[v - 1]<<<blocks[v - 1], 256>>>(residual[v], out[v], rstd[v], x, delta, w, n, c, 1e-5f, nullptr);
+            });
+            bool same = same_bytes(residual[0], residual[v], (size_t)n * c * 4) && same_bytes(out[0], out[v], (size_t)n * c * 2) &&
+                        same_bytes(rstd[0], rstd[v], (size_t)n * 4);
+            report(names[v - 1], ms, bytes, same);
+            if (sameOrder[v - 1]) ok = ok && same;
         }
     }
     {   // SwiGLU: the forward recomputation then the backward, against the backward writing the output too

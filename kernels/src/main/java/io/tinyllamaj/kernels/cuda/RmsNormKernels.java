@@ -9,7 +9,7 @@ import static io.tinyllamaj.kernels.cuda.KernelSignature.Param.PTR;
 /**
  * rmsnorm.cu: the norm (and the residual add fused before it) and its backward, whose dweight is
  * summed per block into partials and then over the blocks in a fixed order (no atomics). Rows per
- * block and the reduce's block size come from the module's constants.
+ * block, the forward's threads and the reduce's block size come from the module's constants.
  */
 final class RmsNormKernels {
 
@@ -20,16 +20,16 @@ final class RmsNormKernels {
             PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, PTR).withBf16();
     static final KernelSignature DWEIGHT_REDUCE = KernelSignature.of("rmsnorm_dweight_reduce", PTR, PTR, I32, I32, I32);
     static final List<KernelSignature> SIGNATURES = List.of(FORWARD, RESIDUAL_FORWARD, BACKWARD, DWEIGHT_REDUCE);
-    static final String FORWARD_ROWS = "rmsnorm_forward_rows_per_block", BACKWARD_ROWS = "rmsnorm_backward_rows_per_block",
-            REDUCE_THREADS = "rmsnorm_dweight_reduce_threads";
-    static final List<String> CONSTANTS = List.of(FORWARD_ROWS, BACKWARD_ROWS, REDUCE_THREADS);
+    static final String FORWARD_ROWS = "rmsnorm_forward_rows_per_block", FORWARD_THREADS = "rmsnorm_forward_threads",
+            BACKWARD_ROWS = "rmsnorm_backward_rows_per_block", REDUCE_THREADS = "rmsnorm_dweight_reduce_threads";
+    static final List<String> CONSTANTS = List.of(FORWARD_ROWS, FORWARD_THREADS, BACKWARD_ROWS, REDUCE_THREADS);
     /** The one-value-per-thread backward keeps a row of dweight partials in shared memory: 48 KB by default. */
     static final int MAX_COLUMNS = 48 * 1024 / Float.BYTES;
     private static final int VEC_MAX_COLUMNS = 4096; // the 16-byte backward: a thread per 4 columns, at most 1024 threads
 
     private final Twin forward, residualForward, backward, backwardVec;
     private final Kernel reduce;
-    private final int forwardRows, backwardRows, reduceThreads;
+    private final int forwardRows, forwardThreads, backwardRows, reduceThreads;
     private final Scratch partials;
 
     RmsNormKernels(Gpu gpu) {
@@ -40,25 +40,26 @@ final class RmsNormKernels {
         backwardVec = Twin.load(k, BACKWARD, "rmsnorm_backward_vec");
         reduce = k.kernel(DWEIGHT_REDUCE);
         forwardRows = k.constant(FORWARD_ROWS);
+        forwardThreads = k.constant(FORWARD_THREADS);
         backwardRows = k.constant(BACKWARD_ROWS);
         reduceThreads = k.constant(REDUCE_THREADS);
         partials = new Scratch(gpu.arena());
     }
 
     /**
-     * out = inp * rstd * weight per row (a warp per row); out fp32 or bf16, everything else fp32.
+     * out = inp * rstd * weight per row (four warps a row); out fp32 or bf16, everything else fp32.
      * amax: 0, or 4 bytes of device memory that max |out| joins (unsigned float bits: zero it first).
      */
     void forward(CudaTensor out, long rstd, long inp, long weight, int n, int c, float eps, long amax) {
         forward.of(out).args().ptr(out.address()).ptr(rstd).ptr(inp).ptr(weight).i32(n).i32(c).f32(eps).ptr(amax)
-                .launch((n + forwardRows - 1) / forwardRows, 1, 1, 32 * forwardRows, 0);
+                .launch((n + forwardRows - 1) / forwardRows, 1, 1, forwardThreads, 0);
     }
 
     /** residual = x + delta (written once), then out = rmsnorm(residual); delta has out's storage type; amax as {@link #forward}'s. */
     void residualForward(long residual, CudaTensor out, long rstd, long x, long delta, long weight, int n, int c, float eps, long amax) {
         residualForward.of(out).args().ptr(residual).ptr(out.address()).ptr(rstd).ptr(x).ptr(delta).ptr(weight).i32(n).i32(c).f32(eps)
                 .ptr(amax)
-                .launch((n + forwardRows - 1) / forwardRows, 1, 1, 32 * forwardRows, 0);
+                .launch((n + forwardRows - 1) / forwardRows, 1, 1, forwardThreads, 0);
     }
 
     /**

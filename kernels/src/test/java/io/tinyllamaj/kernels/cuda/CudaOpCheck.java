@@ -130,7 +130,7 @@ public final class CudaOpCheck {
             guarded(() -> matmul(s[0], s[1], s[2], act));
         }
         // c = 130 and 5000 take the one-value-per-thread backward, the others the 16-byte one
-        for (int[] s : new int[][] {{64, 64}, {17, 100}, {300, 2048}, {9, 130}, {40, 5000}}) {
+        for (int[] s : new int[][] {{64, 64}, {17, 100}, {300, 2048}, {5, 640}, {9, 130}, {40, 5000}}) {
             guarded(() -> rmsnorm(s[0], s[1], act));
             guarded(() -> residualRmsnorm(s[0], s[1], act));
         }
