@@ -6,8 +6,9 @@
 // save, and whether each candidate's result is the same bits as the first's (a candidate that
 // splits k sums in another order; one that only tiles m and n differently should not). Median of 15 launches after 3 warm-up ones (CUDA events).
 // Then the first and the three fastest bit-identical candidates again, sustained: in turn, 25 calls
-// each for 8 rounds after 300 ms of load, so they run at the clock the board's power limit allows, as
-// inside a training step, where the fastest alone need not be the fastest. Built and run by
+// each for 8 rounds after 300 ms of load, so they run at the clock the board's power limit allows.
+// Some shapes rank otherwise so, but choosing by that ranking made the step slower (perf-notes.md):
+// a measurement, not what the tuner uses. Built and run by
 // scripts/gpu-matmul-harness; cublaslt_abi.cuh stands in for cublasLt.h.
 #include <algorithm>
 #include <vector>
