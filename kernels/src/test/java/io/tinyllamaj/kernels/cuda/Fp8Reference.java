@@ -62,12 +62,14 @@ final class Fp8Reference {
 
     /**
      * out[n, oc] = (sum_k qa[i, k] qb[j, k]) / (scaleA scaleB) in float64, with the inverse scales
-     * as cuBLASLt gets them (1 / scale, in fp32): qa [n, k] and qb [oc, k] row-major.
+     * as cuBLASLt gets them (1 / scale, in fp32): qa [n, k] and qb [oc, k] row-major. Rows on all
+     * cores (each sum in the same order: the same values), as the op checks' largest shapes take
+     * seconds a product on one.
      */
     static double[] matmul(double[] qa, float scaleA, double[] qb, float scaleB, int n, int k, int oc) {
         double inverse = (double) (1f / scaleA) * (double) (1f / scaleB);
         double[] out = new double[n * oc];
-        for (int i = 0; i < n; i++) {
+        java.util.stream.IntStream.range(0, n).parallel().forEach(i -> {
             for (int j = 0; j < oc; j++) {
                 double sum = 0;
                 for (int p = 0; p < k; p++) {
@@ -75,7 +77,7 @@ final class Fp8Reference {
                 }
                 out[i * oc + j] = sum * inverse;
             }
-        }
+        });
         return out;
     }
 
