@@ -6,7 +6,7 @@ usage: fp8_curves.py OUT TAGS RUN...
   RUN   the runs, bf16-mixed among them
 
 Per seed: a table of losses, tokens/s, validation losses, and each run's distance from bf16-mixed
-after warm-up (worst logged step, mean, 50-step means, steps below). With several seeds, the mean
+after warm-up (worst logged step, mean, 50-step means, steps below, the mean by quarter of the run). With several seeds, the mean
 distance of each run per seed and over the seeds: a gap between recipes reads against the spread
 of the noise floor (bf16-mixed-wgmma: bf16 rounded otherwise). Exit 1 unless every fp8 run of every
 seed is within 0.5% of bf16-mixed at every logged step after warm-up (the goal as set).
@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-WARMUP, WINDOW, BOUND = 100, 50, 0.005
+WARMUP, WINDOW, BOUND, QUARTERS = 100, 50, 0.005, 4
 
 
 def read(out, name):
@@ -49,8 +49,13 @@ def distance(base, other):
         ws = [s for s in steps if lo < s <= lo + WINDOW]
         if ws:
             windows.append(sum(other[s] for s in ws) / sum(base[s] for s in ws) - 1)
+    span = (steps[-1] - WARMUP) / QUARTERS
+    quarters = []
+    for q in range(QUARTERS):
+        qs = [d for s, d in zip(steps, diffs) if WARMUP + q * span < s <= WARMUP + (q + 1) * span]
+        quarters.append(sum(qs) / len(qs) if qs else float("nan"))
     return {"worst": max(map(abs, diffs)), "mean": sum(diffs) / len(diffs), "windows": (min(windows), max(windows)),
-            "below": sum(d < 0 for d in diffs), "steps": len(steps)}
+            "below": sum(d < 0 for d in diffs), "steps": len(steps), "quarters": quarters}
 
 
 def one_seed(out, tag, runs, table):
@@ -84,7 +89,8 @@ def one_seed(out, tag, runs, table):
         else:
             print(f"{n}{tag}{' (the noise floor)' if n == 'bf16-mixed-wgmma' else ''} against bf16-mixed after warm-up: "
                   f"worst logged step {d['worst']:.3%}, mean {d['mean']:+.3%}, {WINDOW}-step means {d['windows'][0]:+.3%} to "
-                  f"{d['windows'][1]:+.3%}, lower at {d['below']} of {d['steps']} logged steps")
+                  f"{d['windows'][1]:+.3%}, lower at {d['below']} of {d['steps']} logged steps; mean by quarter of the run "
+                  + ", ".join(f"{q:+.2%}" for q in d["quarters"]))
         if n.startswith("fp8"):
             passed = d is not None and d["steps"] >= 10 and d["worst"] <= BOUND
             verdicts.append(passed)
@@ -116,6 +122,8 @@ def main(argv):
                 average = sum(means) / len(means)
                 print(f"  {run}: " + ", ".join(f"{m:+.3%}" for m in means)
                       + f"; over the seeds {average:+.3%} (from {min(means):+.3%} to {max(means):+.3%})")
+                quarters = [[d[run]["quarters"][q] for d in per_seed.values() if d.get(run)] for q in range(QUARTERS)]
+                print(f"  {run} by quarter of the run, over the seeds: " + ", ".join(f"{sum(q) / len(q):+.2%}" for q in quarters))
     return 0 if ok else 1
 
 
