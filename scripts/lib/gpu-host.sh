@@ -25,6 +25,16 @@ find_cublaslt() {
   return 0
 }
 
+# train_driver HOME OUTDIR ARGS...: scripts/bench-gpu's driver (GpuTrainBench: TinyLlama-1.1B training
+# steps, then the attention kernels alone) from the bundle unpacked in HOME, its ours.json and
+# ours.txt into OUTDIR; JAVA_OPTS passes through.
+train_driver() {
+  local home=$1
+  shift
+  "$home/jre/bin/java" --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmx32g -Xss8m \
+    ${JAVA_OPTS:-} -cp "$home/lib/*:$home/tinyllama.jar" io.tinyllamaj.model.cuda.GpuTrainBench "$@"
+}
+
 # write_launcher DIR NAME HEAP [MAIN...]: DIR/NAME, a script that runs the bundled Java with the
 # given heap on MAIN (default: the trainer, -jar DIR/tinyllama.jar) and its own arguments. mpirun
 # rewrites the arguments of an executable named java (it looks for a class path among them), so
