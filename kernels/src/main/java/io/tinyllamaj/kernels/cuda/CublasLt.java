@@ -175,15 +175,13 @@ public final class CublasLt implements AutoCloseable {
      * aScale * bScale * A^T B (+ D when accumulate), A stored [k, m] in typeA, B [k, n] in typeB
      * (CUDA_R_8F_E4M3 or CUDA_R_8F_E5M2, not both e5m2), aScale and bScale one fp32 each in device
      * memory (16-byte aligned: cuBLASLt 13.1 refuses a 4-byte aligned one with
-     * CUBLAS_STATUS_NOT_SUPPORTED), read when the matmul runs; fp32 accumulation. C (read only when
-     * accumulating) is kept apart from D, as PyTorch's scaled matmul keeps it: an overwriting call
-     * passes any other device address of D's alignment.
+     * CUBLAS_STATUS_NOT_SUPPORTED), read when the matmul runs; fp32 accumulation. C is read only when
+     * accumulating: c == d accumulates in place (D of the same type and layout, as Transformer
+     * Engine's FP8 weight gradients accumulate into their fp32 buffer); an overwriting call may pass
+     * any device address of D's alignment.
      */
     void matmulFp8(int m, int n, int k, long a, int typeA, long aScale, int lda, long b, int typeB, long bScale, int ldb, long c,
                    long d, int ldc, boolean accumulate, boolean bf16Out, MemorySegment stream) {
-        if (c == d) {
-            throw new IllegalArgumentException("FP8 matmuls keep C apart from D");
-        }
         matmul(new Shape(1, 0, m, n, k, lda, ldb, ldc, Math.min(alignment(c), alignment(d)), bf16Out, typeA, typeB, aScale, bScale),
                 a, b, c, d, accumulate, stream);
     }

@@ -209,13 +209,13 @@ final class Matmul implements AutoCloseable {
             fp8.quantize(bf16(2, inp, (long) n * c), n, c, Fp8Kernels.Format.E4M3, 0, x8t, xScale, scratchAmax, true);
         }
         // dW^T [c, oc] (+)= inp^T [c, n] (x8t: col-major [n, c], transposed) . dout [n, oc] (dy8t: col-major [n, oc]).
-        // FP8 matmuls keep C apart from D (so they do not accumulate in place) and get D 16-byte
-        // aligned: otherwise the product goes to a scratch buffer and is added (or copied) into dweight.
-        boolean direct = !accumulate && (dweight.address() & 15) == 0;
+        // FP8 matmuls want D 16-byte aligned: there the product goes straight to dweight, added in
+        // cuBLASLt's epilogue (C = D) when accumulating; elsewhere to a scratch buffer, then added or copied.
+        boolean direct = (dweight.address() & 15) == 0;
         long d = direct ? dweight.address() : fp8Buffer(WEIGHT, false, (long) oc * c * Float.BYTES);
         blas.matmulFp8(c, oc, n, x8t, CublasLt.CUDA_R_8F_E4M3, xScale, n, dy8t, gradientType, scale(GRADIENT), n,
-                x8t, d, c, false, false, gpu.stream());
-        if (accumulate) {
+                direct ? d : x8t, d, c, direct && accumulate, false, gpu.stream());
+        if (!direct && accumulate) {
             elementwise.accumulate(dweight.address(), d, (long) oc * c, false);
         } else if (!direct) {
             gpu.driver().memcpyDtoDAsync(dweight.address(), d, (long) oc * c * Float.BYTES, gpu.stream());
