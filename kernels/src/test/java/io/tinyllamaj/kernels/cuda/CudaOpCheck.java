@@ -392,6 +392,18 @@ public final class CudaOpCheck {
         }
         float[] reused = fp8.download(fresh);
         report(op + " (overwrite)", s, "dweight", relativeError(reused, update), 2e-3);
+        // a gradient 4 bytes past 16-byte alignment (a slice of a flat buffer): cuBLASLt's FP8 matmul
+        // cannot write there, so the product goes through scratch and is added
+        Tensor oddFlat = fp8.allocate(dw0.length + 1);
+        Tensor odd = oddFlat.slice(1, dw0.length);
+        fp8.upload(odd, dw0, 0, dw0.length);
+        fp8.blockMatmulBackward(Projection.GATE_UP, 0, null, odd, dyg, xg, wg, n, c, oc, true);
+        float[] oddUpdate = fp8.download(odd);
+        for (int i = 0; i < dw0.length; i++) {
+            oddUpdate[i] -= dw0[i];
+        }
+        report(op + " (unaligned, added to)", s, "dweight", relativeError(oddUpdate, update), 2e-3);
+        fp8.release(oddFlat);
         // a layer whose forward never ran measures its input's amax itself: the same bits as the reused one
         fp8.fill(fresh, Float.NaN);
         fp8.blockMatmulBackward(Projection.GATE_UP, 1, null, fresh, dyg, xg, wg, n, c, oc, false);
