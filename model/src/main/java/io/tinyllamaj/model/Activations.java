@@ -44,7 +44,6 @@ final class Activations {
     final Tensor rstdFinal;    // [n]
     final Tensor normFinal;    // [n, dim]
     final Tensor logits;       // [min(n, logitRows(n)), vocab]: one chunk of logits, then its gradient
-    final Tensor losses;       // [n]
     final Tensor scratch;      // [n, dim]: a sub-layer's output before the residual add
     // gradients
     final Tensor dResidual;    // [n, dim]
@@ -126,7 +125,6 @@ final class Activations {
         // autocast (the loss reads them in fp32); their gradient then reaches the matmul with no cast.
         long logitValues = Math.min(n, LlamaModel.logitRows(Math.toIntExact(n))) * c.vocabSize();
         logits = training ? allocate.activation(logitValues) : allocate.fp32(logitValues);
-        losses = allocate.fp32(n);
         scratch = allocate.activation(n * c.dim());
         dResidual = training ? allocate.fp32(n * c.dim()) : null;
         dResidualCopy = training ? allocate.activation(n * c.dim()) : null;
@@ -181,7 +179,7 @@ final class Activations {
         for (Tensor[] perLayer : new Tensor[][]{residual, rstdAttn, normAttn, qkv, attn, lse, midResidual, rstdMlp, normMlp, gateUp}) {
             distinct.addAll(Arrays.asList(perLayer));
         }
-        distinct.addAll(Arrays.asList(swiglu, rstdFinal, normFinal, logits, losses, scratch,
+        distinct.addAll(Arrays.asList(swiglu, rstdFinal, normFinal, logits, scratch,
                 dResidual, dResidualCopy, dNorm, dQkv, dAttn, dGateUp, dSwiglu));
         distinct.remove(null);
         return distinct;

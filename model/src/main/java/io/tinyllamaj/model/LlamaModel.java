@@ -5,6 +5,8 @@ import io.tinyllamaj.kernels.Backend;
 import io.tinyllamaj.kernels.Projection;
 import io.tinyllamaj.kernels.Tensor;
 
+import java.util.List;
+
 /**
  * The Llama architecture over a {@link Backend}: parameters and their gradients in one flat
  * buffer each, a forward pass and its hand-written backward (llm.c style). A block is
@@ -31,7 +33,7 @@ public final class LlamaModel {
     private Activations activations;
     private Tensor fullLogits;
     private Tensor decodeLogits;
-    private Tensor logZ;           // [b * t] logsumexp per position, with a z-loss only
+    private final QueuedLosses queued; // the queued micro-batches' per-token losses, read by takeLosses()
     private Tensor scores;         // score(): losses and margins of each target set
     private Tensor operands;       // the parameters as matmuls read them (see operands()); null before the first forward
     private ParameterViews operandViews;
@@ -46,6 +48,7 @@ public final class LlamaModel {
         this.parameters = backend.allocate(layout.total());
         this.weights = ParameterViews.of(layout, parameters, config.layers());
         this.held = new UnitParameters.Gathered[layout.units()];
+        this.queued = new QueuedLosses(backend);
     }
 
     /**
@@ -164,15 +167,16 @@ public final class LlamaModel {
      * Bytes of what this model holds now, as its backend stores them ({@link Backend#bytes}). The
      * gradients and the activations count once they exist (after the first forward and backward);
      * the matmuls' copy only where it is one (the GPU's bf16 copy; the CPU's matmuls read the
-     * masters); the logits buffers of {@link #logits} and {@link #decode}, the z-loss's logsumexp
-     * row and {@link #score}'s losses and margins count as activations.
+     * masters); the logits buffers of {@link #logits} and {@link #decode}, the queued micro-batches'
+     * loss rows and {@link #score}'s losses and margins count as activations.
      */
     public ModelMemory memory() {
         long copy = operands == null || operands == parameters ? 0 : backend.bytes(operands);
         long saved = activations == null ? 0 : activations.bytes(backend);
-        for (Tensor logitsBuffer : new Tensor[] {fullLogits, decodeLogits, logZ, scores}) {
+        for (Tensor logitsBuffer : new Tensor[] {fullLogits, decodeLogits, scores}) {
             saved += logitsBuffer == null ? 0 : backend.bytes(logitsBuffer);
         }
+        saved += queued.bytes();
         return new ModelMemory(backend.bytes(parameters), copy, gradients == null ? 0 : backend.bytes(gradients), saved);
     }
 
@@ -353,16 +357,29 @@ public final class LlamaModel {
 
     /**
      * {@link #forwardBackward(int[], int[], int, int, float)} with PaLM's z-loss of coefficient
-     * {@code zLoss} added to the objective (0: none); returns both sums.
+     * {@code zLoss} added to the objective (0: none); returns both sums. Waits for the device; a
+     * loop over an optimizer step's micro-batches uses {@link #queueForwardBackward} and
+     * {@link #takeLosses} instead.
      */
     public Losses forwardBackward(int[] tokens, int[] targets, int b, int t, float gradScale, float zLoss) {
-        Activations a = activations(b, t, true);
-        if (zLoss != 0f && (logZ == null || logZ.length() != (long) b * t)) {
-            if (logZ != null) {
-                backend.release(logZ);
-            }
-            logZ = backend.allocate((long) b * t);
+        if (queued.queued() > 0) { // their losses would be read here and lost
+            throw new IllegalStateException(queued.queued() + " queued micro-batches have not had their losses read (takeLosses)");
         }
+        queueForwardBackward(tokens, targets, b, t, gradScale, zLoss);
+        return takeLosses().getFirst();
+    }
+
+    /**
+     * Queues what {@link #forwardBackward(int[], int[], int, int, float, float)} does without waiting
+     * for the device: the micro-batch's losses stay on the backend until {@link #takeLosses}, so the
+     * host can draw and queue the next micro-batch while the GPU runs this one. The arrays may be
+     * reused as soon as this returns.
+     */
+    public void queueForwardBackward(int[] tokens, int[] targets, int b, int t, float gradScale, float zLoss) {
+        Activations a = activations(b, t, true);
+        long n = (long) b * t;
+        Tensor losses = queued.nextLosses(n, zLoss);
+        Tensor logZ = zLoss != 0f ? queued.logZ(n) : null;
         forward(a, tokens);
         int dim = config.dim(), vocab = config.vocabSize();
         // The first backward after zeroGradients() overwrites each gradient on its first write; the
@@ -381,10 +398,10 @@ public final class LlamaModel {
         Tensor headGradient = units == null ? grads().lmHead() : unitGradient(config.layers() + 1, layout.get("lm_head"));
         forEachLogitChunk(a, head, (rows, logits, start) -> {
             if (zLoss != 0f) {
-                backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows), rowsOf(targets, start, rows), rows, vocab,
+                backend.crossEntropyForwardBackward(logits, losses.slice(start, rows), rowsOf(targets, start, rows), rows, vocab,
                         gradScale, zLoss, logZ.slice(start, rows));
             } else {
-                backend.crossEntropyForwardBackward(logits, a.losses.slice(start, rows), rowsOf(targets, start, rows), rows, vocab,
+                backend.crossEntropyForwardBackward(logits, losses.slice(start, rows), rowsOf(targets, start, rows), rows, vocab,
                         gradScale);
             }
             backend.matmulBackward(a.dNorm.slice((long) start * dim, (long) rows * dim), headGradient, logits,
@@ -392,17 +409,14 @@ public final class LlamaModel {
                     !(write && start == 0 && !tied));
         });
         backward(a, tokens, !write, !overwrite);
-        double sum = 0;
-        for (float loss : backend.download(a.losses)) {
-            sum += loss;
-        }
-        double zSum = 0;
-        if (zLoss != 0f) {
-            for (float lse : backend.download(logZ)) {
-                zSum += (double) zLoss * lse * lse;
-            }
-        }
-        return new Losses(sum, zSum);
+    }
+
+    /**
+     * The loss sums of the micro-batches queued since the last call, in the order they were queued;
+     * waits for the device to finish them.
+     */
+    public List<Losses> takeLosses() {
+        return queued.take();
     }
 
     /** The targets of one logit chunk; the array itself when one chunk covers it (no copy per step). */

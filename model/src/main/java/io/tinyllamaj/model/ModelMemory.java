@@ -17,10 +17,15 @@ public record ModelMemory(long parameters, long operands, long gradients, long a
         public static final Storage BF16_MIXED = new Storage(2, 2);
     }
 
-    /** What a model of shape {@code c} holds once it has trained on micro-batches of b x t tokens. */
-    public static ModelMemory planned(LlamaConfig c, int b, int t, Storage storage) {
+    /**
+     * What a model of shape {@code c} holds once it has trained on micro-batches of b x t tokens,
+     * {@code microBatches} of them an optimizer step (each queues a row of b x t fp32 losses until
+     * the step reads them).
+     */
+    public static ModelMemory planned(LlamaConfig c, int b, int t, int microBatches, Storage storage) {
         long values = new ParameterLayout(c).total();
+        long lossRows = (long) microBatches * b * t * Float.BYTES;
         return new ModelMemory(values * Float.BYTES, values * storage.operandBytes(), values * Float.BYTES,
-                Activations.bytes(c, b, t, true, storage.activationBytes()));
+                Activations.bytes(c, b, t, true, storage.activationBytes()) + lossRows);
     }
 }

@@ -24,6 +24,7 @@ import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The whole model against the independent float64 {@link ReferenceLlama}. */
@@ -179,6 +180,44 @@ class LlamaModelTest {
             float[] ours = java.util.Arrays.copyOfRange(grads, (int) offset, (int) offset + w.length);
             assertRelative(numeric, ours, 2e-4, "gradient of " + name);
         }
+    }
+
+    /**
+     * Micro-batches queued one after another (their arrays overwritten as soon as each is queued,
+     * one of another shape) come back from takeLosses in order, each with the float64 reference's
+     * sums for its own tokens; the queue is empty after.
+     */
+    @Test
+    void queuedMicroBatchesReturnEachOnesLossesInOrder() throws Exception {
+        LlamaConfig c = tiny(false);
+        ReferenceLlama ref = new ReferenceLlama(c, 17);
+        LlamaModel model = onCpu(ref);
+        int t = 5;
+        int[] shapes = {2, 1, 2};
+        float zLoss = 0.05f;
+        int[][] ins = new int[shapes.length][], outs = new int[shapes.length][];
+        model.zeroGradients();
+        for (int m = 0; m < shapes.length; m++) {
+            int n = shapes[m] * t;
+            ins[m] = tokens(n, c.vocabSize(), 30 + m);
+            outs[m] = tokens(n, c.vocabSize(), 40 + m);
+            int[] in = ins[m].clone(), targets = outs[m].clone();
+            model.queueForwardBackward(in, targets, shapes[m], t, 1f, zLoss);
+            java.util.Arrays.fill(in, 0);
+            java.util.Arrays.fill(targets, 0);
+        }
+        java.util.List<LlamaModel.Losses> losses = model.takeLosses();
+        assertEquals(shapes.length, losses.size());
+        for (int m = 0; m < shapes.length; m++) {
+            int n = shapes[m] * t;
+            assertEquals(ref.loss(ins[m], outs[m], shapes[m], t) * n, losses.get(m).crossEntropy(), 1e-5 * n, "micro-batch " + m);
+            assertEquals(zLoss * ref.meanSquaredLogZ(ins[m], outs[m], shapes[m], t) * n, losses.get(m).zLoss(), 1e-6 * n, "micro-batch " + m);
+        }
+        assertTrue(model.takeLosses().isEmpty());
+        model.queueForwardBackward(ins[0], outs[0], shapes[0], t, 1f, 0f);
+        IllegalStateException unread = assertThrows(IllegalStateException.class,
+                () -> model.forwardBackward(ins[1], outs[1], shapes[1], t, 1f), "a waiting form must not swallow queued losses");
+        assertTrue(unread.getMessage().contains("1 queued micro-batches"), unread.getMessage());
     }
 
     @Test

@@ -47,12 +47,12 @@ class ModelMemoryTest {
         ModelMemory expected = new ModelMemory(PARAMETERS * 4, 0, PARAMETERS * 4, (FP32_VALUES + ACTIVATION_VALUES) * 4);
         assertEquals(5872, PARAMETERS);
         assertEquals(expected, model.memory(), "the CPU's matmuls read the masters: no operand copy; activations in fp32");
-        assertEquals(expected, ModelMemory.planned(TINY, 2, 8, ModelMemory.Storage.CPU), "the planned account is the measured one");
+        assertEquals(expected, ModelMemory.planned(TINY, 2, 8, 1, ModelMemory.Storage.CPU), "the planned account is the measured one");
     }
 
     @Test
     void plannedForBf16MixedHalvesTheActivationsAndAddsABf16Copy() {
         assertEquals(new ModelMemory(PARAMETERS * 4, PARAMETERS * 2, PARAMETERS * 4, FP32_VALUES * 4 + ACTIVATION_VALUES * 2),
-                ModelMemory.planned(TINY, 2, 8, ModelMemory.Storage.BF16_MIXED));
+                ModelMemory.planned(TINY, 2, 8, 1, ModelMemory.Storage.BF16_MIXED));
     }
 }

@@ -99,8 +99,9 @@ public final class GpuTrainBench {
                     tokens[i] = random.nextInt(config.vocabSize());
                     targets[i] = random.nextInt(config.vocabSize());
                 }
-                loss = model.forwardBackward(tokens, targets, b, t, 1f / (n * accumulate)) / n;
+                model.queueForwardBackward(tokens, targets, b, t, 1f / (n * accumulate), 0f); // as the trainer's loop
             }
+            loss = model.takeLosses().getLast().crossEntropy() / n;
             double norm = Math.sqrt(timed.sumOfSquares(model.gradients()));
             float clip = (float) Math.min(1.0, 1.0 / (norm + 1e-6));
             model.adamwUpdate(0, m, v, new AdamWStep(4e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, clip)); // as the trainer's one-rank step

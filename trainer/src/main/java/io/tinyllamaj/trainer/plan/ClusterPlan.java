@@ -83,12 +83,12 @@ public record ClusterPlan(Cluster cluster, LlamaConfig model, int microBatch, in
         int accumulation = Math.toIntExact(globalBatch / perStep);
         MicroBatch compute = microBatch(cluster.gpu(), model, b, t, bench);
         long workspace = Math.max(0, bench.peakMemBytes() - Sharding.replicated("bench")
-                .memory(bench.model(), bench.microBatch(), bench.seqLen(), ModelMemory.Storage.BF16_MIXED, 0).total());
+                .memory(bench.model(), bench.microBatch(), bench.seqLen(), bench.accumulation(), ModelMemory.Storage.BF16_MIXED, 0).total());
         int w = cluster.gpus();
         List<Sharding> shardings = List.of(Sharding.replicated("ddp"), Sharding.full("fsdp", w, bf16Reduce),
                 Sharding.full("hybrid", cluster.gpusPerNode(), bf16Reduce));
         List<StrategyPlan> plans = shardings.stream().map(s -> {
-            RankMemory memory = s.memory(model, b, t, ModelMemory.Storage.BF16_MIXED, workspace);
+            RankMemory memory = s.memory(model, b, t, accumulation, ModelMemory.Storage.BF16_MIXED, workspace);
             Communication comm = communication(s, cluster, model.parameterCount());
             double optimizerMs = bench.optimizerMs() * (bench.gpu().hbmGBps() / cluster.gpu().hbmGBps())
                     * Sharding.largestShard(model.parameterCount(), s.optimizerShards()) / bench.model().parameterCount();

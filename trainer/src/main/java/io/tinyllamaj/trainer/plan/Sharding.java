@@ -36,12 +36,12 @@ public record Sharding(String name, int parameterShards, int gradientShards, int
     }
 
     /**
-     * One rank's memory at micro-batches of b x t tokens, through the model's own sizing
+     * One rank's memory at micro-batches of b x t tokens, {@code microBatches} an optimizer step, through the model's own sizing
      * ({@link ModelMemory#planned}); the rank with the largest shard (the last, which also holds
      * the remainder). {@code workspace}: the backend's, as measured elsewhere.
      */
-    public RankMemory memory(LlamaConfig c, int b, int t, ModelMemory.Storage storage, long workspace) {
-        ModelMemory whole = ModelMemory.planned(c, b, t, storage);
+    public RankMemory memory(LlamaConfig c, int b, int t, int microBatches, ModelMemory.Storage storage, long workspace) {
+        ModelMemory whole = ModelMemory.planned(c, b, t, microBatches, storage);
         long values = whole.parameters() / Float.BYTES;
         long own = largestShard(values, parameterShards);
         return new RankMemory(own * Float.BYTES, own * storage.operandBytes(), largestShard(values, gradientShards) * Float.BYTES,

@@ -365,7 +365,14 @@ public final class Trainer {
             if (micro == 0) {
                 firstToken = tokens[0];
             }
-            LlamaModel.Losses losses = model.forwardBackward(tokens, targets, microBatch, seqLen, gradScale, t.zLoss().floatValue());
+            // queued: the next micro-batch is drawn while the device runs this one
+            model.queueForwardBackward(tokens, targets, microBatch, seqLen, gradScale, t.zLoss().floatValue());
+        }
+        List<LlamaModel.Losses> microLosses = model.takeLosses();
+        if (microLosses.size() != shape.accumulation()) {
+            throw new IllegalStateException(microLosses.size() + " micro-batch losses queued for a step of " + shape.accumulation());
+        }
+        for (LlamaModel.Losses losses : microLosses) {
             lossSum += losses.crossEntropy();
             zLossSum += losses.zLoss();
         }
