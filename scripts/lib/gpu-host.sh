@@ -3,14 +3,24 @@
 # bundled trainer as a command, and the demo recipe over the prepared samples.
 
 # unpack_bundle DIR: .bundle/tinyllama-gpu.tgz into DIR (emptied first), then find_cublaslt; one line
-# and exit 1 without the bundle.
+# and exit 1 without the bundle. With VARIANT=NAME, another build's jars and kernels
+# (.bundle/variant-NAME.tgz, from `scripts/gpu-bundle --with-trainer --variant NAME` in the other
+# checkout) replace the bundle's, on its Java runtime: any GPU script then runs that build.
 unpack_bundle() {
   local dir=$1
   if [ ! -f .bundle/tinyllama-gpu.tgz ]; then
     echo "$(basename "$0"): no .bundle/tinyllama-gpu.tgz; run scripts/gpu-bundle --with-trainer on the build machine first" >&2
     exit 1
   fi
+  if [ -n "${VARIANT:-}" ] && [ ! -f ".bundle/variant-$VARIANT.tgz" ]; then
+    echo "$(basename "$0"): VARIANT=$VARIANT but no .bundle/variant-$VARIANT.tgz; make it in the other checkout with" \
+      "scripts/gpu-bundle --with-trainer --variant $VARIANT" >&2
+    exit 1
+  fi
   rm -rf "$dir" && mkdir -p "$dir" && tar xzf .bundle/tinyllama-gpu.tgz -C "$dir" || exit 1
+  if [ -n "${VARIANT:-}" ]; then
+    tar xzf ".bundle/variant-$VARIANT.tgz" -C "$dir" || exit 1
+  fi
   find_cublaslt
 }
 
