@@ -220,6 +220,38 @@ class LlamaModelTest {
         assertTrue(unread.getMessage().contains("1 queued micro-batches"), unread.getMessage());
     }
 
+    /**
+     * Queueing a micro-batch reads nothing back from the backend (a read would wait for the GPU and
+     * leave it idle while the host draws the next micro-batch); takeLosses reads one row each.
+     */
+    @Test
+    void queueingReadsNothingBackUntilTheLossesAreTaken() {
+        java.util.List<String> reads = new java.util.ArrayList<>();
+        CpuBackend cpu = new CpuBackend();
+        io.tinyllamaj.kernels.Backend watched = (io.tinyllamaj.kernels.Backend) java.lang.reflect.Proxy.newProxyInstance(
+                getClass().getClassLoader(), new Class<?>[] {io.tinyllamaj.kernels.Backend.class}, (proxy, method, args) -> {
+                    if (method.getName().equals("download") || method.getName().equals("sumOfSquares")) {
+                        reads.add(method.getName());
+                    }
+                    try {
+                        return method.invoke(cpu, args);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        LlamaConfig c = tiny(false);
+        LlamaModel model = new LlamaModel(watched, c);
+        Initialization.initialize(model, 5);
+        int b = 2, t = 4;
+        model.zeroGradients();
+        for (int m = 0; m < 3; m++) {
+            model.queueForwardBackward(tokens(b * t, c.vocabSize(), 50 + m), tokens(b * t, c.vocabSize(), 60 + m), b, t, 1f, 0.01f);
+        }
+        assertEquals(java.util.List.of(), reads, "queued micro-batches read nothing back");
+        assertEquals(3, model.takeLosses().size());
+        assertEquals(6, reads.size(), "a loss row and a logsumexp row each: " + reads);
+    }
+
     @Test
     void lossAndGradientsOverSeveralLogitChunksEqualThoseOfSeparateHalves() throws Exception {
         LlamaConfig c = tiny(false);
