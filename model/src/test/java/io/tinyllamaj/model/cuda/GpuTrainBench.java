@@ -17,6 +17,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
+import java.util.function.IntSupplier;
 
 /**
  * The GPU training-step benchmark behind {@code scripts/bench-gpu}: TinyLlama-1.1B on
@@ -26,8 +27,12 @@ import java.util.SplittableRandom;
  * kernels alone at TinyLlama's shape with CUDA events (tensor-core and plain), and profiles one
  * step per op family. With {@code --accumulate K} a step is K micro-batches' forward and backward
  * into the same gradients, then one norm and one AdamW update (the recipe's shape: TinyLlama's run
- * accumulated 8 per GPU). Writes OUT_DIR/ours.json and OUT_DIR/ours.txt.
- * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--accumulate K] [--warmup N] [--steps N] [--attention-batch B] [--attention-only] [--precision bf16-mixed|fp8-mixed]}
+ * accumulated 8 per GPU). Token ids and targets are drawn uniformly over the vocabulary, or with
+ * {@code --tokens zipf} by Zipf's law (s = 1) as text's are: the most frequent id takes 9% of the
+ * positions, as the newline takes 9-10% of the demo's samples, so one table row gathers about
+ * 1,500 of a micro-batch's 16,384 gradient rows in the embedding backward, where uniform ids give
+ * at most a handful. Writes OUT_DIR/ours.json and OUT_DIR/ours.txt.
+ * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--accumulate K] [--warmup N] [--steps N] [--attention-batch B] [--attention-only] [--precision bf16-mixed|fp8-mixed] [--tokens uniform|zipf]}
  */
 public final class GpuTrainBench {
 
@@ -35,11 +40,12 @@ public final class GpuTrainBench {
 
     private final List<String> lines = new ArrayList<>();
     private String precision = "bf16-mixed";
+    private boolean zipf;
 
     public static void main(String[] args) throws IOException {
         Path out = Path.of(args[0]);
         int batch = 8, seq = 2048, warmup = 3, steps = 8, attentionBatch = 8, accumulate = 1;
-        boolean training = true, fp8 = false;
+        boolean training = true, fp8 = false, zipf = false;
         for (int i = 1; i < args.length; i++) {
             switch (args[i]) {
                 case "--batch" -> batch = Integer.parseInt(args[++i]);
@@ -54,6 +60,11 @@ public final class GpuTrainBench {
                     case "fp8-mixed" -> true;
                     default -> throw new IllegalArgumentException("--precision takes bf16-mixed or fp8-mixed, got " + args[i]);
                 };
+                case "--tokens" -> zipf = switch (args[++i]) {
+                    case "uniform" -> false;
+                    case "zipf" -> true;
+                    default -> throw new IllegalArgumentException("--tokens takes uniform or zipf, got " + args[i]);
+                };
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
@@ -63,6 +74,7 @@ public final class GpuTrainBench {
         try (CudaBackend gpu = new CudaBackend(0, new CudaBackend.Options(defaults.attention(), defaults.bf16Activations(),
                 defaults.matmulTuning(), fp8 ? CudaBackend.Fp8Recipe.DEFAULT : null))) {
             bench.precision = fp8 ? "fp8-mixed" : "bf16-mixed";
+            bench.zipf = zipf;
             String step = training ? bench.trainingStep(gpu, LlamaConfig.preset("tinyllama-1.1b"), batch, seq, accumulate, warmup, steps)
                     : "  \"model\": \"none (attention only)\"";
             String attention = bench.attentionKernels(gpu, attentionBatch, seq, 32, 4, 64);
@@ -86,6 +98,7 @@ public final class GpuTrainBench {
         Tensor m = gpu.allocate(model.layout().total()), v = gpu.allocate(model.layout().total());
         int n = b * t;
         SplittableRandom random = new SplittableRandom(5);
+        IntSupplier draw = zipf ? zipfIds(random, config.vocabSize()) : () -> random.nextInt(config.vocabSize());
         int[] tokens = new int[n], targets = new int[n];
         double[] seconds = new double[warmup + steps];
         double loss = 0;
@@ -96,8 +109,8 @@ public final class GpuTrainBench {
             model.zeroGradients();
             for (int micro = 0; micro < accumulate; micro++) {
                 for (int i = 0; i < n; i++) {
-                    tokens[i] = random.nextInt(config.vocabSize());
-                    targets[i] = random.nextInt(config.vocabSize());
+                    tokens[i] = draw.getAsInt();
+                    targets[i] = draw.getAsInt();
                 }
                 model.queueForwardBackward(tokens, targets, b, t, 1f / (n * accumulate), 0f); // as the trainer's loop
             }
@@ -119,8 +132,8 @@ public final class GpuTrainBench {
         double flopsPerToken = config.trainingFlopsPerToken(t);
         double tokensPerSecond = (double) n * accumulate / median;
         double mfu = flopsPerToken * tokensPerSecond / PEAK_FLOPS;
-        line(String.format(Locale.ROOT, "training step: %s, b=%d t=%d, %d micro-batch%s an optimizer step, %s, AdamW + clipping; %d warm-up, median of %d steps",
-                config.name(), b, t, accumulate, accumulate == 1 ? "" : "es", precision, warmup, steps));
+        line(String.format(Locale.ROOT, "training step: %s, b=%d t=%d, %d micro-batch%s an optimizer step, %s, AdamW + clipping, %s token ids; %d warm-up, median of %d steps",
+                config.name(), b, t, accumulate, accumulate == 1 ? "" : "es", precision, zipf ? "Zipf-distributed" : "uniform", warmup, steps));
         line(String.format(Locale.ROOT, "  step times (s): %s", Arrays.toString(Arrays.stream(seconds).map(x -> Math.round(x * 1e4) / 1e4).toArray())));
         line(String.format(Locale.ROOT, "  median %.1f ms, %.0f tokens/s, MFU %.1f%% (%.3g FLOPs/token over %.0f TFLOP/s), device memory in use %.1f GiB, last loss %.4f",
                 median * 1e3, tokensPerSecond, 100 * mfu, flopsPerToken, PEAK_FLOPS / 1e12, usedGib, loss));
@@ -132,10 +145,25 @@ public final class GpuTrainBench {
             opsJson.append(opsJson.isEmpty() ? "" : ",\n").append(String.format(Locale.ROOT, "    \"%s\": {\"calls\": %d, \"ms\": %.3f}",
                     op.key().replace("\"", "'"), op.calls(), op.ms()));
         }
-        return String.format(Locale.ROOT, "  \"model\": \"%s\",\n  \"precision\": \"%s\",\n  \"micro_batch\": %d,\n  \"accumulate\": %d,\n  \"seq_len\": %d,\n  \"step_ms\": %.2f,\n"
+        return String.format(Locale.ROOT, "  \"model\": \"%s\",\n  \"precision\": \"%s\",\n  \"tokens\": \"%s\",\n  \"micro_batch\": %d,\n  \"accumulate\": %d,\n  \"seq_len\": %d,\n  \"step_ms\": %.2f,\n"
                         + "  \"tokens_per_s\": %.0f,\n  \"flops_per_token\": %.4g,\n  \"mfu\": %.4f,\n  \"peak_mem_gib\": %.2f,\n"
                         + "  \"ops_ms\": {\n%s\n  }",
-                config.name(), precision, b, accumulate, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib, opsJson);
+                config.name(), precision, zipf ? "zipf" : "uniform", b, accumulate, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib, opsJson);
+    }
+
+    /** Ids 0 .. vocab - 1 with probability proportional to 1 / (id + 1): Zipf's law, s = 1. */
+    static IntSupplier zipfIds(SplittableRandom random, int vocab) {
+        double[] cumulative = new double[vocab];
+        double sum = 0;
+        for (int k = 0; k < vocab; k++) {
+            sum += 1.0 / (k + 1);
+            cumulative[k] = sum;
+        }
+        double total = sum;
+        return () -> {
+            int at = Arrays.binarySearch(cumulative, random.nextDouble() * total);
+            return Math.min(at >= 0 ? at : -at - 1, vocab - 1);
+        };
     }
 
     /**
