@@ -81,6 +81,7 @@ public final class CudaOpCheck {
         }
         guarded(() -> embedding(300, 100, 64));
         guarded(() -> embedding(2048, 32000, 128));
+        guarded(() -> embedding(4096, 32000, 160)); // about 80 rows a token, as text's frequent ids gather them
         guarded(() -> embedding(17, 50, 30)); // c % 4 != 0: one value per thread step
         for (int[] s : new int[][] {{64, 32000}, {37, 1000}, {13, 1001}}) { // v = 1001: one value per thread step
             for (boolean act : new boolean[] {false, true}) {

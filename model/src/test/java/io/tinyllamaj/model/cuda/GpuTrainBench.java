@@ -32,7 +32,7 @@ import java.util.function.IntSupplier;
  * positions, as the newline takes 9-10% of the demo's samples, so one table row gathers about
  * 1,500 of a micro-batch's 16,384 gradient rows in the embedding backward, where uniform ids give
  * at most a handful. Writes OUT_DIR/ours.json and OUT_DIR/ours.txt.
- * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--accumulate K] [--warmup N] [--steps N] [--attention-batch B] [--attention-only] [--precision bf16-mixed|fp8-mixed] [--tokens uniform|zipf]}
+ * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--accumulate K] [--warmup N] [--steps N] [--attention-batch B] [--attention-only] [--precision bf16-mixed|fp8-mixed] [--tokens uniform|zipf] [--lr LR]}
  */
 public final class GpuTrainBench {
 
@@ -41,11 +41,13 @@ public final class GpuTrainBench {
     private final List<String> lines = new ArrayList<>();
     private String precision = "bf16-mixed";
     private boolean zipf;
+    private float lr;
 
     public static void main(String[] args) throws IOException {
         Path out = Path.of(args[0]);
         int batch = 8, seq = 2048, warmup = 3, steps = 8, attentionBatch = 8, accumulate = 1;
         boolean training = true, fp8 = false, zipf = false;
+        float lr = 4e-4f;
         for (int i = 1; i < args.length; i++) {
             switch (args[i]) {
                 case "--batch" -> batch = Integer.parseInt(args[++i]);
@@ -60,6 +62,7 @@ public final class GpuTrainBench {
                     case "fp8-mixed" -> true;
                     default -> throw new IllegalArgumentException("--precision takes bf16-mixed or fp8-mixed, got " + args[i]);
                 };
+                case "--lr" -> lr = Float.parseFloat(args[++i]);
                 case "--tokens" -> zipf = switch (args[++i]) {
                     case "uniform" -> false;
                     case "zipf" -> true;
@@ -75,6 +78,7 @@ public final class GpuTrainBench {
                 defaults.matmulTuning(), fp8 ? CudaBackend.Fp8Recipe.DEFAULT : null))) {
             bench.precision = fp8 ? "fp8-mixed" : "bf16-mixed";
             bench.zipf = zipf;
+            bench.lr = lr;
             String step = training ? bench.trainingStep(gpu, LlamaConfig.preset("tinyllama-1.1b"), batch, seq, accumulate, warmup, steps)
                     : "  \"model\": \"none (attention only)\"";
             String attention = bench.attentionKernels(gpu, attentionBatch, seq, 32, 4, 64);
@@ -117,7 +121,7 @@ public final class GpuTrainBench {
             loss = model.takeLosses().getLast().crossEntropy() / n;
             double norm = Math.sqrt(timed.sumOfSquares(model.gradients()));
             float clip = (float) Math.min(1.0, 1.0 / (norm + 1e-6));
-            model.adamwUpdate(0, m, v, new AdamWStep(4e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, clip)); // as the trainer's one-rank step
+            model.adamwUpdate(0, m, v, new AdamWStep(lr, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1, clip)); // as the trainer's one-rank step
             gpu.synchronize();
             if (s < seconds.length) {
                 seconds[s] = (System.nanoTime() - start) / 1e9;
@@ -132,8 +136,8 @@ public final class GpuTrainBench {
         double flopsPerToken = config.trainingFlopsPerToken(t);
         double tokensPerSecond = (double) n * accumulate / median;
         double mfu = flopsPerToken * tokensPerSecond / PEAK_FLOPS;
-        line(String.format(Locale.ROOT, "training step: %s, b=%d t=%d, %d micro-batch%s an optimizer step, %s, AdamW + clipping, %s token ids; %d warm-up, median of %d steps",
-                config.name(), b, t, accumulate, accumulate == 1 ? "" : "es", precision, zipf ? "Zipf-distributed" : "uniform", warmup, steps));
+        line(String.format(Locale.ROOT, "training step: %s, b=%d t=%d, %d micro-batch%s an optimizer step, %s, AdamW (lr %.3g) + clipping, %s token ids; %d warm-up, median of %d steps",
+                config.name(), b, t, accumulate, accumulate == 1 ? "" : "es", precision, lr, zipf ? "Zipf-distributed" : "uniform", warmup, steps));
         line(String.format(Locale.ROOT, "  step times (s): %s", Arrays.toString(Arrays.stream(seconds).map(x -> Math.round(x * 1e4) / 1e4).toArray())));
         line(String.format(Locale.ROOT, "  median %.1f ms, %.0f tokens/s, MFU %.1f%% (%.3g FLOPs/token over %.0f TFLOP/s), device memory in use %.1f GiB, last loss %.4f",
                 median * 1e3, tokensPerSecond, 100 * mfu, flopsPerToken, PEAK_FLOPS / 1e12, usedGib, loss));
