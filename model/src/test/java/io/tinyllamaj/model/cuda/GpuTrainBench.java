@@ -31,7 +31,9 @@ import java.util.function.IntSupplier;
  * {@code --tokens zipf} by Zipf's law (s = 1) as text's are: the most frequent id takes 9% of the
  * positions, as the newline takes 9-10% of the demo's samples, so one table row gathers about
  * 1,500 of a micro-batch's 16,384 gradient rows in the embedding backward, where uniform ids give
- * at most a handful. Writes OUT_DIR/ours.json and OUT_DIR/ours.txt.
+ * at most a handful. {@code --lr} sets AdamW's learning rate (default 4e-4, the PyTorch peer's):
+ * the board runs at its power limit, and the same step is about 2% slower at warm-up rates such as
+ * 2e-6, where the weights stay at their initialization. Writes OUT_DIR/ours.json and OUT_DIR/ours.txt.
  * Usage: {@code GpuTrainBench OUT_DIR [--batch B] [--seq T] [--accumulate K] [--warmup N] [--steps N] [--attention-batch B] [--attention-only] [--precision bf16-mixed|fp8-mixed] [--tokens uniform|zipf] [--lr LR]}
  */
 public final class GpuTrainBench {
@@ -149,10 +151,10 @@ public final class GpuTrainBench {
             opsJson.append(opsJson.isEmpty() ? "" : ",\n").append(String.format(Locale.ROOT, "    \"%s\": {\"calls\": %d, \"ms\": %.3f}",
                     op.key().replace("\"", "'"), op.calls(), op.ms()));
         }
-        return String.format(Locale.ROOT, "  \"model\": \"%s\",\n  \"precision\": \"%s\",\n  \"tokens\": \"%s\",\n  \"micro_batch\": %d,\n  \"accumulate\": %d,\n  \"seq_len\": %d,\n  \"step_ms\": %.2f,\n"
+        return String.format(Locale.ROOT, "  \"model\": \"%s\",\n  \"precision\": \"%s\",\n  \"tokens\": \"%s\",\n  \"lr\": %.3g,\n  \"micro_batch\": %d,\n  \"accumulate\": %d,\n  \"seq_len\": %d,\n  \"step_ms\": %.2f,\n"
                         + "  \"tokens_per_s\": %.0f,\n  \"flops_per_token\": %.4g,\n  \"mfu\": %.4f,\n  \"peak_mem_gib\": %.2f,\n"
                         + "  \"ops_ms\": {\n%s\n  }",
-                config.name(), precision, zipf ? "zipf" : "uniform", b, accumulate, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib, opsJson);
+                config.name(), precision, zipf ? "zipf" : "uniform", lr, b, accumulate, t, median * 1e3, tokensPerSecond, flopsPerToken, mfu, usedGib, opsJson);
     }
 
     /** Ids 0 .. vocab - 1 with probability proportional to 1 / (id + 1): Zipf's law, s = 1. */
