@@ -102,7 +102,8 @@ public final class TestRuns {
     public static List<String> deterministicMetrics(Path runDirectory) throws IOException {
         List<String> lines = new ArrayList<>();
         for (JsonNode record : MetricsLog.read(runDirectory.resolve(MetricsLog.FILE))) {
-            lines.add("step=" + record.get("step") + " loss=" + bits(record.get("loss")) + " val_loss=" + bits(record.get("val_loss"))
+            lines.add("step=" + record.get("step") + " loss=" + bits(record.get("loss"))
+                    + " loss_mean=" + bits(record.get("loss_mean")) + " val_loss=" + bits(record.get("val_loss"))
                     + " lr=" + bits(record.get("lr")) + " grad_norm=" + bits(record.get("grad_norm"))
                     + " tokens=" + record.get("tokens") + " first_token=" + record.get("first_token")
                     + " per_source=" + record.get("tokens_per_source") + " skipped_steps=" + record.get("skipped_steps"));

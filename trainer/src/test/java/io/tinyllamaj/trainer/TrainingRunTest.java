@@ -10,6 +10,7 @@ import io.tinyllamaj.kernels.cpu.CpuBackend;
 import io.tinyllamaj.model.LlamaModel;
 import io.tinyllamaj.trainer.checkpoint.CheckpointStore;
 import io.tinyllamaj.trainer.checkpoint.CorruptCheckpointException;
+import io.tinyllamaj.trainer.run.LossWindow;
 import io.tinyllamaj.trainer.run.MetricsLog;
 import io.tinyllamaj.trainer.run.PretrainRun;
 import io.tinyllamaj.trainer.run.SpikeGuard;
@@ -122,6 +123,43 @@ class TrainingRunTest extends ReferenceRunBase {
                 new ByteArrayOutputStream()));
         assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
         TestRuns.assertSameRun(reference, run);
+    }
+
+    /**
+     * logging.interval 5 writes records at steps 4 and 8 (evaluations), 5, 10 and 12 (the last):
+     * each record's loss_mean is the plain mean of the reference's per-step losses (interval 1,
+     * the same training) since the record before, summed here by hand; stopped at step 7, inside
+     * the window 6..8, and resumed, the run writes the same records bit for bit.
+     */
+    @Test
+    void lossMeanAveragesTheStepsSinceTheLastRecordAcrossAResume() throws Exception {
+        List<JsonNode> perStep = MetricsLog.read(reference.resolve(MetricsLog.FILE));
+        Path whole = dir.resolve("whole"), resumed = dir.resolve("resumed");
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, whole, null, "logging.interval=5"));
+        StopSignal stop = StopSignal.none();
+        assertEquals(Trainer.Outcome.STOPPED, TestRuns.pretrain(recipe, resumed, null, stop, stopDuring(stop, 6),
+                new ByteArrayOutputStream(), "logging.interval=5"));
+        assertEquals("step-00000007", Files.readString(resumed.resolve("checkpoints/latest")).trim());
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, resumed, "auto", StopSignal.none(), Trainer.Hooks.NONE,
+                new ByteArrayOutputStream(), "logging.interval=5"));
+        TestRuns.assertSameRun(whole, resumed);
+
+        List<JsonNode> records = MetricsLog.read(whole.resolve(MetricsLog.FILE));
+        assertEquals(List.of(4L, 5L, 8L, 10L, 12L), records.stream().map(r -> r.get("step").asLong()).toList());
+        long previous = 0;
+        for (JsonNode record : records) {
+            long step = record.get("step").asLong();
+            double sum = 0;
+            for (long s = previous + 1; s <= step; s++) {
+                sum += perStep.get((int) s - 1).get("loss").asDouble();
+            }
+            assertEquals(perStep.get((int) step - 1).get("loss").asDouble(), record.get("loss").asDouble(), 0.0, "step " + step);
+            assertEquals(sum / (step - previous), record.get("loss_mean").asDouble(), 1e-15, "loss_mean at step " + step);
+            previous = step;
+        }
+        for (JsonNode record : perStep) {
+            assertEquals(record.get("loss").asDouble(), record.get("loss_mean").asDouble(), 0.0, "interval 1: the step's own loss");
+        }
     }
 
     /**
@@ -299,6 +337,8 @@ class TrainingRunTest extends ReferenceRunBase {
         ObjectNode badCounts = good.deepCopy();
         ((ObjectNode) badCounts.path("spike_guard")).put("inRow", 3).put("total", 1);
         junk.put(badCounts.toString(), ": spike_guard is not a loss-spike window");
+        junk.put(good.deepCopy().set("loss_window", JSON.createObjectNode().put("sum", 2.5).put("steps", -1)).toString(),
+                ": loss_window is not a loss window");
         int n = 0;
         for (Map.Entry<String, String> entry : junk.entrySet()) {
             Path run = dir.resolve("run" + n++);
@@ -313,12 +353,13 @@ class TrainingRunTest extends ReferenceRunBase {
     }
 
     @Test
-    void aCheckpointFromBeforeTheSpikeGuardStillResumes() throws Exception {
+    void aCheckpointFromBeforeTheSpikeGuardAndTheLossWindowStillResumes() throws Exception {
         Path run = referenceAtStep8();
         Path state = run.resolve("checkpoints/step-00000008/state.json");
         ObjectNode old = (ObjectNode) JSON.readTree(state.toFile());
-        replaceListedFile(state, old.without("spike_guard").toString());
+        replaceListedFile(state, old.without(List.of("spike_guard", "loss_window")).toString());
         assertEquals(SpikeGuard.State.EMPTY, TrainState.read(run.resolve("checkpoints/step-00000008")).spikes());
+        assertEquals(LossWindow.EMPTY, TrainState.read(run.resolve("checkpoints/step-00000008")).lossWindow());
         assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, run, "auto"));
         TestRuns.assertSameRun(reference, run); // the guard is off here: nothing else in the run depends on it
     }

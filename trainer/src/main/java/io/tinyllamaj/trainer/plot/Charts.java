@@ -47,7 +47,7 @@ public final class Charts {
         Path plots = Files.createDirectories(runDirectory.resolve("plots"));
         List<Path> written = new ArrayList<>();
         List<Line> loss = new ArrayList<>();
-        loss.add(new Line(series(records, "loss", "train loss"), false));
+        loss.add(new Line(series(records, trainLoss(records), "train loss"), false));
         loss.add(new Line(series(records, "val_loss", "validation loss"), true));
         for (String source : objectKeys(records, "val_loss_per_source")) {
             loss.add(new Line(series(records, "val_loss_per_source", source, "validation loss (" + source + ")"), true));
@@ -97,7 +97,7 @@ public final class Charts {
     static List<Line> comparisonLines(List<List<JsonNode>> records, List<String> names) {
         List<Line> train = new ArrayList<>(), validation = new ArrayList<>();
         for (int i = 0; i < records.size(); i++) {
-            train.add(new Line(series(records.get(i), "loss", "train loss (" + names.get(i) + ")"), false, i));
+            train.add(new Line(series(records.get(i), trainLoss(records.get(i)), "train loss (" + names.get(i) + ")"), false, i));
             validation.add(new Line(series(records.get(i), "val_loss", "validation loss (" + names.get(i) + ")"), true, i));
         }
         train.addAll(validation);
@@ -120,21 +120,37 @@ public final class Charts {
         return records;
     }
 
-    /** Logged points in each trailing window of the difference chart: one step's loss alone is noisy. */
+    /**
+     * Logged points in each trailing window of the difference chart where the records hold one
+     * step's loss alone (metrics written before loss_mean), which is noisy.
+     */
     static final int DIFFERENCE_WINDOW = 10;
 
     /**
+     * The train loss a chart draws: {@code loss_mean} (the mean over each logging interval) where
+     * the records have it, else {@code loss} (the logged step's own).
+     */
+    static String trainLoss(List<JsonNode> records) {
+        return records.stream().anyMatch(r -> r.has("loss_mean")) ? "loss_mean" : "loss";
+    }
+
+    /**
      * The difference chart's lines, in percent of the first run's loss: each other run's train
-     * loss over the last {@link #DIFFERENCE_WINDOW} steps both runs logged (the ratio of the two
-     * sums, less 1, at the window's last step, from the first full window on), then each other
-     * run's validation loss at every evaluation both have (markers).
+     * loss at every point both runs logged where every run has {@code loss_mean}, else over the
+     * last {@link #DIFFERENCE_WINDOW} steps both logged (the ratio of the two sums, less 1, at
+     * the window's last step, from the first full window on); then each other run's validation
+     * loss at every evaluation both have (markers).
      */
     static List<Line> differenceLines(List<List<JsonNode>> records, List<String> names) {
-        XYSeries baseTrain = series(records.get(0), "loss", ""), baseValidation = series(records.get(0), "val_loss", "");
+        boolean means = records.stream().allMatch(r -> trainLoss(r).equals("loss_mean"));
+        String key = means ? "loss_mean" : "loss";
+        int window = means ? 1 : DIFFERENCE_WINDOW;
+        XYSeries baseTrain = series(records.get(0), key, ""), baseValidation = series(records.get(0), "val_loss", "");
         List<Line> train = new ArrayList<>(), validation = new ArrayList<>();
         for (int i = 1; i < records.size(); i++) {
-            XYSeries other = series(records.get(i), "loss", "");
-            XYSeries windows = new XYSeries("train loss, " + DIFFERENCE_WINDOW + " logged steps (" + names.get(i) + ")", true, false);
+            XYSeries other = series(records.get(i), key, "");
+            XYSeries windows = new XYSeries((means ? "train loss, mean of each logging interval (" : "train loss, " + window
+                    + " logged steps (") + names.get(i) + ")", true, false);
             List<double[]> common = new ArrayList<>(); // step, base, other
             for (int k = 0; k < other.getItemCount(); k++) {
                 int at = baseTrain.indexOf(other.getX(k));
@@ -142,9 +158,9 @@ public final class Charts {
                     common.add(new double[] {other.getX(k).doubleValue(), baseTrain.getY(at).doubleValue(), other.getY(k).doubleValue()});
                 }
             }
-            for (int end = DIFFERENCE_WINDOW - 1; end < common.size(); end++) {
+            for (int end = window - 1; end < common.size(); end++) {
                 double base = 0, sum = 0;
-                for (int k = end - DIFFERENCE_WINDOW + 1; k <= end; k++) {
+                for (int k = end - window + 1; k <= end; k++) {
                     base += common.get(k)[1];
                     sum += common.get(k)[2];
                 }

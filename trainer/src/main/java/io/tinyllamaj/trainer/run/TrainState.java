@@ -33,12 +33,14 @@ import java.util.OptionalInt;
  * @param config       the full effective config, as {@code ConfigLoader.toTree} gives it (for people; resume reads the fingerprint)
  * @param spikes       the loss-spike guard's window and counters; empty ({@link SpikeGuard.State#EMPTY}) for
  *                     checkpoints older than the guard, whose window then fills again from the resumed steps
+ * @param lossWindow   the losses since the last metrics record; empty for checkpoints older than the record of
+ *                     it, whose first record after the resume then averages the resumed steps alone
  */
 public record TrainState(long step, long updates, long tokensSeen, long skippedSteps, int consecutiveSkipped,
                          Map<String, Long> tokensPerSource, MixtureSampler.State sampler, OptionalInt worldSize,
                          OptionalInt accumulation, Optional<String> strategy, String configHash,
                          Map<String, String> fingerprint, LlamaConfig model, JsonNode config,
-                         SpikeGuard.State spikes) {
+                         SpikeGuard.State spikes, LossWindow lossWindow) {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -59,7 +61,8 @@ public record TrainState(long step, long updates, long tokensSeen, long skippedS
                 texts(state.object("fingerprint")), state.value("model", LlamaConfig.class, "a model shape"),
                 state.object("config").node(),
                 state.has("spike_guard") ? state.value("spike_guard", SpikeGuard.State.class, "a loss-spike window")
-                        : SpikeGuard.State.EMPTY);
+                        : SpikeGuard.State.EMPTY,
+                state.has("loss_window") ? state.value("loss_window", LossWindow.class, "a loss window") : LossWindow.EMPTY);
     }
 
     /**
@@ -82,6 +85,7 @@ public record TrainState(long step, long updates, long tokensSeen, long skippedS
         state.set("model", JSON.valueToTree(model));
         state.set("config", config.deepCopy());
         state.set("spike_guard", JSON.valueToTree(spikes));
+        state.set("loss_window", JSON.valueToTree(lossWindow));
         return state;
     }
 

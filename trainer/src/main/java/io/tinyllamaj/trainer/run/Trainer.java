@@ -91,6 +91,7 @@ public final class Trainer {
     private final Tensor adamV;
     private final Double peakFlops;
     private final SpikeGuard spikes;
+    private LossWindow lossWindow = LossWindow.EMPTY;
     private final TrainingTasks tasks;
 
     private final int[] block;
@@ -222,6 +223,7 @@ public final class Trainer {
         skippedSteps = saved.skippedSteps();
         consecutiveSkipped = saved.consecutiveSkipped();
         spikes.restore(saved.spikes());
+        lossWindow = saved.lossWindow();
         sampler.restore(saved.sampler());
         lastCheckpointStep = step;
     }
@@ -276,6 +278,7 @@ public final class Trainer {
                 return Outcome.STOPPED;
             }
             StepResult result = trainStep();
+            lossWindow = lossWindow.add(result.loss);
             windowTokens += shape.tokensPerStep();
             if (!memoryReported) { // the activations exist only after a first step
                 reportMemory(metrics);
@@ -299,6 +302,7 @@ public final class Trainer {
             progress.step(step, result.loss, result.lr, result.gradNorm, tokensPerSecond, logged);
             if (logged || validation != null || taskScores != null) {
                 metrics.write(metricsRecord(result, tokensPerSecond, validation, taskScores));
+                lossWindow = LossWindow.EMPTY;
                 windowStart = System.nanoTime();
                 windowTokens = 0;
             }
@@ -502,6 +506,7 @@ public final class Trainer {
         ObjectNode record = MetricsLog.newRecord();
         record.put("step", step);
         record.put("loss", r.loss);
+        record.put("loss_mean", lossWindow.mean());
         if (validation != null) {
             record.put("val_loss", validation.loss());
             ObjectNode perSource = record.putObject("val_loss_per_source");
@@ -557,7 +562,8 @@ public final class Trainer {
         requireSamePositionOnEveryRank(position);
         TrainState state = new TrainState(step, updates, tokensSeen, skippedSteps, consecutiveSkipped, sampler.tokensPerSource(),
                 position, OptionalInt.of(strategy.worldSize()), OptionalInt.of(shape.accumulation()), Optional.of(strategy.name()),
-                configHash(config, shape), fingerprint(config, shape), shape.model(), ConfigLoader.toTree(config), spikes.state());
+                configHash(config, shape), fingerprint(config, shape), shape.model(), ConfigLoader.toTree(config), spikes.state(),
+                lossWindow);
         CheckpointStore.Writer writer = strategy.worldSize() == 1 ? CheckpointStore.Writer.SINGLE
                 : new CheckpointStore.Writer(strategy.rank(), strategy.savesOptimizerShard(), strategy.world()::barrier);
         Tensor params = strategy.parametersForCheckpoint(model);

@@ -74,6 +74,25 @@ class ChartsTest {
         assertTrue(lines.get(1).markers() && !lines.get(0).markers());
     }
 
+    /**
+     * Records with loss_mean (the mean over each logging interval): the charts draw it, not the
+     * logged step's own loss, and the difference chart takes every logged point as it is: bf16's
+     * means 2.0 and 4.0 against fp8's 2.1 and 3.9 are +5% and -2.5%.
+     */
+    @Test
+    void recordsWithLossMeanAreDrawnByIt(@TempDir Path dir) throws Exception {
+        Path bf16 = run(dir, "bf16-mixed", "{\"step\":10,\"loss\":1.0,\"loss_mean\":2.0}", "{\"step\":20,\"loss\":9.0,\"loss_mean\":4.0}");
+        Path fp8 = run(dir, "fp8-mixed", "{\"step\":10,\"loss\":1.5,\"loss_mean\":2.1}", "{\"step\":20,\"loss\":7.0,\"loss_mean\":3.9}");
+        List<Charts.Line> lines = Charts.comparisonLines(List.of(bf16, fp8));
+        assertEquals(4.0, lines.get(0).series().getY(1).doubleValue());
+        assertEquals(2.1, lines.get(1).series().getY(0).doubleValue());
+        var train = Charts.differenceLines(List.of(bf16, fp8)).get(0).series();
+        assertEquals("train loss, mean of each logging interval (fp8-mixed)", train.getKey());
+        assertEquals(2, train.getItemCount());
+        assertEquals(5.0, train.getY(0).doubleValue(), 1e-12);
+        assertEquals(-2.5, train.getY(1).doubleValue(), 1e-12);
+    }
+
     @Test
     void runsOfOneDirectoryNameAreNamedByTheirPaths(@TempDir Path dir) throws Exception {
         Path a = run(dir.resolve("a"), "run", "{\"step\":1,\"loss\":2.0}");
