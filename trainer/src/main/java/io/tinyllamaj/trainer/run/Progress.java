@@ -15,8 +15,11 @@ import java.util.Locale;
  */
 public interface Progress extends AutoCloseable {
 
-    /** After every optimizer step; {@code logged} is true on the steps written to metrics.jsonl. */
-    void step(long step, double loss, double lr, double gradNorm, double tokensPerSecond, boolean logged);
+    /**
+     * After every optimizer step; {@code window} holds the losses since the last metrics record,
+     * this step's included; {@code logged} is true on the steps written to metrics.jsonl.
+     */
+    void step(long step, double loss, LossWindow window, double lr, double gradNorm, double tokensPerSecond, boolean logged);
 
     void message(String line);
 
@@ -28,7 +31,10 @@ public interface Progress extends AutoCloseable {
         return terminal ? new Bar(startStep, maxSteps) : new Lines(maxSteps, out);
     }
 
-    /** Plain lines: {@code step 120/800 | loss 5.1234 | lr 3.00e-04 | ...}. */
+    /**
+     * Plain lines: {@code step 120/800 | loss 5.1234 | loss_mean 5.2345 | lr 3.00e-04 | ...}, with
+     * loss_mean (the metrics record's) where the line stands for more than one step.
+     */
     final class Lines implements Progress {
         private final long maxSteps;
         private final PrintStream out;
@@ -40,10 +46,11 @@ public interface Progress extends AutoCloseable {
         }
 
         @Override
-        public void step(long step, double loss, double lr, double gradNorm, double tokensPerSecond, boolean logged) {
+        public void step(long step, double loss, LossWindow window, double lr, double gradNorm, double tokensPerSecond, boolean logged) {
             if (logged) {
-                out.println(String.format(Locale.ROOT, "step %d/%d | loss %.4f | lr %.3e | grad_norm %.3f | %,.0f tok/s | %s",
-                        step, maxSteps, loss, lr, gradNorm, tokensPerSecond,
+                String mean = window.steps() > 1 ? String.format(Locale.ROOT, " | loss_mean %.4f", window.mean()) : "";
+                out.println(String.format(Locale.ROOT, "step %d/%d | loss %.4f%s | lr %.3e | grad_norm %.3f | %,.0f tok/s | %s",
+                        step, maxSteps, loss, mean, lr, gradNorm, tokensPerSecond,
                         formatDuration(Duration.ofNanos(System.nanoTime() - started))));
                 out.flush();
             }
@@ -72,7 +79,7 @@ public interface Progress extends AutoCloseable {
         }
 
         @Override
-        public void step(long step, double loss, double lr, double gradNorm, double tokensPerSecond, boolean logged) {
+        public void step(long step, double loss, LossWindow window, double lr, double gradNorm, double tokensPerSecond, boolean logged) {
             bar.stepTo(step);
             bar.setExtraMessage(String.format(Locale.ROOT, " | loss %.4f lr %.2e %,.0f tok/s", loss, lr, tokensPerSecond));
         }

@@ -299,7 +299,7 @@ public final class Trainer {
                     progress.message("step " + step + ": task evaluation abandoned: a stop was requested");
                 }
             }
-            progress.step(step, result.loss, result.lr, result.gradNorm, tokensPerSecond, logged);
+            progress.step(step, result.loss, lossWindow, result.lr, result.gradNorm, tokensPerSecond, logged);
             if (logged || validation != null || taskScores != null) {
                 metrics.write(metricsRecord(result, tokensPerSecond, validation, taskScores));
                 lossWindow = LossWindow.EMPTY;
