@@ -4,7 +4,7 @@ package io.tinyllamaj.trainer.run;
  * The train losses of the steps since the last metrics record, summed in step order, for the
  * record's {@code loss_mean}: at {@code logging.interval} k a record's {@code loss} is one
  * step's loss over one batch, its {@code loss_mean} the mean over the k batches (as Megatron-LM
- * logs its loss), so a curve drawn from the records is k times less noisy. A non-finite loss is
+ * logs its loss), so a curve drawn from the records is about sqrt(k) times less noisy. A non-finite loss is
  * left out (its step is skipped and reported). Part of a checkpoint, so a resumed run writes the
  * uninterrupted run's records.
  *
