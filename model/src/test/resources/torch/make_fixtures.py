@@ -368,6 +368,24 @@ def damaged_fixtures():
     torch_save(os.path.join(d, "short-entry.bin"), {"model.embed_tokens.weight": Tensor(lying, 0, (rows, cols), (cols, 1))})
     odd = Storage("0", "ComplexFloatStorage", bytes(8 * rows * cols))
     torch_save(os.path.join(d, "complex.bin"), {"model.embed_tokens.weight": Tensor(odd, 0, (rows, cols), (cols, 1))})
+    # a row stride of 2^62: (rows - 1) x 2^62 wraps past 2^63 to a small extent, so an unchecked
+    # product would pass the storage bound and read every row from row 0
+    whole_storage = Storage("0", "FloatStorage", encode(vals, "FloatStorage"))
+    torch_save(os.path.join(d, "overflow-stride.bin"),
+               {"model.embed_tokens.weight": Tensor(whole_storage, 0, (rows, cols), (2 ** 62, 1))})
+    # one byte of the storage entry changed after the zip recorded its CRC-32 (entries are stored, not deflated)
+    flipped = os.path.join(d, "crc-flip.bin")
+    torch_save(flipped, {"model.embed_tokens.weight": Tensor(whole_storage, 0, (rows, cols), (cols, 1))})
+    with zipfile.ZipFile(flipped) as z:
+        info = z.getinfo("archive/data/0")
+    with open(flipped, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", f.read(4))
+        at = info.header_offset + 30 + name_length + extra_length + 100
+        f.seek(at)
+        byte = f.read(1)[0]
+        f.seek(at)
+        f.write(bytes([byte ^ 0x40]))
 
 
 if __name__ == "__main__":

@@ -162,6 +162,20 @@ public final class DurableFiles {
         }
     }
 
+    /**
+     * Fails as {@link #createDirectories} would, without creating anything: for output that is
+     * written after long work, so that the work is not spent on a folder that cannot take it.
+     */
+    public static void requireCreatableDirectory(Path directory) throws IOException {
+        Path existing = nearestExisting(directory);
+        if (!Files.isDirectory(existing)) {
+            throw new IOException("cannot create directory " + directory + ": " + existing + " is a file");
+        }
+        if (!Files.isWritable(existing)) {
+            throw new IOException("cannot write to " + directory + ": " + existing + " is not writable");
+        }
+    }
+
     /** "writing FILE failed: REASON; N MiB free on STORE", for any failed write. */
     public static IOException failure(Path file, IOException e) {
         return failure("writing", file, e);

@@ -42,7 +42,7 @@ public final class ParquetContentReader implements DocumentReader {
         try {
             reader = new ParquetFileReader(new LocalInputFile(file), options);
         } catch (IOException | RuntimeException e) {
-            report.problem(ProblemKind.CORRUPT_PARQUET, file, 0, e.getMessage());
+            report.problem(ProblemKind.CORRUPT_PARQUET, file, 0, ParquetProblems.message(e));
             return;
         }
         try (reader) {
@@ -99,7 +99,7 @@ public final class ParquetContentReader implements DocumentReader {
             throw strictStop;
         } catch (IOException | RuntimeException e) {
             // parquet-java signals undecodable pages with assorted runtime exceptions
-            report.problem(ProblemKind.CORRUPT_PARQUET, file, row + 1, "row group " + rowGroup + ": " + e.getMessage());
+            report.problem(ProblemKind.CORRUPT_PARQUET, file, row + 1, "row group " + rowGroup + ": " + ParquetProblems.message(e));
         }
     }
 }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tinyllamaj.data.corpus.HadoopFreeCodecs;
+import io.tinyllamaj.data.corpus.ParquetProblems;
 import org.apache.parquet.ParquetReadOptions;
 import org.apache.parquet.column.page.PageReadStore;
 import org.apache.parquet.conf.PlainParquetConfiguration;
@@ -56,7 +57,7 @@ final class ParquetRows {
             }
         } catch (IOException | RuntimeException e) {
             // parquet-java reports damaged files with assorted exceptions; the place is what helps
-            throw new IllegalArgumentException(file + ":row " + (row + 1) + ": unreadable parquet: " + e.getMessage());
+            throw new IllegalArgumentException(file + ":row " + (row + 1) + ": unreadable parquet: " + ParquetProblems.message(e));
         }
         if (rows.isEmpty()) {
             throw new IllegalArgumentException(file + ": no items");

@@ -1,5 +1,6 @@
 package io.tinyllamaj.data.eval;
 
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -65,8 +66,11 @@ public final class TaskFiles {
                 }
                 String place = file + ":" + lineNumber;
                 JsonNode node;
-                try {
-                    node = JSON.readTree(line);
+                try (JsonParser parser = JSON.createParser(line)) {
+                    node = JSON.readTree(parser);
+                    if (afterValue(parser)) {
+                        throw new IllegalArgumentException(place + ": malformed JSON: text after the object");
+                    }
                 } catch (JsonProcessingException e) {
                     throw new IllegalArgumentException(place + ": malformed JSON: " + e.getOriginalMessage());
                 }
@@ -82,5 +86,14 @@ public final class TaskFiles {
             throw new IllegalArgumentException(file + ": no items");
         }
         return rows;
+    }
+
+    /** Whether anything but white space follows the value: `{...} garbage` would otherwise be read as its first object. */
+    private static boolean afterValue(JsonParser parser) throws IOException {
+        try {
+            return parser.nextToken() != null;
+        } catch (JsonProcessingException e) {
+            return true;
+        }
     }
 }

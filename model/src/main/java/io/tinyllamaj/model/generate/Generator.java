@@ -51,6 +51,7 @@ public final class Generator {
         int produced = 0;
         int[] next = new int[1];
         while (true) {
+            requireFinite(logits, prompt.length + produced);
             next[0] = sampler.sample(logits);
             out[produced++] = next[0];
             onToken.accept(next[0]);
@@ -60,5 +61,15 @@ public final class Generator {
             logits = model.backend().download(model.decode(next, 1, cache));
         }
         return Arrays.copyOf(out, produced);
+    }
+
+    /** NaN logits would sample the same id forever (no comparison holds); they mean weights that are not finite. */
+    private static void requireFinite(float[] logits, int position) {
+        for (int i = 0; i < logits.length; i++) {
+            if (!Float.isFinite(logits[i])) {
+                throw new IllegalStateException("the logits after " + position + " tokens hold " + logits[i] + " (id " + i
+                        + "): the checkpoint's weights are not finite or overflow");
+            }
+        }
     }
 }

@@ -22,7 +22,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 
 /**
  * A Hugging Face Llama checkpoint directory: {@code config.json} plus {@code model.safetensors}
@@ -66,9 +68,16 @@ public final class HfCheckpoint {
         } catch (IOException e) {
             throw new IOException(file + ": not valid JSON (" + e.getMessage().lines().findFirst().orElse("") + ")");
         }
+        if (node == null || !node.isObject()) {
+            throw new IOException(file + ": not a JSON object (a Hugging Face config.json is one)");
+        }
         String type = node.path("model_type").asText("llama");
         if (!type.equals("llama")) {
             throw new IOException(file + ": model_type is '" + type + "', only 'llama' is supported");
+        }
+        String activation = node.path("hidden_act").asText("silu");
+        if (!activation.equals("silu")) {
+            throw new IOException(file + ": hidden_act is '" + activation + "', only 'silu' (SwiGLU) is supported");
         }
         if (node.hasNonNull("rope_scaling")) {
             throw new IOException(file + ": rope_scaling is not supported");
@@ -145,6 +154,7 @@ public final class HfCheckpoint {
         LlamaConfig config = readConfig(dir);
         Map<String, Path> files = weightFiles(dir);
         requireWeightsFor(dir, config, files.values());
+        requireNoStrayTensors(config, files);
         LlamaModel model = new LlamaModel(backend, config);
         readWeights(dir, files, model);
         return model;
@@ -152,7 +162,30 @@ public final class HfCheckpoint {
 
     /** Reads every tensor of the checkpoint in {@code dir} into {@code model}'s parameters. */
     public static void loadWeights(Path dir, LlamaModel model) throws IOException {
-        readWeights(dir, weightFiles(dir), model);
+        Map<String, Path> files = weightFiles(dir);
+        requireNoStrayTensors(model.config(), files);
+        readWeights(dir, files, model);
+    }
+
+    /**
+     * Every tensor in the weight files must be one the shape reads: a config.json with fewer
+     * layers than the weights would otherwise load part of a model without a word. Allowed
+     * besides: RoPE's inv_freq buffers (transformers before 4.31 saved them) and, with tied
+     * embeddings, an lm_head stored beside the embedding (not read).
+     */
+    private static void requireNoStrayTensors(LlamaConfig config, Map<String, Path> files) throws IOException {
+        Set<String> read = new HashSet<>();
+        for (HfTensorMap.Piece piece : HfTensorMap.pieces(config)) {
+            read.add(piece.hfName());
+        }
+        for (String name : new TreeSet<>(files.keySet())) {
+            boolean allowed = read.contains(name) || name.matches("model\\.layers\\.\\d+\\.self_attn\\.rotary_emb\\.inv_freq")
+                    || (config.tieEmbeddings() && name.equals("lm_head.weight"));
+            if (!allowed) {
+                throw new IOException(files.get(name) + ": tensor " + name + " is not part of the shape " + CONFIG + " gives ("
+                        + config.describe() + "); the config and the weights disagree");
+            }
+        }
     }
 
     /** Every value takes at least 2 bytes (bf16 or f16) in the files. */
@@ -300,13 +333,18 @@ public final class HfCheckpoint {
         }
         shards.add(current);
         Map<String, String> metadata = Map.of("format", "pt");
+        Set<Path> written = new HashSet<>();
         if (shards.size() == 1) {
+            // an index left by an earlier sharded export would win over the new file when read: gone first
+            DurableFiles.delete(dir.resolve(INDEX));
             SafeTensors.write(dir.resolve(SINGLE), shards.getFirst(), metadata);
+            written.add(dir.resolve(SINGLE));
         } else {
             Map<String, String> weightMap = new TreeMap<>();
             for (int s = 0; s < shards.size(); s++) {
                 String name = String.format("model-%05d-of-%05d.safetensors", s + 1, shards.size());
                 SafeTensors.write(dir.resolve(name), shards.get(s), metadata);
+                written.add(dir.resolve(name));
                 shards.get(s).forEach(e -> weightMap.put(e.name(), name));
             }
             ObjectNode index = JSON.createObjectNode();
@@ -316,6 +354,23 @@ public final class HfCheckpoint {
             DurableFiles.SYSTEM.replace(dir.resolve(INDEX), JSON.writeValueAsBytes(index));
         }
         DurableFiles.SYSTEM.replace(dir.resolve(CONFIG), JSON.writeValueAsBytes(configJson(c, dtype)));
+        removeStaleWeights(dir, written);
+    }
+
+    /**
+     * Safetensors weight files of an earlier export into the same directory that this one did not
+     * write (shards of another count, a single file where shards now are): left, they would be
+     * read beside the new config or mistaken for part of it.
+     */
+    private static void removeStaleWeights(Path dir, Set<Path> written) throws IOException {
+        try (var files = Files.list(dir)) {
+            for (Path file : (Iterable<Path>) files::iterator) {
+                String name = file.getFileName().toString();
+                if ((name.equals(SINGLE) || name.matches("model-\\d{5}-of-\\d{5}\\.safetensors")) && !written.contains(file)) {
+                    DurableFiles.delete(file);
+                }
+            }
+        }
     }
 
     private static Map<String, Object> configJson(LlamaConfig c, SafeTensors.DType dtype) {

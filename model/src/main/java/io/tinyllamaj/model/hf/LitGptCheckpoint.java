@@ -78,11 +78,50 @@ public final class LitGptCheckpoint implements AutoCloseable {
                 ? "'" + name + "'" : "no model_name";
     }
 
-    /** Reads every weight into {@code model}, one parameter at a time. */
+    /** Reads every weight into {@code model}, one parameter at a time, after {@link #requireShape}. */
     public void loadWeights(LlamaModel target) throws IOException {
+        requireShape(target.config());
         for (ParameterLayout.Entry e : target.layout().stored()) {
             float[] values = assemble(target.config(), e.name(), this::read);
             target.backend().upload(target.parameter(e.name()), values, 0, values.length);
+        }
+    }
+
+    /**
+     * The state dict holds exactly the tensors of shape {@code c}, each with its size: checked on
+     * the pickle alone, before a model is built, so a wrong --model-config is named rather than
+     * loaded as part of a model. With tied embeddings a stored lm_head is allowed (lit-gpt keeps
+     * both names) and not read.
+     */
+    public void requireShape(LlamaConfig c) throws IOException {
+        int qRows = c.heads() * c.headSize(), kvRows = c.kvHeads() * c.headSize();
+        java.util.Set<String> expected = new java.util.HashSet<>();
+        for (String name : parameterNames(c)) {
+            expected.add(name);
+            String part = name.startsWith("transformer.h.") ? name.substring(name.indexOf('.', "transformer.h.".length()) + 1) : name;
+            long[] shape = switch (part) {
+                case "transformer.wte.weight", "lm_head.weight" -> new long[]{c.vocabSize(), c.dim()};
+                case "transformer.ln_f.weight", "norm_1.weight", "norm_2.weight" -> new long[]{c.dim()};
+                case "attn.attn.weight" -> new long[]{qRows + 2L * kvRows, c.dim()};
+                case "attn.proj.weight" -> new long[]{c.dim(), qRows};
+                case "mlp.swiglu.w1.weight", "mlp.swiglu.w2.weight" -> new long[]{c.intermediate(), c.dim()};
+                case "mlp.swiglu.w3.weight" -> new long[]{c.dim(), c.intermediate()};
+                default -> throw new IllegalStateException("no shape for lit-gpt tensor " + name);
+            };
+            TorchTensor t = model.get(name);
+            if (t == null) {
+                throw new IOException(archive.file() + ": tensor " + name + " is missing from the lit-gpt state dict");
+            }
+            if (!java.util.Arrays.equals(t.size(), shape)) {
+                throw new IOException(archive.file() + ": tensor " + name + " has shape " + t.shape() + ", expected "
+                        + java.util.Arrays.toString(shape) + " for the model shape given (" + c.describe() + ")");
+            }
+        }
+        for (String name : new java.util.TreeSet<>(model.keySet())) {
+            if (!expected.contains(name) && !(c.tieEmbeddings() && name.equals("lm_head.weight"))) {
+                throw new IOException(archive.file() + ": tensor " + name + " is not part of the model shape given ("
+                        + c.describe() + "); the shape and the checkpoint disagree");
+            }
         }
     }
 

@@ -2,12 +2,15 @@ package io.tinyllamaj.model.torch;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Enumeration;
+import java.util.zip.CRC32;
+import java.util.zip.CheckedInputStream;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipException;
 import java.util.zip.ZipFile;
@@ -96,14 +99,24 @@ public final class TorchArchive implements AutoCloseable {
         if (entry.getSize() > limit) {
             throw new IOException(file + ": entry " + name + " holds " + entry.getSize() + " bytes, more than " + limit);
         }
-        try (InputStream in = zip.getInputStream(entry)) {
+        CRC32 crc = new CRC32();
+        try (InputStream in = new CheckedInputStream(zip.getInputStream(entry), crc)) {
             byte[] bytes = in.readNBytes(limit);
             if (entry.getSize() >= 0 && bytes.length != entry.getSize()) {
                 throw new IOException(file + ": entry " + name + " is truncated (" + bytes.length + " of " + entry.getSize() + " bytes)");
             }
+            checkCrc(file, entry, crc);
             return bytes;
         } catch (ZipException e) {
             throw new IOException(file + ": entry " + name + " is corrupt (" + e.getMessage() + ")");
+        }
+    }
+
+    /** torch.save stores its entries uncompressed, and the zip reader checks no checksum of those: a flipped byte would pass. */
+    private static void checkCrc(Path file, ZipEntry entry, CRC32 crc) throws IOException {
+        if (entry.getCrc() != -1 && crc.getValue() != entry.getCrc()) {
+            throw new IOException(file + ": entry " + entry.getName() + " fails its CRC-32 check (damaged: "
+                    + String.format("%08x", crc.getValue()) + ", the archive says " + String.format("%08x", entry.getCrc()) + ")");
         }
     }
 
@@ -123,14 +136,22 @@ public final class TorchArchive implements AutoCloseable {
         if (s.dtype() == TorchDType.I64) {
             throw new IOException(where + " holds integers (int64), not weights");
         }
-        long last = t.offset();
         boolean empty = false;
-        for (int d = 0; d < t.size().length; d++) {
-            empty |= t.size()[d] == 0;
-            last += (t.size()[d] - 1) * t.stride()[d];
+        for (long size : t.size()) {
+            empty |= size == 0;
         }
         if (empty) {
             return;
+        }
+        long last = t.offset();
+        try {
+            // sizes, strides and the offset are non-negative (StateDictPickle), so only overflow could hide an extent
+            for (int d = 0; d < t.size().length; d++) {
+                last = Math.addExact(last, Math.multiplyExact(t.size()[d] - 1, t.stride()[d]));
+            }
+        } catch (ArithmeticException e) {
+            throw new IOException(where + " (" + t.shape() + ", strides " + Arrays.toString(t.stride()) + " at offset " + t.offset()
+                    + ") reaches past 2^63 elements of storage " + s.key() + ", which holds " + s.numel());
         }
         if (last >= s.numel()) {
             throw new IOException(where + " (" + t.shape() + " at offset " + t.offset() + ") reaches element " + last
@@ -150,14 +171,17 @@ public final class TorchArchive implements AutoCloseable {
             throw new IOException(where + " lies past 2 GiB into its storage; not read");
         }
         byte[] bytes;
-        try (InputStream in = zip.getInputStream(entry)) {
+        CRC32 crc = new CRC32();
+        try (InputStream in = new CheckedInputStream(zip.getInputStream(entry), crc)) {
             bytes = in.readNBytes((int) needed);
+            in.transferTo(OutputStream.nullOutputStream()); // the rest of the entry, for its checksum
         } catch (ZipException e) {
             throw new IOException(where + ": storage entry " + entryName + " is corrupt (" + e.getMessage() + ")");
         }
         if (bytes.length < needed) {
             throw new IOException(where + ": storage entry " + entryName + " holds " + bytes.length + " bytes, the tensor needs " + needed);
         }
+        checkCrc(file, entry, crc);
         ByteBuffer data = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         long n = t.elements();
         int rank = t.size().length;

@@ -45,6 +45,18 @@ class GeneratorTest {
     }
 
     @Test
+    void weightsThatAreNotFiniteStopGenerationInsteadOfRepeatingAnId() throws IOException {
+        LlamaModel model = testSmall();
+        float[] embed = model.backend().download(model.parameter("embed"));
+        embed[5 * model.config().dim()] = Float.NaN; // token 5's row: a forward that reads it gives NaN logits
+        model.backend().upload(model.parameter("embed"), embed, 0, embed.length);
+        assertEquals(1, greedy(model, new int[]{1, 2}, 1).length, "a prompt that does not read the row generates");
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> greedy(model, new int[]{1, 5}, 3));
+        assertTrue(e.getMessage().startsWith("the logits after 2 tokens hold NaN (id 0): the checkpoint's weights are not finite"),
+                e.getMessage());
+    }
+
+    @Test
     void aKvCacheLargerThanMemoryIsRefusedBeforeItIsAllocated() throws IOException {
         // test-small's shape with a context of 2^31 - 1: 3 prompt + 20,000,000 new - 1 (the last is never fed back)
         // = 20,000,002 cached positions x 96 (q, k, v) x 2 blocks x 4 bytes = 15,360,001,536 bytes, 14.3 GiB,

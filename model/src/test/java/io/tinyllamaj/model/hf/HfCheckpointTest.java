@@ -20,6 +20,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -49,6 +50,27 @@ class HfCheckpointTest {
         assertTrue(Files.exists(temp.resolve("sharded/model-00001-of-00005.safetensors")) || listShards(temp.resolve("sharded")) > 1);
         LlamaModel again = HfCheckpoint.load(temp.resolve("sharded"), new CpuBackend());
         assertArrayEquals(model.backend().download(model.parameters()), again.backend().download(again.parameters()));
+    }
+
+    @Test
+    void anExportOverAnEarlierOneLeavesNoStaleWeightsBehind() throws IOException {
+        LlamaModel first = HfCheckpoint.load(reference(), new CpuBackend());
+        LlamaModel second = HfCheckpoint.load(Checkpoints.write(new ReferenceLlama(LlamaConfig.preset("test-tiny"), 4),
+                temp.resolve("ref4")), new CpuBackend());
+        Path out = temp.resolve("reused");
+        HfCheckpoint.save(first, out, SafeTensors.DType.F32, 4096);
+        assertTrue(listShards(out) > 1);
+        // one file now: the earlier index would be read instead of it, and its shards beside the new config
+        HfCheckpoint.save(second, out, SafeTensors.DType.F32, Long.MAX_VALUE);
+        assertFalse(Files.exists(out.resolve("model.safetensors.index.json")));
+        assertEquals(0, listShards(out));
+        LlamaModel read = HfCheckpoint.load(out, new CpuBackend());
+        assertArrayEquals(second.backend().download(second.parameters()), read.backend().download(read.parameters()));
+        // and back to shards: the single file goes
+        HfCheckpoint.save(first, out, SafeTensors.DType.F32, 4096);
+        assertFalse(Files.exists(out.resolve("model.safetensors")));
+        read = HfCheckpoint.load(out, new CpuBackend());
+        assertArrayEquals(first.backend().download(first.parameters()), read.backend().download(read.parameters()));
     }
 
     @Test

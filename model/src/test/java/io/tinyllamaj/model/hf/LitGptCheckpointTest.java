@@ -51,8 +51,22 @@ class LitGptCheckpointTest {
         LlamaConfig config = LlamaConfig.preset("test-tiny"); // vocab 61, the file's is 32
         try (CpuBackend a = new CpuBackend(); LitGptCheckpoint lit = LitGptCheckpoint.open(fixture("lit-index-keyed.pth"))) {
             IOException e = assertThrows(IOException.class, () -> lit.loadWeights(new LlamaModel(a, config)));
-            assertEquals(fixture("lit-index-keyed.pth") + ": tensor transformer.wte.weight has shape [32, 16], expected [61, 16] "
-                    + "for the model shape given", e.getMessage());
+            assertEquals(fixture("lit-index-keyed.pth") + ": tensor lm_head.weight has shape [32, 16], expected [61, 16] "
+                    + "for the model shape given (" + config.describe() + ")", e.getMessage());
+        }
+    }
+
+    @Test
+    void tensorsTheShapeDoesNotUseAreRefusedBeforeAModelIsBuilt() throws Exception {
+        // the file's shape with one layer fewer: layer 1 would be dropped without a word
+        LlamaConfig full = HfCheckpoint.readConfigFile(fixture("lit-config.json"));
+        LlamaConfig fewer = new LlamaConfig("fewer", full.vocabSize(), full.dim(), 1, full.heads(), full.kvHeads(), full.intermediate(),
+                full.normEps(), full.ropeTheta(), full.maxSeqLen(), full.tieEmbeddings());
+        try (LitGptCheckpoint lit = LitGptCheckpoint.open(fixture("lit-index-keyed.pth"))) {
+            IOException e = assertThrows(IOException.class, () -> lit.requireShape(fewer));
+            assertEquals(fixture("lit-index-keyed.pth") + ": tensor transformer.h.1.attn.attn.weight is not part of the model "
+                    + "shape given (" + fewer.describe() + "); the shape and the checkpoint disagree", e.getMessage());
+            lit.requireShape(full);
         }
     }
 }

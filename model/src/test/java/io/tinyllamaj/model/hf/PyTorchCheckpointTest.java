@@ -78,7 +78,10 @@ class PyTorchCheckpointTest {
             "truncated.bin|pytorch_model.bin: corrupt or truncated zip",
             "short-storage.bin|pytorch_model.bin: tensor model.embed_tokens.weight ([32, 16] at offset 0) reaches element 511 of storage 0, which holds 100",
             "short-entry.bin|pytorch_model.bin: tensor model.embed_tokens.weight: storage entry archive/data/0 holds 400 bytes, shorter than its 512 F32 values",
-            "complex.bin|pytorch_model.bin (archive/data.pkl): storage type torch.ComplexFloatStorage is not supported"})
+            "complex.bin|pytorch_model.bin (archive/data.pkl): storage type torch.ComplexFloatStorage is not supported",
+            "overflow-stride.bin|pytorch_model.bin: tensor model.embed_tokens.weight ([32, 16], strides [4611686018427387904, 1] "
+                    + "at offset 0) reaches past 2^63 elements of storage 0, which holds 512",
+            "crc-flip.bin|pytorch_model.bin: entry archive/data/0 fails its CRC-32 check (damaged: "})
     void damagedFilesAreRefusedInOneLine(String file, String problem) throws Exception {
         Path dir = withWeights(file, fixture("damaged/" + file));
         // the tensor itself, past the directory's check that the files can hold the shape at all
@@ -103,6 +106,37 @@ class PyTorchCheckpointTest {
         e = assertThrows(IOException.class, () -> HfCheckpoint.load(wrong, new CpuBackend()));
         assertEquals(wrong.resolve("pytorch_model.bin") + ": tensor model.layers.0.mlp.gate_proj.weight has shape [24, 16], expected [20, 16]",
                 e.getMessage());
+    }
+
+    @Test
+    void weightsTheShapeDoesNotReadAreRefusedNotDropped() throws Exception {
+        // config.json says one layer, the file holds two: loading would keep layer 0 and drop layer 1 without a word
+        Path fewer = withWeights("fewer", fixture("fp32/pytorch_model.bin"));
+        rewriteConfig(fewer, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(fewer, new CpuBackend()));
+        assertTrue(e.getMessage().startsWith(fewer.resolve("pytorch_model.bin") + ": tensor model.layers.1.input_layernorm.weight "
+                + "is not part of the shape config.json gives ("), e.getMessage());
+        assertTrue(e.getMessage().endsWith("); the config and the weights disagree"), e.getMessage());
+    }
+
+    @Test
+    void anActivationOtherThanSiluIsRefused() throws Exception {
+        Path gelu = withWeights("gelu", fixture("fp32/pytorch_model.bin"));
+        rewriteConfig(gelu, "\"model_type\": \"llama\",", "\"model_type\": \"llama\", \"hidden_act\": \"gelu\",");
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(gelu, new CpuBackend()));
+        assertEquals(gelu.resolve("config.json") + ": hidden_act is 'gelu', only 'silu' (SwiGLU) is supported", e.getMessage());
+
+        Path silu = withWeights("silu", fixture("fp32/pytorch_model.bin"));
+        rewriteConfig(silu, "\"model_type\": \"llama\",", "\"model_type\": \"llama\", \"hidden_act\": \"silu\",");
+        assertEquals(2, HfCheckpoint.load(silu, new CpuBackend()).config().layers());
+    }
+
+    @Test
+    void aConfigThatIsNotAnObjectIsNamedAsSuch() throws Exception {
+        Path dir = withWeights("array", fixture("fp32/pytorch_model.bin"));
+        Files.writeString(dir.resolve("config.json"), "[1, 2]");
+        IOException e = assertThrows(IOException.class, () -> HfCheckpoint.load(dir, new CpuBackend()));
+        assertEquals(dir.resolve("config.json") + ": not a JSON object (a Hugging Face config.json is one)", e.getMessage());
     }
 
     @Test

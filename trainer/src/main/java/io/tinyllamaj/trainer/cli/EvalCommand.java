@@ -1,5 +1,6 @@
 package io.tinyllamaj.trainer.cli;
 
+import io.tinyllamaj.files.DurableFiles;
 import io.tinyllamaj.data.eval.EvalItem;
 import io.tinyllamaj.data.eval.EvalTask;
 import io.tinyllamaj.data.tokenizer.LlamaTokenizer;
@@ -42,8 +43,8 @@ public final class EvalCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "OUT", description = "Output directory.")
     private Path out;
 
-    @Option(names = "--limit", defaultValue = "-1", paramLabel = "N", description = "Score only the first N items of each task.")
-    private int limit;
+    @Option(names = "--limit", paramLabel = "N", description = "Score only the first N items of each task.")
+    private Integer limit; // null: every item
 
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
     private String device;
@@ -65,15 +66,16 @@ public final class EvalCommand implements Callable<Integer> {
         for (String name : new LinkedHashSet<>(tasks)) {
             selected.add(EvalTask.of(name.strip()));
         }
-        if (limit == 0 || limit < -1) {
+        if (limit != null && limit <= 0) {
             throw new IllegalArgumentException("--limit must be positive, got " + limit);
         }
         if (batchTokens <= 0) {
             throw new IllegalArgumentException("--batch-tokens must be positive, got " + batchTokens);
         }
+        DurableFiles.requireCreatableDirectory(out); // named before the scoring, not after it
         LlamaTokenizer text = CheckpointModels.tokenizer(tokenizer, checkpoint);
         // every item is read and checked before the model is loaded: bad data fails in seconds
-        List<List<EvalItem>> items = TaskEvaluation.read(data, selected, limit);
+        List<List<EvalItem>> items = TaskEvaluation.read(data, selected, limit == null ? -1 : limit);
         LlamaModel model = CheckpointModels.load(checkpoint, Backends.create(device));
         if (text.vocabSize() > model.config().vocabSize()) {
             throw new IllegalArgumentException("the tokenizer has " + text.vocabSize() + " pieces but the model's vocabulary has "
@@ -91,7 +93,7 @@ public final class EvalCommand implements Callable<Integer> {
         settings.put("data", data.toString());
         settings.put("tokenizer", tokenizer != null ? tokenizer : "checkpoint");
         settings.put("num_fewshot", 0);
-        settings.put("limit", limit < 0 ? null : limit);
+        settings.put("limit", limit);
         settings.put("add_bos", addBos);
         settings.put("device", device);
         settings.put("batch_tokens", batchTokens);

@@ -114,6 +114,7 @@ public final class ExportCommand implements Callable<Integer> {
     private int exportLitGpt(SafeTensors.DType type) throws IOException {
         try (LitGptCheckpoint lit = LitGptCheckpoint.open(checkpoint); CpuBackend backend = new CpuBackend()) {
             LlamaConfig config = LitGptShape.resolve(lit, modelConfig, preset);
+            lit.requireShape(config); // before the model is built: a wrong shape is named, not allocated
             LlamaModel model = new LlamaModel(backend, config);
             lit.loadWeights(model);
             HfCheckpoint.save(model, out, type, MAX_SHARD_BYTES);

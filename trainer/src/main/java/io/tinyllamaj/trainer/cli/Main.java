@@ -1,7 +1,16 @@
 package io.tinyllamaj.trainer.cli;
 
+import io.tinyllamaj.model.MemoryBudget;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.nio.file.Path;
 
 /**
  * The {@code tinyllama} root command. Every failure reaches the user as one line naming the
@@ -33,11 +42,33 @@ public final class Main {
     /** Runs the CLI and returns its exit code; tests call this instead of {@link #main}. */
     public static int run(String... args) {
         CommandLine cli = new CommandLine(new Main());
+        // an empty path would otherwise mean the working directory: `--out ""` wrote there
+        cli.registerConverter(Path.class, value -> {
+            if (value.isBlank()) {
+                throw new CommandLine.TypeConversionException("an empty path");
+            }
+            return Path.of(value);
+        });
         cli.setExecutionExceptionHandler((exception, commandLine, parseResult) -> {
             reportFailure(exception);
             return 1;
         });
-        return cli.execute(args);
+        // a mistyped flag gets its one line and a pointer to --help, not the whole usage text
+        cli.setParameterExceptionHandler((exception, arguments) -> {
+            String command = exception.getCommandLine().getCommandName();
+            String suggestion = exception instanceof CommandLine.UnmatchedArgumentException unmatched
+                    && !unmatched.getSuggestions().isEmpty() ? "; did you mean " + String.join(" or ", unmatched.getSuggestions()) + "?" : "";
+            System.err.println("tinyllama: error: " + exception.getMessage().replace('\n', ' ') + suggestion
+                    + " (see " + (command.equals("tinyllama") ? "" : "tinyllama ") + command + " --help)");
+            return 2;
+        });
+        try {
+            return cli.execute(args);
+        } catch (OutOfMemoryError e) {
+            System.err.println("tinyllama: error: out of Java heap (at most " + MemoryBudget.format(Runtime.getRuntime().maxMemory())
+                    + "); raise it with TINYLLAMA_JAVA_OPTS=-Xmx<size>, for example -Xmx16g");
+            return 1;
+        }
     }
 
     static void reportFailure(Throwable exception) {
@@ -50,9 +81,12 @@ public final class Main {
     /** One line: our own exceptions carry complete messages; anything else is named by its type. */
     static String describe(Throwable exception) {
         Throwable cause = exception;
-        while ((cause.getMessage() == null || cause instanceof java.lang.reflect.UndeclaredThrowableException)
-                && cause.getCause() != null) {
+        while ((cause.getMessage() == null || cause instanceof java.lang.reflect.UndeclaredThrowableException
+                || cause instanceof java.io.UncheckedIOException) && cause.getCause() != null) {
             cause = cause.getCause();
+        }
+        if (cause instanceof FileSystemException f && f.getReason() == null && f.getFile() != null) {
+            return f.getMessage() + ": " + fileProblem(f); // java.nio names only the file
         }
         String message = cause.getMessage();
         boolean expected = cause instanceof IllegalArgumentException || cause instanceof java.io.IOException
@@ -63,5 +97,16 @@ public final class Main {
             message = cause.getClass().getSimpleName() + ": " + message;
         }
         return message.replace('\n', ' ');
+    }
+
+    private static String fileProblem(FileSystemException e) {
+        return switch (e) {
+            case AccessDeniedException denied -> "permission denied";
+            case NoSuchFileException missing -> "no such file or directory";
+            case FileAlreadyExistsException exists -> "already exists";
+            case NotDirectoryException notDirectory -> "not a directory";
+            case DirectoryNotEmptyException notEmpty -> "directory not empty";
+            default -> e.getClass().getSimpleName();
+        };
     }
 }

@@ -25,15 +25,15 @@ public final class PlotCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        for (Path file : Charts.write(run)) {
-            System.out.println("wrote " + file);
-        }
-        if (!others.isEmpty()) {
+        if (!others.isEmpty()) { // first: a run that cannot be compared is named before any chart is written
             List<Path> runs = new ArrayList<>(List.of(run));
             runs.addAll(others);
             for (Path file : Charts.compare(runs)) {
                 System.out.println("wrote " + file);
             }
+        }
+        for (Path file : Charts.write(run)) {
+            System.out.println("wrote " + file);
         }
         return 0;
     }

@@ -19,6 +19,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -44,7 +45,8 @@ public final class Charts {
     public static List<Path> write(Path runDirectory) throws IOException {
         System.setProperty("java.awt.headless", "true");
         List<JsonNode> records = records(runDirectory);
-        Path plots = Files.createDirectories(runDirectory.resolve("plots"));
+        Path plots = runDirectory.resolve("plots");
+        DurableFiles.createDirectories(plots);
         List<Path> written = new ArrayList<>();
         List<Line> loss = new ArrayList<>();
         loss.add(new Line(series(records, trainLoss(records), "train loss"), false));
@@ -76,9 +78,16 @@ public final class Charts {
      */
     public static List<Path> compare(List<Path> runs) throws IOException {
         System.setProperty("java.awt.headless", "true");
+        Set<Path> distinct = new HashSet<>();
+        for (Path run : runs) {
+            if (!distinct.add(run.toAbsolutePath().normalize())) {
+                throw new IllegalArgumentException(run + " is named twice among the runs to compare");
+            }
+        }
         List<String> names = names(runs);
         List<List<JsonNode>> records = records(runs);
-        Path plots = Files.createDirectories(runs.get(0).resolve("plots"));
+        Path plots = runs.get(0).resolve("plots");
+        DurableFiles.createDirectories(plots);
         return List.of(save(plots.resolve("loss-compare.png"), "Loss", "cross-entropy", comparisonLines(records, names)),
                 save(plots.resolve("loss-difference.png"), "Loss against " + names.get(0), "relative difference (%)",
                         differenceLines(records, names)));

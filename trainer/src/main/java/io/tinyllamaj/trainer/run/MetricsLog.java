@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer.run;
 
 import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -9,6 +10,7 @@ import io.tinyllamaj.files.DurableFiles;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,7 +31,7 @@ public final class MetricsLog implements AutoCloseable {
     public static final String FILE = "metrics.jsonl";
     /** The key that marks a record as a memory account rather than a step's metrics. */
     static final String MEMORY = "memory";
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     private static final int SHOWN_VALUE_CHARS = 40;
 
     private final Path file;
@@ -99,11 +101,25 @@ public final class MetricsLog implements AutoCloseable {
         return readAll(file).stream().filter(record -> record.has(MEMORY)).toList();
     }
 
-    /** Every complete record of a metrics file; a line torn by a crash is skipped. */
+    /**
+     * Every complete record of a metrics file. The last line may be torn by a crash and is then
+     * skipped (it is written again on resume); a line that is not JSON anywhere else is damage,
+     * refused naming the file and the line.
+     */
     private static List<JsonNode> readAll(Path file) throws IOException {
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        } catch (CharacterCodingException e) {
+            throw new IOException("metrics file " + file + " is not UTF-8 text (damaged or not a metrics file)");
+        }
+        int last = lines.size();
+        while (last > 0 && lines.get(last - 1).isBlank()) {
+            last--;
+        }
         List<JsonNode> records = new ArrayList<>();
         int number = 0;
-        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+        for (String line : lines) {
             number++;
             if (line.isBlank()) {
                 continue;
@@ -112,7 +128,11 @@ public final class MetricsLog implements AutoCloseable {
             try {
                 node = JSON.readTree(line);
             } catch (JacksonException torn) {
-                continue; // the last line of a killed run may be cut short; it is written again on resume
+                if (number == last) {
+                    continue;
+                }
+                throw new IOException("metrics file " + file + " line " + number + " is not a JSON record (damaged: only the last "
+                        + "line may be cut short by a crash)");
             }
             if (node != null && node.isObject() && node.has("step")) {
                 JsonNode step = node.get("step");

@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer.cli;
 
 import io.tinyllamaj.kernels.cpu.CpuBackend;
+import io.tinyllamaj.model.LlamaConfig;
 import io.tinyllamaj.model.hf.HfCheckpoint;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -90,6 +91,19 @@ class PyTorchCheckpointCommandTest {
         try (CpuBackend a = new CpuBackend(); CpuBackend b = new CpuBackend()) {
             assertArrayEquals(b.download(HfCheckpoint.load(reference, b).parameters()), a.download(HfCheckpoint.load(out, a).parameters()));
         }
+    }
+
+    @Test
+    void aPresetOfAnotherShapeIsNamedBeforeAnyOfItIsAllocated() throws Exception {
+        // TinyLlama's 1.1B shape against the test file: refused on the tensor shapes, not by running out of heap building it
+        Path pth = temp.resolve("iter-000480-ckpt.pth");
+        copy("/torch/lit-index-keyed.pth", pth);
+        Path out = temp.resolve("hf");
+        CliRun run = CliRun.of("export", "--checkpoint", pth.toString(), "--preset", "tinyllama-1.1b", "--out", out.toString());
+        assertEquals(1, run.exitCode());
+        assertEquals("tinyllama: error: " + pth + ": tensor lm_head.weight has shape [32, 16], expected [32000, 2048] for the model "
+                + "shape given (" + LlamaConfig.preset("tinyllama-1.1b").describe() + ")", run.err().strip());
+        assertFalse(Files.exists(out));
     }
 
     @Test

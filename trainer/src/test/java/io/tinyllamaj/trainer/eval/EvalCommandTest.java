@@ -131,6 +131,8 @@ class EvalCommandTest {
                 "boolq", "{\"passage\": \"p\", \"label\": 1}"));
         refused(data.resolve("piqa.jsonl") + ":2: field 'label' is 2, out of range for 2 choices", data, "piqa");
         refused(data.resolve("boolq.jsonl") + ":1: field 'question' is missing", data, "boolq");
+        Path trailing = data("trailing", Map.of("piqa", ROWS.get("piqa") + " garbage"));
+        refused(trailing.resolve("piqa.jsonl") + ":1: malformed JSON: text after the object", trailing, "piqa");
         refused("unknown task 'mmlu' (expected one of hellaswag, piqa, arc_easy, arc_challenge, winogrande, boolq, openbookqa)",
                 data, "piqa,mmlu");
         CliRun missing = CliRun.of("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", "arc_easy",
@@ -141,6 +143,22 @@ class EvalCommandTest {
                 "--data", data.toString(), "--out", temp.resolve("out-missing").toString());
         assertEquals(List.of("tinyllama: error: " + checkpoint + " has no tokenizer.json or tokenizer.model: pass --tokenizer FILE|llama2"),
                 noTokenizer.err().lines().toList());
+    }
+
+    @Test
+    void limitsBelowOneAndAnOutputThatIsAFileAreRefusedBeforeAnyScoring() throws IOException {
+        Path data = data("limits", Map.of("piqa", ROWS.get("piqa")));
+        for (String limit : List.of("-1", "0")) {
+            CliRun run = CliRun.of("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", "piqa",
+                    "--data", data.toString(), "--out", temp.resolve("out-limit").toString(), "--limit", limit);
+            assertEquals(List.of("tinyllama: error: --limit must be positive, got " + limit), run.err().lines().toList());
+        }
+        Path file = Files.writeString(temp.resolve("a-file"), "keep");
+        CliRun run = CliRun.of("eval", "--checkpoint", checkpoint.toString(), "--tokenizer", "llama2", "--tasks", "piqa",
+                "--data", data.toString(), "--out", file.toString());
+        assertEquals(List.of("tinyllama: error: cannot create directory " + file + ": " + file + " is a file"), run.err().lines().toList());
+        assertTrue(run.err().lines().noneMatch(l -> l.contains("items/s")), "refused before scoring: " + run.err());
+        assertEquals("keep", Files.readString(file));
     }
 
     /** Rows packed several to a forward and shared between requests give what one request per forward gives. */

@@ -1,5 +1,6 @@
 package io.tinyllamaj.trainer.plot;
 
+import io.tinyllamaj.trainer.cli.CliRun;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -8,6 +9,7 @@ import java.nio.file.Path;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -99,6 +101,23 @@ class ChartsTest {
         Path b = run(dir.resolve("b"), "run", "{\"step\":1,\"loss\":3.0}");
         List<Charts.Line> lines = Charts.comparisonLines(List.of(a, b));
         assertEquals("train loss (" + a + ")", lines.get(0).series().getKey());
+    }
+
+    @Test
+    void aRunNamedTwiceIsRefused(@TempDir Path dir) throws Exception {
+        Path a = run(dir, "a", "{\"step\":1,\"loss\":2.0}");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Charts.compare(List.of(a, dir.resolve("a/../a"))));
+        assertEquals(dir.resolve("a/../a") + " is named twice among the runs to compare", e.getMessage());
+    }
+
+    @Test
+    void aRunThatCannotBeComparedIsNamedBeforeAnyChartIsWritten(@TempDir Path dir) throws Exception {
+        Path good = run(dir, "good", "{\"step\":1,\"loss\":2.0}");
+        CliRun run = CliRun.of("plot", good.toString(), "--compare", dir.resolve("missing").toString());
+        assertEquals(1, run.exitCode());
+        assertEquals("tinyllama: error: " + dir.resolve("missing") + " has no metrics.jsonl", run.err().strip());
+        assertFalse(Files.exists(good.resolve("plots")));
     }
 
     @Test

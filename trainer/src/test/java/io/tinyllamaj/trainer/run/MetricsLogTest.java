@@ -26,6 +26,26 @@ class MetricsLogTest {
     }
 
     @Test
+    void aLineThatIsNotJsonBeforeTheLastIsDamageNamedByItsLine() throws IOException {
+        // only a crash's last line may be torn; elsewhere a bad line means the file was damaged, not to be read as history
+        Path file = dir.resolve(MetricsLog.FILE);
+        for (String bad : List.of("not json", "{\"step\":2,\"loss\":4.0} trailing", "{\"step\":2,\"lo")) {
+            Files.writeString(file, "{\"step\":1,\"loss\":4.1}\n" + bad + "\n{\"step\":3,\"loss\":3.9}\n\n");
+            IOException e = assertThrows(IOException.class, () -> MetricsLog.read(file), bad);
+            assertEquals("metrics file " + file + " line 2 is not a JSON record (damaged: only the last line may be cut short by a crash)",
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    void aFileThatIsNotUtf8IsNamed() throws IOException {
+        Path file = dir.resolve(MetricsLog.FILE);
+        Files.write(file, new byte[]{'{', '"', 's', (byte) 0xff, (byte) 0xfe, '"', ':', '1', '}', '\n'});
+        IOException e = assertThrows(IOException.class, () -> MetricsLog.read(file));
+        assertEquals("metrics file " + file + " is not UTF-8 text (damaged or not a metrics file)", e.getMessage());
+    }
+
+    @Test
     void aStepThatIsNotAWholeNumberIsRefusedNamingTheFileAndTheLine() throws IOException {
         Path file = dir.resolve(MetricsLog.FILE);
         for (String step : List.of("\"two\"", "2.5", "-2", "null", "true")) {
