@@ -56,6 +56,12 @@ public final class MixtureSampler {
 
     /** One source's position: its epoch, blocks drawn (by all ranks) in that epoch, and in total. */
     public record SourcePosition(String name, long trainingBlocks, long epoch, long positionInEpoch, long blocksDrawn) {
+        public SourcePosition {
+            if (trainingBlocks < 0 || epoch < 0 || positionInEpoch < 0 || blocksDrawn < 0) {
+                throw new IllegalArgumentException("source " + name + " has a negative count (trainingBlocks " + trainingBlocks
+                        + ", epoch " + epoch + ", positionInEpoch " + positionInEpoch + ", blocksDrawn " + blocksDrawn + ")");
+            }
+        }
     }
 
     private final List<WeightedSource> sources;

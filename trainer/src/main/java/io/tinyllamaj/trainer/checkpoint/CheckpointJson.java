@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -32,7 +33,20 @@ public record CheckpointJson(Path file, String where, ObjectNode node) {
 
     private static final int SHOWN_VALUE_CHARS = 40;
 
+    /** A manifest of many ranks is tens of KiB; a larger file is not one of ours (or is /dev/zero behind a link). */
+    static final long MAX_BYTES = 64L << 20;
+
     public static CheckpointJson read(Path file) throws IOException {
+        if (!Files.exists(file)) {
+            throw new NoSuchFileException(file.toString());
+        }
+        if (!Files.isRegularFile(file)) {
+            throw new CorruptCheckpointException("checkpoint file " + file + " is not a regular file");
+        }
+        if (Files.size(file) > MAX_BYTES) {
+            throw new CorruptCheckpointException("checkpoint file " + file + " holds " + Files.size(file) + " bytes, more than "
+                    + "the " + MAX_BYTES + " a checkpoint's JSON may");
+        }
         return parse(file, Files.readAllBytes(file));
     }
 

@@ -81,7 +81,7 @@ public final class CheckpointStore {
      */
     static final String CRASH_ENV = "TINYLLAMA_TEST_CRASH_IN_CHECKPOINT";
 
-    private static final Pattern NAME = Pattern.compile("step-(\\d{8,})");
+    private static final Pattern NAME = Pattern.compile("step-(\\d{8,18})"); // at most 18 digits: always a long
     private static final int CHUNK_FLOATS = 1 << 20;
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -356,6 +356,11 @@ public final class CheckpointStore {
         return found;
     }
 
+    /** Whether {@code name} is a checkpoint directory's: step-N with 8 to 18 digits. */
+    public static boolean isStepName(String name) {
+        return NAME.matcher(name).matches();
+    }
+
     public static long stepOf(Path checkpoint) {
         Matcher matcher = NAME.matcher(checkpoint.getFileName().toString());
         if (!matcher.matches()) {
@@ -366,8 +371,13 @@ public final class CheckpointStore {
 
     /** What {@code latest} names, if it is present and well formed. */
     public Optional<Path> latestPointer() {
+        Path pointer = directory.resolve(LATEST);
         try {
-            String name = Files.readString(directory.resolve(LATEST), StandardCharsets.UTF_8).trim();
+            // a pipe or a link to /dev/zero would block or fill the heap: only a small regular file is read
+            if (!Files.isRegularFile(pointer) || Files.size(pointer) > 256) {
+                return Optional.empty();
+            }
+            String name = Files.readString(pointer, StandardCharsets.UTF_8).trim();
             return NAME.matcher(name).matches() ? Optional.of(directory.resolve(name)) : Optional.empty();
         } catch (IOException e) {
             return Optional.empty();
@@ -452,6 +462,7 @@ public final class CheckpointStore {
             throw new CorruptCheckpointException("checkpoint " + checkpoint + ": " + MANIFEST + " is not a "
                     + FORMAT + " version " + VERSION + " manifest");
         }
+        requireStepOfDirectory(checkpoint, manifest);
         CheckpointJson files = manifest.object("files");
         boolean sharded = manifest.has("moments");
         for (String required : sharded ? List.of(PARAMS, STATE) : List.of(PARAMS, ADAM_M, ADAM_V, STATE)) {
@@ -479,6 +490,15 @@ public final class CheckpointStore {
             }
             requireTiling(checkpoint, moments, files.object(PARAMS).count("bytes") / Float.BYTES);
         }
+        if (!sharded) {
+            long params = files.object(PARAMS).count("bytes");
+            for (String moment : List.of(ADAM_M, ADAM_V)) {
+                if (files.object(moment).count("bytes") != params) {
+                    throw new CorruptCheckpointException("checkpoint file " + manifestFile + ": " + moment + " has "
+                            + files.object(moment).count("bytes") + " bytes where " + PARAMS + " has " + params);
+                }
+            }
+        }
         for (Map.Entry<String, CheckpointJson> entry : files.entries()) {
             Path file = checkpoint.resolve(entry.getKey());
             long bytes = entry.getValue().count("bytes");
@@ -490,13 +510,23 @@ public final class CheckpointStore {
             if (size != bytes) {
                 throw new CorruptCheckpointException("checkpoint file " + file + " has " + size + " bytes, the manifest says " + bytes);
             }
-            String actual = sha256Of(file);
+            String actual = sha256Of(file, entry.getKey().endsWith(".f32"));
             if (!actual.equals(expected)) {
                 throw new CorruptCheckpointException("checkpoint file " + file + " fails its SHA-256 check (damaged: "
                         + actual.substring(0, 12) + "..., manifest " + expected.substring(0, Math.min(12, expected.length())) + "...)");
             }
         }
         return manifest;
+    }
+
+    /** The step a checkpoint's JSON file records must be the one its directory is named by. */
+    public static void requireStepOfDirectory(Path checkpoint, CheckpointJson json) throws CorruptCheckpointException {
+        long step = json.count("step");
+        Matcher matcher = NAME.matcher(checkpoint.getFileName() == null ? "" : checkpoint.getFileName().toString());
+        if (matcher.matches() && Long.parseLong(matcher.group(1)) != step) {
+            throw new CorruptCheckpointException("checkpoint file " + json.file() + ": step is " + step + " in a directory named "
+                    + checkpoint.getFileName());
+        }
     }
 
     /** A manifest names files of its own directory only: no path leads out of the checkpoint. */
@@ -591,14 +621,40 @@ public final class CheckpointStore {
 
     // ---- files ----
 
-    private static String sha256Of(Path file) throws IOException {
+    /**
+     * The file's SHA-256; with {@code floats}, also refuses a value that is not finite. Training
+     * never applies a non-finite update, so such a value is damage that passed the checksum (a
+     * file rewritten with its manifest): resumed from, it would spread to every later checkpoint
+     * while retention pruned the clean ones.
+     */
+    private static String sha256Of(Path file, boolean floats) throws IOException {
         MessageDigest digest = sha256();
-        ByteBuffer buffer = ByteBuffer.allocateDirect(1 << 20);
+        ByteBuffer buffer = ByteBuffer.allocateDirect(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+        long values = 0;
         try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
             while (in.read(buffer) >= 0) {
                 buffer.flip();
-                digest.update(buffer);
-                buffer.clear();
+                if (floats) {
+                    int whole = buffer.remaining() / Float.BYTES * Float.BYTES;
+                    for (int at = 0; at < whole; at += Float.BYTES) {
+                        float value = buffer.getFloat(at);
+                        if (!Float.isFinite(value)) {
+                            throw new CorruptCheckpointException("checkpoint file " + file + " holds " + value + " at value "
+                                    + (values + at / Float.BYTES) + " (damaged: training never writes a value that is not finite)");
+                        }
+                    }
+                    values += whole / Float.BYTES;
+                    digest.update(buffer.slice(0, whole));
+                    buffer.position(whole);
+                    buffer.compact();
+                } else {
+                    digest.update(buffer);
+                    buffer.clear();
+                }
+            }
+            if (floats) {
+                buffer.flip();
+                digest.update(buffer); // a tail of under 4 bytes: the size check has already refused it
             }
         }
         return HexFormat.of().formatHex(digest.digest());

@@ -228,7 +228,8 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                 return given;
             }
             Path parent = given.toAbsolutePath().getParent();
-            if (parent != null && parent.getFileName().toString().equals("checkpoints") && parent.getParent() != null) {
+            if (parent != null && parent.getFileName() != null && parent.getFileName().toString().equals("checkpoints")
+                    && parent.getParent() != null) {
                 return parent.getParent();
             }
         }
@@ -243,7 +244,21 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         if (resume != null && Files.isRegularFile(saved)) {
             return ConfigLoader.load(saved, overrides);
         }
+        if (resume != null && hasCheckpoints(runDirectory)) {
+            // the built-in demo in its place would resume the run under another recipe, its fingerprint blind to lr and more
+            throw new IllegalArgumentException("cannot resume " + runDirectory + ": its " + CONFIG + " is missing or not a regular "
+                    + "file; pass the run's recipe with --config FILE");
+        }
         return ConfigLoader.parse("demo-cpu.yaml (built in)", ConfigLoader.demoYaml(), overrides);
+    }
+
+    /** Whether the run to resume has a checkpoint: --resume DIR names one, --resume auto may find none (a first launch). */
+    private boolean hasCheckpoints(Path runDirectory) {
+        try {
+            return !resume.equals("auto") || !new CheckpointStore(runDirectory).completeCheckpoints().isEmpty();
+        } catch (IOException e) {
+            return true;
+        }
     }
 
     private Optional<Path> chooseCheckpoint(Path runDirectory, CheckpointStore checkpoints, PrintStream log) throws IOException {
@@ -263,11 +278,15 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
             }
             return found;
         }
+        if (given.toAbsolutePath().getFileName() == null || !CheckpointStore.isStepName(given.toAbsolutePath().getFileName().toString())) {
+            throw new IllegalArgumentException("--resume " + resume + " is neither a run directory (it has no checkpoints/) nor a "
+                    + "checkpoint (a directory named like step-00001000)");
+        }
         try {
             CheckpointStore.verify(given);
         } catch (CorruptCheckpointException e) {
             Path parent = given.toAbsolutePath().getParent();
-            Optional<Path> previous = parent == null ? Optional.empty()
+            Optional<Path> previous = parent == null || parent.getParent() == null ? Optional.empty()
                     : new CheckpointStore(parent.getParent()).previousGood(given.toAbsolutePath());
             throw new CorruptCheckpointException(e.getMessage() + previous.map(p -> "; the previous complete checkpoint is "
                     + p + " (pass --resume " + p + ", or --resume auto)").orElse("; no earlier complete checkpoint was found"));

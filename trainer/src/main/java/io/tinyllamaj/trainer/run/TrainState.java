@@ -53,6 +53,7 @@ public record TrainState(long step, long updates, long tokensSeen, long skippedS
     /** Reads {@code <checkpoint>/state.json}, refusing a missing or mistyped key by file and key. */
     public static TrainState read(Path checkpoint) throws IOException {
         CheckpointJson state = CheckpointStore.readState(checkpoint);
+        CheckpointStore.requireStepOfDirectory(checkpoint, state);
         return new TrainState(state.count("step"), state.count("updates"), state.count("tokens_seen"),
                 state.count("skipped_steps"), state.smallCount("consecutive_skipped"),
                 counts(state.object("tokens_per_source")), state.value("sampler", MixtureSampler.State.class, "a data position"),

@@ -16,9 +16,11 @@ class PlanCommandTest {
 
     @Test
     void optionsMustBePositiveAndFinite() {
-        assertRefused("--tokens-per-gpu-s must be a positive, finite number, got Infinity", "plan", "--tokens-per-gpu-s", "Infinity");
-        assertRefused("--tokens-per-gpu-s must be a positive, finite number, got NaN", "plan", "--tokens-per-gpu-s", "NaN");
-        assertRefused("--tokens-per-gpu-s must be a positive, finite number, got -1.0", "plan", "--tokens-per-gpu-s", "-1");
+        assertRefused("--tokens-per-gpu-s must lie in [0.001, 1e12], got Infinity", "plan", "--tokens-per-gpu-s", "Infinity");
+        assertRefused("--tokens-per-gpu-s must lie in [0.001, 1e12], got NaN", "plan", "--tokens-per-gpu-s", "NaN");
+        assertRefused("--tokens-per-gpu-s must lie in [0.001, 1e12], got -1.0", "plan", "--tokens-per-gpu-s", "-1");
+        // a rate that is positive but tiny gave "Infinity days"
+        assertRefused("--tokens-per-gpu-s must lie in [0.001, 1e12], got 1.0E-300", "plan", "--tokens-per-gpu-s", "1e-300");
         assertRefused("--gpus must be at least 1, got 0", "plan", "--gpus", "0");
     }
 
@@ -33,7 +35,7 @@ class PlanCommandTest {
     @Test
     void theLongestRunIsPlannedExactly() {
         CliRun run = CliRun.of("plan", "--set", "train.max_steps=2147483647", "--set", "train.warmup_steps=2147483647",
-                "--gpus", "2147483647", "--tokens-per-gpu-s", "1e300", "--set", "train.lr_schedule=per_micro_batch");
+                "--gpus", "2147483647", "--tokens-per-gpu-s", "1e12", "--set", "train.lr_schedule=per_micro_batch");
         assertEquals(0, run.exitCode(), run.err());
         // 2147483647 steps x 2048 tokens = 4398046509056 tokens
         assertTrue(run.out().contains("length       2,147,483,647 steps (from step 0), 4,398,046,509,056 tokens (4.398 T)"), run.out());
