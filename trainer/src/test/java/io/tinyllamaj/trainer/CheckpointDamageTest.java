@@ -187,6 +187,33 @@ class CheckpointDamageTest extends ReferenceRunBase {
     }
 
     @Test
+    void aDirectoryInPlaceOfLatestIsRefusedBeforeAnyStepRuns() throws Exception {
+        Path run = copyOfReference();
+        Path latest = run.resolve("checkpoints/latest");
+        Files.delete(latest);
+        Files.createDirectories(latest.resolve("inside"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TestRuns.pretrain(recipe, run, "auto", "train.max_steps=16"));
+        assertEquals(latest + " is a directory where the run keeps a one-line pointer file; move it away", e.getMessage());
+        assertEquals(TestRuns.deterministicMetrics(reference), TestRuns.deterministicMetrics(run), "no step ran");
+    }
+
+    @Test
+    void inspectOfADirectoryThatIsNeitherARunNorACheckpointSaysSo() throws Exception {
+        Path plain = Files.createDirectories(dir.resolve("notes"));
+        var run = io.tinyllamaj.trainer.cli.CliRun.of("inspect", plain.toString());
+        assertEquals(1, run.exitCode());
+        assertEquals("tinyllama: error: " + plain + " is neither a run directory (it has no checkpoints/) nor a checkpoint "
+                + "(a directory named like step-00001000)", run.err().strip());
+        // a run whose metrics.jsonl is damaged still inspects: the loss beside the checkpoint is a convenience
+        Path damaged = copyOfReference();
+        Files.writeString(damaged.resolve("metrics.jsonl"), "junk\n" + Files.readString(damaged.resolve("metrics.jsonl")));
+        var inspected = io.tinyllamaj.trainer.cli.CliRun.of("inspect", damaged.toString());
+        assertEquals(0, inspected.exitCode(), inspected.err());
+        assertTrue(inspected.out().contains("last loss unknown (no readable metrics.jsonl beside the checkpoints)"), inspected.out());
+    }
+
+    @Test
     void aResumeDirectoryThatIsNeitherARunNorACheckpointIsNamed() throws Exception {
         for (String given : List.of("/", dir.toString())) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

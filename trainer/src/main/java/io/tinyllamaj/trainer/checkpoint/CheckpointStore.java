@@ -369,6 +369,14 @@ public final class CheckpointStore {
         return Long.parseLong(matcher.group(1));
     }
 
+    /** {@code latest} is replaced by a rename at every checkpoint, which a directory in its place would refuse. */
+    public void requireReplaceableLatest() {
+        if (Files.isDirectory(directory.resolve(LATEST), LinkOption.NOFOLLOW_LINKS)) {
+            throw new IllegalArgumentException(directory.resolve(LATEST) + " is a directory where the run keeps a one-line pointer "
+                    + "file; move it away");
+        }
+    }
+
     /** What {@code latest} names, if it is present and well formed. */
     public Optional<Path> latestPointer() {
         Path pointer = directory.resolve(LATEST);

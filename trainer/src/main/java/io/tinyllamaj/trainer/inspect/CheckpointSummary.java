@@ -55,13 +55,20 @@ public record CheckpointSummary(Path checkpoint, long step, long maxSteps, long 
         long step = state.step();
         OptionalLong lossStep = OptionalLong.empty();
         OptionalDouble loss = OptionalDouble.empty();
-        Path metrics = checkpoint.toAbsolutePath().getParent().getParent().resolve(MetricsLog.FILE);
-        if (Files.isRegularFile(metrics)) {
-            for (JsonNode record : MetricsLog.read(metrics)) {
-                if (record.path("step").asLong() <= step && record.path("loss").isNumber()) {
-                    lossStep = OptionalLong.of(record.path("step").asLong());
-                    loss = OptionalDouble.of(record.path("loss").asDouble());
+        Path checkpoints = checkpoint.toAbsolutePath().getParent();
+        Path metrics = checkpoints == null || checkpoints.getParent() == null ? null : checkpoints.getParent().resolve(MetricsLog.FILE);
+        if (metrics != null && Files.isRegularFile(metrics)) {
+            try {
+                for (JsonNode record : MetricsLog.read(metrics)) {
+                    if (record.path("step").asLong() <= step && record.path("loss").isNumber()) {
+                        lossStep = OptionalLong.of(record.path("step").asLong());
+                        loss = OptionalDouble.of(record.path("loss").asDouble());
+                    }
                 }
+            } catch (IOException damaged) {
+                // the loss is a convenience here; the checkpoint's own verification is what inspect answers for
+                lossStep = OptionalLong.empty();
+                loss = OptionalDouble.empty();
             }
         }
         return new CheckpointSummary(checkpoint, step, loaded.shape().maxSteps(), state.updates(), state.skippedSteps(),
@@ -73,8 +80,14 @@ public record CheckpointSummary(Path checkpoint, long step, long maxSteps, long 
         if (!Files.isDirectory(target)) {
             throw new NoSuchFileException(target.toString(), null, "no such run or checkpoint directory");
         }
-        if (Files.exists(target.resolve(CheckpointStore.MANIFEST)) || !Files.isDirectory(target.resolve("checkpoints"))) {
+        boolean stepName = target.toAbsolutePath().getFileName() != null
+                && CheckpointStore.isStepName(target.toAbsolutePath().getFileName().toString());
+        if (Files.exists(target.resolve(CheckpointStore.MANIFEST)) || stepName) {
             return target;
+        }
+        if (!Files.isDirectory(target.resolve("checkpoints"))) {
+            throw new IllegalArgumentException(target + " is neither a run directory (it has no checkpoints/) nor a checkpoint "
+                    + "(a directory named like step-00001000)");
         }
         CheckpointStore store = new CheckpointStore(target);
         if (store.latestPointer().filter(Files::isDirectory).isPresent()) {
@@ -126,7 +139,7 @@ public record CheckpointSummary(Path checkpoint, long step, long maxSteps, long 
         lines.add(String.format(Locale.ROOT, "tokens seen %,d (%s)", tokensSeen, sources));
         lines.add(lastLoss.isPresent()
                 ? String.format(Locale.ROOT, "last loss %.6f (step %d of metrics.jsonl)", lastLoss.getAsDouble(), lastLossStep.getAsLong())
-                : "last loss unknown (no metrics.jsonl beside the checkpoints)");
+                : "last loss unknown (no readable metrics.jsonl beside the checkpoints)");
         lines.add(String.format(Locale.ROOT, "lr %.6e at step %d; %.6e for the next step", lr, step, nextLr));
         lines.add("config hash " + configHash);
         long bytes = files.stream().mapToLong(VerifiedFile::bytes).sum();

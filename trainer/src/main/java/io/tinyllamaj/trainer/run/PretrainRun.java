@@ -110,6 +110,9 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         RunShape shape = loaded.shape();
         boolean lead = strategy.rank() == 0;
         CheckpointStore checkpoints = new CheckpointStore(runDirectory, disk);
+        if (lead) {
+            checkpoints.requireReplaceableLatest(); // else the first checkpoint write fails, after its steps have run
+        }
         Optional<Path> checkpoint = agreeOnCheckpoint(runDirectory, checkpoints, strategy, log);
         Optional<TrainState> saved = checkpoint.isPresent() ? Optional.of(TrainState.read(checkpoint.get())) : Optional.empty();
         if (saved.isPresent()) {
