@@ -3,11 +3,13 @@ package io.tinyllamaj.data.corpus;
 import java.io.IOException;
 import java.nio.file.FileSystems;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.nio.file.PathMatcher;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
+import java.util.regex.PatternSyntaxException;
 import java.util.stream.Stream;
 
 /**
@@ -32,7 +34,12 @@ public final class InputFiles {
     }
 
     private static List<Path> expand(String glob) throws IOException {
-        Path literal = Path.of(glob);
+        Path literal;
+        try {
+            literal = Path.of(glob);
+        } catch (InvalidPathException e) {
+            throw new IOException("--input '" + glob + "' is not a valid path (" + e.getReason() + ")");
+        }
         if (!hasWildcard(glob)) {
             if (Files.isDirectory(literal)) {
                 try (Stream<Path> walk = Files.walk(literal)) {
@@ -41,11 +48,17 @@ public final class InputFiles {
             }
             return Files.isRegularFile(literal) ? List.of(literal.normalize()) : List.of();
         }
+        // the pattern is checked before the file system, so a bad one is named even where nothing exists
+        PathMatcher matcher;
+        try {
+            matcher = FileSystems.getDefault().getPathMatcher("glob:" + literal.normalize());
+        } catch (PatternSyntaxException e) {
+            throw new IOException("--input '" + glob + "' is not a valid glob (" + e.getDescription().replace("'", "") + ")");
+        }
         Path base = baseDirectory(glob);
         if (!Files.isDirectory(base)) {
             return List.of();
         }
-        PathMatcher matcher = FileSystems.getDefault().getPathMatcher("glob:" + Path.of(glob).normalize());
         try (Stream<Path> walk = Files.walk(base)) {
             return walk.filter(Files::isRegularFile).map(Path::normalize).filter(matcher::matches).sorted().toList();
         }

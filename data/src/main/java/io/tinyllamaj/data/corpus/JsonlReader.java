@@ -109,11 +109,36 @@ public final class JsonlReader implements DocumentReader {
             report.exclude(excludedSet);
             return;
         }
+        int surrogate = loneSurrogate(text.asText());
+        if (surrogate >= 0) {
+            // valid UTF-8 bytes, but "\\ud800" escapes a half character that UTF-8 cannot hold:
+            // encoding it would silently become U+FFFD, so it counts as invalid UTF-8 text.
+            report.problem(ProblemKind.INVALID_UTF8, file, lineNumber, surrogateDetail(text.asText(), surrogate));
+            return;
+        }
         if (text.asText().isEmpty()) {
             report.exclude("empty documents");
             return;
         }
         sink.document(text.asText());
+    }
+
+    /** The index of the first UTF-16 surrogate in {@code text} that is not half of a pair, or -1. */
+    public static int loneSurrogate(String text) {
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /** "lone surrogate \\ud800 from a JSON escape at character 5". */
+    public static String surrogateDetail(String text, int index) {
+        return String.format("lone surrogate \\u%04x from a JSON escape at character %d", (int) text.charAt(index), index);
     }
 
     private static boolean isBlank(byte[] bytes, int length) {

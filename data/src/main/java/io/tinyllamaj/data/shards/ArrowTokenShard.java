@@ -17,6 +17,7 @@ import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -56,6 +57,9 @@ public final class ArrowTokenShard extends MappedShard {
     static final String META_VOCAB = "tinyllamaj.vocab_size";
     static final String FORMAT_NAME = "token-shard";
     static final int BATCH_TOKENS = 1 << 20;
+    /** The Arrow IPC file format's magic: "ARROW1" padded to 8 bytes at the start, bare at the end. */
+    private static final byte[] LEADING_MAGIC = {'A', 'R', 'R', 'O', 'W', '1', 0, 0};
+    private static final byte[] TRAILING_MAGIC = {'A', 'R', 'R', 'O', 'W', '1'};
 
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -152,6 +156,8 @@ public final class ArrowTokenShard extends MappedShard {
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ);
              BufferAllocator allocator = new RootAllocator();
              ArrowFileReader reader = new ArrowFileReader(channel, allocator)) {
+            // Arrow's reader checks the footer's magic only: a damaged start would pass unnoticed.
+            checkMagic(file, channel);
             Schema schema;
             List<ArrowBlock> blocks;
             try {
@@ -175,8 +181,8 @@ public final class ArrowTokenShard extends MappedShard {
                         + expectedVocabSize);
             }
             uint16 = checkColumn(file, schema, vocabSize);
-            for (ArrowBlock block : blocks) {
-                batches.add(locateData(file, channel, block, uint16 ? 2 : 4));
+            for (int i = 0; i < blocks.size(); i++) {
+                batches.add(locateData(file, channel, blocks.get(i), i, uint16 ? 2 : 4));
             }
         }
         long[] batchStart = new long[batches.size() + 1];
@@ -186,6 +192,27 @@ public final class ArrowTokenShard extends MappedShard {
             dataOffset[i] = batches.get(i)[1];
         }
         return map(file, (arena, mapped) -> new ArrowTokenShard(file, arena, mapped, uint16, vocabSize, batchStart, dataOffset));
+    }
+
+    private static void checkMagic(Path file, FileChannel channel) throws IOException {
+        long size = channel.size();
+        if (size < LEADING_MAGIC.length + TRAILING_MAGIC.length) {
+            throw new InvalidShardException(file, "not an Arrow IPC file (" + size + " bytes, too short)");
+        }
+        if (!Arrays.equals(readAt(channel, 0, LEADING_MAGIC.length), LEADING_MAGIC)) {
+            throw new InvalidShardException(file, "not an Arrow IPC file (it does not start with the magic ARROW1)");
+        }
+        if (!Arrays.equals(readAt(channel, size - TRAILING_MAGIC.length, TRAILING_MAGIC.length), TRAILING_MAGIC)) {
+            throw new InvalidShardException(file, "not an Arrow IPC file (it does not end with the magic ARROW1)");
+        }
+    }
+
+    private static byte[] readAt(FileChannel channel, long position, int length) throws IOException {
+        ByteBuffer bytes = ByteBuffer.allocate(length);
+        while (bytes.hasRemaining() && channel.read(bytes, position + bytes.position()) >= 0) {
+            // a read may return fewer bytes than asked
+        }
+        return bytes.array();
     }
 
     private static int parseVocab(Path file, String value) throws InvalidShardException {
@@ -204,30 +231,56 @@ public final class ArrowTokenShard extends MappedShard {
                 || !expected.equals(fields.getFirst().getType())) {
             throw new InvalidShardException(file, "expected one column '" + COLUMN + "' of " + expected + ", found " + fields);
         }
+        // The data buffer of a dictionary-encoded column holds indices into the dictionary, not token ids.
+        if (fields.getFirst().getDictionary() != null) {
+            throw new InvalidShardException(file, "column '" + COLUMN + "' is dictionary-encoded; a token shard holds the"
+                    + " token ids themselves");
+        }
         return uint16;
     }
 
     /** Returns {rows, absolute offset of the data buffer} of one record batch, read from its metadata. */
-    private static long[] locateData(Path file, FileChannel channel, ArrowBlock block, int width) throws IOException {
-        channel.position(block.getOffset());
-        MessageMetadataResult message = MessageSerializer.readMessage(new ReadChannel(channel));
-        if (message == null || message.getMessage().headerType() != org.apache.arrow.flatbuf.MessageHeader.RecordBatch) {
-            throw new InvalidShardException(file, "record batch at byte " + block.getOffset() + " is missing");
+    private static long[] locateData(Path file, FileChannel channel, ArrowBlock block, int index, int width)
+            throws IOException {
+        String where = "record batch " + index;
+        if (block.getOffset() < 0 || block.getMetadataLength() < 0 || block.getOffset() >= channel.size()) {
+            throw new InvalidShardException(file, where + " is outside the file");
         }
-        RecordBatch batch = (RecordBatch) message.getMessage().header(new RecordBatch());
+        RecordBatch batch;
+        try {
+            channel.position(block.getOffset());
+            MessageMetadataResult message = MessageSerializer.readMessage(new ReadChannel(channel));
+            if (message == null || message.getMessage().headerType() != org.apache.arrow.flatbuf.MessageHeader.RecordBatch) {
+                throw new InvalidShardException(file, where + " is missing");
+            }
+            batch = (RecordBatch) message.getMessage().header(new RecordBatch());
+        } catch (RuntimeException e) {
+            throw new InvalidShardException(file, where + " is unreadable (" + e + ")");
+        }
         if (batch.compression() != null) {
             throw new InvalidShardException(file, "compressed record batches are not supported");
         }
-        if (batch.buffersLength() != 2) {
-            throw new InvalidShardException(file, "record batch has " + batch.buffersLength() + " buffers, expected 2");
+        if (batch.buffersLength() != 2 || batch.nodesLength() != 1) {
+            throw new InvalidShardException(file, where + " has " + batch.buffersLength() + " buffers and "
+                    + batch.nodesLength() + " columns, expected 2 and 1");
         }
         long rows = batch.length();
-        long bodyStart = block.getOffset() + block.getMetadataLength();
-        long dataOffset = bodyStart + batch.buffers(1).offset();
-        if (batch.buffers(1).length() < rows * width || dataOffset + rows * width > channel.size()) {
-            throw new InvalidShardException(file, "record batch at byte " + block.getOffset() + " runs past the end of the file");
+        if (rows < 0 || batch.nodes(0).length() != rows) {
+            throw new InvalidShardException(file, where + " has " + batch.nodes(0).length() + " tokens in a batch of " + rows);
         }
-        return new long[] {rows, dataOffset};
+        // A null slot still holds some number in the data buffer, which would be trained on as a token.
+        if (batch.nodes(0).nullCount() != 0) {
+            throw new InvalidShardException(file, where + " has " + batch.nodes(0).nullCount() + " null tokens");
+        }
+        long bodyStart = block.getOffset() + block.getMetadataLength();
+        long bufferOffset = batch.buffers(1).offset();
+        long bufferLength = batch.buffers(1).length();
+        long bytes = rows * width; // compared only once rows is known to fit the file, so it cannot have overflowed
+        if (bufferOffset < 0 || bufferLength < 0 || rows > channel.size() / width || bufferLength < bytes
+                || bufferOffset > channel.size() - bodyStart || bytes > channel.size() - bodyStart - bufferOffset) {
+            throw new InvalidShardException(file, where + " runs past the end of the file");
+        }
+        return new long[] {rows, bodyStart + bufferOffset};
     }
 
     @Override

@@ -73,13 +73,29 @@ public final class PackedBinShard extends MappedShard {
                 throw new InvalidShardException(file, "dtype code " + code + " is not an integer token type");
             }
             long chunkSize = mapped.get(U64, 16);
-            long expected = HEADER_BYTES + chunkSize * dtype.width;
-            if (chunkSize < 0 || size != expected) {
-                throw new InvalidShardException(file, size + " bytes, the header's chunk size " + chunkSize + " of "
-                        + dtype + " needs " + expected);
+            long expected = bytesFor(chunkSize, dtype);
+            if (expected < 0 || size != expected) {
+                throw new InvalidShardException(file, size + " bytes, the header's chunk size "
+                        + Long.toUnsignedString(chunkSize) + " of " + dtype + " needs "
+                        + (expected < 0 ? "more than any file holds" : Long.toString(expected)));
             }
             return new PackedBinShard(file, arena, mapped, dtype, chunkSize, vocabSize);
         });
+    }
+
+    /**
+     * The file size a header describes, or -1 when it does not fit a long: a chunk size of
+     * 2^61 + 4000 int64s would otherwise wrap to a small size and pass the size check.
+     */
+    private static long bytesFor(long chunkSize, Dtype dtype) {
+        if (chunkSize < 0) {
+            return -1; // an unsigned u64 past Long.MAX_VALUE
+        }
+        try {
+            return Math.addExact(HEADER_BYTES, Math.multiplyExact(chunkSize, dtype.width));
+        } catch (ArithmeticException e) {
+            return -1;
+        }
     }
 
     Dtype dtype() {

@@ -6,8 +6,12 @@ import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.PathMatcher;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.regex.PatternSyntaxException;
 import java.util.stream.Stream;
 
 /**
@@ -51,15 +55,31 @@ public final class TokenSources {
             throw new InvalidShardException(manifestFile, "shards hold " + total + " tokens, the total says " + manifest.tokens());
         }
         List<ArrowTokenShard> shards = new ArrayList<>();
+        Map<Object, Path> files = new HashMap<>();
         try {
             for (ShardManifest.Shard entry : manifest.shards()) {
-                shards.add(openShard(directory, entry, manifest.vocabSize(), verification));
+                ArrowTokenShard shard = openShard(directory, entry, manifest.vocabSize(), verification);
+                shards.add(shard);
+                requireNotSeen(files, Path.of(shard.name()));
             }
         } catch (IOException | RuntimeException e) {
             shards.forEach(ArrowTokenShard::close);
             throw e;
         }
         return new ConcatenatedSource(directory.toString(), shards);
+    }
+
+    /**
+     * The manifest names each file once (ShardManifest checks the names); this catches two names
+     * that are links to one file, whose data would otherwise be trained on twice.
+     */
+    private static void requireNotSeen(Map<Object, Path> files, Path file) throws IOException {
+        Object key = Files.readAttributes(file, BasicFileAttributes.class).fileKey();
+        Path earlier = key == null ? null : files.putIfAbsent(key, file);
+        if (earlier != null) {
+            throw new InvalidShardException(file, "is the same file as " + earlier.getFileName()
+                    + " (a link), listed twice in the manifest");
+        }
     }
 
     private static ArrowTokenShard openShard(Path directory, ShardManifest.Shard entry, int vocabSize,
@@ -183,7 +203,12 @@ public final class TokenSources {
         if (parent == null || !Files.isDirectory(parent)) {
             return List.of();
         }
-        PathMatcher matcher = FileSystems.getDefault().getPathMatcher("glob:" + path.getFileName());
+        PathMatcher matcher;
+        try {
+            matcher = FileSystems.getDefault().getPathMatcher("glob:" + path.getFileName());
+        } catch (PatternSyntaxException e) {
+            throw new InvalidShardException(path, "not a valid glob (" + e.getDescription().replace("'", "") + ")");
+        }
         try (Stream<Path> files = Files.list(parent)) {
             return files.filter(f -> matcher.matches(f.getFileName()) && Files.isRegularFile(f)).sorted().toList();
         }

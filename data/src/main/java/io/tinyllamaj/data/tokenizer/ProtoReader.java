@@ -108,17 +108,22 @@ final class ProtoReader {
         }
     }
 
+    /**
+     * A length prefix within what is left of this message. A 10-byte varint can decode to a
+     * negative number, which would move the position backwards (a loop over the same bytes)
+     * or index before the buffer, so it is refused like an overlong one.
+     */
     private int readLength() {
         expect(LENGTH_DELIMITED);
         long length = rawVarint();
-        if (length > limit - position) {
+        if (length < 0 || length > limit - position) {
             throw malformed("field " + field() + " claims " + length + " bytes, " + (limit - position) + " left");
         }
         return (int) length;
     }
 
     private void advance(int bytes) {
-        if (limit - position < bytes) {
+        if (bytes < 0 || limit - position < bytes) {
             throw malformed("truncated field " + field());
         }
         position += bytes;

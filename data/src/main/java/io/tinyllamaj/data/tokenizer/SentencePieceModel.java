@@ -114,15 +114,23 @@ final class SentencePieceModel {
                 default -> message.skip();
             }
         }
-        if (text == null) {
+        // SentencePiece refuses empty pieces too; one would have no code point to split at.
+        if (text == null || text.isEmpty()) {
             throw message.malformed("a piece without text");
         }
         return new Piece(text, score, type);
     }
 
+    /** Text from the file as one printable line: control characters (a newline, an escape) as Java escapes. */
+    private static String printable(String text) {
+        StringBuilder out = new StringBuilder(text.length());
+        text.chars().forEach(c -> out.append(Character.isISOControl(c) ? String.format("\\u%04x", c) : String.valueOf((char) c)));
+        return out.toString();
+    }
+
     private static void checkNormalizer(String name, String source) {
         if (!name.equals("identity")) {
-            throw new IllegalArgumentException(source + ": unsupported normalizer " + name + " (only identity, as Llama uses)");
+            throw new IllegalArgumentException(source + ": unsupported normalizer " + printable(name) + " (only identity, as Llama uses)");
         }
     }
 
@@ -134,11 +142,11 @@ final class SentencePieceModel {
             case 3, 5 -> PieceKind.CONTROL;
             case 6 -> {
                 if (!byteFallback || !ByteFallback.isBytePiece(piece.text())) {
-                    throw new IllegalArgumentException(source + ": byte piece " + piece.text() + " without byte fallback");
+                    throw new IllegalArgumentException(source + ": byte piece " + printable(piece.text()) + " without byte fallback");
                 }
                 yield PieceKind.BYTE;
             }
-            default -> throw new IllegalArgumentException(source + ": piece " + piece.text() + " has unknown type " + piece.type());
+            default -> throw new IllegalArgumentException(source + ": piece " + printable(piece.text()) + " has unknown type " + piece.type());
         };
     }
 

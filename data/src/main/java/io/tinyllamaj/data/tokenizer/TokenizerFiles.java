@@ -15,6 +15,12 @@ import java.util.zip.GZIPInputStream;
  */
 final class TokenizerFiles {
 
+    /**
+     * The most a tokenizer may hold, compressed or not: Llama 2's tokenizer.json is about 2 MB, so
+     * 256 MiB is generous, and a gzip bomb or a wrong file is refused before it fills the heap.
+     */
+    static final int MAX_BYTES = 256 << 20;
+
     private TokenizerFiles() {
     }
 
@@ -28,10 +34,10 @@ final class TokenizerFiles {
     }
 
     static TokenizerSpec read(InputStream in, String source) throws IOException {
-        byte[] content = in.readAllBytes();
+        byte[] content = readCapped(in, source, "");
         if (content.length >= 2 && (content[0] & 0xFF) == 0x1F && (content[1] & 0xFF) == 0x8B) {
             try (InputStream gzip = new GZIPInputStream(new ByteArrayInputStream(content))) {
-                content = gzip.readAllBytes();
+                content = readCapped(gzip, source, " uncompressed");
             } catch (IOException e) {
                 throw new IOException(source + ": corrupt gzip data: " + e.getMessage(), e);
             }
@@ -42,6 +48,16 @@ final class TokenizerFiles {
         return startsWithBrace(content)
                 ? HuggingFaceTokenizerJson.parse(content, source)
                 : SentencePieceModel.parse(content, source);
+    }
+
+    /** All of {@code in}, refused in one line once it passes {@link #MAX_BYTES}. */
+    private static byte[] readCapped(InputStream in, String source, String what) throws IOException {
+        byte[] content = in.readNBytes(MAX_BYTES + 1);
+        if (content.length > MAX_BYTES) {
+            throw new IllegalArgumentException(source + ": more than " + (MAX_BYTES >> 20) + " MiB" + what
+                    + ", too large for a tokenizer (Llama 2's is about 2 MB)");
+        }
+        return content;
     }
 
     /**

@@ -257,4 +257,31 @@ class CorpusReadersTest {
                 InputFiles.expand(List.of(dir + "/*/*.jsonl")));
         assertThrows(IOException.class, () -> InputFiles.expand(List.of(dir + "/none/*.jsonl")));
     }
+
+    @Test
+    void loneSurrogateEscapeIsInvalidUtf8NotRepaired() throws IOException {
+        Path file = dir.resolve("surrogate.jsonl");
+        // "\ud800" alone, "\udc00" alone, then a proper pair (U+1F999) that must be kept
+        Files.writeString(file, "{\"text\":\"a \\ud800 b\"}\n{\"text\":\"\\udc00\"}\n{\"text\":\"pair \\ud83e\\udd99\"}\n");
+        ReadReport report = new ReadReport(false);
+        assertEquals(List.of("pair \uD83E\uDD99"), read(CorpusSource.JSONL, file, report));
+        assertEquals(Map.of(ProblemKind.INVALID_UTF8, 2L), report.counts());
+        assertEquals(List.of(file + ":1: invalid UTF-8 (lone surrogate \\ud800 from a JSON escape at character 2)",
+                file + ":2: invalid UTF-8 (lone surrogate \\udc00 from a JSON escape at character 0)"),
+                report.problems().stream().map(ReadReport.Problem::line).toList());
+        assertEquals(file + ":1: invalid UTF-8 (lone surrogate \\ud800 from a JSON escape at character 2)",
+                assertThrows(CorpusProblemException.class, () -> read(CorpusSource.JSONL, file, new ReadReport(true)))
+                        .getMessage());
+    }
+
+    @Test
+    void invalidGlobIsNamedAsSuch() throws IOException {
+        Files.writeString(dir.resolve("a.jsonl"), "");
+        String glob = dir + "/[.jsonl";
+        assertEquals("--input '" + glob + "' is not a valid glob (Missing ])",
+                assertThrows(IOException.class, () -> InputFiles.expand(List.of(glob))).getMessage());
+        String nowhere = dir + "/none/[.jsonl";
+        assertEquals("--input '" + nowhere + "' is not a valid glob (Missing ])",
+                assertThrows(IOException.class, () -> InputFiles.expand(List.of(nowhere))).getMessage());
+    }
 }

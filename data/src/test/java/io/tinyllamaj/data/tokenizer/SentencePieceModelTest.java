@@ -6,10 +6,13 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** A tiny hand-written ModelProto: SentencePiece's score-ordered BPE, its tie-break, and its options. */
@@ -63,5 +66,52 @@ class SentencePieceModelTest {
         ModelProtoWriter nfkc = tinyModel(false).message(3, new ModelProtoWriter().string(1, "nmt_nfkc"));
         error = assertThrows(IllegalArgumentException.class, () -> load(dir, nfkc));
         assertTrue(error.getMessage().contains("tiny.model") && error.getMessage().contains("nmt_nfkc"), error.getMessage());
+    }
+
+    private static String refusal(Path file) {
+        return assertTimeoutPreemptively(Duration.ofSeconds(5),
+                () -> assertThrows(IllegalArgumentException.class, () -> LlamaTokenizer.load(file)).getMessage());
+    }
+
+    @Test
+    void negativeOrOverlongLengthsAreRefusedNamingTheFile(@TempDir Path dir) throws IOException {
+        // field 4, length-delimited, length varint 0xFF x9 0x01 = -1: skipping it used to step backwards forever
+        Path loop = Files.write(dir.resolve("loop.model"), new byte[] {0x22, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0x01});
+        assertEquals(loop + ": malformed SentencePiece model (field 4 claims -1 bytes, 0 left)", refusal(loop));
+
+        // a piece's text (field 1 inside field 1) claiming -2 bytes: used to be StringIndexOutOfBounds
+        byte[] negativeText = {0x0A, 0x0B, 0x0A, -2, -1, -1, -1, -1, -1, -1, -1, -1, 0x01};
+        Path text = Files.write(dir.resolve("text.model"), negativeText);
+        assertEquals(text + ": malformed SentencePiece model (field 1 claims -2 bytes, 0 left)", refusal(text));
+
+        // a nested message claiming a length of 2^31 (beyond an int) with one byte left
+        Path overlong = Files.write(dir.resolve("overlong.model"), new byte[] {0x12, -128, -128, -128, -128, 0x08, 0x00});
+        assertEquals(overlong + ": malformed SentencePiece model (field 2 claims 2147483648 bytes, 1 left)",
+                refusal(overlong));
+
+        Path empty = Files.write(dir.resolve("empty.model"), new ModelProtoWriter().piece("", 0, 1).toByteArray());
+        assertEquals(empty + ": malformed SentencePiece model (a piece without text)", refusal(empty));
+    }
+
+    /** Damaged copies of a valid model: each either loads or is refused in one line naming the file, never anything else. */
+    @Test
+    void damagedModelsAreRefusedNamingTheFileOrStillLoad(@TempDir Path dir) throws IOException {
+        byte[] valid = tinyModel(false).toByteArray();
+        Random random = new Random(42);
+        Path file = dir.resolve("damaged.model");
+        assertTimeoutPreemptively(Duration.ofSeconds(30), () -> {
+            for (int trial = 0; trial < 2000; trial++) {
+                byte[] damaged = valid.clone();
+                for (int flips = 1 + random.nextInt(3); flips > 0; flips--) {
+                    damaged[random.nextInt(damaged.length)] = (byte) random.nextInt(256);
+                }
+                Files.write(file, damaged);
+                try {
+                    LlamaTokenizer.load(file);
+                } catch (IllegalArgumentException | IOException e) { // IOException too: a first byte of '{' makes it JSON
+                    assertTrue(e.getMessage().startsWith(file + ": ") && !e.getMessage().contains("\n"), e.getMessage());
+                }
+            }
+        });
     }
 }

@@ -3,6 +3,8 @@ package io.tinyllamaj.trainer.cli;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tinyllamaj.data.corpus.DocumentReader;
+import io.tinyllamaj.data.corpus.JsonlReader;
 import io.tinyllamaj.data.tokenizer.LlamaTokenizer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -10,13 +12,18 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-import java.io.BufferedReader;
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintWriter;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.concurrent.Callable;
 
 /**
@@ -27,6 +34,8 @@ import java.util.concurrent.Callable;
         mixinStandardHelpOptions = true,
         description = "Print token ids, one JSON line {\"ids\": [...]} per input (BOS first unless --no-bos).")
 public final class TokenizeCommand implements Callable<Integer> {
+    private static final byte[] PARQUET_MAGIC = {'P', 'A', 'R', '1'};
+    private static final byte[] ZSTD_MAGIC = {0x28, (byte) 0xB5, 0x2F, (byte) 0xFD};
 
     @Spec
     private CommandSpec spec;
@@ -72,15 +81,53 @@ public final class TokenizeCommand implements Callable<Integer> {
             throw new NoSuchFileException(input.file.toString(), null, "input file not found");
         }
         ObjectMapper json = new ObjectMapper();
-        try (BufferedReader reader = Files.newBufferedReader(input.file, StandardCharsets.UTF_8)) {
+        try (InputStream in = new BufferedInputStream(Files.newInputStream(input.file), 1 << 16)) {
+            requireText(in);
+            ByteArrayOutputStream line = new ByteArrayOutputStream();
             int lineNumber = 0;
-            for (String line = reader.readLine(); line != null; line = reader.readLine()) {
-                lineNumber++;
-                if (line.isBlank()) {
+            for (int b = in.read(); b >= 0 || line.size() > 0; b = in.read()) {
+                if (b >= 0 && b != '\n') {
+                    if (line.size() >= DocumentReader.MAX_DOCUMENT_BYTES) {
+                        throw new IllegalArgumentException(input.file + ":" + (lineNumber + 1) + ": longer than "
+                                + (DocumentReader.MAX_DOCUMENT_BYTES >> 20) + " MiB");
+                    }
+                    line.write(b);
                     continue;
                 }
-                print(encoder.encode(textOf(json, line, lineNumber), !noBos, eos), out);
+                lineNumber++;
+                String text = decode(line.toByteArray(), lineNumber);
+                line.reset();
+                if (!text.isBlank()) {
+                    print(encoder.encode(textOf(json, text, lineNumber), !noBos, eos), out);
+                }
             }
+        }
+    }
+
+    /** Compressed and columnar files are named as such instead of failing as undecodable text. */
+    private void requireText(InputStream in) throws IOException {
+        in.mark(4);
+        byte[] head = in.readNBytes(4);
+        in.reset();
+        if (Arrays.equals(head, PARQUET_MAGIC)) {
+            throw new IllegalArgumentException(input.file + ": a parquet file, not JSON Lines (--input reads one"
+                    + " {\"text\": ...} object per line)");
+        }
+        if (Arrays.equals(head, ZSTD_MAGIC)) {
+            throw new IllegalArgumentException(input.file + ": zstd-compressed data, not JSON Lines (decompress it"
+                    + " first: zstd -d)");
+        }
+    }
+
+    /** One line as text: strict UTF-8 (a Reader would stop with "Input length = 1", naming nothing), without BOM or CR. */
+    private String decode(byte[] bytes, int lineNumber) {
+        int from = lineNumber == 1 && bytes.length >= 3 && (bytes[0] & 0xFF) == 0xEF && (bytes[1] & 0xFF) == 0xBB
+                && (bytes[2] & 0xFF) == 0xBF ? 3 : 0;
+        int to = bytes.length > from && bytes[bytes.length - 1] == '\r' ? bytes.length - 1 : bytes.length;
+        try {
+            return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(bytes, from, to - from)).toString();
+        } catch (CharacterCodingException e) {
+            throw new IllegalArgumentException(input.file + ":" + lineNumber + ": not valid UTF-8");
         }
     }
 
@@ -93,6 +140,12 @@ public final class TokenizeCommand implements Callable<Integer> {
         }
         if (!text.isTextual()) {
             throw new IllegalArgumentException(input.file + ":" + lineNumber + ": expected an object with a \"text\" string");
+        }
+        // a JSON escape of half a surrogate pair decodes to no character: refused like bad bytes, never U+FFFD
+        int surrogate = JsonlReader.loneSurrogate(text.asText());
+        if (surrogate >= 0) {
+            throw new IllegalArgumentException(input.file + ":" + lineNumber + ": not valid UTF-8 ("
+                    + JsonlReader.surrogateDetail(text.asText(), surrogate) + ")");
         }
         return text.asText();
     }

@@ -60,4 +60,27 @@ class PrepareCommandTest {
         assertEquals(0, fixed.exitCode(), fixed.err());
         assertTrue(fixed.out().contains("prepare: 1 documents"), fixed.out());
     }
+
+    @Test
+    void workerCountBeyondTheBoundIsRefusedInOneLine() throws Exception {
+        Path input = corpus("{\"text\":\"a document\"}\n");
+        Path out = temp.resolve("out");
+        CliRun run = CliRun.of("prepare", "--source", "jsonl", "--input", input.toString(), "--tokenizer", "llama2",
+                "--out", out.toString(), "--workers", "2000000000");
+        assertEquals(1, run.exitCode());
+        assertEquals("tinyllama: error: --workers must be at most 4096, got 2000000000\n", run.err());
+        assertTrue(Files.notExists(out));
+    }
+
+    @Test
+    void invalidGlobIsRefusedInOneLine() throws Exception {
+        corpus("{\"text\":\"a document\"}\n");
+        String glob = temp + "/[.jsonl";
+        Path out = temp.resolve("out");
+        CliRun run = CliRun.of("prepare", "--source", "jsonl", "--input", glob, "--tokenizer", "llama2",
+                "--out", out.toString(), "--workers", "1");
+        assertEquals(1, run.exitCode());
+        assertEquals("tinyllama: error: --input '" + glob + "' is not a valid glob (Missing ])\n", run.err());
+        assertTrue(Files.notExists(out));
+    }
 }
