@@ -58,7 +58,7 @@ public final class Main {
             String command = exception.getCommandLine().getCommandName();
             String suggestion = exception instanceof CommandLine.UnmatchedArgumentException unmatched
                     && !unmatched.getSuggestions().isEmpty() ? "; did you mean " + String.join(" or ", unmatched.getSuggestions()) + "?" : "";
-            System.err.println("tinyllama: error: " + exception.getMessage().replace('\n', ' ') + suggestion
+            System.err.println("tinyllama: error: " + oneLine(exception.getMessage()) + suggestion
                     + " (see " + (command.equals("tinyllama") ? "" : "tinyllama ") + command + " --help)");
             return 2;
         });
@@ -96,7 +96,22 @@ public final class Main {
         } else if (!expected) {
             message = cause.getClass().getSimpleName() + ": " + message;
         }
-        return message.replace('\n', ' ');
+        return oneLine(message);
+    }
+
+    /** Line breaks as spaces, other control characters (NUL, ESC from a hostile file's text) escaped: one line on any terminal. */
+    static String oneLine(String message) {
+        StringBuilder out = new StringBuilder(message.length());
+        message.chars().forEach(c -> {
+            if (c == '\n' || c == '\r' || c == '\t') {
+                out.append(' ');
+            } else if (Character.isISOControl(c)) {
+                out.append(String.format("\\u%04x", c));
+            } else {
+                out.append((char) c);
+            }
+        });
+        return out.toString();
     }
 
     private static String fileProblem(FileSystemException e) {

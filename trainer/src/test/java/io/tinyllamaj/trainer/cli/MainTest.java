@@ -39,6 +39,13 @@ class MainTest {
     }
 
     @Test
+    void controlCharactersFromAFilesTextCannotBreakTheLineOrDriveTheTerminal() {
+        assertEquals("tokenizer.json: piece \"a\\u001b[2Jb\\u0000\" at line 2",
+                Main.describe(new java.io.IOException("tokenizer.json: piece \"a\u001b[2Jb\u0000\" at line 2")));
+        assertEquals("a b c", Main.describe(new IllegalArgumentException("a\nb\tc")));
+    }
+
+    @Test
     void fileErrorsThatNameOnlyTheFileGetTheirReason() {
         assertEquals("/data/x.jsonl: permission denied", Main.describe(new AccessDeniedException("/data/x.jsonl")));
         assertEquals("/data/y: no such file or directory",
