@@ -34,6 +34,16 @@ class ConfigLoaderTest {
         return e.getMessage();
     }
 
+    /** Each --set value within the limit, the config they make past it: refused at start, not at the resume it would block. */
+    @org.junit.jupiter.api.Test
+    void aConfigThatWouldBeWrittenOutPastTheLimitIsRefusedAtStart() {
+        String name = "n".repeat(40_000);
+        String message = error(BASE, "data.sources.0.name=" + name, "data.sources.0.path=/data/" + name);
+        assertTrue(message.startsWith("config.yaml with its --set values: the config comes to "), message);
+        assertTrue(message.endsWith(" bytes written out; a config may be at most 65536, and a run saved past it could not be "
+                + "resumed"), message);
+    }
+
     /** Precision and the attention kernel come from the config; a pair the device cannot run is refused by key. */
     @org.junit.jupiter.api.Test
     void precisionAndAttentionFollowTheDevice() {

@@ -22,15 +22,34 @@ public final class InputFiles {
     }
 
     public static List<Path> expand(List<String> globs) throws IOException {
+        return expand(globs, null);
+    }
+
+    /**
+     * The files, each once: one reached twice (a link beside its target, two globs) is kept
+     * under its first name in path order, so its documents are not prepared twice. Files under
+     * {@code excluded} (the output folder, when it lies inside an input folder) are left out, or a
+     * second run would read the first run's shards as input.
+     */
+    public static List<Path> expand(List<String> globs, Path excluded) throws IOException {
         TreeSet<Path> files = new TreeSet<>();
+        Path skip = excluded == null ? null : excluded.toAbsolutePath().normalize();
         for (String glob : globs) {
-            List<Path> matched = expand(glob);
+            List<Path> matched = expand(glob).stream().filter(f -> skip == null || !f.toAbsolutePath().normalize().startsWith(skip))
+                    .toList();
             if (matched.isEmpty()) {
                 throw new IOException("no input files match " + glob);
             }
             files.addAll(matched);
         }
-        return new ArrayList<>(files);
+        List<Path> distinct = new ArrayList<>();
+        java.util.Set<Path> seen = new java.util.HashSet<>();
+        for (Path file : files) {
+            if (seen.add(file.toRealPath())) {
+                distinct.add(file);
+            }
+        }
+        return distinct;
     }
 
     private static List<Path> expand(String glob) throws IOException {
@@ -40,7 +59,8 @@ public final class InputFiles {
         } catch (InvalidPathException e) {
             throw new IOException("--input '" + glob + "' is not a valid path (" + e.getReason() + ")");
         }
-        if (!hasWildcard(glob)) {
+        // an existing path is itself, even where its name holds glob characters (a[1].txt)
+        if (!hasWildcard(glob) || Files.exists(literal)) {
             if (Files.isDirectory(literal)) {
                 try (Stream<Path> walk = Files.walk(literal)) {
                     return walk.filter(Files::isRegularFile).map(Path::normalize).sorted().toList();

@@ -88,7 +88,7 @@ public final class PreparePipeline {
 
     private PrepareResult prepare() throws IOException {
         long start = System.nanoTime();
-        List<Path> files = InputFiles.expand(options.inputs());
+        List<Path> files = InputFiles.expand(options.inputs(), options.out());
         for (Path file : files) {
             options.source().requireOwnFormat(file);
         }

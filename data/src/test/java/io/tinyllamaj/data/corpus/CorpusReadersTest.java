@@ -259,6 +259,27 @@ class CorpusReadersTest {
     }
 
     @Test
+    void anExistingNameIsItselfAndEachFileIsReadOnce() throws IOException {
+        Files.writeString(dir.resolve("a[1].txt"), "the named file");
+        Files.writeString(dir.resolve("a1.txt"), "what the glob a[1].txt matches");
+        // a name with glob characters that exists is that file, not the pattern's match
+        assertEquals(List.of(dir.resolve("a[1].txt")), InputFiles.expand(List.of(dir + "/a[1].txt")));
+        // a link beside its target, named twice over: one file, under its first name in path order
+        Path link = Files.createSymbolicLink(dir.resolve("b-link.txt"), dir.resolve("a1.txt"));
+        assertEquals(List.of(dir.resolve("a1.txt")), InputFiles.expand(List.of(dir.resolve("a1.txt").toString(), link.toString(),
+                dir + "/./a1.txt")));
+    }
+
+    @Test
+    void theOutputFolderInsideAnInputFolderIsNotInput() throws IOException {
+        Files.writeString(dir.resolve("doc.txt"), "text");
+        Path out = Files.createDirectories(dir.resolve("out"));
+        Files.writeString(out.resolve("manifest.json"), "{}"); // a first run's output
+        assertEquals(List.of(dir.resolve("doc.txt")), InputFiles.expand(List.of(dir.toString()), out));
+        assertEquals(List.of(dir.resolve("doc.txt"), out.resolve("manifest.json")), InputFiles.expand(List.of(dir.toString())));
+    }
+
+    @Test
     void loneSurrogateEscapeIsInvalidUtf8NotRepaired() throws IOException {
         Path file = dir.resolve("surrogate.jsonl");
         // "\ud800" alone, "\udc00" alone, then a proper pair (U+1F999) that must be kept

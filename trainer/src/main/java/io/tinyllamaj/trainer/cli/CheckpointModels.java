@@ -41,6 +41,21 @@ final class CheckpointModels {
         return model;
     }
 
+    /** {@link #tokenizer}, with the built-in Llama 2 tokenizer where the checkpoint carries none. */
+    static LlamaTokenizer tokenizerOrLlama2(String option, Path checkpoint) throws IOException {
+        String name = tokenizerName(option, checkpoint);
+        return name.equals(LlamaTokenizer.BUILT_IN_NAME) ? LlamaTokenizer.llama2() : tokenizer(option, checkpoint);
+    }
+
+    /** What {@link #tokenizerOrLlama2} reads, for messages: the option, the checkpoint's file, or llama2. */
+    static String tokenizerName(String option, Path checkpoint) {
+        if (option != null) {
+            return option;
+        }
+        return TOKENIZER_FILES.stream().map(checkpoint::resolve).filter(Files::isRegularFile).findFirst().map(Path::toString)
+                .orElse(LlamaTokenizer.BUILT_IN_NAME);
+    }
+
     /** {@code --tokenizer} when given, else the checkpoint directory's tokenizer.json or tokenizer.model. */
     static LlamaTokenizer tokenizer(String option, Path checkpoint) throws IOException {
         if (option != null) {

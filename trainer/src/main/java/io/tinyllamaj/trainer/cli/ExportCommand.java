@@ -57,6 +57,7 @@ public final class ExportCommand implements Callable<Integer> {
             case "bf16", "bfloat16" -> SafeTensors.DType.BF16;
             default -> throw new IllegalArgumentException("--dtype: expected f32 or bf16, got '" + dtype + "'");
         };
+        requireOutsideTrainingCheckpoints(out);
         if (Files.isRegularFile(checkpoint)) {
             return exportLitGpt(type);
         }
@@ -81,6 +82,17 @@ public final class ExportCommand implements Callable<Integer> {
         }
         System.out.println("exported " + source + " (" + config.name() + ", " + type + ") to " + out);
         return 0;
+    }
+
+    /** A run's checkpoints/ folder belongs to its retention, which deletes old step directories whole, an export inside with them. */
+    private static void requireOutsideTrainingCheckpoints(Path out) {
+        for (Path p = out.toAbsolutePath().normalize(); p != null; p = p.getParent()) {
+            if (p.getFileName() != null && p.getFileName().toString().equals("checkpoints")
+                    && Files.isDirectory(p) && p.getParent() != null && Files.isRegularFile(p.getParent().resolve("config.yaml"))) {
+                throw new IllegalArgumentException("--out " + out + " lies in the run's " + p + ", whose old checkpoints are "
+                        + "deleted by retention (the export with them); choose a folder outside it");
+            }
+        }
     }
 
     /** Files of a Hugging Face directory that travel with its weights (the tokenizer and generation defaults). */

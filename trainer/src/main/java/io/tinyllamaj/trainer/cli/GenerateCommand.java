@@ -42,8 +42,9 @@ public final class GenerateCommand implements Callable<Integer> {
         String tokens;
     }
 
-    @Option(names = "--tokenizer", defaultValue = "llama2", paramLabel = "FILE|llama2",
-            description = "Tokenizer for text prompts (default: the built-in Llama 2 tokenizer).")
+    @Option(names = "--tokenizer", paramLabel = "FILE|llama2",
+            description = "Tokenizer for text prompts (default: the checkpoint's tokenizer.json or tokenizer.model, as eval "
+                    + "takes it, else the built-in Llama 2 tokenizer).")
     private String tokenizer;
 
     @Option(names = "--max-new-tokens", defaultValue = "64", description = "Tokens to generate, at most what the model's context leaves after the prompt (default: ${DEFAULT-VALUE}).")
@@ -74,7 +75,7 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--max-new-tokens must be positive, got " + maxNewTokens);
         }
         Sampler sampler = new Sampler(temperature, topK, topP, seed);
-        LlamaTokenizer text = prompt.text != null ? loadTokenizer(tokenizer) : null;
+        LlamaTokenizer text = prompt.text != null ? CheckpointModels.tokenizerOrLlama2(tokenizer, checkpoint) : null;
         int[] ids = text != null ? text.encode(prompt.text, true, false) : TokenList.parse("--prompt-tokens", prompt.tokens);
         LlamaModel model = HfCheckpoint.load(checkpoint, Backends.create(device));
         if (text != null) {
@@ -122,13 +123,9 @@ public final class GenerateCommand implements Callable<Integer> {
      */
     private int decodableIds(LlamaTokenizer text, int modelVocab) {
         if (text.vocabSize() > modelVocab) {
-            throw new IllegalArgumentException("the tokenizer " + tokenizer + " has " + text.vocabSize() + " pieces but the model's "
+            throw new IllegalArgumentException("the tokenizer " + CheckpointModels.tokenizerName(tokenizer, checkpoint) + " has " + text.vocabSize() + " pieces but the model's "
                     + "vocabulary has " + modelVocab + " ids: they do not belong together (pass the checkpoint's own tokenizer with --tokenizer)");
         }
         return text.vocabSize();
-    }
-
-    static LlamaTokenizer loadTokenizer(String name) throws IOException {
-        return LlamaTokenizer.open(name);
     }
 }

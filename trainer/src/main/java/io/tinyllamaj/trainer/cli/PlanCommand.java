@@ -79,8 +79,13 @@ public final class PlanCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--tokens-per-gpu-s must lie in [0.001, 1e12], got " + tokensPerGpuSecond);
         }
         Cluster machines = cluster(); // the flags' one-line refusals before the config is read
-        ConfigLoader.Loaded loaded = config != null ? ConfigLoader.load(config, overrides)
-                : ConfigLoader.parse("demo-cpu.yaml (built in)", ConfigLoader.demoYaml(), overrides);
+        List<String> settings = new ArrayList<>(overrides);
+        if (gpus != null) {
+            // the GPUs are the run's ranks: accumulation and the per-micro-batch schedule follow them, as in the run
+            settings.add("distributed.world_size=" + gpus);
+        }
+        ConfigLoader.Loaded loaded = config != null ? ConfigLoader.load(config, settings)
+                : ConfigLoader.parse("demo-cpu.yaml (built in)", ConfigLoader.demoYaml(), settings);
         if (machines == null) {
             print(loaded.config(), loaded.shape(), gpus != null ? gpus : loaded.shape().worldSize(), tokensPerGpuSecond, System.out);
             return 0;

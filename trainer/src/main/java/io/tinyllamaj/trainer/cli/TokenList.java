@@ -7,7 +7,7 @@ final class TokenList {
     }
 
     static int[] parse(String option, String text) {
-        String[] parts = text.trim().split("\\s*,\\s*");
+        String[] parts = text.trim().split("\\s*,\\s*", -1); // -1: a trailing empty entry is kept, and refused below
         int[] ids = new int[parts.length];
         for (int i = 0; i < parts.length; i++) {
             try {

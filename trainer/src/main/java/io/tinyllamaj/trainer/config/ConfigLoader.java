@@ -137,7 +137,15 @@ public final class ConfigLoader {
         } catch (JacksonException e) {
             throw new IllegalArgumentException(origin + ": " + e.getOriginalMessage(), e);
         }
-        return new Loaded(config, validate(config, origin));
+        Loaded loaded = new Loaded(config, validate(config, origin));
+        // saved as <run>/config.yaml and in every state.json, which a resume reads back under the same limit
+        int saved = toYaml(config).getBytes(StandardCharsets.UTF_8).length;
+        if (saved > ConfigText.MAX_LENGTH) {
+            throw new IllegalArgumentException(origin + (overrides.isEmpty() ? "" : " with its --set values") + ": the config comes to "
+                    + saved + " bytes written out; a config may be at most " + ConfigText.MAX_LENGTH + ", and a run saved past it "
+                    + "could not be resumed");
+        }
+        return loaded;
     }
 
     /** The config as YAML, every value shown (defaults included). */

@@ -38,6 +38,9 @@ final class ConfigText {
     // YAML 1.1's non-finite floats; the parser reports them as malformed numbers.
     private static final Pattern NON_FINITE = Pattern.compile("[-+]?\\.(inf|Inf|INF|nan|NaN|NAN)");
 
+    // YAML 1.1's octal integers: 0042 is 34, 010 is 8; a seed or a step count written so would change silently.
+    private static final Pattern LEADING_ZERO = Pattern.compile("[-+]?0[0-9_]+");
+
     // Empty values are YAML's null, as ~ is, so `data:` with nothing takes the section's defaults.
     private static final YAMLFactory YAML = YAMLFactory.builder()
             .enable(YAMLParser.Feature.EMPTY_STRING_AS_NULL)
@@ -141,6 +144,10 @@ final class ConfigText {
         String text = parser.getText();
         if (parser.isCurrentAlias()) {
             throw problem(key, "*" + text + " is an alias; a config spells every value out");
+        }
+        if (parser.currentToken() == JsonToken.VALUE_NUMBER_INT && LEADING_ZERO.matcher(text).matches()) {
+            throw problem(key, text + " has a leading zero, which YAML 1.1 reads as the octal " + parser.getNumberValue()
+                    + "; write the number without it");
         }
         if (parser.currentToken() == JsonToken.VALUE_NUMBER_FLOAT
                 && (NON_FINITE.matcher(text).matches() || !Double.isFinite(parser.getDoubleValue()))) {

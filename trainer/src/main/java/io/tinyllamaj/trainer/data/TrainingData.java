@@ -61,9 +61,17 @@ public final class TrainingData implements AutoCloseable {
     public static TrainingData open(TrainingConfig config, RunShape shape, int rank, PrintStream log) throws IOException {
         List<WeightedSource> sources = new ArrayList<>();
         List<TokenSource> opened = new ArrayList<>();
+        java.util.Map<String, String> sourceOf = new java.util.HashMap<>();
         try {
             for (TrainingConfig.Source source : config.data().sources()) {
                 Path location = ProjectPaths.resolveOutput(source.path());
+                // one folder as two sources would train on its data twice, each at its own weight
+                String identity = Files.exists(location) ? location.toRealPath().toString() : location.toAbsolutePath().normalize().toString();
+                String other = sourceOf.putIfAbsent(identity, source.name());
+                if (other != null) {
+                    throw new IllegalArgumentException("data sources " + other + " and " + source.name() + " both read " + identity
+                            + ": one source's data would be trained on twice");
+                }
                 TokenSource tokens = TokenSources.open(location.toString(), shape.model().vocabSize(), Verification.HEADERS);
                 opened.add(tokens);
                 sources.add(new WeightedSource(source.name(), tokens, source.weight()));

@@ -126,6 +126,14 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
                         + "%s); %,d tokens in all%n", shape.model().name(), shape.model().parameterCount(), shape.maxSteps(),
                 shape.tokensPerStep(), shape.microBatch(), shape.seqLen(), shape.accumulation(), shape.worldSize(),
                 strategy.name(), shape.maxSteps() * shape.tokensPerStep());
+        if (config.train().warmupSteps() >= shape.maxSteps()) {
+            log.printf(Locale.ROOT, "warning: train.warmup_steps %d is not below the run's %d steps: the LR never leaves warm-up "
+                    + "(it never reaches train.lr, nor decays to train.min_lr)%n", config.train().warmupSteps(), shape.maxSteps());
+        }
+        if (saved.isPresent() && config.train().startStep() != 0) {
+            log.printf(Locale.ROOT, "warning: train.start_step %d is ignored: a resumed run continues at its checkpoint's step %d%n",
+                    config.train().startStep(), saved.get().step());
+        }
         LlamaModel.requireFits(backend, shape.model()); // an absurd shape is refused before data is prepared
         TrainingTasks tasks = TrainingTasks.open(config, shape.model(), runDirectory, lead); // a bad task row too
         if (lead) {

@@ -145,7 +145,30 @@ public final class Trainer {
 
     /** Weights from a Hugging Face checkpoint; the optimizer starts fresh at train.start_step. */
     public void loadHuggingFace(Path directory) throws IOException {
+        // the directory's config.json is checked as score reads it, and must describe the recipe's model: its
+        // tensor shapes alone pass a different RoPE base, norm epsilon or tying, which train another model
+        LlamaConfig theirs = HfCheckpoint.readConfig(directory), ours = model.config();
+        List<String> differences = new ArrayList<>();
+        differ(differences, "vocab_size", theirs.vocabSize(), ours.vocabSize());
+        differ(differences, "hidden_size", theirs.dim(), ours.dim());
+        differ(differences, "num_hidden_layers", theirs.layers(), ours.layers());
+        differ(differences, "num_attention_heads", theirs.heads(), ours.heads());
+        differ(differences, "num_key_value_heads", theirs.kvHeads(), ours.kvHeads());
+        differ(differences, "intermediate_size", theirs.intermediate(), ours.intermediate());
+        differ(differences, "rms_norm_eps", theirs.normEps(), ours.normEps());
+        differ(differences, "rope_theta", theirs.ropeTheta(), ours.ropeTheta());
+        differ(differences, "tie_word_embeddings", theirs.tieEmbeddings(), ours.tieEmbeddings());
+        if (!differences.isEmpty()) {
+            throw new IllegalArgumentException("--init-from " + directory + ": its config.json describes another model than the "
+                    + "recipe's (" + String.join("; ", differences) + ")");
+        }
         HfCheckpoint.loadWeights(directory, model);
+    }
+
+    private static void differ(List<String> differences, String key, Object theirs, Object ours) {
+        if (!theirs.equals(ours)) {
+            differences.add(key + " " + theirs + " there, " + ours + " in the recipe");
+        }
     }
 
     /**

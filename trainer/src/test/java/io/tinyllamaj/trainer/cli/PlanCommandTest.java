@@ -35,7 +35,7 @@ class PlanCommandTest {
     @Test
     void theLongestRunIsPlannedExactly() {
         CliRun run = CliRun.of("plan", "--set", "train.max_steps=2147483647", "--set", "train.warmup_steps=2147483647",
-                "--gpus", "2147483647", "--tokens-per-gpu-s", "1e12", "--set", "train.lr_schedule=per_micro_batch");
+                "--tokens-per-gpu-s", "1e12", "--set", "train.lr_schedule=per_micro_batch");
         assertEquals(0, run.exitCode(), run.err());
         // 2147483647 steps x 2048 tokens = 4398046509056 tokens
         assertTrue(run.out().contains("length       2,147,483,647 steps (from step 0), 4,398,046,509,056 tokens (4.398 T)"), run.out());
