@@ -39,6 +39,27 @@ class RunInputsTest {
     }
 
     @Test
+    void aTokenizerOtherThanTheShardsWasPreparedWithIsRefused() throws Exception {
+        Path jsonl = Files.writeString(dir.resolve("docs.jsonl"), "{\"text\": \"Once upon a time there was a test.\"}\n".repeat(40));
+        Path prepared = dir.resolve("prepared");
+        var prepare = io.tinyllamaj.trainer.cli.CliRun.of("prepare", "--source", "jsonl", "--input", jsonl.toString(),
+                "--tokenizer", "llama2", "--out", prepared.toString());
+        assertEquals(0, prepare.exitCode(), prepare.err());
+        Path recipe = TestRuns.writeRecipe(dir, "demo-9m", 32000, 16, 2, 4, 2, "");
+        assertEquals(Trainer.Outcome.FINISHED, TestRuns.pretrain(recipe, dir.resolve("run-same"), null,
+                "data.sources.0.path=" + prepared));
+        // the shards say another tokenizer made them: eval tasks and missing sources would be tokenized otherwise
+        Path manifest = prepared.resolve("manifest.json");
+        String text = Files.readString(manifest);
+        String recorded = new com.fasterxml.jackson.databind.ObjectMapper().readTree(text).get("tokenizer").asText();
+        Files.writeString(manifest, text.replace(recorded, "0".repeat(recorded.length())));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TestRuns.pretrain(recipe,
+                dir.resolve("run-other"), null, "data.sources.0.path=" + prepared));
+        assertEquals("data.tokenizer llama2 is not the tokenizer " + prepared + " was prepared with (its manifest records checksum "
+                + "0".repeat(recorded.length()) + ", data.tokenizer's is " + recorded + ")", e.getMessage());
+    }
+
+    @Test
     void initFromADirectoryWhoseConfigDescribesAnotherModelIsRefused() throws Exception {
         Path recipe = TestRuns.writeRecipe(dir, "test-tiny", 61, 16, 2, 4, 4, "");
         LlamaConfig tiny = LlamaConfig.preset("test-tiny");

@@ -76,12 +76,43 @@ public final class TrainingData implements AutoCloseable {
                 opened.add(tokens);
                 sources.add(new WeightedSource(source.name(), tokens, source.weight()));
             }
+            requireTokenizerOfTheShards(config);
             MixtureSampler sampler = new MixtureSampler(sources, shape.seqLen(), config.train().seed(), rank,
                     shape.worldSize(), config.data().valBlocks(), config.data().shuffle());
             return new TrainingData(opened, sampler);
         } catch (IOException | RuntimeException e) {
             opened.forEach(TokenSource::close);
             throw e;
+        }
+    }
+
+    /**
+     * data.tokenizer must be the one the prepared shards were made with (their manifest records
+     * its checksum): it prepares the missing sources and tokenizes the eval tasks, which would
+     * otherwise read text as other ids than training did. A path that is not a tokenizer is
+     * refused even where no shard records one (lit-gpt .bin chunks).
+     */
+    private static void requireTokenizerOfTheShards(TrainingConfig config) throws IOException {
+        String name = config.data().tokenizer();
+        List<Path> prepared = new ArrayList<>();
+        for (TrainingConfig.Source source : config.data().sources()) {
+            Path location = ProjectPaths.resolveOutput(source.path());
+            if (Files.isRegularFile(location.resolve(ShardManifest.FILE_NAME))) {
+                prepared.add(location);
+            }
+        }
+        if (prepared.isEmpty() && name.equals(LlamaTokenizer.BUILT_IN_NAME)) {
+            return;
+        }
+        LlamaTokenizer tokenizer = name.equals(LlamaTokenizer.BUILT_IN_NAME) ? LlamaTokenizer.llama2()
+                : LlamaTokenizer.load(ProjectPaths.resolveOutput(name));
+        for (Path location : prepared) {
+            String recorded = ShardManifest.read(location).tokenizer();
+            if (!tokenizer.checksum().equals(recorded)) {
+                throw new IllegalArgumentException("data.tokenizer " + name + " is not the tokenizer " + location
+                        + " was prepared with (its manifest records checksum " + recorded + ", data.tokenizer's is "
+                        + tokenizer.checksum() + ")");
+            }
         }
     }
 
