@@ -214,6 +214,16 @@ class CheckpointDamageTest extends ReferenceRunBase {
     }
 
     @Test
+    void aResumePastTheRunsStepsSaysThereIsNothingToTrain() throws Exception {
+        Path run = copyOfReference();
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        TestRuns.pretrain(recipe, run, "auto", StopSignal.none(), Trainer.Hooks.NONE, log, "train.max_steps=8");
+        String text = log.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("warning: the checkpoint is at step 12, at or past the run's 8 steps: nothing to train "
+                + "(raise train.max_steps to continue)"), text);
+    }
+
+    @Test
     void aResumeDirectoryThatIsNeitherARunNorACheckpointIsNamed() throws Exception {
         for (String given : List.of("/", dir.toString())) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

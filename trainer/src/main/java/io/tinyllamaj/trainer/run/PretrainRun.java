@@ -130,6 +130,10 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
             log.printf(Locale.ROOT, "warning: train.warmup_steps %d is not below the run's %d steps: the LR never leaves warm-up "
                     + "(it never reaches train.lr, nor decays to train.min_lr)%n", config.train().warmupSteps(), shape.maxSteps());
         }
+        if (saved.isPresent() && saved.get().step() >= shape.maxSteps()) {
+            log.printf(Locale.ROOT, "warning: the checkpoint is at step %d, at or past the run's %d steps: nothing to train "
+                    + "(raise train.max_steps to continue)%n", saved.get().step(), shape.maxSteps());
+        }
         if (saved.isPresent() && config.train().startStep() != 0) {
             log.printf(Locale.ROOT, "warning: train.start_step %d is ignored: a resumed run continues at its checkpoint's step %d%n",
                     config.train().startStep(), saved.get().step());
