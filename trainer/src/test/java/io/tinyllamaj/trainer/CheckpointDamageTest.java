@@ -224,6 +224,23 @@ class CheckpointDamageTest extends ReferenceRunBase {
     }
 
     @Test
+    void aFileInPlaceOfCheckpointsIsRefusedBeforeAnyStepRuns() throws Exception {
+        Path run = Files.createDirectories(dir.resolve("fresh"));
+        Files.writeString(run.resolve("checkpoints"), "not a folder");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TestRuns.pretrain(recipe, run, null));
+        assertEquals(run.resolve("checkpoints") + " is a file where the run keeps its checkpoints; move it away", e.getMessage());
+        assertFalse(Files.exists(run.resolve("metrics.jsonl")), "no step ran");
+    }
+
+    @Test
+    void aResumeOfADirectoryThatDoesNotExistSaysSo() {
+        Path missing = dir.resolve("nonexistent");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TestRuns.pretrain(recipe, dir.resolve("out"), missing.toString()));
+        assertEquals("--resume " + missing + ": no such checkpoint or run directory", e.getMessage());
+    }
+
+    @Test
     void aResumeDirectoryThatIsNeitherARunNorACheckpointIsNamed() throws Exception {
         for (String given : List.of("/", dir.toString())) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

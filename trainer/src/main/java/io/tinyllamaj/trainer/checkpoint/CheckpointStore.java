@@ -369,8 +369,15 @@ public final class CheckpointStore {
         return Long.parseLong(matcher.group(1));
     }
 
-    /** {@code latest} is replaced by a rename at every checkpoint, which a directory in its place would refuse. */
-    public void requireReplaceableLatest() {
+    /**
+     * What the first checkpoint write would trip over, named before any step runs: a file where
+     * checkpoints/ goes, and a directory in place of {@code latest}, which a rename replaces at
+     * every checkpoint.
+     */
+    public void requireWritable() {
+        if (Files.exists(directory) && !Files.isDirectory(directory)) {
+            throw new IllegalArgumentException(directory + " is a file where the run keeps its checkpoints; move it away");
+        }
         if (Files.isDirectory(directory.resolve(LATEST), LinkOption.NOFOLLOW_LINKS)) {
             throw new IllegalArgumentException(directory.resolve(LATEST) + " is a directory where the run keeps a one-line pointer "
                     + "file; move it away");

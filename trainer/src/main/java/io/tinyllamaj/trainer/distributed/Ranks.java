@@ -1,6 +1,7 @@
 package io.tinyllamaj.trainer.distributed;
 
 import io.tinyllamaj.kernels.mpi.Mpi;
+import io.tinyllamaj.trainer.FailureMessages;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -42,7 +43,7 @@ final class Ranks implements AutoCloseable {
     }
 
     void abort(Throwable cause) {
-        err.println("rank " + world.rank() + " of " + world.size() + " failed: " + cause + (mpi != null ? "; aborting all ranks" : ""));
+        err.println("rank " + world.rank() + " of " + world.size() + " failed: " + FailureMessages.describe(cause) + (mpi != null ? "; aborting all ranks" : ""));
         err.flush();
         if (mpi != null && mpi.active()) {
             mpi.abort(mpi.world(), 1);

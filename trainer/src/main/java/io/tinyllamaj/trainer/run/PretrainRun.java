@@ -111,7 +111,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         boolean lead = strategy.rank() == 0;
         CheckpointStore checkpoints = new CheckpointStore(runDirectory, disk);
         if (lead) {
-            checkpoints.requireReplaceableLatest(); // else the first checkpoint write fails, after its steps have run
+            checkpoints.requireWritable(); // else the first checkpoint write fails, after its steps have run
         }
         Optional<Path> checkpoint = agreeOnCheckpoint(runDirectory, checkpoints, strategy, log);
         Optional<TrainState> saved = checkpoint.isPresent() ? Optional.of(TrainState.read(checkpoint.get())) : Optional.empty();
@@ -252,6 +252,9 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
     }
 
     private ConfigLoader.Loaded loadConfig(Path runDirectory) {
+        if (resume != null && !resume.equals("auto") && !Files.isDirectory(Path.of(resume))) {
+            throw new IllegalArgumentException("--resume " + resume + ": no such checkpoint or run directory");
+        }
         if (config != null) {
             return ConfigLoader.load(config, overrides);
         }
@@ -314,7 +317,7 @@ public record PretrainRun(Path config, List<String> overrides, Path out, String 
         try {
             log.println("plots: " + io.tinyllamaj.trainer.plot.Charts.write(runDirectory).getFirst().getParent());
         } catch (IOException | RuntimeException | LinkageError e) {
-            log.println("plots skipped (" + e + "); run 'tinyllama plot " + runDirectory + "' elsewhere");
+            log.println("plots skipped (" + io.tinyllamaj.trainer.FailureMessages.describe(e) + "); run 'tinyllama plot " + runDirectory + "' elsewhere");
         }
     }
 }

@@ -45,8 +45,8 @@ class MainTest {
     @Test
     void controlCharactersFromAFilesTextCannotBreakTheLineOrDriveTheTerminal() {
         assertEquals("tokenizer.json: piece \"a\\u001b[2Jb\\u0000\" at line 2",
-                Main.describe(new java.io.IOException("tokenizer.json: piece \"a\u001b[2Jb\u0000\" at line 2")));
-        assertEquals("a b c", Main.describe(new IllegalArgumentException("a\nb\tc")));
+                io.tinyllamaj.trainer.FailureMessages.describe(new java.io.IOException("tokenizer.json: piece \"a\u001b[2Jb\u0000\" at line 2")));
+        assertEquals("a b c", io.tinyllamaj.trainer.FailureMessages.describe(new IllegalArgumentException("a\nb\tc")));
     }
 
     @Test
@@ -89,10 +89,10 @@ class MainTest {
 
     @Test
     void fileErrorsThatNameOnlyTheFileGetTheirReason() {
-        assertEquals("/data/x.jsonl: permission denied", Main.describe(new AccessDeniedException("/data/x.jsonl")));
+        assertEquals("/data/x.jsonl: permission denied", io.tinyllamaj.trainer.FailureMessages.describe(new AccessDeniedException("/data/x.jsonl")));
         assertEquals("/data/y: no such file or directory",
-                Main.describe(new UncheckedIOException(new NoSuchFileException("/data/y"))));
-        assertEquals("creating /data failed: disk full", Main.describe(new UncheckedIOException(
+                io.tinyllamaj.trainer.FailureMessages.describe(new UncheckedIOException(new NoSuchFileException("/data/y"))));
+        assertEquals("creating /data failed: disk full", io.tinyllamaj.trainer.FailureMessages.describe(new UncheckedIOException(
                 new java.io.IOException("creating /data failed: disk full"))));
     }
 }
