@@ -1,12 +1,16 @@
 package io.tinyllamaj.trainer.distributed;
 
 import io.tinyllamaj.kernels.Tensor;
+import sun.misc.Signal;
+import sun.misc.SignalHandler;
 
 import java.io.PrintStream;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.Deque;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.function.Supplier;
 
 /**
@@ -14,8 +18,8 @@ import java.util.function.Supplier;
  * a collective that has not returned within {@code timeout} makes this process print which
  * collective it was (its group, size, how many came before, the last few completed) and exit
  * with {@link #EXIT_CODE}. mpirun then ends the other ranks. A rank that dies is already
- * caught by Open MPI, which terminates the job; the shutdown hook here names the collective
- * this rank was in when that happened.
+ * caught by Open MPI, which terminates the job; the shutdown hook and a SIGTERM/SIGINT handler
+ * (wrapping the one installed before) name the collective this rank was in when that happened.
  *
  * <p>The watchdog thread never calls MPI or NCCL (the library runs at MPI_THREAD_FUNNELED, and
  * a hung library may hold its locks); it only prints and halts. That works because the
@@ -40,6 +44,7 @@ public final class Watchdog implements AutoCloseable {
     private final Thread thread;
     private final Thread shutdownHook;
     private final Deque<String> history = new ArrayDeque<>();
+    private final Map<Signal, SignalHandler> replaced = new LinkedHashMap<>();
     private volatile Call current;
     private volatile boolean closed;
     private long sequence;
@@ -55,6 +60,37 @@ public final class Watchdog implements AutoCloseable {
         this.shutdownHook = Thread.ofPlatform().unstarted(this::reportAtShutdown);
         thread.start();
         Runtime.getRuntime().addShutdownHook(shutdownHook);
+        // mpirun ends the survivors of a dead rank with SIGTERM, then SIGKILL. The run's own SIGTERM handler
+        // (a stop request) keeps the JVM from shutting down, so the hook above never runs for them: the
+        // collective a signal lands in is named here, before the handler it wraps runs.
+        for (String name : new String[] {"TERM", "INT"}) {
+            try {
+                Signal signal = new Signal(name);
+                SignalHandler[] previous = new SignalHandler[1];
+                previous[0] = Signal.handle(signal, s -> {
+                    reportSignal("SIG" + s.getName());
+                    if (previous[0] != SignalHandler.SIG_IGN && previous[0] != SignalHandler.SIG_DFL) {
+                        previous[0].handle(s);
+                    } else if (previous[0] == SignalHandler.SIG_DFL) {
+                        System.exit(128 + s.getNumber()); // the default action, through the JVM's shutdown (and the hook)
+                    }
+                });
+                replaced.put(signal, previous[0]);
+            } catch (IllegalArgumentException unavailable) {
+                // -Xrs, or a platform without this signal
+            }
+        }
+    }
+
+    /** Names the collective this rank is inside when {@code signal} arrives, if any. */
+    void reportSignal(String signal) {
+        Call call = current;
+        if (call != null && !closed) {
+            err.printf(Locale.ROOT, "rank %d: %s inside collective %s after %.1f s (another rank failed?). "
+                            + "Last completed collectives: %s%n",
+                    worldRank, signal, call.describe(), (System.nanoTime() - call.startNanos()) / 1e9, recent());
+            err.flush();
+        }
     }
 
     /** Wraps a group's collectives so each call is watched; {@code group} names it in reports ("world", "node"). */
@@ -116,6 +152,7 @@ public final class Watchdog implements AutoCloseable {
     public void close() {
         closed = true;
         thread.interrupt();
+        replaced.forEach(Signal::handle);
         try {
             Runtime.getRuntime().removeShutdownHook(shutdownHook);
         } catch (IllegalStateException shuttingDown) {
