@@ -7,7 +7,9 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.nio.file.PathMatcher;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.PatternSyntaxException;
 import java.util.stream.Stream;
@@ -43,7 +45,7 @@ public final class InputFiles {
             files.addAll(matched);
         }
         List<Path> distinct = new ArrayList<>();
-        java.util.Set<Path> seen = new java.util.HashSet<>();
+        Set<Path> seen = new HashSet<>();
         for (Path file : files) {
             if (seen.add(file.toRealPath())) {
                 distinct.add(file);

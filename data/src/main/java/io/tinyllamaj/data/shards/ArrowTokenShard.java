@@ -255,7 +255,7 @@ public final class ArrowTokenShard extends MappedShard {
             }
             batch = (RecordBatch) message.getMessage().header(new RecordBatch());
         } catch (RuntimeException e) {
-            throw new InvalidShardException(file, where + " is unreadable (" + e + ")");
+            throw new InvalidShardException(file, where + " is unreadable (" + e.getMessage() + ")");
         }
         if (batch.compression() != null) {
             throw new InvalidShardException(file, "compressed record batches are not supported");

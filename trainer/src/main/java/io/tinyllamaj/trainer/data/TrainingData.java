@@ -22,7 +22,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Opens a config's data sources and the mixture sampler over them. A source with a
@@ -61,7 +63,7 @@ public final class TrainingData implements AutoCloseable {
     public static TrainingData open(TrainingConfig config, RunShape shape, int rank, PrintStream log) throws IOException {
         List<WeightedSource> sources = new ArrayList<>();
         List<TokenSource> opened = new ArrayList<>();
-        java.util.Map<String, String> sourceOf = new java.util.HashMap<>();
+        Map<String, String> sourceOf = new HashMap<>();
         try {
             for (TrainingConfig.Source source : config.data().sources()) {
                 Path location = ProjectPaths.resolveOutput(source.path());
